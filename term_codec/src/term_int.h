@@ -1,0 +1,189 @@
+/* Internal layout of boxed terms, shared by the files of term_codec (not a public API). */
+#ifndef GIRDER_TERM_INT_H
+#define GIRDER_TERM_INT_H
+
+#include <girder/term.h>
+#include <stdatomic.h>
+#include <string.h>
+
+/*
+** Every boxed term starts with a 16-byte header. A box is either standalone (its own
+** reference count in rc) or a member of a block (BOXF_INBLOCK): one allocation made by the
+** decoder that holds a whole term, whose members point only inside the block or at
+** immediates. References to any member count on the block, so freeing a decoded message is
+** one free() however large it is.
+*/
+enum {
+    BOX_BIG = 1, /* n limbs, BOXF_NEG */
+    BOX_FLOAT,
+    BOX_TUPLE, /* n elements */
+    BOX_CONS,
+    BOX_MAP, /* n entries: keys[n] then values[n], keys sorted by exact order */
+    BOX_BIN, /* bitstring; data either inline, in a block, or owned by `owner` */
+    BOX_RAW, /* adopted byte buffer backing BOX_BINs */
+    BOX_PID,
+    BOX_PORT,
+    BOX_REF,  /* aux = number of words */
+    BOX_FUN,  /* local fun */
+    BOX_EXPORT,
+    BOX_BLOCK /* decoder block header */
+};
+
+enum { BOXF_INBLOCK = 1, BOXF_NEG = 2, BOXF_OLDFUN = 4 };
+
+typedef struct term_box {
+    _Atomic uint32_t rc; /* standalone: references; in block: unused */
+    uint32_t boff;       /* in block: offset of this box from the block start, in 8 bytes */
+    uint8_t type;
+    uint8_t flags;
+    uint16_t aux;
+    uint32_t n;
+} term_box;
+
+typedef struct {
+    term_box h;
+    uint64_t limbs[];
+} box_big;
+typedef struct {
+    term_box h;
+    double d;
+} box_float;
+typedef struct {
+    term_box h;
+    term_t e[];
+} box_tuple;
+typedef struct {
+    term_box h;
+    term_t hd, tl;
+} box_cons;
+typedef struct {
+    term_box h;
+    term_t kv[]; /* keys[0..n) then values[0..n) */
+} box_map;
+typedef struct {
+    term_box h; /* aux = bit offset (0..7) of the first bit within data[0] */
+    uint64_t nbits;
+    const uint8_t *data;
+    term_t owner; /* TERM_NONE when data lives in this box or its block */
+    uint8_t inl[];
+} box_bin;
+typedef struct {
+    term_box h;
+    uint64_t size;
+    uint8_t *data;
+} box_raw;
+typedef struct {
+    term_box h;
+    term_t node;
+    uint32_t id, serial, creation;
+} box_pid;
+typedef struct {
+    term_box h;
+    term_t node;
+    uint64_t id;
+    uint32_t creation;
+} box_port;
+typedef struct {
+    term_box h; /* aux = nwords */
+    term_t node;
+    uint32_t creation;
+    uint32_t words[5];
+} box_ref;
+typedef struct {
+    term_box h; /* n = number of free variables; BOXF_OLDFUN for FUN_EXT */
+    term_t module, old_index, old_uniq, pid;
+    uint32_t arity, index;
+    uint8_t uniq[16];
+    term_t free[];
+} box_fun;
+typedef struct {
+    term_box h;
+    term_t module, function;
+    uint32_t arity;
+} box_export;
+typedef struct {
+    term_box h; /* rc counts references to any member */
+    size_t size;
+} box_block;
+
+static inline term_box *term__box(term_t t)
+{
+    return (term_box *)(uintptr_t)t;
+}
+static inline term_t term__from_box(const void *b)
+{
+    return (term_t)(uintptr_t)b;
+}
+static inline int term__box_type(term_t t)
+{
+    return term_is_boxed(t) ? term__box(t)->type : 0;
+}
+static inline term_t term__make_atom(uint32_t index)
+{
+    return ((term_t)index << 3) | 2;
+}
+
+/* Allocation through the hook (term_set_allocator). */
+void *term__alloc(size_t n);
+void *term__realloc(void *p, size_t old, size_t n);
+void term__dealloc(void *p, size_t n);
+
+/* A fresh standalone box of `size` bytes with rc 1. */
+void *term__new_box(int type, size_t size);
+/* Size in bytes of a box (for freeing and memory accounting). */
+size_t term__box_size(const term_box *b);
+
+/* Bignums: magnitude in 64-bit limbs, least significant first, normalised (top limb != 0).
+** term__int_from_limbs() returns a small integer when the value fits. */
+term_t term__int_from_limbs(bool neg, const uint64_t *limbs, size_t n);
+/* Decimal text of an integer into out (base 2..36). */
+int term__int_to_text(term_t t, unsigned base, etf_buf *out);
+/* Integer from digits in base 2..36 (no sign, no separators); TERM_NONE on error. */
+term_t term__int_from_text(bool neg, const char *digits, size_t len, unsigned base);
+/* Compares integer a (small or big) with double d exactly: <0, 0, >0. */
+int term__cmp_int_float(term_t a, double d);
+int term__cmp_int_int(term_t a, term_t b);
+
+/* Atom internals: the UTF-8 name and its byte length. */
+const char *term__atom_name(uint32_t index, size_t *len);
+bool term__atom_is_latin1(uint32_t index);
+/* Validates UTF-8 and counts code points; false if invalid. */
+bool term__utf8_count(const uint8_t *s, size_t len, size_t *chars);
+/* Appends latin-1 bytes converted to UTF-8 into buf (2*len bytes room). Returns length. */
+size_t term__latin1_to_utf8(const uint8_t *s, size_t len, char *buf);
+
+/* Buffer helpers. */
+static inline int term__buf_put(etf_buf *b, const void *p, size_t n)
+{
+    if (b->cap - b->len < n && etf_buf_reserve(b, n) != 0) return TERM_ENOMEM;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+int term__buf_printf(etf_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A growable stack of words used by every traversal so that nesting never uses the C stack. */
+typedef struct term__stack {
+    uintptr_t *v;
+    size_t n, cap;
+    uintptr_t small[64];
+} term__stack;
+static inline void term__stack_init(term__stack *s)
+{
+    s->v = s->small;
+    s->n = 0;
+    s->cap = 64;
+}
+int term__stack_grow(term__stack *s);
+static inline int term__stack_push(term__stack *s, uintptr_t x)
+{
+    if (s->n == s->cap && term__stack_grow(s) != 0) return TERM_ENOMEM;
+    s->v[s->n++] = x;
+    return 0;
+}
+static inline void term__stack_free(term__stack *s)
+{
+    if (s->v != s->small) term__dealloc(s->v, s->cap * sizeof(uintptr_t));
+}
+
+#endif
