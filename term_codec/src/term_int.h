@@ -23,8 +23,8 @@ enum {
     BOX_RAW, /* adopted byte buffer backing BOX_BINs */
     BOX_PID,
     BOX_PORT,
-    BOX_REF,  /* aux = number of words */
-    BOX_FUN,  /* local fun */
+    BOX_REF, /* aux = number of words */
+    BOX_FUN, /* local fun */
     BOX_EXPORT,
     BOX_BLOCK /* decoder block header */
 };
@@ -132,6 +132,9 @@ void term__dealloc(void *p, size_t n);
 void *term__new_box(int type, size_t size);
 /* Size in bytes of a box (for freeing and memory accounting). */
 size_t term__box_size(const term_box *b);
+
+/* Sorts parallel key/value arrays by exact term order (stable). */
+void term__map_sort(term_t *keys, term_t *vals, size_t n);
 
 /* Bignums: magnitude in 64-bit limbs, least significant first, normalised (top limb != 0).
 ** term__int_from_limbs() returns a small integer when the value fits. */

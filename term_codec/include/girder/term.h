@@ -30,27 +30,27 @@ typedef uint64_t term_t;
 /* ---------------------------------------------------------------- error codes */
 
 /* Every fallible call returns 0 or one of these (negative) codes. */
-#define TERM_ERRNO_MAP(XX)                                                                         \
-    XX(ENOMEM, "out of memory")                                                                    \
-    XX(EINVAL, "invalid argument")                                                                 \
-    XX(ETRUNC, "input ends too early")                                                             \
-    XX(EVERSION, "missing or wrong version byte (131)")                                            \
-    XX(ETAG, "unknown or unsupported tag")                                                         \
-    XX(EATOM, "invalid atom (too long, bad UTF-8 or bad length)")                                  \
-    XX(EATOMLIMIT, "atom table full or new-atom budget exceeded")                                  \
-    XX(EUTF8, "invalid UTF-8")                                                                     \
-    XX(EBIG, "integer too large")                                                                  \
-    XX(EFLOAT, "invalid float (NaN, infinity or unparsable)")                                      \
-    XX(ESIZE, "size field inconsistent or too large")                                              \
-    XX(EZLIB, "compressed data invalid or size mismatch")                                          \
-    XX(EBITS, "invalid bit count")                                                                 \
-    XX(EDUPKEY, "duplicate map key")                                                               \
-    XX(ECACHE, "atom cache reference without cache entry")                                         \
-    XX(ETRAILING, "trailing bytes after the term")                                                 \
-    XX(ESYNTAX, "syntax error")                                                                    \
-    XX(ENOTSUP, "not supported")                                                                   \
-    XX(EDEPTH, "nesting too deep")                                                                 \
-    XX(ETYPE, "wrong term type")                                                                   \
+#define TERM_ERRNO_MAP(XX)                                        \
+    XX(ENOMEM, "out of memory")                                   \
+    XX(EINVAL, "invalid argument")                                \
+    XX(ETRUNC, "input ends too early")                            \
+    XX(EVERSION, "missing or wrong version byte (131)")           \
+    XX(ETAG, "unknown or unsupported tag")                        \
+    XX(EATOM, "invalid atom (too long, bad UTF-8 or bad length)") \
+    XX(EATOMLIMIT, "atom table full or new-atom budget exceeded") \
+    XX(EUTF8, "invalid UTF-8")                                    \
+    XX(EBIG, "integer too large")                                 \
+    XX(EFLOAT, "invalid float (NaN, infinity or unparsable)")     \
+    XX(ESIZE, "size field inconsistent or too large")             \
+    XX(EZLIB, "compressed data invalid or size mismatch")         \
+    XX(EBITS, "invalid bit count")                                \
+    XX(EDUPKEY, "duplicate map key")                              \
+    XX(ECACHE, "atom cache reference without cache entry")        \
+    XX(ETRAILING, "trailing bytes after the term")                \
+    XX(ESYNTAX, "syntax error")                                   \
+    XX(ENOTSUP, "not supported")                                  \
+    XX(EDEPTH, "nesting too deep")                                \
+    XX(ETYPE, "wrong term type")                                  \
     XX(ERANGE, "value out of range")
 
 enum {
@@ -85,12 +85,12 @@ typedef enum term_type {
     TERM_T_TUPLE,
     TERM_T_MAP,
     TERM_T_NIL,
-    TERM_T_LIST, /* a cons cell */
+    TERM_T_LIST,     /* a cons cell */
     TERM_T_BITSTRING /* binaries are bitstrings whose bit size is a multiple of 8 */
 } term_type;
 
 #define TERM_NONE ((term_t)0)
-#define TERM_NIL ((term_t)0x6)
+#define TERM_NIL  ((term_t)0x6)
 
 term_type term_typeof(term_t t);
 const char *term_type_name(term_type ty);
@@ -153,7 +153,7 @@ void term_atom_set_limit(size_t max_atoms);
 /* Common atoms, interned at first use of the library. */
 extern term_t TERM_ATOM_TRUE, TERM_ATOM_FALSE, TERM_ATOM_OK, TERM_ATOM_ERROR, TERM_ATOM_UNDEFINED;
 extern term_t TERM_ATOM_NONODE; /* 'nonode@nohost' */
-void term_init(void);            /* idempotent; called by every constructor that needs it */
+void term_init(void);           /* idempotent; called by every constructor that needs it */
 
 /* ---------------------------------------------------------------- numbers */
 
@@ -272,19 +272,19 @@ int term_ref_get(term_t t, term_ref_info *out);
 
 /* Funs cannot run here; they are carried opaquely and round-trip exactly. */
 typedef struct term_fun_info {
-    bool is_export;       /* fun M:F/A (EXPORT_EXT) */
-    term_t module;        /* atom */
-    term_t function;      /* export: atom */
-    uint32_t arity;       /* 0..255 */
+    bool is_export;  /* fun M:F/A (EXPORT_EXT) */
+    term_t module;   /* atom */
+    term_t function; /* export: atom */
+    uint32_t arity;  /* 0..255 */
     /* local funs (NEW_FUN_EXT; FUN_EXT when old_form): */
     bool old_form;
-    uint8_t uniq[16];     /* md5 of the module */
+    uint8_t uniq[16]; /* md5 of the module */
     uint32_t index;
-    term_t old_index;     /* integer */
-    term_t old_uniq;      /* integer */
-    term_t pid;           /* creator pid */
+    term_t old_index; /* integer */
+    term_t old_uniq;  /* integer */
+    term_t pid;       /* creator pid */
     size_t nfree;
-    const term_t *free;   /* borrowed free variables */
+    const term_t *free; /* borrowed free variables */
 } term_fun_info;
 term_t term_export_fun(term_t module, term_t function, uint32_t arity); /* atoms borrowed */
 /* Builds a local fun; info's terms and free variables are borrowed (dup'ed inside). */
@@ -305,7 +305,7 @@ bool term_equal_arith(term_t a, term_t b); /* == */
 /* A hash consistent with term_equal(). */
 uint64_t term_hash(term_t t);
 
-/* Bytes of memory the term holds on its own (shared binaries counted once per call). */
+/* Bytes of memory reachable from the term (storage shared by several parts counted each time). */
 size_t term_memory(term_t t);
 
 /* ---------------------------------------------------------------- external term format */
@@ -357,13 +357,13 @@ long long etf_encoded_size(term_t t, unsigned flags);
 
 /* A node context for text: pids/ports/refs of this node print and parse as <0.ID.SERIAL>. */
 typedef struct term_text_ctx {
-    term_t node;       /* atom; TERM_NONE means none is local */
+    term_t node; /* atom; TERM_NONE means none is local */
     uint32_t creation;
 } term_text_ctx;
 
 enum {
-    TERM_PRINT_W = 0, /* like io:format("~w"): lists as lists, binaries as bytes */
-    TERM_PRINT_P = 1, /* like ~p on one line: printable lists as "strings", <<"text">> */
+    TERM_PRINT_W = 0,       /* like io:format("~w"): lists as lists, binaries as bytes */
+    TERM_PRINT_P = 1,       /* like ~p on one line: printable lists as "strings", <<"text">> */
     TERM_PRINT_EXPLICIT = 2 /* pids/ports/refs/funs always in the explicit node-carrying form */
 };
 
@@ -374,8 +374,8 @@ char *term_to_string(term_t t, unsigned flags);
 
 typedef struct term_parse_error {
     int code;
-    size_t offset;   /* byte offset in the text */
-    char what[96];   /* short description, e.g. "expected ',' or '}'" */
+    size_t offset; /* byte offset in the text */
+    char what[96]; /* short description, e.g. "expected ',' or '}'" */
 } term_parse_error;
 
 /* Parses one term written in Erlang syntax (a trailing '.' and whitespace are allowed).

@@ -1,0 +1,207 @@
+/* The node-global atom table: lock-free lookups, inserts under one mutex, never freed. */
+#include "term_int.h"
+
+#include <pthread.h>
+
+/*
+** Atoms live in chunks that never move, indexed by atom number; a fixed open-addressing hash
+** table (sized for the limit, zero pages untouched until used) maps names to numbers. Readers
+** load a slot with acquire order and then read the entry it publishes; writers hold `lock`.
+*/
+typedef struct atom_entry {
+    uint32_t len;
+    uint32_t hash;
+    bool latin1; /* every code point < 256: encodable as ATOM_EXT */
+    char name[];
+} atom_entry;
+
+#define CHUNK_BITS 12
+#define CHUNK_SIZE (1u << CHUNK_BITS)
+#define MAX_CHUNKS 4096 /* 16M atoms at most, whatever the limit says */
+
+static _Atomic(atom_entry *) *chunks[MAX_CHUNKS];
+static _Atomic uint32_t *slots; /* atom index + 1, or 0 */
+static size_t slot_mask;
+static _Atomic size_t natoms;
+static size_t atom_limit = 1048576;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+term_t TERM_ATOM_TRUE, TERM_ATOM_FALSE, TERM_ATOM_OK, TERM_ATOM_ERROR, TERM_ATOM_UNDEFINED,
+    TERM_ATOM_NONODE;
+
+static uint32_t hash_name(const char *s, size_t len)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)s[i]) * 16777619u;
+    return h;
+}
+
+/* The hash table is sized once for SLOTS_CAP/2 atoms: the limit can move up to that. */
+#define SLOTS_CAP ((size_t)1 << 22)
+
+void term_atom_set_limit(size_t max_atoms)
+{
+    pthread_mutex_lock(&lock);
+    if (max_atoms > SLOTS_CAP / 2) max_atoms = SLOTS_CAP / 2;
+    if (max_atoms > 0) atom_limit = max_atoms;
+    pthread_mutex_unlock(&lock);
+}
+
+static atom_entry *entry_at(uint32_t index)
+{
+    _Atomic(atom_entry *) *c = chunks[index >> CHUNK_BITS];
+    return atomic_load_explicit(&c[index & (CHUNK_SIZE - 1)], memory_order_acquire);
+}
+
+/* Finds name; returns the index or -1. Safe without the lock. */
+static long lookup(const char *s, size_t len, uint32_t h)
+{
+    if (!slots) return -1;
+    for (size_t i = h & slot_mask;; i = (i + 1) & slot_mask) {
+        uint32_t v = atomic_load_explicit(&slots[i], memory_order_acquire);
+        if (v == 0) return -1;
+        atom_entry *e = entry_at(v - 1);
+        if (e->hash == h && e->len == len && memcmp(e->name, s, len) == 0) return (long)(v - 1);
+    }
+}
+
+/* Inserts a validated name; lock held. Returns the index or a negative error. */
+static long insert_locked(const char *s, size_t len, uint32_t h, bool latin1)
+{
+    if (!slots) {
+        size_t cap = SLOTS_CAP;
+        slots = term__alloc(cap * sizeof *slots);
+        if (!slots) return TERM_ENOMEM;
+        memset((void *)slots, 0, cap * sizeof *slots);
+        slot_mask = cap - 1;
+    }
+    long found = lookup(s, len, h);
+    if (found >= 0) return found;
+    size_t idx = atomic_load_explicit(&natoms, memory_order_relaxed);
+    if (idx >= atom_limit) return TERM_EATOMLIMIT;
+    size_t ci = idx >> CHUNK_BITS;
+    if (!chunks[ci]) {
+        chunks[ci] = term__alloc(CHUNK_SIZE * sizeof *chunks[ci]);
+        if (!chunks[ci]) return TERM_ENOMEM;
+        memset((void *)chunks[ci], 0, CHUNK_SIZE * sizeof *chunks[ci]);
+    }
+    atom_entry *e = term__alloc(sizeof(atom_entry) + len + 1);
+    if (!e) return TERM_ENOMEM;
+    e->len = (uint32_t)len;
+    e->hash = h;
+    e->latin1 = latin1;
+    memcpy(e->name, s, len);
+    e->name[len] = 0;
+    atomic_store_explicit(&chunks[ci][idx & (CHUNK_SIZE - 1)], e, memory_order_release);
+    size_t i = h & slot_mask;
+    while (atomic_load_explicit(&slots[i], memory_order_relaxed) != 0) i = (i + 1) & slot_mask;
+    atomic_store_explicit(&slots[i], (uint32_t)idx + 1, memory_order_release);
+    atomic_store_explicit(&natoms, idx + 1, memory_order_release);
+    return (long)idx;
+}
+
+static void init_once(void)
+{
+    TERM_ATOM_FALSE = term_atom("false");
+    TERM_ATOM_TRUE = term_atom("true");
+    TERM_ATOM_OK = term_atom("ok");
+    TERM_ATOM_ERROR = term_atom("error");
+    TERM_ATOM_UNDEFINED = term_atom("undefined");
+    TERM_ATOM_NONODE = term_atom("nonode@nohost");
+}
+
+void term_init(void)
+{
+    pthread_once(&once, init_once);
+}
+
+/* The common atoms exist before main(), so TERM_ATOM_* are usable everywhere. */
+__attribute__((constructor)) static void atoms_ctor(void)
+{
+    term_init();
+}
+
+/* Checks an atom name: valid UTF-8 of at most 255 code points. */
+static int check_name(const char *s, size_t len, bool *latin1)
+{
+    size_t chars;
+    if (len > 255 * 4) return TERM_EATOM;
+    if (!term__utf8_count((const uint8_t *)s, len, &chars)) return TERM_EUTF8;
+    if (chars > 255) return TERM_EATOM;
+    bool l1 = true;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = (uint8_t)s[i];
+        if (c >= 0x80) {
+            /* 2-byte sequences with lead byte C2/C3 encode code points 0x80..0xFF */
+            if (c != 0xC2 && c != 0xC3) {
+                l1 = false;
+                break;
+            }
+            i++;
+        }
+    }
+    *latin1 = l1;
+    return 0;
+}
+
+term_t term_atom_n(const char *name, size_t len, int *err)
+{
+    uint32_t h = hash_name(name, len);
+    long idx = lookup(name, len, h);
+    if (idx >= 0) return term__make_atom((uint32_t)idx);
+    bool latin1;
+    int rc = check_name(name, len, &latin1);
+    if (rc == 0) {
+        pthread_mutex_lock(&lock);
+        idx = insert_locked(name, len, h, latin1);
+        pthread_mutex_unlock(&lock);
+        if (idx < 0) rc = (int)idx;
+    }
+    if (rc != 0) {
+        if (err) *err = rc;
+        return TERM_NONE;
+    }
+    return term__make_atom((uint32_t)idx);
+}
+
+term_t term_atom(const char *name)
+{
+    return term_atom_n(name, strlen(name), NULL);
+}
+
+term_t term_atom_existing(const char *name, size_t len)
+{
+    long idx = lookup(name, len, hash_name(name, len));
+    return idx >= 0 ? term__make_atom((uint32_t)idx) : TERM_NONE;
+}
+
+const char *term__atom_name(uint32_t index, size_t *len)
+{
+    if (index >= atomic_load_explicit(&natoms, memory_order_acquire)) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    atom_entry *e = entry_at(index);
+    if (len) *len = e->len;
+    return e->name;
+}
+
+const char *term_atom_name(term_t atom, size_t *len)
+{
+    if (!term_is_atom(atom)) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    return term__atom_name(term_atom_index(atom), len);
+}
+
+bool term__atom_is_latin1(uint32_t index)
+{
+    return entry_at(index)->latin1;
+}
+
+size_t term_atom_count(void)
+{
+    return atomic_load_explicit(&natoms, memory_order_acquire);
+}
