@@ -1,0 +1,214 @@
+/* Girder epmd: client library for Erlang's port mapper protocol (works with girder-epmd and Erlang's epmd). */
+#ifndef GIRDER_EPMD_H
+#define GIRDER_EPMD_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------
+** Protocol constants (erts/doc erl_dist_protocol, "EPMD Protocol").
+** ------------------------------------------------------------------------ */
+#define EPMD_DEFAULT_PORT 4369
+
+#define EPMD_ALIVE2_REQ    120 /* 'x' */
+#define EPMD_ALIVE2_RESP   121 /* 'y', 16-bit creation */
+#define EPMD_ALIVE2_X_RESP 118 /* 'v', 32-bit creation */
+#define EPMD_PORT2_REQ     122 /* 'z' */
+#define EPMD_PORT2_RESP    119 /* 'w' */
+#define EPMD_NAMES_REQ     110 /* 'n' */
+#define EPMD_DUMP_REQ      100 /* 'd' */
+#define EPMD_KILL_REQ      107 /* 'k' */
+#define EPMD_STOP_REQ      115 /* 's' */
+
+#define EPMD_NODE_TYPE_NORMAL 77 /* 'M' */
+#define EPMD_NODE_TYPE_HIDDEN 72 /* 'H' */
+#define EPMD_PROTOCOL_TCP     0
+
+/* A node name is an atom: at most 255 characters, UTF-8, so at most 1020 bytes. */
+#define EPMD_MAX_NAME_CHARS 255
+#define EPMD_MAX_NAME_BYTES (255 * 4)
+#define EPMD_MAX_EXTRA      (255 * 4)
+/* Largest request epmd accepts, length header included (Erlang's INBUF_SIZE - 1). */
+#define EPMD_MAX_PACKET (3 * EPMD_MAX_NAME_BYTES - 1)
+
+/* ---------------------------------------------------------------------------
+** Errors: 0 on success, a negative errno value on failure (libuv's rule).
+** ------------------------------------------------------------------------ */
+#define EPMD_ERRNO_MAP(XX)                                                                         \
+    XX(EINVAL, "invalid argument")                                                                 \
+    XX(ENOMEM, "out of memory")                                                                    \
+    XX(ETIMEDOUT, "timed out")                                                                     \
+    XX(ECONNREFUSED, "connection refused (no epmd listening)")                                    \
+    XX(ECONNRESET, "epmd closed the connection without a complete answer")                         \
+    XX(EPROTO, "malformed answer from epmd")                                                       \
+    XX(ENOENT, "name not registered")                                                              \
+    XX(EEXIST, "registration refused (name taken or invalid)")                                    \
+    XX(EPERM, "refused by epmd")                                                                   \
+    XX(ENAMETOOLONG, "node name too long")                                                         \
+    XX(EMSGSIZE, "request or answer too large")                                                    \
+    XX(EHOSTUNREACH, "host unreachable or unknown")                                                \
+    XX(EADDRINUSE, "address already in use")                                                       \
+    XX(EIO, "input/output error")
+
+enum {
+#define XX(code, _) EPMD_##code = -code,
+    EPMD_ERRNO_MAP(XX)
+#undef XX
+};
+
+/* Text for an error code (any negative errno works). Never NULL. */
+const char *epmd_strerror(int err);
+/* Symbolic name ("ETIMEDOUT") for an error code. Never NULL. */
+const char *epmd_err_name(int err);
+
+/* ---------------------------------------------------------------------------
+** Client. Every call is blocking with a timeout in milliseconds (< 0: wait
+** forever, which only tools should do). `host` NULL means 127.0.0.1; name
+** resolution through getaddrinfo() is not covered by the timeout, so pass
+** numeric addresses where that matters. `epmd_port` 0 means ERL_EPMD_PORT
+** from the environment, else 4369. The functions are thread-safe: they share
+** no state.
+** ------------------------------------------------------------------------ */
+
+/* What a node tells epmd about itself, and what PORT_PLEASE2 answers. */
+typedef struct epmd_node_info {
+    uint16_t port;            /* the node's distribution listen port */
+    uint8_t node_type;        /* EPMD_NODE_TYPE_NORMAL or _HIDDEN */
+    uint8_t protocol;         /* EPMD_PROTOCOL_TCP */
+    uint16_t highest_version; /* distribution protocol versions, 5 or 6 */
+    uint16_t lowest_version;
+    size_t name_len;                       /* bytes in name */
+    char name[EPMD_MAX_NAME_BYTES + 1];    /* alive part ("foo" of foo@host), NUL-terminated */
+    size_t extra_len;
+    uint8_t extra[EPMD_MAX_EXTRA];
+} epmd_node_info;
+
+/* Fills `info` with the usual values of an OTP 25 node: visible, TCP, versions 6..6. */
+int epmd_node_info_init(epmd_node_info *info, const char *name, uint16_t port);
+
+/* The port epmd uses when epmd_port is 0: ERL_EPMD_PORT if valid, else 4369. */
+uint16_t epmd_default_port(void);
+
+/* A registration lives exactly as long as its connection to epmd. */
+typedef struct epmd_registration {
+    int fd;            /* the open connection; -1 once unregistered */
+    uint32_t creation; /* the creation epmd assigned */
+    int extended;      /* 1: ALIVE2_X_RESP (32-bit creation), 0: ALIVE2_RESP (16-bit) */
+} epmd_registration;
+
+/*
+** Registers `node` (ALIVE2_REQ) and keeps the connection open in `reg`.
+** Returns 0 with reg->creation set; EPMD_EEXIST when epmd refuses (name in
+** use, or invalid); EPMD_ECONNRESET when epmd closes without answering (it
+** does so for requests from a non-local address); network errors otherwise.
+** On failure reg->fd is -1 and nothing stays open.
+*/
+int epmd_register(const char *host, uint16_t epmd_port, const epmd_node_info *node,
+                  int timeout_ms, epmd_registration *reg);
+
+/*
+** Checks, without blocking, that epmd still holds the registration: returns
+** 0 if the connection is open, EPMD_ECONNRESET if epmd closed it (the
+** registration is gone; call epmd_unregister to release the descriptor).
+*/
+int epmd_registration_check(const epmd_registration *reg);
+
+/* Ends the registration by closing its connection. Safe to call twice. */
+void epmd_unregister(epmd_registration *reg);
+
+/*
+** PORT_PLEASE2: looks `name` up. 0 with `out` filled, EPMD_ENOENT when epmd
+** does not know the name, other errors as above.
+*/
+int epmd_port_please(const char *host, uint16_t epmd_port, const char *name, int timeout_ms,
+                     epmd_node_info *out);
+
+/* One registered name as NAMES_REQ lists it. */
+typedef struct epmd_name_entry {
+    const char *name; /* NUL-terminated, owned by the epmd_names it came in */
+    uint16_t port;
+} epmd_name_entry;
+
+typedef struct epmd_name_list {
+    uint32_t epmd_port;       /* the port epmd says it listens on */
+    size_t count;
+    epmd_name_entry *entries;
+    char *text;               /* the raw "name X at port N\n" text, NUL-terminated */
+    size_t text_len;
+    char *storage_;           /* private: what entries point into */
+} epmd_name_list;
+
+/*
+** NAMES_REQ: lists registered names. On 0 the caller owns `out` and frees
+** it with epmd_names_free. Lines that are not "name N at port P" give EPMD_EPROTO.
+*/
+int epmd_names(const char *host, uint16_t epmd_port, int timeout_ms, epmd_name_list *out);
+void epmd_names_free(epmd_name_list *names);
+
+/* DUMP_REQ: the raw dump text (lines end in "\n\0" as Erlang's epmd sends them). Free with free(). */
+int epmd_dump(const char *host, uint16_t epmd_port, int timeout_ms, uint32_t *epmd_port_out,
+              char **text, size_t *text_len);
+
+/* KILL_REQ: 0 if epmd answered OK (it exits), EPMD_EPERM if it answered NO (live nodes). */
+int epmd_kill(const char *host, uint16_t epmd_port, int timeout_ms);
+
+/*
+** STOP_REQ: forcibly unregisters `name`. 0 for STOPPED, EPMD_ENOENT for
+** NOEXIST, EPMD_ECONNRESET when epmd refuses silently (no relaxed command check).
+*/
+int epmd_stop(const char *host, uint16_t epmd_port, const char *name, int timeout_ms);
+
+/* ---------------------------------------------------------------------------
+** Asynchronous registration for libuv programs (the dist layer). Include
+** <uv.h> before this header to get it. The handle is caller-allocated; it
+** must stay valid until close_cb runs.
+** ------------------------------------------------------------------------ */
+#ifdef UV_VERSION_MAJOR
+typedef struct epmd_uv_registration epmd_uv_registration;
+
+/*
+** Called once when the registration completes or fails (status 0 or a
+** negative error), then, for a live registration, once more with
+** EPMD_ECONNRESET if epmd closes the connection (the registration is gone).
+*/
+typedef void (*epmd_uv_cb)(epmd_uv_registration *reg, int status);
+typedef void (*epmd_uv_close_cb)(epmd_uv_registration *reg);
+
+struct epmd_uv_registration {
+    void *data;        /* for the caller */
+    uint32_t creation; /* valid after a status-0 callback */
+    int extended;
+    /* private */
+    uv_tcp_t tcp;
+    uv_connect_t connect;
+    uv_write_t write;
+    uv_timer_t timer;
+    epmd_uv_cb cb;
+    epmd_uv_close_cb close_cb;
+    int state;
+    int pending_closes;
+    size_t got;
+    uint8_t buf[EPMD_MAX_PACKET + 1];
+};
+
+/*
+** Starts registering `node` with the epmd at `addr` (numeric IPv4/IPv6 and
+** port). Returns 0 if started (cb will run) or a negative error (cb will
+** not). Either way the handles exist afterwards: end with epmd_uv_unregister.
+*/
+int epmd_uv_register(uv_loop_t *loop, epmd_uv_registration *reg, const struct sockaddr *addr,
+                     const epmd_node_info *node, int timeout_ms, epmd_uv_cb cb);
+
+/* Ends the registration (or aborts it) and closes the handles; no cb after this. */
+void epmd_uv_unregister(epmd_uv_registration *reg, epmd_uv_close_cb close_cb);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif
