@@ -728,8 +728,10 @@ term_t term_map(size_t n, const term_t *keys, const term_t *vals)
         return TERM_NONE;
     }
     term_t *k = tmp, *v = tmp + n;
-    memcpy(k, keys, n * sizeof(term_t));
-    memcpy(v, vals, n * sizeof(term_t));
+    if (n) {
+        memcpy(k, keys, n * sizeof(term_t));
+        memcpy(v, vals, n * sizeof(term_t));
+    }
     sort_kv(k, v, n); /* stable: among equal keys the last given stays last */
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
