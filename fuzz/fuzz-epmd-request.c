@@ -1,4 +1,4 @@
-/* libFuzzer target: a byte stream of epmd requests through framing, the parser and the handler, plus the client's answer decoders. */
+/* libFuzzer target: epmd request streams through framing, parser, handler, decoders. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +69,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t blen = (size_t)n - 2;
         off += (size_t)n;
         conn++;
-        epmd__conn_info ci = {.id = conn, .fd = (int)conn, .local_peer = !(flags & 2),
+        epmd__conn_info ci = {.id = conn,
+                              .fd = (int)conn,
+                              .local_peer = !(flags & 2),
                               .now = (uint32_t)conn * 2654435761u};
         epmd__reply rep;
         epmd__handle_request(&ctx, &ci, body, blen, &rep);
