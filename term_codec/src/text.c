@@ -209,6 +209,23 @@ static int print_int(etf_buf *b, term_t t)
     return term__int_to_text(t, 10, b);
 }
 
+/* Adds one unit in the last mantissa digit of printf's %e text, in place; false if the
+** mantissa is all nines (that case never yields a shorter candidate). */
+static bool bump_last_digit(char *e)
+{
+    char *x = strchr(e, 'e');
+    for (char *q = x - 1; q >= e; q--) {
+        if (*q == '.') continue;
+        if (*q == '-') return false;
+        if (*q < '9') {
+            (*q)++;
+            return true;
+        }
+        *q = '0';
+    }
+    return false;
+}
+
 /*
 ** Shortest text that reads back as d, laid out as Erlang's float_to_list(D, [short]) (the
 ** ~w form): the shortest round-trip digits, written in fixed notation when |d| < 2^53 and
@@ -218,10 +235,12 @@ static int print_float(etf_buf *b, double d)
 {
     char e[40], dig[24];
     if (d == 0) return puts_(b, signbit(d) ? "-0.0" : "0.0");
-    int p;
-    for (p = 1; p <= 17; p++) {
+    for (int p = 1; p <= 17; p++) {
         snprintf(e, sizeof e, "%.*e", p - 1, d);
         if (strtod(e, NULL) == d) break;
+        /* Powers of two have a narrower interval below: the p-digit number just above the
+        ** correctly rounded one may still read back as d (Ryu finds it; so must we). */
+        if (bump_last_digit(e) && strtod(e, NULL) == d) break;
     }
     /* e is [-]D[.DDD]e[+-]XX */
     const char *s = e;
@@ -781,6 +800,13 @@ static term_t int_from_digits(bool neg, const char *d, size_t n, unsigned base)
     return term__int_from_text(neg, d, n, base);
 }
 
+/* Why an integer could not be built: the core refuses literals over 200000 digits. */
+static int int_fail(parser *P, size_t off)
+{
+    if (P->tmp.len > 200000) return fail(P, TERM_EBIG, off, "integer literal too long");
+    return fail(P, TERM_ENOMEM, off, "out of memory");
+}
+
 /* Appends digits valid in base (with '_' separators between them) to P->tmp. */
 static int lex_digits(parser *P, unsigned base, const char *what)
 {
@@ -816,7 +842,7 @@ static int lex_number(parser *P, bool neg, size_t off, term_t *out)
         P->tmp.len = 0;
         if ((r = lex_digits(P, base, "expected digits of the base"))) return r;
         *out = int_from_digits(neg, (const char *)P->tmp.data, P->tmp.len, base);
-        return *out == TERM_NONE ? fail(P, TERM_EBIG, off, "integer too large") : 0;
+        return *out == TERM_NONE ? int_fail(P, off) : 0;
     }
     if (peek(P) == '.' && is_digit((uint32_t)peek_at(P, 1))) {
         if ((r = tmp_put(P, ".", 1))) return r;
@@ -840,7 +866,7 @@ static int lex_number(parser *P, bool neg, size_t off, term_t *out)
         return *out == TERM_NONE ? fail(P, TERM_ENOMEM, off, "out of memory") : 0;
     }
     *out = int_from_digits(neg, (const char *)P->tmp.data, P->tmp.len, 10);
-    return *out == TERM_NONE ? fail(P, TERM_EBIG, off, "integer too large") : 0;
+    return *out == TERM_NONE ? int_fail(P, off) : 0;
 }
 
 /* Signed decimal integer, any size, no float or base (fields of the #Fun<...> form). */
@@ -856,7 +882,7 @@ static int lex_plain_int(parser *P, term_t *out)
     }
     if (P->tmp.len == 0) return fail(P, TERM_ESYNTAX, P->pos, "expected an integer");
     *out = int_from_digits(neg, (const char *)P->tmp.data, P->tmp.len, 10);
-    return *out == TERM_NONE ? fail(P, TERM_EBIG, off, "integer too large") : 0;
+    return *out == TERM_NONE ? int_fail(P, off) : 0;
 }
 
 /* ---------------------------------------------------------------- binaries */
@@ -1133,10 +1159,10 @@ static int lex_fun_head(parser *P, bool old)
     if ((r = lex_atom(P, &m)) || (r = expect(P, ".", "expected '.'")) ||
         (r = lex_uint(P, UINT32_MAX, &idx)) || (r = expect(P, ".", "expected '.'")))
         return r;
+    size_t uoff = P->pos;
     for (int i = 0; i < 16; i++) {
         int h = hexval(peek(P)), l = hexval(peek_at(P, 1));
-        if (h >= 16 || l >= 16)
-            return fail(P, TERM_ESYNTAX, P->pos, "expected 32 hex digits (uniq)");
+        if (h >= 16 || l >= 16) return fail(P, TERM_ESYNTAX, uoff, "expected 32 hex digits (uniq)");
         uniq[i] = (uint8_t)(h * 16 + l);
         P->pos += 2;
     }
