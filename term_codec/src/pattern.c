@@ -170,7 +170,7 @@ int term__pat_map(term_pattern *b, size_t n, const uintptr_t *kv, uintptr_t *v, 
             }
     }
     uint32_t at, k0 = (uint32_t)b->nkeys;
-    if (add_kids(b, n, kv + 1, 2, &at)) return TERM_ENOMEM;
+    if (add_kids(b, n, n ? kv + 1 : kv, 2, &at)) return TERM_ENOMEM;
     for (size_t i = 0; i < n; i++) b->keys[b->nkeys++] = lit_dup(b, kv[2 * i]);
     return new_node(b, (pnode){.op = P_MAP, .n = (uint32_t)n, .kids = at, .keys = k0}, v);
 }

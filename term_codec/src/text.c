@@ -532,7 +532,8 @@ typedef struct parser {
     frame *frames;
     size_t nframes, capframes;
     size_t max_depth;
-    etf_buf tmp; /* scratch for digits, characters, names */
+    size_t val_off; /* where the value completed last began */
+    etf_buf tmp;    /* scratch for digits, characters, names */
 } parser;
 
 static int fail(parser *P, int code, size_t off, const char *what)
@@ -1248,6 +1249,7 @@ static void drop_vals(parser *P, size_t base)
 static int close_frame(parser *P)
 {
     frame f = P->frames[--P->nframes];
+    P->val_off = f.off;
     uintptr_t *v = P->vals + f.base;
     size_t n = P->nvals - f.base;
     const char *what = "invalid pattern";
@@ -1343,6 +1345,7 @@ static int parse_value(parser *P, bool *opened)
     size_t off = P->pos;
     int c = peek(P), r;
     term_t t = TERM_NONE;
+    P->val_off = off;
     if (c < 0) return fail(P, TERM_ESYNTAX, off, "unexpected end of input, expected a term");
     switch (c) {
     case '[':
@@ -1361,7 +1364,12 @@ static int parse_value(parser *P, bool *opened)
             skip_ws(P);
             if (peek(P) == '}') {
                 P->pos++;
-                return push_lit(P, term_map(0, NULL, NULL), off);
+                if (!P->pat) return push_lit(P, term_map(0, NULL, NULL), off);
+                /* in a pattern, #{} matches any map */
+                uintptr_t v;
+                const char *what = "out of memory";
+                r = term__pat_map(P->pat, 0, NULL, &v, &what);
+                return r ? fail(P, r, off, what) : push_val(P, v);
             }
             *opened = true;
             return push_frame(P, F_MAP, off);
@@ -1459,7 +1467,7 @@ static int after_value(parser *P, bool *more)
     case F_MAP:
         if (!f->bar) { /* after a key */
             if (P->pat && term__pat_literal(P->pat, P->vals[P->nvals - 1]) == TERM_NONE)
-                return fail(P, TERM_ESYNTAX, off, "map keys in patterns must be literals");
+                return fail(P, TERM_ESYNTAX, P->val_off, "map keys in patterns must be literals");
             if (lookat(P, "=>")) {
                 if (P->pat)
                     return fail(P, TERM_ESYNTAX, off, "'=>' is not allowed in patterns; use ':='");
