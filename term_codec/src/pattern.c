@@ -121,7 +121,8 @@ int term__pat_tuple(term_pattern *b, size_t n, const uintptr_t *vals, uintptr_t 
         term_t *e = n ? term__alloc(n * sizeof *e) : NULL;
         if (n && !e) return TERM_ENOMEM;
         for (size_t i = 0; i < n; i++) e[i] = lit_dup(b, vals[i]);
-        term_t t = term_tuple(n, e);
+        static const term_t none[1] = {TERM_NONE};
+        term_t t = term_tuple(n, e ? e : none);
         if (e) term__dealloc(e, n * sizeof *e);
         return t == TERM_NONE ? TERM_ENOMEM : term__pat_lit(b, t, v, what);
     }

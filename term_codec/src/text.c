@@ -8,6 +8,9 @@
 
 _Static_assert(sizeof(uintptr_t) == sizeof(term_t), "parser values hold terms");
 
+/* Constructors are never handed NULL arrays, even for zero elements (memcpy contract). */
+static const term_t no_terms[1] = {TERM_NONE};
+
 /* ================================================================ UTF-8 */
 
 /* Offset of the first invalid UTF-8 sequence in s, or len when all of s is valid
@@ -726,6 +729,7 @@ static int lex_string(parser *P)
 static int make_atom(parser *P, const char *name, size_t n, size_t off, term_t *out)
 {
     size_t chars;
+    if (n == 0) name = ""; /* '' : the scratch buffer may not exist yet */
     if (!term__utf8_count((const uint8_t *)name, n, &chars) || chars > 255)
         return fail(P, TERM_EATOM, off, "atom longer than 255 characters");
     int e = 0;
@@ -1229,7 +1233,7 @@ static term_t build_fun(parser *P, const uintptr_t *v, bool old, size_t off, int
     fi.old_form = old;
     fi.pid = pid;
     fi.nfree = (size_t)n;
-    fi.free = fv;
+    fi.free = fv ? fv : no_terms;
     term_t f = term_local_fun(&fi);
     if (fv) term__dealloc(fv, (size_t)n * sizeof *fv);
     if (f == TERM_NONE) *r = fail(P, TERM_ENOMEM, off, "out of memory");
@@ -1354,7 +1358,7 @@ static int parse_value(parser *P, bool *opened)
         skip_ws(P);
         if (peek(P) == (c == '[' ? ']' : '}')) {
             P->pos++;
-            return push_lit(P, c == '[' ? TERM_NIL : term_tuple(0, NULL), off);
+            return push_lit(P, c == '[' ? TERM_NIL : term_tuple(0, no_terms), off);
         }
         *opened = true;
         return push_frame(P, c == '[' ? F_LIST : F_TUPLE, off);
@@ -1364,7 +1368,7 @@ static int parse_value(parser *P, bool *opened)
             skip_ws(P);
             if (peek(P) == '}') {
                 P->pos++;
-                if (!P->pat) return push_lit(P, term_map(0, NULL, NULL), off);
+                if (!P->pat) return push_lit(P, term_map(0, no_terms, no_terms), off);
                 /* in a pattern, #{} matches any map */
                 uintptr_t v;
                 const char *what = "out of memory";
@@ -1398,7 +1402,7 @@ static int parse_value(parser *P, bool *opened)
             memcpy(&ch, P->tmp.data + 4 * i, 4);
             e[i] = term__make_small(ch);
         }
-        t = term_list(n, e);
+        t = term_list(n, e ? e : no_terms);
         if (e) term__dealloc(e, n * sizeof *e);
         return push_lit(P, t, off);
     }
