@@ -1,4 +1,4 @@
-/* epmd-probe: a tiny command-line front end to the Girder epmd client library, for integration tests. */
+/* epmd-probe: command-line front end to the Girder epmd client, for integration tests. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +38,8 @@ int main(int argc, char **argv)
         epmd_name_list l;
         if ((r = epmd_names(NULL, port, T_MS, &l))) goto fail;
         printf("epmd_port=%u count=%zu\n", l.epmd_port, l.count);
-        for (size_t i = 0; i < l.count; i++) printf("%s %u\n", l.entries[i].name, l.entries[i].port);
+        for (size_t i = 0; i < l.count; i++)
+            printf("%s %u\n", l.entries[i].name, l.entries[i].port);
         epmd_names_free(&l);
         return 0;
     }
