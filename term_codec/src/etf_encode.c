@@ -250,7 +250,8 @@ static int enc_one(etf_buf *o, term__stack *s, term_t t, unsigned flags)
         return enc_pid(o, (box_pid *)b, flags);
     case BOX_PORT: {
         box_port *x = (box_port *)b;
-        bool v4 = x->id > UINT32_MAX;
+        /* Like erts: numbers past the 28 bits of the old port format go out as V4. */
+        bool v4 = x->id > 0x0FFFFFFF;
         if (!(p = grab(o, 1))) return TERM_ENOMEM;
         *p = v4 ? V4_PORT_EXT : NEW_PORT_EXT;
         if (enc_atom(o, x->node, flags)) return TERM_ENOMEM;
