@@ -63,7 +63,8 @@ static long lookup(const char *s, size_t len, uint32_t h)
         uint32_t v = atomic_load_explicit(&slots[i], memory_order_acquire);
         if (v == 0) return -1;
         atom_entry *e = entry_at(v - 1);
-        if (e->hash == h && e->len == len && memcmp(e->name, s, len) == 0) return (long)(v - 1);
+        if (e->hash == h && e->len == len && (len == 0 || memcmp(e->name, s, len) == 0))
+            return (long)(v - 1);
     }
 }
 
@@ -91,7 +92,7 @@ static long insert_locked(const char *s, size_t len, uint32_t h, bool latin1)
     e->len = (uint32_t)len;
     e->hash = h;
     e->latin1 = latin1;
-    memcpy(e->name, s, len);
+    if (len) memcpy(e->name, s, len);
     e->name[len] = 0;
     atomic_store_explicit(&chunks[ci][idx & (CHUNK_SIZE - 1)], e, memory_order_release);
     size_t i = h & slot_mask;

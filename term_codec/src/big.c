@@ -56,9 +56,10 @@ int term__cmp_int_float(term_t a, double d)
 {
     if (term_is_small(a)) {
         int64_t v = term_small_value(a);
-        /* |v| < 2^62 and doubles in that range compare exactly through floor/ceil */
-        if (d >= 9.3e18) return -1;
-        if (d <= -9.3e18) return 1;
+        /* |v| < 2^61: a double at or past 2^62 is beyond it, and any double inside that
+        ** range has a floor that converts to int64 exactly (no UB in the cast). */
+        if (d >= 0x1p62) return -1;
+        if (d <= -0x1p62) return 1;
         double fl = floor(d);
         int64_t iv = (int64_t)fl;
         if (v < iv) return -1;

@@ -73,6 +73,13 @@ static void test_atoms(void **state)
     assert_true(term_atom_n(name, 255, NULL) != TERM_NONE);
     int err = 0;
     assert_true(term_atom_n(name, 256, &err) == TERM_NONE);
+    assert_true(term_atom_n(NULL, 0, NULL) == term_atom(""));
+    term_t empty_t = term_tuple(0, NULL), empty_m = term_map(0, NULL, NULL);
+    assert_int_equal(term_tuple_arity(empty_t), 0);
+    assert_int_equal(term_map_size(empty_m), 0);
+    assert_true(term_list(0, NULL) == TERM_NIL);
+    term_free(empty_t);
+    term_free(empty_m);
     assert_int_equal(err, TERM_EATOM);
     /* 255 three-byte characters are fine: the limit is in characters */
     for (int i = 0; i < 255; i++) memcpy(name + 3 * i, "\xe2\x82\xac", 3);
@@ -297,6 +304,11 @@ static void test_number_order(void **state)
     term_t huge = term_uint(UINT64_MAX), fhuge = term_float(18446744073709551616.0);
     assert_true(term_compare(huge, fhuge) < 0);
     assert_true(term_compare(fhuge, huge) > 0);
+    /* doubles between 2^62 and 2^64 against small integers (once UB in the cast) */
+    term_t f63 = term_float(9241047499231198616.0);
+    assert_true(term_compare(term_int(9), f63) < 0);
+    assert_true(term_compare(f63, term_int(TERM_SMALL_MAX)) > 0);
+    term_free(f63);
     term_t fm = term_float(-1e300);
     assert_true(term_compare(fm, huge) < 0);
     term_t big2 = term__int_from_text(false, "18446744073709551616", 20, 10);

@@ -393,7 +393,7 @@ typedef struct term_pattern term_pattern;
 term_pattern *term_pattern_compile(const char *text, size_t len, const term_text_ctx *ctx,
                                    term_parse_error *err);
 void term_pattern_free(term_pattern *p);
-/* Number of distinct named variables (not counting _ and _-prefixed ones? no: _Name counts). */
+/* Number of distinct named variables (_Name counts, as it binds; _ does not). */
 size_t term_pattern_nvars(const term_pattern *p);
 /* Slot of a variable by name, or -1. Slots are numbered in order of first appearance. */
 int term_pattern_var(const term_pattern *p, const char *name);
