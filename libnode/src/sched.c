@@ -274,11 +274,13 @@ static void run(nd_sched *s, nd_proc *p)
         atomic_store_explicit(&p->held_stack, 0, memory_order_relaxed);
         /* fall through */
     case WHY_WAIT: {
+        /* read before publishing WAITING: from then on p may run elsewhere */
+        uint64_t deadline = p->tmo.deadline;
         atomic_store(&p->state, PS_WAITING);
         /* Dekker with senders: they push then look at the state; we publish WAITING then look
         ** at the queue (both seq_cst), so one of us sees the other. */
         if (atomic_load(&p->outer) != NULL ||
-            (p->tmo.deadline != ND__NO_DEADLINE && nd__now() >= p->tmo.deadline)) {
+            (deadline != ND__NO_DEADLINE && nd__now() >= deadline)) {
             uint32_t st = PS_WAITING;
             if (atomic_compare_exchange_strong(&p->state, &st, PS_RUNNABLE))
                 if (!rq_push(&s->rq, p)) gq_push(p);
