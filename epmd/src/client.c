@@ -1,4 +1,4 @@
-/* Girder epmd blocking client: register, look up, list, dump, kill, stop; plain sockets + poll with deadlines. */
+/* Girder epmd blocking client: plain sockets + poll, every call bounded by a deadline. */
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -68,8 +68,8 @@ static int connect_epmd(const char *host, uint16_t port, int64_t deadline)
 {
     char service[8];
     snprintf(service, sizeof service, "%u", port ? port : epmd_default_port());
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     if (getaddrinfo(host ? host : "127.0.0.1", service, &hints, &res) != 0 || !res)
         return EPMD_EHOSTUNREACH;
@@ -216,8 +216,8 @@ int epmd_node_info_init(epmd_node_info *info, const char *name, uint16_t port)
     return 0;
 }
 
-int epmd_register(const char *host, uint16_t epmd_port, const epmd_node_info *node,
-                  int timeout_ms, epmd_registration *reg)
+int epmd_register(const char *host, uint16_t epmd_port, const epmd_node_info *node, int timeout_ms,
+                  epmd_registration *reg)
 {
     reg->fd = -1;
     reg->creation = 0;
@@ -304,8 +304,8 @@ static int text_request(const char *host, uint16_t epmd_port, int type, int time
 int epmd_names(const char *host, uint16_t epmd_port, int timeout_ms, epmd_name_list *out)
 {
     memset(out, 0, sizeof *out);
-    int r = text_request(host, epmd_port, EPMD_NAMES_REQ, timeout_ms, &out->epmd_port,
-                         &out->text, &out->text_len);
+    int r = text_request(host, epmd_port, EPMD_NAMES_REQ, timeout_ms, &out->epmd_port, &out->text,
+                         &out->text_len);
     if (r) return r;
     if (memchr(out->text, 0, out->text_len)) r = EPMD_EPROTO;
     if (r == 0 && !(out->storage_ = malloc(out->text_len + 1))) r = EPMD_ENOMEM;
@@ -329,8 +329,7 @@ void epmd_names_free(epmd_name_list *names)
 int epmd_dump(const char *host, uint16_t epmd_port, int timeout_ms, uint32_t *epmd_port_out,
               char **text, size_t *text_len)
 {
-    return text_request(host, epmd_port, EPMD_DUMP_REQ, timeout_ms, epmd_port_out, text,
-                        text_len);
+    return text_request(host, epmd_port, EPMD_DUMP_REQ, timeout_ms, epmd_port_out, text, text_len);
 }
 
 /* Sends a request and reads its fixed-size text answer (fewer bytes then EOF: ECONNRESET). */

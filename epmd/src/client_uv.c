@@ -27,8 +27,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     epmd_uv_registration *reg = h->data;
     /* Never read past the answer (at most 6 bytes) while waiting for it. */
     size_t room = reg->state == S_WAITING ? 6 - reg->got : 1;
-    *buf = uv_buf_init((char *)reg->buf + (reg->state == S_WAITING ? reg->got : 0),
-                       (unsigned)room);
+    *buf = uv_buf_init((char *)reg->buf + (reg->state == S_WAITING ? reg->got : 0), (unsigned)room);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)

@@ -70,7 +70,8 @@ int epmd__parse_request(const uint8_t *body, size_t len, epmd__request *req);
 /* 1 if `name` is 1..255 characters of valid UTF-8 without NUL, within EPMD_MAX_NAME_BYTES. */
 int epmd__name_valid(const uint8_t *name, size_t len);
 
-/* Builds a request packet (header included) into out[cap]. Returns its length or EPMD_EMSGSIZE/EPMD_EINVAL. */
+/* Builds a request packet (header included) into out[cap]. Returns its length or
+ * EPMD_EMSGSIZE/EPMD_EINVAL. */
 int epmd__encode_alive2(const epmd_node_info *node, uint8_t *out, size_t cap);
 int epmd__encode_name_req(int type, const char *name, uint8_t *out, size_t cap);
 
@@ -100,10 +101,10 @@ typedef struct epmd__node {
 } epmd__node;
 
 typedef struct epmd__registry {
-    epmd__node *reg;                 /* live, newest first (the order NAMES shows) */
-    epmd__node *unreg, *unreg_tail;  /* old names, oldest first */
+    epmd__node *reg;                /* live, newest first (the order NAMES shows) */
+    epmd__node *unreg, *unreg_tail; /* old names, oldest first */
     size_t reg_count, unreg_count;
-    size_t unreg_max;                /* old names kept (1000; 5 with -debug) */
+    size_t unreg_max; /* old names kept (1000; 5 with -debug) */
 } epmd__registry;
 
 void epmd__registry_init(epmd__registry *r, size_t unreg_max);
@@ -133,9 +134,9 @@ typedef void (*epmd__log_fn)(void *arg, int level, const char *fmt, va_list ap);
 
 typedef struct epmd__ctx {
     epmd__registry *reg;
-    uint16_t port;     /* the port NAMES and DUMP report */
-    int relaxed;       /* -relaxed_command_check */
-    epmd__log_fn log;  /* may be NULL */
+    uint16_t port;    /* the port NAMES and DUMP report */
+    int relaxed;      /* -relaxed_command_check */
+    epmd__log_fn log; /* may be NULL */
     void *log_arg;
 } epmd__ctx;
 
@@ -147,27 +148,28 @@ typedef struct epmd__conn_info {
 } epmd__conn_info;
 
 enum epmd__action {
-    EPMD__CLOSE = 0,       /* close the connection (after sending out, if any) */
-    EPMD__KEEP = 1,        /* send out and keep the connection: it holds a registration */
-    EPMD__EXIT = 2,        /* send out, then epmd exits (KILL) */
+    EPMD__CLOSE = 0, /* close the connection (after sending out, if any) */
+    EPMD__KEEP = 1,  /* send out and keep the connection: it holds a registration */
+    EPMD__EXIT = 2,  /* send out, then epmd exits (KILL) */
 };
 
 typedef struct epmd__reply {
     int action;
-    uint8_t *out;        /* malloc'd answer, may be NULL; the caller frees it */
+    uint8_t *out; /* malloc'd answer, may be NULL; the caller frees it */
     size_t out_len;
-    uint64_t stop_conn;  /* STOP: close this connection too (its name is already unregistered) */
+    uint64_t stop_conn; /* STOP: close this connection too (its name is already unregistered) */
 } epmd__reply;
 
 /*
 ** Handles one request body from connection `ci`. Always fills `rep`;
 ** returns 0, or EPMD_ENOMEM (rep->action is then EPMD__CLOSE).
 */
-int epmd__handle_request(epmd__ctx *ctx, const epmd__conn_info *ci, const uint8_t *body,
-                         size_t len, epmd__reply *rep);
+int epmd__handle_request(epmd__ctx *ctx, const epmd__conn_info *ci, const uint8_t *body, size_t len,
+                         epmd__reply *rep);
 
 /* Logs through ctx (level 0: always; higher: with -d). */
-void epmd__log(epmd__ctx *ctx, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void epmd__log(epmd__ctx *ctx, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Writes name as printable text (non-printable bytes as \xNN) into out[cap]; for logs. */
 const char *epmd__printable(const uint8_t *name, size_t len, char *out, size_t cap);
@@ -180,12 +182,12 @@ const char *epmd__printable(const uint8_t *name, size_t len, char *out, size_t c
 #define EPMD__MAX_LISTEN 16
 
 typedef struct epmd__server_config {
-    uint16_t port;              /* 0: the kernel picks (tests) */
-    const char *addresses;      /* NULL/empty: any address; else comma/space list, loopback added */
+    uint16_t port;         /* 0: the kernel picks (tests) */
+    const char *addresses; /* NULL/empty: any address; else comma/space list, loopback added */
     int relaxed;
     int debug;
-    int packet_timeout_s;       /* non-registration connections live at most this long */
-    size_t max_conns;           /* connections beyond this are closed at once */
+    int packet_timeout_s; /* non-registration connections live at most this long */
+    size_t max_conns;     /* connections beyond this are closed at once */
     epmd__log_fn log;
     void *log_arg;
 } epmd__server_config;

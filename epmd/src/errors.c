@@ -5,11 +5,13 @@ const char *epmd_strerror(int err)
 {
     if (err == 0) return "success";
     switch (-err) {
-#define XX(code, text)                                                                             \
-    case code: return text;
+#define XX(code, text) \
+    case code:         \
+        return text;
         EPMD_ERRNO_MAP(XX)
 #undef XX
-    default: return "unknown error";
+    default:
+        return "unknown error";
     }
 }
 
@@ -17,10 +19,12 @@ const char *epmd_err_name(int err)
 {
     if (err == 0) return "OK";
     switch (-err) {
-#define XX(code, _)                                                                                \
-    case code: return #code;
+#define XX(code, _) \
+    case code:      \
+        return #code;
         EPMD_ERRNO_MAP(XX)
 #undef XX
-    default: return "EUNKNOWN";
+    default:
+        return "EUNKNOWN";
     }
 }

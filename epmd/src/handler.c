@@ -1,4 +1,4 @@
-/* Girder epmd request handler: turns one request into an answer and an action, over the registry. */
+/* Girder epmd request handler: one request in, one answer and action out, over the registry. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,13 +94,20 @@ static int finish(obuf *b, epmd__reply *rep, int action)
 static const char *req_name(int type)
 {
     switch (type) {
-    case EPMD_ALIVE2_REQ: return "ALIVE2_REQ";
-    case EPMD_PORT2_REQ: return "PORT2_REQ";
-    case EPMD_NAMES_REQ: return "NAMES_REQ";
-    case EPMD_DUMP_REQ: return "DUMP_REQ";
-    case EPMD_KILL_REQ: return "KILL_REQ";
-    case EPMD_STOP_REQ: return "STOP_REQ";
-    default: return "unknown request";
+    case EPMD_ALIVE2_REQ:
+        return "ALIVE2_REQ";
+    case EPMD_PORT2_REQ:
+        return "PORT2_REQ";
+    case EPMD_NAMES_REQ:
+        return "NAMES_REQ";
+    case EPMD_DUMP_REQ:
+        return "DUMP_REQ";
+    case EPMD_KILL_REQ:
+        return "KILL_REQ";
+    case EPMD_STOP_REQ:
+        return "STOP_REQ";
+    default:
+        return "unknown request";
     }
 }
 
@@ -226,8 +233,8 @@ static int handle_stop(epmd__ctx *ctx, const epmd__conn_info *ci, const epmd__re
     epmd__printable(rq->name, rq->name_len, pname, sizeof pname);
     if (!ctx->relaxed) {
         /* Erlang's epmd closes without a word here. */
-        epmd__log(ctx, 0, "refused STOP_REQ name=\"%s\" conn=%llu: no relaxed command check",
-                  pname, (unsigned long long)ci->id);
+        epmd__log(ctx, 0, "refused STOP_REQ name=\"%s\" conn=%llu: no relaxed command check", pname,
+                  (unsigned long long)ci->id);
         return finish(&(obuf){0}, rep, EPMD__CLOSE);
     }
     obuf b = {0};
@@ -246,8 +253,8 @@ static int handle_stop(epmd__ctx *ctx, const epmd__conn_info *ci, const epmd__re
     return finish(&b, rep, EPMD__CLOSE);
 }
 
-int epmd__handle_request(epmd__ctx *ctx, const epmd__conn_info *ci, const uint8_t *body,
-                         size_t len, epmd__reply *rep)
+int epmd__handle_request(epmd__ctx *ctx, const epmd__conn_info *ci, const uint8_t *body, size_t len,
+                         epmd__reply *rep)
 {
     memset(rep, 0, sizeof *rep);
     rep->action = EPMD__CLOSE;
@@ -265,12 +272,18 @@ int epmd__handle_request(epmd__ctx *ctx, const epmd__conn_info *ci, const uint8_
         return 0;
     }
     switch (rq.type) {
-    case EPMD_ALIVE2_REQ: return handle_alive2(ctx, ci, &rq, rep);
-    case EPMD_PORT2_REQ: return handle_port2(ctx, &rq, rep);
-    case EPMD_NAMES_REQ: return handle_names(ctx, rep, 0);
-    case EPMD_DUMP_REQ: return handle_names(ctx, rep, 1);
-    case EPMD_KILL_REQ: return handle_kill(ctx, ci, rep);
-    case EPMD_STOP_REQ: return handle_stop(ctx, ci, &rq, rep);
+    case EPMD_ALIVE2_REQ:
+        return handle_alive2(ctx, ci, &rq, rep);
+    case EPMD_PORT2_REQ:
+        return handle_port2(ctx, &rq, rep);
+    case EPMD_NAMES_REQ:
+        return handle_names(ctx, rep, 0);
+    case EPMD_DUMP_REQ:
+        return handle_names(ctx, rep, 1);
+    case EPMD_KILL_REQ:
+        return handle_kill(ctx, ci, rep);
+    case EPMD_STOP_REQ:
+        return handle_stop(ctx, ci, &rq, rep);
     }
     return 0;
 }

@@ -1,4 +1,4 @@
-/* girder-epmd: drop-in Erlang port mapper daemon and its command-line tool (same flags as Erlang's epmd). */
+/* girder-epmd: drop-in Erlang port mapper daemon and tool, with Erlang's epmd flags. */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,27 +33,28 @@ static int g_syslog;
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: girder-epmd [-d|-debug] [-port No] [-address List] [-daemon]\n"
-            "                   [-relaxed_command_check] [-packet_timeout Seconds]\n"
-            "                   [-max_connections N]\n"
-            "       girder-epmd [-d|-debug] [-port No] [-names|-started|-dump|-kill|-stop Name]\n"
-            "\n"
-            "A drop-in replacement for Erlang's epmd; see docs/epmd.md.\n"
-            "  -port No                 listen on / talk to port No (default: ERL_EPMD_PORT or 4369)\n"
-            "  -address List            listen only on these addresses (comma-separated; loopback\n"
-            "                           is always added; default: ERL_EPMD_ADDRESS or all)\n"
-            "  -daemon                  detach and log to syslog\n"
-            "  -relaxed_command_check   allow -kill with live nodes and -stop (also\n"
-            "                           ERL_EPMD_RELAXED_COMMAND_CHECK)\n"
-            "  -packet_timeout Seconds  time a non-registration connection may take (default 60)\n"
-            "  -max_connections N       connections held at once (default: file limit - 32)\n"
-            "  -d, -debug               more log lines (repeat for more)\n"
-            "  -names                   list names registered with the running epmd\n"
-            "  -started                 like -names, silently: exit status says if epmd runs\n"
-            "  -dump                    dump the running epmd's tables\n"
-            "  -kill                    stop the running epmd (if no live nodes, or relaxed)\n"
-            "  -stop Name               unregister Name (needs relaxed command check)\n");
+    fprintf(
+        stderr,
+        "usage: girder-epmd [-d|-debug] [-port No] [-address List] [-daemon]\n"
+        "                   [-relaxed_command_check] [-packet_timeout Seconds]\n"
+        "                   [-max_connections N]\n"
+        "       girder-epmd [-d|-debug] [-port No] [-names|-started|-dump|-kill|-stop Name]\n"
+        "\n"
+        "A drop-in replacement for Erlang's epmd; see docs/epmd.md.\n"
+        "  -port No                 listen on / talk to port No (default: ERL_EPMD_PORT or 4369)\n"
+        "  -address List            listen only on these addresses (comma-separated; loopback\n"
+        "                           is always added; default: ERL_EPMD_ADDRESS or all)\n"
+        "  -daemon                  detach and log to syslog\n"
+        "  -relaxed_command_check   allow -kill with live nodes and -stop (also\n"
+        "                           ERL_EPMD_RELAXED_COMMAND_CHECK)\n"
+        "  -packet_timeout Seconds  time a non-registration connection may take (default 60)\n"
+        "  -max_connections N       connections held at once (default: file limit - 32)\n"
+        "  -d, -debug               more log lines (repeat for more)\n"
+        "  -names                   list names registered with the running epmd\n"
+        "  -started                 like -names, silently: exit status says if epmd runs\n"
+        "  -dump                    dump the running epmd's tables\n"
+        "  -kill                    stop the running epmd (if no live nodes, or relaxed)\n"
+        "  -stop Name               unregister Name (needs relaxed command check)\n");
     exit(1);
 }
 
@@ -129,7 +130,7 @@ static void parse_args(int argc, char **argv, opts *o)
             i++;
         } else if (!strcmp(a, "-names") || !strcmp(a, "-started") || !strcmp(a, "-dump") ||
                    !strcmp(a, "-kill")) {
-            o->cmd = !strcmp(a, "-names") ? NAMES
+            o->cmd = !strcmp(a, "-names")     ? NAMES
                      : !strcmp(a, "-started") ? STARTED
                      : !strcmp(a, "-dump")    ? DUMP
                                               : KILL;

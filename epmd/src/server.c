@@ -74,8 +74,7 @@ static void conn_close(epmd__conn *c, const char *why)
     if (n) {
         char pname[EPMD_MAX_NAME_BYTES * 4 + 1];
         slog(s, 0, "unregistered name=\"%s\" port=%u creation=%u conn=%llu (%s)",
-             epmd__printable((const uint8_t *)n->info.name, n->info.name_len, pname,
-                             sizeof pname),
+             epmd__printable((const uint8_t *)n->info.name, n->info.name_len, pname, sizeof pname),
              n->info.port, epmd__node_creation(n), (unsigned long long)c->id, why);
     } else {
         slog(s, 2, "closing conn=%llu (%s)", (unsigned long long)c->id, why);
@@ -122,8 +121,8 @@ static void on_write(uv_write_t *req, int status)
 static void process(epmd__conn *c, const uint8_t *body, size_t len)
 {
     epmd__server *s = c->srv;
-    epmd__conn_info ci = {.id = c->id, .fd = c->fd, .local_peer = c->local_peer,
-                          .now = (uint32_t)time(NULL)};
+    epmd__conn_info ci = {
+        .id = c->id, .fd = c->fd, .local_peer = c->local_peer, .now = (uint32_t)time(NULL)};
     epmd__reply rep;
     if (epmd__handle_request(&s->ctx, &ci, body, len, &rep) != 0)
         slog(s, 0, "out of memory answering conn=%llu", (unsigned long long)c->id);
@@ -183,8 +182,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         if (c->got > 0)
             slog(s, 0, "refused truncated request conn=%llu: %zu bytes then %s",
-                 (unsigned long long)c->id, c->got, nread == UV_EOF ? "end of stream"
-                                                                    : uv_strerror((int)nread));
+                 (unsigned long long)c->id, c->got,
+                 nread == UV_EOF ? "end of stream" : uv_strerror((int)nread));
         conn_close(c, nread == UV_EOF ? "end of stream" : uv_strerror((int)nread));
         return;
     }
@@ -265,8 +264,7 @@ static void on_connection(uv_stream_t *server, int status)
     c->local_peer = is_local_peer(&c->tcp);
     slog(s, 2, "accepted conn=%llu fd=%d local=%d", (unsigned long long)c->id, c->fd,
          c->local_peer);
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
-        conn_close(c, "read failed");
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) conn_close(c, "read failed");
 }
 
 /*
@@ -357,9 +355,9 @@ static int listen_on(epmd__server *s, struct sockaddr_storage *sa, int fatal)
         struct sockaddr_storage got;
         int gl = sizeof got;
         if (uv_tcp_getsockname(t, (struct sockaddr *)&got, &gl) == 0)
-            s->bound_port = ntohs(got.ss_family == AF_INET6
-                                      ? ((struct sockaddr_in6 *)&got)->sin6_port
-                                      : ((struct sockaddr_in *)&got)->sin_port);
+            s->bound_port =
+                ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+                                                : ((struct sockaddr_in *)&got)->sin_port);
     }
     slog(s, 1, "listening on %s port %u", text, s->bound_port);
     return 0;

@@ -1,4 +1,4 @@
-/* Unit tests for the epmd client library against an in-process girder-epmd server on a loopback port. */
+/* Unit tests: the epmd client library against an in-process server on loopback. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -46,8 +46,11 @@ static void server_thread(void *arg)
     uv_loop_init(&v->loop);
     uv_async_init(&v->loop, &v->stop, on_stop);
     v->stop.data = v;
-    epmd__server_config cfg = {.port = 0, .addresses = "127.0.0.1", .relaxed = v->relaxed,
-                               .packet_timeout_s = 2, .max_conns = 100};
+    epmd__server_config cfg = {.port = 0,
+                               .addresses = "127.0.0.1",
+                               .relaxed = v->relaxed,
+                               .packet_timeout_s = 2,
+                               .max_conns = 100};
     v->start_err = epmd__server_start(&v->s, &v->loop, &cfg);
     v->port = v->s.bound_port;
     v->s.close_cb = on_server_closed; /* KILL closes the server: release the async too */

@@ -93,8 +93,8 @@ static void test_port2(void **state)
     fx *f = *state;
     alive(f, 1, 1, "foo", 6);
     epmd__reply *r = run(f, 9, 0, "zfoo", 4); /* lookups are allowed from anywhere */
-    uint8_t want[] = {EPMD_PORT2_RESP, 0, 0x15, 0xb3, 77, 0, 0, 6, 0, 5, 0, 3, 'f', 'o', 'o',
-                      0, 1, 'E'};
+    uint8_t want[] = {
+        EPMD_PORT2_RESP, 0, 0x15, 0xb3, 77, 0, 0, 6, 0, 5, 0, 3, 'f', 'o', 'o', 0, 1, 'E'};
     assert_int_equal(r->action, EPMD__CLOSE);
     assert_int_equal(r->out_len, sizeof want);
     assert_memory_equal(r->out, want, sizeof want);
@@ -184,6 +184,6 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {T(test_alive2), T(test_port2), T(test_names_dump),
-                                       T(test_kill), T(test_stop), T(test_garbage)};
+                                       T(test_kill),   T(test_stop),  T(test_garbage)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

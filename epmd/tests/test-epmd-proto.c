@@ -106,7 +106,7 @@ static void test_name_valid(void **state)
     assert_false(epmd__name_valid(b, 256)); /* 256 characters */
     for (int i = 0; i < 255; i++) memcpy(b + 4 * i, "\xf0\x9f\x98\x80", 4);
     assert_true(epmd__name_valid(b, 1020));
-    assert_false(epmd__name_valid(b, 1019)); /* cut inside a character */
+    assert_false(epmd__name_valid(b, 1019));                            /* cut inside a character */
     assert_false(epmd__name_valid((const uint8_t *)"\xc0\x80", 2));     /* overlong NUL */
     assert_false(epmd__name_valid((const uint8_t *)"\xed\xa0\x80", 3)); /* surrogate */
     assert_false(epmd__name_valid((const uint8_t *)"\xf4\x90\x80\x80", 4));
@@ -159,8 +159,8 @@ static void test_decode_alive_resp(void **state)
 
 static void test_decode_port2_resp(void **state)
 {
-    uint8_t r[64] = {EPMD_PORT2_RESP, 0, 0x10, 0x92, 77, 0, 0, 6, 0, 5, 0, 3, 'f', 'o', 'o', 0, 2,
-                     'e', 'x'};
+    uint8_t r[64] = {
+        EPMD_PORT2_RESP, 0, 0x10, 0x92, 77, 0, 0, 6, 0, 5, 0, 3, 'f', 'o', 'o', 0, 2, 'e', 'x'};
     epmd_node_info n;
     size_t full = 19;
     /* Incremental: each call asks for what it needs next, never past the answer. */
@@ -224,10 +224,14 @@ static void test_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_frame_size),        cmocka_unit_test(test_parse_alive2),
-        cmocka_unit_test(test_parse_names_and_admin), cmocka_unit_test(test_name_valid),
-        cmocka_unit_test(test_encode_limits),     cmocka_unit_test(test_decode_alive_resp),
-        cmocka_unit_test(test_decode_port2_resp), cmocka_unit_test(test_parse_names),
+        cmocka_unit_test(test_frame_size),
+        cmocka_unit_test(test_parse_alive2),
+        cmocka_unit_test(test_parse_names_and_admin),
+        cmocka_unit_test(test_name_valid),
+        cmocka_unit_test(test_encode_limits),
+        cmocka_unit_test(test_decode_alive_resp),
+        cmocka_unit_test(test_decode_port2_resp),
+        cmocka_unit_test(test_parse_names),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

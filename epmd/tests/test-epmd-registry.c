@@ -1,4 +1,4 @@
-/* Unit tests for the epmd registry: uniqueness, unregistration, creation numbering, bounded memory. */
+/* Unit tests for the epmd registry: uniqueness, creations, bounded memory of old names. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,9 +11,13 @@
 
 static epmd__request req(const char *name, uint16_t high)
 {
-    epmd__request r = {.type = EPMD_ALIVE2_REQ, .port = 1000, .node_type = 77,
-                       .highest_version = high, .lowest_version = 5,
-                       .name = (const uint8_t *)name, .name_len = strlen(name)};
+    epmd__request r = {.type = EPMD_ALIVE2_REQ,
+                       .port = 1000,
+                       .node_type = 77,
+                       .highest_version = high,
+                       .lowest_version = 5,
+                       .name = (const uint8_t *)name,
+                       .name_len = strlen(name)};
     return r;
 }
 

@@ -258,8 +258,8 @@ static inline void release(term_t t, term_box **dead)
     if (!term_is_boxed(t)) return;
     term_box *b = term__box(t);
     if (b->flags & BOXF_INBLOCK) b = (term_box *)((uint64_t *)b - b->boff);
-    if (atomic_fetch_sub_explicit(&b->rc, 1, memory_order_release) != 1) return;
-    atomic_thread_fence(memory_order_acquire);
+    /* acq_rel: the last owner must see every other owner's reads done (TSan has no fences) */
+    if (atomic_fetch_sub_explicit(&b->rc, 1, memory_order_acq_rel) != 1) return;
     *(term_box **)(void *)b = *dead;
     *dead = b;
 }
@@ -728,8 +728,10 @@ term_t term_map(size_t n, const term_t *keys, const term_t *vals)
         return TERM_NONE;
     }
     term_t *k = tmp, *v = tmp + n;
-    memcpy(k, keys, n * sizeof(term_t));
-    memcpy(v, vals, n * sizeof(term_t));
+    if (n) {
+        memcpy(k, keys, n * sizeof(term_t));
+        memcpy(v, vals, n * sizeof(term_t));
+    }
     sort_kv(k, v, n); /* stable: among equal keys the last given stays last */
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {

@@ -1,4 +1,4 @@
-/* Girder epmd: client library for Erlang's port mapper protocol (works with girder-epmd and Erlang's epmd). */
+/* Girder epmd client library: Erlang's port mapper protocol, for girder-epmd or Erlang's epmd. */
 #ifndef GIRDER_EPMD_H
 #define GIRDER_EPMD_H
 
@@ -39,20 +39,20 @@ extern "C" {
 /* ---------------------------------------------------------------------------
 ** Errors: 0 on success, a negative errno value on failure (libuv's rule).
 ** ------------------------------------------------------------------------ */
-#define EPMD_ERRNO_MAP(XX)                                                                         \
-    XX(EINVAL, "invalid argument")                                                                 \
-    XX(ENOMEM, "out of memory")                                                                    \
-    XX(ETIMEDOUT, "timed out")                                                                     \
-    XX(ECONNREFUSED, "connection refused (no epmd listening)")                                    \
-    XX(ECONNRESET, "epmd closed the connection without a complete answer")                         \
-    XX(EPROTO, "malformed answer from epmd")                                                       \
-    XX(ENOENT, "name not registered")                                                              \
-    XX(EEXIST, "registration refused (name taken or invalid)")                                    \
-    XX(EPERM, "refused by epmd")                                                                   \
-    XX(ENAMETOOLONG, "node name too long")                                                         \
-    XX(EMSGSIZE, "request or answer too large")                                                    \
-    XX(EHOSTUNREACH, "host unreachable or unknown")                                                \
-    XX(EADDRINUSE, "address already in use")                                                       \
+#define EPMD_ERRNO_MAP(XX)                                                 \
+    XX(EINVAL, "invalid argument")                                         \
+    XX(ENOMEM, "out of memory")                                            \
+    XX(ETIMEDOUT, "timed out")                                             \
+    XX(ECONNREFUSED, "connection refused (no epmd listening)")             \
+    XX(ECONNRESET, "epmd closed the connection without a complete answer") \
+    XX(EPROTO, "malformed answer from epmd")                               \
+    XX(ENOENT, "name not registered")                                      \
+    XX(EEXIST, "registration refused (name taken or invalid)")             \
+    XX(EPERM, "refused by epmd")                                           \
+    XX(ENAMETOOLONG, "node name too long")                                 \
+    XX(EMSGSIZE, "request or answer too large")                            \
+    XX(EHOSTUNREACH, "host unreachable or unknown")                        \
+    XX(EADDRINUSE, "address already in use")                               \
     XX(EIO, "input/output error")
 
 enum {
@@ -82,8 +82,8 @@ typedef struct epmd_node_info {
     uint8_t protocol;         /* EPMD_PROTOCOL_TCP */
     uint16_t highest_version; /* distribution protocol versions, 5 or 6 */
     uint16_t lowest_version;
-    size_t name_len;                       /* bytes in name */
-    char name[EPMD_MAX_NAME_BYTES + 1];    /* alive part ("foo" of foo@host), NUL-terminated */
+    size_t name_len;                    /* bytes in name */
+    char name[EPMD_MAX_NAME_BYTES + 1]; /* alive part ("foo" of foo@host), NUL-terminated */
     size_t extra_len;
     uint8_t extra[EPMD_MAX_EXTRA];
 } epmd_node_info;
@@ -108,8 +108,8 @@ typedef struct epmd_registration {
 ** does so for requests from a non-local address); network errors otherwise.
 ** On failure reg->fd is -1 and nothing stays open.
 */
-int epmd_register(const char *host, uint16_t epmd_port, const epmd_node_info *node,
-                  int timeout_ms, epmd_registration *reg);
+int epmd_register(const char *host, uint16_t epmd_port, const epmd_node_info *node, int timeout_ms,
+                  epmd_registration *reg);
 
 /*
 ** Checks, without blocking, that epmd still holds the registration: returns
@@ -135,12 +135,12 @@ typedef struct epmd_name_entry {
 } epmd_name_entry;
 
 typedef struct epmd_name_list {
-    uint32_t epmd_port;       /* the port epmd says it listens on */
+    uint32_t epmd_port; /* the port epmd says it listens on */
     size_t count;
     epmd_name_entry *entries;
-    char *text;               /* the raw "name X at port N\n" text, NUL-terminated */
+    char *text; /* the raw "name X at port N\n" text, NUL-terminated */
     size_t text_len;
-    char *storage_;           /* private: what entries point into */
+    char *storage_; /* private: what entries point into */
 } epmd_name_list;
 
 /*
@@ -150,7 +150,8 @@ typedef struct epmd_name_list {
 int epmd_names(const char *host, uint16_t epmd_port, int timeout_ms, epmd_name_list *out);
 void epmd_names_free(epmd_name_list *names);
 
-/* DUMP_REQ: the raw dump text (lines end in "\n\0" as Erlang's epmd sends them). Free with free(). */
+/* DUMP_REQ: the raw dump text (lines end in "\n\0" as Erlang's epmd sends them). Free with free().
+ */
 int epmd_dump(const char *host, uint16_t epmd_port, int timeout_ms, uint32_t *epmd_port_out,
               char **text, size_t *text_len);
 

@@ -328,8 +328,9 @@ typedef struct etf_error {
     size_t offset; /* byte offset of the problem in the input */
 } etf_error;
 
-/* Decodes one term; *used (optional) gets the bytes consumed. Returns TERM_NONE on error
-** with *err (optional) filled in. Validates everything before allocating. */
+/* Decodes one term. With used == NULL the term must fill buf exactly (else ETRAILING, unless
+** opts->allow_trailing); with used, *used gets the bytes consumed and bytes may follow.
+** Returns TERM_NONE on error with *err (optional) filled in. Validates before allocating. */
 term_t etf_decode(const uint8_t *buf, size_t len, const etf_decode_opts *opts, size_t *used,
                   etf_error *err);
 

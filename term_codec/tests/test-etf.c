@@ -1,0 +1,460 @@
+/* Unit tests for the external term format codec, against bytes produced by real Erlang. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <cmocka.h>
+
+#include <girder/term.h>
+
+typedef struct vec {
+    const char *name;
+    const uint8_t *bytes;
+    size_t len;
+} vec;
+
+static const vec vectors[] = {
+#include "etf_vectors.h"
+};
+#define NVEC (sizeof vectors / sizeof vectors[0])
+
+static const vec *find(const char *name)
+{
+    for (size_t i = 0; i < NVEC; i++)
+        if (strcmp(vectors[i].name, name) == 0) return &vectors[i];
+    fail_msg("no vector %s", name);
+    return NULL;
+}
+
+static term_t dec(const uint8_t *b, size_t n)
+{
+    etf_error e;
+    term_t t = etf_decode(b, n, NULL, NULL, &e);
+    if (t == TERM_NONE) fail_msg("decode failed: %s at %zu", term_strerror(e.code), e.offset);
+    return t;
+}
+
+static void assert_encodes_to(term_t t, const vec *v)
+{
+    etf_buf b = {0};
+    assert_int_equal(etf_encode(t, 0, &b), 0);
+    if (b.len != v->len || memcmp(b.data, v->bytes, v->len) != 0)
+        fail_msg("%s: encoding differs from Erlang's (%zu vs %zu bytes)", v->name, b.len, v->len);
+    assert_int_equal(etf_encoded_size(t, 0), (long long)v->len);
+    etf_buf_free(&b);
+}
+
+/* Every vector decodes and re-encodes to exactly Erlang's bytes. */
+static void test_roundtrip_erlang_vectors(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < NVEC; i++) {
+        term_t t = dec(vectors[i].bytes, vectors[i].len);
+        assert_encodes_to(t, &vectors[i]);
+        term_free(t);
+    }
+}
+
+/* Terms built in C encode to exactly what Erlang produced for the same value. */
+static void test_constructed_terms(void **state)
+{
+    (void)state;
+    term_t t;
+    assert_encodes_to(term_int(42), find("small"));
+    assert_encodes_to(term_int(-1), find("neg"));
+    assert_encodes_to(term_int(100000), find("int32"));
+    assert_encodes_to(term_int(INT32_MIN), find("int32min"));
+    t = term_int(2147483648LL);
+    assert_encodes_to(t, find("big1"));
+    term_free(t);
+    uint8_t mag[9] = {0, 0, 0, 0, 0, 0, 0, 0, 1};
+    t = term_big_from_bytes(true, mag, 9);
+    assert_true(term_is_bignum(t));
+    assert_encodes_to(t, find("big2"));
+    term_free(t);
+    t = term_float(3.14);
+    assert_encodes_to(t, find("float"));
+    term_free(t);
+    t = term_float(-0.0);
+    assert_encodes_to(t, find("negzero"));
+    term_free(t);
+    assert_encodes_to(term_atom("hello"), find("atom"));
+    assert_encodes_to(term_atom("\xc3\xa4"), find("latin1atom"));
+    assert_encodes_to(term_atom("\xe2\x82\xac"), find("utf8atom"));
+    t = term_tuplev(3, term_int(1), term_atom("a"), term_string("s", 1));
+    assert_encodes_to(t, find("tuple"));
+    term_free(t);
+    assert_encodes_to(TERM_NIL, find("nil"));
+    t = term_string("abc", 3);
+    assert_encodes_to(t, find("string"));
+    term_free(t);
+    term_t el[3] = {term_int(1), term_int(1000), term_atom("a")};
+    t = term_list(3, el);
+    assert_encodes_to(t, find("list"));
+    term_free(t);
+    t = term_cons(term_int(1), term_int(2));
+    assert_encodes_to(t, find("improper"));
+    term_free(t);
+    t = term_binary("\1\2\3", 3);
+    assert_encodes_to(t, find("bin"));
+    term_free(t);
+    uint8_t five = 5 << 5;
+    t = term_bitstring(&five, 3);
+    assert_encodes_to(t, find("bits"));
+    term_free(t);
+    term_t ks[5] = {term_atom("b"), term_atom("a"), term_int(1), term_float(1.0),
+                    term_tuplev(1, term_atom("t"))};
+    term_t vs[5] = {term_int(2), term_int(1), term_atom("x"), term_atom("y"), term_atom("z")};
+    t = term_map(5, ks, vs);
+    assert_int_equal(term_map_size(t), 5);
+    assert_encodes_to(t, find("map"));
+    term_free(t);
+    term_t node = term_atom("a@b.c");
+    t = term_pid(node, 7, 1, 0xFFFFFFFFu);
+    assert_encodes_to(t, find("pid"));
+    term_free(t);
+    t = term_ref(node, 9, 3, (uint32_t[]){1, 2, 3});
+    assert_encodes_to(t, find("ref"));
+    term_free(t);
+    t = term_port(node, 5, 3);
+    assert_encodes_to(t, find("port"));
+    term_free(t);
+    t = term_port(node, (1ULL << 32) | 5, 3);
+    assert_encodes_to(t, find("port4"));
+    term_free(t);
+    t = term_export_fun(term_atom("lists"), term_atom("map"), 2);
+    assert_encodes_to(t, find("export"));
+    term_free(t);
+    t = term_map(0, NULL, NULL);
+    assert_encodes_to(t, find("emptymap"));
+    term_free(t);
+    t = term_binary(NULL, 0);
+    assert_encodes_to(t, find("emptybin"));
+    term_free(t);
+}
+
+/* Old and alternative encodings decode to the same values as the new ones. */
+static void test_old_forms(void **state)
+{
+    (void)state;
+    /* PID_EXT with SMALL_ATOM_EXT node */
+    const uint8_t oldpid[] = {131, 103, 115, 5, 'a', '@', 'b', '.', 'c', 0, 0, 0, 7, 0, 0, 0, 1, 2};
+    term_t t = dec(oldpid, sizeof oldpid);
+    term_pid_info pi;
+    assert_int_equal(term_pid_get(t, &pi), 0);
+    assert_int_equal(pi.id, 7);
+    assert_int_equal(pi.serial, 1);
+    assert_int_equal(pi.creation, 2);
+    assert_string_equal(term_atom_name(pi.node, NULL), "a@b.c");
+    term_free(t);
+    /* FLOAT_EXT */
+    uint8_t oldfloat[33] = {131, 99};
+    snprintf((char *)oldfloat + 2, 31, "%.20e", 3.14);
+    t = dec(oldfloat, sizeof oldfloat);
+    assert_true(term_is_float(t));
+    assert_true(term_float_value(t) == 3.14);
+    assert_encodes_to(t, find("float"));
+    term_free(t);
+    /* NEW_REFERENCE_EXT (1-byte creation), REFERENCE_EXT, PORT_EXT */
+    const uint8_t newref[] = {131, 114, 0, 1, 100, 0, 1, 'n', 3, 0, 0, 0, 42};
+    t = dec(newref, sizeof newref);
+    term_ref_info ri;
+    assert_int_equal(term_ref_get(t, &ri), 0);
+    assert_int_equal(ri.nwords, 1);
+    assert_int_equal(ri.words[0], 42);
+    assert_int_equal(ri.creation, 3);
+    term_free(t);
+    const uint8_t oldref[] = {131, 101, 100, 0, 1, 'n', 0, 0, 0, 42, 3};
+    t = dec(oldref, sizeof oldref);
+    assert_int_equal(term_ref_get(t, &ri), 0);
+    assert_int_equal(ri.words[0], 42);
+    term_free(t);
+    const uint8_t oldport[] = {131, 102, 100, 0, 1, 'n', 0, 0, 0, 9, 1};
+    t = dec(oldport, sizeof oldport);
+    term_port_info po;
+    assert_int_equal(term_port_get(t, &po), 0);
+    assert_int_equal(po.id, 9);
+    term_free(t);
+    /* SMALL_ATOM_UTF8_EXT and ATOM_UTF8_EXT give the same atom as ATOM_EXT */
+    const uint8_t a1[] = {131, 119, 2, 'o', 'k'}, a2[] = {131, 118, 0, 2, 'o', 'k'},
+                  a3[] = {131, 115, 2, 'o', 'k'};
+    assert_true(dec(a1, sizeof a1) == TERM_ATOM_OK);
+    assert_true(dec(a2, sizeof a2) == TERM_ATOM_OK);
+    assert_true(dec(a3, sizeof a3) == TERM_ATOM_OK);
+    /* A non-normalised bignum decodes to a small integer. */
+    const uint8_t nb[] = {131, 110, 2, 0, 5, 0};
+    assert_true(dec(nb, sizeof nb) == term_int(5));
+    /* LIST_EXT of bytes decodes equal to STRING_EXT */
+    const uint8_t l[] = {131, 108, 0, 0, 0, 2, 97, 'a', 97, 'b', 106};
+    term_t x = dec(l, sizeof l), y = term_string("ab", 2);
+    assert_true(term_equal(x, y));
+    term_free(x);
+    term_free(y);
+}
+
+/* Local funs decode and re-encode byte for byte, and expose their fields. */
+static void test_funs(void **state)
+{
+    (void)state;
+    /* fun(X) -> X + Y end with Y = 7, compiled in gen_vectors.erl */
+    const vec *v = find("closure");
+    const uint8_t *f = v->bytes;
+    term_t t = dec(f, v->len);
+    term_fun_info fi;
+    assert_int_equal(term_fun_get(t, &fi), 0);
+    assert_false(fi.is_export);
+    assert_int_equal(fi.arity, 1);
+    assert_int_equal(fi.nfree, 1);
+    assert_true(fi.free[0] == term_int(7));
+    assert_string_equal(term_atom_name(fi.module, NULL), "gen_vectors");
+    assert_true(term_is_pid(fi.pid));
+    etf_buf b = {0};
+    assert_int_equal(etf_encode(t, 0, &b), 0);
+    assert_int_equal(b.len, v->len);
+    assert_memory_equal(b.data, f, v->len);
+    /* Rebuilt from its fields, it is the same fun. */
+    term_t g = term_local_fun(&fi);
+    assert_true(term_equal(t, g));
+    etf_buf_free(&b);
+    term_free(g);
+    term_free(t);
+}
+
+static void expect_error(const uint8_t *b, size_t n, int code, size_t off)
+{
+    etf_error e = {0};
+    term_t t = etf_decode(b, n, NULL, NULL, &e);
+    assert_true(t == TERM_NONE);
+    if (e.code != code || e.offset != off)
+        fail_msg("expected %s at %zu, got %s at %zu", term_err_name(code), off,
+                 term_err_name(e.code), e.offset);
+}
+
+/* Bad input gets a precise error and offset, never a crash. */
+static void test_errors(void **state)
+{
+    (void)state;
+    expect_error((const uint8_t[]){130, 97, 1}, 3, TERM_EVERSION, 0);
+    expect_error((const uint8_t[]){131}, 1, TERM_ETRUNC, 1);
+    expect_error((const uint8_t[]){131, 97}, 2, TERM_ETRUNC, 2);
+    expect_error((const uint8_t[]){131, 200}, 2, TERM_ETAG, 1);
+    expect_error((const uint8_t[]){131, 97, 1, 0}, 4, TERM_ETRAILING, 3);
+    expect_error((const uint8_t[]){131, 104, 2, 97, 1}, 5, TERM_ETRUNC, 5);
+    expect_error((const uint8_t[]){131, 104, 1, 200}, 4, TERM_ETAG, 3);
+    /* a list claiming 2^32-1 elements in 10 bytes: refused before any allocation */
+    expect_error((const uint8_t[]){131, 108, 255, 255, 255, 255, 106, 106, 106, 106}, 10,
+                 TERM_ESIZE, 1);
+    expect_error((const uint8_t[]){131, 105, 255, 255, 255, 255, 106}, 7, TERM_ESIZE, 1);
+    expect_error((const uint8_t[]){131, 116, 0, 0, 0, 2, 97, 1, 97, 2, 97, 1, 97, 3}, 14,
+                 TERM_EDUPKEY, 1);
+    expect_error((const uint8_t[]){131, 70, 0x7F, 0xF0, 0, 0, 0, 0, 0, 0}, 10, TERM_EFLOAT, 1);
+    expect_error((const uint8_t[]){131, 77, 0, 0, 0, 1, 9, 0}, 8, TERM_EBITS, 1);
+    expect_error((const uint8_t[]){131, 82, 3}, 3, TERM_ECACHE, 1);
+    expect_error((const uint8_t[]){131, 119, 2, 0xC3, 0x28}, 5, TERM_EATOM, 1);
+    expect_error((const uint8_t[]){131, 121, 0}, 3, TERM_ENOTSUP, 1);
+    /* EXPORT_EXT whose arity is not a small integer */
+    expect_error((const uint8_t[]){131, 113, 100, 0, 1, 'm', 100, 0, 1, 'f', 98, 0, 0, 0, 1}, 15,
+                 TERM_ETYPE, 10);
+    /* 256-character atom */
+    uint8_t big[300] = {131, 100, 1, 0};
+    memset(big + 4, 'a', 256);
+    expect_error(big, 260, TERM_EATOM, 1);
+}
+
+/* The atom cache and the new-atom budget (used by distribution). */
+static void test_atom_cache_and_budget(void **state)
+{
+    (void)state;
+    static etf_atom_cache cache;
+    cache.atoms[3] = term_atom("cached");
+    etf_decode_opts o = {.cache = &cache};
+    term_t t = etf_decode((const uint8_t[]){131, 82, 3}, 3, &o, NULL, NULL);
+    assert_true(t == term_atom("cached"));
+    etf_decode_opts b = {.max_new_atoms = 1};
+    const uint8_t two[] = {131, 104, 2, 100, 0, 2, 'q', '1', 100, 0, 2, 'q', '2'};
+    etf_error e;
+    assert_true(etf_decode(two, sizeof two, &b, NULL, &e) == TERM_NONE);
+    assert_int_equal(e.code, TERM_EATOMLIMIT);
+    assert_int_equal(e.offset, 8);
+    b.max_new_atoms = 0;
+    t = etf_decode(two, sizeof two, &b, NULL, NULL);
+    assert_int_equal(term_tuple_arity(t), 2);
+    term_free(t);
+}
+
+/* A million-deep nest decodes, encodes, compares and frees without C recursion. */
+static void test_deep_nesting(void **state)
+{
+    (void)state;
+    size_t depth = 1000000;
+    uint8_t *b = malloc(1 + depth * 5 + 1);
+    b[0] = 131;
+    /* each level is LIST_EXT with one element (the next level) and a NIL tail */
+    size_t pos = 1;
+    for (size_t i = 0; i < depth; i++) {
+        b[pos++] = 108;
+        b[pos++] = 0, b[pos++] = 0, b[pos++] = 0, b[pos++] = 1;
+    }
+    b[pos++] = 106; /* innermost [] */
+    /* tails: one NIL per level after the innermost */
+    b = realloc(b, pos + depth);
+    memset(b + pos, 106, depth);
+    pos += depth;
+    term_t t = dec(b, pos);
+    term_t u = dec(b, pos);
+    assert_true(term_equal(t, u));
+    assert_int_equal(term_hash(t), term_hash(u));
+    etf_buf out = {0};
+    assert_int_equal(etf_encode(t, 0, &out), 0);
+    assert_int_equal(out.len, pos);
+    assert_memory_equal(out.data, b, pos);
+    etf_buf_free(&out);
+    term_free(u);
+    /* a C-built deep nest frees iteratively too */
+    term_t acc = TERM_NIL;
+    for (size_t i = 0; i < depth; i++) acc = term_tuplev(1, acc);
+    assert_false(term_equal(acc, t));
+    term_free(acc);
+    term_free(t);
+    free(b);
+}
+
+/* Compressed output decodes to the same term; bombs and lies are refused. */
+static void test_compression(void **state)
+{
+    (void)state;
+    term_t t = term_string(NULL, 0);
+    char s[4000];
+    memset(s, 'z', sizeof s);
+    t = term_binary(s, sizeof s);
+    etf_buf b = {0};
+    assert_int_equal(etf_encode(t, ETF_ENC_COMPRESSED, &b), 0);
+    assert_int_equal(b.data[1], 80);
+    assert_true(b.len < 200);
+    term_t u = dec(b.data, b.len);
+    assert_true(term_equal(t, u));
+    term_free(u);
+    /* small terms stay uncompressed, as term_to_binary does */
+    etf_buf c = {0};
+    assert_int_equal(etf_encode(TERM_ATOM_OK, ETF_ENC_COMPRESSED, &c), 0);
+    assert_int_equal(c.data[1], 100);
+    etf_buf_free(&c);
+    /* declared size larger than the data can inflate to */
+    uint8_t lie[64];
+    memcpy(lie, b.data, 6);
+    lie[2] = 0x7F; /* ~2 GB */
+    etf_error e;
+    assert_true(etf_decode(lie, 6, NULL, NULL, &e) == TERM_NONE);
+    assert_int_equal(e.code, TERM_ESIZE);
+    /* declared size wrong by one */
+    uint8_t *w = malloc(b.len);
+    memcpy(w, b.data, b.len);
+    w[5] += 1;
+    assert_true(etf_decode(w, b.len, NULL, NULL, &e) == TERM_NONE);
+    assert_int_equal(e.code, TERM_EZLIB);
+    /* a real bomb: 50 MB of zeros in a few KB, refused by the bound */
+    size_t big = 50u << 20;
+    uint8_t *zeros = calloc(1, big);
+    zeros[0] = 109;
+    zeros[1] = (uint8_t)((big - 5) >> 24), zeros[2] = (uint8_t)((big - 5) >> 16);
+    zeros[3] = (uint8_t)((big - 5) >> 8), zeros[4] = (uint8_t)(big - 5);
+    uLongf cl = compressBound(big);
+    uint8_t *bomb = malloc(6 + cl);
+    bomb[0] = 131, bomb[1] = 80;
+    bomb[2] = (uint8_t)(big >> 24), bomb[3] = (uint8_t)(big >> 16);
+    bomb[4] = (uint8_t)(big >> 8), bomb[5] = (uint8_t)big;
+    compress2(bomb + 6, &cl, zeros, big, 9);
+    etf_decode_opts lim = {.max_uncompressed = 1 << 20};
+    assert_true(etf_decode(bomb, 6 + cl, &lim, NULL, &e) == TERM_NONE);
+    assert_int_equal(e.code, TERM_ESIZE);
+    /* with a large enough bound it is a legitimate 50 MB binary */
+    lim.max_uncompressed = 64u << 20;
+    u = etf_decode(bomb, 6 + cl, &lim, NULL, &e);
+    assert_int_equal(term_binary_size(u), big - 5);
+    term_free(u);
+    free(zeros);
+    free(bomb);
+    free(w);
+    etf_buf_free(&b);
+    term_free(t);
+}
+
+/* Decoding a prefix with `used`, and payloads without the version byte. */
+static void test_used_and_no_version(void **state)
+{
+    (void)state;
+    const uint8_t two[] = {131, 97, 1, 97, 2};
+    size_t used;
+    term_t t = etf_decode(two, sizeof two, NULL, &used, NULL);
+    assert_true(t == term_int(1));
+    assert_int_equal(used, 3);
+    etf_decode_opts o = {.no_version = true};
+    t = etf_decode(two + 3, 2, &o, &used, NULL);
+    assert_true(t == term_int(2));
+    assert_int_equal(used, 2);
+    etf_buf b = {0};
+    assert_int_equal(etf_encode(term_atom("x"), ETF_ENC_NO_VERSION | ETF_ENC_UTF8_ATOMS, &b), 0);
+    assert_int_equal(b.len, 3);
+    assert_int_equal(b.data[0], 119);
+    etf_buf_free(&b);
+}
+
+/* Every allocation failure is survived: fail the Nth allocation for every N. */
+static size_t alloc_count, alloc_fail_at;
+static void *failing_alloc(void *ud, void *p, size_t old, size_t n)
+{
+    (void)ud;
+    (void)old;
+    if (n == 0) {
+        free(p);
+        return NULL;
+    }
+    if (++alloc_count == alloc_fail_at) return NULL;
+    return realloc(p, n);
+}
+
+static void test_alloc_failures(void **state)
+{
+    (void)state;
+    const vec *v = find("nested");
+    const vec *m = find("map");
+    for (size_t k = 1; k < 200; k++) {
+        alloc_count = 0;
+        alloc_fail_at = k;
+        term_set_allocator(failing_alloc, NULL);
+        term_t t = etf_decode(v->bytes, v->len, NULL, NULL, NULL);
+        term_t u = etf_decode(m->bytes, m->len, NULL, NULL, NULL);
+        etf_buf b = {0};
+        if (t != TERM_NONE) etf_encode(t, ETF_ENC_COMPRESSED, &b);
+        term_t ks[2] = {term_int(1), term_atom("k")};
+        term_t vs[2] = {term_binary("x", 1), term_tuplev(2, term_int(1), term_float(2.0))};
+        term_t mm = term_map(2, ks, vs);
+        mm = term_map_put(mm, term_int(9), term_int(9));
+        etf_buf_free(&b);
+        term_free(t);
+        term_free(u);
+        term_free(mm);
+        term_set_allocator(NULL, NULL);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip_erlang_vectors),
+        cmocka_unit_test(test_constructed_terms),
+        cmocka_unit_test(test_old_forms),
+        cmocka_unit_test(test_funs),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_atom_cache_and_budget),
+        cmocka_unit_test(test_deep_nesting),
+        cmocka_unit_test(test_compression),
+        cmocka_unit_test(test_used_and_no_version),
+        cmocka_unit_test(test_alloc_failures),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

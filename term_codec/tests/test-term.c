@@ -1,0 +1,389 @@
+/* Unit tests for term construction, access, ordering, hashing, maps, binaries and atoms. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <cmocka.h>
+
+#include <girder/term.h>
+#include "../src/term_int.h"
+
+typedef struct vec {
+    const char *name;
+    const uint8_t *bytes;
+    size_t len;
+} vec;
+
+static const vec vectors[] = {
+#include "etf_vectors.h"
+};
+
+static const vec *find(const char *name)
+{
+    for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++)
+        if (strcmp(vectors[i].name, name) == 0) return &vectors[i];
+    return NULL;
+}
+
+static void test_immediates(void **state)
+{
+    (void)state;
+    assert_int_equal(term_typeof(term_int(5)), TERM_T_INT);
+    assert_int_equal(term_typeof(TERM_NIL), TERM_T_NIL);
+    assert_int_equal(term_typeof(TERM_NONE), TERM_T_NONE);
+    assert_int_equal(term_typeof(term_atom("x")), TERM_T_ATOM);
+    assert_true(term_is_small(term_int(TERM_SMALL_MAX)));
+    assert_true(term_is_small(term_int(TERM_SMALL_MIN)));
+    term_t b = term_int(TERM_SMALL_MAX + 1);
+    assert_true(term_is_bignum(b));
+    int64_t v;
+    assert_int_equal(term_get_int64(b, &v), 0);
+    assert_true(v == TERM_SMALL_MAX + 1);
+    term_free(b);
+    b = term_int(INT64_MIN);
+    assert_int_equal(term_get_int64(b, &v), 0);
+    assert_true(v == INT64_MIN);
+    term_free(b);
+    b = term_uint(UINT64_MAX);
+    uint64_t u;
+    assert_int_equal(term_get_uint64(b, &u), 0);
+    assert_true(u == UINT64_MAX);
+    assert_int_equal(term_get_int64(b, &v), TERM_ERANGE);
+    term_free(b);
+    assert_int_equal(term_get_int64(term_atom("x"), &v), TERM_ETYPE);
+    assert_true(term_float(1.0 / 0.0) == TERM_NONE);
+    term_free(TERM_NIL); /* no-ops */
+    term_free(TERM_NONE);
+}
+
+static void test_atoms(void **state)
+{
+    (void)state;
+    term_t a = term_atom("hello"), b = term_atom_n("hello", 5, NULL);
+    assert_true(a == b);
+    assert_string_equal(term_atom_name(a, NULL), "hello");
+    assert_true(term_atom_existing("hello", 5) == a);
+    assert_true(term_atom_existing("surely-not-an-atom-yet", 22) == TERM_NONE);
+    char name[256 * 3 + 1];
+    memset(name, 'a', 255);
+    assert_true(term_atom_n(name, 255, NULL) != TERM_NONE);
+    int err = 0;
+    assert_true(term_atom_n(name, 256, &err) == TERM_NONE);
+    assert_int_equal(err, TERM_EATOM);
+    /* 255 three-byte characters are fine: the limit is in characters */
+    for (int i = 0; i < 255; i++) memcpy(name + 3 * i, "\xe2\x82\xac", 3);
+    assert_true(term_atom_n(name, 765, NULL) != TERM_NONE);
+    assert_true(term_atom_n("\xff", 1, &err) == TERM_NONE);
+    assert_int_equal(err, TERM_EUTF8);
+    assert_true(TERM_ATOM_TRUE == term_atom("true"));
+    assert_true(TERM_ATOM_NONODE == term_atom("nonode@nohost"));
+}
+
+static void *atom_thread(void *arg)
+{
+    char buf[32];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(buf, sizeof buf, "thr_atom_%d", i);
+        term_t a = term_atom(buf);
+        if (a == TERM_NONE || strcmp(term_atom_name(a, NULL), buf) != 0) return arg;
+    }
+    return NULL;
+}
+
+/* Concurrent interning of the same names gives one atom per name. */
+static void test_atoms_threads(void **state)
+{
+    (void)state;
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, atom_thread, (void *)1);
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        assert_null(r);
+    }
+    assert_true(term_atom("thr_atom_7") == term_atom_existing("thr_atom_7", 10));
+}
+
+static void test_tuples_lists(void **state)
+{
+    (void)state;
+    term_t t = term_tuplev(3, term_int(1), term_atom("a"), TERM_NIL);
+    assert_int_equal(term_tuple_arity(t), 3);
+    assert_true(term_tuple_elem(t, 1) == term_atom("a"));
+    assert_true(term_tuple_elem(t, 3) == TERM_NONE);
+    term_free(t);
+    /* constructors consume even on failure */
+    t = term_tuplev(2, term_binary("x", 1), TERM_NONE);
+    assert_true(t == TERM_NONE);
+    term_t l = term_string("hey", 3);
+    assert_int_equal(term_list_length(l), 3);
+    assert_true(term_hd(l) == term_int('h'));
+    term_t imp = term_cons(term_int(1), term_int(2));
+    assert_int_equal(term_list_length(imp), -1);
+    assert_true(term_is_list(imp));
+    term_free(imp);
+    term_free(l);
+    int err;
+    l = term_string_utf8("a\xe2\x82\xac", 4, &err);
+    assert_int_equal(term_list_length(l), 2);
+    assert_true(term_hd(term_tl(l)) == term_int(0x20AC));
+    term_free(l);
+    assert_true(term_string_utf8("\xc3", 1, &err) == TERM_NONE);
+    assert_int_equal(err, TERM_EUTF8);
+}
+
+static void test_maps(void **state)
+{
+    (void)state;
+    term_t ks[4] = {term_atom("b"), term_int(1), term_float(1.0), term_atom("b")};
+    term_t vs[4] = {term_int(1), term_int(2), term_int(3), term_int(4)};
+    term_t m = term_map(4, ks, vs);
+    assert_int_equal(term_map_size(m), 3);
+    /* the later duplicate wins; 1 and 1.0 are distinct keys */
+    assert_true(term_map_get(m, term_atom("b")) == term_int(4));
+    term_t one_f = term_float(1.0);
+    assert_true(term_map_get(m, one_f) == term_int(3));
+    assert_true(term_map_get(m, term_int(1)) == term_int(2));
+    /* key order: integers before floats, then atoms */
+    assert_true(term_map_key(m, 0) == term_int(1));
+    assert_true(term_is_float(term_map_key(m, 1)));
+    term_t m2 = term_map_put(term_dup(m), term_atom("a"), term_int(9));
+    assert_int_equal(term_map_size(m2), 4);
+    assert_int_equal(term_map_size(m), 3); /* immutable: the original is unchanged */
+    assert_true(term_map_key(m2, 2) == term_atom("a"));
+    term_t m3 = term_map_put(term_dup(m2), term_atom("a"), term_int(10));
+    assert_true(term_map_get(m3, term_atom("a")) == term_int(10));
+    assert_true(term_map_get(m2, term_atom("a")) == term_int(9));
+    term_t m4 = term_map_remove(term_dup(m3), one_f);
+    assert_int_equal(term_map_size(m4), 3);
+    assert_true(term_map_get(m4, one_f) == TERM_NONE);
+    term_t m5 = term_map_remove(term_dup(m4), term_atom("zz"));
+    assert_true(term_equal(m4, m5));
+    term_free(one_f);
+    term_free(m);
+    term_free(m2);
+    term_free(m3);
+    term_free(m4);
+    term_free(m5);
+}
+
+static void test_binaries(void **state)
+{
+    (void)state;
+    uint8_t data[200];
+    for (int i = 0; i < 200; i++) data[i] = (uint8_t)i;
+    term_t b = term_binary(data, 200);
+    assert_true(term_is_binary(b));
+    assert_int_equal(term_binary_size(b), 200);
+    /* sub-binary shares the bytes */
+    term_t s = term_sub_binary(b, 8 * 10, 8 * 5);
+    assert_true(term_binary_data(s) == term_binary_data(b) + 10);
+    term_free(b); /* the sub-binary keeps the storage alive */
+    assert_int_equal(term_binary_data(s)[0], 10);
+    /* odd bit offset: 3 bits in, 12 bits long */
+    term_t o = term_sub_binary(s, 3, 12);
+    assert_true(term_is_bitstring(o));
+    assert_false(term_is_binary(o));
+    assert_null(term_binary_data(o));
+    uint8_t out[2];
+    term_bitstring_copy(o, out);
+    /* bytes 10,11 = 00001010 00001011; bits 3..14 = 0101 0000 0101 -> 0x50 0x50 */
+    assert_int_equal(out[0], 0x50);
+    assert_int_equal(out[1], 0x50);
+    term_t same = term_bitstring(out, 12);
+    assert_true(term_equal(o, same));
+    assert_int_equal(term_hash(o), term_hash(same));
+    /* encode of the unaligned sub-bitstring equals the aligned one's */
+    etf_buf e1 = {0}, e2 = {0};
+    etf_encode(o, 0, &e1);
+    etf_encode(same, 0, &e2);
+    assert_int_equal(e1.len, e2.len);
+    assert_memory_equal(e1.data, e2.data, e1.len);
+    etf_buf_free(&e1);
+    etf_buf_free(&e2);
+    term_free(same);
+    term_free(o);
+    term_free(s);
+    void *raw = term_alloc_raw(100);
+    memset(raw, 7, 100);
+    term_t a = term_binary_adopt(raw, 100);
+    assert_true(term_binary_data(a) == raw);
+    term_free(a);
+    assert_true(term_sub_binary(TERM_NIL, 0, 0) == TERM_NONE);
+}
+
+static void test_pids_refs_ports_funs(void **state)
+{
+    (void)state;
+    term_t n = term_atom("n@h");
+    term_t p = term_pid(n, 1, 2, 3);
+    term_pid_info pi;
+    assert_int_equal(term_pid_get(p, &pi), 0);
+    assert_true(pi.node == n && pi.id == 1 && pi.serial == 2 && pi.creation == 3);
+    term_t r1 = term_ref(n, 1, 1, (uint32_t[]){5});
+    term_t r3 = term_ref(n, 1, 3, (uint32_t[]){5, 0, 0});
+    assert_true(term_equal(r1, r3)); /* as in Erlang: missing words are zero */
+    assert_int_equal(term_hash(r1), term_hash(r3));
+    assert_true(term_ref(n, 1, 6, (uint32_t[]){1, 2, 3, 4, 5, 6}) == TERM_NONE);
+    term_t e = term_export_fun(term_atom("m"), term_atom("f"), 2);
+    term_fun_info fi;
+    assert_int_equal(term_fun_get(e, &fi), 0);
+    assert_true(fi.is_export && fi.arity == 2);
+    term_free(e);
+    term_free(r1);
+    term_free(r3);
+    term_free(p);
+}
+
+static int qcmp(const void *a, const void *b)
+{
+    return term_compare(*(const term_t *)a, *(const term_t *)b);
+}
+
+/* Sorting a shuffled copy of Erlang's lists:sort result gives Erlang's order back. */
+static void test_order_matches_erlang(void **state)
+{
+    (void)state;
+    const vec *v = find("sorted");
+    assert_non_null(v);
+    term_t l = etf_decode(v->bytes, v->len, NULL, NULL, NULL);
+    long n = term_list_length(l);
+    assert_true(n > 40);
+    term_t *a = malloc((size_t)n * sizeof(term_t)), *sh = malloc((size_t)n * sizeof(term_t));
+    term_t x = l;
+    for (long i = 0; i < n; i++, x = term_tl(x)) a[i] = term_hd(x);
+    for (long i = 0; i + 1 < n; i++) {
+        if (term_compare(a[i], a[i + 1]) >= 0) {
+            fail_msg("element %ld (%s) should be before element %ld (%s)", i,
+                     term_type_name(term_typeof(a[i])), i + 1,
+                     term_type_name(term_typeof(a[i + 1])));
+        }
+        assert_true(term_compare(a[i + 1], a[i]) > 0);
+    }
+    srand(7);
+    memcpy(sh, a, (size_t)n * sizeof(term_t));
+    for (long i = n - 1; i > 0; i--) {
+        long j = rand() % (i + 1);
+        term_t t = sh[i];
+        sh[i] = sh[j];
+        sh[j] = t;
+    }
+    qsort(sh, (size_t)n, sizeof(term_t), qcmp);
+    for (long i = 0; i < n; i++) assert_true(sh[i] == a[i]);
+    free(a);
+    free(sh);
+    term_free(l);
+}
+
+static void test_number_order(void **state)
+{
+    (void)state;
+    term_t one = term_int(1), onef = term_float(1.0), half = term_float(0.5);
+    assert_int_equal(term_compare(one, onef), 0);   /* 1 == 1.0 */
+    assert_true(term_compare_exact(one, onef) < 0); /* 1 =/= 1.0, integer first */
+    assert_false(term_equal(one, onef));
+    assert_true(term_equal_arith(one, onef));
+    assert_true(term_compare(half, one) < 0);
+    term_t z = term_float(0.0), nz = term_float(-0.0);
+    assert_true(term_equal(z, nz)); /* OTP 25: -0.0 =:= 0.0 */
+    assert_int_equal(term_hash(z), term_hash(nz));
+    /* exactness beyond 2^53 */
+    term_t big = term_int((1LL << 53) + 1), f53 = term_float(9007199254740992.0);
+    assert_true(term_compare(big, f53) > 0);
+    term_t huge = term_uint(UINT64_MAX), fhuge = term_float(18446744073709551616.0);
+    assert_true(term_compare(huge, fhuge) < 0);
+    assert_true(term_compare(fhuge, huge) > 0);
+    term_t fm = term_float(-1e300);
+    assert_true(term_compare(fm, huge) < 0);
+    term_t big2 = term__int_from_text(false, "18446744073709551616", 20, 10);
+    assert_int_equal(term_compare(big2, fhuge), 0);
+    term_t tuple1 = term_tuplev(1, term_int(1)), tuple1f = term_tuplev(1, term_float(1.0));
+    assert_int_equal(term_compare(tuple1, tuple1f), 0);
+    assert_true(term_compare_exact(tuple1, tuple1f) < 0);
+    term_t m1 = term_map(1, (term_t[]){term_atom("a")}, (term_t[]){term_int(1)});
+    term_t m1f = term_map(1, (term_t[]){term_atom("a")}, (term_t[]){term_float(1.0)});
+    assert_int_equal(term_compare(m1, m1f), 0); /* values compare arithmetically */
+    term_t mk = term_map(1, (term_t[]){term_int(1)}, (term_t[]){term_atom("a")});
+    term_t mkf = term_map(1, (term_t[]){term_float(1.0)}, (term_t[]){term_atom("a")});
+    assert_true(term_compare(mk, mkf) < 0); /* keys compare exactly */
+    term_t all[] = {one, onef, half,   z,       nz, big, f53, huge, fhuge,
+                    fm,  big2, tuple1, tuple1f, m1, m1f, mk,  mkf};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) term_free(all[i]);
+}
+
+static void test_bignum_text(void **state)
+{
+    (void)state;
+    const char *digits = "123456789012345678901234567890123456789";
+    term_t b = term__int_from_text(true, digits, strlen(digits), 10);
+    etf_buf out = {0};
+    assert_int_equal(term__int_to_text(b, 10, &out), 0);
+    assert_int_equal(out.len, strlen(digits) + 1);
+    assert_memory_equal(out.data, "-123456789012345678901234567890123456789", out.len);
+    out.len = 0;
+    assert_int_equal(term__int_to_text(b, 16, &out), 0);
+    term_t c = term__int_from_text(true, (char *)out.data + 1, out.len - 1, 16);
+    assert_true(term_equal(b, c));
+    out.len = 0;
+    term__int_to_text(term_int(-255), 2, &out);
+    assert_memory_equal(out.data, "-11111111", 9);
+    assert_true(term__int_from_text(false, "12a", 3, 10) == TERM_NONE);
+    assert_true(term__int_from_text(false, "zz", 2, 36) == term_int(35 * 36 + 35));
+    etf_buf_free(&out);
+    term_free(b);
+    term_free(c);
+}
+
+/* Sharing across threads: many threads dup and free the same term concurrently. */
+static term_t shared;
+static void *share_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100000; i++) term_free(term_dup(shared));
+    return NULL;
+}
+
+static void test_shared_refcount(void **state)
+{
+    (void)state;
+    shared = term_tuplev(2, term_binary("abc", 3), term_string("x", 1));
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, share_thread, NULL);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    assert_int_equal(atomic_load(&term__box(shared)->rc), 1);
+    term_free(shared);
+}
+
+static void test_memory_and_errors(void **state)
+{
+    (void)state;
+    term_t t = term_tuplev(2, term_binary("abc", 3), TERM_NIL);
+    assert_true(term_memory(t) >= 3);
+    term_free(t);
+    assert_string_equal(term_err_name(TERM_ETRUNC), "ETRUNC");
+    assert_string_equal(term_strerror(TERM_ETRUNC), "input ends too early");
+    assert_string_equal(term_type_name(TERM_T_MAP), "map");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_immediates),
+        cmocka_unit_test(test_atoms),
+        cmocka_unit_test(test_atoms_threads),
+        cmocka_unit_test(test_tuples_lists),
+        cmocka_unit_test(test_maps),
+        cmocka_unit_test(test_binaries),
+        cmocka_unit_test(test_pids_refs_ports_funs),
+        cmocka_unit_test(test_order_matches_erlang),
+        cmocka_unit_test(test_number_order),
+        cmocka_unit_test(test_bignum_text),
+        cmocka_unit_test(test_shared_refcount),
+        cmocka_unit_test(test_memory_and_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
