@@ -2,14 +2,6 @@
 #include "nd_int.h"
 #include <time.h>
 
-/* Until the pattern matcher lands on main, reference it weakly so predicate receive links. */
-#ifndef ND__HAVE_MATCHER
-extern bool term_match(const term_pattern *p, term_t t, term_t *vars) __attribute__((weak));
-#define ND__MATCH(p, t, v) (term_match ? term_match(p, t, v) : (abort(), false))
-#else
-#define ND__MATCH(p, t, v) term_match(p, t, v)
-#endif
-
 static bool accepts(const nd_recv *r, term_t msg, int *which)
 {
     if (r->pred) {
@@ -21,7 +13,7 @@ static bool accepts(const nd_recv *r, term_t msg, int *which)
         return true;
     }
     for (size_t i = 0; i < r->nclauses; i++)
-        if (ND__MATCH(r->clauses[i].pat, msg, r->clauses[i].vars)) {
+        if (term_match(r->clauses[i].pat, msg, r->clauses[i].vars)) {
             *which = (int)i;
             return true;
         }
@@ -124,6 +116,6 @@ void nd_sleep(int64_t ms)
 
 void nd_assert_match(const term_pattern *pat, term_t t, term_t *vars)
 {
-    if (ND__MATCH(pat, t, vars)) return;
+    if (term_match(pat, t, vars)) return;
     nd_exit(term_tuplev(2, nd__a_badmatch, term_dup(t)));
 }

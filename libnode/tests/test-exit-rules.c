@@ -36,7 +36,9 @@ static void child_exit(void *arg)
 static void b_cmd(int cmd)
 {
     switch (cmd) {
-    case 1: nd_exit_signal(nd_self(), S.reason); break;
+    case 1:
+        nd_exit_signal(nd_self(), S.reason);
+        break;
     case 2: {
         int rc = nd_link(S.d);
         nd_send(nd_self(), T2(A("link"), rc == 0 ? A("true") : A("noproc")));
@@ -125,9 +127,7 @@ static void a_up(void *arg)
     nd_exit(S.reason);
 }
 
-static void nothing(void *arg)
-{
-}
+static void nothing(void *arg) {}
 
 static bool is_atom_msg(term_t m, void *ud)
 {

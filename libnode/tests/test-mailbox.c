@@ -1,4 +1,5 @@
-/* Tests: send/receive, order, selective receive, timeouts, receive marker, many senders, fairness. */
+/* Tests: send/receive, order, selective receive, timeouts, receive marker, many senders, fairness.
+ */
 #include "nd_test.h"
 #include <stdatomic.h>
 #include <time.h>
@@ -218,9 +219,9 @@ static void test_info(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_order),  cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_order),        cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_many_senders), cmocka_unit_test(test_marker),
-        cmocka_unit_test(test_fair),   cmocka_unit_test(test_info),
+        cmocka_unit_test(test_fair),         cmocka_unit_test(test_info),
     };
     return cmocka_run_group_tests(tests, nd_test_setup, nd_test_teardown);
 }
