@@ -11,6 +11,32 @@
 #include <string.h>
 #include <cmocka.h>
 
+/* cmocka reports a failure by longjmp'ing to the test's frame, which is wrong from inside a
+** process (another stack, maybe another thread). Checks here print and abort instead: the test
+** still fails, loudly, wherever the check runs. */
+#define ND_CHECK(cond, text)                                                        \
+    do {                                                                            \
+        if (!(cond)) {                                                              \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, text); \
+            abort();                                                                \
+        }                                                                           \
+    } while (0)
+#undef assert_true
+#define assert_true(c) ND_CHECK((c), #c)
+#undef assert_false
+#define assert_false(c) ND_CHECK(!(c), "!(" #c ")")
+#undef assert_non_null
+#define assert_non_null(p) ND_CHECK((p) != NULL, #p " != NULL")
+#undef assert_int_equal
+#define assert_int_equal(a, b)                                                                     \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (a_ != b_) {                                                                            \
+            fprintf(stderr, "%s:%d: %s is %lld, expected %lld\n", __FILE__, __LINE__, #a, a_, b_); \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
 static inline int nd_test_setup(void **state)
 {
     nd_config c = {0};
