@@ -149,6 +149,8 @@ typedef struct nd_proc {
     void *arg;
     nd_tmr tmo;
     struct nd_waiter *waiter;
+    void (*exit_hook)(void *, term_t);
+    void *exit_hook_arg;
     uint64_t next_unlink_id;
     struct nd_proc *free_next;
 } nd_proc;
@@ -282,6 +284,8 @@ extern term_t nd__a_normal, nd__a_kill, nd__a_killed, nd__a_noproc, nd__a_EXIT, 
     nd__a_worker, nd__a_supervisor, nd__a_specs, nd__a_active, nd__a_supervisors, nd__a_workers,
     nd__a_restarting, nd__a_ignore, nd__a_infinity, nd__a_calling_self;
 
+void nd__srv_atoms(void);
+void nd__sup_atoms(void);
 void nd__spin_lock(atomic_flag *f);
 void nd__spin_unlock(atomic_flag *f);
 

@@ -596,6 +596,11 @@ static void notify_waiter(nd_proc *p)
 */
 _Noreturn void nd__proc_exit(nd_proc *p, term_t reason)
 {
+    if (p->exit_hook) {
+        void (*hook)(void *, term_t) = p->exit_hook;
+        p->exit_hook = NULL;
+        hook(p->exit_hook_arg, reason);
+    }
     atomic_store(&p->state, PS_EXITING);
     p->reason = reason;
     if (atomic_load(&p->name) != TERM_NONE) nd__unregister_proc(p);
@@ -727,6 +732,8 @@ static int spawn_internal(nd_entry_fn fn, void *arg, const nd_spawn_opts *opts, 
     p->tmo.proc = p;
     p->tmo.deadline = ND__NO_DEADLINE;
     p->waiter = waiter;
+    p->exit_hook = NULL;
+    p->exit_hook_arg = NULL;
     p->next_unlink_id = 0;
     atomic_store(&p->state, PS_RUNNABLE);
     atomic_store_explicit(&p->refs, 1, memory_order_release);
@@ -852,6 +859,15 @@ term_t nd_self(void)
 {
     nd_proc *p = nd__self();
     return p ? p->pid : TERM_NONE;
+}
+
+int nd_set_exit_hook(void (*fn)(void *arg, term_t reason), void *arg)
+{
+    nd_proc *p = nd__self();
+    if (!p) return ND_ENOTPROC;
+    p->exit_hook = fn;
+    p->exit_hook_arg = arg;
+    return 0;
 }
 
 bool nd_in_process(void)

@@ -403,6 +403,8 @@ static void intern_atoms(void)
     nd__a_ignore = term_atom("ignore");
     nd__a_infinity = term_atom("infinity");
     nd__a_calling_self = term_atom("calling_self");
+    nd__srv_atoms();
+    nd__sup_atoms();
 }
 
 int nd_init(const nd_config *cfg)

@@ -138,6 +138,10 @@ term_t nd_self(void);
 bool nd_in_process(void);
 /* Ends the calling process with reason (consumed). Outside a process: aborts. */
 _Noreturn void nd_exit(term_t reason);
+/* Sets the calling process's exit hook: fn(arg, reason) runs on the process's own stack when
+** it ends, however it ends (return, nd_exit, exit signal, stack overflow), to free what it owns.
+** It must not block. One hook per process; NULL removes it. */
+int nd_set_exit_hook(void (*fn)(void *arg, term_t reason), void *arg);
 /* Sends an exit signal (exit/2) to pid; reason consumed. */
 int nd_exit_signal(term_t pid, term_t reason);
 /* Gives the scheduler to other runnable processes. */
