@@ -306,7 +306,9 @@ enum { ND_REPLY = 0, ND_NOREPLY = 1, ND_STOP = 2 };
 ** gen_server in C. State is a void* the callbacks own. Messages and From are borrowed for
 ** the duration of a call. On ND_REPLY *reply (owned) is sent to the caller; on ND_STOP the
 ** server calls terminate and exits with *reason (owned; if *reply is set it is sent first).
-** Wire shapes are Erlang's: {'$gen_call', {From, Tag}, Req} -> {Tag, Reply},
+** terminate runs once whenever a started server ends, however it ends (stop, handler crash,
+** exit signal, even kill: C state must always be freed). Wire shapes are Erlang's: {'$gen_call',
+*{From, Tag}, Req} -> {Tag, Reply},
 ** {'$gen_cast', Msg}. An idle server holds no stack. NULL handlers ignore the message.
 */
 typedef struct nd_server_ops {
