@@ -131,7 +131,8 @@ typedef struct nd_proc {
     _Atomic(nd_sig *) outer; /* senders push here (LIFO); ND__CLOSED once dead */
     nd_sig *in_head, *in_tail, *mark;
     nd_sig *pending; /* drained signals not yet handled (kept for the exit path) */
-    _Atomic size_t nmsg;
+    size_t inner_len;
+    _Atomic size_t nmsg; /* inner_len published (relaxed) for introspection */
     nd_rel *rels;
     atomic_flag lock; /* guards rels for introspection */
     uint8_t flags;    /* owner-only PF_* */
@@ -194,7 +195,8 @@ typedef struct nd_sched {
     nd_stack *stack_cache;
     unsigned nstack_cache;
     void *altstack;
-    _Atomic uint64_t running_since; /* 0 when idle: for the long-running report */
+    _Atomic uint64_t running_since;    /* 0 when idle: for the long-running report */
+    _Atomic uint64_t switches, steals; /* written by this scheduler only (relaxed) */
     uint64_t rng;
 } nd_sched;
 

@@ -209,7 +209,7 @@ void nd__inner_append(nd_proc *p, nd_sig *s)
     else
         p->in_head = s;
     p->in_tail = s;
-    atomic_fetch_add_explicit(&p->nmsg, 1, memory_order_relaxed);
+    atomic_store_explicit(&p->nmsg, ++p->inner_len, memory_order_relaxed);
 }
 
 /* Turns a signal node into a message node carrying msg. */
@@ -619,6 +619,7 @@ _Noreturn void nd__proc_exit(nd_proc *p, term_t reason)
         nd__sig_free(s);
     }
     p->in_tail = p->mark = NULL;
+    p->inner_len = 0;
     atomic_store(&p->nmsg, 0);
     nd__spin_lock(&p->lock);
     nd_rel *rels = p->rels;
@@ -712,6 +713,7 @@ static int spawn_internal(nd_entry_fn fn, void *arg, const nd_spawn_opts *opts, 
     p->pid = pid;
     atomic_store_explicit(&p->outer, NULL, memory_order_relaxed);
     p->in_head = p->in_tail = p->mark = p->pending = NULL;
+    p->inner_len = 0;
     atomic_store_explicit(&p->nmsg, 0, memory_order_relaxed);
     p->rels = NULL;
     atomic_flag_clear(&p->lock);

@@ -309,7 +309,9 @@ static nd_proc *steal(nd_sched *s)
         nd_proc *got[ND__RQ_SIZE / 2];
         uint32_t g = rq_grab(&v->rq, got);
         if (!g) continue;
-        atomic_fetch_add_explicit(&nd__rt.st_steals, 1, memory_order_relaxed);
+        atomic_store_explicit(&s->steals,
+                              atomic_load_explicit(&s->steals, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
         for (uint32_t i = 1; i < g; i++)
             if (!rq_push(&s->rq, got[i])) gq_push(got[i]);
         return got[0];
@@ -416,6 +418,8 @@ int nd_init(const nd_config *cfg)
         c = *cfg;
     else
         memset(&c, 0, sizeof c);
+    if (!c.schedulers && getenv("ND_SCHEDULERS"))
+        c.schedulers = (unsigned)atoi(getenv("ND_SCHEDULERS"));
     if (!c.schedulers) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         c.schedulers = n > 0 ? (unsigned)n : 1;
@@ -509,8 +513,11 @@ int nd_shutdown(int64_t timeout_ms)
 
 void nd_get_stats(nd_stats *out)
 {
-    out->context_switches = atomic_load(&nd__rt.st_switches);
-    out->steals = atomic_load(&nd__rt.st_steals);
+    out->context_switches = out->steals = 0;
+    for (unsigned i = 0; i < nd__rt.nsched; i++) {
+        out->context_switches += atomic_load(&nd__rt.scheds[i].switches);
+        out->steals += atomic_load(&nd__rt.scheds[i].steals);
+    }
     out->long_schedules = atomic_load(&nd__rt.st_long);
     out->spawns = atomic_load(&nd__rt.st_spawns);
     out->exits = atomic_load(&nd__rt.st_exits);

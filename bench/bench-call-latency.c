@@ -1,0 +1,36 @@
+/* BENCH call_latency: round trip of a server call (microseconds), vs gen_server:call. */
+#include "nd_bench.h"
+
+#define N 200000
+
+static int s_call(void **state, term_t req, term_t from, term_t *reply, term_t *reason)
+{
+    *reply = term_atom("pong");
+    return ND_REPLY;
+}
+
+static const nd_server_ops ops = {NULL, s_call, NULL, NULL, NULL};
+static double result;
+
+static void bench(void *arg)
+{
+    term_t srv, r;
+    nd_server_start(&ops, NULL, NULL, &srv, NULL);
+    term_t ping = term_atom("ping");
+    for (int i = 0; i < 1000; i++) nd_call(srv, ping, 5000, &r);
+    double t0 = nb_now();
+    for (int i = 0; i < N; i++) nd_call(srv, ping, 5000, &r);
+    result = (nb_now() - t0) * 1e6 / N;
+    nd_server_stop(srv, term_atom("normal"), 5000);
+    term_free(srv);
+}
+
+int main(void)
+{
+    if (nd_init(NULL) != 0) return 1;
+    nd_run(bench, NULL, ND_INFINITY, NULL);
+    nd_shutdown(10000);
+    double erl = nb_erlang("libnode_bench:call_latency(200000)", "");
+    nb_print("call_latency", result, erl, "us", false);
+    return 0;
+}
