@@ -92,6 +92,7 @@ typedef struct nd_sig {
 
 nd_sig *nd__sig_new(uint32_t kind);
 void nd__sig_free(nd_sig *s);
+void nd__sig_cache_drain(void);
 
 /* Links and monitors of a process (owner-only list; `lock` held while changing it). */
 enum { REL_LINK = 1, REL_MON, REL_MONBY };
@@ -195,8 +196,10 @@ typedef struct nd_sched {
     nd_stack *stack_cache;
     unsigned nstack_cache;
     void *altstack;
-    _Atomic uint64_t running_since;    /* 0 when idle: for the long-running report */
-    _Atomic uint64_t switches, steals; /* written by this scheduler only (relaxed) */
+    /* for the long-running report (read by the watchdog thread) */
+    _Atomic uint64_t slice_seq;
+    _Atomic uint32_t cur_id, cur_serial; /* 0 id: idle */
+    _Atomic uint64_t switches, steals;   /* written by this scheduler only (relaxed) */
     uint64_t rng;
 } nd_sched;
 
@@ -273,6 +276,8 @@ typedef struct nd_runtime {
     void *_Atomic dist_ud;
     /* stats */
     _Atomic uint64_t st_switches, st_steals, st_long, st_spawns, st_exits;
+    pthread_t watchdog;
+    nd_parker *watchdog_parker;
 } nd_runtime;
 
 extern nd_runtime nd__rt;

@@ -17,10 +17,31 @@ void nd__spin_unlock(atomic_flag *f)
     atomic_flag_clear_explicit(f, memory_order_release);
 }
 
+/* Signal nodes are recycled through a small per-thread cache: a node freed by the receiver's
+** thread is reused by the next send from that thread (the ring and call paths stay off malloc). */
+#define ND__SIG_CACHE 512
+static _Thread_local nd_sig *sig_cache;
+static _Thread_local unsigned sig_cached;
+
+void nd__sig_cache_drain(void)
+{
+    while (sig_cache) {
+        nd_sig *s = sig_cache;
+        sig_cache = s->next;
+        free(s);
+    }
+    sig_cached = 0;
+}
+
 nd_sig *nd__sig_new(uint32_t kind)
 {
-    nd_sig *s = malloc(sizeof *s);
-    if (!s) return NULL;
+    nd_sig *s = sig_cache;
+    if (s) {
+        sig_cache = s->next;
+        sig_cached--;
+    } else if (!(s = malloc(sizeof *s))) {
+        return NULL;
+    }
     s->next = NULL;
     s->kind = kind;
     s->payload = s->from = s->ref = s->item = TERM_NONE;
@@ -34,6 +55,12 @@ void nd__sig_free(nd_sig *s)
     term_free(s->from);
     term_free(s->ref);
     term_free(s->item);
+    if (sig_cached < ND__SIG_CACHE && nd__cur_sched) {
+        s->next = sig_cache;
+        sig_cache = s;
+        sig_cached++;
+        return;
+    }
     free(s);
 }
 
@@ -197,7 +224,9 @@ bool nd__push(nd_proc *p, nd_sig *s)
         if (h == ND__CLOSED) return false;
         s->next = h;
     } while (!atomic_compare_exchange_weak(&p->outer, &h, s));
-    nd__make_runnable(p);
+    /* Removals need no prompt attention: they wait for the next wake-up (a DEMONITOR after every
+    ** server call would otherwise wake the server a second time). */
+    if (s->kind != SIG_DEMONITOR && s->kind != SIG_UNLINK_ACK) nd__make_runnable(p);
     return true;
 }
 

@@ -1,6 +1,7 @@
 /* Tests: spawn, self, exit reasons, yield, hibernate, stack overflow, many processes. */
 #include "nd_test.h"
 #include <stdatomic.h>
+#include <time.h>
 
 static _Atomic int counter;
 
@@ -147,6 +148,43 @@ static void test_hibernate(void **state)
     nd_test_run(body_hibernate, NULL, "normal");
 }
 
+static _Atomic int long_reports;
+static _Atomic uint64_t long_dur;
+
+static void on_long(term_t pid, uint64_t ns, void *ud)
+{
+    atomic_fetch_add(&long_reports, 1);
+    atomic_store(&long_dur, ns);
+}
+
+static void hog(void *arg)
+{
+    volatile uint64_t x = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do { /* 300 ms without a single runtime call */
+        for (int i = 0; i < 100000; i++) x += (uint64_t)i;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+    } while ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 300);
+}
+
+/* A process that runs too long without a runtime call is reported with pid and duration. */
+static void test_long_schedule(void **state)
+{
+    assert_int_equal(nd_shutdown(5000), 0);
+    nd_config c = {0};
+    c.schedulers = 2;
+    c.long_schedule_ms = 50;
+    c.long_schedule = on_long;
+    assert_int_equal(nd_init(&c), 0);
+    assert_int_equal(nd_run(hog, NULL, 10000, NULL), 0);
+    assert_int_equal(atomic_load(&long_reports), 1);
+    assert_true(atomic_load(&long_dur) >= 50000000u);
+    nd_stats st;
+    nd_get_stats(&st);
+    assert_int_equal(st.long_schedules, 1);
+}
+
 static void test_errors(void **state)
 {
     assert_string_equal(nd_err_name(ND_ENOPROC), "ND_ENOPROC");
@@ -158,9 +196,10 @@ static void test_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exit_reason), cmocka_unit_test(test_spawn_many),
-        cmocka_unit_test(test_yield),       cmocka_unit_test(test_stack_overflow),
-        cmocka_unit_test(test_hibernate),   cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_exit_reason),   cmocka_unit_test(test_spawn_many),
+        cmocka_unit_test(test_yield),         cmocka_unit_test(test_stack_overflow),
+        cmocka_unit_test(test_hibernate),     cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_long_schedule),
     };
     return cmocka_run_group_tests(tests, nd_test_setup, nd_test_teardown);
 }
