@@ -1,6 +1,7 @@
 /* BENCH idle_process_memory: bytes per idle process over 1,000,000 server-behaviour processes
 ** (and per plain coroutine process, fewer: each holds a guarded stack mapping), vs Erlang. */
 #include "nd_bench.h"
+#include <stdatomic.h>
 #include <unistd.h>
 
 #define N_SERVER 1000000
@@ -21,8 +22,11 @@ static const nd_server_ops idle_ops = {NULL, NULL, NULL, NULL, NULL};
 static double per_server, per_plain;
 static term_t *pids;
 
+static _Atomic int plain_up;
+
 static void idle_plain(void *arg)
 {
+    atomic_fetch_add(&plain_up, 1);
     term_t m;
     nd_receive(ND_INFINITY, &m);
     term_free(m);
@@ -46,7 +50,8 @@ static void bench(void *arg)
     while (nd_process_count() > 1) nd_sleep(10);
     r0 = rss();
     for (int i = 0; i < N_PLAIN; i++) nd_spawn(idle_plain, NULL, NULL, &pids[i]);
-    nd_sleep(200);
+    for (int i = 0; i < 3000 && atomic_load(&plain_up) < N_PLAIN; i++) nd_sleep(5);
+    nd_sleep(50);
     per_plain = (double)(rss() - r0) / N_PLAIN;
     for (int i = 0; i < N_PLAIN; i++) {
         nd_send(pids[i], term_atom("stop"));

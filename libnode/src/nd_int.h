@@ -192,7 +192,8 @@ typedef struct nd_sched {
     _Atomic int parked;
     nd_ctx ctx;
     nd_proc *current;
-    uint64_t slice_start;
+    nd_proc *prev;   /* switched out, its request not yet carried out (nd__finish_prev) */
+    unsigned direct; /* process-to-process switches since the loop last ran */
     nd_stack *stack_cache;
     unsigned nstack_cache;
     void *altstack;
@@ -218,6 +219,7 @@ static inline nd_proc *nd__self(void)
 void nd__switch_out(nd_proc *p, int why);
 /* Blocks the running process until a signal arrives or the deadline passes. */
 void nd__wait(nd_proc *p, uint64_t deadline);
+void nd__finish_prev(nd_sched *s);
 void nd__enqueue(nd_proc *p);
 uint64_t nd__now(void);
 uint64_t nd__deadline(int64_t timeout_ms);

@@ -702,6 +702,7 @@ void nd__proc_start(void *arg)
 {
     nd_proc *p = arg;
     nd__ctx_landed(NULL);
+    nd__finish_prev(nd__sched_get());
     nd__drain(p);
     p->fn(p->arg);
     nd__proc_exit(nd__self(), nd__a_normal);

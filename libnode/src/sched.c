@@ -172,13 +172,6 @@ void nd__make_runnable(nd_proc *p)
 
 /* ================================================================ switching */
 
-void nd__switch_out(nd_proc *p, int why)
-{
-    nd_sched *s = nd__sched_get();
-    p->why = (uint8_t)why;
-    nd__ctx_switch(&p->ctx, &s->ctx, why == WHY_EXIT || why == WHY_HIBERNATE);
-}
-
 void nd__wait(nd_proc *p, uint64_t deadline)
 {
     p->tmo.deadline = deadline;
@@ -260,37 +253,49 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
-/* Runs p for one slice and carries out what it asked for when it switched back. */
-static void run(nd_sched *s, nd_proc *p)
+/*
+** Makes p the running process of s: state, budget, watchdog info, and a stack if it has none
+** (fresh context at nd__proc_start). false when no stack could be had (p goes to the global
+** queue to be tried later).
+*/
+static bool prepare(nd_sched *s, nd_proc *p)
 {
     atomic_store_explicit(&p->state, PS_RUNNING, memory_order_relaxed);
-    s->current = p;
     p->reds = (int32_t)nd__rt.cfg.reductions;
     if (!p->stack) {
         nd_stack *st = nd__stack_get(s, p->stack_size);
-        if (!st) { /* out of memory: let someone else run and try again later */
-            s->current = NULL;
+        if (!st) {
             atomic_store(&p->state, PS_RUNNABLE);
             gq_push(p);
-            return;
+            return false;
         }
         p->stack = st;
         atomic_store_explicit(&p->held_stack, st->size, memory_order_relaxed);
         nd__ctx_make(&p->ctx, st->lo, st->size, nd__proc_start, p);
     }
+    s->current = p;
     atomic_store_explicit(&s->cur_serial, atomic_load_explicit(&p->serial, memory_order_relaxed),
                           memory_order_relaxed);
     atomic_store_explicit(&s->cur_id, p->id, memory_order_relaxed);
     atomic_store_explicit(&s->slice_seq,
                           atomic_load_explicit(&s->slice_seq, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    nd__ctx_switch(&s->ctx, &p->ctx, false);
-    atomic_store_explicit(&s->cur_id, 0, memory_order_relaxed);
-    s->current = NULL;
-    atomic_fetch_add_explicit(&nd__rt.st_switches, 1, memory_order_relaxed);
-    int32_t used = (int32_t)nd__rt.cfg.reductions - p->reds;
-    if (used > 0) atomic_fetch_add_explicit(&p->total_reds, (uint64_t)used, memory_order_relaxed);
+    atomic_store_explicit(&s->switches,
+                          atomic_load_explicit(&s->switches, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    return true;
+}
 
+/*
+** Carries out what the process that just switched away (s->prev) asked for. Runs first thing
+** wherever the switch landed (scheduler loop, another process, a new process), because only
+** once p's context is saved may p be published as waiting or runnable, or its stack freed.
+*/
+void nd__finish_prev(nd_sched *s)
+{
+    nd_proc *p = s->prev;
+    if (!p) return;
+    s->prev = NULL;
     switch (p->why) {
     case WHY_YIELD:
         atomic_store(&p->state, PS_RUNNABLE);
@@ -324,6 +329,51 @@ static void run(nd_sched *s, nd_proc *p)
         nd__proc_put(p);
         break;
     }
+}
+
+/* How many process-to-process switches a scheduler makes before passing through its loop
+** (timers, the global queue, stealing). */
+#define ND__DIRECT_MAX 64
+
+/*
+** Switches the running process p out with a request. When the local queue has a runnable
+** process, switches straight to it (one switch instead of two through the scheduler); the
+** landing side finishes p's request.
+*/
+void nd__switch_out(nd_proc *p, int why)
+{
+    nd_sched *s = nd__sched_get();
+    p->why = (uint8_t)why;
+    int32_t used = (int32_t)nd__rt.cfg.reductions - p->reds;
+    /* only the scheduler running p writes this: no locked add needed */
+    if (used > 0)
+        atomic_store_explicit(&p->total_reds,
+                              atomic_load_explicit(&p->total_reds, memory_order_relaxed) +
+                                  (uint64_t)used,
+                              memory_order_relaxed);
+    bool dying = why == WHY_EXIT || why == WHY_HIBERNATE;
+    s->prev = p;
+    nd_proc *next = NULL;
+    while (s->direct < ND__DIRECT_MAX && (next = rq_pop(&s->rq)) != NULL && !prepare(s, next))
+        next = NULL;
+    if (next) {
+        s->direct++;
+        nd__ctx_switch(&p->ctx, &next->ctx, dying);
+    } else {
+        s->current = NULL;
+        atomic_store_explicit(&s->cur_id, 0, memory_order_relaxed);
+        nd__ctx_switch(&p->ctx, &s->ctx, dying);
+    }
+    nd__finish_prev(nd__sched_get());
+}
+
+/* Runs p (and whatever it switches to directly) until control comes back to the loop. */
+static void run(nd_sched *s, nd_proc *p)
+{
+    if (!prepare(s, p)) return;
+    s->direct = 0;
+    nd__ctx_switch(&s->ctx, &p->ctx, false);
+    nd__finish_prev(s);
 }
 
 static nd_proc *steal(nd_sched *s)
