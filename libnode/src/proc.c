@@ -219,14 +219,16 @@ size_t nd_process_count(void)
 
 bool nd__push(nd_proc *p, nd_sig *s)
 {
+    /* Removals need no prompt attention: they wait for the next wake-up (a DEMONITOR after every
+    ** server call would otherwise wake the server a second time). Read before publishing: once
+    ** pushed, the node belongs to the receiver. */
+    bool wake = s->kind != SIG_DEMONITOR && s->kind != SIG_UNLINK_ACK;
     nd_sig *h = atomic_load_explicit(&p->outer, memory_order_relaxed);
     do {
         if (h == ND__CLOSED) return false;
         s->next = h;
     } while (!atomic_compare_exchange_weak(&p->outer, &h, s));
-    /* Removals need no prompt attention: they wait for the next wake-up (a DEMONITOR after every
-    ** server call would otherwise wake the server a second time). */
-    if (s->kind != SIG_DEMONITOR && s->kind != SIG_UNLINK_ACK) nd__make_runnable(p);
+    if (wake) nd__make_runnable(p);
     return true;
 }
 

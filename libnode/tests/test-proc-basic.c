@@ -166,6 +166,7 @@ static void hog(void *arg)
         for (int i = 0; i < 100000; i++) x += (uint64_t)i;
         clock_gettime(CLOCK_MONOTONIC, &t1);
     } while ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 300);
+    (void)x;
 }
 
 /* A process that runs too long without a runtime call is reported with pid and duration. */
