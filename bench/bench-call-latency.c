@@ -30,6 +30,11 @@ int main(void)
 {
     if (nd_init(NULL) != 0) return 1;
     for (int i = 0; i < 3; i++) nd_run(bench, NULL, ND_INFINITY, NULL); /* best of 3 */
+    nd_stats st;
+    nd_get_stats(&st);
+    if (getenv("ND_BENCH_STATS"))
+        fprintf(stderr, "switches=%llu steals=%llu\n", (unsigned long long)st.context_switches,
+                (unsigned long long)st.steals);
     nd_shutdown(10000);
     double erl = nb_erlang("libnode_bench:call_latency(200000)", "");
     nb_print("call_latency", result, erl, "us", false);

@@ -245,6 +245,8 @@ static void *watchdog_main(void *arg)
                             now - since[i]);
             }
         }
+        uint64_t nt = nd__timers_next();
+        if (nt != ND__NO_DEADLINE && nd__now() >= nt) wake_idle(); /* a due timer nobody fires */
         nd__rt.plat->park(nd__rt.plat->ud, nd__rt.watchdog_parker, nd__now() + period);
     }
     free(seen_seq);
