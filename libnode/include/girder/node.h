@@ -76,7 +76,7 @@ const nd_platform *nd_platform_default(void);
 /* ---------------------------------------------------------------- runtime */
 
 typedef struct nd_config {
-    unsigned schedulers;       /* scheduler threads; 0 = one per online core */
+    unsigned schedulers; /* scheduler threads; 0 = $ND_SCHEDULERS, else one per online core */
     size_t stack_size;         /* default coroutine stack (bytes, rounded to pages); 0 = 128 KiB */
     size_t max_processes;      /* process table size; 0 = 4194304 */
     unsigned reductions;       /* budget per time slice; 0 = 4000 */
