@@ -114,6 +114,42 @@ static void test_stack_overflow(void **state)
     nd_test_run(body_overflow, NULL, "normal");
 }
 
+static void deep(void *arg)
+{
+    recurse(1000); /* ~500 KiB of frames */
+}
+
+/* A bigger stack from the spawn options holds what the default one cannot. */
+static void body_stack_size(void *arg)
+{
+    term_t pid, ref;
+    nd_spawn_opts o = {0};
+    o.stack_size = 2 * 1024 * 1024;
+    o.monitor = true;
+    o.monitor_ref = &ref;
+    assert_int_equal(nd_spawn(deep, NULL, &o, &pid), 0);
+    term_t m = nd_test_recv(10000);
+    assert_true(term_tuple_elem(m, 4) == A("normal"));
+    term_free(m);
+    term_free(pid);
+    term_free(ref);
+    assert_int_equal(nd_spawn_monitor(deep, NULL, &pid, &ref), 0);
+    m = nd_test_recv(10000);
+    assert_true(term_tuple_elem(m, 4) == A("stack_overflow"));
+    term_free(m);
+    term_free(pid);
+    term_free(ref);
+}
+
+static void test_stack_size(void **state)
+{
+#if defined(GIRDER_TSAN)
+    skip();
+#endif
+    nd_overflow_handler_install();
+    nd_test_run(body_stack_size, NULL, "normal");
+}
+
 static void hib_cont(void *arg)
 {
     term_t m = nd_test_recv(1000);
@@ -200,7 +236,7 @@ int main(void)
         cmocka_unit_test(test_exit_reason),   cmocka_unit_test(test_spawn_many),
         cmocka_unit_test(test_yield),         cmocka_unit_test(test_stack_overflow),
         cmocka_unit_test(test_hibernate),     cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_long_schedule),
+        cmocka_unit_test(test_long_schedule), cmocka_unit_test(test_stack_size),
     };
     return cmocka_run_group_tests(tests, nd_test_setup, nd_test_teardown);
 }
