@@ -1221,3 +1221,30 @@ void nd_proc_info_free(nd_proc_info *info)
     term_free(info->monitored_by);
     info->links = info->monitors = info->monitored_by = TERM_NONE;
 }
+
+/* Debugging aid (call it from a debugger): one line per live process, the timers, the queues. */
+void nd__debug_dump(void);
+void nd__debug_dump(void)
+{
+    uint64_t now = nd__now();
+    fprintf(stderr, "now=%llu timers_next=%llu live=%zu gq=%zu nidle=%u\n", (unsigned long long)now,
+            (unsigned long long)nd__timers_next(), atomic_load(&nd__rt.live),
+            atomic_load(&nd__rt.gq_count), atomic_load(&nd__rt.nidle));
+    for (unsigned i = 0; i < nd__rt.nsched; i++) {
+        nd_sched *s = &nd__rt.scheds[i];
+        fprintf(stderr, "sched %u parked=%d rq=%u cur=%u\n", i, atomic_load(&s->parked),
+                atomic_load(&s->rq.tail) - atomic_load(&s->rq.head), atomic_load(&s->cur_id));
+    }
+    for (uint32_t id = 1; id < nd__rt.next_id; id++) {
+        nd_proc *p = nd__proc_slot(id);
+        if (!p || atomic_load(&p->refs) == 0) continue;
+        fprintf(stderr,
+                "proc %u.%u refs=%u state=%u why=%u tmo_idx=%d deadline_in=%lld outer=%p "
+                "inner=%zu stack=%p trap=%d\n",
+                id, atomic_load(&p->serial), atomic_load(&p->refs), atomic_load(&p->state), p->why,
+                p->tmo.idx,
+                p->tmo.deadline == ND__NO_DEADLINE ? -1LL : (long long)(p->tmo.deadline - now),
+                (void *)atomic_load(&p->outer), p->inner_len, (void *)p->stack,
+                (int)atomic_load(&p->trap));
+    }
+}

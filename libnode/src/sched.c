@@ -304,18 +304,23 @@ void nd__finish_prev(nd_sched *s)
         if (!rq_push(&s->rq, p)) gq_push(p);
         break;
     case WHY_HIBERNATE:
-        nd__ctx_release(&p->ctx);
-        nd__stack_put(s, p->stack);
-        p->stack = NULL;
-        atomic_store_explicit(&p->held_stack, 0, memory_order_relaxed);
-        /* fall through */
     case WHY_WAIT: {
         /* read before publishing WAITING: from then on p may run elsewhere */
         uint64_t deadline = p->tmo.deadline;
+        /* a hibernating process wakes for any message, also one its last drain brought in */
+        bool pending = false;
+        if (p->why == WHY_HIBERNATE) {
+            nd__ctx_release(&p->ctx);
+            nd__stack_put(s, p->stack);
+            p->stack = NULL;
+            atomic_store_explicit(&p->held_stack, 0, memory_order_relaxed);
+            pending = p->in_head != NULL;
+            deadline = ND__NO_DEADLINE;
+        }
         atomic_store(&p->state, PS_WAITING);
         /* Dekker with senders: they push then look at the state; we publish WAITING then look
         ** at the queue (both seq_cst), so one of us sees the other. */
-        if (atomic_load(&p->outer) != NULL ||
+        if (pending || atomic_load(&p->outer) != NULL ||
             (deadline != ND__NO_DEADLINE && nd__now() >= deadline)) {
             uint32_t st = PS_WAITING;
             if (atomic_compare_exchange_strong(&p->state, &st, PS_RUNNABLE))
