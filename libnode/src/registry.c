@@ -18,6 +18,15 @@ static size_t slot_of(term_t name)
     return (size_t)(term_atom_index(name) * 0x9e3779b97f4a7c15ULL >> 7) & (r_cap - 1);
 }
 
+/* An entry whose process has exited (or whose slot was reused) is a leftover: a process that
+** exits while it is being registered may miss the removal. Such entries count as absent. */
+static bool entry_live(const reg_ent *e)
+{
+    nd_proc *p = e->proc;
+    return atomic_load(&p->refs) != 0 && atomic_load(&p->serial) == e->serial &&
+           atomic_load(&p->state) != PS_EXITING;
+}
+
 static reg_ent *find(term_t name)
 {
     if (!r_cap) return NULL;
@@ -66,9 +75,15 @@ int nd_register(term_t name, term_t pid)
     if (!q) return term_is_pid(pid) ? ND_ENOPROC : ND_EINVAL;
     int rc = 0;
     pthread_mutex_lock(&r_mu);
+    reg_ent *old = find(name);
+    if (old && !entry_live(old)) {
+        old->name = TOMB;
+        r_count--;
+        old = NULL;
+    }
     if (atomic_load(&q->state) == PS_EXITING)
         rc = ND_ENOPROC;
-    else if (find(name) || atomic_load(&q->name) != TERM_NONE)
+    else if (old || atomic_load(&q->name) != TERM_NONE)
         rc = ND_EEXIST;
     else if ((r_used + 1) * 2 > r_cap && (rc = grow()) != 0)
         ;
@@ -92,13 +107,14 @@ int nd_unregister(term_t name)
     if (!term_is_atom(name)) return ND_EINVAL;
     pthread_mutex_lock(&r_mu);
     reg_ent *e = find(name);
+    bool live = e && entry_live(e);
     if (e) {
-        atomic_store(&e->proc->name, TERM_NONE);
+        if (live) atomic_store(&e->proc->name, TERM_NONE);
         e->name = TOMB;
         r_count--;
     }
     pthread_mutex_unlock(&r_mu);
-    return e ? 0 : ND_ENOTREG;
+    return live ? 0 : ND_ENOTREG;
 }
 
 void nd__unregister_proc(nd_proc *p)
@@ -150,7 +166,8 @@ term_t nd_registered(void)
     term_t l = TERM_NIL;
     pthread_mutex_lock(&r_mu);
     for (size_t i = 0; i < r_cap; i++)
-        if (r_tab[i].name != TERM_NONE && r_tab[i].name != TOMB) l = term_cons(r_tab[i].name, l);
+        if (r_tab[i].name != TERM_NONE && r_tab[i].name != TOMB && entry_live(&r_tab[i]))
+            l = term_cons(r_tab[i].name, l);
     pthread_mutex_unlock(&r_mu);
     return l;
 }
