@@ -25,7 +25,9 @@ asan:
 tsan:
 	$(MAKE) test BUILD=build-tsan CMAKE_FLAGS="-DGIRDER_TSAN=ON"
 
-bench: build
+# Build output goes to stderr so that stdout carries only the BENCH lines.
+bench:
+	@$(MAKE) --no-print-directory build >&2
 	@./scripts/run-bench.sh $(BUILD)
 
 fuzz-build: deps

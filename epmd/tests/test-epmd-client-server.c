@@ -24,6 +24,7 @@ typedef struct srv {
     uv_async_t stop;
     epmd__server s;
     int relaxed;
+    size_t max_conns;
     uint16_t port;
     int start_err;
 } srv;
@@ -50,7 +51,7 @@ static void server_thread(void *arg)
                                .addresses = "127.0.0.1",
                                .relaxed = v->relaxed,
                                .packet_timeout_s = 2,
-                               .max_conns = 100};
+                               .max_conns = v->max_conns ? v->max_conns : 100};
     v->start_err = epmd__server_start(&v->s, &v->loop, &cfg);
     v->port = v->s.bound_port;
     v->s.close_cb = on_server_closed; /* KILL closes the server: release the async too */
@@ -60,16 +61,22 @@ static void server_thread(void *arg)
     uv_loop_close(&v->loop);
 }
 
-static srv *server_start(int relaxed)
+static srv *server_start_max(int relaxed, size_t max_conns)
 {
     srv *v = calloc(1, sizeof *v);
     v->relaxed = relaxed;
+    v->max_conns = max_conns;
     uv_sem_init(&v->ready, 0);
     uv_thread_create(&v->thread, server_thread, v);
     uv_sem_wait(&v->ready);
     assert_int_equal(v->start_err, 0);
     assert_true(v->port > 0);
     return v;
+}
+
+static srv *server_start(int relaxed)
+{
+    return server_start_max(relaxed, 0);
 }
 
 static void server_join(srv *v)
@@ -225,6 +232,37 @@ static void test_errors_and_timeouts(void **state)
     assert_int_equal(epmd_port_please(NULL, port, "", 1000, &info), EPMD_EINVAL);
 }
 
+static int raw_connect(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+static void test_connection_limit(void **state)
+{
+    srv *v = server_start_max(0, 3);
+    int fds[3];
+    for (int i = 0; i < 3; i++) fds[i] = raw_connect(v->port);
+    usleep(100000);
+    /* Over the limit: accepted and closed at once, without an answer. */
+    epmd_node_info info;
+    assert_int_equal(epmd_port_please(NULL, v->port, "x", T_MS, &info), EPMD_ECONNRESET);
+    /* One silent client leaves: service resumes. */
+    close(fds[0]);
+    int ok = 0;
+    for (int i = 0; i < 200 && !ok; i++) {
+        ok = epmd_port_please(NULL, v->port, "x", T_MS, &info) == EPMD_ENOENT;
+        if (!ok) usleep(10000);
+    }
+    assert_true(ok);
+    close(fds[1]);
+    close(fds[2]);
+    server_stop(v);
+}
+
 /* ---- libuv registration ---- */
 
 typedef struct uvt {
@@ -308,9 +346,8 @@ static void test_uv_register(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_register_lookup_names),
-        cmocka_unit_test(test_relaxed_stop),
-        cmocka_unit_test(test_errors_and_timeouts),
+        cmocka_unit_test(test_register_lookup_names), cmocka_unit_test(test_relaxed_stop),
+        cmocka_unit_test(test_errors_and_timeouts),   cmocka_unit_test(test_connection_limit),
         cmocka_unit_test(test_uv_register),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,6 +2,7 @@
 #include "term_int.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 
 /*
 ** Atoms live in chunks that never move, indexed by atom number; a fixed open-addressing hash
@@ -70,11 +71,11 @@ static long lookup(const char *s, size_t len, uint32_t h)
 static long insert_locked(const char *s, size_t len, uint32_t h, bool latin1)
 {
     if (!slots) {
-        size_t cap = SLOTS_CAP;
-        slots = term__alloc(cap * sizeof *slots);
+        /* calloc, not the hook: the table lives as long as the process, and a large calloc
+        ** maps zero pages lazily, so a short-lived tool does not touch 16 MB at start. */
+        slots = calloc(SLOTS_CAP, sizeof *slots);
         if (!slots) return TERM_ENOMEM;
-        memset((void *)slots, 0, cap * sizeof *slots);
-        slot_mask = cap - 1;
+        slot_mask = SLOTS_CAP - 1;
     }
     long found = lookup(s, len, h);
     if (found >= 0) return found;
@@ -82,9 +83,8 @@ static long insert_locked(const char *s, size_t len, uint32_t h, bool latin1)
     if (idx >= atom_limit) return TERM_EATOMLIMIT;
     size_t ci = idx >> CHUNK_BITS;
     if (!chunks[ci]) {
-        chunks[ci] = term__alloc(CHUNK_SIZE * sizeof *chunks[ci]);
+        chunks[ci] = calloc(CHUNK_SIZE, sizeof *chunks[ci]);
         if (!chunks[ci]) return TERM_ENOMEM;
-        memset((void *)chunks[ci], 0, CHUNK_SIZE * sizeof *chunks[ci]);
     }
     atom_entry *e = term__alloc(sizeof(atom_entry) + len + 1);
     if (!e) return TERM_ENOMEM;

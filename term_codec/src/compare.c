@@ -63,10 +63,11 @@ static int cmp_numbers(term_t a, term_t b, bool exact)
         return (x > y) - (x < y);
     }
     if (!fa && !fb) return term__cmp_int_int(a, b);
-    int c = fa ? -term__cmp_int_float(b, term_float_value(a))
-               : term__cmp_int_float(a, term_float_value(b));
-    if (c == 0 && exact) c = fa ? 1 : -1; /* =:= : integers before floats */
-    return c;
+    /* Exact order (map keys, =:=) puts every integer before every float, whatever the
+    ** values: erts compares the number types first there. */
+    if (exact) return fa ? 1 : -1;
+    return fa ? -term__cmp_int_float(b, term_float_value(a))
+              : term__cmp_int_float(a, term_float_value(b));
 }
 
 /* Bit-level comparison of two bitstrings, shorter first on a common prefix. */

@@ -3,6 +3,7 @@
 #include "etf_tags.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <zlib.h>
@@ -28,6 +29,7 @@ typedef struct dctx {
     size_t natoms, atoms_cap;
     int err;
     size_t err_off;
+    term_t atoms_small[32];
 } dctx;
 
 static inline uint16_t get16(const uint8_t *p)
@@ -66,14 +68,64 @@ static inline size_t align8(size_t n)
 static int record_atom(dctx *c, term_t a)
 {
     if (c->natoms == c->atoms_cap) {
-        size_t ncap = c->atoms_cap ? c->atoms_cap * 2 : 16;
-        term_t *na = term__realloc(c->atoms, c->atoms_cap * sizeof(term_t), ncap * sizeof(term_t));
+        size_t ncap = c->atoms_cap * 2;
+        term_t *na;
+        if (c->atoms == c->atoms_small) {
+            na = term__alloc(ncap * sizeof(term_t));
+            if (na) memcpy(na, c->atoms_small, sizeof c->atoms_small);
+        } else {
+            na = term__realloc(c->atoms, c->atoms_cap * sizeof(term_t), ncap * sizeof(term_t));
+        }
         if (!na) return fail(c, TERM_ENOMEM, c->pos);
         c->atoms = na;
         c->atoms_cap = ncap;
     }
     c->atoms[c->natoms++] = a;
     return 0;
+}
+
+/* PROTOTYPE: a per-thread direct-mapped cache name -> atom. Atoms are never freed and never
+** renamed, so an entry can never go stale. Keyed on (len, first 8, last 8 bytes), loaded
+** straight from the input (no copy: a byte-wise copy then a word load stalls forwarding). */
+typedef struct acache_ent {
+    uint64_t first, last;
+    uint32_t len;
+    const char *name;
+    term_t atom;
+} acache_ent;
+static _Thread_local acache_ent acache[512];
+
+static inline void atom_key(const char *s, size_t len, uint64_t *first, uint64_t *last)
+{
+    if (len >= 8) {
+        memcpy(first, s, 8);
+        memcpy(last, s + len - 8, 8);
+        return;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) v |= (uint64_t)(uint8_t)s[i] << (8 * i);
+    *first = v;
+    *last = 0;
+}
+
+static inline term_t cached_atom(const char *name, size_t len)
+{
+    uint64_t f, l;
+    atom_key(name, len, &f, &l);
+    uint64_t h = ((f ^ (l * 0x9E3779B97F4A7C15ull) ^ len) * 0xff51afd7ed558ccdull) >> 55;
+    acache_ent *e = &acache[h];
+    if (e->atom && e->len == len && e->first == f && e->last == l &&
+        (len <= 16 || memcmp(e->name, name, len) == 0))
+        return e->atom;
+    term_t a = term_atom_existing(name, len);
+    if (a != TERM_NONE) {
+        e->first = f;
+        e->last = l;
+        e->len = (uint32_t)len;
+        e->name = term_atom_name(a, NULL);
+        e->atom = a;
+    }
+    return a;
 }
 
 /* Pass 1: reads an atom in any of its encodings at pos, interns and records it. */
@@ -123,7 +175,7 @@ static int p1_atom(dctx *c)
             name = conv;
         }
     }
-    term_t a = term_atom_existing(name, nlen);
+    term_t a = cached_atom(name, nlen);
     if (a == TERM_NONE) {
         size_t max = c->opts ? c->opts->max_new_atoms : 0;
         if (max && c->new_atoms >= max) return fail(c, TERM_EATOMLIMIT, start);
@@ -804,7 +856,9 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
                            size_t *used, etf_error *err, size_t base_off)
 {
     dctx c;
-    memset(&c, 0, sizeof c);
+    memset(&c, 0, offsetof(dctx, atoms_small));
+    c.atoms = c.atoms_small;
+    c.atoms_cap = 32;
     c.b = buf;
     c.len = len;
     c.opts = opts;
@@ -827,13 +881,17 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     }
     size_t total = align8(sizeof(box_block)) + c.box_bytes;
     box_block *blk = term__alloc(total);
-    term_t **slots = term__alloc((c.max_pending + 1) * sizeof(term_t *));
+    term_t *slots_small[64];
+    box_map *maps_small[16];
+    bool slots_heap = c.max_pending + 1 > 64;
+    term_t **slots = slots_heap ? term__alloc((c.max_pending + 1) * sizeof(term_t *)) : slots_small;
     size_t maps_size = c.nmaps * (sizeof(box_map *) + sizeof(size_t));
-    box_map **maps = c.nmaps ? term__alloc(maps_size) : NULL;
-    if (!blk || !slots || (c.nmaps && !maps)) {
+    bool maps_heap = maps_size > sizeof maps_small;
+    box_map **maps = maps_heap ? term__alloc(maps_size) : maps_small;
+    if (!blk || !slots || !maps) {
         term__dealloc(blk, total);
-        term__dealloc(slots, (c.max_pending + 1) * sizeof(term_t *));
-        term__dealloc(maps, maps_size);
+        if (slots_heap) term__dealloc(slots, (c.max_pending + 1) * sizeof(term_t *));
+        if (maps_heap) term__dealloc(maps, maps_size);
         fail(&c, TERM_ENOMEM, 0);
         goto out;
     }
@@ -854,8 +912,8 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     pass2(&bc, &result);
     size_t bad_off = 0;
     int rc = finish_maps(&bc, &bad_off);
-    term__dealloc(slots, (c.max_pending + 1) * sizeof(term_t *));
-    term__dealloc(maps, maps_size);
+    if (slots_heap) term__dealloc(slots, (c.max_pending + 1) * sizeof(term_t *));
+    if (maps_heap) term__dealloc(maps, maps_size);
     if (rc) {
         term__dealloc(blk, total);
         result = TERM_NONE;
@@ -869,7 +927,7 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
         /* The reference the caller gets is the block's first reference. */
     }
 out:
-    term__dealloc(c.atoms, c.atoms_cap * sizeof(term_t));
+    if (c.atoms != c.atoms_small) term__dealloc(c.atoms, c.atoms_cap * sizeof(term_t));
     if (c.err) {
         if (err) {
             err->code = c.err;

@@ -318,8 +318,16 @@ static int print_bits(etf_buf *b, term_t t, unsigned flags)
         if (r == 0) r = puts_(b, "\">>");
     } else {
         r = puts_(b, "<<");
-        for (size_t i = 0; r == 0 && i < full; i++)
-            r = term__buf_printf(b, i ? ",%u" : "%u", data[i]);
+        char chunk[256];
+        size_t k = 0;
+        for (size_t i = 0; r == 0 && i < full; i++) {
+            unsigned v = data[i];
+            if (i) chunk[k++] = ',';
+            if (v >= 100) chunk[k++] = (char)('0' + v / 100);
+            if (v >= 10) chunk[k++] = (char)('0' + v / 10 % 10);
+            chunk[k++] = (char)('0' + v % 10);
+            if (k > sizeof chunk - 8 || i + 1 == full) r = put(b, chunk, k), k = 0;
+        }
         if (r == 0 && rem)
             r = term__buf_printf(b, "%s%u:%u", full ? "," : "", (unsigned)(data[full] >> (8 - rem)),
                                  (unsigned)rem);

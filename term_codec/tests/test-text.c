@@ -356,6 +356,17 @@ static void test_funs(void **state)
     check("fun m : f / 255", "fun m:f/255", "fun m:f/255");
     const char *lf = "#Fun<m.1.000102030405060708090a0b0c0d0e0f.2.-3.2.<0.1.2>.[a,{b}]>";
     check(lf, lf, lf);
+    const char *of = "#OldFun<m.1.000102030405060708090a0b0c0d0e0f.2.-3.2.<0.1.2>.[]>";
+    check(of, of, of);
+    term_t t = parse(of);
+    term_fun_info oi;
+    assert_int_equal(term_fun_get(t, &oi), 0);
+    assert_true(oi.old_form && !oi.is_export);
+    assert_int_equal(oi.index, 1);
+    assert_int_equal(oi.uniq[15], 0x0f);
+    assert_int_equal(oi.arity, 2);
+    assert_true(term_equal(oi.old_uniq, term_int(-3)));
+    term_free(t);
     check("#Fun<'M "
           "x'.0.ffffffffffffffffffffffffffffffff.123456789012345678901.94010913.0.<b@h:1.2.3>.[]>",
           "#Fun<'M "
@@ -622,6 +633,7 @@ static term_t gen(int depth)
         fi.pid = pid;
         fi.nfree = n;
         fi.free = fv;
+        fi.old_form = rnd() % 8 == 0;
         term_t f = term_local_fun(&fi);
         for (size_t i = 0; i < n; i++) term_free(fv[i]);
         term_free(pid);

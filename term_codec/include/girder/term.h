@@ -296,7 +296,8 @@ int term_fun_get(term_t t, term_fun_info *out);
 
 /* Erlang's total order: number < atom < reference < fun < port < pid < tuple < map < nil
 ** < list < bitstring. term_compare() is the == / < of Erlang (1 == 1.0);
-** term_compare_exact() is =:= order (integers before floats of equal value).
+** term_compare_exact() is the order of map keys and =:= (every integer before every float,
+** at any depth: #{2 => a, 1.5 => b} keeps 2 first).
 ** Both return <0, 0, >0 and never recurse on the C stack. */
 int term_compare(term_t a, term_t b);
 int term_compare_exact(term_t a, term_t b);

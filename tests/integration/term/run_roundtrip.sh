@@ -1,0 +1,20 @@
+#!/bin/sh
+# Random terms made by real Erlang go through `girder term decode | girder term encode`, and
+# Erlang checks the results (see term_roundtrip.erl). Usage: run_roundtrip.sh GIRDER COUNT SEED
+set -eu
+girder=$1; count=${2:-2000}; seed=${3:-1}
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+erlc -o "$tmp" "$here/term_roundtrip.erl"
+# No distribution: these erl runs start no epmd and listen on nothing.
+n=$(timeout 120 erl -noshell -noinput -pa "$tmp" -run term_roundtrip gen "$count" "$seed" "$tmp")
+i=1
+while [ "$i" -le "$n" ]; do
+  if ! "$girder" term decode < "$tmp/$i.etf" 2> "$tmp/$i.err" | "$girder" term encode > "$tmp/$i.out" 2>> "$tmp/$i.err"; then
+    echo "girder failed on term $i: $(cat "$tmp/$i.err")" >&2
+  fi
+  "$girder" term decode --format w < "$tmp/$i.z.etf" | "$girder" term encode > "$tmp/$i.z.out" || true
+  i=$((i + 1))
+done
+exec timeout 120 erl -noshell -noinput -pa "$tmp" -run term_roundtrip check "$tmp"
