@@ -333,11 +333,13 @@ static int sup_call(void **state, term_t req, term_t from, term_t *reply, term_t
         term_is_tuple(req) && term_tuple_arity(req) > 1 ? term_tuple_elem(req, 1) : TERM_NONE;
     bool dynamic = s->flags.strategy == ND_SIMPLE_ONE_FOR_ONE;
     long i;
-    if (op == a_start_child && !dynamic) {
-        int64_t ptr;
-        term_get_int64(a1, &ptr);
+    if (op == a_start_child && !dynamic && term_is_binary(a1) &&
+        term_binary_size(a1) == sizeof(nd_child_spec) && term_tuple_arity(req) == 3) {
+        nd_child_spec sp;
+        memcpy(&sp, term_binary_data(a1), sizeof sp);
+        sp.id = term_tuple_elem(req, 2);
         sup_child c;
-        child_from_spec(&c, (const nd_child_spec *)(intptr_t)ptr);
+        child_from_spec(&c, &sp);
         if ((i = find_by_id(s, c.id)) >= 0) {
             *reply = err(s->kids[i].pid != TERM_NONE ? a_running : a_already_present);
             child_clear(&c);
@@ -432,11 +434,10 @@ int nd_sup_child_start(void *arg, term_t extra, term_t *pid, term_t *reason)
 /* ---------------------------------------------------------------- client side */
 
 /* Calls the supervisor; maps {ok, X} -> 0 (+X), ok -> 0, {error, E} -> a code. */
-static int sup_request(term_t sup, term_t req, term_t *out)
+static int sup_request(term_t sup, term_t req, int64_t timeout_ms, term_t *out)
 {
-
     term_t rep;
-    int rc = nd_call(sup, req, ND_INFINITY, &rep);
+    int rc = nd_call(sup, req, timeout_ms, &rep);
     if (out) *out = TERM_NONE;
     if (rc != 0) {
         term_free(rep);
@@ -464,44 +465,42 @@ static int sup_request(term_t sup, term_t req, term_t *out)
     return 0;
 }
 
-int nd_sup_start_child(term_t sup, const nd_child_spec *spec, term_t *pid)
+int nd_sup_start_child(term_t sup, const nd_child_spec *spec, int64_t timeout_ms, term_t *pid)
 {
-
-    return sup_request(sup, term_tuplev(2, a_start_child, term_int((int64_t)(intptr_t)spec)), pid);
+    /* The spec travels by value (its bytes in a binary, the id as a term), so a call that times
+    ** out leaves nothing behind that the supervisor could read after the caller is gone. */
+    return sup_request(
+        sup, term_tuplev(3, a_start_child, term_binary(spec, sizeof *spec), term_dup(spec->id)),
+        timeout_ms, pid);
 }
 
-int nd_sup_start_dynamic(term_t sup, term_t extra, term_t *pid)
+int nd_sup_start_dynamic(term_t sup, term_t extra, int64_t timeout_ms, term_t *pid)
 {
-
-    return sup_request(sup, term_tuplev(2, a_start_dynamic, term_dup(extra)), pid);
+    return sup_request(sup, term_tuplev(2, a_start_dynamic, term_dup(extra)), timeout_ms, pid);
 }
 
-int nd_sup_terminate_child(term_t sup, term_t id_or_pid)
+int nd_sup_terminate_child(term_t sup, term_t id_or_pid, int64_t timeout_ms)
 {
-
-    return sup_request(sup, term_tuplev(2, a_terminate_child, term_dup(id_or_pid)), NULL);
+    return sup_request(sup, term_tuplev(2, a_terminate_child, term_dup(id_or_pid)), timeout_ms,
+                       NULL);
 }
 
-int nd_sup_restart_child(term_t sup, term_t id, term_t *pid)
+int nd_sup_restart_child(term_t sup, term_t id, int64_t timeout_ms, term_t *pid)
 {
-
-    return sup_request(sup, term_tuplev(2, a_restart_child, term_dup(id)), pid);
+    return sup_request(sup, term_tuplev(2, a_restart_child, term_dup(id)), timeout_ms, pid);
 }
 
-int nd_sup_delete_child(term_t sup, term_t id)
+int nd_sup_delete_child(term_t sup, term_t id, int64_t timeout_ms)
 {
-
-    return sup_request(sup, term_tuplev(2, a_delete_child, term_dup(id)), NULL);
+    return sup_request(sup, term_tuplev(2, a_delete_child, term_dup(id)), timeout_ms, NULL);
 }
 
-int nd_sup_which_children(term_t sup, term_t *list)
+int nd_sup_which_children(term_t sup, int64_t timeout_ms, term_t *list)
 {
-
-    return sup_request(sup, a_which_children, list);
+    return sup_request(sup, a_which_children, timeout_ms, list);
 }
 
-int nd_sup_count_children(term_t sup, term_t *list)
+int nd_sup_count_children(term_t sup, int64_t timeout_ms, term_t *list)
 {
-
-    return sup_request(sup, a_count_children, list);
+    return sup_request(sup, a_count_children, timeout_ms, list);
 }

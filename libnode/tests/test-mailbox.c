@@ -174,6 +174,9 @@ static void body_fair(void *arg)
     assert_true(info.reductions > 0);
     nd_proc_info_free(&info);
     atomic_store(&spin_stop, 1);
+    nd_stats st;
+    nd_get_stats(&st);
+    assert_true(st.steals > 0); /* the second scheduler took work from the first */
     term_free(a);
     term_free(b);
 }

@@ -122,6 +122,11 @@ static void body_basic(void *arg)
     assert_int_equal(nd_call(srv, A("get"), 5000, &r), ND_EEXIT);
     assert_true(r == A("noproc"));
     term_free(srv);
+    /* a server on an unreachable node (no distribution): fails at once, noconnection */
+    term_t remote = term_pid(A("far@away"), 1, 0, 1);
+    assert_int_equal(nd_call(remote, A("get"), 5000, &r), ND_EEXIT);
+    assert_true(r == A("noconnection"));
+    term_free(remote);
     /* init failure */
     assert_int_equal(nd_server_start(&counter_ops, (void *)1, NULL, &srv, &reason), ND_ESTART);
     assert_true(reason == A("refused"));

@@ -173,7 +173,7 @@ static void body_restart_types(void *arg)
     assert_int_equal(nd_server_stop(w2, A("normal"), 5000), 0); /* transient, normal: stays down */
     nd_exit_signal(w3, A("kill"));                              /* transient, abnormal: restarted */
     nd_sleep(30);
-    assert_int_equal(nd_sup_which_children(sup, &l), 0);
+    assert_int_equal(nd_sup_which_children(sup, 5000, &l), 0);
     assert_int_equal(term_list_length(l), 2);
     term_t e = term_hd(l);
     assert_true(term_tuple_elem(e, 0) == A("w2"));
@@ -201,28 +201,28 @@ static void body_child_ops(void *arg)
     term_t sup, pid, l;
     assert_int_equal(nd_supervisor_start(&f, NULL, 0, NULL, &sup, NULL), 0);
     nd_child_spec a = spec("w1", ND_PERMANENT), b = spec("w2", ND_PERMANENT);
-    assert_int_equal(nd_sup_start_child(sup, &a, &pid), 0);
+    assert_int_equal(nd_sup_start_child(sup, &a, 5000, &pid), 0);
     assert_true(term_is_pid(pid));
     term_free(pid);
-    assert_int_equal(nd_sup_start_child(sup, &a, NULL), ND_ERUNNING);
-    assert_int_equal(nd_sup_start_child(sup, &b, NULL), 0);
-    assert_int_equal(nd_sup_delete_child(sup, A("w1")), ND_ERUNNING);
-    assert_int_equal(nd_sup_terminate_child(sup, A("w1")), 0);
-    assert_int_equal(nd_sup_start_child(sup, &a, NULL), ND_EEXIST);
-    assert_int_equal(nd_sup_restart_child(sup, A("w1"), &pid), 0);
+    assert_int_equal(nd_sup_start_child(sup, &a, 5000, NULL), ND_ERUNNING);
+    assert_int_equal(nd_sup_start_child(sup, &b, 5000, NULL), 0);
+    assert_int_equal(nd_sup_delete_child(sup, A("w1"), 5000), ND_ERUNNING);
+    assert_int_equal(nd_sup_terminate_child(sup, A("w1"), 5000), 0);
+    assert_int_equal(nd_sup_start_child(sup, &a, 5000, NULL), ND_EEXIST);
+    assert_int_equal(nd_sup_restart_child(sup, A("w1"), 5000, &pid), 0);
     term_free(pid);
-    assert_int_equal(nd_sup_terminate_child(sup, A("w1")), 0);
-    assert_int_equal(nd_sup_delete_child(sup, A("w1")), 0);
-    assert_int_equal(nd_sup_delete_child(sup, A("w1")), ND_ENOCHILD);
-    assert_int_equal(nd_sup_restart_child(sup, A("nope"), NULL), ND_ENOCHILD);
-    assert_int_equal(nd_sup_count_children(sup, &l), 0);
+    assert_int_equal(nd_sup_terminate_child(sup, A("w1"), 5000), 0);
+    assert_int_equal(nd_sup_delete_child(sup, A("w1"), 5000), 0);
+    assert_int_equal(nd_sup_delete_child(sup, A("w1"), 5000), ND_ENOCHILD);
+    assert_int_equal(nd_sup_restart_child(sup, A("nope"), 5000, NULL), ND_ENOCHILD);
+    assert_int_equal(nd_sup_count_children(sup, 5000, &l), 0);
     /* [{specs,1},{active,1},{supervisors,0},{workers,1}] */
     assert_int_equal(term_small_value(term_tuple_elem(term_hd(l), 1)), 1);
     assert_int_equal(term_small_value(term_tuple_elem(term_hd(term_tl(l)), 1)), 1);
     term_free(l);
     /* shutdown order: reverse of start order */
     nd_child_spec c = spec("w3", ND_PERMANENT);
-    assert_int_equal(nd_sup_start_child(sup, &c, NULL), 0);
+    assert_int_equal(nd_sup_start_child(sup, &c, 5000, NULL), 0);
     atomic_store(&term_log_len, 0);
     memset(term_log, 0, sizeof term_log);
     assert_int_equal(nd_server_stop(sup, A("shutdown"), 5000), 0);
@@ -241,10 +241,10 @@ static void body_shutdown_timeout(void *arg)
     nd_sup_flags f = {ND_ONE_FOR_ONE, 5, 5000};
     term_t sup, l;
     assert_int_equal(nd_supervisor_start(&f, &s, 1, NULL, &sup, NULL), 0);
-    assert_int_equal(nd_sup_which_children(sup, &l), 0);
+    assert_int_equal(nd_sup_which_children(sup, 5000, &l), 0);
     term_t child = term_dup(term_tuple_elem(term_hd(l), 1));
     term_free(l);
-    assert_int_equal(nd_sup_terminate_child(sup, A("stubborn")), 0); /* killed after 50 ms */
+    assert_int_equal(nd_sup_terminate_child(sup, A("stubborn"), 5000), 0); /* killed after 50 ms */
     assert_false(nd_is_alive(child));
     term_free(child);
     assert_int_equal(nd_server_stop(sup, A("shutdown"), 5000), 0);
@@ -262,15 +262,15 @@ static void body_dynamic(void *arg)
     nd_sup_flags f = {ND_SIMPLE_ONE_FOR_ONE, 5, 5000};
     term_t sup, l, p[3];
     assert_int_equal(nd_supervisor_start(&f, &t, 1, NULL, &sup, NULL), 0);
-    for (int i = 0; i < 3; i++) assert_int_equal(nd_sup_start_dynamic(sup, I(i), &p[i]), 0);
-    assert_int_equal(nd_sup_which_children(sup, &l), 0);
+    for (int i = 0; i < 3; i++) assert_int_equal(nd_sup_start_dynamic(sup, I(i), 5000, &p[i]), 0);
+    assert_int_equal(nd_sup_which_children(sup, 5000, &l), 0);
     assert_int_equal(term_list_length(l), 3);
     term_free(l);
-    assert_int_equal(nd_sup_terminate_child(sup, p[1]), 0);
+    assert_int_equal(nd_sup_terminate_child(sup, p[1], 5000), 0);
     assert_false(nd_is_alive(p[1]));
     nd_exit_signal(p[0], A("boom")); /* temporary: not restarted */
     nd_sleep(20);
-    assert_int_equal(nd_sup_which_children(sup, &l), 0);
+    assert_int_equal(nd_sup_which_children(sup, 5000, &l), 0);
     assert_int_equal(term_list_length(l), 1);
     term_free(l);
     assert_int_equal(nd_server_stop(sup, A("shutdown"), 5000), 0);
@@ -320,7 +320,7 @@ static void body_tree(void *arg)
     nd_sup_flags f = {ND_ONE_FOR_ONE, 5, 5000};
     term_t top, l;
     assert_int_equal(nd_supervisor_start(&f, &mid, 1, NULL, &top, NULL), 0);
-    assert_int_equal(nd_sup_which_children(top, &l), 0);
+    assert_int_equal(nd_sup_which_children(top, 5000, &l), 0);
     term_t midpid = term_dup(term_tuple_elem(term_hd(l), 1));
     assert_true(term_tuple_elem(term_hd(l), 2) == A("supervisor"));
     term_free(l);
@@ -334,7 +334,7 @@ static void body_tree(void *arg)
     /* the middle supervisor dies: top restarts it, and with it a new leaf */
     kill_and_wait(midpid);
     nd_sleep(30);
-    assert_int_equal(nd_sup_which_children(top, &l), 0);
+    assert_int_equal(nd_sup_which_children(top, 5000, &l), 0);
     assert_false(term_equal(term_tuple_elem(term_hd(l), 1), midpid));
     term_free(l);
     term_t w3 = where("w1");

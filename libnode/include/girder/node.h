@@ -76,7 +76,7 @@ const nd_platform *nd_platform_default(void);
 /* ---------------------------------------------------------------- runtime */
 
 typedef struct nd_config {
-    unsigned schedulers; /* scheduler threads; 0 = $ND_SCHEDULERS, else one per online core */
+    unsigned schedulers;       /* scheduler threads; 0 = $ND_SCHEDULERS, else one per online core */
     size_t stack_size;         /* default coroutine stack (bytes, rounded to pages); 0 = 128 KiB */
     size_t max_processes;      /* process table size; 0 = 4194304 */
     unsigned reductions;       /* budget per time slice; 0 = 4000 */
@@ -377,16 +377,17 @@ typedef struct nd_sup_flags {
 ** For ND_SIMPLE_ONE_FOR_ONE, children[0] is the template and no child starts now. */
 int nd_supervisor_start(const nd_sup_flags *flags, const nd_child_spec *children, size_t n,
                         const nd_server_opts *opts, term_t *pid, term_t *reason);
-/* Child operations (calls to the supervisor). */
-int nd_sup_start_child(term_t sup, const nd_child_spec *spec, term_t *pid);
-int nd_sup_start_dynamic(term_t sup, term_t extra, term_t *pid); /* simple_one_for_one */
-int nd_sup_terminate_child(term_t sup, term_t id_or_pid);
-int nd_sup_restart_child(term_t sup, term_t id, term_t *pid);
-int nd_sup_delete_child(term_t sup, term_t id);
+/* Child operations: calls to the supervisor, each with a timeout (ND_ETIMEOUT). */
+int nd_sup_start_child(term_t sup, const nd_child_spec *spec, int64_t timeout_ms, term_t *pid);
+int nd_sup_start_dynamic(term_t sup, term_t extra, int64_t timeout_ms,
+                         term_t *pid); /* simple_one_for_one */
+int nd_sup_terminate_child(term_t sup, term_t id_or_pid, int64_t timeout_ms);
+int nd_sup_restart_child(term_t sup, term_t id, int64_t timeout_ms, term_t *pid);
+int nd_sup_delete_child(term_t sup, term_t id, int64_t timeout_ms);
 /* [{Id, Pid | undefined, worker | supervisor}] in start order (a reference). */
-int nd_sup_which_children(term_t sup, term_t *list);
+int nd_sup_which_children(term_t sup, int64_t timeout_ms, term_t *list);
 /* [{specs, N}, {active, N}, {supervisors, N}, {workers, N}] (a reference). */
-int nd_sup_count_children(term_t sup, term_t *list);
+int nd_sup_count_children(term_t sup, int64_t timeout_ms, term_t *list);
 
 /* Start function for a child that is a supervisor: arg points at an nd_sup_start_args. */
 typedef struct nd_sup_start_args {
