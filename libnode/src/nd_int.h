@@ -219,6 +219,7 @@ static inline nd_proc *nd__self(void)
 void nd__switch_out(nd_proc *p, int why);
 /* Blocks the running process until a signal arrives or the deadline passes. */
 void nd__wait(nd_proc *p, uint64_t deadline);
+void nd__wake_timer_owner(void);
 void nd__finish_prev(nd_sched *s);
 void nd__enqueue(nd_proc *p);
 uint64_t nd__now(void);
@@ -277,7 +278,7 @@ typedef struct nd_runtime {
     _Atomic(nd_dist_fn) dist_fn;
     void *_Atomic dist_ud;
     /* stats */
-    _Atomic uint64_t st_switches, st_steals, st_long, st_spawns, st_exits;
+    _Atomic uint64_t st_long, st_spawns, st_exits;
     pthread_t watchdog;
     nd_parker *watchdog_parker;
 } nd_runtime;

@@ -119,6 +119,11 @@ static nd_proc *gq_pop(void)
 
 /* ================================================================ waking */
 
+/*
+** Unparks one parked scheduler, if any. Parking publishes `parked` and bumps `nidle` before its
+** last look for work; a waker publishes work before it looks at `nidle`: one of the two sees
+** the other.
+*/
 static void wake_idle(void)
 {
     if (atomic_load(&nd__rt.nidle) == 0) return;
@@ -134,6 +139,7 @@ static void wake_idle(void)
     }
 }
 
+/* A timer armed from outside the schedulers may be earlier than every parked deadline. */
 void nd__wake_timer_owner(void)
 {
     wake_idle();

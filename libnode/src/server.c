@@ -248,12 +248,8 @@ static int do_call(term_t server, term_t request, int64_t timeout_ms, term_t *re
     }
     term_t msg = term_tuplev(3, nd__a_gen_call, term_tuplev(2, term_dup(self->pid), term_dup(mref)),
                              request);
-    if (term_is_pid(server)) {
-        nd_send(server, msg);
-    } else {
-        /* by name: a missing name shows up as the monitor's DOWN noproc */
-        nd_send(server, msg);
-    }
+    /* by name, a missing name shows up as the monitor's DOWN noproc */
+    nd_send(server, msg);
     nd_recv r = {is_reply, &mref, NULL, 0, timeout_ms, true};
     term_t m;
     rc = nd_receive_ex(&r, &m);

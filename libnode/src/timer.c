@@ -87,8 +87,6 @@ uint64_t nd__timers_next(void)
     return atomic_load_explicit(&t_next, memory_order_acquire);
 }
 
-void nd__wake_timer_owner(void);
-
 /* Inserts a receive timeout; wakes an idle scheduler if this is now the earliest deadline. */
 void nd__timer_insert(nd_tmr *t)
 {
