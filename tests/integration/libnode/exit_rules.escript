@@ -1,6 +1,6 @@
 #!/usr/bin/env escript
 %% Exit-signal scenarios run in real Erlang; prints one line per scenario (recorded in
-%% exit_rules.expected, replayed by libnode/tests/test-exit-rules.c against Girder).
+%% exit_rules.expected, replayed by libnode/tests/test-node-exit-rules.c against Girder).
 %% Line: <scenario> <trap of B> <alive|dead:Reason> [EXIT:From:Reason | DOWN:Reason | link:Result]...
 -mode(compile).
 
