@@ -1,6 +1,7 @@
 /* Tests: monitors (by pid and by name, demonitor+flush), registry, timers, spawn options,
 ** unlink, and the distribution hook (outgoing signals and injected remote ones). */
 #include "nd_test.h"
+#include <pthread.h>
 #include <stdatomic.h>
 
 static bool is_tag(term_t m, void *ud)
@@ -254,6 +255,100 @@ static void test_dist(void **state)
     nd_test_run(body_dist, NULL, "normal");
 }
 
+/* Signals from a remote process into local ones, and the answers that go back out. */
+#define MAXSIG 16
+static nd_signal seen[MAXSIG];
+static _Atomic int nseen;
+
+static pthread_mutex_t seen_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int recording_dist(void *ud, const nd_signal *sig)
+{
+    pthread_mutex_lock(&seen_mu); /* the hook runs on any scheduler thread */
+    int i = atomic_load(&nseen);
+    if (i < MAXSIG) {
+        seen[i] = *sig;
+        seen[i].payload = term_dup(sig->payload);
+        seen[i].ref = term_dup(sig->ref);
+        seen[i].from = term_dup(sig->from);
+        atomic_store(&nseen, i + 1);
+    }
+    pthread_mutex_unlock(&seen_mu);
+    return 0;
+}
+
+static const nd_signal *wait_seen(int kind)
+{
+    for (int t = 0; t < 500; t++) {
+        const nd_signal *found = NULL;
+        pthread_mutex_lock(&seen_mu);
+        int n = atomic_load(&nseen);
+        for (int i = 0; i < n && !found; i++)
+            if ((int)seen[i].kind == kind) found = &seen[i];
+        pthread_mutex_unlock(&seen_mu);
+        if (found) return found;
+        nd_sleep(2);
+    }
+    return NULL;
+}
+
+static void body_dist_inbound(void *arg)
+{
+    term_t remote = term_pid(A("other@host"), 43, 0, 7);
+    term_t p, ref = nd_make_ref();
+    atomic_store(&nseen, 0);
+    nd_set_dist_hook(recording_dist, NULL);
+    /* a remote link and monitor on a local process; its exit goes back out through the hook */
+    assert_int_equal(nd_spawn(waiter, NULL, NULL, &p), 0);
+    nd_signal ln = {ND_SIG_LINK, remote, p, TERM_NONE, TERM_NONE, 0};
+    assert_int_equal(nd_dist_deliver(&ln), 0);
+    nd_signal mo = {ND_SIG_MONITOR, remote, p, TERM_NONE, ref, 0};
+    assert_int_equal(nd_dist_deliver(&mo), 0);
+    nd_sleep(10);
+    nd_send(p, A("bye"));
+    const nd_signal *ex = wait_seen(ND_SIG_EXIT);
+    assert_non_null(ex);
+    assert_true(ex->payload == A("bye"));
+    const nd_signal *dn = wait_seen(ND_SIG_DOWN);
+    assert_non_null(dn);
+    assert_true(term_equal(dn->ref, ref));
+    assert_true(dn->payload == A("bye"));
+    /* a remote link to a dead local pid answers noproc */
+    pthread_mutex_lock(&seen_mu);
+    for (int i = 0; i < atomic_load(&nseen); i++) seen[i].kind = 0;
+    pthread_mutex_unlock(&seen_mu);
+    assert_int_equal(nd_dist_deliver(&ln), 0);
+    ex = wait_seen(ND_SIG_EXIT);
+    assert_non_null(ex);
+    assert_true(ex->payload == A("noproc"));
+    /* a remote exit/2 with kill kills */
+    term_t q, qref, m;
+    assert_int_equal(nd_spawn_monitor(waiter, NULL, &q, &qref), 0);
+    nd_signal k = {ND_SIG_EXIT2, remote, q, A("kill"), TERM_NONE, 0};
+    assert_int_equal(nd_dist_deliver(&k), 0);
+    assert_int_equal(nd_receive_if(is_tag, "DOWN", 5000, &m), 0);
+    assert_true(term_tuple_elem(m, 4) == A("killed"));
+    term_free(m);
+    nd_set_dist_hook(NULL, NULL);
+    nd_sleep(10);
+    for (int i = 0; i < MAXSIG; i++) {
+        term_free(seen[i].payload);
+        term_free(seen[i].ref);
+        term_free(seen[i].from);
+        seen[i].payload = seen[i].ref = seen[i].from = TERM_NONE;
+    }
+    term_free(q);
+    term_free(qref);
+    term_free(p);
+    term_free(ref);
+    term_free(remote);
+}
+
+static void test_dist_inbound(void **state)
+{
+    nd_test_run(body_dist_inbound, NULL, "normal");
+}
+
 /* Signals between one pair keep their order: messages, then an exit signal, then more. */
 static void orderly_sender(void *arg)
 {
@@ -333,7 +428,7 @@ int main(void)
         cmocka_unit_test(test_monitors),   cmocka_unit_test(test_registry),
         cmocka_unit_test(test_timers),     cmocka_unit_test(test_spawn_opts),
         cmocka_unit_test(test_dist),       cmocka_unit_test(test_pair_order),
-        cmocka_unit_test(test_info_lists),
+        cmocka_unit_test(test_info_lists), cmocka_unit_test(test_dist_inbound),
     };
     return cmocka_run_group_tests(tests, nd_test_setup, nd_test_teardown);
 }
