@@ -63,8 +63,9 @@ typedef struct nd_platform {
     uint64_t (*now_ns)(void *ud);       /* monotonic nanoseconds */
     nd_parker *(*parker_new)(void *ud); /* NULL on ENOMEM */
     void (*parker_free)(void *ud, nd_parker *pk);
-    /* Blocks until nd_parker_unpark() or the absolute deadline (UINT64_MAX: none). A pending
-    ** unpark made before park returns at once. */
+    /* Blocks until unpark() or the absolute deadline (UINT64_MAX: none). An unpark made before
+    ** park makes it return at once. Scheduler threads and the watchdog park here; nd_run()
+    ** and nd_shutdown() (called from other threads) wait on the real clock. */
     void (*park)(void *ud, nd_parker *pk, uint64_t deadline_ns);
     void (*unpark)(void *ud, nd_parker *pk);
     void *ud;
@@ -81,8 +82,9 @@ typedef struct nd_config {
     size_t max_processes;      /* process table size; 0 = 4194304 */
     unsigned reductions;       /* budget per time slice; 0 = 4000 */
     uint64_t long_schedule_ms; /* slices longer than this are reported; 0 = 100 ms */
-    /* Called (from a scheduler thread) for every slice over long_schedule_ms; NULL prints a
-    ** line to stderr. pid is borrowed. */
+    /* Called from the watchdog thread, once per slice that has run for long_schedule_ms without
+    ** a runtime call, while it still runs (duration so far); NULL prints a line to stderr.
+    ** pid is borrowed. */
     void (*long_schedule)(term_t pid, uint64_t duration_ns, void *ud);
     void *long_schedule_ud;
     const nd_platform *platform; /* NULL = nd_platform_default() */
