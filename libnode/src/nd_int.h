@@ -85,7 +85,7 @@ typedef struct nd_sig {
     uint32_t pad;
     term_t payload; /* message or reason */
     term_t from;    /* sender pid (not for MSG) */
-    term_t ref;     /* monitor ref; for SIG_MONITOR by name: the {Name, Node} in `id`-less form */
+    term_t ref;     /* monitor ref */
     term_t item;    /* SIG_MONITOR: what the DOWN should name (pid or {Name, Node}) */
     uint64_t id;    /* unlink id */
 } nd_sig;
