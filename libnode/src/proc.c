@@ -223,6 +223,13 @@ bool nd__push(nd_proc *p, nd_sig *s)
     ** server call would otherwise wake the server a second time). Read before publishing: once
     ** pushed, the node belongs to the receiver. */
     bool wake = s->kind != SIG_DEMONITOR && s->kind != SIG_UNLINK_ACK;
+    /* An estimate of the messages not yet drained, for process_info: a plain increment (no
+    ** locked instruction on the send path; concurrent senders may lose a count), reset by each
+    ** drain, so it is exact for one sender and heals at the next drain. */
+    if (s->kind == SIG_MSG)
+        atomic_store_explicit(&p->outer_msgs,
+                              atomic_load_explicit(&p->outer_msgs, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
     nd_sig *h = atomic_load_explicit(&p->outer, memory_order_relaxed);
     do {
         if (h == ND__CLOSED) return false;
@@ -573,7 +580,10 @@ static void handle_sig(nd_proc *p, nd_sig *s)
 void nd__drain(nd_proc *p)
 {
     if (!p->pending && atomic_load_explicit(&p->outer, memory_order_relaxed) == NULL) return;
-    if (!p->pending) p->pending = reverse(atomic_exchange(&p->outer, NULL));
+    if (!p->pending) {
+        p->pending = reverse(atomic_exchange(&p->outer, NULL));
+        atomic_store_explicit(&p->outer_msgs, 0, memory_order_relaxed);
+    }
     while (p->pending) {
         nd_sig *s = p->pending;
         p->pending = s->next;
@@ -744,6 +754,7 @@ static int spawn_internal(nd_entry_fn fn, void *arg, const nd_spawn_opts *opts, 
     atomic_store_explicit(&p->serial, serial, memory_order_relaxed);
     p->pid = pid;
     atomic_store_explicit(&p->outer, NULL, memory_order_relaxed);
+    atomic_store_explicit(&p->outer_msgs, 0, memory_order_relaxed);
     p->in_head = p->in_tail = p->mark = p->pending = NULL;
     p->inner_len = 0;
     atomic_store_explicit(&p->nmsg, 0, memory_order_relaxed);
@@ -1180,7 +1191,9 @@ int nd_process_info(term_t pid, nd_proc_info *info)
                    : st == PS_RUNNABLE ? ND_ST_RUNNABLE
                    : st == PS_WAITING  ? ND_ST_WAITING
                                        : ND_ST_EXITING;
-    info->message_queue_len = atomic_load_explicit(&q->nmsg, memory_order_relaxed);
+    int64_t outer = atomic_load_explicit(&q->outer_msgs, memory_order_relaxed);
+    info->message_queue_len =
+        atomic_load_explicit(&q->nmsg, memory_order_relaxed) + (outer > 0 ? (size_t)outer : 0);
     info->reductions = atomic_load_explicit(&q->total_reds, memory_order_relaxed);
     info->trap_exit = atomic_load(&q->trap);
     term_t name = atomic_load(&q->name);

@@ -417,6 +417,33 @@ static void body_info_lists(void *arg)
     term_free(p);
 }
 
+static _Atomic int busy_go;
+
+static void busy(void *arg)
+{
+    while (!atomic_load(&busy_go)) nd_consume(1); /* never receives */
+}
+
+/* message_queue_len counts messages the process has not looked at yet, too */
+static void body_queue_len(void *arg)
+{
+    term_t p;
+    atomic_store(&busy_go, 0);
+    assert_int_equal(nd_spawn(busy, NULL, NULL, &p), 0);
+    for (int i = 0; i < 1000; i++) nd_send(p, I(i));
+    nd_proc_info info;
+    assert_int_equal(nd_process_info(p, &info), 0);
+    assert_int_equal(info.message_queue_len, 1000);
+    nd_proc_info_free(&info);
+    atomic_store(&busy_go, 1);
+    term_free(p);
+}
+
+static void test_queue_len(void **state)
+{
+    nd_test_run(body_queue_len, NULL, "normal");
+}
+
 static void test_info_lists(void **state)
 {
     nd_test_run(body_info_lists, NULL, "normal");
@@ -429,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_timers),     cmocka_unit_test(test_spawn_opts),
         cmocka_unit_test(test_dist),       cmocka_unit_test(test_pair_order),
         cmocka_unit_test(test_info_lists), cmocka_unit_test(test_dist_inbound),
+        cmocka_unit_test(test_queue_len),
     };
     return cmocka_run_group_tests(tests, nd_test_setup, nd_test_teardown);
 }

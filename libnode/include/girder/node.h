@@ -242,7 +242,7 @@ typedef enum nd_status {
 
 typedef struct nd_proc_info {
     nd_status status;
-    size_t message_queue_len;
+    size_t message_queue_len; /* exact for one sender; an estimate under concurrent senders */
     size_t nlinks, nmonitors, nmonitored_by;
     term_t links;        /* list of pids (a reference) */
     term_t monitors;     /* list of pids or {Name, Node} (a reference) */
