@@ -2,7 +2,8 @@
 pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 
 # girder_unit_tests(<lib> <glob-dir>): one cmocka executable per tests/test-*.c,
-# registered with ctest as <lib>/<name>, built into build/tests.
+# registered with ctest as <lib>/<name>, built into build/tests. Executable names are
+# global across components, so name files test-<area>-<case>.c (test-node-mailbox.c).
 function(girder_unit_tests lib dir)
   file(GLOB srcs CONFIGURE_DEPENDS ${dir}/test-*.c)
   foreach(src ${srcs})
