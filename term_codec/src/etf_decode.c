@@ -104,7 +104,7 @@ static int fail(dec *d, int code, size_t off)
 /* Writes the 16-byte header of a block member at off (reference count unused, 0). */
 static inline void put_hdr(uint8_t *arena, size_t off, uint64_t w1)
 {
-    uint64_t w[2] = {(uint64_t)(off >> 3) << 32, w1};
+    uint64_t w[2] = {(uint64_t)off << 29, w1}; /* boff = off / 8 in the high half; off % 8 == 0 */
     memcpy(arena + off, w, 16);
 }
 
@@ -432,7 +432,8 @@ trunc:
 }
 
 /* A pid (NEW_PID_EXT or PID_EXT) at p; the tag is checked by the caller when needed. */
-static const uint8_t *read_pid(dec *d, const uint8_t *p, term_t *out)
+static inline __attribute__((always_inline)) const uint8_t *read_pid(dec *d, const uint8_t *p,
+                                                                     term_t *out)
 {
     uint8_t tag = *p;
     term_t node;
@@ -459,7 +460,8 @@ static const uint8_t *read_pid_field(dec *d, const uint8_t *p, term_t *out)
 }
 
 /* A reference of any of the three forms at p. */
-static const uint8_t *read_ref(dec *d, const uint8_t *p, term_t *out)
+static inline __attribute__((always_inline)) const uint8_t *read_ref(dec *d, const uint8_t *p,
+                                                                     term_t *out)
 {
     const uint8_t *start = p, *end = d->end;
     uint8_t tag = *p++;
@@ -635,15 +637,15 @@ static const uint8_t *build(dec *d)
     term_t v;
 
 /* Fails with ETRUNC unless k bytes are left. */
-#define NEED(k)                                  \
-    do {                                         \
-        if ((size_t)(end - p) < (k)) goto trunc; \
+#define NEED(k)                                                  \
+    do {                                                         \
+        if (TERM__UNLIKELY((size_t)(end - p) < (k))) goto trunc; \
     } while (0)
 /* off = room for size bytes in the arena. */
 #define ALLOC(size)                              \
     do {                                         \
         size_t sz_ = align8(size);               \
-        if (d->cap - hp < sz_) {                 \
+        if (TERM__UNLIKELY(d->cap - hp < sz_)) { \
             d->hp = hp;                          \
             d->nrel = nrel;                      \
             if (arena_grow(d, sz_)) return NULL; \
@@ -656,8 +658,8 @@ static const uint8_t *build(dec *d)
 /* Room for k more slots; refuses counts the bytes left cannot hold (one byte a term). */
 #define PUSHN(k)                                                                               \
     do {                                                                                       \
-        if ((size_t)(end - p) < ns || (k) > (size_t)(end - p) - ns) goto trunc;                \
-        if (ns + (k) > scap) {                                                                 \
+        if (TERM__UNLIKELY(ns + (k) > (size_t)(end - p))) goto trunc; /* k <= 2^33 */          \
+        if (TERM__UNLIKELY(ns + (k) > scap)) {                                                 \
             if (stack_grow(d, &d->slots, &d->scap, &d->slots_heap, ns, ns + (k))) return NULL; \
             slots = d->slots;                                                                  \
             scap = d->scap;                                                                    \
@@ -990,8 +992,8 @@ static uint8_t *inflate_term(const uint8_t *src, size_t srclen, size_t outlen, i
 }
 
 /*
-** Decodes buf[0..len) (no version byte); offsets in errors are shifted by base_off. The
-** result is an immediate, or a member of one block holding the whole term.
+** Decodes buf[0..len) (no version byte); offsets in errors and *used are shifted by base_off.
+** The result is an immediate, or a member of one block holding the whole term.
 */
 static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts *opts,
                            size_t *used, etf_error *err, size_t base_off)
@@ -1031,7 +1033,14 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     }
     memcpy(blk, d.arena, d.hp);
     uint64_t *words = (uint64_t *)(void *)blk;
-    for (size_t i = 0; i < d.nrel; i++) words[d.rel[i]] += (uintptr_t)blk; /* root included */
+    size_t i = 0; /* the root is among the words */
+    for (; i + 4 <= d.nrel; i += 4) {
+        words[d.rel[i]] += (uintptr_t)blk;
+        words[d.rel[i + 1]] += (uintptr_t)blk;
+        words[d.rel[i + 2]] += (uintptr_t)blk;
+        words[d.rel[i + 3]] += (uintptr_t)blk;
+    }
+    for (; i < d.nrel; i++) words[d.rel[i]] += (uintptr_t)blk;
     memcpy(&root, &blk->size, sizeof root);
     atomic_init(&blk->h.rc, 1);
     blk->h.boff = 0;
@@ -1063,9 +1072,48 @@ out:
         }
         return TERM_NONE;
     }
-    if (used) *used = (size_t)(stop - buf);
+    if (used) *used = base_off + (size_t)(stop - buf);
     if (err) err->code = 0, err->offset = 0;
     return result;
+}
+
+/* A compressed term (tag 80) at buf + off: checked, inflated, then decoded. Out of line so
+** that the common path of etf_decode() needs no stack frame. */
+static __attribute__((noinline)) term_t decode_compressed(const uint8_t *buf, size_t len,
+                                                          size_t off, const etf_decode_opts *opts,
+                                                          size_t *used, etf_error *err)
+{
+    if (len - off < 5) {
+        if (err) err->code = TERM_ETRUNC, err->offset = len;
+        return TERM_NONE;
+    }
+    size_t ulen = get32(buf + off + 1);
+    size_t max = opts && opts->max_uncompressed ? opts->max_uncompressed : (size_t)64 << 20;
+    size_t clen = len - off - 5;
+    /* zlib cannot expand more than ~1032:1; a larger claim is a bomb or a lie. */
+    if (ulen > max || ulen > clen * 1032 + 64 || ulen == 0) {
+        if (err) err->code = ulen > max ? TERM_ESIZE : TERM_EZLIB, err->offset = off + 1;
+        return TERM_NONE;
+    }
+    int zerr = 0;
+    uint8_t *raw = inflate_term(buf + off + 5, clen, ulen, &zerr);
+    if (!raw) {
+        if (err) err->code = zerr, err->offset = off + 5;
+        return TERM_NONE;
+    }
+    etf_decode_opts o = opts ? *opts : (etf_decode_opts){0};
+    o.allow_trailing = false;
+    etf_error e2;
+    term_t t = decode_plain(raw, ulen, &o, NULL, &e2, 0);
+    term__dealloc(raw, ulen);
+    if (t == TERM_NONE) {
+        /* Offsets inside compressed data refer to the inflated bytes; say so by code. */
+        if (err) err->code = e2.code, err->offset = off + 5;
+        return TERM_NONE;
+    }
+    if (used) *used = len;
+    if (err) err->code = 0, err->offset = 0;
+    return t;
 }
 
 term_t etf_decode(const uint8_t *buf, size_t len, const etf_decode_opts *opts, size_t *used,
@@ -1083,41 +1131,7 @@ term_t etf_decode(const uint8_t *buf, size_t len, const etf_decode_opts *opts, s
         }
         off = 1;
     }
-    if (len > off && buf[off] == COMPRESSED) {
-        if (len - off < 5) {
-            if (err) err->code = TERM_ETRUNC, err->offset = len;
-            return TERM_NONE;
-        }
-        size_t ulen = get32(buf + off + 1);
-        size_t max = opts && opts->max_uncompressed ? opts->max_uncompressed : (size_t)64 << 20;
-        size_t clen = len - off - 5;
-        /* zlib cannot expand more than ~1032:1; a larger claim is a bomb or a lie. */
-        if (ulen > max || ulen > clen * 1032 + 64 || ulen == 0) {
-            if (err) err->code = ulen > max ? TERM_ESIZE : TERM_EZLIB, err->offset = off + 1;
-            return TERM_NONE;
-        }
-        int zerr = 0;
-        uint8_t *raw = inflate_term(buf + off + 5, clen, ulen, &zerr);
-        if (!raw) {
-            if (err) err->code = zerr, err->offset = off + 5;
-            return TERM_NONE;
-        }
-        etf_decode_opts o = opts ? *opts : (etf_decode_opts){0};
-        o.allow_trailing = false;
-        etf_error e2;
-        term_t t = decode_plain(raw, ulen, &o, NULL, &e2, 0);
-        term__dealloc(raw, ulen);
-        if (t == TERM_NONE) {
-            /* Offsets inside compressed data refer to the inflated bytes; say so by code. */
-            if (err) err->code = e2.code, err->offset = off + 5;
-            return TERM_NONE;
-        }
-        if (used) *used = len;
-        if (err) err->code = 0, err->offset = 0;
-        return t;
-    }
-    size_t u = 0;
-    term_t t = decode_plain(buf + off, len - off, opts, used ? &u : NULL, err, off);
-    if (t != TERM_NONE && used) *used = off + u;
-    return t;
+    if (len > off && buf[off] == COMPRESSED)
+        return decode_compressed(buf, len, off, opts, used, err);
+    return decode_plain(buf + off, len - off, opts, used, err, off);
 }

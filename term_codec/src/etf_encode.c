@@ -11,7 +11,8 @@
 ** in locals; before each term SLACK bytes are made free, which covers every fixed-size
 ** encoding (and short atom names copied as whole words), and longer ones reserve their size.
 */
-#define SLACK 32
+#define SLACK 40
+_Static_assert(SLACK >= 3 + TERM__ATOM_PAD, "an atom of up to TERM__ATOM_PAD bytes fits SLACK");
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "etf_encode.c stores bignum limbs as little-endian bytes"
@@ -72,8 +73,8 @@ static int frames_grow(enc *e, eframe **fp)
     return 0;
 }
 
-/* Bytes an atom's encoding may take, SLACK beyond it included (short names are copied as
-** two whole words). */
+/* Bytes an atom's encoding may take, SLACK beyond it included (names of up to
+** TERM__ATOM_PAD bytes are copied as that many). */
 static inline size_t atom_room(const term__atom_entry *a)
 {
     return a->len + 3 + SLACK;
@@ -115,8 +116,8 @@ static inline uint8_t *put_atom(uint8_t *p, const term__atom_entry *a, unsigned 
         }
         put16(p - 2, (unsigned)len);
     }
-    if (len <= 16) /* names are padded to 16 bytes */
-        memcpy(p, a->name, 16);
+    if (len <= TERM__ATOM_PAD) /* names are zero-padded that far */
+        memcpy(p, a->name, TERM__ATOM_PAD);
     else
         memcpy(p, a->name, len);
     return p + len;
@@ -178,11 +179,13 @@ static uint8_t *put_pid(uint8_t *p, const box_pid *x, unsigned flags)
 }
 
 /*
-** Encodes t at the end of o. On ENOMEM o->len is left anywhere at or after where it was (the
-** caller resets it).
+** Appends the encoding of t (with the version byte unless ETF_ENC_NO_VERSION) to o: 0, or an
+** error with o->len as it was.
 */
 static int encode_body(etf_buf *o, term_t t, unsigned flags)
 {
+    if (t == TERM_NONE) return TERM_EINVAL;
+    size_t start = o->len;
     enc e;
     e.fs = e.small;
     e.fend = e.small + sizeof e.small / sizeof e.small[0];
@@ -192,39 +195,39 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
     uint8_t *p = o->data + o->len, *lim = o->data + o->cap;
     if (!(flags & ETF_ENC_NO_VERSION)) *p++ = ETF_VERSION;
 
-#define ENSURE(k)                                         \
-    do {                                                  \
-        if ((size_t)(lim - p) < (size_t)(k)) {            \
-            if (!(p = grow(o, p, (k), &lim))) goto nomem; \
-        }                                                 \
+#define ENSURE(k)                                              \
+    do {                                                       \
+        if (TERM__UNLIKELY((size_t)(lim - p) < (size_t)(k))) { \
+            if (!(p = grow(o, p, (k), &lim))) goto nomem;      \
+        }                                                      \
     } while (0)
-#define PUSH(k, ptr_or_at, n_, x_)                            \
-    do {                                                      \
-        if (fp == e.fend && frames_grow(&e, &fp)) goto nomem; \
-        fp->kind = (k);                                       \
-        fp->n = (n_);                                         \
-        fp->x = (x_);                                         \
-        ptr_or_at;                                            \
-        fp++;                                                 \
+#define PUSH(k, ptr_or_at, n_, x_)                                            \
+    do {                                                                      \
+        if (TERM__UNLIKELY(fp == e.fend) && frames_grow(&e, &fp)) goto nomem; \
+        fp->kind = (k);                                                       \
+        fp->n = (n_);                                                         \
+        fp->x = (x_);                                                         \
+        ptr_or_at;                                                            \
+        fp++;                                                                 \
     } while (0)
 
 /* Writes the immediate x: a small integer, an atom or [] (anything else is no term). */
-#define PUT_IMM(x)                                          \
-    do {                                                    \
-        term_t x_ = (x);                                    \
-        ENSURE(SLACK);                                      \
-        if (term_is_small(x_)) {                            \
-            p = put_small(p, term_small_value(x_));         \
-        } else if (term_is_atom(x_)) {                      \
-            const term__atom_entry *a_ = atom_entry(x_);    \
-            if (a_->len > SLACK - 3) ENSURE(atom_room(a_)); \
-            p = put_atom(p, a_, flags);                     \
-        } else if (x_ == TERM_NIL) {                        \
-            *p++ = NIL_EXT;                                 \
-        } else {                                            \
-            rc = TERM_EINVAL;                               \
-            goto out;                                       \
-        }                                                   \
+#define PUT_IMM(x)                                               \
+    do {                                                         \
+        term_t x_ = (x);                                         \
+        ENSURE(SLACK);                                           \
+        if (term_is_small(x_)) {                                 \
+            p = put_small(p, term_small_value(x_));              \
+        } else if (term_is_atom(x_)) {                           \
+            const term__atom_entry *a_ = atom_entry(x_);         \
+            if (a_->len > TERM__ATOM_PAD) ENSURE(atom_room(a_)); \
+            p = put_atom(p, a_, flags);                          \
+        } else if (x_ == TERM_NIL) {                             \
+            *p++ = NIL_EXT;                                      \
+        } else {                                                 \
+            rc = TERM_EINVAL;                                    \
+            goto out;                                            \
+        }                                                        \
     } while (0)
 
     /* t is the term to encode next; seq[0..left) a run of terms after it (tuple elements). */
@@ -479,7 +482,7 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
 nomem:
     rc = TERM_ENOMEM;
 out:
-    if (p) o->len = (size_t)(p - o->data);
+    o->len = rc ? start : (size_t)(p - o->data);
     if (e.fs != e.small) term__dealloc(e.fs, (size_t)(e.fend - e.fs) * sizeof(eframe));
     return rc;
 #undef ENSURE
@@ -487,22 +490,17 @@ out:
 #undef PUT_IMM
 }
 
-int etf_encode(term_t t, unsigned flags, etf_buf *out)
+/* Deflates the plain encoding (level 6 as term_to_binary's default) and keeps it only when
+** it is smaller, as term_to_binary does. Out of line: etf_encode() then needs no frame. */
+static __attribute__((noinline)) int encode_compressed(term_t t, unsigned flags, etf_buf *out)
 {
     size_t start = out->len;
-    if (!(flags & ETF_ENC_COMPRESSED)) {
-        int rc = t == TERM_NONE ? TERM_EINVAL : encode_body(out, t, flags);
-        if (rc) out->len = start;
-        return rc;
-    }
     if (!(flags & ETF_ENC_NO_VERSION)) {
         if (etf_buf_reserve(out, 1) != 0) return TERM_ENOMEM;
         out->data[out->len++] = ETF_VERSION;
     }
-    /* Compressed: deflate the plain encoding (level 6 as term_to_binary's default) and keep
-    ** it only when it is smaller, as term_to_binary does. */
     etf_buf plain = {0};
-    int rc = t == TERM_NONE ? TERM_EINVAL : encode_body(&plain, t, flags | ETF_ENC_NO_VERSION);
+    int rc = encode_body(&plain, t, flags | ETF_ENC_NO_VERSION);
     if (rc == 0 && plain.len > UINT32_MAX) rc = TERM_ESIZE;
     if (rc == 0) {
         uLongf clen = compressBound((uLong)plain.len);
@@ -524,6 +522,12 @@ int etf_encode(term_t t, unsigned flags, etf_buf *out)
     etf_buf_free(&plain);
     if (rc) out->len = start;
     return rc;
+}
+
+int etf_encode(term_t t, unsigned flags, etf_buf *out)
+{
+    if (flags & ETF_ENC_COMPRESSED) return encode_compressed(t, flags, out);
+    return encode_body(out, t, flags);
 }
 
 long long etf_encoded_size(term_t t, unsigned flags)

@@ -123,6 +123,9 @@ static inline term_t term__make_atom(uint32_t index)
     return ((term_t)index << 3) | 2;
 }
 
+/* Branch hints for failure paths on hot loops (bounds, capacity). */
+#define TERM__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
 /* Allocation through the hook (term_set_allocator). */
 void *term__alloc(size_t n);
 void *term__realloc(void *p, size_t old, size_t n);
@@ -148,10 +151,10 @@ int term__cmp_int_float(term_t a, double d);
 int term__cmp_int_int(term_t a, term_t b);
 
 /* Atom internals. Entries never move or change once published; a name is followed by zero
-** bytes up to at least TERM__ATOM_PAD bytes in all, so a short name can be copied as two
-** 8-byte words. */
+** bytes up to at least TERM__ATOM_PAD bytes in all, so a name of up to 32 bytes (node names
+** included) can be copied or compared as whole words. */
 #define TERM__ATOM_CHUNK_BITS 12
-#define TERM__ATOM_PAD        16
+#define TERM__ATOM_PAD        32
 typedef struct term__atom_entry {
     uint32_t len;
     uint32_t hash;
