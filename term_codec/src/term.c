@@ -279,7 +279,10 @@ void term_free(term_t t)
     if (m->flags & BOXF_INBLOCK) {
         /* A decoded term: members of a block point only inside it, so the whole is one free. */
         box_block *blk = (box_block *)(void *)((uint64_t *)m - m->boff);
-        if (atomic_fetch_sub_explicit(&blk->h.rc, 1, memory_order_acq_rel) == 1)
+        /* A count of 1 is our own reference: no other thread can dup or drop one, so the
+        ** locked decrement is skipped; acquire still orders the other owners' releases. */
+        if (atomic_load_explicit(&blk->h.rc, memory_order_acquire) == 1 ||
+            atomic_fetch_sub_explicit(&blk->h.rc, 1, memory_order_acq_rel) == 1)
             term__dealloc(blk, blk->size);
         return;
     }
