@@ -9,18 +9,14 @@
 ** table (sized for the limit, zero pages untouched until used) maps names to numbers. Readers
 ** load a slot with acquire order and then read the entry it publishes; writers hold `lock`.
 */
-typedef struct atom_entry {
-    uint32_t len;
-    uint32_t hash;
-    bool latin1; /* every code point < 256: encodable as ATOM_EXT */
-    char name[];
-} atom_entry;
+typedef term__atom_entry atom_entry;
 
-#define CHUNK_BITS 12
+#define CHUNK_BITS TERM__ATOM_CHUNK_BITS
 #define CHUNK_SIZE (1u << CHUNK_BITS)
 #define MAX_CHUNKS 4096 /* 16M atoms at most, whatever the limit says */
 
-static _Atomic(atom_entry *) *chunks[MAX_CHUNKS];
+_Atomic(atom_entry *) *term__atom_chunks[MAX_CHUNKS];
+#define chunks term__atom_chunks
 static _Atomic uint32_t *slots; /* atom index + 1, or 0 */
 static size_t slot_mask;
 static _Atomic size_t natoms;
@@ -51,8 +47,7 @@ void term_atom_set_limit(size_t max_atoms)
 
 static atom_entry *entry_at(uint32_t index)
 {
-    _Atomic(atom_entry *) *c = chunks[index >> CHUNK_BITS];
-    return atomic_load_explicit(&c[index & (CHUNK_SIZE - 1)], memory_order_acquire);
+    return (atom_entry *)term__atom_entry_of(index);
 }
 
 /* Finds name; returns the index or -1. Safe without the lock. */
@@ -69,7 +64,7 @@ static long lookup(const char *s, size_t len, uint32_t h)
 }
 
 /* Inserts a validated name; lock held. Returns the index or a negative error. */
-static long insert_locked(const char *s, size_t len, uint32_t h, bool latin1)
+static long insert_locked(const char *s, size_t len, uint32_t h, bool latin1, bool ascii)
 {
     if (!slots) {
         /* calloc, not the hook: the table lives as long as the process, and a large calloc
@@ -87,13 +82,16 @@ static long insert_locked(const char *s, size_t len, uint32_t h, bool latin1)
         chunks[ci] = calloc(CHUNK_SIZE, sizeof *chunks[ci]);
         if (!chunks[ci]) return TERM_ENOMEM;
     }
-    atom_entry *e = term__alloc(sizeof(atom_entry) + len + 1);
+    /* Names are zero-padded to TERM__ATOM_PAD bytes so codecs may copy them in whole words. */
+    size_t nbytes = len + 1 > TERM__ATOM_PAD ? len + 1 : TERM__ATOM_PAD;
+    atom_entry *e = term__alloc(sizeof(atom_entry) + nbytes);
     if (!e) return TERM_ENOMEM;
     e->len = (uint32_t)len;
     e->hash = h;
     e->latin1 = latin1;
+    e->ascii = ascii;
+    memset(e->name, 0, nbytes);
     if (len) memcpy(e->name, s, len);
-    e->name[len] = 0;
     atomic_store_explicit(&chunks[ci][idx & (CHUNK_SIZE - 1)], e, memory_order_release);
     size_t i = h & slot_mask;
     while (atomic_load_explicit(&slots[i], memory_order_relaxed) != 0) i = (i + 1) & slot_mask;
@@ -124,16 +122,17 @@ __attribute__((constructor)) static void atoms_ctor(void)
 }
 
 /* Checks an atom name: valid UTF-8 of at most 255 code points. */
-static int check_name(const char *s, size_t len, bool *latin1)
+static int check_name(const char *s, size_t len, bool *latin1, bool *ascii)
 {
     size_t chars;
     if (len > 255 * 4) return TERM_EATOM;
     if (!term__utf8_count((const uint8_t *)s, len, &chars)) return TERM_EUTF8;
     if (chars > 255) return TERM_EATOM;
-    bool l1 = true;
+    bool l1 = true, a = true;
     for (size_t i = 0; i < len; i++) {
         uint8_t c = (uint8_t)s[i];
         if (c >= 0x80) {
+            a = false;
             /* 2-byte sequences with lead byte C2/C3 encode code points 0x80..0xFF */
             if (c != 0xC2 && c != 0xC3) {
                 l1 = false;
@@ -143,6 +142,7 @@ static int check_name(const char *s, size_t len, bool *latin1)
         }
     }
     *latin1 = l1;
+    *ascii = a;
     return 0;
 }
 
@@ -151,11 +151,11 @@ term_t term_atom_n(const char *name, size_t len, int *err)
     uint32_t h = hash_name(name, len);
     long idx = lookup(name, len, h);
     if (idx >= 0) return term__make_atom((uint32_t)idx);
-    bool latin1;
-    int rc = check_name(name, len, &latin1);
+    bool latin1, ascii;
+    int rc = check_name(name, len, &latin1, &ascii);
     if (rc == 0) {
         pthread_mutex_lock(&lock);
-        idx = insert_locked(name, len, h, latin1);
+        idx = insert_locked(name, len, h, latin1, ascii);
         pthread_mutex_unlock(&lock);
         if (idx < 0) rc = (int)idx;
     }

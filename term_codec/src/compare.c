@@ -41,9 +41,20 @@ static int cmp_u64(uint64_t a, uint64_t b)
 static int cmp_atoms(term_t a, term_t b)
 {
     if (a == b) return 0;
-    size_t la, lb;
-    const char *na = term_atom_name(a, &la), *nb = term_atom_name(b, &lb);
-    int c = memcmp(na, nb, la < lb ? la : lb);
+    const term__atom_entry *ea = term__atom_entry_of(term_atom_index(a));
+    const term__atom_entry *eb = term__atom_entry_of(term_atom_index(b));
+    /* Names are zero-padded to 16 bytes: their first 8 bytes, read big-endian, order them
+    ** as memcmp then length would, unless they tie (a name may hold a zero byte). */
+    uint64_t wa, wb;
+    memcpy(&wa, ea->name, 8);
+    memcpy(&wb, eb->name, 8);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    wa = __builtin_bswap64(wa);
+    wb = __builtin_bswap64(wb);
+#endif
+    if (wa != wb) return wa < wb ? -1 : 1;
+    size_t la = ea->len, lb = eb->len;
+    int c = memcmp(ea->name, eb->name, la < lb ? la : lb);
     if (c) return c < 0 ? -1 : 1;
     return cmp_u64(la, lb);
 }

@@ -1,36 +1,68 @@
-/* External term format decoder: validate and size in one pass, build into one block in another. */
+/* External term format decoder: one validating pass that builds into scratch, then one copy. */
 #include "term_int.h"
 #include "etf_tags.h"
 
 #include <math.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <zlib.h>
 
 /*
-** Pass 1 walks the bytes with a counter of terms still expected (no stack, whatever the
-** nesting), checks every length against the bytes left, interns atoms (bounded by the
-** options) and adds up the box bytes the term needs. Pass 2 allocates one block of that
-** size and builds the term in pre-order with an explicit stack of slots to fill, bounded by
-** the pending count pass 1 measured. Allocation is at most ~32 bytes per input byte.
+** One pass walks the bytes in pre-order with an explicit stack of slots still to fill (no C
+** recursion, whatever the nesting), checks every tag and length against the bytes left, and
+** builds the boxes as it goes into a scratch arena: on the C stack for small terms, on the
+** heap beyond. The arena is laid out exactly as the final block will be, and every boxed
+** term in it is written as its offset from the block start, so growing the arena is a plain
+** copy; the position of each such word is noted in a relocation list as it is written. At
+** the end one allocation of the exact size receives the arena in one memcpy, and the words
+** of the list have the block's address added.
+**
+** Bounds: a count of elements that cannot fit in the bytes left is refused before anything
+** is pushed or allocated, so the slot stack holds at most one entry per input byte, the block
+** at most 32 bytes per input byte (a cons cell per STRING_EXT byte), and the arena, which
+** doubles, at most twice that while decoding. The relocation list has one 4-byte entry per
+** box at most (a binary's data pointer being the second of a 40-byte box), so it is sized
+** as a sixteenth of the arena and never checked.
 */
 
-typedef struct dctx {
-    const uint8_t *b;
-    size_t len, pos;
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "etf_decode.c writes box headers as little-endian words"
+#endif
+_Static_assert(sizeof(term_box) == 16 && offsetof(term_box, boff) == 4 &&
+                   offsetof(term_box, type) == 8 && offsetof(term_box, flags) == 9 &&
+                   offsetof(term_box, aux) == 10 && offsetof(term_box, n) == 12,
+               "box header layout assumed by put_hdr()");
+
+#define BLK_HDR     ((sizeof(box_block) + 7) & ~(size_t)7)
+#define ROOT_OFF    offsetof(box_block, size) /* holds the root term while building */
+#define ARENA_SMALL 2048
+#define SLOTS_SMALL 64
+#define MAPS_SMALL  8
+
+/* Second header word of a block member: type, flags, aux, n. */
+#define HW(type, flags, aux, n)                                                           \
+    ((uint64_t)(type) | (uint64_t)(BOXF_INBLOCK | (flags)) << 8 | (uint64_t)(aux) << 16 | \
+     (uint64_t)(n) << 32)
+
+typedef struct dec {
+    const uint8_t *b, *end; /* the input */
     const etf_decode_opts *opts;
+    uint8_t *arena; /* the block being built; boxed terms in it are offsets */
+    size_t hp, cap; /* used and allocated bytes of the arena */
+    size_t bound;   /* the largest block this input can need */
+    uint32_t *rel;  /* arena offsets / 8 of the words holding offsets; cap / 16 entries */
+    size_t nrel;
+    size_t *slots; /* arena offsets of the slots still to fill */
+    size_t scap;
+    size_t *maps;       /* pairs: arena offset of a map box, input offset of its tag */
+    size_t nmaps, mcap; /* mcap counts words */
     size_t new_atoms;
-    size_t box_bytes;
-    size_t max_pending;
-    size_t nmaps;
-    /* atoms met in pass 1, replayed in order by pass 2 */
-    term_t *atoms;
-    size_t natoms, atoms_cap;
     int err;
     size_t err_off;
-    term_t atoms_small[32];
-} dctx;
+    bool arena_heap, slots_heap, maps_heap;
+} dec;
+
+#define REL_CAP(cap) ((cap) / 16)
 
 static inline uint16_t get16(const uint8_t *p)
 {
@@ -38,26 +70,21 @@ static inline uint16_t get16(const uint8_t *p)
 }
 static inline uint32_t get32(const uint8_t *p)
 {
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return __builtin_bswap32(v);
 }
 static inline uint64_t get64(const uint8_t *p)
 {
-    return ((uint64_t)get32(p) << 32) | get32(p + 4);
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return __builtin_bswap64(v);
 }
-
-static int fail(dctx *c, int code, size_t off)
+static inline uint64_t load64(const void *p)
 {
-    if (!c->err) {
-        c->err = code;
-        c->err_off = off;
-    }
-    return code;
-}
-
-/* Ensures n more bytes are available at the current position. */
-static inline int need(dctx *c, size_t n)
-{
-    return c->len - c->pos >= n ? 0 : fail(c, TERM_ETRUNC, c->len);
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
 }
 
 static inline size_t align8(size_t n)
@@ -65,746 +92,858 @@ static inline size_t align8(size_t n)
     return (n + 7) & ~(size_t)7;
 }
 
-static int record_atom(dctx *c, term_t a)
+static int fail(dec *d, int code, size_t off)
 {
-    if (c->natoms == c->atoms_cap) {
-        size_t ncap = c->atoms_cap * 2;
-        term_t *na;
-        if (c->atoms == c->atoms_small) {
-            na = term__alloc(ncap * sizeof(term_t));
-            if (na) memcpy(na, c->atoms_small, sizeof c->atoms_small);
-        } else {
-            na = term__realloc(c->atoms, c->atoms_cap * sizeof(term_t), ncap * sizeof(term_t));
-        }
-        if (!na) return fail(c, TERM_ENOMEM, c->pos);
-        c->atoms = na;
-        c->atoms_cap = ncap;
+    if (!d->err) {
+        d->err = code;
+        d->err_off = off;
     }
-    c->atoms[c->natoms++] = a;
+    return code;
+}
+
+/* Writes the 16-byte header of a block member at off (reference count unused, 0). */
+static inline void put_hdr(uint8_t *arena, size_t off, uint64_t w1)
+{
+    uint64_t w[2] = {(uint64_t)off << 29, w1}; /* boff = off / 8 in the high half; off % 8 == 0 */
+    memcpy(arena + off, w, 16);
+}
+
+static inline void set_slot(uint8_t *arena, size_t slot, term_t v)
+{
+    memcpy(arena + slot, &v, sizeof v);
+}
+
+/* Writes a boxed term (an offset) at slot and notes it for relocation. */
+static inline void set_box(dec *d, size_t slot, term_t v)
+{
+    set_slot(d->arena, slot, v);
+    d->rel[d->nrel++] = (uint32_t)(slot >> 3);
+}
+
+/* ==================================================================== scratch */
+
+/* Makes room for need (a multiple of 8) more bytes at d->hp, with the relocation list to
+** match. The arena holds offsets, so moving it is a copy (slots still to fill move as the
+** bytes they are). */
+static int arena_grow(dec *d, size_t need)
+{
+    size_t ncap = d->cap * 2;
+    if (ncap > d->bound) ncap = d->bound;
+    if (ncap < d->hp + need) ncap = d->hp + need;
+    if (ncap / 8 > UINT32_MAX) return fail(d, TERM_ESIZE, 0); /* boff is 32 bits of words */
+    uint8_t *na = term__alloc(ncap);
+    uint32_t *nr = term__alloc(REL_CAP(ncap) * sizeof(uint32_t));
+    if (!na || !nr) {
+        term__dealloc(na, ncap);
+        term__dealloc(nr, REL_CAP(ncap) * sizeof(uint32_t));
+        return fail(d, TERM_ENOMEM, 0);
+    }
+    memcpy(na, d->arena, d->hp);
+    memcpy(nr, d->rel, d->nrel * sizeof(uint32_t));
+    if (d->arena_heap) {
+        term__dealloc(d->arena, d->cap);
+        term__dealloc(d->rel, REL_CAP(d->cap) * sizeof(uint32_t));
+    }
+    d->arena = na;
+    d->rel = nr;
+    d->cap = ncap;
+    d->arena_heap = true;
     return 0;
 }
 
-/* PROTOTYPE: a per-thread direct-mapped cache name -> atom. Atoms are never freed and never
-** renamed, so an entry can never go stale. Keyed on (len, first 8, last 8 bytes), loaded
-** straight from the input (no copy: a byte-wise copy then a word load stalls forwarding). */
+/* Reserves size bytes in the arena; their offset, or 0 with d->err set. */
+static inline size_t d_alloc(dec *d, size_t size)
+{
+    size = align8(size);
+    if (d->cap - d->hp < size && arena_grow(d, size)) return 0;
+    size_t off = d->hp;
+    d->hp += size;
+    return off;
+}
+
+/* Grows a stack of words to hold at least need entries. */
+static int stack_grow(dec *d, size_t **v, size_t *cap, bool *heap, size_t used, size_t need)
+{
+    size_t ncap = *cap * 2 > need ? *cap * 2 : need;
+    size_t *nv = term__alloc(ncap * sizeof(size_t));
+    if (!nv) return fail(d, TERM_ENOMEM, 0);
+    memcpy(nv, *v, used * sizeof(size_t));
+    if (*heap) term__dealloc(*v, *cap * sizeof(size_t));
+    *v = nv;
+    *cap = ncap;
+    *heap = true;
+    return 0;
+}
+
+/* ==================================================================== atoms */
+
+/*
+** A per-thread cache from atom name to atom: atoms are never freed or renamed, so an entry
+** can never go stale. It holds names of 1..31 bytes, keyed on the bytes that follow the tag
+** of a SMALL_ATOM_UTF8_EXT: the length byte and the name. w0 is the first 8 of them (zero
+** beyond the name), w1 the name's last 8 bytes when it has at least 8 (else 0); with the
+** length in w0 that decides names of up to 15 bytes, and a hit on a longer one compares its
+** middle too. The length byte is never 0, so the zeroed table matches nothing.
+*/
 typedef struct acache_ent {
-    uint64_t first, last;
-    uint32_t len;
+    uint64_t w0, w1;
     const char *name;
     term_t atom;
 } acache_ent;
-static _Thread_local acache_ent acache[512];
+/* Two ways per set: a pair of hot atoms that hash alike (there are always a few among the
+** hundred or so a node uses all the time) must not evict each other on every message. */
+#define ACACHE_BITS 8
+#define ACACHE_MAX  31
+static _Thread_local acache_ent acache[1u << ACACHE_BITS][2];
 
-static inline void atom_key(const char *s, size_t len, uint64_t *first, uint64_t *last)
+static const uint64_t low_bytes[9] = {0,
+                                      0xFF,
+                                      0xFFFF,
+                                      0xFFFFFF,
+                                      0xFFFFFFFF,
+                                      0xFFFFFFFFFFull,
+                                      0xFFFFFFFFFFFFull,
+                                      0xFFFFFFFFFFFFFFull,
+                                      0xFFFFFFFFFFFFFFFFull};
+
+static inline acache_ent *acache_set(uint64_t w0, uint64_t w1)
 {
-    if (len >= 8) {
-        memcpy(first, s, 8);
-        memcpy(last, s + len - 8, 8);
-        return;
-    }
-    uint64_t v = 0;
-    for (size_t i = 0; i < len; i++) v |= (uint64_t)(uint8_t)s[i] << (8 * i);
-    *first = v;
-    *last = 0;
+    return acache[((w0 ^ w1) * 0x9E3779B97F4A7C15ull) >> (64 - ACACHE_BITS)];
 }
 
-static inline term_t cached_atom(const char *name, size_t len)
+/* A hit on e for the name s of n bytes: the key matches, and for names over 15 bytes the
+** bytes 7..n-8 the key leaves out match too (two words cover them up to 31 bytes). */
+static inline bool acache_hit(const acache_ent *e, uint64_t w0, uint64_t w1, const uint8_t *s,
+                              size_t n)
 {
-    uint64_t f, l;
-    atom_key(name, len, &f, &l);
-    uint64_t h = ((f ^ (l * 0x9E3779B97F4A7C15ull) ^ len) * 0xff51afd7ed558ccdull) >> 55;
-    acache_ent *e = &acache[h];
-    if (e->atom && e->len == len && e->first == f && e->last == l &&
-        (len <= 16 || memcmp(e->name, name, len) == 0))
-        return e->atom;
-    term_t a = term_atom_existing(name, len);
-    if (a != TERM_NONE) {
-        e->first = f;
-        e->last = l;
-        e->len = (uint32_t)len;
-        e->name = term_atom_name(a, NULL);
-        e->atom = a;
-    }
-    return a;
+    return e->w0 == w0 && e->w1 == w1 &&
+           (n <= 15 || (load64(e->name + 7) == load64(s + 7) &&
+                        load64(e->name + n - 16) == load64(s + n - 16)));
 }
 
-/* Pass 1: reads an atom in any of its encodings at pos, interns and records it. */
-static int p1_atom(dctx *c)
+/* Any atom encoding at p, or an atom cache reference: the new position, or NULL with d->err
+** set. Finds, or creates within the budget, the atom and remembers it in the cache. */
+static const uint8_t *atom_slow(dec *d, const uint8_t *p, term_t *out)
 {
-    size_t start = c->pos;
-    if (need(c, 1)) return c->err;
-    uint8_t tag = c->b[c->pos++];
-    size_t n;
+    const uint8_t *start = p, *end = d->end;
+    size_t off = (size_t)(start - d->b), n;
     bool utf8;
+    if (p == end) goto trunc;
+    uint8_t tag = *p++;
     switch (tag) {
     case ATOM_EXT:
     case ATOM_UTF8_EXT:
-        if (need(c, 2)) return c->err;
-        n = get16(c->b + c->pos);
-        c->pos += 2;
+        if (end - p < 2) goto trunc;
+        n = get16(p);
+        p += 2;
         utf8 = tag == ATOM_UTF8_EXT;
         break;
     case SMALL_ATOM_EXT:
     case SMALL_ATOM_UTF8_EXT:
-        if (need(c, 1)) return c->err;
-        n = c->b[c->pos++];
+        if (p == end) goto trunc;
+        n = *p++;
         utf8 = tag == SMALL_ATOM_UTF8_EXT;
         break;
     case ATOM_CACHE_REF: {
-        if (need(c, 1)) return c->err;
-        uint8_t idx = c->b[c->pos++];
-        term_t a = c->opts && c->opts->cache ? c->opts->cache->atoms[idx] : TERM_NONE;
-        if (!term_is_atom(a)) return fail(c, TERM_ECACHE, start);
-        return record_atom(c, a);
+        if (p == end) goto trunc;
+        term_t a = d->opts && d->opts->cache ? d->opts->cache->atoms[*p] : TERM_NONE;
+        if (!term_is_atom(a)) return fail(d, TERM_ECACHE, off), NULL;
+        *out = a;
+        return p + 1;
     }
     default:
-        return fail(c, TERM_EATOM, start);
+        return fail(d, TERM_EATOM, off), NULL;
     }
-    if (need(c, n)) return c->err;
-    const uint8_t *s = c->b + c->pos;
-    c->pos += n;
+    if ((size_t)(end - p) < n) goto trunc;
+    const uint8_t *s = p;
+    p += n;
     char conv[512];
     const char *name = (const char *)s;
-    size_t nlen = n;
+    size_t len = n;
     if (!utf8) {
-        if (n > 255) return fail(c, TERM_EATOM, start);
+        if (n > 255) return fail(d, TERM_EATOM, off), NULL;
         bool ascii = true;
         for (size_t i = 0; i < n; i++) ascii &= s[i] < 0x80;
         if (!ascii) {
-            nlen = term__latin1_to_utf8(s, n, conv);
+            len = term__latin1_to_utf8(s, n, conv);
             name = conv;
         }
     }
-    term_t a = cached_atom(name, nlen);
+    acache_ent *e = NULL;
+    uint64_t w0 = 0, w1 = 0;
+    if (len >= 1 && len <= ACACHE_MAX) {
+        uint8_t kb[1 + ACACHE_MAX + 8] = {(uint8_t)len}; /* as after the tag of a small atom */
+        memcpy(kb + 1, name, len);
+        w0 = load64(kb) & low_bytes[len < 8 ? len + 1 : 8];
+        if (len >= 8) w1 = load64(kb + 1 + len - 8);
+        e = acache_set(w0, w1);
+        for (int way = 0; way < 2; way++)
+            if (acache_hit(&e[way], w0, w1, (const uint8_t *)name, len)) {
+                *out = e[way].atom;
+                return p;
+            }
+    }
+    term_t a = term_atom_existing(name, len);
     if (a == TERM_NONE) {
-        size_t max = c->opts ? c->opts->max_new_atoms : 0;
-        if (max && c->new_atoms >= max) return fail(c, TERM_EATOMLIMIT, start);
+        size_t max = d->opts ? d->opts->max_new_atoms : 0;
+        if (max && d->new_atoms >= max) return fail(d, TERM_EATOMLIMIT, off), NULL;
         int err = 0;
-        a = term_atom_n(name, nlen, &err);
-        if (a == TERM_NONE) return fail(c, err == TERM_EUTF8 ? TERM_EATOM : err, start);
-        c->new_atoms++;
+        a = term_atom_n(name, len, &err);
+        if (a == TERM_NONE) return fail(d, err == TERM_EUTF8 ? TERM_EATOM : err, off), NULL;
+        d->new_atoms++;
     }
-    return record_atom(c, a);
+    if (e) {
+        e[1] = e[0]; /* the newest goes first, the older one stays as second way */
+        e->w0 = w0;
+        e->w1 = w1;
+        e->name = term_atom_name(a, NULL);
+        e->atom = a;
+    }
+    *out = a;
+    return p;
+trunc:
+    return fail(d, TERM_ETRUNC, (size_t)(end - d->b)), NULL;
 }
 
-/* Pass 1: an integer field (fun OldIndex/OldUniq): small, 32-bit or a bignum. */
-static int p1_int_field(dctx *c)
+/*
+** The common case: a SMALL_ATOM_UTF8_EXT (distribution and OTP 26) of 1..31 bytes that is
+** in the cache. Its end, or NULL for anything else (without error: atom_slow decides).
+*/
+static inline __attribute__((always_inline)) const uint8_t *
+atom_fast(const dec *d, const uint8_t *p, const uint8_t *end, term_t *out)
 {
-    size_t start = c->pos;
-    if (need(c, 1)) return c->err;
-    uint8_t tag = c->b[c->pos++];
-    switch (tag) {
+    if (end - p < 2 || p[0] != SMALL_ATOM_UTF8_EXT) return NULL;
+    size_t n = p[1];
+    const uint8_t *s = p + 2;
+    if (n - 1 >= ACACHE_MAX || (size_t)(end - s) < n) return NULL; /* n - 1 wraps for 0 */
+    uint64_t w0, w1 = 0;
+    if (n >= 8) {
+        w0 = load64(p + 1);
+        w1 = load64(s + n - 8);
+    } else if (end - p >= 9) {
+        w0 = load64(p + 1) & low_bytes[n + 1];
+    } else if ((size_t)(s - d->b) + n >= 8) { /* near the end: the 8 bytes ending here */
+        w0 = load64(s + n - 8) >> (56 - 8 * n);
+    } else {
+        return NULL;
+    }
+    const acache_ent *e = acache_set(w0, w1);
+    if (!acache_hit(e, w0, w1, s, n) && !acache_hit(++e, w0, w1, s, n)) return NULL;
+    *out = e->atom;
+    return s + n;
+}
+
+/* Any atom at p: its end, or NULL with d->err set. */
+static inline const uint8_t *read_atom(dec *d, const uint8_t *p, term_t *out)
+{
+    const uint8_t *q = atom_fast(d, p, d->end, out);
+    return q ? q : atom_slow(d, p, out);
+}
+
+/*
+** A leaf that needs no allocation at p: a small integer, [] or an atom atom_fast() finds.
+** Its end, or NULL for anything else (left to the main loop, which also reports errors).
+** Containers decode runs of such elements in place, without a trip through the slot stack.
+*/
+static inline __attribute__((always_inline)) const uint8_t *leaf(const dec *d, const uint8_t *p,
+                                                                 const uint8_t *end, term_t *v)
+{
+    if (p == end) return NULL;
+    /* tests, not a jump table: the main loop already has one for everything else */
+    uint8_t tag = *p;
+    if (tag == SMALL_ATOM_UTF8_EXT) return atom_fast(d, p, end, v);
+    if (tag == SMALL_INTEGER_EXT && end - p >= 2) {
+        *v = term__make_small(p[1]);
+        return p + 2;
+    }
+    if (tag == INTEGER_EXT && end - p >= 5) {
+        *v = term__make_small((int32_t)get32(p + 1));
+        return p + 5;
+    }
+    if (tag == NIL_EXT) {
+        *v = TERM_NIL;
+        return p + 1;
+    }
+    return NULL;
+}
+
+/* ==================================================================== leaves */
+
+/* A bignum magnitude of n bytes at p (little-endian), normalised to a small integer when it
+** fits. NULL on allocation failure. */
+static const uint8_t *read_big(dec *d, const uint8_t *p, size_t n, bool neg, term_t *out)
+{
+    const uint8_t *m = p;
+    p += n;
+    while (n > 0 && m[n - 1] == 0) n--;
+    if (n <= 8) {
+        uint64_t v = 0;
+        if (n == 8)
+            v = load64(m);
+        else
+            for (size_t i = 0; i < n; i++) v |= (uint64_t)m[i] << (8 * i);
+        if (!neg && v <= (uint64_t)TERM_SMALL_MAX) {
+            *out = term__make_small((int64_t)v);
+            return p;
+        }
+        if (neg && v <= (uint64_t)TERM_SMALL_MAX + 1) {
+            *out = term__make_small((int64_t)(0 - v));
+            return p;
+        }
+    }
+    size_t nl = (n + 7) / 8;
+    size_t off = d_alloc(d, sizeof(box_big) + nl * 8);
+    if (!off) return NULL;
+    box_big *g = (box_big *)(void *)(d->arena + off);
+    put_hdr(d->arena, off, HW(BOX_BIG, neg ? BOXF_NEG : 0, 0, nl));
+    /* little-endian bytes are little-endian limbs: whole limbs are one load */
+    for (size_t i = 0; i < n / 8; i++) g->limbs[i] = load64(m + 8 * i);
+    if (n % 8) {
+        uint64_t top = 0;
+        for (size_t i = n & ~(size_t)7; i < n; i++) top |= (uint64_t)m[i] << (8 * (i % 8));
+        g->limbs[n / 8] = top;
+    }
+    *out = off;
+    return p;
+}
+
+/* A fun's OldIndex or OldUniq: a small, 32-bit or SMALL_BIG integer. */
+static const uint8_t *read_int_field(dec *d, const uint8_t *p, term_t *out)
+{
+    const uint8_t *end = d->end;
+    size_t off = (size_t)(p - d->b);
+    if (p == end) goto trunc;
+    switch (*p) {
     case SMALL_INTEGER_EXT:
-        return need(c, 1) ? c->err : (c->pos += 1, 0);
+        if (end - p < 2) goto trunc;
+        *out = term__make_small(p[1]);
+        return p + 2;
     case INTEGER_EXT:
-        return need(c, 4) ? c->err : (c->pos += 4, 0);
-    case SMALL_BIG_EXT: {
-        if (need(c, 2)) return c->err;
-        size_t n = c->b[c->pos];
-        c->pos += 2;
-        if (need(c, n)) return c->err;
-        c->pos += n;
-        c->box_bytes += sizeof(box_big) + align8(n);
-        return 0;
+        if (end - p < 5) goto trunc;
+        *out = term__make_small((int32_t)get32(p + 1));
+        return p + 5;
+    case SMALL_BIG_EXT:
+        if (end - p < 3 || (size_t)(end - p - 3) < p[1]) goto trunc;
+        return read_big(d, p + 3, p[1], p[2] != 0, out);
     }
-    }
-    return fail(c, TERM_ETYPE, start);
+    return fail(d, TERM_ETYPE, off), NULL;
+trunc:
+    return fail(d, TERM_ETRUNC, (size_t)(end - d->b)), NULL;
 }
 
-/* Pass 1: a pid (NEW_PID_EXT or PID_EXT) at pos, as fun fields need. */
-static int p1_pid(dctx *c)
+/* A pid (NEW_PID_EXT or PID_EXT) at p; the tag is checked by the caller when needed. */
+static inline __attribute__((always_inline)) const uint8_t *read_pid(dec *d, const uint8_t *p,
+                                                                     term_t *out)
 {
-    size_t start = c->pos;
-    if (need(c, 1)) return c->err;
-    uint8_t tag = c->b[c->pos++];
-    if (tag != NEW_PID_EXT && tag != PID_EXT) return fail(c, TERM_ETYPE, start);
-    if (p1_atom(c)) return c->err;
-    size_t n = tag == NEW_PID_EXT ? 12 : 9;
-    if (need(c, n)) return c->err;
-    c->pos += n;
-    c->box_bytes += sizeof(box_pid);
-    return 0;
+    uint8_t tag = *p;
+    term_t node;
+    if (!(p = read_atom(d, p + 1, &node))) return NULL;
+    size_t k = tag == NEW_PID_EXT ? 12 : 9;
+    if ((size_t)(d->end - p) < k) return fail(d, TERM_ETRUNC, (size_t)(d->end - d->b)), NULL;
+    size_t off = d_alloc(d, sizeof(box_pid));
+    if (!off) return NULL;
+    box_pid *x = (box_pid *)(void *)(d->arena + off);
+    put_hdr(d->arena, off, HW(BOX_PID, 0, 0, 0));
+    x->node = node;
+    x->id = get32(p);
+    x->serial = get32(p + 4);
+    x->creation = k == 12 ? get32(p + 8) : p[8];
+    *out = off;
+    return p + k;
 }
 
-/* Pass 1 over the whole term. */
-static int pass1(dctx *c)
+static const uint8_t *read_pid_field(dec *d, const uint8_t *p, term_t *out)
 {
-    size_t pending = 1;
-    while (pending > 0) {
-        pending--;
-        size_t start = c->pos;
-        if (need(c, 1)) return c->err;
-        uint8_t tag = c->b[c->pos++];
-        size_t kids = 0;
-        switch (tag) {
+    if (p == d->end) return fail(d, TERM_ETRUNC, (size_t)(d->end - d->b)), NULL;
+    if (*p != NEW_PID_EXT && *p != PID_EXT) return fail(d, TERM_ETYPE, (size_t)(p - d->b)), NULL;
+    return read_pid(d, p, out);
+}
+
+/* A reference of any of the three forms at p. */
+static inline __attribute__((always_inline)) const uint8_t *read_ref(dec *d, const uint8_t *p,
+                                                                     term_t *out)
+{
+    const uint8_t *start = p, *end = d->end;
+    uint8_t tag = *p++;
+    size_t n = 1;
+    if (tag != REFERENCE_EXT) {
+        if (end - p < 2) goto trunc;
+        n = get16(p);
+        p += 2;
+        if (n < 1 || n > 5) return fail(d, TERM_ESIZE, (size_t)(start - d->b)), NULL;
+    }
+    term_t node;
+    if (!(p = read_atom(d, p, &node))) return NULL;
+    size_t cr = tag == NEWER_REFERENCE_EXT ? 4 : 1;
+    if ((size_t)(end - p) < cr + 4 * n) goto trunc;
+    size_t off = d_alloc(d, sizeof(box_ref));
+    if (!off) return NULL;
+    box_ref *r = (box_ref *)(void *)(d->arena + off);
+    put_hdr(d->arena, off, HW(BOX_REF, 0, n, 0));
+    r->node = node;
+    memset(r->words, 0, sizeof r->words);
+    if (tag == REFERENCE_EXT) {
+        r->words[0] = get32(p);
+        r->creation = p[4];
+        *out = off;
+        return p + 5;
+    }
+    r->creation = cr == 4 ? get32(p) : p[0];
+    p += cr;
+    for (size_t i = 0; i < n; i++) r->words[i] = get32(p + 4 * i);
+    *out = off;
+    return p + 4 * n;
+trunc:
+    return fail(d, TERM_ETRUNC, (size_t)(end - d->b)), NULL;
+}
+
+/* A port of any of the three forms at p. */
+static const uint8_t *read_port(dec *d, const uint8_t *p, term_t *out)
+{
+    uint8_t tag = *p;
+    term_t node;
+    if (!(p = read_atom(d, p + 1, &node))) return NULL;
+    size_t k = tag == V4_PORT_EXT ? 12 : tag == NEW_PORT_EXT ? 8 : 5;
+    if ((size_t)(d->end - p) < k) return fail(d, TERM_ETRUNC, (size_t)(d->end - d->b)), NULL;
+    size_t off = d_alloc(d, sizeof(box_port));
+    if (!off) return NULL;
+    box_port *x = (box_port *)(void *)(d->arena + off);
+    put_hdr(d->arena, off, HW(BOX_PORT, 0, 0, 0));
+    x->node = node;
+    if (tag == V4_PORT_EXT) {
+        x->id = get64(p);
+        x->creation = get32(p + 8);
+    } else {
+        x->id = get32(p);
+        x->creation = tag == NEW_PORT_EXT ? get32(p + 4) : p[4];
+    }
+    *out = off;
+    return p + k;
+}
+
+/* EXPORT_EXT at p: module and function atoms, then the arity as a SMALL_INTEGER_EXT. */
+static const uint8_t *read_export(dec *d, const uint8_t *p, term_t *out)
+{
+    term_t m, f;
+    if (!(p = read_atom(d, p + 1, &m)) || !(p = read_atom(d, p, &f))) return NULL;
+    if (d->end - p < 2) return fail(d, TERM_ETRUNC, (size_t)(d->end - d->b)), NULL;
+    if (*p != SMALL_INTEGER_EXT) return fail(d, TERM_ETYPE, (size_t)(p - d->b)), NULL;
+    size_t off = d_alloc(d, sizeof(box_export));
+    if (!off) return NULL;
+    box_export *x = (box_export *)(void *)(d->arena + off);
+    put_hdr(d->arena, off, HW(BOX_EXPORT, 0, 0, 0));
+    x->module = m;
+    x->function = f;
+    x->arity = p[1];
+    *out = off;
+    return p + 2;
+}
+
+/* FLOAT_EXT: 31 bytes of printf text. */
+static const uint8_t *read_old_float(dec *d, const uint8_t *p, term_t *out)
+{
+    size_t start = (size_t)(p - d->b);
+    if (d->end - p < 32) return fail(d, TERM_ETRUNC, (size_t)(d->end - d->b)), NULL;
+    char tmp[32];
+    memcpy(tmp, p + 1, 31);
+    tmp[31] = 0;
+    char *e;
+    double v = strtod(tmp, &e);
+    if (e == tmp || !isfinite(v)) return fail(d, TERM_EFLOAT, start), NULL;
+    for (; *e; e++)
+        if (*e != ' ') return fail(d, TERM_EFLOAT, start), NULL;
+    size_t off = d_alloc(d, sizeof(box_float));
+    if (!off) return NULL;
+    put_hdr(d->arena, off, HW(BOX_FLOAT, 0, 0, 0));
+    memcpy(d->arena + off + offsetof(box_float, d), &v, 8);
+    *out = off;
+    return p + 32;
+}
+
+/*
+** NEW_FUN_EXT or FUN_EXT at p: the fixed fields are read here; the free variables become
+** slots for the main loop, whose offset and count go to *frees and *nfree.
+*/
+static const uint8_t *read_fun(dec *d, const uint8_t *p, term_t *out, size_t *frees, size_t *nfree)
+{
+    const uint8_t *start = p, *end = d->end;
+    size_t soff = (size_t)(start - d->b), n;
+    term_t module, oidx, ouniq, pid;
+    uint32_t arity = 0, index = 0;
+    const uint8_t *uniq = NULL;
+    if (*p == NEW_FUN_EXT) {
+        /* Size(4) Arity(1) Uniq(16) Index(4) NumFree(4) Module OldIndex OldUniq Pid Free */
+        if (end - p < 30) goto trunc;
+        size_t size = get32(p + 1);
+        if (size > (size_t)(end - start) - 1 || size < 29) return fail(d, TERM_ESIZE, soff), NULL;
+        arity = p[5];
+        uniq = p + 6;
+        index = get32(p + 22);
+        n = get32(p + 26);
+        p += 30;
+        if (!(p = read_atom(d, p, &module)) || !(p = read_int_field(d, p, &oidx)) ||
+            !(p = read_int_field(d, p, &ouniq)) || !(p = read_pid_field(d, p, &pid)))
+            return NULL;
+    } else {
+        /* NumFree(4) Pid Module Index Uniq Free */
+        if (end - p < 5) goto trunc;
+        n = get32(p + 1);
+        p += 5;
+        if (!(p = read_pid_field(d, p, &pid)) || !(p = read_atom(d, p, &module)) ||
+            !(p = read_int_field(d, p, &oidx)) || !(p = read_int_field(d, p, &ouniq)))
+            return NULL;
+    }
+    if (n > (size_t)(end - p)) return fail(d, TERM_ESIZE, soff), NULL;
+    size_t off = d_alloc(d, sizeof(box_fun) + n * sizeof(term_t));
+    if (!off) return NULL;
+    box_fun *f = (box_fun *)(void *)(d->arena + off);
+    put_hdr(d->arena, off, HW(BOX_FUN, uniq ? 0 : BOXF_OLDFUN, 0, n));
+    f->module = module;
+    f->old_index = oidx;
+    f->old_uniq = ouniq;
+    if (!(oidx & 7)) d->rel[d->nrel++] = (uint32_t)((off + offsetof(box_fun, old_index)) >> 3);
+    if (!(ouniq & 7)) d->rel[d->nrel++] = (uint32_t)((off + offsetof(box_fun, old_uniq)) >> 3);
+    set_box(d, off + offsetof(box_fun, pid), pid);
+    f->arity = arity;
+    f->index = index;
+    if (uniq)
+        memcpy(f->uniq, uniq, 16);
+    else
+        memset(f->uniq, 0, 16);
+    *out = off;
+    *frees = off + offsetof(box_fun, free);
+    *nfree = n;
+    return p;
+trunc:
+    return fail(d, TERM_ETRUNC, (size_t)(end - d->b)), NULL;
+}
+
+/* ==================================================================== the pass */
+
+/*
+** Decodes one term at d->b into the arena (root at ROOT_OFF); the end position, or NULL with
+** d->err set. The hot state lives in locals: arena stores are 8-byte words, which C lets
+** alias any size_t field of *d, so fields would be reloaded after every store.
+*/
+static const uint8_t *build(dec *d)
+{
+    const uint8_t *p = d->b, *const end = d->end;
+    uint8_t *arena = d->arena;
+    uint32_t *rel = d->rel;
+    size_t hp = d->hp, *slots = d->slots, ns = 0, scap = d->scap, nrel = d->nrel;
+    size_t slot = ROOT_OFF;
+    const uint8_t *start, *q;
+    size_t n, m, off;
+    term_t v;
+
+/* Fails with ETRUNC unless k bytes are left. */
+#define NEED(k)                                                  \
+    do {                                                         \
+        if (TERM__UNLIKELY((size_t)(end - p) < (k))) goto trunc; \
+    } while (0)
+/* off = room for size bytes in the arena. */
+#define ALLOC(size)                              \
+    do {                                         \
+        size_t sz_ = align8(size);               \
+        if (TERM__UNLIKELY(d->cap - hp < sz_)) { \
+            d->hp = hp;                          \
+            d->nrel = nrel;                      \
+            if (arena_grow(d, sz_)) return NULL; \
+            arena = d->arena;                    \
+            rel = d->rel;                        \
+        }                                        \
+        off = hp;                                \
+        hp += sz_;                               \
+    } while (0)
+/* Room for k more slots; refuses counts the bytes left cannot hold (one byte a term). */
+#define PUSHN(k)                                                                               \
+    do {                                                                                       \
+        if (TERM__UNLIKELY(ns + (k) > (size_t)(end - p))) goto trunc; /* k <= 2^33 */          \
+        if (TERM__UNLIKELY(ns + (k) > scap)) {                                                 \
+            if (stack_grow(d, &d->slots, &d->scap, &d->slots_heap, ns, ns + (k))) return NULL; \
+            slots = d->slots;                                                                  \
+            scap = d->scap;                                                                    \
+        }                                                                                      \
+    } while (0)
+/* Calls a helper that may allocate, with the arena state handed over and back. */
+#define HELPER(call)                    \
+    do {                                \
+        d->hp = hp;                     \
+        d->nrel = nrel;                 \
+        if (!(p = (call))) return NULL; \
+        hp = d->hp;                     \
+        nrel = d->nrel;                 \
+        arena = d->arena;               \
+        rel = d->rel;                   \
+    } while (0)
+/* Writes a boxed term (an offset) into slot at and notes it for relocation. */
+#define SETBOX(at, v)                        \
+    do {                                     \
+        set_slot(arena, (at), (v));          \
+        rel[nrel++] = (uint32_t)((at) >> 3); \
+    } while (0)
+/* Writes any term into slot at: boxed ones are noted. */
+#define SETANY(at, v)                  \
+    do {                               \
+        term_t v_ = (v);               \
+        if (v_ & 7)                    \
+            set_slot(arena, (at), v_); \
+        else                           \
+            SETBOX(at, v_);            \
+    } while (0)
+
+    for (;;) {
+        start = p;
+        if (p == end) goto trunc;
+        switch (*p) {
         case SMALL_INTEGER_EXT:
-            if (need(c, 1)) return c->err;
-            c->pos += 1;
+            NEED(2);
+            set_slot(arena, slot, term__make_small(p[1]));
+            p += 2;
             break;
         case INTEGER_EXT:
-            if (need(c, 4)) return c->err;
-            c->pos += 4;
+            NEED(5);
+            set_slot(arena, slot, term__make_small((int32_t)get32(p + 1)));
+            p += 5;
             break;
-        case NEW_FLOAT_EXT: {
-            if (need(c, 8)) return c->err;
-            uint64_t bits = get64(c->b + c->pos);
-            if (((bits >> 52) & 0x7FF) == 0x7FF) return fail(c, TERM_EFLOAT, start);
-            c->pos += 8;
-            c->box_bytes += sizeof(box_float);
-            break;
-        }
-        case FLOAT_EXT: {
-            if (need(c, 31)) return c->err;
-            char tmp[32];
-            memcpy(tmp, c->b + c->pos, 31);
-            tmp[31] = 0;
-            char *end;
-            double d = strtod(tmp, &end);
-            if (end == tmp || !isfinite(d)) return fail(c, TERM_EFLOAT, start);
-            for (char *p = end; *p; p++)
-                if (*p != ' ') return fail(c, TERM_EFLOAT, start);
-            c->pos += 31;
-            c->box_bytes += sizeof(box_float);
-            break;
-        }
+        case SMALL_ATOM_UTF8_EXT:
         case ATOM_EXT:
         case SMALL_ATOM_EXT:
         case ATOM_UTF8_EXT:
-        case SMALL_ATOM_UTF8_EXT:
         case ATOM_CACHE_REF:
-            c->pos = start;
-            if (p1_atom(c)) return c->err;
+            if (!(p = read_atom(d, p, &v))) return NULL;
+            set_slot(arena, slot, v);
+            break;
+        case NIL_EXT:
+            set_slot(arena, slot, TERM_NIL);
+            p += 1;
             break;
         case SMALL_TUPLE_EXT:
-            if (need(c, 1)) return c->err;
-            kids = c->b[c->pos++];
-            c->box_bytes += sizeof(box_tuple) + kids * sizeof(term_t);
-            break;
+            NEED(2);
+            n = p[1];
+            p += 2;
+            goto tuple;
         case LARGE_TUPLE_EXT:
-            if (need(c, 4)) return c->err;
-            kids = get32(c->b + c->pos);
-            c->pos += 4;
-            if (kids > c->len - c->pos) return fail(c, TERM_ESIZE, start);
-            c->box_bytes += sizeof(box_tuple) + kids * sizeof(term_t);
-            break;
-        case MAP_EXT: {
-            if (need(c, 4)) return c->err;
-            size_t n = get32(c->b + c->pos);
-            c->pos += 4;
-            if (n > (c->len - c->pos) / 2) return fail(c, TERM_ESIZE, start);
-            kids = 2 * n;
-            c->box_bytes += sizeof(box_map) + kids * sizeof(term_t);
-            c->nmaps++;
-            break;
-        }
-        case NIL_EXT:
-            break;
+            NEED(5);
+            n = get32(p + 1);
+            p += 5;
+            if (n > (size_t)(end - p)) return fail(d, TERM_ESIZE, (size_t)(start - d->b)), NULL;
+        tuple:
+            PUSHN(n);
+            ALLOC(sizeof(box_tuple) + n * sizeof(term_t));
+            put_hdr(arena, off, HW(BOX_TUPLE, 0, 0, n));
+            SETBOX(slot, off);
+            off += sizeof(box_tuple);
+            for (; n > 0; n--, off += sizeof(term_t)) {
+                if (!(q = leaf(d, p, end, &v))) break;
+                set_slot(arena, off, v);
+                p = q;
+            }
+            if (n == 0) break;
+            /* the rest pushed last to first; the first of them is decoded next */
+            for (size_t i = n - 1; i > 0; i--) slots[ns++] = off + i * sizeof(term_t);
+            slot = off;
+            continue;
+        case MAP_EXT:
+            NEED(5);
+            n = get32(p + 1);
+            p += 5;
+            if (n > (size_t)(end - p) / 2) return fail(d, TERM_ESIZE, (size_t)(start - d->b)), NULL;
+            PUSHN(2 * n);
+            ALLOC(sizeof(box_map) + 2 * n * sizeof(term_t));
+            put_hdr(arena, off, HW(BOX_MAP, 0, 0, n));
+            SETBOX(slot, off);
+            if (2 * d->nmaps + 2 > d->mcap &&
+                stack_grow(d, &d->maps, &d->mcap, &d->maps_heap, 2 * d->nmaps, 2 * d->nmaps + 2))
+                return NULL;
+            d->maps[2 * d->nmaps] = off;
+            d->maps[2 * d->nmaps + 1] = (size_t)(start - d->b);
+            d->nmaps++;
+            /* keys[i] and values[i] alternate in the input (j = 2i, 2i + 1); they are sorted
+            ** once the whole term is built */
+            off += sizeof(box_map);
+#define KV(j) (off + (((j) >> 1) + ((j)&1) * n) * sizeof(term_t))
+            for (m = 0; m < 2 * n; m++) {
+                if (!(q = leaf(d, p, end, &v))) break;
+                set_slot(arena, KV(m), v);
+                p = q;
+            }
+            if (m == 2 * n) break;
+            for (size_t j = 2 * n - 1; j > m; j--) slots[ns++] = KV(j);
+            slot = KV(m);
+#undef KV
+            continue;
         case STRING_EXT: {
-            if (need(c, 2)) return c->err;
-            size_t n = get16(c->b + c->pos);
-            c->pos += 2;
-            if (need(c, n)) return c->err;
-            c->pos += n;
-            c->box_bytes += n * sizeof(box_cons);
+            NEED(3);
+            n = get16(p + 1);
+            p += 3;
+            NEED(n);
+            const uint8_t *s = p;
+            p += n;
+            if (n == 0) {
+                set_slot(arena, slot, TERM_NIL);
+                break;
+            }
+            ALLOC(n * sizeof(box_cons));
+            SETBOX(slot, off);
+            for (size_t i = 0; i < n; i++, off += sizeof(box_cons)) {
+                put_hdr(arena, off, HW(BOX_CONS, 0, 0, 0));
+                set_slot(arena, off + offsetof(box_cons, hd), term__make_small(s[i]));
+                if (i + 1 < n)
+                    SETBOX(off + offsetof(box_cons, tl), off + sizeof(box_cons));
+                else
+                    set_slot(arena, off + offsetof(box_cons, tl), TERM_NIL);
+            }
             break;
         }
-        case LIST_EXT: {
-            if (need(c, 4)) return c->err;
-            size_t n = get32(c->b + c->pos);
-            c->pos += 4;
-            if (n >= c->len - c->pos) return fail(c, TERM_ESIZE, start);
-            kids = n + 1;
-            c->box_bytes += n * sizeof(box_cons);
-            break;
-        }
-        case BINARY_EXT: {
-            if (need(c, 4)) return c->err;
-            size_t n = get32(c->b + c->pos);
-            c->pos += 4;
-            if (need(c, n)) return c->err;
-            c->pos += n;
-            c->box_bytes += sizeof(box_bin) + align8(n);
-            break;
-        }
+        case LIST_EXT:
+            NEED(5);
+            n = get32(p + 1);
+            p += 5;
+            if (n >= (size_t)(end - p)) return fail(d, TERM_ESIZE, (size_t)(start - d->b)), NULL;
+            PUSHN(n + 1);
+            if (n == 0) { /* degenerate: just the tail, into this same slot */
+                slots[ns++] = slot;
+                break;
+            }
+            ALLOC(n * sizeof(box_cons));
+            SETBOX(slot, off);
+            for (size_t i = 0; i < n; i++) {
+                size_t c = off + i * sizeof(box_cons);
+                put_hdr(arena, c, HW(BOX_CONS, 0, 0, 0));
+                if (i + 1 < n) SETBOX(c + offsetof(box_cons, tl), c + sizeof(box_cons));
+            }
+            for (m = 0; m < n; m++) {
+                if (!(q = leaf(d, p, end, &v))) break;
+                set_slot(arena, off + m * sizeof(box_cons) + offsetof(box_cons, hd), v);
+                p = q;
+            }
+            /* the tail is filled last: pushed first (unless it is next), then the heads */
+            slot = off + (n - 1) * sizeof(box_cons) + offsetof(box_cons, tl);
+            if (m == n) continue;
+            slots[ns++] = slot;
+            for (size_t i = n - 1; i > m; i--)
+                slots[ns++] = off + i * sizeof(box_cons) + offsetof(box_cons, hd);
+            slot = off + m * sizeof(box_cons) + offsetof(box_cons, hd);
+            continue;
+        case BINARY_EXT:
         case BIT_BINARY_EXT: {
-            if (need(c, 5)) return c->err;
-            size_t n = get32(c->b + c->pos);
-            uint8_t bits = c->b[c->pos + 4];
-            if (n == 0 ? bits != 0 : (bits < 1 || bits > 8)) return fail(c, TERM_EBITS, start);
-            c->pos += 5;
-            if (need(c, n)) return c->err;
-            c->pos += n;
-            c->box_bytes += sizeof(box_bin) + align8(n);
+            unsigned bits = 8;
+            NEED(5);
+            n = get32(p + 1);
+            p += 5;
+            if (*start == BIT_BINARY_EXT) {
+                NEED(1);
+                bits = *p++;
+                if (n == 0 ? bits != 0 : (bits < 1 || bits > 8))
+                    return fail(d, TERM_EBITS, (size_t)(start - d->b)), NULL;
+            }
+            NEED(n);
+            ALLOC(sizeof(box_bin) + n);
+            put_hdr(arena, off, HW(BOX_BIN, 0, 0, 0));
+            box_bin *b = (box_bin *)(void *)(arena + off);
+            b->nbits = n == 0 ? 0 : (uint64_t)n * 8 - (8 - bits);
+            b->owner = TERM_NONE;
+            memcpy(b->inl, p, n);
+            if (bits < 8 && n) b->inl[n - 1] &= (uint8_t)(0xFF << (8 - bits));
+            SETBOX(off + offsetof(box_bin, data), off + offsetof(box_bin, inl)); /* data */
+            SETBOX(slot, off);
+            p += n;
+            break;
+        }
+        case NEW_FLOAT_EXT: {
+            NEED(9);
+            uint64_t bits = get64(p + 1);
+            if (((bits >> 52) & 0x7FF) == 0x7FF)
+                return fail(d, TERM_EFLOAT, (size_t)(start - d->b)), NULL;
+            ALLOC(sizeof(box_float));
+            put_hdr(arena, off, HW(BOX_FLOAT, 0, 0, 0));
+            memcpy(arena + off + offsetof(box_float, d), &bits, 8);
+            SETBOX(slot, off);
+            p += 9;
             break;
         }
         case SMALL_BIG_EXT:
-        case LARGE_BIG_EXT: {
-            size_t n;
-            if (tag == SMALL_BIG_EXT) {
-                if (need(c, 2)) return c->err;
-                n = c->b[c->pos];
-                c->pos += 2;
-            } else {
-                if (need(c, 5)) return c->err;
-                n = get32(c->b + c->pos);
-                c->pos += 5;
-            }
-            if (need(c, n)) return c->err;
-            c->pos += n;
-            c->box_bytes += sizeof(box_big) + align8(n);
+            NEED(3);
+            n = p[1];
+            p += 3;
+            NEED(n);
+            HELPER(read_big(d, p, n, start[2] != 0, &v));
+            SETANY(slot, v);
             break;
-        }
+        case LARGE_BIG_EXT:
+            NEED(6);
+            n = get32(p + 1);
+            p += 6;
+            NEED(n);
+            HELPER(read_big(d, p, n, start[5] != 0, &v));
+            SETANY(slot, v);
+            break;
         case NEW_PID_EXT:
         case PID_EXT:
-            c->pos = start;
-            if (p1_pid(c)) return c->err;
+            HELPER(read_pid(d, p, &v));
+            SETBOX(slot, v);
+            break;
+        case NEWER_REFERENCE_EXT:
+        case NEW_REFERENCE_EXT:
+        case REFERENCE_EXT:
+            HELPER(read_ref(d, p, &v));
+            SETBOX(slot, v);
             break;
         case NEW_PORT_EXT:
         case V4_PORT_EXT:
         case PORT_EXT:
-            if (p1_atom(c)) return c->err;
-            if (need(c, tag == V4_PORT_EXT ? 12 : tag == NEW_PORT_EXT ? 8 : 5)) return c->err;
-            c->pos += tag == V4_PORT_EXT ? 12 : tag == NEW_PORT_EXT ? 8 : 5;
-            c->box_bytes += sizeof(box_port);
+            HELPER(read_port(d, p, &v));
+            SETBOX(slot, v);
             break;
-        case REFERENCE_EXT:
-            if (p1_atom(c) || need(c, 5)) return c->err;
-            c->pos += 5;
-            c->box_bytes += sizeof(box_ref);
-            break;
-        case NEW_REFERENCE_EXT:
-        case NEWER_REFERENCE_EXT: {
-            if (need(c, 2)) return c->err;
-            size_t n = get16(c->b + c->pos);
-            c->pos += 2;
-            if (n < 1 || n > 5) return fail(c, TERM_ESIZE, start);
-            if (p1_atom(c)) return c->err;
-            size_t cr = tag == NEWER_REFERENCE_EXT ? 4 : 1;
-            if (need(c, cr + 4 * n)) return c->err;
-            c->pos += cr + 4 * n;
-            c->box_bytes += sizeof(box_ref);
-            break;
-        }
         case EXPORT_EXT:
-            if (p1_atom(c) || p1_atom(c)) return c->err;
-            if (need(c, 2)) return c->err;
-            if (c->b[c->pos] != SMALL_INTEGER_EXT) return fail(c, TERM_ETYPE, c->pos);
-            c->pos += 2;
-            c->box_bytes += sizeof(box_export);
+            HELPER(read_export(d, p, &v));
+            SETBOX(slot, v);
             break;
-        case NEW_FUN_EXT: {
-            /* Size(4) Arity(1) Uniq(16) Index(4) NumFree(4) Module OldIndex OldUniq Pid Free */
-            if (need(c, 29)) return c->err;
-            size_t size = get32(c->b + c->pos);
-            if (size > c->len - start - 1 || size < 29) return fail(c, TERM_ESIZE, start);
-            kids = get32(c->b + c->pos + 25);
-            c->pos += 29;
-            if (p1_atom(c) || p1_int_field(c) || p1_int_field(c) || p1_pid(c)) return c->err;
-            if (kids > c->len - c->pos) return fail(c, TERM_ESIZE, start);
-            c->box_bytes += sizeof(box_fun) + kids * sizeof(term_t);
+        case FLOAT_EXT:
+            HELPER(read_old_float(d, p, &v));
+            SETBOX(slot, v);
+            break;
+        case NEW_FUN_EXT:
+        case FUN_EXT: {
+            size_t frees;
+            HELPER(read_fun(d, p, &v, &frees, &n));
+            SETBOX(slot, v);
+            PUSHN(n);
+            for (size_t e = frees + n * sizeof(term_t); n > 0; n--)
+                slots[ns++] = e -= sizeof(term_t);
             break;
         }
-        case FUN_EXT:
-            /* NumFree(4) Pid Module Index Uniq Free */
-            if (need(c, 4)) return c->err;
-            kids = get32(c->b + c->pos);
-            c->pos += 4;
-            if (p1_pid(c) || p1_atom(c) || p1_int_field(c) || p1_int_field(c)) return c->err;
-            if (kids > c->len - c->pos) return fail(c, TERM_ESIZE, start);
-            c->box_bytes += sizeof(box_fun) + kids * sizeof(term_t);
-            break;
         case LOCAL_EXT:
             /* Only the node that produced a LOCAL_EXT can decode it (OTP 26 erl_ext_dist). */
-            return fail(c, TERM_ENOTSUP, start);
+            return fail(d, TERM_ENOTSUP, (size_t)(start - d->b)), NULL;
         default:
-            return fail(c, TERM_ETAG, start);
+            return fail(d, TERM_ETAG, (size_t)(start - d->b)), NULL;
         }
-        pending += kids;
-        if (pending > c->len - c->pos) return fail(c, TERM_ETRUNC, c->len);
-        if (pending > c->max_pending) c->max_pending = pending;
+        if (ns == 0) break;
+        slot = slots[--ns];
     }
-    return 0;
+    d->hp = hp;
+    d->nrel = nrel;
+    return p;
+trunc:
+    return fail(d, TERM_ETRUNC, (size_t)(end - d->b)), NULL;
+#undef NEED
+#undef ALLOC
+#undef PUSHN
+#undef HELPER
+#undef SETBOX
+#undef SETANY
 }
 
-/* ==================================================================== pass 2 */
+/* ==================================================================== the block */
 
-typedef struct bctx {
-    const uint8_t *b;
-    size_t pos;
-    box_block *block;
-    uint8_t *next; /* bump pointer into the block */
-    const term_t *atoms;
-    size_t ai;
-    box_map **maps;
-    size_t *map_off; /* input offset of each map, for errors */
-    size_t nmaps;
-    term_t **slots; /* stack of slots to fill */
-    size_t nslots;
-} bctx;
-
-static inline void *carve(bctx *c, int type, size_t size)
+/* Sorts each map's pairs (inner maps first: they were recorded after their parents) and
+** refuses duplicate keys; *off gets the offending map's input offset. */
+static int finish_maps(const dec *d, uint8_t *blk, size_t *off)
 {
-    term_box *h = (term_box *)(void *)c->next;
-    c->next += align8(size);
-    atomic_init(&h->rc, 0);
-    h->boff = (uint32_t)(((uint8_t *)h - (uint8_t *)c->block) / 8);
-    h->type = (uint8_t)type;
-    h->flags = BOXF_INBLOCK;
-    h->aux = 0;
-    h->n = 0;
-    return h;
-}
-
-/* Replays one atom recorded by pass 1, skipping its bytes. */
-static term_t p2_atom(bctx *c)
-{
-    uint8_t tag = c->b[c->pos++];
-    switch (tag) {
-    case ATOM_EXT:
-    case ATOM_UTF8_EXT:
-        c->pos += 2 + get16(c->b + c->pos);
-        break;
-    case SMALL_ATOM_EXT:
-    case SMALL_ATOM_UTF8_EXT:
-        c->pos += 1 + c->b[c->pos];
-        break;
-    case ATOM_CACHE_REF:
-        c->pos += 1;
-        break;
-    }
-    return c->atoms[c->ai++];
-}
-
-static term_t p2_big(bctx *c, size_t n, bool neg)
-{
-    const uint8_t *d = c->b + c->pos;
-    c->pos += n;
-    while (n > 0 && d[n - 1] == 0) n--;
-    if (n <= 8) {
-        uint64_t v = 0;
-        for (size_t i = 0; i < n; i++) v |= (uint64_t)d[i] << (8 * i);
-        if (!neg && v <= (uint64_t)TERM_SMALL_MAX) return term__make_small((int64_t)v);
-        if (neg && v <= (uint64_t)TERM_SMALL_MAX + 1) return term__make_small((int64_t)(0 - v));
-    }
-    size_t nl = (n + 7) / 8;
-    box_big *g = carve(c, BOX_BIG, sizeof(box_big) + nl * 8);
-    g->h.n = (uint32_t)nl;
-    if (neg) g->h.flags |= BOXF_NEG;
-    memset(g->limbs, 0, nl * 8);
-    for (size_t i = 0; i < n; i++) g->limbs[i / 8] |= (uint64_t)d[i] << (8 * (i % 8));
-    return term__from_box(g);
-}
-
-static term_t p2_int_field(bctx *c)
-{
-    uint8_t tag = c->b[c->pos++];
-    if (tag == SMALL_INTEGER_EXT) return term__make_small(c->b[c->pos++]);
-    if (tag == INTEGER_EXT) {
-        int32_t v = (int32_t)get32(c->b + c->pos);
-        c->pos += 4;
-        return term__make_small(v);
-    }
-    size_t n = c->b[c->pos];
-    bool neg = c->b[c->pos + 1] != 0;
-    c->pos += 2;
-    return p2_big(c, n, neg);
-}
-
-static term_t p2_pid(bctx *c)
-{
-    uint8_t tag = c->b[c->pos++];
-    box_pid *p = carve(c, BOX_PID, sizeof(box_pid));
-    p->node = p2_atom(c);
-    p->id = get32(c->b + c->pos);
-    p->serial = get32(c->b + c->pos + 4);
-    if (tag == NEW_PID_EXT) {
-        p->creation = get32(c->b + c->pos + 8);
-        c->pos += 12;
-    } else {
-        p->creation = c->b[c->pos + 8];
-        c->pos += 9;
-    }
-    return term__from_box(p);
-}
-
-static term_t p2_bin(bctx *c, size_t n, unsigned lastbits)
-{
-    box_bin *bb = carve(c, BOX_BIN, sizeof(box_bin) + n);
-    memcpy(bb->inl, c->b + c->pos, n);
-    c->pos += n;
-    bb->data = bb->inl;
-    bb->owner = TERM_NONE;
-    bb->nbits = (uint64_t)n * 8;
-    if (lastbits && lastbits < 8) {
-        bb->nbits -= 8 - lastbits;
-        bb->inl[n - 1] &= (uint8_t)(0xFF << (8 - lastbits));
-    }
-    return term__from_box(bb);
-}
-
-static inline void push_slot(bctx *c, term_t *slot)
-{
-    c->slots[c->nslots++] = slot;
-}
-
-/* Builds the term; input already validated by pass 1, so no bounds checks here. */
-static void pass2(bctx *c, term_t *result)
-{
-    push_slot(c, result);
-    while (c->nslots > 0) {
-        term_t *slot = c->slots[--c->nslots];
-        uint8_t tag = c->b[c->pos];
-        switch (tag) {
-        case SMALL_INTEGER_EXT:
-            *slot = term__make_small(c->b[c->pos + 1]);
-            c->pos += 2;
-            break;
-        case INTEGER_EXT:
-            *slot = term__make_small((int32_t)get32(c->b + c->pos + 1));
-            c->pos += 5;
-            break;
-        case NEW_FLOAT_EXT: {
-            box_float *f = carve(c, BOX_FLOAT, sizeof(box_float));
-            uint64_t bits = get64(c->b + c->pos + 1);
-            memcpy(&f->d, &bits, 8);
-            c->pos += 9;
-            *slot = term__from_box(f);
-            break;
-        }
-        case FLOAT_EXT: {
-            char tmp[32];
-            memcpy(tmp, c->b + c->pos + 1, 31);
-            tmp[31] = 0;
-            box_float *f = carve(c, BOX_FLOAT, sizeof(box_float));
-            f->d = strtod(tmp, NULL);
-            c->pos += 32;
-            *slot = term__from_box(f);
-            break;
-        }
-        case ATOM_EXT:
-        case SMALL_ATOM_EXT:
-        case ATOM_UTF8_EXT:
-        case SMALL_ATOM_UTF8_EXT:
-        case ATOM_CACHE_REF:
-            *slot = p2_atom(c);
-            break;
-        case SMALL_TUPLE_EXT:
-        case LARGE_TUPLE_EXT: {
-            size_t n;
-            if (tag == SMALL_TUPLE_EXT)
-                n = c->b[c->pos + 1], c->pos += 2;
-            else
-                n = get32(c->b + c->pos + 1), c->pos += 5;
-            box_tuple *t = carve(c, BOX_TUPLE, sizeof(box_tuple) + n * sizeof(term_t));
-            t->h.n = (uint32_t)n;
-            for (size_t i = n; i-- > 0;) push_slot(c, &t->e[i]);
-            *slot = term__from_box(t);
-            break;
-        }
-        case MAP_EXT: {
-            size_t n = get32(c->b + c->pos + 1);
-            c->pos += 5;
-            box_map *m = carve(c, BOX_MAP, sizeof(box_map) + 2 * n * sizeof(term_t));
-            m->h.n = (uint32_t)n;
-            /* Keep the input order's position in aux-free storage: pairs land in place and
-            ** are sorted once all maps are complete. */
-            for (size_t i = n; i-- > 0;) {
-                push_slot(c, &m->kv[n + i]);
-                push_slot(c, &m->kv[i]);
-            }
-            c->map_off[c->nmaps] = c->pos - 5;
-            c->maps[c->nmaps++] = m;
-            *slot = term__from_box(m);
-            break;
-        }
-        case NIL_EXT:
-            *slot = TERM_NIL;
-            c->pos += 1;
-            break;
-        case STRING_EXT: {
-            size_t n = get16(c->b + c->pos + 1);
-            const uint8_t *s = c->b + c->pos + 3;
-            c->pos += 3 + n;
-            if (n == 0) {
-                *slot = TERM_NIL;
-                break;
-            }
-            box_cons *cells = carve(c, BOX_CONS, n * sizeof(box_cons));
-            for (size_t i = 0; i < n; i++) {
-                if (i) {
-                    term_box *h = &cells[i].h;
-                    atomic_init(&h->rc, 0);
-                    h->boff = (uint32_t)(((uint8_t *)h - (uint8_t *)c->block) / 8);
-                    h->type = BOX_CONS;
-                    h->flags = BOXF_INBLOCK;
-                    h->aux = 0;
-                    h->n = 0;
-                }
-                cells[i].hd = term__make_small(s[i]);
-                cells[i].tl = i + 1 < n ? term__from_box(&cells[i + 1]) : TERM_NIL;
-            }
-            *slot = term__from_box(cells);
-            break;
-        }
-        case LIST_EXT: {
-            size_t n = get32(c->b + c->pos + 1);
-            c->pos += 5;
-            if (n == 0) { /* degenerate: just the tail */
-                push_slot(c, slot);
-                break;
-            }
-            box_cons *cells = carve(c, BOX_CONS, n * sizeof(box_cons));
-            for (size_t i = 0; i < n; i++) {
-                term_box *h = &cells[i].h;
-                atomic_init(&h->rc, 0);
-                h->boff = (uint32_t)(((uint8_t *)h - (uint8_t *)c->block) / 8);
-                h->type = BOX_CONS;
-                h->flags = BOXF_INBLOCK;
-                h->aux = 0;
-                h->n = 0;
-                if (i + 1 < n) cells[i].tl = term__from_box(&cells[i + 1]);
-            }
-            push_slot(c, &cells[n - 1].tl);
-            for (size_t i = n; i-- > 0;) push_slot(c, &cells[i].hd);
-            *slot = term__from_box(cells);
-            break;
-        }
-        case BINARY_EXT: {
-            size_t n = get32(c->b + c->pos + 1);
-            c->pos += 5;
-            *slot = p2_bin(c, n, 0);
-            break;
-        }
-        case BIT_BINARY_EXT: {
-            size_t n = get32(c->b + c->pos + 1);
-            unsigned bits = c->b[c->pos + 5];
-            c->pos += 6;
-            *slot = p2_bin(c, n, bits);
-            break;
-        }
-        case SMALL_BIG_EXT: {
-            size_t n = c->b[c->pos + 1];
-            bool neg = c->b[c->pos + 2] != 0;
-            c->pos += 3;
-            *slot = p2_big(c, n, neg);
-            break;
-        }
-        case LARGE_BIG_EXT: {
-            size_t n = get32(c->b + c->pos + 1);
-            bool neg = c->b[c->pos + 5] != 0;
-            c->pos += 6;
-            *slot = p2_big(c, n, neg);
-            break;
-        }
-        case NEW_PID_EXT:
-        case PID_EXT:
-            *slot = p2_pid(c);
-            break;
-        case NEW_PORT_EXT:
-        case V4_PORT_EXT:
-        case PORT_EXT: {
-            c->pos++;
-            box_port *p = carve(c, BOX_PORT, sizeof(box_port));
-            p->node = p2_atom(c);
-            if (tag == V4_PORT_EXT) {
-                p->id = get64(c->b + c->pos);
-                p->creation = get32(c->b + c->pos + 8);
-                c->pos += 12;
-            } else if (tag == NEW_PORT_EXT) {
-                p->id = get32(c->b + c->pos);
-                p->creation = get32(c->b + c->pos + 4);
-                c->pos += 8;
-            } else {
-                p->id = get32(c->b + c->pos);
-                p->creation = c->b[c->pos + 4];
-                c->pos += 5;
-            }
-            *slot = term__from_box(p);
-            break;
-        }
-        case REFERENCE_EXT: {
-            c->pos++;
-            box_ref *r = carve(c, BOX_REF, sizeof(box_ref));
-            r->node = p2_atom(c);
-            memset(r->words, 0, sizeof r->words);
-            r->words[0] = get32(c->b + c->pos);
-            r->creation = c->b[c->pos + 4];
-            r->h.aux = 1;
-            c->pos += 5;
-            *slot = term__from_box(r);
-            break;
-        }
-        case NEW_REFERENCE_EXT:
-        case NEWER_REFERENCE_EXT: {
-            size_t n = get16(c->b + c->pos + 1);
-            c->pos += 3;
-            box_ref *r = carve(c, BOX_REF, sizeof(box_ref));
-            r->node = p2_atom(c);
-            if (tag == NEWER_REFERENCE_EXT)
-                r->creation = get32(c->b + c->pos), c->pos += 4;
-            else
-                r->creation = c->b[c->pos], c->pos += 1;
-            memset(r->words, 0, sizeof r->words);
-            for (size_t i = 0; i < n; i++) r->words[i] = get32(c->b + c->pos + 4 * i);
-            c->pos += 4 * n;
-            r->h.aux = (uint16_t)n;
-            *slot = term__from_box(r);
-            break;
-        }
-        case EXPORT_EXT: {
-            c->pos++;
-            box_export *e = carve(c, BOX_EXPORT, sizeof(box_export));
-            e->module = p2_atom(c);
-            e->function = p2_atom(c);
-            e->arity = c->b[c->pos + 1];
-            c->pos += 2;
-            *slot = term__from_box(e);
-            break;
-        }
-        case NEW_FUN_EXT: {
-            const uint8_t *p = c->b + c->pos + 1;
-            size_t nfree = get32(p + 25);
-            box_fun *f = carve(c, BOX_FUN, sizeof(box_fun) + nfree * sizeof(term_t));
-            f->h.n = (uint32_t)nfree;
-            f->arity = p[4];
-            memcpy(f->uniq, p + 5, 16);
-            f->index = get32(p + 21);
-            c->pos += 30;
-            f->module = p2_atom(c);
-            f->old_index = p2_int_field(c);
-            f->old_uniq = p2_int_field(c);
-            f->pid = p2_pid(c);
-            for (size_t i = nfree; i-- > 0;) push_slot(c, &f->free[i]);
-            *slot = term__from_box(f);
-            break;
-        }
-        case FUN_EXT: {
-            size_t nfree = get32(c->b + c->pos + 1);
-            c->pos += 5;
-            box_fun *f = carve(c, BOX_FUN, sizeof(box_fun) + nfree * sizeof(term_t));
-            f->h.n = (uint32_t)nfree;
-            f->h.flags |= BOXF_OLDFUN;
-            f->arity = 0;
-            f->index = 0;
-            memset(f->uniq, 0, 16);
-            f->pid = p2_pid(c);
-            f->module = p2_atom(c);
-            f->old_index = p2_int_field(c);
-            f->old_uniq = p2_int_field(c);
-            for (size_t i = nfree; i-- > 0;) push_slot(c, &f->free[i]);
-            *slot = term__from_box(f);
-            break;
-        }
-        }
-    }
-}
-
-/* Sorts each map's pairs (inner maps first) and refuses duplicate keys; *off gets the
-** offending map's offset. */
-static int finish_maps(bctx *c, size_t *off)
-{
-    for (size_t i = c->nmaps; i-- > 0;) {
-        box_map *m = c->maps[i];
+    for (size_t i = d->nmaps; i-- > 0;) {
+        box_map *m = (box_map *)(void *)(blk + d->maps[2 * i]);
         size_t n = m->h.n;
         if (n < 2) continue;
         bool sorted = true;
@@ -814,7 +953,7 @@ static int finish_maps(bctx *c, size_t *off)
             term__map_sort(m->kv, m->kv + n, n);
             for (size_t j = 1; j < n; j++)
                 if (term_compare_exact(m->kv[j - 1], m->kv[j]) == 0) {
-                    *off = c->map_off[i];
+                    *off = d->maps[2 * i + 1];
                     return TERM_EDUPKEY;
                 }
         }
@@ -852,92 +991,129 @@ static uint8_t *inflate_term(const uint8_t *src, size_t srclen, size_t outlen, i
     return out;
 }
 
+/*
+** Decodes buf[0..len) (no version byte); offsets in errors and *used are shifted by base_off.
+** The result is an immediate, or a member of one block holding the whole term.
+*/
 static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts *opts,
                            size_t *used, etf_error *err, size_t base_off)
 {
-    dctx c;
-    memset(&c, 0, offsetof(dctx, atoms_small));
-    c.atoms = c.atoms_small;
-    c.atoms_cap = 32;
-    c.b = buf;
-    c.len = len;
-    c.opts = opts;
+    _Alignas(16) uint8_t arena_small[ARENA_SMALL];
+    uint32_t rel_small[REL_CAP(ARENA_SMALL)];
+    size_t slots_small[SLOTS_SMALL], maps_small[2 * MAPS_SMALL];
+    dec d = {.b = buf,
+             .end = buf + len,
+             .opts = opts,
+             .arena = arena_small,
+             .hp = BLK_HDR,
+             .cap = ARENA_SMALL,
+             .bound = BLK_HDR + 32 * len,
+             .rel = rel_small,
+             .slots = slots_small,
+             .scap = SLOTS_SMALL,
+             .maps = maps_small,
+             .mcap = 2 * MAPS_SMALL};
     term_t result = TERM_NONE;
-    bctx bc;
-    memset(&bc, 0, sizeof bc);
-    if (pass1(&c) != 0) goto out;
-    if (c.pos != len && !(opts && opts->allow_trailing) && !used) {
-        fail(&c, TERM_ETRAILING, c.pos);
+    const uint8_t *stop = build(&d);
+    if (!stop) goto out;
+    if (stop != d.end && !(opts && opts->allow_trailing) && !used) {
+        fail(&d, TERM_ETRAILING, (size_t)(stop - buf));
         goto out;
     }
-    if (c.box_bytes == 0) {
-        /* An immediate: replay without a block. */
-        bc.b = buf;
-        bc.atoms = c.atoms;
-        term_t *slotv[1];
-        bc.slots = slotv;
-        pass2(&bc, &result);
+    term_t root;
+    memcpy(&root, d.arena + ROOT_OFF, sizeof root);
+    if (d.hp == BLK_HDR) { /* an immediate: every box is reachable from the root */
+        result = root;
         goto out;
     }
-    size_t total = align8(sizeof(box_block)) + c.box_bytes;
-    box_block *blk = term__alloc(total);
-    term_t *slots_small[64];
-    box_map *maps_small[16];
-    bool slots_heap = c.max_pending + 1 > 64;
-    term_t **slots = slots_heap ? term__alloc((c.max_pending + 1) * sizeof(term_t *)) : slots_small;
-    size_t maps_size = c.nmaps * (sizeof(box_map *) + sizeof(size_t));
-    bool maps_heap = maps_size > sizeof maps_small;
-    box_map **maps = maps_heap ? term__alloc(maps_size) : maps_small;
-    if (!blk || !slots || !maps) {
-        term__dealloc(blk, total);
-        if (slots_heap) term__dealloc(slots, (c.max_pending + 1) * sizeof(term_t *));
-        if (maps_heap) term__dealloc(maps, maps_size);
-        fail(&c, TERM_ENOMEM, 0);
+    box_block *blk = term__alloc(d.hp);
+    if (!blk) {
+        fail(&d, TERM_ENOMEM, 0);
         goto out;
     }
+    memcpy(blk, d.arena, d.hp);
+    uint64_t *words = (uint64_t *)(void *)blk;
+    size_t i = 0; /* the root is among the words */
+    for (; i + 4 <= d.nrel; i += 4) {
+        words[d.rel[i]] += (uintptr_t)blk;
+        words[d.rel[i + 1]] += (uintptr_t)blk;
+        words[d.rel[i + 2]] += (uintptr_t)blk;
+        words[d.rel[i + 3]] += (uintptr_t)blk;
+    }
+    for (; i < d.nrel; i++) words[d.rel[i]] += (uintptr_t)blk;
+    memcpy(&root, &blk->size, sizeof root);
     atomic_init(&blk->h.rc, 1);
     blk->h.boff = 0;
     blk->h.type = BOX_BLOCK;
     blk->h.flags = 0;
     blk->h.aux = 0;
     blk->h.n = 0;
-    blk->size = total;
-    bc.b = buf;
-    bc.block = blk;
-    bc.next = (uint8_t *)blk + align8(sizeof(box_block));
-    bc.atoms = c.atoms;
-    bc.maps = maps;
-    bc.map_off = (size_t *)(void *)(maps + c.nmaps);
-    bc.slots = slots;
-    pass2(&bc, &result);
+    blk->size = d.hp;
     size_t bad_off = 0;
-    int rc = finish_maps(&bc, &bad_off);
-    if (slots_heap) term__dealloc(slots, (c.max_pending + 1) * sizeof(term_t *));
-    if (maps_heap) term__dealloc(maps, maps_size);
+    int rc = finish_maps(&d, (uint8_t *)blk, &bad_off);
     if (rc) {
-        term__dealloc(blk, total);
-        result = TERM_NONE;
-        fail(&c, rc, bad_off);
+        term__dealloc(blk, d.hp);
+        fail(&d, rc, bad_off);
         goto out;
     }
-    if (!term_is_boxed(result)) {
-        /* e.g. a bignum that normalised to a small integer: the block is not needed */
-        term__dealloc(blk, total);
-    } else {
-        /* The reference the caller gets is the block's first reference. */
-    }
+    /* The reference the caller gets is the block's first reference. */
+    result = root;
 out:
-    if (c.atoms != c.atoms_small) term__dealloc(c.atoms, c.atoms_cap * sizeof(term_t));
-    if (c.err) {
+    if (d.arena_heap) {
+        term__dealloc(d.arena, d.cap);
+        term__dealloc(d.rel, REL_CAP(d.cap) * sizeof(uint32_t));
+    }
+    if (d.slots_heap) term__dealloc(d.slots, d.scap * sizeof(size_t));
+    if (d.maps_heap) term__dealloc(d.maps, d.mcap * sizeof(size_t));
+    if (d.err) {
         if (err) {
-            err->code = c.err;
-            err->offset = base_off + c.err_off;
+            err->code = d.err;
+            err->offset = base_off + d.err_off;
         }
         return TERM_NONE;
     }
-    if (used) *used = c.pos;
+    if (used) *used = base_off + (size_t)(stop - buf);
     if (err) err->code = 0, err->offset = 0;
     return result;
+}
+
+/* A compressed term (tag 80) at buf + off: checked, inflated, then decoded. Out of line so
+** that the common path of etf_decode() needs no stack frame. */
+static __attribute__((noinline)) term_t decode_compressed(const uint8_t *buf, size_t len,
+                                                          size_t off, const etf_decode_opts *opts,
+                                                          size_t *used, etf_error *err)
+{
+    if (len - off < 5) {
+        if (err) err->code = TERM_ETRUNC, err->offset = len;
+        return TERM_NONE;
+    }
+    size_t ulen = get32(buf + off + 1);
+    size_t max = opts && opts->max_uncompressed ? opts->max_uncompressed : (size_t)64 << 20;
+    size_t clen = len - off - 5;
+    /* zlib cannot expand more than ~1032:1; a larger claim is a bomb or a lie. */
+    if (ulen > max || ulen > clen * 1032 + 64 || ulen == 0) {
+        if (err) err->code = ulen > max ? TERM_ESIZE : TERM_EZLIB, err->offset = off + 1;
+        return TERM_NONE;
+    }
+    int zerr = 0;
+    uint8_t *raw = inflate_term(buf + off + 5, clen, ulen, &zerr);
+    if (!raw) {
+        if (err) err->code = zerr, err->offset = off + 5;
+        return TERM_NONE;
+    }
+    etf_decode_opts o = opts ? *opts : (etf_decode_opts){0};
+    o.allow_trailing = false;
+    etf_error e2;
+    term_t t = decode_plain(raw, ulen, &o, NULL, &e2, 0);
+    term__dealloc(raw, ulen);
+    if (t == TERM_NONE) {
+        /* Offsets inside compressed data refer to the inflated bytes; say so by code. */
+        if (err) err->code = e2.code, err->offset = off + 5;
+        return TERM_NONE;
+    }
+    if (used) *used = len;
+    if (err) err->code = 0, err->offset = 0;
+    return t;
 }
 
 term_t etf_decode(const uint8_t *buf, size_t len, const etf_decode_opts *opts, size_t *used,
@@ -955,41 +1131,7 @@ term_t etf_decode(const uint8_t *buf, size_t len, const etf_decode_opts *opts, s
         }
         off = 1;
     }
-    if (len > off && buf[off] == COMPRESSED) {
-        if (len - off < 5) {
-            if (err) err->code = TERM_ETRUNC, err->offset = len;
-            return TERM_NONE;
-        }
-        size_t ulen = get32(buf + off + 1);
-        size_t max = opts && opts->max_uncompressed ? opts->max_uncompressed : (size_t)64 << 20;
-        size_t clen = len - off - 5;
-        /* zlib cannot expand more than ~1032:1; a larger claim is a bomb or a lie. */
-        if (ulen > max || ulen > clen * 1032 + 64 || ulen == 0) {
-            if (err) err->code = ulen > max ? TERM_ESIZE : TERM_EZLIB, err->offset = off + 1;
-            return TERM_NONE;
-        }
-        int zerr = 0;
-        uint8_t *raw = inflate_term(buf + off + 5, clen, ulen, &zerr);
-        if (!raw) {
-            if (err) err->code = zerr, err->offset = off + 5;
-            return TERM_NONE;
-        }
-        etf_decode_opts o = opts ? *opts : (etf_decode_opts){0};
-        o.allow_trailing = false;
-        etf_error e2;
-        term_t t = decode_plain(raw, ulen, &o, NULL, &e2, 0);
-        term__dealloc(raw, ulen);
-        if (t == TERM_NONE) {
-            /* Offsets inside compressed data refer to the inflated bytes; say so by code. */
-            if (err) err->code = e2.code, err->offset = off + 5;
-            return TERM_NONE;
-        }
-        if (used) *used = len;
-        if (err) err->code = 0, err->offset = 0;
-        return t;
-    }
-    size_t u = 0;
-    term_t t = decode_plain(buf + off, len - off, opts, used ? &u : NULL, err, off);
-    if (t != TERM_NONE && used) *used = off + u;
-    return t;
+    if (len > off && buf[off] == COMPRESSED)
+        return decode_compressed(buf, len, off, opts, used, err);
+    return decode_plain(buf + off, len - off, opts, used, err, off);
 }

@@ -4,10 +4,20 @@
 
 #include <zlib.h>
 
-static inline void put8(uint8_t *p, unsigned v)
-{
-    p[0] = (uint8_t)v;
-}
+/*
+** One loop over the term with an explicit stack of frames, so nesting costs no C stack: a
+** frame is a run of terms still to encode (tuple elements, map keys and values, the cells of
+** a list) or a size to patch once its contents are out. The output position and limit live
+** in locals; before each term SLACK bytes are made free, which covers every fixed-size
+** encoding (and short atom names copied as whole words), and longer ones reserve their size.
+*/
+#define SLACK 40
+_Static_assert(SLACK >= 3 + TERM__ATOM_PAD, "an atom of up to TERM__ATOM_PAD bytes fits SLACK");
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "etf_encode.c stores bignum limbs as little-endian bytes"
+#endif
+
 static inline void put16(uint8_t *p, unsigned v)
 {
     p[0] = (uint8_t)(v >> 8);
@@ -15,72 +25,114 @@ static inline void put16(uint8_t *p, unsigned v)
 }
 static inline void put32(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
+    v = __builtin_bswap32(v);
+    memcpy(p, &v, 4);
 }
 static inline void put64(uint8_t *p, uint64_t v)
 {
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
+    v = __builtin_bswap64(v);
+    memcpy(p, &v, 8);
 }
 
-/* Reserves n bytes and returns a pointer to them (advancing len), or NULL. */
-static inline uint8_t *grab(etf_buf *o, size_t n)
+enum { F_SEQ, F_MAP, F_LIST, F_PATCH };
+
+typedef struct eframe {
+    union {
+        const term_t *p; /* F_SEQ: next term; F_MAP: the keys (values follow n further) */
+        size_t at;       /* F_LIST, F_PATCH: output offset of the header to patch */
+    };
+    size_t n;    /* F_SEQ: terms left; F_MAP: pairs; F_LIST: cells so far */
+    uintptr_t x; /* F_MAP: next of the 2n keys and values; F_LIST: the next cell */
+    int kind;
+} eframe;
+
+typedef struct enc {
+    eframe *fs, *fend; /* the frame stack */
+    eframe small[32];
+} enc;
+
+/* Makes k bytes free at p (o->len is brought up to p first); the new p, or NULL. */
+static uint8_t *grow(etf_buf *o, uint8_t *p, size_t k, uint8_t **lim)
 {
-    if (o->cap - o->len < n && etf_buf_reserve(o, n) != 0) return NULL;
-    uint8_t *p = o->data + o->len;
-    o->len += n;
-    return p;
+    o->len = (size_t)(p - o->data);
+    if (etf_buf_reserve(o, k) != 0) return NULL;
+    *lim = o->data + o->cap;
+    return o->data + o->len;
+}
+
+static int frames_grow(enc *e, eframe **fp)
+{
+    size_t n = (size_t)(e->fend - e->fs), used = (size_t)(*fp - e->fs);
+    eframe *nf = term__alloc(2 * n * sizeof(eframe));
+    if (!nf) return TERM_ENOMEM;
+    memcpy(nf, e->fs, used * sizeof(eframe));
+    if (e->fs != e->small) term__dealloc(e->fs, n * sizeof(eframe));
+    e->fs = nf;
+    e->fend = nf + 2 * n;
+    *fp = nf + used;
+    return 0;
+}
+
+/* Bytes an atom's encoding may take, SLACK beyond it included (names of up to
+** TERM__ATOM_PAD bytes are copied as that many). */
+static inline size_t atom_room(const term__atom_entry *a)
+{
+    return a->len + 3 + SLACK;
 }
 
 /*
 ** Atoms: ATOM_EXT with Latin-1 bytes when every character fits (what term_to_binary does
 ** before OTP 26), else SMALL_ATOM_UTF8_EXT / ATOM_UTF8_EXT; ETF_ENC_UTF8_ATOMS always UTF-8.
+** Room for atom_room() bytes must be there.
 */
-static int enc_atom(etf_buf *o, term_t a, unsigned flags)
+static inline uint8_t *put_atom(uint8_t *p, const term__atom_entry *a, unsigned flags)
 {
-    size_t len;
-    const char *nm = term__atom_name(term_atom_index(a), &len);
-    if (!(flags & ETF_ENC_UTF8_ATOMS) && term__atom_is_latin1(term_atom_index(a))) {
-        uint8_t *p = grab(o, 3 + len);
-        if (!p) return TERM_ENOMEM;
-        p[0] = ATOM_EXT;
-        size_t n = 0;
-        for (size_t i = 0; i < len; i++) {
-            uint8_t ch = (uint8_t)nm[i];
-            if (ch >= 0x80) {
-                ch = (uint8_t)(((ch & 0x03) << 6) | ((uint8_t)nm[i + 1] & 0x3F));
-                i++;
-            }
-            p[3 + n++] = ch;
+    size_t len = a->len;
+    if ((flags & ETF_ENC_UTF8_ATOMS) || !a->latin1) {
+        if (len < 256) {
+            p[0] = SMALL_ATOM_UTF8_EXT;
+            p[1] = (uint8_t)len;
+            p += 2;
+        } else {
+            p[0] = ATOM_UTF8_EXT;
+            put16(p + 1, (unsigned)len);
+            p += 3;
         }
-        put16(p + 1, (unsigned)n);
-        o->len -= len - n; /* multi-byte characters shrank */
-        return 0;
-    }
-    uint8_t *p = grab(o, (len < 256 ? 2 : 3) + len);
-    if (!p) return TERM_ENOMEM;
-    if (len < 256) {
-        p[0] = SMALL_ATOM_UTF8_EXT;
-        p[1] = (uint8_t)len;
-        memcpy(p + 2, nm, len);
     } else {
-        p[0] = ATOM_UTF8_EXT;
-        put16(p + 1, (unsigned)len);
-        memcpy(p + 3, nm, len);
+        p[0] = ATOM_EXT;
+        p += 3;
+        if (!a->ascii) {
+            size_t n = 0;
+            for (size_t i = 0; i < len; i++) {
+                uint8_t ch = (uint8_t)a->name[i];
+                if (ch >= 0x80) {
+                    ch = (uint8_t)(((ch & 0x03) << 6) | ((uint8_t)a->name[i + 1] & 0x3F));
+                    i++;
+                }
+                p[n++] = ch;
+            }
+            put16(p - 2, (unsigned)n);
+            return p + n;
+        }
+        put16(p - 2, (unsigned)len);
     }
-    return 0;
+    if (len <= TERM__ATOM_PAD) /* names are zero-padded that far */
+        memcpy(p, a->name, TERM__ATOM_PAD);
+    else
+        memcpy(p, a->name, len);
+    return p + len;
 }
 
-static int enc_magnitude(etf_buf *o, bool neg, const uint64_t *limbs, size_t nl)
+static inline const term__atom_entry *atom_entry(term_t a)
 {
-    size_t nbytes = nl * 8;
-    while (nbytes > 0 && ((limbs[(nbytes - 1) / 8] >> (8 * ((nbytes - 1) % 8))) & 0xFF) == 0)
-        nbytes--;
-    uint8_t *p = grab(o, (nbytes < 256 ? 3 : 6) + nbytes);
-    if (!p) return TERM_ENOMEM;
+    return term__atom_entry_of(term_atom_index(a));
+}
+
+/* SMALL_BIG_EXT or LARGE_BIG_EXT of a magnitude; room for 6 + 8 * nl bytes must be there. */
+static uint8_t *put_magnitude(uint8_t *p, bool neg, const uint64_t *limbs, size_t nl)
+{
+    while (nl > 0 && limbs[nl - 1] == 0) nl--; /* bignums are normalised; stay safe anyway */
+    size_t nbytes = nl ? (nl - 1) * 8 + (size_t)(64 - __builtin_clzll(limbs[nl - 1]) + 7) / 8 : 0;
     if (nbytes < 256) {
         p[0] = SMALL_BIG_EXT;
         p[1] = (uint8_t)nbytes;
@@ -92,389 +144,390 @@ static int enc_magnitude(etf_buf *o, bool neg, const uint64_t *limbs, size_t nl)
         p[5] = neg;
         p += 6;
     }
-    for (size_t i = 0; i < nbytes; i++) p[i] = (uint8_t)(limbs[i / 8] >> (8 * (i % 8)));
-    return 0;
+    /* little-endian limbs are the little-endian bytes wanted: whole limbs are one store each
+    ** (the top one may write zero bytes past nbytes, inside the room asked for) */
+    for (size_t i = 0; i < nl; i++) memcpy(p + 8 * i, &limbs[i], 8);
+    return p + nbytes;
 }
 
-static int enc_small(etf_buf *o, int64_t v)
+/* A small integer (SLACK covers it). */
+static inline uint8_t *put_small(uint8_t *p, int64_t v)
 {
-    if (v >= 0 && v <= 255) {
-        uint8_t *p = grab(o, 2);
-        if (!p) return TERM_ENOMEM;
+    if ((uint64_t)v <= 255) {
         p[0] = SMALL_INTEGER_EXT;
         p[1] = (uint8_t)v;
-        return 0;
+        return p + 2;
     }
     if (v >= INT32_MIN && v <= INT32_MAX) {
-        uint8_t *p = grab(o, 5);
-        if (!p) return TERM_ENOMEM;
         p[0] = INTEGER_EXT;
         put32(p + 1, (uint32_t)(int32_t)v);
-        return 0;
+        return p + 5;
     }
     uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    return enc_magnitude(o, v < 0, &mag, 1);
+    return put_magnitude(p, v < 0, &mag, 1);
 }
 
-static int enc_pid(etf_buf *o, const box_pid *p, unsigned flags)
+/* NEW_PID_EXT; room for 13 + atom_room(node) bytes must be there. */
+static uint8_t *put_pid(uint8_t *p, const box_pid *x, unsigned flags)
 {
-    uint8_t *q = grab(o, 1);
-    if (!q) return TERM_ENOMEM;
-    *q = NEW_PID_EXT;
-    if (enc_atom(o, p->node, flags)) return TERM_ENOMEM;
-    q = grab(o, 12);
-    if (!q) return TERM_ENOMEM;
-    put32(q, p->id);
-    put32(q + 4, p->serial);
-    put32(q + 8, p->creation);
-    return 0;
-}
-
-/* Stack entries are terms, or a marker (low bits 11) asking to patch a NEW_FUN_EXT size. */
-#define FUN_SIZE_MARK(pos) (((uintptr_t)(pos) << 2) | 3)
-
-/* A proper list of at most 65535 small integers 0..255 goes out as STRING_EXT. */
-static bool as_string(term_t t, size_t *n)
-{
-    size_t k = 0;
-    while (term_is_cons(t)) {
-        box_cons *c = (box_cons *)term__box(t);
-        if (!term_is_small(c->hd) || (uint64_t)term_small_value(c->hd) > 255 || k == 65535)
-            return false;
-        k++;
-        t = c->tl;
-    }
-    *n = k;
-    return t == TERM_NIL;
-}
-
-static int enc_one(etf_buf *o, term__stack *s, term_t t, unsigned flags)
-{
-    if (term_is_small(t)) return enc_small(o, term_small_value(t));
-    if (term_is_atom(t)) return enc_atom(o, t, flags);
-    if (t == TERM_NIL) {
-        uint8_t *p = grab(o, 1);
-        if (!p) return TERM_ENOMEM;
-        *p = NIL_EXT;
-        return 0;
-    }
-    if (!term_is_boxed(t)) return TERM_EINVAL;
-    term_box *b = term__box(t);
-    uint8_t *p;
-    switch (b->type) {
-    case BOX_BIG:
-        return enc_magnitude(o, b->flags & BOXF_NEG, ((box_big *)b)->limbs, b->n);
-    case BOX_FLOAT: {
-        if (!(p = grab(o, 9))) return TERM_ENOMEM;
-        uint64_t bits;
-        memcpy(&bits, &((box_float *)b)->d, 8);
-        p[0] = NEW_FLOAT_EXT;
-        put64(p + 1, bits);
-        return 0;
-    }
-    case BOX_TUPLE: {
-        size_t n = b->n;
-        if (n <= 255) {
-            if (!(p = grab(o, 2))) return TERM_ENOMEM;
-            p[0] = SMALL_TUPLE_EXT;
-            p[1] = (uint8_t)n;
-        } else {
-            if (!(p = grab(o, 5))) return TERM_ENOMEM;
-            p[0] = LARGE_TUPLE_EXT;
-            put32(p + 1, (uint32_t)n);
-        }
-        box_tuple *x = (box_tuple *)b;
-        for (size_t i = n; i-- > 0;)
-            if (term__stack_push(s, x->e[i])) return TERM_ENOMEM;
-        return 0;
-    }
-    case BOX_MAP: {
-        size_t n = b->n;
-        if (!(p = grab(o, 5))) return TERM_ENOMEM;
-        p[0] = MAP_EXT;
-        put32(p + 1, (uint32_t)n);
-        box_map *m = (box_map *)b;
-        for (size_t i = n; i-- > 0;)
-            if (term__stack_push(s, m->kv[n + i]) || term__stack_push(s, m->kv[i]))
-                return TERM_ENOMEM;
-        return 0;
-    }
-    case BOX_CONS: {
-        size_t n;
-        if (as_string(t, &n)) {
-            if (!(p = grab(o, 3 + n))) return TERM_ENOMEM;
-            p[0] = STRING_EXT;
-            put16(p + 1, (unsigned)n);
-            for (size_t i = 0; i < n; i++) {
-                box_cons *c = (box_cons *)term__box(t);
-                p[3 + i] = (uint8_t)term_small_value(c->hd);
-                t = c->tl;
-            }
-            return 0;
-        }
-        n = 0;
-        term_t x = t;
-        while (term_is_cons(x)) {
-            n++;
-            x = ((box_cons *)term__box(x))->tl;
-        }
-        if (n > UINT32_MAX) return TERM_ESIZE;
-        if (!(p = grab(o, 5))) return TERM_ENOMEM;
-        p[0] = LIST_EXT;
-        put32(p + 1, (uint32_t)n);
-        /* Tail first (popped last), then the elements reversed in place. */
-        if (term__stack_push(s, x)) return TERM_ENOMEM;
-        size_t mark = s->n;
-        for (x = t; term_is_cons(x); x = ((box_cons *)term__box(x))->tl)
-            if (term__stack_push(s, ((box_cons *)term__box(x))->hd)) return TERM_ENOMEM;
-        for (size_t i = mark, j = s->n - 1; i < j; i++, j--) {
-            uintptr_t tmp = s->v[i];
-            s->v[i] = s->v[j];
-            s->v[j] = tmp;
-        }
-        return 0;
-    }
-    case BOX_BIN: {
-        box_bin *bb = (box_bin *)b;
-        size_t n = (size_t)((bb->nbits + 7) / 8);
-        unsigned last = (unsigned)(bb->nbits % 8);
-        if (n > UINT32_MAX) return TERM_ESIZE;
-        if (!(p = grab(o, (last ? 6 : 5) + n))) return TERM_ENOMEM;
-        p[0] = last ? BIT_BINARY_EXT : BINARY_EXT;
-        put32(p + 1, (uint32_t)n);
-        if (last) p[5] = (uint8_t)last;
-        term_bitstring_copy(t, p + (last ? 6 : 5));
-        return 0;
-    }
-    case BOX_PID:
-        return enc_pid(o, (box_pid *)b, flags);
-    case BOX_PORT: {
-        box_port *x = (box_port *)b;
-        /* Like erts: numbers past the 28 bits of the old port format go out as V4. */
-        bool v4 = x->id > 0x0FFFFFFF;
-        if (!(p = grab(o, 1))) return TERM_ENOMEM;
-        *p = v4 ? V4_PORT_EXT : NEW_PORT_EXT;
-        if (enc_atom(o, x->node, flags)) return TERM_ENOMEM;
-        if (!(p = grab(o, v4 ? 12 : 8))) return TERM_ENOMEM;
-        if (v4)
-            put64(p, x->id), put32(p + 8, x->creation);
-        else
-            put32(p, (uint32_t)x->id), put32(p + 4, x->creation);
-        return 0;
-    }
-    case BOX_REF: {
-        box_ref *x = (box_ref *)b;
-        if (!(p = grab(o, 3))) return TERM_ENOMEM;
-        p[0] = NEWER_REFERENCE_EXT;
-        put16(p + 1, x->h.aux);
-        if (enc_atom(o, x->node, flags)) return TERM_ENOMEM;
-        if (!(p = grab(o, 4 + 4 * (size_t)x->h.aux))) return TERM_ENOMEM;
-        put32(p, x->creation);
-        for (int i = 0; i < x->h.aux; i++) put32(p + 4 + 4 * i, x->words[i]);
-        return 0;
-    }
-    case BOX_EXPORT: {
-        box_export *x = (box_export *)b;
-        if (!(p = grab(o, 1))) return TERM_ENOMEM;
-        *p = EXPORT_EXT;
-        if (enc_atom(o, x->module, flags) || enc_atom(o, x->function, flags)) return TERM_ENOMEM;
-        if (!(p = grab(o, 2))) return TERM_ENOMEM;
-        p[0] = SMALL_INTEGER_EXT;
-        p[1] = (uint8_t)x->arity;
-        return 0;
-    }
-    case BOX_FUN: {
-        box_fun *f = (box_fun *)b;
-        if (f->h.flags & BOXF_OLDFUN) {
-            if (!(p = grab(o, 5))) return TERM_ENOMEM;
-            p[0] = FUN_EXT;
-            put32(p + 1, f->h.n);
-            if (enc_pid(o, (box_pid *)term__box(f->pid), flags) || enc_atom(o, f->module, flags))
-                return TERM_ENOMEM;
-        } else {
-            size_t start = o->len;
-            if (!(p = grab(o, 30))) return TERM_ENOMEM;
-            p[0] = NEW_FUN_EXT;
-            put8(p + 5, f->arity);
-            memcpy(p + 6, f->uniq, 16);
-            put32(p + 22, f->index);
-            put32(p + 26, f->h.n);
-            if (enc_atom(o, f->module, flags)) return TERM_ENOMEM;
-            /* Old index, old uniq and pid come next; then the free variables; the size is
-            ** patched when the marker below is popped after the last free variable. */
-            if (term__stack_push(s, FUN_SIZE_MARK(start))) return TERM_ENOMEM;
-            for (size_t i = f->h.n; i-- > 0;)
-                if (term__stack_push(s, f->free[i])) return TERM_ENOMEM;
-            if (term__stack_push(s, f->pid) || term__stack_push(s, f->old_uniq) ||
-                term__stack_push(s, f->old_index))
-                return TERM_ENOMEM;
-            return 0;
-        }
-        /* FUN_EXT: Index, Uniq, then free variables */
-        for (size_t i = f->h.n; i-- > 0;)
-            if (term__stack_push(s, f->free[i])) return TERM_ENOMEM;
-        if (term__stack_push(s, f->old_uniq) || term__stack_push(s, f->old_index))
-            return TERM_ENOMEM;
-        return 0;
-    }
-    }
-    return TERM_EINVAL;
+    *p++ = NEW_PID_EXT;
+    p = put_atom(p, atom_entry(x->node), flags);
+    put32(p, x->id);
+    put32(p + 4, x->serial);
+    put32(p + 8, x->creation);
+    return p + 12;
 }
 
 /*
-** Fast path: plain recursion over the common shapes, which is about twice as quick as the
-** explicit stack. Depth is capped; a deeper subterm (and any local fun) is handed to the
-** iterative encoder, so crafted nesting still costs no C stack.
+** Appends the encoding of t (with the version byte unless ETF_ENC_NO_VERSION) to o: 0, or an
+** error with o->len as it was.
 */
-#define FAST_MAX_DEPTH 64
-
-static int encode_plain(term_t t, unsigned flags, etf_buf *out);
-
-static int enc_fast(etf_buf *o, term_t t, unsigned flags, int depth)
-{
-    for (;;) {
-        if (term_is_small(t)) return enc_small(o, term_small_value(t));
-        if (term_is_atom(t)) return enc_atom(o, t, flags);
-        uint8_t *p;
-        if (t == TERM_NIL) {
-            if (!(p = grab(o, 1))) return TERM_ENOMEM;
-            *p = NIL_EXT;
-            return 0;
-        }
-        if (!term_is_boxed(t)) return TERM_EINVAL;
-        if (depth >= FAST_MAX_DEPTH) return encode_plain(t, flags, o);
-        term_box *b = term__box(t);
-        switch (b->type) {
-        case BOX_TUPLE: {
-            size_t n = b->n;
-            if (n <= 255) {
-                if (!(p = grab(o, 2))) return TERM_ENOMEM;
-                p[0] = SMALL_TUPLE_EXT;
-                p[1] = (uint8_t)n;
-            } else {
-                if (!(p = grab(o, 5))) return TERM_ENOMEM;
-                p[0] = LARGE_TUPLE_EXT;
-                put32(p + 1, (uint32_t)n);
-            }
-            const term_t *e = ((box_tuple *)b)->e;
-            for (size_t i = 0; i < n; i++) {
-                int rc = enc_fast(o, e[i], flags, depth + 1);
-                if (rc) return rc;
-            }
-            return 0;
-        }
-        case BOX_MAP: {
-            size_t n = b->n;
-            if (!(p = grab(o, 5))) return TERM_ENOMEM;
-            p[0] = MAP_EXT;
-            put32(p + 1, (uint32_t)n);
-            const term_t *kv = ((box_map *)b)->kv;
-            for (size_t i = 0; i < n; i++) {
-                int rc = enc_fast(o, kv[i], flags, depth + 1);
-                if (!rc) rc = enc_fast(o, kv[n + i], flags, depth + 1);
-                if (rc) return rc;
-            }
-            return 0;
-        }
-        case BOX_CONS: {
-            /* One walk finds the length and whether the list is a byte string. */
-            size_t n = 0;
-            bool bytes = true;
-            term_t x = t;
-            while (term__box_type(x) == BOX_CONS) {
-                term_t h = ((box_cons *)term__box(x))->hd;
-                bytes = bytes && term_is_small(h) && (uint64_t)term_small_value(h) <= 255;
-                n++;
-                x = ((box_cons *)term__box(x))->tl;
-            }
-            if (bytes && x == TERM_NIL && n <= 65535) {
-                if (!(p = grab(o, 3 + n))) return TERM_ENOMEM;
-                p[0] = STRING_EXT;
-                put16(p + 1, (unsigned)n);
-                p += 3;
-                for (x = t; x != TERM_NIL; x = ((box_cons *)term__box(x))->tl)
-                    *p++ = (uint8_t)term_small_value(((box_cons *)term__box(x))->hd);
-                return 0;
-            }
-            if (n > UINT32_MAX) return TERM_ESIZE;
-            if (!(p = grab(o, 5))) return TERM_ENOMEM;
-            p[0] = LIST_EXT;
-            put32(p + 1, (uint32_t)n);
-            for (x = t; term__box_type(x) == BOX_CONS; x = ((box_cons *)term__box(x))->tl) {
-                int rc = enc_fast(o, ((box_cons *)term__box(x))->hd, flags, depth + 1);
-                if (rc) return rc;
-            }
-            t = x; /* the tail, in this same frame */
-            continue;
-        }
-        case BOX_FUN:
-            return encode_plain(t, flags, o);
-        default: {
-            /* Leaves: enc_one pushes nothing for them. */
-            term__stack none;
-            term__stack_init(&none);
-            return enc_one(o, &none, t, flags);
-        }
-        }
-    }
-}
-
-static int encode_plain(term_t t, unsigned flags, etf_buf *out)
+static int encode_body(etf_buf *o, term_t t, unsigned flags)
 {
     if (t == TERM_NONE) return TERM_EINVAL;
-    term__stack s;
-    term__stack_init(&s);
-    int rc = term__stack_push(&s, t);
-    while (rc == 0 && s.n > 0) {
-        uintptr_t x = s.v[--s.n];
-        if ((x & 3) == 3) {
-            size_t start = (size_t)(x >> 2);
-            put32(out->data + start + 1, (uint32_t)(out->len - start - 1));
+    size_t start = o->len;
+    enc e;
+    e.fs = e.small;
+    e.fend = e.small + sizeof e.small / sizeof e.small[0];
+    eframe *fp = e.fs;
+    int rc = 0;
+    if (o->cap - o->len < SLACK + 1 && etf_buf_reserve(o, SLACK + 1) != 0) return TERM_ENOMEM;
+    uint8_t *p = o->data + o->len, *lim = o->data + o->cap;
+    if (!(flags & ETF_ENC_NO_VERSION)) *p++ = ETF_VERSION;
+
+#define ENSURE(k)                                              \
+    do {                                                       \
+        if (TERM__UNLIKELY((size_t)(lim - p) < (size_t)(k))) { \
+            if (!(p = grow(o, p, (k), &lim))) goto nomem;      \
+        }                                                      \
+    } while (0)
+#define PUSH(k, ptr_or_at, n_, x_)                                            \
+    do {                                                                      \
+        if (TERM__UNLIKELY(fp == e.fend) && frames_grow(&e, &fp)) goto nomem; \
+        fp->kind = (k);                                                       \
+        fp->n = (n_);                                                         \
+        fp->x = (x_);                                                         \
+        ptr_or_at;                                                            \
+        fp++;                                                                 \
+    } while (0)
+
+/* Writes the immediate x: a small integer, an atom or [] (anything else is no term). */
+#define PUT_IMM(x)                                               \
+    do {                                                         \
+        term_t x_ = (x);                                         \
+        ENSURE(SLACK);                                           \
+        if (term_is_small(x_)) {                                 \
+            p = put_small(p, term_small_value(x_));              \
+        } else if (term_is_atom(x_)) {                           \
+            const term__atom_entry *a_ = atom_entry(x_);         \
+            if (a_->len > TERM__ATOM_PAD) ENSURE(atom_room(a_)); \
+            p = put_atom(p, a_, flags);                          \
+        } else if (x_ == TERM_NIL) {                             \
+            *p++ = NIL_EXT;                                      \
+        } else {                                                 \
+            rc = TERM_EINVAL;                                    \
+            goto out;                                            \
+        }                                                        \
+    } while (0)
+
+    /* t is the term to encode next; seq[0..left) a run of terms after it (tuple elements). */
+    const term_t *seq;
+    size_t left;
+    eframe *f;
+    for (;;) {
+        if (!term_is_boxed(t)) {
+            PUT_IMM(t);
+            goto next;
+        }
+        ENSURE(SLACK);
+        const term_box *b = term__box(t);
+        size_t n = b->n;
+        switch (b->type) {
+        case BOX_TUPLE: {
+            const term_t *el = ((const box_tuple *)b)->e;
+            if (n <= 255) {
+                p[0] = SMALL_TUPLE_EXT;
+                p[1] = (uint8_t)n;
+                p += 2;
+            } else {
+                p[0] = LARGE_TUPLE_EXT;
+                put32(p + 1, (uint32_t)n);
+                p += 5;
+            }
+            seq = el;
+            left = n;
+            goto run;
+        }
+        case BOX_MAP: {
+            const term_t *kv = ((const box_map *)b)->kv;
+            p[0] = MAP_EXT;
+            put32(p + 1, (uint32_t)n);
+            p += 5;
+            if (n == 0) goto next;
+            PUSH(F_MAP, fp->p = kv, n, 0);
+            goto map_run;
+        }
+        case BOX_CONS: {
+            /* Optimistically a string: bytes go out as they come and are widened into
+            ** SMALL_INTEGER_EXTs in place if the list turns out not to be one. */
+            size_t at = (size_t)(p - o->data), k = 0;
+            p += 3;
+            term_t x = t;
+            while (term__box_type(x) == BOX_CONS && k < 65535) {
+                term_t h = ((const box_cons *)term__box(x))->hd;
+                if (!term_is_small(h) || (uint64_t)term_small_value(h) > 255) break;
+                if (p == lim) ENSURE(1);
+                *p++ = (uint8_t)term_small_value(h);
+                k++;
+                x = ((const box_cons *)term__box(x))->tl;
+            }
+            uint8_t *h = o->data + at;
+            if (x == TERM_NIL) {
+                h[0] = STRING_EXT;
+                put16(h + 1, (unsigned)k);
+                goto next;
+            }
+            ENSURE(2 + k);
+            h = o->data + at;
+            for (size_t i = k; i-- > 0;) {
+                h[6 + 2 * i] = h[3 + i];
+                h[5 + 2 * i] = SMALL_INTEGER_EXT;
+            }
+            h[0] = LIST_EXT;
+            p += 2 + k;
+            if (term__box_type(x) != BOX_CONS) { /* improper, after k bytes */
+                put32(h + 1, (uint32_t)k);
+                t = x;
+                continue;
+            }
+            PUSH(F_LIST, fp->at = at, k, x);
+            goto list_run;
+        }
+        case BOX_BIN: {
+            const box_bin *bb = (const box_bin *)b;
+            size_t nb = (size_t)((bb->nbits + 7) / 8);
+            unsigned last = (unsigned)(bb->nbits % 8);
+            if (nb > UINT32_MAX) {
+                rc = TERM_ESIZE;
+                goto out;
+            }
+            ENSURE(6 + nb);
+            p[0] = last ? BIT_BINARY_EXT : BINARY_EXT;
+            put32(p + 1, (uint32_t)nb);
+            p += 5;
+            if (last) *p++ = (uint8_t)last;
+            if (bb->h.aux == 0 && !last)
+                memcpy(p, bb->data, nb);
+            else
+                term_bitstring_copy(t, p);
+            p += nb;
+            goto next;
+        }
+        case BOX_FLOAT: {
+            uint64_t bits;
+            memcpy(&bits, &((const box_float *)b)->d, 8);
+            p[0] = NEW_FLOAT_EXT;
+            put64(p + 1, bits);
+            p += 9;
+            goto next;
+        }
+        case BOX_BIG:
+            ENSURE(6 + 8 * (size_t)n);
+            p = put_magnitude(p, b->flags & BOXF_NEG, ((const box_big *)b)->limbs, n);
+            goto next;
+        case BOX_PID: {
+            const box_pid *x = (const box_pid *)b;
+            ENSURE(13 + atom_room(atom_entry(x->node)));
+            p = put_pid(p, x, flags);
+            goto next;
+        }
+        case BOX_REF: {
+            const box_ref *x = (const box_ref *)b;
+            size_t nw = x->h.aux;
+            ENSURE(3 + atom_room(atom_entry(x->node)) + 4 + 4 * nw);
+            p[0] = NEWER_REFERENCE_EXT;
+            put16(p + 1, (unsigned)nw);
+            p = put_atom(p + 3, atom_entry(x->node), flags);
+            put32(p, x->creation);
+            for (size_t i = 0; i < nw; i++) put32(p + 4 + 4 * i, x->words[i]);
+            p += 4 + 4 * nw;
+            goto next;
+        }
+        case BOX_PORT: {
+            const box_port *x = (const box_port *)b;
+            /* Like erts: numbers past the 28 bits of the old port format go out as V4. */
+            bool v4 = x->id > 0x0FFFFFFF;
+            ENSURE(1 + atom_room(atom_entry(x->node)) + 12);
+            *p = v4 ? V4_PORT_EXT : NEW_PORT_EXT;
+            p = put_atom(p + 1, atom_entry(x->node), flags);
+            if (v4) {
+                put64(p, x->id);
+                put32(p + 8, x->creation);
+                p += 12;
+            } else {
+                put32(p, (uint32_t)x->id);
+                put32(p + 4, x->creation);
+                p += 8;
+            }
+            goto next;
+        }
+        case BOX_EXPORT: {
+            const box_export *x = (const box_export *)b;
+            ENSURE(1 + atom_room(atom_entry(x->module)) + atom_room(atom_entry(x->function)) + 2);
+            *p = EXPORT_EXT;
+            p = put_atom(p + 1, atom_entry(x->module), flags);
+            p = put_atom(p, atom_entry(x->function), flags);
+            p[0] = SMALL_INTEGER_EXT;
+            p[1] = (uint8_t)x->arity;
+            p += 2;
+            goto next;
+        }
+        case BOX_FUN: {
+            const box_fun *fn = (const box_fun *)b;
+            if (fn->h.flags & BOXF_OLDFUN) {
+                /* FUN_EXT: NumFree Pid Module OldIndex OldUniq Free... */
+                const box_pid *pid = (const box_pid *)term__box(fn->pid);
+                ENSURE(5 + 13 + atom_room(atom_entry(pid->node)) +
+                       atom_room(atom_entry(fn->module)));
+                p[0] = FUN_EXT;
+                put32(p + 1, (uint32_t)n);
+                p = put_pid(p + 5, pid, flags);
+                p = put_atom(p, atom_entry(fn->module), flags);
+                if (n) PUSH(F_SEQ, fp->p = fn->free, n, 0);
+                PUSH(F_SEQ, fp->p = &fn->old_uniq, 1, 0);
+            } else {
+                /* NEW_FUN_EXT: Size Arity Uniq Index NumFree Module OldIndex OldUniq Pid
+                ** Free...; the size is patched when the frame below it is reached. */
+                ENSURE(30 + atom_room(atom_entry(fn->module)));
+                size_t at = (size_t)(p - o->data);
+                p[0] = NEW_FUN_EXT;
+                p[5] = (uint8_t)fn->arity;
+                memcpy(p + 6, fn->uniq, 16);
+                put32(p + 22, fn->index);
+                put32(p + 26, (uint32_t)n);
+                p = put_atom(p + 30, atom_entry(fn->module), flags);
+                PUSH(F_PATCH, fp->at = at, 0, 0);
+                if (n) PUSH(F_SEQ, fp->p = fn->free, n, 0);
+                PUSH(F_SEQ, fp->p = &fn->old_uniq, 2, 0); /* old_uniq, pid */
+            }
+            t = fn->old_index;
             continue;
         }
-        rc = enc_one(out, &s, (term_t)x, flags);
+        default:
+            rc = TERM_EINVAL;
+            goto out;
+        }
+    next:
+        if (fp == e.fs) goto out;
+        f = fp - 1;
+        switch (f->kind) {
+        case F_SEQ:
+            seq = f->p;
+            left = f->n;
+            fp--;
+            goto run;
+        case F_MAP:
+            goto map_run;
+        case F_LIST:
+            goto list_run;
+        default: /* F_PATCH */
+            put32(o->data + f->at + 1, (uint32_t)((size_t)(p - o->data) - f->at - 1));
+            fp--;
+            goto next;
+        }
+    /* Immediates of a run go out here; the first boxed term is descended into, the rest of
+    ** the run kept in a frame. */
+    run:
+        while (left > 0) {
+            t = *seq++;
+            left--;
+            if (term_is_boxed(t)) {
+                if (left > 0) PUSH(F_SEQ, fp->p = seq, left, 0);
+                goto descend;
+            }
+            PUT_IMM(t);
+        }
+        goto next;
+    map_run:
+        f = fp - 1;
+        while (f->x < 2 * f->n) {
+            size_t i = f->x++;
+            t = f->p[(i >> 1) + (i & 1) * f->n]; /* key i / 2, then its value */
+            if (term_is_boxed(t)) goto descend;
+            PUT_IMM(t);
+        }
+        fp--;
+        goto next;
+    list_run:
+        f = fp - 1;
+        for (term_t x = f->x;;) {
+            if (term__box_type(x) != BOX_CONS) { /* the tail, in place of this frame */
+                put32(o->data + f->at + 1, (uint32_t)f->n);
+                fp--;
+                t = x;
+                goto descend;
+            }
+            const box_cons *c = (const box_cons *)term__box(x);
+            t = c->hd;
+            x = c->tl;
+            f->n++;
+            if (term_is_boxed(t)) {
+                f->x = x;
+                goto descend;
+            }
+            PUT_IMM(t);
+        }
+    descend:;
     }
-    term__stack_free(&s);
+nomem:
+    rc = TERM_ENOMEM;
+out:
+    o->len = rc ? start : (size_t)(p - o->data);
+    if (e.fs != e.small) term__dealloc(e.fs, (size_t)(e.fend - e.fs) * sizeof(eframe));
     return rc;
+#undef ENSURE
+#undef PUSH
+#undef PUT_IMM
 }
 
-int etf_encode(term_t t, unsigned flags, etf_buf *out)
+/* Deflates the plain encoding (level 6 as term_to_binary's default) and keeps it only when
+** it is smaller, as term_to_binary does. Out of line: etf_encode() then needs no frame. */
+static __attribute__((noinline)) int encode_compressed(term_t t, unsigned flags, etf_buf *out)
 {
     size_t start = out->len;
     if (!(flags & ETF_ENC_NO_VERSION)) {
-        uint8_t *p = grab(out, 1);
-        if (!p) return TERM_ENOMEM;
-        *p = ETF_VERSION;
+        if (etf_buf_reserve(out, 1) != 0) return TERM_ENOMEM;
+        out->data[out->len++] = ETF_VERSION;
     }
-    if (!(flags & ETF_ENC_COMPRESSED)) {
-        int rc = t == TERM_NONE ? TERM_EINVAL : enc_fast(out, t, flags, 0);
-        if (rc) out->len = start;
-        return rc;
-    }
-    /* Compressed: deflate the plain encoding (level 6 as term_to_binary's default) and keep
-    ** it only when it is smaller, as term_to_binary does. */
     etf_buf plain = {0};
-    int rc = t == TERM_NONE ? TERM_EINVAL : enc_fast(&plain, t, flags, 0);
+    int rc = encode_body(&plain, t, flags | ETF_ENC_NO_VERSION);
     if (rc == 0 && plain.len > UINT32_MAX) rc = TERM_ESIZE;
     if (rc == 0) {
         uLongf clen = compressBound((uLong)plain.len);
-        uint8_t *p = grab(out, 5 + clen);
-        if (!p) {
+        if (etf_buf_reserve(out, 5 + clen) != 0) {
             rc = TERM_ENOMEM;
-        } else if (compress2(p + 5, &clen, plain.data, (uLong)plain.len, 6) != Z_OK) {
-            rc = TERM_EZLIB;
-        } else if (5 + clen < plain.len) {
-            p[0] = COMPRESSED;
-            put32(p + 1, (uint32_t)plain.len);
-            out->len = (size_t)(p - out->data) + 5 + clen;
         } else {
-            out->len = (size_t)(p - out->data);
-            rc = term__buf_put(out, plain.data, plain.len);
+            uint8_t *p = out->data + out->len;
+            if (compress2(p + 5, &clen, plain.data, (uLong)plain.len, 6) != Z_OK) {
+                rc = TERM_EZLIB;
+            } else if (5 + clen < plain.len) {
+                p[0] = COMPRESSED;
+                put32(p + 1, (uint32_t)plain.len);
+                out->len += 5 + clen;
+            } else {
+                rc = term__buf_put(out, plain.data, plain.len);
+            }
         }
     }
     etf_buf_free(&plain);
     if (rc) out->len = start;
     return rc;
+}
+
+int etf_encode(term_t t, unsigned flags, etf_buf *out)
+{
+    if (flags & ETF_ENC_COMPRESSED) return encode_compressed(t, flags, out);
+    return encode_body(out, t, flags);
 }
 
 long long etf_encoded_size(term_t t, unsigned flags)

@@ -46,7 +46,7 @@ static void *default_alloc(void *ud, void *p, size_t old, size_t n)
         free(p);
         return NULL;
     }
-    return realloc(p, n);
+    return p ? realloc(p, n) : malloc(n); /* malloc is the fast path of every decode */
 }
 
 static term_alloc_fn alloc_fn = default_alloc;
@@ -60,6 +60,7 @@ void term_set_allocator(term_alloc_fn fn, void *ud)
 
 void *term__alloc(size_t n)
 {
+    if (alloc_fn == default_alloc) return malloc(n ? n : 1); /* no indirect call when unhooked */
     return alloc_fn(alloc_ud, NULL, 0, n ? n : 1);
 }
 
@@ -70,7 +71,10 @@ void *term__realloc(void *p, size_t old, size_t n)
 
 void term__dealloc(void *p, size_t n)
 {
-    if (p) alloc_fn(alloc_ud, p, n, 0);
+    if (alloc_fn == default_alloc)
+        free(p);
+    else if (p)
+        alloc_fn(alloc_ud, p, n, 0);
 }
 
 void *term_alloc_raw(size_t n)
@@ -270,6 +274,18 @@ static inline void release(term_t t, term_box **dead)
 */
 void term_free(term_t t)
 {
+    if (!term_is_boxed(t)) return;
+    term_box *m = term__box(t);
+    if (m->flags & BOXF_INBLOCK) {
+        /* A decoded term: members of a block point only inside it, so the whole is one free. */
+        box_block *blk = (box_block *)(void *)((uint64_t *)m - m->boff);
+        /* A count of 1 is our own reference: no other thread can dup or drop one, so the
+        ** locked decrement is skipped; acquire still orders the other owners' releases. */
+        if (atomic_load_explicit(&blk->h.rc, memory_order_acquire) == 1 ||
+            atomic_fetch_sub_explicit(&blk->h.rc, 1, memory_order_acq_rel) == 1)
+            term__dealloc(blk, blk->size);
+        return;
+    }
     term_box *dead = NULL;
     release(t, &dead);
     while (dead) {

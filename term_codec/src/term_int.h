@@ -123,6 +123,9 @@ static inline term_t term__make_atom(uint32_t index)
     return ((term_t)index << 3) | 2;
 }
 
+/* Branch hints for failure paths on hot loops (bounds, capacity). */
+#define TERM__UNLIKELY(x) __builtin_expect(!!(x), 0)
+
 /* Allocation through the hook (term_set_allocator). */
 void *term__alloc(size_t n);
 void *term__realloc(void *p, size_t old, size_t n);
@@ -147,7 +150,27 @@ term_t term__int_from_text(bool neg, const char *digits, size_t len, unsigned ba
 int term__cmp_int_float(term_t a, double d);
 int term__cmp_int_int(term_t a, term_t b);
 
-/* Atom internals: the UTF-8 name and its byte length. */
+/* Atom internals. Entries never move or change once published; a name is followed by zero
+** bytes up to at least TERM__ATOM_PAD bytes in all, so a name of up to 32 bytes (node names
+** included) can be copied or compared as whole words. */
+#define TERM__ATOM_CHUNK_BITS 12
+#define TERM__ATOM_PAD        32
+typedef struct term__atom_entry {
+    uint32_t len;
+    uint32_t hash;
+    bool latin1; /* every code point < 256: encodable as ATOM_EXT */
+    bool ascii;  /* the UTF-8 and Latin-1 bytes are the same */
+    char name[];
+} term__atom_entry;
+extern _Atomic(term__atom_entry *) *term__atom_chunks[];
+/* The entry of an existing atom (index below term_atom_count()). */
+static inline const term__atom_entry *term__atom_entry_of(uint32_t index)
+{
+    _Atomic(term__atom_entry *) *c = term__atom_chunks[index >> TERM__ATOM_CHUNK_BITS];
+    return atomic_load_explicit(&c[index & ((1u << TERM__ATOM_CHUNK_BITS) - 1)],
+                                memory_order_acquire);
+}
+/* The UTF-8 name and its byte length. */
 const char *term__atom_name(uint32_t index, size_t *len);
 bool term__atom_is_latin1(uint32_t index);
 /* Validates UTF-8 and counts code points; false if invalid. */

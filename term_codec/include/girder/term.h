@@ -331,7 +331,8 @@ typedef struct etf_error {
 
 /* Decodes one term. With used == NULL the term must fill buf exactly (else ETRAILING, unless
 ** opts->allow_trailing); with used, *used gets the bytes consumed and bytes may follow.
-** Returns TERM_NONE on error with *err (optional) filled in. Validates before allocating. */
+** Returns TERM_NONE on error with *err (optional) filled in. Every length is checked before use;
+** memory is bounded by a small constant times len (see docs/term_codec.md). */
 term_t etf_decode(const uint8_t *buf, size_t len, const etf_decode_opts *opts, size_t *used,
                   etf_error *err);
 
