@@ -51,11 +51,19 @@ static inline int nd_test_teardown(void **state)
     return nd_shutdown(5000);
 }
 
+/* Upper bound for a test body: generous, and more so under sanitizers (TSan runs 5-15x
+** slower, more on a loaded machine). A bound, not a timing assertion. */
+#if defined(GIRDER_ASAN) || defined(GIRDER_TSAN)
+#define ND_TEST_TIMEOUT_MS 180000
+#else
+#define ND_TEST_TIMEOUT_MS 20000
+#endif
+
 /* Runs fn as a process and asserts it ends with reason `expect` (an atom name). */
 static inline void nd_test_run(nd_entry_fn fn, void *arg, const char *expect)
 {
     term_t reason = TERM_NONE;
-    assert_int_equal(nd_run(fn, arg, 20000, &reason), 0);
+    assert_int_equal(nd_run(fn, arg, ND_TEST_TIMEOUT_MS, &reason), 0);
     if (expect) {
         if (reason != term_atom(expect))
             fprintf(stderr, "exit reason: %s (type %s)\n",

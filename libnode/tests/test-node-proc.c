@@ -13,7 +13,7 @@ static void child_inc(void *arg)
 static void body_spawn_many(void *arg)
 {
     for (int i = 0; i < 10000; i++) assert_int_equal(nd_spawn(child_inc, NULL, NULL, NULL), 0);
-    for (int i = 0; i < 2000 && atomic_load(&counter) < 10000; i++) nd_sleep(1);
+    for (int i = 0; i < ND_TEST_TIMEOUT_MS / 2 && atomic_load(&counter) < 10000; i++) nd_sleep(1);
     assert_int_equal(atomic_load(&counter), 10000);
 }
 

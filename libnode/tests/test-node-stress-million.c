@@ -27,14 +27,14 @@ static void body(void *arg)
         assert_int_equal(nd_server_start(&ops, NULL, NULL, &pids[i], NULL), 0);
     assert_true(nd_process_count() >= N);
     for (long i = 0; i < N; i++) nd_send(pids[i], I(i));
-    for (int i = 0; i < 6000 && atomic_load(&answered) < N; i++) nd_sleep(5);
+    for (int i = 0; i < ND_TEST_TIMEOUT_MS / 5 && atomic_load(&answered) < N; i++) nd_sleep(5);
     assert_int_equal(atomic_load(&answered), N);
     for (long i = 0; i < N; i++) {
         nd_exit_signal(pids[i], A("kill"));
         term_free(pids[i]);
     }
     free(pids);
-    for (int i = 0; i < 6000 && nd_process_count() > 1; i++) nd_sleep(5);
+    for (int i = 0; i < ND_TEST_TIMEOUT_MS / 5 && nd_process_count() > 1; i++) nd_sleep(5);
     assert_int_equal(nd_process_count(), 1);
 }
 
