@@ -1,0 +1,400 @@
+/* libnode: BEAM-style processes for C — schedulers, mailboxes, links, monitors, timers, behaviours.
+ */
+#ifndef GIRDER_NODE_H
+#define GIRDER_NODE_H
+
+#include <girder/term.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+** OWNERSHIP: libnode follows term.h. Functions that send (nd_send, nd_exit, nd_reply, ...)
+** consume the message/reason terms they are given, even on failure. Pids, names and refs
+** passed as targets are borrowed. Terms handed back through an out-parameter (received
+** messages, new pids, refs) are references the caller owns. nd_self() is borrowed.
+*/
+
+/* ---------------------------------------------------------------- error codes */
+
+#define ND_ERRNO_MAP(XX)                                                \
+    XX(ENOMEM, "out of memory")                                         \
+    XX(EINVAL, "invalid argument")                                      \
+    XX(ENOPROC, "no such process")                                      \
+    XX(ETIMEOUT, "timed out")                                           \
+    XX(ENOTPROC, "must be called from inside a process")                \
+    XX(EEXIST, "name already registered or process already has a name") \
+    XX(ENOTREG, "name not registered")                                  \
+    XX(ELIMIT, "process table full")                                    \
+    XX(ESTATE, "runtime not started or already started")                \
+    XX(ENOTIMER, "no such timer (fired or cancelled)")                  \
+    XX(EEXIT, "the called process exited")                              \
+    XX(ENODIST, "remote target but no distribution hook installed")     \
+    XX(ENOCHILD, "no such child")                                       \
+    XX(ERUNNING, "child is running")                                    \
+    XX(ESTART, "start function failed")
+
+enum {
+    ND_OK = 0,
+    ND__ERR_FIRST = -200,
+#define ND__ERR_ENUM(name, msg) ND_##name,
+    ND_ERRNO_MAP(ND__ERR_ENUM)
+#undef ND__ERR_ENUM
+};
+
+const char *nd_strerror(int err);
+const char *nd_err_name(int err);
+
+/* Timeouts are milliseconds; ND_INFINITY waits forever, 0 polls. */
+#define ND_INFINITY ((int64_t)-1)
+
+/* ---------------------------------------------------------------- platform */
+
+/*
+** Time and thread wake-ups, the only contact libnode has with the clock and with blocking.
+** A deterministic simulator can replace it. A "parker" belongs to one scheduler thread.
+*/
+typedef struct nd_parker nd_parker;
+typedef struct nd_platform {
+    uint64_t (*now_ns)(void *ud);       /* monotonic nanoseconds */
+    nd_parker *(*parker_new)(void *ud); /* NULL on ENOMEM */
+    void (*parker_free)(void *ud, nd_parker *pk);
+    /* Blocks until nd_parker_unpark() or the absolute deadline (UINT64_MAX: none). A pending
+    ** unpark made before park returns at once. */
+    void (*park)(void *ud, nd_parker *pk, uint64_t deadline_ns);
+    void (*unpark)(void *ud, nd_parker *pk);
+    void *ud;
+} nd_platform;
+
+/* The default platform: CLOCK_MONOTONIC and futex/condvar wake-ups. */
+const nd_platform *nd_platform_default(void);
+
+/* ---------------------------------------------------------------- runtime */
+
+typedef struct nd_config {
+    unsigned schedulers;       /* scheduler threads; 0 = one per online core */
+    size_t stack_size;         /* default coroutine stack (bytes, rounded to pages); 0 = 128 KiB */
+    size_t max_processes;      /* process table size; 0 = 4194304 */
+    unsigned reductions;       /* budget per time slice; 0 = 4000 */
+    uint64_t long_schedule_ms; /* slices longer than this are reported; 0 = 100 ms */
+    /* Called (from a scheduler thread) for every slice over long_schedule_ms; NULL prints a
+    ** line to stderr. pid is borrowed. */
+    void (*long_schedule)(term_t pid, uint64_t duration_ns, void *ud);
+    void *long_schedule_ud;
+    const nd_platform *platform; /* NULL = nd_platform_default() */
+} nd_config;
+
+/* Starts the runtime (one per program). cfg may be NULL. */
+int nd_init(const nd_config *cfg);
+/* Kills every process (reason kill), waits up to timeout_ms for them to finish, stops the
+** schedulers and frees the runtime. ND_ETIMEOUT if some process would not die (then nothing
+** is freed). */
+int nd_shutdown(int64_t timeout_ms);
+
+/* Installs the SIGSEGV/SIGBUS handler (on a per-scheduler sigaltstack) that turns a fault in a
+** stack's guard page into the exit of that process with reason stack_overflow; other faults
+** go to the handler that was there before. nd_init() calls it; call it again if something
+** (a test framework) replaced the handler. */
+int nd_overflow_handler_install(void);
+
+/* The local node name (an atom, 'nonode@nohost' until dist sets it) and creation. */
+term_t nd_node(void);
+uint32_t nd_creation(void);
+/* Set by a distribution layer before it starts; pids created earlier keep the old name. */
+void nd_set_node(term_t node_atom, uint32_t creation);
+
+/* ---------------------------------------------------------------- processes */
+
+typedef void (*nd_entry_fn)(void *arg);
+
+typedef struct nd_spawn_opts {
+    size_t stack_size; /* 0 = the runtime's default */
+    bool link;         /* link to the caller (atomically with the spawn) */
+    bool monitor;      /* monitor from the caller; the ref goes to *monitor_ref */
+    bool trap_exit;    /* start with trap_exit set */
+    term_t name;       /* atom to register at start (TERM_NONE: none) */
+    term_t *monitor_ref;
+} nd_spawn_opts;
+
+/*
+** Starts fn(arg) as a new process; returning from fn is exit(normal). *pid (optional) gets a
+** reference to the new pid. link/monitor options need a calling process (else ND_ENOTPROC).
+** Fails with ND_EEXIST (and nothing started) if the name is taken.
+*/
+int nd_spawn(nd_entry_fn fn, void *arg, const nd_spawn_opts *opts, term_t *pid);
+int nd_spawn_link(nd_entry_fn fn, void *arg, term_t *pid);
+int nd_spawn_monitor(nd_entry_fn fn, void *arg, term_t *pid, term_t *ref);
+
+/* From a thread that is not a process: runs fn(arg) as a process and waits for it to exit
+** (up to timeout_ms; ND_ETIMEOUT leaves it running). *reason (optional) gets its exit reason. */
+int nd_run(nd_entry_fn fn, void *arg, int64_t timeout_ms, term_t *reason);
+
+/* The calling process's pid (borrowed), or TERM_NONE outside a process. */
+term_t nd_self(void);
+bool nd_in_process(void);
+/* Ends the calling process with reason (consumed). Outside a process: aborts. */
+_Noreturn void nd_exit(term_t reason);
+/* Sets the calling process's exit hook: fn(arg, reason) runs on the process's own stack when
+** it ends, however it ends (return, nd_exit, exit signal, stack overflow), to free what it owns.
+** It must not block. One hook per process; NULL removes it. */
+int nd_set_exit_hook(void (*fn)(void *arg, term_t reason), void *arg);
+/* Sends an exit signal (exit/2) to pid; reason consumed. */
+int nd_exit_signal(term_t pid, term_t reason);
+/* Gives the scheduler to other runnable processes. */
+void nd_yield(void);
+/* Counts n reductions; yields when the slice is used up. Call it inside long loops. */
+void nd_consume(unsigned n);
+/* Drops the calling process's stack; fn(arg) runs on a fresh stack when a message or signal
+** arrives (erlang:hibernate/3). The pending messages are kept. */
+_Noreturn void nd_hibernate(nd_entry_fn fn, void *arg);
+/* Sleeps (receives nothing) for ms. */
+void nd_sleep(int64_t ms);
+bool nd_is_alive(term_t pid);
+/* Sets trap_exit; returns the old value (false outside a process). */
+bool nd_trap_exit(bool on);
+
+/* A new unique reference. */
+term_t nd_make_ref(void);
+
+/* ---------------------------------------------------------------- messages */
+
+/* Sends msg (consumed) to a pid, a registered name (atom) or {Name, Node}. Sending to a dead
+** pid succeeds and drops the message (as Erlang); an unregistered name gives ND_ENOTREG. */
+int nd_send(term_t to, term_t msg);
+
+typedef bool (*nd_pred_fn)(term_t msg, void *ud);
+
+/* One receive clause: a compiled pattern and its variable slots (term_pattern_nvars()
+** entries; unbound = TERM_NONE, bound = must be equal). */
+typedef struct nd_clause {
+    const term_pattern *pat;
+    term_t *vars;
+} nd_clause;
+
+typedef struct nd_recv {
+    nd_pred_fn pred; /* either pred ... */
+    void *ud;
+    const nd_clause *clauses; /* ... or clauses (first matching clause wins) ... */
+    size_t nclauses;          /* ... or neither: any message */
+    int64_t timeout_ms;
+    bool from_mark; /* scan only messages that arrived after nd_recv_mark() */
+} nd_recv;
+
+/*
+** Takes the first message, in arrival order, accepted by the predicate / clauses, and leaves
+** the others in place and in order. Returns the clause index (0 for pred/any) with *msg owning
+** the message (clause variables are borrowed from it), or ND_ETIMEOUT. Scanning resumes where it
+** stopped when new messages arrive, so a receive never rescans what it has rejected.
+*/
+int nd_receive_ex(const nd_recv *r, term_t *msg);
+int nd_receive(int64_t timeout_ms, term_t *msg);
+int nd_receive_if(nd_pred_fn pred, void *ud, int64_t timeout_ms, term_t *msg);
+int nd_receive_match(const nd_clause *clauses, size_t n, int64_t timeout_ms, term_t *msg);
+/* Marks the current end of the mailbox; a receive with from_mark skips older messages
+** (the receive-marker optimisation for "wait for the reply to this ref"). */
+void nd_recv_mark(void);
+
+/* Match-or-crash: returns if t matches p (binding vars), else exits with {badmatch, t}. */
+void nd_assert_match(const term_pattern *p, term_t t, term_t *vars);
+
+/* ---------------------------------------------------------------- links, monitors */
+
+/* link/1: ND_ENOPROC if pid is dead and the caller does not trap exits; a trapping caller gets
+** {'EXIT', Pid, noproc} instead. */
+int nd_link(term_t pid);
+int nd_unlink(term_t pid);
+/* monitor(process, Target): target is a pid, a registered name atom or {Name, Node}.
+** *ref gets the monitor reference. A dead target gives a DOWN with noproc at once. */
+int nd_monitor(term_t target, term_t *ref);
+enum { ND_DEMONITOR_FLUSH = 1 };
+/* Returns 0, or ND_ENOPROC when the monitor was not active (already fired/removed). */
+int nd_demonitor(term_t ref, unsigned flags);
+
+/* ---------------------------------------------------------------- registry */
+
+int nd_register(term_t name, term_t pid); /* ND_EEXIST, ND_ENOPROC, ND_EINVAL */
+int nd_unregister(term_t name);           /* ND_ENOTREG */
+term_t nd_whereis(term_t name);           /* a reference, or TERM_NONE */
+term_t nd_registered(void);               /* a list of atoms (a reference) */
+
+/* ---------------------------------------------------------------- timers */
+
+typedef uint64_t nd_timer_t;
+/* Sends msg (consumed) to dest (pid or name) after ms. */
+int nd_send_after(int64_t ms, term_t dest, term_t msg, nd_timer_t *timer);
+/* Cancels; returns the milliseconds that were left (>= 0) or ND_ENOTIMER. */
+int64_t nd_cancel_timer(nd_timer_t timer);
+
+/* ---------------------------------------------------------------- introspection */
+
+typedef enum nd_status {
+    ND_ST_RUNNING = 1,
+    ND_ST_RUNNABLE,
+    ND_ST_WAITING,
+    ND_ST_EXITING
+} nd_status;
+
+typedef struct nd_proc_info {
+    nd_status status;
+    size_t message_queue_len;
+    size_t nlinks, nmonitors, nmonitored_by;
+    term_t links;        /* list of pids (a reference) */
+    term_t monitors;     /* list of pids or {Name, Node} (a reference) */
+    term_t monitored_by; /* list of pids (a reference) */
+    uint64_t reductions;
+    size_t memory;          /* bytes: process structure, stack if held, queued messages */
+    size_t stack_size;      /* 0 when the process holds no stack */
+    term_t registered_name; /* atom or TERM_NONE */
+    bool trap_exit;
+} nd_proc_info;
+
+/* Fills *info (release it with nd_proc_info_free); ND_ENOPROC for a dead pid. */
+int nd_process_info(term_t pid, nd_proc_info *info);
+void nd_proc_info_free(nd_proc_info *info);
+/* Number of live processes. */
+size_t nd_process_count(void);
+
+typedef struct nd_stats {
+    uint64_t context_switches, steals, long_schedules, spawns, exits;
+} nd_stats;
+void nd_get_stats(nd_stats *out);
+
+/* ---------------------------------------------------------------- distribution hook */
+
+/*
+** The signals that travel between processes. A distribution layer installs nd_dist_hook to
+** carry signals addressed to remote pids, and calls nd_dist_deliver() for signals arriving
+** from remote pids (for node-down it delivers ND_SIG_EXIT / ND_SIG_DOWN with noconnection).
+** All terms are borrowed for the duration of the call.
+*/
+typedef enum nd_sig_kind {
+    ND_SIG_MSG = 1,       /* payload = message; to may be {Name, Node} */
+    ND_SIG_EXIT,          /* link broken by from's death; payload = reason */
+    ND_SIG_EXIT2,         /* exit/2; payload = reason */
+    ND_SIG_LINK,          /* from links to to */
+    ND_SIG_UNLINK_ID,     /* id = unlink id */
+    ND_SIG_UNLINK_ID_ACK, /* id = unlink id */
+    ND_SIG_MONITOR,       /* ref; to may be {Name, Node} */
+    ND_SIG_DEMONITOR,     /* ref */
+    ND_SIG_DOWN           /* ref, payload = reason; from = monitored pid or {Name, Node} */
+} nd_sig_kind;
+
+typedef struct nd_signal {
+    nd_sig_kind kind;
+    term_t from, to, payload, ref;
+    uint64_t id;
+} nd_signal;
+
+typedef int (*nd_dist_fn)(void *ud, const nd_signal *sig);
+/* Installs (or with NULL removes) the hook for signals to pids of other nodes. */
+void nd_set_dist_hook(nd_dist_fn fn, void *ud);
+/* Injects a signal from a remote process to a local one (to is a local pid, or a name for
+** ND_SIG_MSG / ND_SIG_MONITOR). Returns 0 even when the target is dead (the signal then gets
+** Erlang's dead-target answer, sent back through the hook). */
+int nd_dist_deliver(const nd_signal *sig);
+
+/* ---------------------------------------------------------------- server behaviour */
+
+/* What a handler asks for. */
+enum { ND_REPLY = 0, ND_NOREPLY = 1, ND_STOP = 2 };
+
+/*
+** gen_server in C. State is a void* the callbacks own. Messages and From are borrowed for
+** the duration of a call. On ND_REPLY *reply (owned) is sent to the caller; on ND_STOP the
+** server calls terminate and exits with *reason (owned; if *reply is set it is sent first).
+** Wire shapes are Erlang's: {'$gen_call', {From, Tag}, Req} -> {Tag, Reply},
+** {'$gen_cast', Msg}. An idle server holds no stack. NULL handlers ignore the message.
+*/
+typedef struct nd_server_ops {
+    /* 0 to start, or ND_STOP with *reason = why init failed. */
+    int (*init)(void *arg, void **state, term_t *reason);
+    int (*handle_call)(void **state, term_t request, term_t from, term_t *reply, term_t *reason);
+    int (*handle_cast)(void **state, term_t msg, term_t *reason);
+    int (*handle_info)(void **state, term_t msg, term_t *reason);
+    void (*terminate)(void *state, term_t reason);
+} nd_server_ops;
+
+typedef struct nd_server_opts {
+    term_t name;        /* register as (TERM_NONE: none) */
+    bool link;          /* start_link: linked to the caller, which becomes the parent */
+    bool trap_exit;     /* set before init (supervisors, servers with a terminate to run) */
+    int64_t timeout_ms; /* for init; 0 = 5000 */
+} nd_server_opts;
+
+/* Starts a server and waits for init. On failure *reason (optional) gets the reason and the
+** call returns ND_ESTART. */
+int nd_server_start(const nd_server_ops *ops, void *arg, const nd_server_opts *opts, term_t *pid,
+                    term_t *reason);
+/* call: ND_ETIMEOUT, or ND_EEXIT with *reply = the server's exit reason (noproc if it did not
+** exist). Works from non-process threads too. */
+int nd_call(term_t server, term_t request, int64_t timeout_ms, term_t *reply);
+int nd_cast(term_t server, term_t msg);
+/* Replies to a From kept from handle_call (reply consumed). */
+int nd_reply(term_t from, term_t reply);
+/* Stops a server: exit(shutdown-like reason) and waits for it to be gone. */
+int nd_server_stop(term_t server, term_t reason, int64_t timeout_ms);
+
+/* ---------------------------------------------------------------- supervisors */
+
+typedef enum { ND_PERMANENT = 0, ND_TRANSIENT, ND_TEMPORARY } nd_restart;
+typedef enum { ND_WORKER = 0, ND_SUPERVISOR } nd_child_type;
+typedef enum {
+    ND_ONE_FOR_ONE = 0,
+    ND_ONE_FOR_ALL,
+    ND_REST_FOR_ONE,
+    ND_SIMPLE_ONE_FOR_ONE
+} nd_strategy;
+
+#define ND_BRUTAL_KILL ((int64_t)0)
+
+/* Starts one child linked to the calling process (the supervisor); extra is the term given
+** to start_child of a simple_one_for_one supervisor (TERM_NONE otherwise, borrowed). Returns
+** 0 with *pid, 1 for "ignore" (no process), or a negative error / ND_ESTART with *reason. */
+typedef int (*nd_child_start_fn)(void *arg, term_t extra, term_t *pid, term_t *reason);
+
+typedef struct nd_child_spec {
+    term_t id; /* any term (borrowed; the supervisor keeps its own reference) */
+    nd_child_start_fn start;
+    void *arg;
+    nd_restart restart;
+    int64_t shutdown; /* ND_BRUTAL_KILL, milliseconds, or ND_INFINITY */
+    nd_child_type type;
+} nd_child_spec;
+
+typedef struct nd_sup_flags {
+    nd_strategy strategy;
+    unsigned intensity; /* restarts allowed ... */
+    int64_t period_ms;  /* ... within this window (0 = 5000) */
+} nd_sup_flags;
+
+/* Starts a supervisor (linked to the caller when opts->link) with its children, in order.
+** For ND_SIMPLE_ONE_FOR_ONE, children[0] is the template and no child starts now. */
+int nd_supervisor_start(const nd_sup_flags *flags, const nd_child_spec *children, size_t n,
+                        const nd_server_opts *opts, term_t *pid, term_t *reason);
+/* Child operations (calls to the supervisor). */
+int nd_sup_start_child(term_t sup, const nd_child_spec *spec, term_t *pid);
+int nd_sup_start_dynamic(term_t sup, term_t extra, term_t *pid); /* simple_one_for_one */
+int nd_sup_terminate_child(term_t sup, term_t id_or_pid);
+int nd_sup_restart_child(term_t sup, term_t id, term_t *pid);
+int nd_sup_delete_child(term_t sup, term_t id);
+/* [{Id, Pid | undefined, worker | supervisor}] in start order (a reference). */
+int nd_sup_which_children(term_t sup, term_t *list);
+/* [{specs, N}, {active, N}, {supervisors, N}, {workers, N}] (a reference). */
+int nd_sup_count_children(term_t sup, term_t *list);
+
+/* Start function for a child that is a supervisor: arg points at an nd_sup_start_args. */
+typedef struct nd_sup_start_args {
+    nd_sup_flags flags;
+    const nd_child_spec *children;
+    size_t n;
+} nd_sup_start_args;
+int nd_sup_child_start(void *arg, term_t extra, term_t *pid, term_t *reason);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

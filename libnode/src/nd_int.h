@@ -1,0 +1,298 @@
+/* Internal structures of libnode shared by its source files (not a public API). */
+#ifndef GIRDER_ND_INT_H
+#define GIRDER_ND_INT_H
+
+#include <girder/node.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(GIRDER_ASAN)
+#define ND__ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__) || defined(GIRDER_TSAN)
+#define ND__TSAN 1
+#endif
+
+#define ND__LIKELY(x)   __builtin_expect(!!(x), 1)
+#define ND__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define ND__NO_DEADLINE UINT64_MAX
+
+/* ================================================================ contexts (ctx.c) */
+
+/* A saved execution context: a stack pointer plus what the sanitizers need to follow it. */
+typedef struct nd_ctx {
+    void *sp;
+    void *stack_lo; /* usable stack bounds, for ASan */
+    size_t stack_size;
+    void *fake_stack; /* ASan */
+    void *fiber;      /* TSan */
+#ifdef ND__UCONTEXT
+    void *uc; /* ucontext_t * */
+#endif
+} nd_ctx;
+
+/* Prepares ctx to run fn(arg) on [lo, lo+size) the first time it is switched to. fn must never
+** return. */
+int nd__ctx_make(nd_ctx *ctx, void *lo, size_t size, void (*fn)(void *), void *arg);
+/* Saves the current context into from and resumes to. from_dying: from is never resumed. */
+void nd__ctx_switch(nd_ctx *from, nd_ctx *to, bool from_dying);
+/* Called first thing in a new context and after each switch lands (sanitizer bookkeeping). */
+void nd__ctx_landed(nd_ctx *self);
+/* The scheduler thread's own context. */
+void nd__ctx_init_thread(nd_ctx *ctx);
+void nd__ctx_release(nd_ctx *ctx);
+
+/* ================================================================ stacks (stack.c) */
+
+typedef struct nd_stack {
+    struct nd_stack *next;
+    void *map;      /* mmap base (the guard page) */
+    size_t mapsize; /* guard + usable */
+    void *lo;       /* usable low end */
+    size_t size;    /* usable bytes */
+} nd_stack;
+
+struct nd_sched;
+nd_stack *nd__stack_get(struct nd_sched *s, size_t size);
+void nd__stack_put(struct nd_sched *s, nd_stack *st);
+void nd__stack_cache_drain(struct nd_sched *s);
+void nd__stack_global_drain(void);
+int nd__segv_install(void);
+int nd__altstack_setup(struct nd_sched *s);
+void nd__altstack_free(struct nd_sched *s);
+
+/* ================================================================ signals */
+
+enum {
+    SIG_MSG = 1,
+    SIG_EXIT,
+    SIG_EXIT2,
+    SIG_LINK,
+    SIG_UNLINK,
+    SIG_UNLINK_ACK,
+    SIG_MONITOR,
+    SIG_DEMONITOR,
+    SIG_DOWN
+};
+
+/* A queue node: a message or another signal. Terms are owned by the node. */
+typedef struct nd_sig {
+    struct nd_sig *next;
+    uint32_t kind;
+    uint32_t pad;
+    term_t payload; /* message or reason */
+    term_t from;    /* sender pid (not for MSG) */
+    term_t ref;     /* monitor ref; for SIG_MONITOR by name: the {Name, Node} in `id`-less form */
+    term_t item;    /* SIG_MONITOR: what the DOWN should name (pid or {Name, Node}) */
+    uint64_t id;    /* unlink id */
+} nd_sig;
+
+nd_sig *nd__sig_new(uint32_t kind);
+void nd__sig_free(nd_sig *s);
+
+/* Links and monitors of a process (owner-only list; `lock` held while changing it). */
+enum { REL_LINK = 1, REL_MON, REL_MONBY };
+typedef struct nd_rel {
+    struct nd_rel *next;
+    uint8_t type;
+    uint64_t unlinking; /* REL_LINK: 0 = active, else the unlink id in flight */
+    term_t pid;         /* the other process */
+    term_t ref;         /* monitors */
+    term_t item;        /* REL_MON: pid or {Name, Node}; REL_MONBY: what DOWN names */
+} nd_rel;
+
+/* ================================================================ processes */
+
+enum { PS_FREE = 0, PS_RUNNING, PS_RUNNABLE, PS_WAITING, PS_EXITING };
+enum { PF_TRAP = 1, PF_HAS_MARK = 2, PF_STARTED = 4 };
+
+/* A timer: receive timeout (embedded in a process) or send_after. */
+typedef struct nd_tmr {
+    uint64_t deadline;
+    int32_t idx; /* heap index, -1 when not in the heap */
+    uint8_t kind;
+    struct nd_proc *proc; /* receive timeout */
+    uint64_t id;          /* send_after */
+    term_t dest, msg;
+} nd_tmr;
+enum { TMR_RECV = 1, TMR_SEND };
+
+struct nd_waiter;
+
+typedef struct nd_proc {
+    _Atomic uint32_t refs;  /* 1 while alive + one per sender holding it; slot freed at 0 */
+    _Atomic uint32_t state; /* PS_* */
+    _Atomic uint32_t serial;
+    uint32_t id;
+    term_t pid;
+    _Atomic(nd_sig *) outer; /* senders push here (LIFO); ND__CLOSED once dead */
+    nd_sig *in_head, *in_tail, *mark;
+    nd_sig *pending; /* drained signals not yet handled (kept for the exit path) */
+    _Atomic size_t nmsg;
+    nd_rel *rels;
+    atomic_flag lock; /* guards rels for introspection */
+    uint8_t flags;    /* owner-only PF_* */
+    uint8_t why;
+    _Atomic bool trap;
+    _Atomic size_t held_stack; /* what the process asks the scheduler for when it switches out */
+    int32_t reds;
+    _Atomic uint64_t total_reds;
+    _Atomic term_t name;
+    term_t reason;
+    nd_ctx ctx;
+    nd_stack *stack;
+    size_t stack_size;
+    nd_entry_fn fn; /* what runs when the process gets a fresh stack */
+    void *arg;
+    nd_tmr tmo;
+    struct nd_waiter *waiter;
+    void (*exit_hook)(void *, term_t);
+    void *exit_hook_arg;
+    uint64_t next_unlink_id;
+    struct nd_proc *free_next;
+} nd_proc;
+
+#define ND__CLOSED ((nd_sig *)(uintptr_t)1)
+
+enum { WHY_YIELD = 1, WHY_WAIT, WHY_HIBERNATE, WHY_EXIT };
+
+/* Process table (proc.c). */
+nd_proc *nd__proc_get(term_t pid); /* takes a reference or NULL */
+void nd__proc_put(nd_proc *p);
+nd_proc *nd__proc_slot(uint32_t id); /* NULL if never allocated */
+bool nd__pid_is_local(term_t pid);
+/* Pushes a signal (consumed) to p; false if p is dead (sig not consumed). Wakes p. */
+bool nd__push(nd_proc *p, nd_sig *sig);
+/* Sends a signal to a pid term (local or remote); handles the dead-target answers. */
+void nd__send_sig(nd_proc *self, term_t to, nd_sig *sig);
+void nd__drain(nd_proc *p);
+_Noreturn void nd__proc_exit(nd_proc *p, term_t reason);
+void nd__proc_start(void *arg); /* coroutine entry */
+void nd__make_runnable(nd_proc *p);
+void nd__inner_append(nd_proc *p, nd_sig *s);
+
+/* ================================================================ schedulers (sched.c) */
+
+#define ND__RQ_SIZE 256
+typedef struct nd_runq {
+    _Atomic uint32_t head, tail;
+    _Atomic(nd_proc *) buf[ND__RQ_SIZE];
+} nd_runq;
+
+typedef struct nd_sched {
+    unsigned idx;
+    pthread_t thread;
+    nd_runq rq;
+    nd_parker *parker;
+    _Atomic int parked;
+    nd_ctx ctx;
+    nd_proc *current;
+    uint64_t slice_start;
+    nd_stack *stack_cache;
+    unsigned nstack_cache;
+    void *altstack;
+    _Atomic uint64_t running_since; /* 0 when idle: for the long-running report */
+    uint64_t rng;
+} nd_sched;
+
+extern _Thread_local nd_sched *nd__cur_sched;
+
+/* The scheduler of the calling thread. Not inlined: a process may resume on another thread, so
+** the thread-local must be re-read after every switch, never cached by the compiler. */
+nd_sched *nd__sched_get(void);
+static inline nd_proc *nd__self(void)
+{
+    nd_sched *s = nd__sched_get();
+    return s ? s->current : NULL;
+}
+
+/* Switches from the running process back to its scheduler with a request. */
+void nd__switch_out(nd_proc *p, int why);
+/* Blocks the running process until a signal arrives or the deadline passes. */
+void nd__wait(nd_proc *p, uint64_t deadline);
+void nd__enqueue(nd_proc *p);
+uint64_t nd__now(void);
+uint64_t nd__deadline(int64_t timeout_ms);
+
+/* Timers (timer.c). */
+void nd__timer_insert(nd_tmr *t);
+void nd__timer_remove(nd_tmr *t);
+int nd__timers_fire(uint64_t now); /* fires what is due; returns count */
+uint64_t nd__timers_next(void);
+void nd__timers_init(void);
+void nd__timers_destroy(void);
+
+/* Registry (registry.c). */
+void nd__registry_init(void);
+void nd__registry_destroy(void);
+/* Looks a name up and takes a reference on the process. */
+nd_proc *nd__whereis_proc(term_t name);
+void nd__unregister_proc(nd_proc *p);
+
+/* ================================================================ runtime */
+
+struct nd_waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done, abandoned;
+    term_t reason;
+};
+
+typedef struct nd_runtime {
+    nd_config cfg;
+    const nd_platform *plat;
+    unsigned nsched;
+    nd_sched *scheds;
+    _Atomic int running;
+    _Atomic int stopping;
+    _Atomic int stopping_threads;
+    _Atomic unsigned nidle;
+    /* global run queue */
+    pthread_mutex_t gq_mu;
+    nd_proc **gq;
+    size_t gq_head, gq_len, gq_cap;
+    _Atomic size_t gq_count;
+    /* process table */
+    nd_proc *_Atomic *chunks;
+    size_t nchunks;
+    pthread_mutex_t tab_mu;
+    nd_proc *free_procs;
+    uint32_t next_id;
+    _Atomic size_t live;
+    /* node identity */
+    _Atomic term_t node;
+    _Atomic uint32_t creation;
+    _Atomic uint64_t ref_counter;
+    /* dist hook */
+    _Atomic(nd_dist_fn) dist_fn;
+    void *_Atomic dist_ud;
+    /* stats */
+    _Atomic uint64_t st_switches, st_steals, st_long, st_spawns, st_exits;
+} nd_runtime;
+
+extern nd_runtime nd__rt;
+
+#define ND__CHUNK 1024
+
+/* Atoms used everywhere, interned at nd_init. */
+extern term_t nd__a_normal, nd__a_kill, nd__a_killed, nd__a_noproc, nd__a_EXIT, nd__a_DOWN,
+    nd__a_process, nd__a_stack_overflow, nd__a_badmatch, nd__a_shutdown, nd__a_undefined,
+    nd__a_gen_call, nd__a_gen_cast, nd__a_noconnection, nd__a_timeout, nd__a_ok, nd__a_error,
+    nd__a_worker, nd__a_supervisor, nd__a_specs, nd__a_active, nd__a_supervisors, nd__a_workers,
+    nd__a_restarting, nd__a_ignore, nd__a_infinity, nd__a_calling_self;
+
+void nd__srv_atoms(void);
+void nd__sup_atoms(void);
+void nd__spin_lock(atomic_flag *f);
+void nd__spin_unlock(atomic_flag *f);
+
+/* Builds {'EXIT', From, Reason} etc.; consume their term arguments. */
+term_t nd__exit_msg(term_t from, term_t reason);
+
+/* Runs fn(ctx) inside a temporary process when called from outside one. */
+int nd__in_process(nd_entry_fn fn, void *ctx, int64_t timeout_ms);
+
+#endif

@@ -1,0 +1,1189 @@
+/* Processes: the pid table, spawn and exit, signals (links, monitors, exit rules) and sending. */
+#include "nd_int.h"
+
+/* ================================================================ small helpers */
+
+void nd__spin_lock(atomic_flag *f)
+{
+    while (atomic_flag_test_and_set_explicit(f, memory_order_acquire)) {
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+    }
+}
+
+void nd__spin_unlock(atomic_flag *f)
+{
+    atomic_flag_clear_explicit(f, memory_order_release);
+}
+
+nd_sig *nd__sig_new(uint32_t kind)
+{
+    nd_sig *s = malloc(sizeof *s);
+    if (!s) return NULL;
+    s->next = NULL;
+    s->kind = kind;
+    s->payload = s->from = s->ref = s->item = TERM_NONE;
+    s->id = 0;
+    return s;
+}
+
+void nd__sig_free(nd_sig *s)
+{
+    term_free(s->payload);
+    term_free(s->from);
+    term_free(s->ref);
+    term_free(s->item);
+    free(s);
+}
+
+term_t nd__exit_msg(term_t from, term_t reason)
+{
+    return term_tuplev(3, nd__a_EXIT, from, reason);
+}
+
+term_t nd_node(void)
+{
+    return atomic_load(&nd__rt.node);
+}
+
+uint32_t nd_creation(void)
+{
+    return atomic_load(&nd__rt.creation);
+}
+
+void nd_set_node(term_t node_atom, uint32_t creation)
+{
+    atomic_store(&nd__rt.node, node_atom);
+    atomic_store(&nd__rt.creation, creation);
+}
+
+term_t nd_make_ref(void)
+{
+    uint64_t n = atomic_fetch_add(&nd__rt.ref_counter, 1) + 1;
+    uint32_t w[3] = {(uint32_t)(n & 0x3ffff), (uint32_t)(n >> 18), (uint32_t)(n >> 50)};
+    return term_ref(nd_node(), nd_creation(), 3, w);
+}
+
+/* ================================================================ pid table */
+
+nd_proc *nd__proc_slot(uint32_t id)
+{
+    size_t c = id / ND__CHUNK;
+    if (c >= nd__rt.nchunks) return NULL;
+    nd_proc *chunk = atomic_load_explicit(&nd__rt.chunks[c], memory_order_acquire);
+    return chunk ? &chunk[id % ND__CHUNK] : NULL;
+}
+
+static nd_proc *slot_alloc(void)
+{
+    nd_proc *p = NULL;
+    pthread_mutex_lock(&nd__rt.tab_mu);
+    if ((p = nd__rt.free_procs)) {
+        nd__rt.free_procs = p->free_next;
+    } else if (nd__rt.next_id < nd__rt.nchunks * ND__CHUNK) {
+        uint32_t id = nd__rt.next_id;
+        size_t c = id / ND__CHUNK;
+        nd_proc *chunk = atomic_load_explicit(&nd__rt.chunks[c], memory_order_relaxed);
+        if (!chunk) {
+            chunk = calloc(ND__CHUNK, sizeof(nd_proc));
+            if (chunk) atomic_store_explicit(&nd__rt.chunks[c], chunk, memory_order_release);
+        }
+        if (chunk) {
+            nd__rt.next_id++;
+            p = &chunk[id % ND__CHUNK];
+            p->id = id;
+            p->tmo.idx = -1;
+        }
+    }
+    pthread_mutex_unlock(&nd__rt.tab_mu);
+    return p;
+}
+
+static void slot_release(nd_proc *p)
+{
+    term_free(p->pid);
+    p->pid = TERM_NONE;
+    term_free(p->reason);
+    p->reason = TERM_NONE;
+    atomic_store(&p->state, PS_FREE);
+    pthread_mutex_lock(&nd__rt.tab_mu);
+    p->free_next = nd__rt.free_procs;
+    nd__rt.free_procs = p;
+    pthread_mutex_unlock(&nd__rt.tab_mu);
+}
+
+void nd__proc_put(nd_proc *p)
+{
+    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1) slot_release(p);
+}
+
+static bool node_is_local(term_t node, uint32_t creation)
+{
+    term_t me = nd_node();
+    if (node == me) return creation == nd_creation() || creation == 0;
+    return node == TERM_ATOM_NONODE;
+}
+
+bool nd__pid_is_local(term_t pid)
+{
+    term_pid_info pi;
+    if (term_pid_get(pid, &pi) != 0) return false;
+    return node_is_local(pi.node, pi.creation);
+}
+
+/* Takes a reference on a live local process, or returns NULL (dead, stale, remote, not a pid). */
+nd_proc *nd__proc_get(term_t pid)
+{
+    term_pid_info pi;
+    if (term_pid_get(pid, &pi) != 0 || !node_is_local(pi.node, pi.creation)) return NULL;
+    nd_proc *p = nd__proc_slot(pi.id);
+    if (!p) return NULL;
+    uint32_t r = atomic_load_explicit(&p->refs, memory_order_acquire);
+    do {
+        if (r == 0) return NULL;
+    } while (!atomic_compare_exchange_weak_explicit(&p->refs, &r, r + 1, memory_order_acquire,
+                                                    memory_order_acquire));
+    if (atomic_load_explicit(&p->serial, memory_order_acquire) != pi.serial) {
+        nd__proc_put(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Iterates over live processes (shutdown). */
+void nd__kill_all(void)
+{
+    uint32_t n;
+    pthread_mutex_lock(&nd__rt.tab_mu);
+    n = nd__rt.next_id;
+    pthread_mutex_unlock(&nd__rt.tab_mu);
+    for (uint32_t id = 1; id < n; id++) {
+        nd_proc *p = nd__proc_slot(id);
+        if (!p) continue;
+        uint32_t r = atomic_load(&p->refs);
+        do {
+            if (r == 0) break;
+        } while (!atomic_compare_exchange_weak(&p->refs, &r, r + 1));
+        if (r == 0) continue;
+        nd_sig *s = nd__sig_new(SIG_EXIT2);
+        if (s) {
+            s->payload = nd__a_kill;
+            s->from = nd__a_undefined;
+            if (!nd__push(p, s)) nd__sig_free(s);
+        }
+        nd__proc_put(p);
+    }
+}
+
+void nd__table_free(void)
+{
+    for (size_t c = 0; c < nd__rt.nchunks; c++) free(atomic_load(&nd__rt.chunks[c]));
+    free(nd__rt.chunks);
+    nd__rt.chunks = NULL;
+}
+
+size_t nd_process_count(void)
+{
+    return atomic_load(&nd__rt.live);
+}
+
+/* ================================================================ queues */
+
+bool nd__push(nd_proc *p, nd_sig *s)
+{
+    nd_sig *h = atomic_load_explicit(&p->outer, memory_order_relaxed);
+    do {
+        if (h == ND__CLOSED) return false;
+        s->next = h;
+    } while (!atomic_compare_exchange_weak(&p->outer, &h, s));
+    nd__make_runnable(p);
+    return true;
+}
+
+void nd__inner_append(nd_proc *p, nd_sig *s)
+{
+    s->next = NULL;
+    if (p->in_tail)
+        p->in_tail->next = s;
+    else
+        p->in_head = s;
+    p->in_tail = s;
+    atomic_fetch_add_explicit(&p->nmsg, 1, memory_order_relaxed);
+}
+
+/* Turns a signal node into a message node carrying msg. */
+static void to_message(nd_proc *p, nd_sig *s, term_t msg)
+{
+    term_free(s->payload);
+    term_free(s->from);
+    term_free(s->ref);
+    term_free(s->item);
+    s->from = s->ref = s->item = TERM_NONE;
+    s->payload = msg;
+    s->kind = SIG_MSG;
+    nd__inner_append(p, s);
+}
+
+static nd_sig *reverse(nd_sig *l)
+{
+    nd_sig *r = NULL;
+    while (l) {
+        nd_sig *n = l->next;
+        l->next = r;
+        r = l;
+        l = n;
+    }
+    return r;
+}
+
+/* ================================================================ links and monitors */
+
+static nd_rel *rel_find(nd_proc *p, int type, term_t pid, term_t ref)
+{
+    for (nd_rel *r = p->rels; r; r = r->next) {
+        if (r->type != type) continue;
+        if (ref != TERM_NONE ? term_equal(r->ref, ref) : term_equal(r->pid, pid)) return r;
+    }
+    return NULL;
+}
+
+static nd_rel *rel_add(nd_proc *p, int type, term_t pid, term_t ref, term_t item)
+{
+    nd_rel *r = malloc(sizeof *r);
+    if (!r) {
+        term_free(pid);
+        term_free(ref);
+        term_free(item);
+        return NULL;
+    }
+    r->type = (uint8_t)type;
+    r->unlinking = 0;
+    r->pid = pid;
+    r->ref = ref;
+    r->item = item;
+    nd__spin_lock(&p->lock);
+    r->next = p->rels;
+    p->rels = r;
+    nd__spin_unlock(&p->lock);
+    return r;
+}
+
+static void rel_remove(nd_proc *p, nd_rel *r)
+{
+    nd__spin_lock(&p->lock);
+    for (nd_rel **pp = &p->rels; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    nd__spin_unlock(&p->lock);
+    term_free(r->pid);
+    term_free(r->ref);
+    term_free(r->item);
+    free(r);
+}
+
+/* ================================================================ sending signals */
+
+static void dist_out(nd_sig *s, term_t to);
+
+/*
+** The answer a dead (or unreachable) target gives to a signal: a link gets an exit signal with
+** `why`, a monitor a DOWN with `why`, an unlink its ack. Consumes s.
+*/
+static void dead_answer(term_t to, nd_sig *s, term_t why)
+{
+    nd_sig *a = NULL;
+    switch (s->kind) {
+    case SIG_LINK:
+        if ((a = nd__sig_new(SIG_EXIT))) a->payload = why;
+        break;
+    case SIG_MONITOR:
+        if ((a = nd__sig_new(SIG_DOWN))) {
+            a->payload = why;
+            a->ref = s->ref;
+            s->ref = TERM_NONE;
+        }
+        break;
+    case SIG_UNLINK:
+        if ((a = nd__sig_new(SIG_UNLINK_ACK))) a->id = s->id;
+        break;
+    default:
+        break;
+    }
+    term_t back = s->from;
+    s->from = TERM_NONE;
+    if (a && term_is_pid(back)) {
+        a->from = term_dup(to);
+        nd__send_sig(NULL, back, a);
+    } else if (a) {
+        nd__sig_free(a);
+    }
+    term_free(back);
+    nd__sig_free(s);
+}
+
+/* Sends s (consumed) to the pid `to`, local or remote. */
+void nd__send_sig(nd_proc *self, term_t to, nd_sig *s)
+{
+    (void)self;
+    if (nd__pid_is_local(to)) {
+        nd_proc *q = nd__proc_get(to);
+        if (q) {
+            bool ok = nd__push(q, s);
+            nd__proc_put(q);
+            if (ok) return;
+        }
+        dead_answer(to, s, nd__a_noproc);
+        return;
+    }
+    if (!term_is_pid(to) && !term_is_tuple(to)) {
+        nd__sig_free(s);
+        return;
+    }
+    dist_out(s, to);
+}
+
+static void dist_out(nd_sig *s, term_t to)
+{
+    nd_dist_fn fn = atomic_load(&nd__rt.dist_fn);
+    if (!fn) {
+        dead_answer(to, s, nd__a_noconnection);
+        return;
+    }
+    nd_signal sig;
+    memset(&sig, 0, sizeof sig);
+    switch (s->kind) {
+    case SIG_MSG:
+        sig.kind = ND_SIG_MSG;
+        break;
+    case SIG_EXIT:
+        sig.kind = ND_SIG_EXIT;
+        break;
+    case SIG_EXIT2:
+        sig.kind = ND_SIG_EXIT2;
+        break;
+    case SIG_LINK:
+        sig.kind = ND_SIG_LINK;
+        break;
+    case SIG_UNLINK:
+        sig.kind = ND_SIG_UNLINK_ID;
+        break;
+    case SIG_UNLINK_ACK:
+        sig.kind = ND_SIG_UNLINK_ID_ACK;
+        break;
+    case SIG_MONITOR:
+        sig.kind = ND_SIG_MONITOR;
+        break;
+    case SIG_DEMONITOR:
+        sig.kind = ND_SIG_DEMONITOR;
+        break;
+    case SIG_DOWN:
+        sig.kind = ND_SIG_DOWN;
+        break;
+    }
+    sig.from = s->from;
+    sig.to = s->kind == SIG_MONITOR && s->item != TERM_NONE && !term_is_pid(s->item) ? s->item : to;
+    sig.payload = s->payload;
+    sig.ref = s->ref;
+    sig.id = s->id;
+    int rc = fn(atomic_load(&nd__rt.dist_ud), &sig);
+    if (rc != 0) {
+        dead_answer(to, s, nd__a_noconnection);
+        return;
+    }
+    nd__sig_free(s);
+}
+
+void nd_set_dist_hook(nd_dist_fn fn, void *ud)
+{
+    atomic_store(&nd__rt.dist_ud, ud);
+    atomic_store(&nd__rt.dist_fn, fn);
+}
+
+int nd_dist_deliver(const nd_signal *sig)
+{
+    static const uint32_t kinds[] = {
+        0,          SIG_MSG,        SIG_EXIT,    SIG_EXIT2,     SIG_LINK,
+        SIG_UNLINK, SIG_UNLINK_ACK, SIG_MONITOR, SIG_DEMONITOR, SIG_DOWN};
+    if (sig->kind < ND_SIG_MSG || sig->kind > ND_SIG_DOWN) return ND_EINVAL;
+    term_t to = sig->to;
+    nd_proc *q = NULL;
+    term_t item = TERM_NONE;
+    if (term_is_atom(to) || term_is_tuple(to)) {
+        term_t name = term_is_atom(to) ? to : term_tuple_elem(to, 0);
+        if (sig->kind != ND_SIG_MSG && sig->kind != ND_SIG_MONITOR) return ND_EINVAL;
+        q = nd__whereis_proc(name);
+        item = term_tuplev(2, name, nd_node());
+        if (!q) {
+            if (sig->kind == ND_SIG_MONITOR) {
+                nd_sig *s = nd__sig_new(SIG_MONITOR);
+                if (!s) return ND_ENOMEM;
+                s->from = term_dup(sig->from);
+                s->ref = term_dup(sig->ref);
+                dead_answer(item, s, nd__a_noproc);
+            }
+            term_free(item);
+            return 0;
+        }
+        to = q->pid;
+    } else if (!nd__pid_is_local(to)) {
+        return ND_EINVAL;
+    }
+    nd_sig *s = nd__sig_new(kinds[sig->kind]);
+    if (!s) {
+        term_free(item);
+        if (q) nd__proc_put(q);
+        return ND_ENOMEM;
+    }
+    s->payload = term_dup(sig->payload);
+    s->from = term_dup(sig->from);
+    s->ref = term_dup(sig->ref);
+    s->id = sig->id;
+    if (s->kind == SIG_MONITOR)
+        s->item = item != TERM_NONE ? item : term_dup(to);
+    else
+        term_free(item);
+    nd__send_sig(NULL, to, s);
+    if (q) nd__proc_put(q);
+    return 0;
+}
+
+/* ================================================================ receiving signals */
+
+/* Exit-signal rules (Erlang reference manual, "Receiving Exit Signals"). Consumes s. */
+static void handle_exit(nd_proc *p, nd_sig *s)
+{
+    term_t reason = s->payload;
+    bool trap = atomic_load_explicit(&p->trap, memory_order_relaxed);
+    if (s->kind == SIG_EXIT) {
+        nd_rel *r = rel_find(p, REL_LINK, s->from, TERM_NONE);
+        if (!r || r->unlinking) {
+            nd__sig_free(s);
+            return;
+        }
+        rel_remove(p, r);
+    } else if (reason == nd__a_kill) {
+        nd__sig_free(s);
+        nd__proc_exit(p, nd__a_killed);
+    }
+    if (trap) {
+        term_t from = s->from;
+        s->from = s->payload = TERM_NONE;
+        to_message(p, s, nd__exit_msg(from, reason));
+        return;
+    }
+    if (reason == nd__a_normal) {
+        bool from_self = s->kind == SIG_EXIT2 && term_equal(s->from, p->pid);
+        nd__sig_free(s);
+        if (from_self) nd__proc_exit(p, nd__a_normal);
+        return;
+    }
+    s->payload = TERM_NONE;
+    nd__sig_free(s);
+    nd__proc_exit(p, reason);
+}
+
+/* Handles one signal for a live process; may end it. Consumes s. */
+static void handle_sig(nd_proc *p, nd_sig *s)
+{
+    nd_rel *r;
+    switch (s->kind) {
+    case SIG_MSG:
+        nd__inner_append(p, s);
+        return;
+    case SIG_EXIT:
+    case SIG_EXIT2:
+        handle_exit(p, s);
+        return;
+    case SIG_LINK:
+        if (!rel_find(p, REL_LINK, s->from, TERM_NONE)) {
+            rel_add(p, REL_LINK, s->from, TERM_NONE, TERM_NONE);
+            s->from = TERM_NONE;
+        }
+        break;
+    case SIG_UNLINK:
+        r = rel_find(p, REL_LINK, s->from, TERM_NONE);
+        if (r && !r->unlinking) rel_remove(p, r);
+        {
+            nd_sig *a = nd__sig_new(SIG_UNLINK_ACK);
+            if (a) {
+                a->id = s->id;
+                a->from = term_dup(p->pid);
+                nd__send_sig(p, s->from, a);
+            }
+        }
+        break;
+    case SIG_UNLINK_ACK:
+        r = rel_find(p, REL_LINK, s->from, TERM_NONE);
+        if (r && r->unlinking == s->id) rel_remove(p, r);
+        break;
+    case SIG_MONITOR:
+        rel_add(p, REL_MONBY, s->from, s->ref, s->item);
+        s->from = s->ref = s->item = TERM_NONE;
+        break;
+    case SIG_DEMONITOR:
+        if ((r = rel_find(p, REL_MONBY, TERM_NONE, s->ref))) rel_remove(p, r);
+        break;
+    case SIG_DOWN:
+        if ((r = rel_find(p, REL_MON, TERM_NONE, s->ref))) {
+            term_t msg = term_tuplev(5, nd__a_DOWN, term_dup(r->ref), nd__a_process,
+                                     term_dup(r->item), term_dup(s->payload));
+            rel_remove(p, r);
+            to_message(p, s, msg);
+            return;
+        }
+        break;
+    }
+    nd__sig_free(s);
+}
+
+void nd__drain(nd_proc *p)
+{
+    if (!p->pending && atomic_load_explicit(&p->outer, memory_order_relaxed) == NULL) return;
+    if (!p->pending) p->pending = reverse(atomic_exchange(&p->outer, NULL));
+    while (p->pending) {
+        nd_sig *s = p->pending;
+        p->pending = s->next;
+        handle_sig(p, s);
+    }
+}
+
+/* A signal that reaches a process while it exits (or queued when it died). Consumes s. */
+static void handle_sig_exiting(nd_proc *p, nd_sig *s)
+{
+    switch (s->kind) {
+    case SIG_LINK:
+    case SIG_MONITOR:
+    case SIG_UNLINK:
+    case SIG_UNLINK_ACK:
+    case SIG_DEMONITOR:
+        handle_sig(p, s);
+        return;
+    default:
+        nd__sig_free(s);
+        return;
+    }
+}
+
+/* ================================================================ exit */
+
+static void notify_waiter(nd_proc *p)
+{
+    struct nd_waiter *w = p->waiter;
+    if (!w) return;
+    p->waiter = NULL;
+    pthread_mutex_lock(&w->mu);
+    bool abandoned = w->abandoned;
+    if (!abandoned) {
+        w->reason = term_dup(p->reason);
+        w->done = true;
+        pthread_cond_signal(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (abandoned) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        free(w);
+    }
+}
+
+/*
+** Ends p with reason (consumed): closes its queue, answers the signals still in it, sends an
+** exit signal to every active link and a DOWN to every monitor (once each), and switches to
+** the scheduler, which frees the stack. Runs on p's own stack.
+*/
+_Noreturn void nd__proc_exit(nd_proc *p, term_t reason)
+{
+    if (p->exit_hook) {
+        void (*hook)(void *, term_t) = p->exit_hook;
+        p->exit_hook = NULL;
+        hook(p->exit_hook_arg, reason);
+    }
+    atomic_store(&p->state, PS_EXITING);
+    p->reason = reason;
+    if (atomic_load(&p->name) != TERM_NONE) nd__unregister_proc(p);
+    nd_sig *late = reverse(atomic_exchange(&p->outer, ND__CLOSED));
+    nd_sig **tail = &p->pending;
+    while (*tail) tail = &(*tail)->next;
+    *tail = late;
+    while (p->pending) {
+        nd_sig *s = p->pending;
+        p->pending = s->next;
+        handle_sig_exiting(p, s);
+    }
+    while (p->in_head) {
+        nd_sig *s = p->in_head;
+        p->in_head = s->next;
+        nd__sig_free(s);
+    }
+    p->in_tail = p->mark = NULL;
+    atomic_store(&p->nmsg, 0);
+    nd__spin_lock(&p->lock);
+    nd_rel *rels = p->rels;
+    p->rels = NULL;
+    nd__spin_unlock(&p->lock);
+    while (rels) {
+        nd_rel *r = rels;
+        rels = r->next;
+        nd_sig *s = NULL;
+        if (r->type == REL_LINK && !r->unlinking) {
+            if ((s = nd__sig_new(SIG_EXIT))) s->payload = term_dup(reason);
+        } else if (r->type == REL_MON) {
+            if ((s = nd__sig_new(SIG_DEMONITOR))) {
+                s->ref = r->ref;
+                r->ref = TERM_NONE;
+            }
+        } else if (r->type == REL_MONBY) {
+            if ((s = nd__sig_new(SIG_DOWN))) {
+                s->ref = r->ref;
+                r->ref = TERM_NONE;
+                s->payload = term_dup(reason);
+            }
+        }
+        if (s) {
+            s->from = term_dup(p->pid);
+            nd__send_sig(p, r->pid, s);
+        }
+        term_free(r->pid);
+        term_free(r->ref);
+        term_free(r->item);
+        free(r);
+    }
+    notify_waiter(p);
+    atomic_fetch_add_explicit(&nd__rt.st_exits, 1, memory_order_relaxed);
+    atomic_fetch_sub(&nd__rt.live, 1);
+    nd__switch_out(p, WHY_EXIT);
+    abort(); /* never resumed */
+}
+
+_Noreturn void nd_exit(term_t reason)
+{
+    nd_proc *p = nd__self();
+    if (!p) {
+        fprintf(stderr, "libnode: nd_exit called outside a process\n");
+        abort();
+    }
+    nd__proc_exit(p, reason);
+}
+
+void nd__proc_start(void *arg)
+{
+    nd_proc *p = arg;
+    nd__ctx_landed(NULL);
+    nd__drain(p);
+    p->fn(p->arg);
+    nd__proc_exit(nd__self(), nd__a_normal);
+}
+
+_Noreturn void nd_hibernate(nd_entry_fn fn, void *arg)
+{
+    nd_proc *p = nd__self();
+    if (!p) abort();
+    p->fn = fn;
+    p->arg = arg;
+    nd__drain(p);
+    nd__switch_out(p, WHY_HIBERNATE);
+    abort();
+}
+
+/* ================================================================ spawn */
+
+static int spawn_internal(nd_entry_fn fn, void *arg, const nd_spawn_opts *opts, term_t *pid_out,
+                          struct nd_waiter *waiter)
+{
+    static const nd_spawn_opts none;
+    if (!opts) opts = &none;
+    if (atomic_load(&nd__rt.running) != 1 || atomic_load(&nd__rt.stopping)) return ND_ESTATE;
+    nd_proc *self = nd__self();
+    if ((opts->link || opts->monitor) && !self) return ND_ENOTPROC;
+    if (opts->name != TERM_NONE && !term_is_atom(opts->name)) return ND_EINVAL;
+    nd_proc *p = slot_alloc();
+    if (!p) return ND_ELIMIT;
+    uint32_t serial = atomic_load_explicit(&p->serial, memory_order_relaxed) + 1;
+    term_t pid = term_pid(nd_node(), p->id, serial, nd_creation());
+    if (pid == TERM_NONE) {
+        atomic_store(&p->refs, 1);
+        nd__proc_put(p);
+        return ND_ENOMEM;
+    }
+    atomic_store_explicit(&p->serial, serial, memory_order_relaxed);
+    p->pid = pid;
+    atomic_store_explicit(&p->outer, NULL, memory_order_relaxed);
+    p->in_head = p->in_tail = p->mark = p->pending = NULL;
+    atomic_store_explicit(&p->nmsg, 0, memory_order_relaxed);
+    p->rels = NULL;
+    atomic_flag_clear(&p->lock);
+    p->flags = 0;
+    atomic_store_explicit(&p->trap, opts->trap_exit, memory_order_relaxed);
+    atomic_store_explicit(&p->held_stack, 0, memory_order_relaxed);
+    p->why = 0;
+    p->reds = 0;
+    atomic_store_explicit(&p->total_reds, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->name, TERM_NONE, memory_order_relaxed);
+    p->reason = TERM_NONE;
+    p->stack = NULL;
+    p->stack_size = opts->stack_size;
+    p->fn = fn;
+    p->arg = arg;
+    p->tmo.idx = -1;
+    p->tmo.kind = TMR_RECV;
+    p->tmo.proc = p;
+    p->tmo.deadline = ND__NO_DEADLINE;
+    p->waiter = waiter;
+    p->exit_hook = NULL;
+    p->exit_hook_arg = NULL;
+    p->next_unlink_id = 0;
+    atomic_store(&p->state, PS_RUNNABLE);
+    atomic_store_explicit(&p->refs, 1, memory_order_release);
+    atomic_fetch_add(&nd__rt.live, 1);
+    if (opts->name != TERM_NONE) {
+        int rc = nd_register(opts->name, pid);
+        if (rc != 0) {
+            atomic_store(&p->state, PS_FREE);
+            atomic_store(&p->outer, ND__CLOSED);
+            atomic_fetch_sub(&nd__rt.live, 1);
+            nd__proc_put(p);
+            return rc;
+        }
+    }
+    if (opts->link) {
+        rel_add(p, REL_LINK, term_dup(self->pid), TERM_NONE, TERM_NONE);
+        nd_rel *r = rel_find(self, REL_LINK, pid, TERM_NONE);
+        if (r)
+            r->unlinking = 0;
+        else
+            rel_add(self, REL_LINK, term_dup(pid), TERM_NONE, TERM_NONE);
+    }
+    if (opts->monitor) {
+        term_t ref = nd_make_ref();
+        rel_add(p, REL_MONBY, term_dup(self->pid), term_dup(ref), term_dup(pid));
+        rel_add(self, REL_MON, term_dup(pid), term_dup(ref), term_dup(pid));
+        if (opts->monitor_ref)
+            *opts->monitor_ref = ref;
+        else
+            term_free(ref);
+    }
+    if (pid_out) *pid_out = term_dup(pid);
+    atomic_fetch_add_explicit(&nd__rt.st_spawns, 1, memory_order_relaxed);
+    nd__enqueue(p);
+    if (self && --self->reds <= 0) nd_yield();
+    return 0;
+}
+
+int nd_spawn(nd_entry_fn fn, void *arg, const nd_spawn_opts *opts, term_t *pid)
+{
+    return spawn_internal(fn, arg, opts, pid, NULL);
+}
+
+int nd_spawn_link(nd_entry_fn fn, void *arg, term_t *pid)
+{
+    nd_spawn_opts o = {0};
+    o.link = true;
+    return spawn_internal(fn, arg, &o, pid, NULL);
+}
+
+int nd_spawn_monitor(nd_entry_fn fn, void *arg, term_t *pid, term_t *ref)
+{
+    nd_spawn_opts o = {0};
+    o.monitor = true;
+    o.monitor_ref = ref;
+    return spawn_internal(fn, arg, &o, pid, NULL);
+}
+
+int nd_run(nd_entry_fn fn, void *arg, int64_t timeout_ms, term_t *reason)
+{
+    if (nd__self()) return ND_EINVAL;
+    struct nd_waiter *w = calloc(1, sizeof *w);
+    if (!w) return ND_ENOMEM;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = spawn_internal(fn, arg, NULL, NULL, w);
+    if (rc != 0) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        free(w);
+        return rc;
+    }
+    pthread_mutex_lock(&w->mu);
+    struct timespec ts;
+    if (timeout_ms >= 0) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += timeout_ms / 1000;
+        ts.tv_nsec += (timeout_ms % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+    }
+    while (!w->done) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&w->cv, &w->mu);
+        else if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0 && !w->done)
+            break;
+    }
+    if (!w->done) {
+        w->abandoned = true;
+        pthread_mutex_unlock(&w->mu);
+        return ND_ETIMEOUT;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (reason)
+        *reason = w->reason;
+    else
+        term_free(w->reason);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    free(w);
+    return 0;
+}
+
+int nd__in_process(nd_entry_fn fn, void *ctx, int64_t timeout_ms)
+{
+    if (nd__self()) {
+        fn(ctx);
+        return 0;
+    }
+    int64_t t = timeout_ms < 0 ? -1 : timeout_ms + 1000;
+    return nd_run(fn, ctx, t, NULL);
+}
+
+/* ================================================================ process API */
+
+term_t nd_self(void)
+{
+    nd_proc *p = nd__self();
+    return p ? p->pid : TERM_NONE;
+}
+
+int nd_set_exit_hook(void (*fn)(void *arg, term_t reason), void *arg)
+{
+    nd_proc *p = nd__self();
+    if (!p) return ND_ENOTPROC;
+    p->exit_hook = fn;
+    p->exit_hook_arg = arg;
+    return 0;
+}
+
+bool nd_in_process(void)
+{
+    return nd__self() != NULL;
+}
+
+bool nd_trap_exit(bool on)
+{
+    nd_proc *p = nd__self();
+    if (!p) return false;
+    return atomic_exchange(&p->trap, on);
+}
+
+bool nd_is_alive(term_t pid)
+{
+    nd_proc *q = nd__proc_get(pid);
+    if (!q) return false;
+    bool alive = atomic_load(&q->state) != PS_EXITING;
+    nd__proc_put(q);
+    return alive;
+}
+
+static void consume1(nd_proc *p)
+{
+    if (p && --p->reds <= 0) nd_yield();
+}
+
+int nd_send(term_t to, term_t msg)
+{
+    nd_proc *self = nd__self();
+    if (term_is_pid(to)) {
+        nd_sig *s = nd__sig_new(SIG_MSG);
+        if (!s) {
+            term_free(msg);
+            return ND_ENOMEM;
+        }
+        s->payload = msg;
+        nd_proc *q = nd__proc_get(to);
+        if (q) {
+            if (!nd__push(q, s)) nd__sig_free(s);
+            nd__proc_put(q);
+        } else if (nd__pid_is_local(to)) {
+            nd__sig_free(s);
+        } else {
+            if (self) s->from = term_dup(self->pid);
+            dist_out(s, to);
+        }
+        consume1(self);
+        return 0;
+    }
+    term_t name = to;
+    if (term_is_tuple(to) && term_tuple_arity(to) == 2) {
+        name = term_tuple_elem(to, 0);
+        term_t node = term_tuple_elem(to, 1);
+        if (node != nd_node()) {
+            nd_sig *s = nd__sig_new(SIG_MSG);
+            if (!s) {
+                term_free(msg);
+                return ND_ENOMEM;
+            }
+            s->payload = msg;
+            if (self) s->from = term_dup(self->pid);
+            dist_out(s, to);
+            consume1(self);
+            return 0;
+        }
+    }
+    if (!term_is_atom(name)) {
+        term_free(msg);
+        return ND_EINVAL;
+    }
+    nd_proc *q = nd__whereis_proc(name);
+    if (!q) {
+        term_free(msg);
+        return ND_ENOTREG;
+    }
+    nd_sig *s = nd__sig_new(SIG_MSG);
+    if (!s) {
+        nd__proc_put(q);
+        term_free(msg);
+        return ND_ENOMEM;
+    }
+    s->payload = msg;
+    if (!nd__push(q, s)) nd__sig_free(s);
+    nd__proc_put(q);
+    consume1(self);
+    return 0;
+}
+
+int nd_exit_signal(term_t pid, term_t reason)
+{
+    nd_proc *self = nd__self();
+    if (!term_is_pid(pid)) {
+        term_free(reason);
+        return ND_EINVAL;
+    }
+    nd_sig *s = nd__sig_new(SIG_EXIT2);
+    if (!s) {
+        term_free(reason);
+        return ND_ENOMEM;
+    }
+    s->payload = reason;
+    s->from = self ? term_dup(self->pid) : nd__a_undefined;
+    nd__send_sig(self, pid, s);
+    /* exit(self(), R) takes effect before exit/2 returns */
+    if (self && term_equal(pid, self->pid)) nd__drain(self);
+    consume1(self);
+    return 0;
+}
+
+int nd_link(term_t pid)
+{
+    nd_proc *p = nd__self();
+    if (!p) return ND_ENOTPROC;
+    if (!term_is_pid(pid)) return ND_EINVAL;
+    if (term_equal(pid, p->pid)) return 0;
+    nd_rel *r = rel_find(p, REL_LINK, pid, TERM_NONE);
+    if (r && !r->unlinking) return 0;
+    if (nd__pid_is_local(pid)) {
+        nd_proc *q = nd__proc_get(pid);
+        nd_sig *s = q ? nd__sig_new(SIG_LINK) : NULL;
+        if (s) s->from = term_dup(p->pid);
+        if (s && nd__push(q, s)) {
+            if (r)
+                r->unlinking = 0;
+            else
+                rel_add(p, REL_LINK, term_dup(pid), TERM_NONE, TERM_NONE);
+            nd__proc_put(q);
+            consume1(p);
+            return 0;
+        }
+        if (s) nd__sig_free(s);
+        if (q) nd__proc_put(q);
+        if (!atomic_load(&p->trap)) return ND_ENOPROC;
+        nd_sig *m = nd__sig_new(SIG_MSG);
+        if (!m) return ND_ENOMEM;
+        nd__drain(p);
+        m->payload = nd__exit_msg(term_dup(pid), nd__a_noproc);
+        nd__inner_append(p, m);
+        return 0;
+    }
+    nd_sig *s = nd__sig_new(SIG_LINK);
+    if (!s) return ND_ENOMEM;
+    s->from = term_dup(p->pid);
+    if (r)
+        r->unlinking = 0;
+    else
+        rel_add(p, REL_LINK, term_dup(pid), TERM_NONE, TERM_NONE);
+    nd__send_sig(p, pid, s);
+    return 0;
+}
+
+int nd_unlink(term_t pid)
+{
+    nd_proc *p = nd__self();
+    if (!p) return ND_ENOTPROC;
+    if (!term_is_pid(pid)) return ND_EINVAL;
+    nd_rel *r = rel_find(p, REL_LINK, pid, TERM_NONE);
+    if (!r || r->unlinking) return 0;
+    nd_sig *s = nd__sig_new(SIG_UNLINK);
+    if (!s) return ND_ENOMEM;
+    r->unlinking = s->id = ++p->next_unlink_id;
+    s->from = term_dup(p->pid);
+    nd__send_sig(p, pid, s);
+    consume1(p);
+    return 0;
+}
+
+int nd_monitor(term_t target, term_t *ref_out)
+{
+    nd_proc *p = nd__self();
+    if (!p) return ND_ENOTPROC;
+    term_t item, pid = TERM_NONE;
+    nd_proc *q = NULL;
+    if (term_is_pid(target)) {
+        item = term_dup(target);
+        pid = term_dup(target);
+    } else {
+        term_t name = target, node = nd_node();
+        if (term_is_tuple(target) && term_tuple_arity(target) == 2) {
+            name = term_tuple_elem(target, 0);
+            node = term_tuple_elem(target, 1);
+        }
+        if (!term_is_atom(name) || !term_is_atom(node)) return ND_EINVAL;
+        item = term_tuplev(2, name, node);
+        if (node == nd_node()) {
+            q = nd__whereis_proc(name);
+            pid = q ? term_dup(q->pid) : TERM_NONE;
+        }
+    }
+    term_t ref = nd_make_ref();
+    nd_sig *s = nd__sig_new(SIG_MONITOR);
+    if (!s || ref == TERM_NONE || item == TERM_NONE) {
+        if (s) nd__sig_free(s);
+        term_free(ref);
+        term_free(item);
+        term_free(pid);
+        if (q) nd__proc_put(q);
+        return ND_ENOMEM;
+    }
+    s->from = term_dup(p->pid);
+    s->ref = term_dup(ref);
+    s->item = term_dup(item);
+    if (pid == TERM_NONE && !term_is_pid(target) && term_tuple_elem(item, 1) == nd_node()) {
+        /* unregistered local name: DOWN noproc at once */
+        rel_add(p, REL_MON, nd__a_undefined, term_dup(ref), item);
+        dead_answer(item, s, nd__a_noproc);
+    } else if (pid == TERM_NONE) {
+        /* {Name, RemoteNode}: the distribution layer resolves the name */
+        rel_add(p, REL_MON, term_dup(item), term_dup(ref), item);
+        dist_out(s, item);
+    } else {
+        rel_add(p, REL_MON, term_dup(pid), term_dup(ref), item);
+        nd__send_sig(p, pid, s);
+    }
+    term_free(pid);
+    if (q) nd__proc_put(q);
+    if (ref_out)
+        *ref_out = ref;
+    else
+        term_free(ref);
+    consume1(p);
+    return 0;
+}
+
+static bool is_down_for(term_t msg, void *ud)
+{
+    term_t ref = *(term_t *)ud;
+    return term_is_tuple(msg) && term_tuple_arity(msg) == 5 &&
+           term_tuple_elem(msg, 0) == nd__a_DOWN && term_equal(term_tuple_elem(msg, 1), ref);
+}
+
+int nd_demonitor(term_t ref, unsigned flags)
+{
+    nd_proc *p = nd__self();
+    if (!p) return ND_ENOTPROC;
+    nd_rel *r = rel_find(p, REL_MON, TERM_NONE, ref);
+    int rc = ND_ENOPROC;
+    if (r) {
+        if (term_is_pid(r->pid)) {
+            nd_sig *s = nd__sig_new(SIG_DEMONITOR);
+            if (s) {
+                s->from = term_dup(p->pid);
+                s->ref = term_dup(ref);
+                nd__send_sig(p, r->pid, s);
+            }
+        } else if (term_is_tuple(r->pid)) {
+            nd_sig *s = nd__sig_new(SIG_DEMONITOR);
+            if (s) {
+                s->from = term_dup(p->pid);
+                s->ref = term_dup(ref);
+                dist_out(s, r->pid);
+            }
+        }
+        rel_remove(p, r);
+        rc = 0;
+    }
+    if (flags & ND_DEMONITOR_FLUSH) {
+        term_t m;
+        nd_recv rv = {is_down_for, &ref, NULL, 0, 0, false};
+        if (nd_receive_ex(&rv, &m) >= 0) term_free(m);
+    }
+    return rc;
+}
+
+/* ================================================================ introspection */
+
+int nd_process_info(term_t pid, nd_proc_info *info)
+{
+    memset(info, 0, sizeof *info);
+    nd_proc *q = nd__proc_get(pid);
+    if (!q) return ND_ENOPROC;
+    uint32_t st = atomic_load(&q->state);
+    info->status = st == PS_RUNNING    ? ND_ST_RUNNING
+                   : st == PS_RUNNABLE ? ND_ST_RUNNABLE
+                   : st == PS_WAITING  ? ND_ST_WAITING
+                                       : ND_ST_EXITING;
+    info->message_queue_len = atomic_load_explicit(&q->nmsg, memory_order_relaxed);
+    info->reductions = atomic_load_explicit(&q->total_reds, memory_order_relaxed);
+    info->trap_exit = atomic_load(&q->trap);
+    term_t name = atomic_load(&q->name);
+    info->registered_name = name;
+    info->stack_size = atomic_load_explicit(&q->held_stack, memory_order_relaxed);
+    term_t links = TERM_NIL, mons = TERM_NIL, monby = TERM_NIL;
+    size_t nl = 0, nm = 0, nb = 0;
+    nd__spin_lock(&q->lock);
+    for (nd_rel *r = q->rels; r; r = r->next) {
+        if (r->type == REL_LINK && !r->unlinking) {
+            links = term_cons(term_dup(r->pid), links);
+            nl++;
+        } else if (r->type == REL_MON) {
+            mons = term_cons(term_dup(r->item), mons);
+            nm++;
+        } else if (r->type == REL_MONBY) {
+            monby = term_cons(term_dup(r->pid), monby);
+            nb++;
+        }
+    }
+    nd__spin_unlock(&q->lock);
+    info->links = links;
+    info->monitors = mons;
+    info->monitored_by = monby;
+    info->nlinks = nl;
+    info->nmonitors = nm;
+    info->nmonitored_by = nb;
+    info->memory = sizeof(nd_proc) + info->stack_size + info->message_queue_len * sizeof(nd_sig) +
+                   (nl + nm + nb) * sizeof(nd_rel);
+    nd__proc_put(q);
+    return 0;
+}
+
+void nd_proc_info_free(nd_proc_info *info)
+{
+    term_free(info->links);
+    term_free(info->monitors);
+    term_free(info->monitored_by);
+    info->links = info->monitors = info->monitored_by = TERM_NONE;
+}

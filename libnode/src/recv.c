@@ -1,0 +1,121 @@
+/* Selective receive: scan the private inner queue in arrival order, wait for more, time out. */
+#include "nd_int.h"
+#include <time.h>
+
+static bool accepts(const nd_recv *r, term_t msg, int *which)
+{
+    if (r->pred) {
+        *which = 0;
+        return r->pred(msg, r->ud);
+    }
+    if (!r->nclauses) {
+        *which = 0;
+        return true;
+    }
+    for (size_t i = 0; i < r->nclauses; i++)
+        if (term_match(r->clauses[i].pat, msg, r->clauses[i].vars)) {
+            *which = (int)i;
+            return true;
+        }
+    return false;
+}
+
+/*
+** The scan keeps `prev` (the last rejected node) across waits, so each message is looked at
+** once per receive call: new arrivals are appended after it. With from_mark the scan starts
+** after the node remembered by nd_recv_mark(), skipping everything older.
+*/
+int nd_receive_ex(const nd_recv *r, term_t *msg)
+{
+    nd_proc *p = nd__self();
+    if (!p) return ND_ENOTPROC;
+    uint64_t deadline = r->timeout_ms < 0    ? ND__NO_DEADLINE
+                        : r->timeout_ms == 0 ? 0
+                                             : nd__deadline(r->timeout_ms);
+    nd__drain(p);
+    nd_sig *prev = NULL;
+    bool use_mark = r->from_mark && (p->flags & PF_HAS_MARK);
+    if (use_mark) prev = p->mark;
+    nd_sig *cur = prev ? prev->next : p->in_head;
+    for (;;) {
+        for (; cur; prev = cur, cur = cur->next) {
+            int which;
+            if (!accepts(r, cur->payload, &which)) continue;
+            /* unlink cur */
+            if (prev)
+                prev->next = cur->next;
+            else
+                p->in_head = cur->next;
+            if (p->in_tail == cur) p->in_tail = prev;
+            if (p->mark == cur) p->mark = prev;
+            if (use_mark) {
+                p->flags &= (uint8_t)~PF_HAS_MARK;
+                p->mark = NULL;
+            }
+            atomic_fetch_sub_explicit(&p->nmsg, 1, memory_order_relaxed);
+            *msg = cur->payload;
+            cur->payload = TERM_NONE;
+            nd__sig_free(cur);
+            if (--p->reds <= 0) nd_yield();
+            return which;
+        }
+        if (deadline == 0 || (deadline != ND__NO_DEADLINE && nd__now() >= deadline)) {
+            if (--p->reds <= 0) nd_yield();
+            return ND_ETIMEOUT;
+        }
+        nd__wait(p, deadline);
+        nd__drain(p);
+        cur = prev ? prev->next : p->in_head;
+    }
+}
+
+int nd_receive(int64_t timeout_ms, term_t *msg)
+{
+    nd_recv r = {NULL, NULL, NULL, 0, timeout_ms, false};
+    return nd_receive_ex(&r, msg);
+}
+
+int nd_receive_if(nd_pred_fn pred, void *ud, int64_t timeout_ms, term_t *msg)
+{
+    nd_recv r = {pred, ud, NULL, 0, timeout_ms, false};
+    return nd_receive_ex(&r, msg);
+}
+
+int nd_receive_match(const nd_clause *clauses, size_t n, int64_t timeout_ms, term_t *msg)
+{
+    nd_recv r = {NULL, NULL, clauses, n, timeout_ms, false};
+    if (n == 0) return ND_EINVAL;
+    return nd_receive_ex(&r, msg);
+}
+
+void nd_recv_mark(void)
+{
+    nd_proc *p = nd__self();
+    if (!p) return;
+    nd__drain(p);
+    p->mark = p->in_tail;
+    p->flags |= PF_HAS_MARK;
+}
+
+static bool never(term_t m, void *ud)
+{
+    return false;
+}
+
+void nd_sleep(int64_t ms)
+{
+    nd_proc *p = nd__self();
+    if (!p) {
+        struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+        return;
+    }
+    term_t m;
+    nd_receive_if(never, NULL, ms, &m);
+}
+
+void nd_assert_match(const term_pattern *pat, term_t t, term_t *vars)
+{
+    if (term_match(pat, t, vars)) return;
+    nd_exit(term_tuplev(2, nd__a_badmatch, term_dup(t)));
+}

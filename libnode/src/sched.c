@@ -1,0 +1,517 @@
+/* Scheduler threads: run queues with work stealing, parking, reductions, runtime start/stop. */
+#include "nd_int.h"
+#include <time.h>
+#include <unistd.h>
+
+nd_runtime nd__rt;
+_Thread_local nd_sched *nd__cur_sched;
+
+__attribute__((noinline)) nd_sched *nd__sched_get(void)
+{
+    nd_sched *s = nd__cur_sched;
+    __asm__ volatile("" ::: "memory");
+    return s;
+}
+
+uint64_t nd__now(void)
+{
+    return nd__rt.plat->now_ns(nd__rt.plat->ud);
+}
+
+/* A cheap clock for slice accounting (the default platform's coarse clock, else now_ns). */
+static uint64_t coarse_now(void)
+{
+    if (nd__rt.plat == nd_platform_default()) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
+    return nd__now();
+}
+
+uint64_t nd__deadline(int64_t timeout_ms)
+{
+    if (timeout_ms < 0) return ND__NO_DEADLINE;
+    return nd__now() + (uint64_t)timeout_ms * 1000000u;
+}
+
+/* ================================================================ run queues */
+
+/*
+** A fixed ring owned by one scheduler (Go's runq): only the owner pushes (tail); the owner and
+** thieves take from the head with a CAS. Slots are atomics so thieves may read them racily.
+*/
+static bool rq_push(nd_runq *q, nd_proc *p)
+{
+    uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+    if (t - h >= ND__RQ_SIZE) return false;
+    atomic_store_explicit(&q->buf[t % ND__RQ_SIZE], p, memory_order_relaxed);
+    atomic_store_explicit(&q->tail, t + 1, memory_order_release);
+    return true;
+}
+
+static nd_proc *rq_pop(nd_runq *q)
+{
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+        if (t == h) return NULL;
+        nd_proc *p = atomic_load_explicit(&q->buf[h % ND__RQ_SIZE], memory_order_relaxed);
+        if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + 1, memory_order_release,
+                                                  memory_order_relaxed))
+            return p;
+    }
+}
+
+static uint32_t rq_len(nd_runq *q)
+{
+    uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+    uint32_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
+    return t - h;
+}
+
+/* Takes up to half of q's entries into out[]; returns how many. */
+static uint32_t rq_grab(nd_runq *q, nd_proc **out)
+{
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
+        uint32_t n = t - h;
+        n = n - n / 2;
+        if (n == 0 || n > ND__RQ_SIZE / 2) {
+            if (n == 0) return 0;
+            continue; /* inconsistent snapshot */
+        }
+        for (uint32_t i = 0; i < n; i++)
+            out[i] = atomic_load_explicit(&q->buf[(h + i) % ND__RQ_SIZE], memory_order_relaxed);
+        if (atomic_compare_exchange_weak_explicit(&q->head, &h, h + n, memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            return n;
+    }
+}
+
+/* ================================================================ global queue */
+
+static void gq_push(nd_proc *p)
+{
+    pthread_mutex_lock(&nd__rt.gq_mu);
+    if (nd__rt.gq_len == nd__rt.gq_cap) {
+        size_t ncap = nd__rt.gq_cap ? nd__rt.gq_cap * 2 : 256;
+        nd_proc **n = malloc(ncap * sizeof *n);
+        if (!n) abort(); /* cannot lose a runnable process */
+        for (size_t i = 0; i < nd__rt.gq_len; i++)
+            n[i] = nd__rt.gq[(nd__rt.gq_head + i) % nd__rt.gq_cap];
+        free(nd__rt.gq);
+        nd__rt.gq = n;
+        nd__rt.gq_head = 0;
+        nd__rt.gq_cap = ncap;
+    }
+    nd__rt.gq[(nd__rt.gq_head + nd__rt.gq_len) % nd__rt.gq_cap] = p;
+    nd__rt.gq_len++;
+    atomic_store(&nd__rt.gq_count, nd__rt.gq_len);
+    pthread_mutex_unlock(&nd__rt.gq_mu);
+}
+
+static nd_proc *gq_pop(void)
+{
+    if (atomic_load_explicit(&nd__rt.gq_count, memory_order_relaxed) == 0) return NULL;
+    nd_proc *p = NULL;
+    pthread_mutex_lock(&nd__rt.gq_mu);
+    if (nd__rt.gq_len) {
+        p = nd__rt.gq[nd__rt.gq_head];
+        nd__rt.gq_head = (nd__rt.gq_head + 1) % nd__rt.gq_cap;
+        nd__rt.gq_len--;
+        atomic_store(&nd__rt.gq_count, nd__rt.gq_len);
+    }
+    pthread_mutex_unlock(&nd__rt.gq_mu);
+    return p;
+}
+
+/* ================================================================ waking */
+
+static void wake_idle(void)
+{
+    if (atomic_load(&nd__rt.nidle) == 0) return;
+    for (unsigned i = 0; i < nd__rt.nsched; i++) {
+        nd_sched *o = &nd__rt.scheds[i];
+        int one = 1;
+        if (atomic_load_explicit(&o->parked, memory_order_relaxed) == 1 &&
+            atomic_compare_exchange_strong(&o->parked, &one, 0)) {
+            atomic_fetch_sub(&nd__rt.nidle, 1);
+            nd__rt.plat->unpark(nd__rt.plat->ud, o->parker);
+            return;
+        }
+    }
+}
+
+void nd__wake_timer_owner(void)
+{
+    wake_idle();
+}
+
+/*
+** Makes a runnable process (state already PS_RUNNABLE) visible to a scheduler: the caller's own
+** queue when called on a scheduler thread (locality: the ring stays on one core), else the
+** global queue. Idle schedulers are woken only when there is surplus work.
+*/
+void nd__enqueue(nd_proc *p)
+{
+    nd_sched *s = nd__sched_get();
+    if (s) {
+        if (ND__UNLIKELY(!rq_push(&s->rq, p))) {
+            nd_proc *half[ND__RQ_SIZE / 2];
+            uint32_t n = rq_grab(&s->rq, half);
+            for (uint32_t i = 0; i < n; i++) gq_push(half[i]);
+            if (!rq_push(&s->rq, p)) gq_push(p);
+            wake_idle();
+            return;
+        }
+        if (rq_len(&s->rq) >= 2) wake_idle();
+        return;
+    }
+    gq_push(p);
+    wake_idle();
+}
+
+void nd__make_runnable(nd_proc *p)
+{
+    uint32_t st = atomic_load(&p->state);
+    if (st == PS_WAITING && atomic_compare_exchange_strong(&p->state, &st, PS_RUNNABLE))
+        nd__enqueue(p);
+}
+
+/* ================================================================ switching */
+
+void nd__switch_out(nd_proc *p, int why)
+{
+    nd_sched *s = nd__sched_get();
+    p->why = (uint8_t)why;
+    nd__ctx_switch(&p->ctx, &s->ctx, why == WHY_EXIT || why == WHY_HIBERNATE);
+}
+
+void nd__wait(nd_proc *p, uint64_t deadline)
+{
+    p->tmo.deadline = deadline;
+    if (deadline != ND__NO_DEADLINE) nd__timer_insert(&p->tmo);
+    nd__switch_out(p, WHY_WAIT);
+    if (deadline != ND__NO_DEADLINE) nd__timer_remove(&p->tmo);
+    p->tmo.deadline = ND__NO_DEADLINE;
+    p->reds = (int32_t)nd__rt.cfg.reductions;
+}
+
+void nd_yield(void)
+{
+    nd_proc *p = nd__self();
+    if (!p) {
+        sched_yield();
+        return;
+    }
+    nd__switch_out(p, WHY_YIELD);
+    p->reds = (int32_t)nd__rt.cfg.reductions;
+    nd__drain(p);
+}
+
+void nd_consume(unsigned n)
+{
+    nd_proc *p = nd__self();
+    if (!p) return;
+    p->reds -= (int32_t)n;
+    if (p->reds <= 0) nd_yield();
+}
+
+static void report_long(nd_proc *p, uint64_t dur)
+{
+    atomic_fetch_add(&nd__rt.st_long, 1);
+    if (nd__rt.cfg.long_schedule) {
+        nd__rt.cfg.long_schedule(p->pid, dur, nd__rt.cfg.long_schedule_ud);
+        return;
+    }
+    term_pid_info pi;
+    term_pid_get(p->pid, &pi);
+    fprintf(stderr, "libnode: long_schedule pid=<0.%u.%u> duration_ms=%llu\n", pi.id, pi.serial,
+            (unsigned long long)(dur / 1000000u));
+}
+
+/* Runs p for one slice and carries out what it asked for when it switched back. */
+static void run(nd_sched *s, nd_proc *p)
+{
+    atomic_store_explicit(&p->state, PS_RUNNING, memory_order_relaxed);
+    s->current = p;
+    p->reds = (int32_t)nd__rt.cfg.reductions;
+    if (!p->stack) {
+        nd_stack *st = nd__stack_get(s, p->stack_size);
+        if (!st) { /* out of memory: let someone else run and try again later */
+            s->current = NULL;
+            atomic_store(&p->state, PS_RUNNABLE);
+            gq_push(p);
+            return;
+        }
+        p->stack = st;
+        atomic_store_explicit(&p->held_stack, st->size, memory_order_relaxed);
+        nd__ctx_make(&p->ctx, st->lo, st->size, nd__proc_start, p);
+    }
+    uint64_t t0 = coarse_now();
+    atomic_store_explicit(&s->running_since, t0 | 1, memory_order_relaxed);
+    nd__ctx_switch(&s->ctx, &p->ctx, false);
+    atomic_store_explicit(&s->running_since, 0, memory_order_relaxed);
+    uint64_t dur = coarse_now() - t0;
+    s->current = NULL;
+    atomic_fetch_add_explicit(&nd__rt.st_switches, 1, memory_order_relaxed);
+    int32_t used = (int32_t)nd__rt.cfg.reductions - p->reds;
+    if (used > 0) atomic_fetch_add_explicit(&p->total_reds, (uint64_t)used, memory_order_relaxed);
+    if (ND__UNLIKELY(dur > nd__rt.cfg.long_schedule_ms * 1000000u)) report_long(p, dur);
+
+    switch (p->why) {
+    case WHY_YIELD:
+        atomic_store(&p->state, PS_RUNNABLE);
+        if (!rq_push(&s->rq, p)) gq_push(p);
+        break;
+    case WHY_HIBERNATE:
+        nd__ctx_release(&p->ctx);
+        nd__stack_put(s, p->stack);
+        p->stack = NULL;
+        atomic_store_explicit(&p->held_stack, 0, memory_order_relaxed);
+        /* fall through */
+    case WHY_WAIT: {
+        /* read before publishing WAITING: from then on p may run elsewhere */
+        uint64_t deadline = p->tmo.deadline;
+        atomic_store(&p->state, PS_WAITING);
+        /* Dekker with senders: they push then look at the state; we publish WAITING then look
+        ** at the queue (both seq_cst), so one of us sees the other. */
+        if (atomic_load(&p->outer) != NULL ||
+            (deadline != ND__NO_DEADLINE && nd__now() >= deadline)) {
+            uint32_t st = PS_WAITING;
+            if (atomic_compare_exchange_strong(&p->state, &st, PS_RUNNABLE))
+                if (!rq_push(&s->rq, p)) gq_push(p);
+        }
+        break;
+    }
+    case WHY_EXIT:
+        nd__ctx_release(&p->ctx);
+        nd__stack_put(s, p->stack);
+        p->stack = NULL;
+        atomic_store_explicit(&p->held_stack, 0, memory_order_relaxed);
+        nd__proc_put(p);
+        break;
+    }
+}
+
+static nd_proc *steal(nd_sched *s)
+{
+    unsigned n = nd__rt.nsched;
+    if (n < 2) return NULL;
+    s->rng = s->rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    unsigned start = (unsigned)(s->rng >> 33) % n;
+    for (unsigned k = 0; k < n; k++) {
+        nd_sched *v = &nd__rt.scheds[(start + k) % n];
+        if (v == s || rq_len(&v->rq) == 0) continue;
+        nd_proc *got[ND__RQ_SIZE / 2];
+        uint32_t g = rq_grab(&v->rq, got);
+        if (!g) continue;
+        atomic_fetch_add_explicit(&nd__rt.st_steals, 1, memory_order_relaxed);
+        for (uint32_t i = 1; i < g; i++)
+            if (!rq_push(&s->rq, got[i])) gq_push(got[i]);
+        return got[0];
+    }
+    return NULL;
+}
+
+static bool work_visible(nd_sched *s)
+{
+    if (atomic_load(&nd__rt.gq_count)) return true;
+    for (unsigned i = 0; i < nd__rt.nsched; i++)
+        if (rq_len(&nd__rt.scheds[i].rq)) return true;
+    uint64_t nt = nd__timers_next();
+    return nt != ND__NO_DEADLINE && nd__now() >= nt;
+}
+
+static void *sched_main(void *arg)
+{
+    nd_sched *s = arg;
+    nd__cur_sched = s;
+    nd__ctx_init_thread(&s->ctx);
+    nd__altstack_setup(s);
+    while (!atomic_load(&nd__rt.stopping_threads)) {
+        uint64_t nt = nd__timers_next();
+        if (nt != ND__NO_DEADLINE) {
+            uint64_t now = nd__now();
+            if (now >= nt) nd__timers_fire(now);
+        }
+        nd_proc *p = rq_pop(&s->rq);
+        if (!p) p = gq_pop();
+        if (!p) p = steal(s);
+        if (p) {
+            run(s, p);
+            continue;
+        }
+        atomic_store(&s->parked, 1);
+        atomic_fetch_add(&nd__rt.nidle, 1);
+        if (work_visible(s) || atomic_load(&nd__rt.stopping_threads)) {
+            int one = 1;
+            if (atomic_compare_exchange_strong(&s->parked, &one, 0))
+                atomic_fetch_sub(&nd__rt.nidle, 1);
+            else
+                nd__rt.plat->park(nd__rt.plat->ud, s->parker, 0); /* eat the token */
+            continue;
+        }
+        nd__rt.plat->park(nd__rt.plat->ud, s->parker, nd__timers_next());
+        int one = 1;
+        if (atomic_compare_exchange_strong(&s->parked, &one, 0)) atomic_fetch_sub(&nd__rt.nidle, 1);
+    }
+    nd__stack_cache_drain(s);
+    nd__altstack_free(s);
+    nd__cur_sched = NULL;
+    return NULL;
+}
+
+/* ================================================================ start / stop */
+
+term_t nd__a_normal, nd__a_kill, nd__a_killed, nd__a_noproc, nd__a_EXIT, nd__a_DOWN, nd__a_process,
+    nd__a_stack_overflow, nd__a_badmatch, nd__a_shutdown, nd__a_undefined, nd__a_gen_call,
+    nd__a_gen_cast, nd__a_noconnection, nd__a_timeout, nd__a_ok, nd__a_error, nd__a_worker,
+    nd__a_supervisor, nd__a_specs, nd__a_active, nd__a_supervisors, nd__a_workers, nd__a_restarting,
+    nd__a_ignore, nd__a_infinity, nd__a_calling_self;
+
+static void intern_atoms(void)
+{
+    term_init();
+    nd__a_normal = term_atom("normal");
+    nd__a_kill = term_atom("kill");
+    nd__a_killed = term_atom("killed");
+    nd__a_noproc = term_atom("noproc");
+    nd__a_EXIT = term_atom("EXIT");
+    nd__a_DOWN = term_atom("DOWN");
+    nd__a_process = term_atom("process");
+    nd__a_stack_overflow = term_atom("stack_overflow");
+    nd__a_badmatch = term_atom("badmatch");
+    nd__a_shutdown = term_atom("shutdown");
+    nd__a_undefined = term_atom("undefined");
+    nd__a_gen_call = term_atom("$gen_call");
+    nd__a_gen_cast = term_atom("$gen_cast");
+    nd__a_noconnection = term_atom("noconnection");
+    nd__a_timeout = term_atom("timeout");
+    nd__a_ok = term_atom("ok");
+    nd__a_error = term_atom("error");
+    nd__a_worker = term_atom("worker");
+    nd__a_supervisor = term_atom("supervisor");
+    nd__a_specs = term_atom("specs");
+    nd__a_active = term_atom("active");
+    nd__a_supervisors = term_atom("supervisors");
+    nd__a_workers = term_atom("workers");
+    nd__a_restarting = term_atom("restarting");
+    nd__a_ignore = term_atom("ignore");
+    nd__a_infinity = term_atom("infinity");
+    nd__a_calling_self = term_atom("calling_self");
+    nd__srv_atoms();
+    nd__sup_atoms();
+}
+
+int nd_init(const nd_config *cfg)
+{
+    int zero = 0;
+    if (!atomic_compare_exchange_strong(&nd__rt.running, &zero, 2)) return ND_ESTATE;
+    nd_config c;
+    if (cfg)
+        c = *cfg;
+    else
+        memset(&c, 0, sizeof c);
+    if (!c.schedulers) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c.schedulers = n > 0 ? (unsigned)n : 1;
+    }
+    if (!c.stack_size) c.stack_size = 128 * 1024;
+    if (c.stack_size < 16 * 1024) c.stack_size = 16 * 1024;
+    if (!c.max_processes) c.max_processes = (size_t)1 << 22;
+    if (!c.reductions) c.reductions = 4000;
+    if (!c.long_schedule_ms) c.long_schedule_ms = 100;
+    nd__rt.cfg = c;
+    nd__rt.plat = c.platform ? c.platform : nd_platform_default();
+    intern_atoms();
+    atomic_store(&nd__rt.node, TERM_ATOM_NONODE);
+    atomic_store(&nd__rt.creation, 0);
+    pthread_mutex_init(&nd__rt.gq_mu, NULL);
+    pthread_mutex_init(&nd__rt.tab_mu, NULL);
+    nd__rt.nchunks = (c.max_processes + ND__CHUNK - 1) / ND__CHUNK;
+    nd__rt.chunks = calloc(nd__rt.nchunks, sizeof *nd__rt.chunks);
+    nd__rt.next_id = 1;
+    nd__rt.nsched = c.schedulers;
+    nd__rt.scheds = calloc(c.schedulers, sizeof(nd_sched));
+    if (!nd__rt.chunks || !nd__rt.scheds) goto nomem;
+    nd__timers_init();
+    nd__registry_init();
+    nd__segv_install();
+    for (unsigned i = 0; i < c.schedulers; i++) {
+        nd_sched *s = &nd__rt.scheds[i];
+        s->idx = i;
+        s->rng = 0x9e3779b97f4a7c15ULL * (i + 1);
+        s->parker = nd__rt.plat->parker_new(nd__rt.plat->ud);
+        if (!s->parker) goto nomem;
+    }
+    atomic_store(&nd__rt.stopping, 0);
+    atomic_store(&nd__rt.stopping_threads, 0);
+    for (unsigned i = 0; i < c.schedulers; i++)
+        if (pthread_create(&nd__rt.scheds[i].thread, NULL, sched_main, &nd__rt.scheds[i]) != 0)
+            abort();
+    atomic_store(&nd__rt.running, 1);
+    return 0;
+nomem:
+    free(nd__rt.chunks);
+    if (nd__rt.scheds)
+        for (unsigned i = 0; i < c.schedulers; i++)
+            if (nd__rt.scheds[i].parker)
+                nd__rt.plat->parker_free(nd__rt.plat->ud, nd__rt.scheds[i].parker);
+    free(nd__rt.scheds);
+    memset(&nd__rt, 0, sizeof nd__rt);
+    return ND_ENOMEM;
+}
+
+void nd__kill_all(void);
+void nd__table_free(void);
+
+int nd_shutdown(int64_t timeout_ms)
+{
+    if (atomic_load(&nd__rt.running) != 1) return ND_ESTATE;
+    if (nd__self()) return ND_EINVAL;
+    atomic_store(&nd__rt.stopping, 1);
+    uint64_t deadline = nd__deadline(timeout_ms);
+    uint64_t next_kill = 0;
+    while (atomic_load(&nd__rt.live) > 0) {
+        uint64_t now = nd__now();
+        if (now >= deadline) {
+            atomic_store(&nd__rt.stopping, 0);
+            return ND_ETIMEOUT;
+        }
+        if (now >= next_kill) { /* again and again: processes may still be spawning */
+            nd__kill_all();
+            next_kill = now + 50000000u;
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    atomic_store(&nd__rt.stopping_threads, 1);
+    for (unsigned i = 0; i < nd__rt.nsched; i++)
+        nd__rt.plat->unpark(nd__rt.plat->ud, nd__rt.scheds[i].parker);
+    for (unsigned i = 0; i < nd__rt.nsched; i++) pthread_join(nd__rt.scheds[i].thread, NULL);
+    for (unsigned i = 0; i < nd__rt.nsched; i++)
+        nd__rt.plat->parker_free(nd__rt.plat->ud, nd__rt.scheds[i].parker);
+    free(nd__rt.scheds);
+    nd__timers_destroy();
+    nd__registry_destroy();
+    nd__table_free();
+    nd__stack_global_drain();
+    free(nd__rt.gq);
+    pthread_mutex_destroy(&nd__rt.gq_mu);
+    pthread_mutex_destroy(&nd__rt.tab_mu);
+    memset(&nd__rt, 0, sizeof nd__rt);
+    return 0;
+}
+
+void nd_get_stats(nd_stats *out)
+{
+    out->context_switches = atomic_load(&nd__rt.st_switches);
+    out->steals = atomic_load(&nd__rt.st_steals);
+    out->long_schedules = atomic_load(&nd__rt.st_long);
+    out->spawns = atomic_load(&nd__rt.st_spawns);
+    out->exits = atomic_load(&nd__rt.st_exits);
+}

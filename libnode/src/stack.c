@@ -1,0 +1,221 @@
+/* Coroutine stacks: mmap'ed with a guard page, pooled per scheduler; stack overflow kills one
+ * process. */
+#include "nd_int.h"
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifdef ND__ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+#define ND__CACHE_MAX  32
+#define ND__GLOBAL_MAX 256
+#define ND__ALTSTACK   (64 * 1024)
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static nd_stack *g_free;
+static unsigned g_nfree;
+static size_t g_page;
+
+static size_t page_size(void)
+{
+    if (!g_page) g_page = (size_t)sysconf(_SC_PAGESIZE);
+    return g_page;
+}
+
+static size_t default_size(void)
+{
+    return nd__rt.cfg.stack_size;
+}
+
+/* Maps a new stack of `size` usable bytes above one PROT_NONE guard page. */
+static nd_stack *stack_map(size_t size)
+{
+    size_t pg = page_size();
+    size = (size + pg - 1) & ~(pg - 1);
+    size_t total = size + pg;
+    void *m = mmap(NULL, total, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (m == MAP_FAILED) return NULL;
+    if (mprotect(m, pg, PROT_NONE) != 0) {
+        munmap(m, total);
+        return NULL;
+    }
+    /* The descriptor lives at the top of the stack itself: no separate allocation. */
+    nd_stack *st = (nd_stack *)((char *)m + total - sizeof(nd_stack));
+    st->next = NULL;
+    st->map = m;
+    st->mapsize = total;
+    st->lo = (char *)m + pg;
+    st->size = size - ((sizeof(nd_stack) + 63) & ~(size_t)63);
+    return st;
+}
+
+static void stack_unmap(nd_stack *st)
+{
+    munmap(st->map, st->mapsize);
+}
+
+/*
+** Returns a stack with at least `size` usable bytes (0 = default). Default-size stacks come from
+** the scheduler's cache, then the global pool, then mmap. NULL on ENOMEM.
+*/
+nd_stack *nd__stack_get(nd_sched *s, size_t size)
+{
+    if (size == 0 || size == default_size()) {
+        nd_stack *st;
+        if (s && (st = s->stack_cache)) {
+            s->stack_cache = st->next;
+            s->nstack_cache--;
+            return st;
+        }
+        pthread_mutex_lock(&g_mu);
+        if ((st = g_free)) {
+            g_free = st->next;
+            g_nfree--;
+        }
+        pthread_mutex_unlock(&g_mu);
+        if (st) return st;
+        size = default_size();
+    }
+    return stack_map(size + ((sizeof(nd_stack) + 63) & ~(size_t)63));
+}
+
+void nd__stack_put(nd_sched *s, nd_stack *st)
+{
+    size_t pg = page_size();
+    size_t dflt = ((default_size() + ((sizeof(nd_stack) + 63) & ~(size_t)63)) + pg - 1) & ~(pg - 1);
+    if (st->mapsize - pg != dflt) {
+        stack_unmap(st);
+        return;
+    }
+#ifdef ND__ASAN
+    __asan_unpoison_memory_region(st->lo, st->size);
+#endif
+    if (s && s->nstack_cache < ND__CACHE_MAX) {
+        st->next = s->stack_cache;
+        s->stack_cache = st;
+        s->nstack_cache++;
+        return;
+    }
+    pthread_mutex_lock(&g_mu);
+    if (g_nfree < ND__GLOBAL_MAX) {
+        st->next = g_free;
+        g_free = st;
+        g_nfree++;
+        st = NULL;
+    }
+    pthread_mutex_unlock(&g_mu);
+    if (st) stack_unmap(st);
+}
+
+void nd__stack_cache_drain(nd_sched *s)
+{
+    while (s->stack_cache) {
+        nd_stack *st = s->stack_cache;
+        s->stack_cache = st->next;
+        stack_unmap(st);
+    }
+    s->nstack_cache = 0;
+}
+
+void nd__stack_global_drain(void)
+{
+    pthread_mutex_lock(&g_mu);
+    while (g_free) {
+        nd_stack *st = g_free;
+        g_free = st->next;
+        stack_unmap(st);
+    }
+    g_nfree = 0;
+    pthread_mutex_unlock(&g_mu);
+}
+
+/* ---------------------------------------------------------------- stack overflow */
+
+static struct sigaction g_old_segv, g_old_bus;
+static _Atomic int g_segv_installed;
+
+/* Runs on the top of the overflowed stack (its frames are abandoned) and ends the process. */
+static void overflow_landing(void)
+{
+    nd_proc *p = nd__self();
+#ifdef ND__ASAN
+    __asan_unpoison_memory_region(p->stack->lo, p->stack->size);
+#endif
+    nd__proc_exit(p, nd__a_stack_overflow);
+}
+
+/*
+** A fault inside the guard page of the running process's stack: rewrite the signal context so
+** that returning from the handler resumes in overflow_landing() at the top of that stack.
+** Any other fault: put back the previous handler and return, so the fault repeats and is
+** handled (or kills the program) as it would without us.
+*/
+static void segv_handler(int sig, siginfo_t *si, void *ucv)
+{
+    nd_sched *s = nd__cur_sched;
+    nd_proc *p = s ? s->current : NULL;
+    if (p && p->stack) {
+        char *a = (char *)si->si_addr;
+        char *g = (char *)p->stack->map;
+        if (a >= g && a < g + page_size()) {
+            ucontext_t *uc = ucv;
+            uintptr_t top = ((uintptr_t)p->stack->lo + p->stack->size) & ~(uintptr_t)15;
+#if defined(__x86_64__)
+            uc->uc_mcontext.gregs[REG_RSP] = (greg_t)(top - 264);
+            uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)overflow_landing;
+#elif defined(__aarch64__)
+            uc->uc_mcontext.sp = top - 256;
+            uc->uc_mcontext.pc = (uintptr_t)overflow_landing;
+#endif
+            return;
+        }
+    }
+    sigaction(sig, sig == SIGBUS ? &g_old_bus : &g_old_segv, NULL);
+}
+
+int nd__segv_install(void)
+{
+    struct sigaction cur;
+    if (sigaction(SIGSEGV, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+        cur.sa_sigaction == segv_handler)
+        return 0;
+    atomic_store(&g_segv_installed, 1);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = segv_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGSEGV, &sa, &g_old_segv) != 0) return ND_EINVAL;
+    sigaction(SIGBUS, &sa, &g_old_bus);
+    return 0;
+}
+
+int nd__altstack_setup(nd_sched *s)
+{
+    stack_t ss;
+    s->altstack = malloc(ND__ALTSTACK);
+    if (!s->altstack) return ND_ENOMEM;
+    ss.ss_sp = s->altstack;
+    ss.ss_size = ND__ALTSTACK;
+    ss.ss_flags = 0;
+    if (sigaltstack(&ss, NULL) != 0) return ND_EINVAL;
+    return 0;
+}
+
+void nd__altstack_free(nd_sched *s)
+{
+    stack_t ss;
+    memset(&ss, 0, sizeof ss);
+    ss.ss_flags = SS_DISABLE;
+    sigaltstack(&ss, NULL);
+    free(s->altstack);
+    s->altstack = NULL;
+}
+
+int nd_overflow_handler_install(void)
+{
+    return nd__segv_install();
+}

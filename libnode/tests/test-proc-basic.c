@@ -1,0 +1,166 @@
+/* Tests: spawn, self, exit reasons, yield, hibernate, stack overflow, many processes. */
+#include "nd_test.h"
+#include <stdatomic.h>
+
+static _Atomic int counter;
+
+static void child_inc(void *arg)
+{
+    atomic_fetch_add(&counter, 1);
+}
+
+static void body_spawn_many(void *arg)
+{
+    for (int i = 0; i < 10000; i++) assert_int_equal(nd_spawn(child_inc, NULL, NULL, NULL), 0);
+    for (int i = 0; i < 2000 && atomic_load(&counter) < 10000; i++) nd_sleep(1);
+    assert_int_equal(atomic_load(&counter), 10000);
+}
+
+static void test_spawn_many(void **state)
+{
+    atomic_store(&counter, 0);
+    nd_test_run(body_spawn_many, NULL, "normal");
+}
+
+static void body_exit_reason(void *arg)
+{
+    assert_true(nd_in_process());
+    assert_true(term_is_pid(nd_self()));
+    nd_exit(term_atom("custom"));
+}
+
+static void test_exit_reason(void **state)
+{
+    nd_test_run(body_exit_reason, NULL, "custom");
+    assert_false(nd_in_process());
+    assert_true(nd_self() == TERM_NONE);
+}
+
+static _Atomic int order[8];
+static _Atomic int pos;
+
+static void yielder(void *arg)
+{
+    int id = (int)(intptr_t)arg;
+    for (int i = 0; i < 2; i++) {
+        order[atomic_fetch_add(&pos, 1)] = id;
+        nd_yield();
+    }
+}
+
+static void body_yield(void *arg)
+{
+    term_t a, b;
+    term_t ra, rb, m;
+    assert_int_equal(nd_spawn_monitor(yielder, (void *)1, &a, &ra), 0);
+    assert_int_equal(nd_spawn_monitor(yielder, (void *)2, &b, &rb), 0);
+    m = nd_test_recv(5000);
+    term_free(m);
+    m = nd_test_recv(5000);
+    term_free(m);
+    assert_int_equal(atomic_load(&pos), 4);
+    term_free(a);
+    term_free(b);
+    term_free(ra);
+    term_free(rb);
+}
+
+static void test_yield(void **state)
+{
+    atomic_store(&pos, 0);
+    nd_test_run(body_yield, NULL, "normal");
+}
+
+static int recurse(int n)
+{
+    volatile char buf[512];
+    buf[0] = (char)n;
+    if (n == 0) return buf[0];
+    return recurse(n - 1) + buf[0];
+}
+
+static void overflow(void *arg)
+{
+    recurse(1 << 30);
+}
+
+static void body_overflow(void *arg)
+{
+    term_t pid, ref;
+    assert_int_equal(nd_spawn_monitor(overflow, NULL, &pid, &ref), 0);
+    term_t m = nd_test_recv(10000);
+    assert_true(term_is_tuple(m));
+    assert_true(term_tuple_elem(m, 0) == A("DOWN"));
+    assert_true(term_tuple_elem(m, 4) == A("stack_overflow"));
+    term_free(m);
+    term_free(pid);
+    term_free(ref);
+    /* the node is fine: do it again */
+    assert_int_equal(nd_spawn_monitor(overflow, NULL, &pid, &ref), 0);
+    m = nd_test_recv(10000);
+    assert_true(term_tuple_elem(m, 4) == A("stack_overflow"));
+    term_free(m);
+    term_free(pid);
+    term_free(ref);
+}
+
+static void test_stack_overflow(void **state)
+{
+#if defined(GIRDER_TSAN)
+    skip();
+#endif
+    nd_overflow_handler_install(); /* cmocka installs its own SIGSEGV handler per test */
+    nd_test_run(body_overflow, NULL, "normal");
+}
+
+static void hib_cont(void *arg)
+{
+    term_t m = nd_test_recv(1000);
+    nd_exit(m);
+}
+
+static void hib_start(void *arg)
+{
+    nd_hibernate(hib_cont, NULL);
+}
+
+static void body_hibernate(void *arg)
+{
+    term_t pid, ref;
+    assert_int_equal(nd_spawn_monitor(hib_start, NULL, &pid, &ref), 0);
+    nd_sleep(20);
+    nd_proc_info info;
+    assert_int_equal(nd_process_info(pid, &info), 0);
+    assert_int_equal(info.stack_size, 0);
+    assert_int_equal(info.status, ND_ST_WAITING);
+    nd_proc_info_free(&info);
+    nd_send(pid, A("wake"));
+    term_t m = nd_test_recv(5000);
+    assert_true(term_tuple_elem(m, 4) == A("wake"));
+    term_free(m);
+    term_free(pid);
+    term_free(ref);
+}
+
+static void test_hibernate(void **state)
+{
+    nd_test_run(body_hibernate, NULL, "normal");
+}
+
+static void test_errors(void **state)
+{
+    assert_string_equal(nd_err_name(ND_ENOPROC), "ND_ENOPROC");
+    assert_string_equal(nd_strerror(ND_ETIMEOUT), "timed out");
+    assert_int_equal(nd_link(TERM_NONE), ND_ENOTPROC);
+    assert_int_equal(nd_init(NULL), ND_ESTATE);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exit_reason), cmocka_unit_test(test_spawn_many),
+        cmocka_unit_test(test_yield),       cmocka_unit_test(test_stack_overflow),
+        cmocka_unit_test(test_hibernate),   cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests(tests, nd_test_setup, nd_test_teardown);
+}

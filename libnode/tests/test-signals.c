@@ -1,0 +1,265 @@
+/* Tests: monitors (by pid and by name, demonitor+flush), registry, timers, spawn options,
+** unlink, and the distribution hook (outgoing signals and injected remote ones). */
+#include "nd_test.h"
+#include <stdatomic.h>
+
+static bool is_tag(term_t m, void *ud)
+{
+    return term_is_tuple(m) && term_tuple_elem(m, 0) == term_atom((const char *)ud);
+}
+
+static void waiter(void *arg)
+{
+    term_t m = nd_test_recv(ND_INFINITY);
+    nd_exit(m);
+}
+
+static void body_monitors(void *arg)
+{
+    term_t p, ref, m;
+    assert_int_equal(nd_spawn(waiter, NULL, NULL, &p), 0);
+    assert_int_equal(nd_monitor(p, &ref), 0);
+    nd_proc_info info;
+    nd_sleep(5);
+    assert_int_equal(nd_process_info(p, &info), 0);
+    assert_int_equal(info.nmonitored_by, 1);
+    nd_proc_info_free(&info);
+    nd_send(p, A("bye"));
+    assert_int_equal(nd_receive_if(is_tag, "DOWN", 5000, &m), 0);
+    assert_true(term_equal(term_tuple_elem(m, 1), ref));
+    assert_true(term_equal(term_tuple_elem(m, 3), p));
+    assert_true(term_tuple_elem(m, 4) == A("bye"));
+    term_free(m);
+    term_free(ref);
+    /* monitor of a dead pid: noproc at once */
+    assert_int_equal(nd_monitor(p, &ref), 0);
+    assert_int_equal(nd_receive_if(is_tag, "DOWN", 0, &m), 0);
+    assert_true(term_tuple_elem(m, 4) == A("noproc"));
+    term_free(m);
+    term_free(ref);
+    term_free(p);
+    /* demonitor with flush removes a DOWN already queued */
+    assert_int_equal(nd_spawn(waiter, NULL, NULL, &p), 0);
+    assert_int_equal(nd_monitor(p, &ref), 0);
+    nd_send(p, A("bye"));
+    nd_sleep(20);
+    assert_int_equal(nd_demonitor(ref, ND_DEMONITOR_FLUSH), ND_ENOPROC);
+    assert_int_equal(nd_receive_if(is_tag, "DOWN", 0, &m), ND_ETIMEOUT);
+    term_free(ref);
+    term_free(p);
+    /* demonitor before the exit: no DOWN ever */
+    assert_int_equal(nd_spawn(waiter, NULL, NULL, &p), 0);
+    assert_int_equal(nd_monitor(p, &ref), 0);
+    assert_int_equal(nd_demonitor(ref, 0), 0);
+    nd_send(p, A("bye"));
+    assert_int_equal(nd_receive_if(is_tag, "DOWN", 30, &m), ND_ETIMEOUT);
+    term_free(ref);
+    term_free(p);
+}
+
+static void test_monitors(void **state)
+{
+    nd_test_run(body_monitors, NULL, "normal");
+}
+
+static void body_registry(void *arg)
+{
+    term_t p, ref, m;
+    nd_spawn_opts o = {0};
+    o.name = A("named_one");
+    assert_int_equal(nd_spawn(waiter, NULL, &o, &p), 0);
+    assert_int_equal(nd_spawn(waiter, NULL, &o, NULL), ND_EEXIST);
+    term_t w = nd_whereis(A("named_one"));
+    assert_true(term_equal(w, p));
+    term_free(w);
+    assert_int_equal(nd_register(A("other"), p), ND_EEXIST); /* one name per process */
+    assert_int_equal(nd_register(A("me"), nd_self()), 0);
+    term_t l = nd_registered();
+    assert_int_equal(term_list_length(l), 2);
+    term_free(l);
+    assert_int_equal(nd_unregister(A("me")), 0);
+    assert_int_equal(nd_unregister(A("me")), ND_ENOTREG);
+    assert_int_equal(nd_send(A("nobody"), A("x")), ND_ENOTREG);
+    /* monitor by name; DOWN names {Name, Node} */
+    assert_int_equal(nd_monitor(A("named_one"), &ref), 0);
+    assert_int_equal(nd_send(A("named_one"), A("by_name")), 0);
+    assert_int_equal(nd_receive_if(is_tag, "DOWN", 5000, &m), 0);
+    term_t item = term_tuple_elem(m, 3);
+    assert_true(term_is_tuple(item));
+    assert_true(term_tuple_elem(item, 0) == A("named_one"));
+    assert_true(term_tuple_elem(item, 1) == nd_node());
+    assert_true(term_tuple_elem(m, 4) == A("by_name"));
+    term_free(m);
+    term_free(ref);
+    /* the name went with the process */
+    nd_sleep(5);
+    assert_true(nd_whereis(A("named_one")) == TERM_NONE);
+    assert_int_equal(nd_monitor(A("named_one"), &ref), 0);
+    assert_int_equal(nd_receive_if(is_tag, "DOWN", 0, &m), 0);
+    assert_true(term_tuple_elem(m, 4) == A("noproc"));
+    term_free(m);
+    term_free(ref);
+    term_free(p);
+}
+
+static void test_registry(void **state)
+{
+    nd_test_run(body_registry, NULL, "normal");
+}
+
+static void body_timers(void *arg)
+{
+    nd_timer_t t1, t2;
+    term_t m;
+    assert_int_equal(nd_send_after(20, nd_self(), A("t1"), &t1), 0);
+    assert_int_equal(nd_send_after(10000, nd_self(), A("t2"), &t2), 0);
+    int64_t left = nd_cancel_timer(t2);
+    assert_true(left > 9000 && left <= 10000);
+    assert_int_equal(nd_cancel_timer(t2), ND_ENOTIMER);
+    assert_int_equal(nd_receive(5000, &m), 0);
+    assert_true(m == A("t1"));
+    assert_int_equal(nd_cancel_timer(t1), ND_ENOTIMER);
+    /* thousands of timers; each fires once; well-separated deadlines fire in order */
+    for (int i = 0; i < 5000; i++)
+        assert_int_equal(nd_send_after(5 + (i * 7919) % 50, nd_self(), I(0), NULL), 0);
+    for (int i = 0; i < 5000; i++) {
+        assert_int_equal(nd_receive(5000, &m), 0);
+        assert_int_equal(term_small_value(m), 0);
+    }
+    assert_int_equal(nd_receive(20, &m), ND_ETIMEOUT);
+    assert_int_equal(nd_send_after(60, nd_self(), I(3), NULL), 0);
+    assert_int_equal(nd_send_after(30, nd_self(), I(2), NULL), 0);
+    assert_int_equal(nd_send_after(0, nd_self(), I(1), NULL), 0);
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(nd_receive(5000, &m), 0);
+        assert_int_equal(term_small_value(m), i);
+    }
+    /* send_after to a registered name */
+    assert_int_equal(nd_register(A("timer_target"), nd_self()), 0);
+    assert_int_equal(nd_send_after(1, A("timer_target"), A("named"), NULL), 0);
+    assert_int_equal(nd_receive(5000, &m), 0);
+    assert_true(m == A("named"));
+}
+
+static void test_timers(void **state)
+{
+    nd_test_run(body_timers, NULL, "normal");
+}
+
+static void trapper(void *arg)
+{
+    assert_true(nd_trap_exit(true)); /* already set by the spawn option */
+    term_t m = nd_test_recv(5000);
+    nd_send((term_t)(uintptr_t)arg, m);
+}
+
+static void crash(void *arg)
+{
+    nd_exit(A("crashed"));
+}
+
+static void body_spawn_opts(void *arg)
+{
+    term_t p, m;
+    nd_spawn_opts o = {0};
+    o.trap_exit = true;
+    o.link = true;
+    assert_int_equal(nd_spawn(trapper, (void *)(uintptr_t)nd_self(), &o, &p), 0);
+    nd_trap_exit(true);
+    nd_exit_signal(p, A("please"));
+    assert_int_equal(nd_receive_if(is_tag, "EXIT", 5000, &m), 0);
+    assert_true(term_tuple_elem(m, 2) == A("please"));
+    term_free(m);
+    /* and then the link fires when p ends (normal) */
+    assert_int_equal(nd_receive_if(is_tag, "EXIT", 5000, &m), 0);
+    assert_true(term_equal(term_tuple_elem(m, 1), p));
+    assert_true(term_tuple_elem(m, 2) == A("normal"));
+    term_free(m);
+    term_free(p);
+    /* spawn_link of a crasher, trapping */
+    assert_int_equal(nd_spawn_link(crash, NULL, &p), 0);
+    assert_int_equal(nd_receive_if(is_tag, "EXIT", 5000, &m), 0);
+    assert_true(term_tuple_elem(m, 2) == A("crashed"));
+    term_free(m);
+    term_free(p);
+    /* unlink: no exit signal afterwards */
+    assert_int_equal(nd_spawn(waiter, NULL, NULL, &p), 0);
+    assert_int_equal(nd_link(p), 0);
+    assert_int_equal(nd_unlink(p), 0);
+    nd_send(p, A("boom"));
+    assert_int_equal(nd_receive_if(is_tag, "EXIT", 30, &m), ND_ETIMEOUT);
+    term_free(p);
+}
+
+static void test_spawn_opts(void **state)
+{
+    nd_test_run(body_spawn_opts, NULL, "normal");
+}
+
+/* ---------------------------------------------------------------- distribution hook */
+
+static _Atomic int hook_calls;
+static nd_signal last;
+
+static int fake_dist(void *ud, const nd_signal *sig)
+{
+    atomic_fetch_add(&hook_calls, 1);
+    last.kind = sig->kind;
+    last.id = sig->id;
+    return 0;
+}
+
+static void body_dist(void *arg)
+{
+    term_t remote = term_pid(A("other@host"), 42, 0, 7);
+    term_t m, ref;
+    nd_set_dist_hook(fake_dist, NULL);
+    nd_send(remote, A("hello"));
+    assert_int_equal(atomic_load(&hook_calls), 1);
+    assert_int_equal(last.kind, ND_SIG_MSG);
+    nd_trap_exit(true);
+    assert_int_equal(nd_link(remote), 0);
+    assert_int_equal(last.kind, ND_SIG_LINK);
+    assert_int_equal(nd_monitor(remote, &ref), 0);
+    assert_int_equal(last.kind, ND_SIG_MONITOR);
+    /* node-down: the dist layer injects noconnection for the link and the monitor */
+    nd_signal ex = {ND_SIG_EXIT, remote, nd_self(), A("noconnection"), TERM_NONE, 0};
+    assert_int_equal(nd_dist_deliver(&ex), 0);
+    nd_signal dn = {ND_SIG_DOWN, remote, nd_self(), A("noconnection"), ref, 0};
+    assert_int_equal(nd_dist_deliver(&dn), 0);
+    assert_int_equal(nd_receive_if(is_tag, "EXIT", 1000, &m), 0);
+    assert_true(term_tuple_elem(m, 2) == A("noconnection"));
+    term_free(m);
+    assert_int_equal(nd_receive_if(is_tag, "DOWN", 1000, &m), 0);
+    assert_true(term_tuple_elem(m, 4) == A("noconnection"));
+    term_free(m);
+    /* a remote message injected to a local name */
+    assert_int_equal(nd_register(A("dist_target"), nd_self()), 0);
+    nd_signal msg = {ND_SIG_MSG, remote, A("dist_target"), A("from_afar"), TERM_NONE, 0};
+    assert_int_equal(nd_dist_deliver(&msg), 0);
+    assert_int_equal(nd_receive(1000, &m), 0);
+    assert_true(m == A("from_afar"));
+    /* without a hook a remote link breaks at once with noconnection */
+    nd_set_dist_hook(NULL, NULL);
+    assert_int_equal(nd_link(remote), 0);
+    assert_int_equal(nd_receive_if(is_tag, "EXIT", 1000, &m), 0);
+    assert_true(term_tuple_elem(m, 2) == A("noconnection"));
+    term_free(m);
+    term_free(ref);
+    term_free(remote);
+}
+
+static void test_dist(void **state)
+{
+    nd_test_run(body_dist, NULL, "normal");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_monitors), cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_timers),   cmocka_unit_test(test_spawn_opts),
+        cmocka_unit_test(test_dist),
+    };
+    return cmocka_run_group_tests(tests, nd_test_setup, nd_test_teardown);
+}
