@@ -353,8 +353,31 @@ static void track_out(dconn *c, const nd_signal *s)
 
 enum { SEND_RETRY = 1 };
 
-static int send_sig(dconn *c, const nd_signal *s)
+/* The name a monitor by name was set up with (DOWN reports it as FromProc), or TERM_NONE. */
+static term_t monitor_name(dconn *c, term_t ref)
 {
+    term_t name = TERM_NONE;
+    pthread_mutex_lock(&c->mu);
+    dent *e = dist__tab_find(&c->mons, ref, TERM_NONE);
+    if (e && e->dir == MON_IN && term_tuple_arity(e->c) == 3 &&
+        term_is_atom(term_tuple_elem(e->c, 2)))
+        name = term_tuple_elem(e->c, 2);
+    pthread_mutex_unlock(&c->mu);
+    return name;
+}
+
+static int send_sig(dconn *c, const nd_signal *s0)
+{
+    nd_signal named;
+    const nd_signal *s = s0;
+    if (s0->kind == ND_SIG_DOWN) {
+        term_t name = monitor_name(c, s0->ref);
+        if (name != TERM_NONE) {
+            named = *s0;
+            named.from = name;
+            s = &named;
+        }
+    }
     etf_buf *b = &tls_buf;
     bool encoded = false;
     int rc = 0;
@@ -786,7 +809,10 @@ void dist__deliver(dconn *c, dist_ctl *m)
             break;
         }
         pthread_mutex_lock(&c->mu);
-        dist__tab_add(&c->mons, m->ref, TERM_NONE, term_tuplev(2, term_dup(pid), term_dup(m->from)),
+        /* by name: the DOWN must name the process as the monitor did ({Name, Node}) */
+        dist__tab_add(&c->mons, m->ref, TERM_NONE,
+                      term_tuplev(3, term_dup(pid), term_dup(m->from),
+                                  term_is_atom(m->to) ? m->to : TERM_NIL),
                       MON_IN, true);
         pthread_mutex_unlock(&c->mu);
         s.kind = ND_SIG_MONITOR;

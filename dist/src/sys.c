@@ -633,6 +633,39 @@ static int bi_statistics(void *ud, term_t args, term_t *res)
     return DIST_RETURN;
 }
 
+static int bi_send(void *ud, term_t args, term_t *res)
+{
+    (void)ud;
+    term_t to = term_hd(args), msg = term_hd(term_tl(args));
+    int rc = nd_send(to, term_dup(msg));
+    if (rc) {
+        *res = A("badarg");
+        return DIST_ERROR;
+    }
+    *res = term_dup(msg);
+    return DIST_RETURN;
+}
+
+static int bi_ping(void *ud, term_t args, term_t *res)
+{
+    (void)ud;
+    term_t n = term_hd(args);
+    if (!term_is_atom(n)) {
+        *res = A("badarg");
+        return DIST_ERROR;
+    }
+    *res = A(dist_ping(n, 7000) == 0 ? "pong" : "pang");
+    return DIST_RETURN;
+}
+
+static int bi_disconnect(void *ud, term_t args, term_t *res)
+{
+    (void)ud;
+    term_t n = term_hd(args);
+    *res = term_is_atom(n) && dist_disconnect(n) == 0 ? TERM_ATOM_TRUE : TERM_ATOM_FALSE;
+    return DIST_RETURN;
+}
+
 static void builtins(void)
 {
     term_t e = A("erlang");
@@ -649,6 +682,9 @@ static void builtins(void)
     dist_export(e, A("process_info"), 2, bi_process_info, NULL);
     dist_export(e, A("system_info"), 1, bi_system_info, NULL);
     dist_export(e, A("statistics"), 1, bi_statistics, NULL);
+    dist_export(e, A("send"), 2, bi_send, NULL);
+    dist_export(e, A("disconnect_node"), 1, bi_disconnect, NULL);
+    dist_export(A("net_adm"), A("ping"), 1, bi_ping, NULL);
 }
 
 /* ================================================================ start / stop */
