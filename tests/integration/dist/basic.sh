@@ -5,12 +5,12 @@ start_epmd
 compile_peer
 start_girder g1
 G1=$(node g1)
-peer a basic "$G1" | grep -q "^PASS basic" || fail "basic"
-peer b big "$G1" | grep -q "^PASS big" || fail "big"
+peer a basic "$G1"; passed a basic
+peer b big "$G1"; passed b big
 start_girder gh --hidden
-peer c hidden "$(node gh)" | grep -q "^PASS hidden" || fail "hidden"
+peer c hidden "$(node gh)"; passed c hidden
 grep -q "event=nodeup node=a$SUF@$HOST type=normal" "$TMP/g1.log" || fail "no nodeup line"
 kill -TERM "$GPID"
-wait_for 10 sh -c "! kill -0 $GPID" || fail "girderd did not stop on SIGTERM"
+wait_exit "$GPID" 10 || fail "girderd did not stop on SIGTERM"
 grep -q "event=stopped" "$TMP/gh.log" || fail "no clean stop"
 log "dist basic: ok"

@@ -67,7 +67,9 @@ start_girder() {
 # start_erl NAME [ARGS...]: a background erl node (sname NAME$SUF); sets EPID; waits for it.
 start_erl() {
     _n=$1; shift
-    "$ERL" -sname "$_n$SUF" -setcookie "$COOKIE" -noshell -pa "$TMP" "$@" >>"$TMP/$_n.log" 2>&1 &
+    # shellcheck disable=SC2086
+    "$ERL" -sname "$_n$SUF" -setcookie "$COOKIE" -noshell -pa "$TMP" ${ERL_ARGS:-} "$@" \
+        >>"$TMP/$_n.log" 2>&1 &
     EPID=$!
     PIDS="$PIDS $EPID"
     wait_for 20 registered "$_n$SUF" || fail "erl $_n did not register"
@@ -80,17 +82,23 @@ compile_peer() { "$ERLC" -o "$TMP" "$HERE/dist_peer.erl" || fail "erlc"; }
 # peer NAME CASE ARGS...: runs dist_peer:CASE on a fresh erl node NAME (foreground, bounded).
 peer() {
     _n=$1; _case=$2; shift 2
-    timeout 90 "$ERL" -sname "$_n$SUF" -setcookie "$COOKIE" -noshell -pa "$TMP" \
-        -run dist_peer main "$_case" "$@" 2>&1 | tee -a "$TMP/$_n.log"
+    # shellcheck disable=SC2086
+    timeout 90 "$ERL" -sname "$_n$SUF" -setcookie "$COOKIE" -noshell -pa "$TMP" ${ERL_ARGS:-} \
+        -run dist_peer main "$_case" "$@" >"$TMP/$_n.out" 2>&1 || true
+    cat "$TMP/$_n.out"
 }
 
 # peer_bg NAME CASE ARGS...: same in the background; output in $TMP/NAME.out; sets PPID_BG.
 peer_bg() {
     _n=$1; _case=$2; shift 2
-    timeout 90 "$ERL" -sname "$_n$SUF" -setcookie "$COOKIE" -noshell -pa "$TMP" \
+    # shellcheck disable=SC2086
+    timeout 90 "$ERL" -sname "$_n$SUF" -setcookie "$COOKIE" -noshell -pa "$TMP" ${ERL_ARGS:-} \
         -run dist_peer main "$_case" "$@" >"$TMP/$_n.out" 2>&1 &
     PPID_BG=$!
     PIDS="$PIDS $PPID_BG"
 }
 
-expect_pass() { grep -q "^PASS" "$1" || { cat "$1"; fail "$2"; }; }
+# wait_exit PID SECONDS: waits for a background process to end (bounded).
+wait_exit() { wait_for "$2" sh -c "! kill -0 $1" || return 1; wait "$1" 2>/dev/null || true; }
+# passed NAME CASE: the peer NAME printed PASS CASE.
+passed() { grep -q "^PASS $2" "$TMP/$1.out" || { cat "$TMP/$1.out"; fail "$2"; }; }
