@@ -16,7 +16,7 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: girderd --sname NAME | --name NAME@HOST [--cookie C] [--hidden]\n"
-               "               [--listen-port P] [--ticktime S] [--schedulers N]\n"
+               "               [--listen-port P] [--ticktime S] [--setuptime S] [--schedulers N]\n"
                "  cookie: --cookie, else ~/.erlang.cookie; port mapper: ERL_EPMD_PORT or 4369\n"
                "  (girder-epmd is started when no port mapper answers). SIGTERM stops cleanly.\n");
 }
@@ -88,6 +88,9 @@ int main(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "--ticktime") && v) {
             cfg.ticktime_s = (unsigned)atoi(v);
+            i++;
+        } else if (!strcmp(a, "--setuptime") && v) {
+            cfg.handshake_timeout_ms = atoi(v) * 1000;
             i++;
         } else if (!strcmp(a, "--schedulers") && v) {
             scheds = (unsigned)atoi(v);
