@@ -148,9 +148,13 @@ static uint64_t expand(uint64_t f)
     return (f & DFLAG_MANDATORY_25_DIGEST) ? f | DFLAG_MANDATORY_25 : f;
 }
 
+/* With the old name message only the low 32 flags are known until the complement arrives. */
 static bool flags_ok(dist_hs *hs)
 {
-    uint64_t missing = DIST_REQUIRED_FLAGS & ~hs->peer_flags;
+    uint64_t need = DIST_REQUIRED_FLAGS;
+    if (hs->state == A_NAME && hs->peer_old_name && (hs->peer_flags & DFLAG_HANDSHAKE_23))
+        need &= 0xffffffffULL;
+    uint64_t missing = need & ~hs->peer_flags;
     if (!missing) return true;
     snprintf(hs->why, sizeof hs->why, "peer lacks mandatory distribution flags 0x%llx",
              (unsigned long long)missing);
@@ -379,6 +383,10 @@ int dist__hs_feed(dist_hs *hs, const uint8_t *data, size_t len, size_t *used)
         memcpy(hs->in + hs->in_len, data + pos, take);
         hs->in_len += take;
         pos += take;
+        if (hs->in_len == 2 && get16(hs->in) > HS_MAX_PACKET) {
+            rc = fail(hs, "handshake packet too large");
+            break;
+        }
         if (hs->in_len >= 2 && hs->in_len == 2 + get16(hs->in)) {
             size_t n = hs->in_len - 2;
             hs->in_len = 0;

@@ -171,7 +171,10 @@ int dist__rx_frame(dist_rx *rx, const uint8_t *f, size_t len, dist_ctl *ctl, con
     int rc;
     memset(ctl, 0, sizeof *ctl);
     if (len > rx->max_message) return (*why = "message too large", DIST_EPROTO);
-    if (len >= 1 && f[0] == 112) return decode_msg(rx, f + 1, len - 1, NULL, true, ctl, why);
+    if (len >= 1 && f[0] == 112) {
+        rc = decode_msg(rx, f + 1, len - 1, NULL, true, ctl, why);
+        return rc ? rc : 1;
+    }
     if (len < 2 || f[0] != 131) return (*why = "frame without distribution header", DIST_EPROTO);
     if (!rx->hdr_cache) return (*why = "distribution header not negotiated", DIST_EPROTO);
     switch (f[1]) {
