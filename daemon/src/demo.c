@@ -107,6 +107,7 @@ static int kv_start(void *arg, term_t extra, term_t *pid, term_t *reason)
     nd_server_opts o = {0};
     o.name = A("kv");
     o.link = true;
+    o.trap_exit = true; /* so terminate runs (and frees the map) when the supervisor stops it */
     return nd_server_start(&kv_ops, NULL, &o, pid, reason);
 }
 

@@ -159,6 +159,8 @@ int main(int argc, char **argv)
                 if (i % 10000 == 9999) closed = closed_within(fd, 1);
             }
             free(frame);
+            etf_buf_free(&c);
+            term_free(ctl);
         } else {
             fprintf(stderr, "probe: unknown mode %s\n", mode);
             return 2;

@@ -9,8 +9,18 @@ HOST=$(hostname -s)
 SUF="_$$"
 export ERL_EPMD_ADDRESS=127.0.0.1
 
+GPIDS=""
 cleanup() {
     status=$?
+    # girderd nodes stop cleanly (SIGTERM) so sanitizer builds get to report leaks
+    for p in $GPIDS; do kill -CONT "$p" 2>/dev/null || true; kill -TERM "$p" 2>/dev/null || true; done
+    for p in $GPIDS; do
+        _n=50; while kill -0 "$p" 2>/dev/null && [ $_n -gt 0 ]; do sleep 0.1; _n=$((_n - 1)); done
+    done
+    if grep -l "Sanitizer\|runtime error:" "$TMP"/*.log 2>/dev/null; then
+        echo "FAIL: sanitizer report in a girderd log" >&2
+        status=1
+    fi
     for p in $PIDS; do kill -CONT "$p" 2>/dev/null || true; kill -9 "$p" 2>/dev/null || true; done
     for p in $PIDS; do wait "$p" 2>/dev/null || true; done
     if [ "$status" -ne 0 ]; then
@@ -61,6 +71,7 @@ start_girder() {
     "$GIRDERD" --sname "$_n$SUF" --cookie "$COOKIE" "$@" >>"$TMP/$_n.log" 2>&1 &
     GPID=$!
     PIDS="$PIDS $GPID"
+    GPIDS="$GPIDS $GPID"
     wait_for 10 registered "$_n$SUF" || fail "girderd $_n did not register"
 }
 
