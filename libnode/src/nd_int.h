@@ -92,6 +92,7 @@ typedef struct nd_sig {
 
 nd_sig *nd__sig_new(uint32_t kind);
 void nd__sig_free(nd_sig *s);
+void nd__sig_cache_drain(void);
 
 /* Links and monitors of a process (owner-only list; `lock` held while changing it). */
 enum { REL_LINK = 1, REL_MON, REL_MONBY };
@@ -131,7 +132,8 @@ typedef struct nd_proc {
     _Atomic(nd_sig *) outer; /* senders push here (LIFO); ND__CLOSED once dead */
     nd_sig *in_head, *in_tail, *mark;
     nd_sig *pending; /* drained signals not yet handled (kept for the exit path) */
-    _Atomic size_t nmsg;
+    size_t inner_len;
+    _Atomic size_t nmsg; /* inner_len published (relaxed) for introspection */
     nd_rel *rels;
     atomic_flag lock; /* guards rels for introspection */
     uint8_t flags;    /* owner-only PF_* */
@@ -190,11 +192,15 @@ typedef struct nd_sched {
     _Atomic int parked;
     nd_ctx ctx;
     nd_proc *current;
-    uint64_t slice_start;
+    nd_proc *prev;   /* switched out, its request not yet carried out (nd__finish_prev) */
+    unsigned direct; /* process-to-process switches since the loop last ran */
     nd_stack *stack_cache;
     unsigned nstack_cache;
     void *altstack;
-    _Atomic uint64_t running_since; /* 0 when idle: for the long-running report */
+    /* for the long-running report (read by the watchdog thread) */
+    _Atomic uint64_t slice_seq;
+    _Atomic uint32_t cur_id, cur_serial; /* 0 id: idle */
+    _Atomic uint64_t switches, steals;   /* written by this scheduler only (relaxed) */
     uint64_t rng;
 } nd_sched;
 
@@ -213,6 +219,7 @@ static inline nd_proc *nd__self(void)
 void nd__switch_out(nd_proc *p, int why);
 /* Blocks the running process until a signal arrives or the deadline passes. */
 void nd__wait(nd_proc *p, uint64_t deadline);
+void nd__finish_prev(nd_sched *s);
 void nd__enqueue(nd_proc *p);
 uint64_t nd__now(void);
 uint64_t nd__deadline(int64_t timeout_ms);
@@ -271,6 +278,8 @@ typedef struct nd_runtime {
     void *_Atomic dist_ud;
     /* stats */
     _Atomic uint64_t st_switches, st_steals, st_long, st_spawns, st_exits;
+    pthread_t watchdog;
+    nd_parker *watchdog_parker;
 } nd_runtime;
 
 extern nd_runtime nd__rt;

@@ -17,10 +17,31 @@ void nd__spin_unlock(atomic_flag *f)
     atomic_flag_clear_explicit(f, memory_order_release);
 }
 
+/* Signal nodes are recycled through a small per-thread cache: a node freed by the receiver's
+** thread is reused by the next send from that thread (the ring and call paths stay off malloc). */
+#define ND__SIG_CACHE 512
+static _Thread_local nd_sig *sig_cache;
+static _Thread_local unsigned sig_cached;
+
+void nd__sig_cache_drain(void)
+{
+    while (sig_cache) {
+        nd_sig *s = sig_cache;
+        sig_cache = s->next;
+        free(s);
+    }
+    sig_cached = 0;
+}
+
 nd_sig *nd__sig_new(uint32_t kind)
 {
-    nd_sig *s = malloc(sizeof *s);
-    if (!s) return NULL;
+    nd_sig *s = sig_cache;
+    if (s) {
+        sig_cache = s->next;
+        sig_cached--;
+    } else if (!(s = malloc(sizeof *s))) {
+        return NULL;
+    }
     s->next = NULL;
     s->kind = kind;
     s->payload = s->from = s->ref = s->item = TERM_NONE;
@@ -34,6 +55,12 @@ void nd__sig_free(nd_sig *s)
     term_free(s->from);
     term_free(s->ref);
     term_free(s->item);
+    if (sig_cached < ND__SIG_CACHE && nd__cur_sched) {
+        s->next = sig_cache;
+        sig_cache = s;
+        sig_cached++;
+        return;
+    }
     free(s);
 }
 
@@ -192,12 +219,16 @@ size_t nd_process_count(void)
 
 bool nd__push(nd_proc *p, nd_sig *s)
 {
+    /* Removals need no prompt attention: they wait for the next wake-up (a DEMONITOR after every
+    ** server call would otherwise wake the server a second time). Read before publishing: once
+    ** pushed, the node belongs to the receiver. */
+    bool wake = s->kind != SIG_DEMONITOR && s->kind != SIG_UNLINK_ACK;
     nd_sig *h = atomic_load_explicit(&p->outer, memory_order_relaxed);
     do {
         if (h == ND__CLOSED) return false;
         s->next = h;
     } while (!atomic_compare_exchange_weak(&p->outer, &h, s));
-    nd__make_runnable(p);
+    if (wake) nd__make_runnable(p);
     return true;
 }
 
@@ -209,7 +240,7 @@ void nd__inner_append(nd_proc *p, nd_sig *s)
     else
         p->in_head = s;
     p->in_tail = s;
-    atomic_fetch_add_explicit(&p->nmsg, 1, memory_order_relaxed);
+    atomic_store_explicit(&p->nmsg, ++p->inner_len, memory_order_relaxed);
 }
 
 /* Turns a signal node into a message node carrying msg. */
@@ -619,6 +650,7 @@ _Noreturn void nd__proc_exit(nd_proc *p, term_t reason)
         nd__sig_free(s);
     }
     p->in_tail = p->mark = NULL;
+    p->inner_len = 0;
     atomic_store(&p->nmsg, 0);
     nd__spin_lock(&p->lock);
     nd_rel *rels = p->rels;
@@ -672,6 +704,7 @@ void nd__proc_start(void *arg)
 {
     nd_proc *p = arg;
     nd__ctx_landed(NULL);
+    nd__finish_prev(nd__sched_get());
     nd__drain(p);
     p->fn(p->arg);
     nd__proc_exit(nd__self(), nd__a_normal);
@@ -712,6 +745,7 @@ static int spawn_internal(nd_entry_fn fn, void *arg, const nd_spawn_opts *opts, 
     p->pid = pid;
     atomic_store_explicit(&p->outer, NULL, memory_order_relaxed);
     p->in_head = p->in_tail = p->mark = p->pending = NULL;
+    p->inner_len = 0;
     atomic_store_explicit(&p->nmsg, 0, memory_order_relaxed);
     p->rels = NULL;
     atomic_flag_clear(&p->lock);

@@ -52,7 +52,7 @@ int nd_receive_ex(const nd_recv *r, term_t *msg)
                 p->flags &= (uint8_t)~PF_HAS_MARK;
                 p->mark = NULL;
             }
-            atomic_fetch_sub_explicit(&p->nmsg, 1, memory_order_relaxed);
+            atomic_store_explicit(&p->nmsg, --p->inner_len, memory_order_relaxed);
             *msg = cur->payload;
             cur->payload = TERM_NONE;
             nd__sig_free(cur);

@@ -18,17 +18,6 @@ uint64_t nd__now(void)
     return nd__rt.plat->now_ns(nd__rt.plat->ud);
 }
 
-/* A cheap clock for slice accounting (the default platform's coarse clock, else now_ns). */
-static uint64_t coarse_now(void)
-{
-    if (nd__rt.plat == nd_platform_default()) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-    }
-    return nd__now();
-}
-
 uint64_t nd__deadline(int64_t timeout_ms)
 {
     if (timeout_ms < 0) return ND__NO_DEADLINE;
@@ -183,13 +172,6 @@ void nd__make_runnable(nd_proc *p)
 
 /* ================================================================ switching */
 
-void nd__switch_out(nd_proc *p, int why)
-{
-    nd_sched *s = nd__sched_get();
-    p->why = (uint8_t)why;
-    nd__ctx_switch(&p->ctx, &s->ctx, why == WHY_EXIT || why == WHY_HIBERNATE);
-}
-
 void nd__wait(nd_proc *p, uint64_t deadline)
 {
     p->tmo.deadline = deadline;
@@ -220,48 +202,102 @@ void nd_consume(unsigned n)
     if (p->reds <= 0) nd_yield();
 }
 
-static void report_long(nd_proc *p, uint64_t dur)
+/* Reports a process that has held a scheduler for too long (called by the watchdog). */
+static void report_long(uint32_t id, uint32_t serial, uint64_t dur)
 {
     atomic_fetch_add(&nd__rt.st_long, 1);
     if (nd__rt.cfg.long_schedule) {
-        nd__rt.cfg.long_schedule(p->pid, dur, nd__rt.cfg.long_schedule_ud);
+        term_t pid = term_pid(nd_node(), id, serial, nd_creation());
+        nd__rt.cfg.long_schedule(pid, dur, nd__rt.cfg.long_schedule_ud);
+        term_free(pid);
         return;
     }
-    term_pid_info pi;
-    term_pid_get(p->pid, &pi);
-    fprintf(stderr, "libnode: long_schedule pid=<0.%u.%u> duration_ms=%llu\n", pi.id, pi.serial,
+    fprintf(stderr, "libnode: long_schedule pid=<0.%u.%u> duration_ms=%llu\n", id, serial,
             (unsigned long long)(dur / 1000000u));
 }
 
-/* Runs p for one slice and carries out what it asked for when it switched back. */
-static void run(nd_sched *s, nd_proc *p)
+/*
+** The watchdog samples every scheduler every few milliseconds; a slice that is still the same
+** after long_schedule_ms is reported once, with the pid and how long it has run so far. Keeping
+** the clock out of the scheduling path makes each slice cheaper.
+*/
+static void *watchdog_main(void *arg)
+{
+    unsigned n = nd__rt.nsched;
+    uint64_t *seen_seq = calloc(n, sizeof *seen_seq), *since = calloc(n, sizeof *since);
+    bool *reported = calloc(n, sizeof *reported);
+    uint64_t limit = nd__rt.cfg.long_schedule_ms * 1000000u;
+    uint64_t period = limit / 4 ? limit / 4 : 1000000u;
+    if (period > 10000000u) period = 10000000u;
+    while (seen_seq && since && reported && !atomic_load(&nd__rt.stopping_threads)) {
+        uint64_t now = nd__now();
+        for (unsigned i = 0; i < n; i++) {
+            nd_sched *s = &nd__rt.scheds[i];
+            uint64_t seq = atomic_load_explicit(&s->slice_seq, memory_order_relaxed);
+            uint32_t id = atomic_load_explicit(&s->cur_id, memory_order_relaxed);
+            if (seq != seen_seq[i] || id == 0) {
+                seen_seq[i] = seq;
+                since[i] = now;
+                reported[i] = false;
+            } else if (!reported[i] && now - since[i] >= limit) {
+                reported[i] = true;
+                report_long(id, atomic_load_explicit(&s->cur_serial, memory_order_relaxed),
+                            now - since[i]);
+            }
+        }
+        uint64_t nt = nd__timers_next();
+        if (nt != ND__NO_DEADLINE && nd__now() >= nt) wake_idle(); /* a due timer nobody fires */
+        nd__rt.plat->park(nd__rt.plat->ud, nd__rt.watchdog_parker, nd__now() + period);
+    }
+    free(seen_seq);
+    free(since);
+    free(reported);
+    return NULL;
+}
+
+/*
+** Makes p the running process of s: state, budget, watchdog info, and a stack if it has none
+** (fresh context at nd__proc_start). false when no stack could be had (p goes to the global
+** queue to be tried later).
+*/
+static bool prepare(nd_sched *s, nd_proc *p)
 {
     atomic_store_explicit(&p->state, PS_RUNNING, memory_order_relaxed);
-    s->current = p;
     p->reds = (int32_t)nd__rt.cfg.reductions;
     if (!p->stack) {
         nd_stack *st = nd__stack_get(s, p->stack_size);
-        if (!st) { /* out of memory: let someone else run and try again later */
-            s->current = NULL;
+        if (!st) {
             atomic_store(&p->state, PS_RUNNABLE);
             gq_push(p);
-            return;
+            return false;
         }
         p->stack = st;
         atomic_store_explicit(&p->held_stack, st->size, memory_order_relaxed);
         nd__ctx_make(&p->ctx, st->lo, st->size, nd__proc_start, p);
     }
-    uint64_t t0 = coarse_now();
-    atomic_store_explicit(&s->running_since, t0 | 1, memory_order_relaxed);
-    nd__ctx_switch(&s->ctx, &p->ctx, false);
-    atomic_store_explicit(&s->running_since, 0, memory_order_relaxed);
-    uint64_t dur = coarse_now() - t0;
-    s->current = NULL;
-    atomic_fetch_add_explicit(&nd__rt.st_switches, 1, memory_order_relaxed);
-    int32_t used = (int32_t)nd__rt.cfg.reductions - p->reds;
-    if (used > 0) atomic_fetch_add_explicit(&p->total_reds, (uint64_t)used, memory_order_relaxed);
-    if (ND__UNLIKELY(dur > nd__rt.cfg.long_schedule_ms * 1000000u)) report_long(p, dur);
+    s->current = p;
+    atomic_store_explicit(&s->cur_serial, atomic_load_explicit(&p->serial, memory_order_relaxed),
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->cur_id, p->id, memory_order_relaxed);
+    atomic_store_explicit(&s->slice_seq,
+                          atomic_load_explicit(&s->slice_seq, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->switches,
+                          atomic_load_explicit(&s->switches, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    return true;
+}
 
+/*
+** Carries out what the process that just switched away (s->prev) asked for. Runs first thing
+** wherever the switch landed (scheduler loop, another process, a new process), because only
+** once p's context is saved may p be published as waiting or runnable, or its stack freed.
+*/
+void nd__finish_prev(nd_sched *s)
+{
+    nd_proc *p = s->prev;
+    if (!p) return;
+    s->prev = NULL;
     switch (p->why) {
     case WHY_YIELD:
         atomic_store(&p->state, PS_RUNNABLE);
@@ -297,6 +333,51 @@ static void run(nd_sched *s, nd_proc *p)
     }
 }
 
+/* How many process-to-process switches a scheduler makes before passing through its loop
+** (timers, the global queue, stealing). */
+#define ND__DIRECT_MAX 64
+
+/*
+** Switches the running process p out with a request. When the local queue has a runnable
+** process, switches straight to it (one switch instead of two through the scheduler); the
+** landing side finishes p's request.
+*/
+void nd__switch_out(nd_proc *p, int why)
+{
+    nd_sched *s = nd__sched_get();
+    p->why = (uint8_t)why;
+    int32_t used = (int32_t)nd__rt.cfg.reductions - p->reds;
+    /* only the scheduler running p writes this: no locked add needed */
+    if (used > 0)
+        atomic_store_explicit(&p->total_reds,
+                              atomic_load_explicit(&p->total_reds, memory_order_relaxed) +
+                                  (uint64_t)used,
+                              memory_order_relaxed);
+    bool dying = why == WHY_EXIT || why == WHY_HIBERNATE;
+    s->prev = p;
+    nd_proc *next = NULL;
+    while (s->direct < ND__DIRECT_MAX && (next = rq_pop(&s->rq)) != NULL && !prepare(s, next))
+        next = NULL;
+    if (next) {
+        s->direct++;
+        nd__ctx_switch(&p->ctx, &next->ctx, dying);
+    } else {
+        s->current = NULL;
+        atomic_store_explicit(&s->cur_id, 0, memory_order_relaxed);
+        nd__ctx_switch(&p->ctx, &s->ctx, dying);
+    }
+    nd__finish_prev(nd__sched_get());
+}
+
+/* Runs p (and whatever it switches to directly) until control comes back to the loop. */
+static void run(nd_sched *s, nd_proc *p)
+{
+    if (!prepare(s, p)) return;
+    s->direct = 0;
+    nd__ctx_switch(&s->ctx, &p->ctx, false);
+    nd__finish_prev(s);
+}
+
 static nd_proc *steal(nd_sched *s)
 {
     unsigned n = nd__rt.nsched;
@@ -309,7 +390,9 @@ static nd_proc *steal(nd_sched *s)
         nd_proc *got[ND__RQ_SIZE / 2];
         uint32_t g = rq_grab(&v->rq, got);
         if (!g) continue;
-        atomic_fetch_add_explicit(&nd__rt.st_steals, 1, memory_order_relaxed);
+        atomic_store_explicit(&s->steals,
+                              atomic_load_explicit(&s->steals, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
         for (uint32_t i = 1; i < g; i++)
             if (!rq_push(&s->rq, got[i])) gq_push(got[i]);
         return got[0];
@@ -360,6 +443,7 @@ static void *sched_main(void *arg)
         if (atomic_compare_exchange_strong(&s->parked, &one, 0)) atomic_fetch_sub(&nd__rt.nidle, 1);
     }
     nd__stack_cache_drain(s);
+    nd__sig_cache_drain();
     nd__altstack_free(s);
     nd__cur_sched = NULL;
     return NULL;
@@ -416,6 +500,8 @@ int nd_init(const nd_config *cfg)
         c = *cfg;
     else
         memset(&c, 0, sizeof c);
+    if (!c.schedulers && getenv("ND_SCHEDULERS"))
+        c.schedulers = (unsigned)atoi(getenv("ND_SCHEDULERS"));
     if (!c.schedulers) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         c.schedulers = n > 0 ? (unsigned)n : 1;
@@ -453,6 +539,9 @@ int nd_init(const nd_config *cfg)
     for (unsigned i = 0; i < c.schedulers; i++)
         if (pthread_create(&nd__rt.scheds[i].thread, NULL, sched_main, &nd__rt.scheds[i]) != 0)
             abort();
+    nd__rt.watchdog_parker = nd__rt.plat->parker_new(nd__rt.plat->ud);
+    if (!nd__rt.watchdog_parker || pthread_create(&nd__rt.watchdog, NULL, watchdog_main, NULL) != 0)
+        abort();
     atomic_store(&nd__rt.running, 1);
     return 0;
 nomem:
@@ -493,6 +582,9 @@ int nd_shutdown(int64_t timeout_ms)
     for (unsigned i = 0; i < nd__rt.nsched; i++)
         nd__rt.plat->unpark(nd__rt.plat->ud, nd__rt.scheds[i].parker);
     for (unsigned i = 0; i < nd__rt.nsched; i++) pthread_join(nd__rt.scheds[i].thread, NULL);
+    nd__rt.plat->unpark(nd__rt.plat->ud, nd__rt.watchdog_parker);
+    pthread_join(nd__rt.watchdog, NULL);
+    nd__rt.plat->parker_free(nd__rt.plat->ud, nd__rt.watchdog_parker);
     for (unsigned i = 0; i < nd__rt.nsched; i++)
         nd__rt.plat->parker_free(nd__rt.plat->ud, nd__rt.scheds[i].parker);
     free(nd__rt.scheds);
@@ -509,8 +601,11 @@ int nd_shutdown(int64_t timeout_ms)
 
 void nd_get_stats(nd_stats *out)
 {
-    out->context_switches = atomic_load(&nd__rt.st_switches);
-    out->steals = atomic_load(&nd__rt.st_steals);
+    out->context_switches = out->steals = 0;
+    for (unsigned i = 0; i < nd__rt.nsched; i++) {
+        out->context_switches += atomic_load(&nd__rt.scheds[i].switches);
+        out->steals += atomic_load(&nd__rt.scheds[i].steals);
+    }
     out->long_schedules = atomic_load(&nd__rt.st_long);
     out->spawns = atomic_load(&nd__rt.st_spawns);
     out->exits = atomic_load(&nd__rt.st_exits);

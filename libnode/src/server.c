@@ -8,6 +8,8 @@ typedef struct nd_srv {
     /* start handshake */
     void *init_arg;
     term_t starter, tag;
+    term_t cur; /* the message being handled (freed by the exit hook if a handler ends us) */
+    bool live;  /* init succeeded and terminate has not run yet */
 } nd_srv;
 
 static term_t a_ack, a_stop_req;
@@ -20,17 +22,25 @@ void nd__srv_atoms(void)
     }
 }
 
+/* Exit hook: however the server ends (handler crash, exit signal, kill), terminate runs once so
+** C state is always released (OTP skips it for kills; C has no garbage collector). */
 static void srv_free(void *arg, term_t reason)
 {
     nd_srv *s = arg;
+    if (s->live && s->ops->terminate) {
+        s->live = false;
+        s->ops->terminate(s->state, reason);
+    }
     term_free(s->parent);
     term_free(s->starter);
     term_free(s->tag);
+    term_free(s->cur);
     free(s);
 }
 
 _Noreturn static void srv_stop(nd_srv *s, term_t reason)
 {
+    s->live = false;
     if (s->ops->terminate) s->ops->terminate(s->state, reason);
     nd_exit(reason);
 }
@@ -52,6 +62,7 @@ static void dispatch(nd_srv *s, term_t m)
             if (term_is_tuple(req) && term_tuple_arity(req) == 2 &&
                 term_tuple_elem(req, 0) == a_stop_req) {
                 term_t why = term_dup(term_tuple_elem(req, 1));
+                s->live = false;
                 if (ops->terminate) ops->terminate(s->state, why);
                 nd_reply(from, nd__a_ok);
                 nd_exit(why);
@@ -82,7 +93,9 @@ static void srv_loop(void *arg)
     for (;;) {
         term_t m;
         if (nd_receive(0, &m) < 0) nd_hibernate(srv_loop, s);
+        s->cur = m;
         dispatch(s, m);
+        s->cur = TERM_NONE;
         term_free(m);
     }
 }
@@ -101,6 +114,7 @@ static void srv_main(void *arg)
                                         term_tuplev(2, nd__a_error, term_dup(reason))));
         nd_exit(reason);
     }
+    s->live = true;
     nd_send(s->starter, term_tuplev(3, a_ack, term_dup(s->tag), nd__a_ok));
     term_free(s->starter);
     term_free(s->tag);

@@ -101,7 +101,10 @@ void nd__timer_insert(nd_tmr *t)
     }
     update_next();
     pthread_mutex_unlock(&t_mu);
-    if (earliest) nd__wake_timer_owner();
+    /* On a scheduler thread, that scheduler looks at the timers before it next parks (and the
+    ** watchdog nudges parked schedulers when a deadline passes); waking an idle one here would
+    ** make it steal work on every receive with a timeout. */
+    if (earliest && !nd__sched_get()) nd__wake_timer_owner();
 }
 
 void nd__timer_remove(nd_tmr *t)
@@ -194,7 +197,7 @@ int nd_send_after(int64_t ms, term_t dest, term_t msg, nd_timer_t *timer)
         return rc;
     }
     if (timer) *timer = t->id;
-    if (earliest) nd__wake_timer_owner();
+    if (earliest && !nd__sched_get()) nd__wake_timer_owner();
     return 0;
 }
 

@@ -75,8 +75,9 @@ static void b_proc(void *arg)
     for (;;) {
         term_t m = nd_test_recv(ND_INFINITY);
         if (term_is_tuple(m) && term_tuple_arity(m) == 2 && term_tuple_elem(m, 0) == A("do")) {
-            b_cmd((int)term_small_value(term_tuple_elem(m, 1)));
-            term_free(m);
+            int cmd = (int)term_small_value(term_tuple_elem(m, 1));
+            term_free(m); /* before: the command may end this process */
+            b_cmd(cmd);
         } else {
             nd_send(S.h, T2(A("b_got"), m));
         }

@@ -1,6 +1,7 @@
 /* Tests: spawn, self, exit reasons, yield, hibernate, stack overflow, many processes. */
 #include "nd_test.h"
 #include <stdatomic.h>
+#include <time.h>
 
 static _Atomic int counter;
 
@@ -113,6 +114,42 @@ static void test_stack_overflow(void **state)
     nd_test_run(body_overflow, NULL, "normal");
 }
 
+static void deep(void *arg)
+{
+    recurse(1000); /* ~500 KiB of frames */
+}
+
+/* A bigger stack from the spawn options holds what the default one cannot. */
+static void body_stack_size(void *arg)
+{
+    term_t pid, ref;
+    nd_spawn_opts o = {0};
+    o.stack_size = 2 * 1024 * 1024;
+    o.monitor = true;
+    o.monitor_ref = &ref;
+    assert_int_equal(nd_spawn(deep, NULL, &o, &pid), 0);
+    term_t m = nd_test_recv(10000);
+    assert_true(term_tuple_elem(m, 4) == A("normal"));
+    term_free(m);
+    term_free(pid);
+    term_free(ref);
+    assert_int_equal(nd_spawn_monitor(deep, NULL, &pid, &ref), 0);
+    m = nd_test_recv(10000);
+    assert_true(term_tuple_elem(m, 4) == A("stack_overflow"));
+    term_free(m);
+    term_free(pid);
+    term_free(ref);
+}
+
+static void test_stack_size(void **state)
+{
+#if defined(GIRDER_TSAN)
+    skip();
+#endif
+    nd_overflow_handler_install();
+    nd_test_run(body_stack_size, NULL, "normal");
+}
+
 static void hib_cont(void *arg)
 {
     term_t m = nd_test_recv(1000);
@@ -147,6 +184,44 @@ static void test_hibernate(void **state)
     nd_test_run(body_hibernate, NULL, "normal");
 }
 
+static _Atomic int long_reports;
+static _Atomic uint64_t long_dur;
+
+static void on_long(term_t pid, uint64_t ns, void *ud)
+{
+    atomic_fetch_add(&long_reports, 1);
+    atomic_store(&long_dur, ns);
+}
+
+static void hog(void *arg)
+{
+    volatile uint64_t x = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do { /* 300 ms without a single runtime call */
+        for (int i = 0; i < 100000; i++) x += (uint64_t)i;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+    } while ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 300);
+    (void)x;
+}
+
+/* A process that runs too long without a runtime call is reported with pid and duration. */
+static void test_long_schedule(void **state)
+{
+    assert_int_equal(nd_shutdown(5000), 0);
+    nd_config c = {0};
+    c.schedulers = 2;
+    c.long_schedule_ms = 50;
+    c.long_schedule = on_long;
+    assert_int_equal(nd_init(&c), 0);
+    assert_int_equal(nd_run(hog, NULL, 10000, NULL), 0);
+    assert_int_equal(atomic_load(&long_reports), 1);
+    assert_true(atomic_load(&long_dur) >= 50000000u);
+    nd_stats st;
+    nd_get_stats(&st);
+    assert_int_equal(st.long_schedules, 1);
+}
+
 static void test_errors(void **state)
 {
     assert_string_equal(nd_err_name(ND_ENOPROC), "ND_ENOPROC");
@@ -158,9 +233,10 @@ static void test_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exit_reason), cmocka_unit_test(test_spawn_many),
-        cmocka_unit_test(test_yield),       cmocka_unit_test(test_stack_overflow),
-        cmocka_unit_test(test_hibernate),   cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_exit_reason),   cmocka_unit_test(test_spawn_many),
+        cmocka_unit_test(test_yield),         cmocka_unit_test(test_stack_overflow),
+        cmocka_unit_test(test_hibernate),     cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_long_schedule), cmocka_unit_test(test_stack_size),
     };
     return cmocka_run_group_tests(tests, nd_test_setup, nd_test_teardown);
 }

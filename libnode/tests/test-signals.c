@@ -254,12 +254,86 @@ static void test_dist(void **state)
     nd_test_run(body_dist, NULL, "normal");
 }
 
+/* Signals between one pair keep their order: messages, then an exit signal, then more. */
+static void orderly_sender(void *arg)
+{
+    term_t to = (term_t)(uintptr_t)arg;
+    for (int i = 0; i < 100; i++) nd_send(to, I(i));
+    nd_exit_signal(to, A("midway"));
+    for (int i = 100; i < 200; i++) nd_send(to, I(i));
+}
+
+static void body_pair_order(void *arg)
+{
+    nd_trap_exit(true);
+    assert_int_equal(nd_spawn(orderly_sender, (void *)(uintptr_t)nd_self(), NULL, NULL), 0);
+    for (int i = 0; i < 201; i++) {
+        term_t m = nd_test_recv(5000);
+        if (i == 100) {
+            assert_true(is_tag(m, "EXIT"));
+            assert_true(term_tuple_elem(m, 2) == A("midway"));
+        } else {
+            assert_int_equal(term_small_value(m), i < 100 ? i : i - 1);
+        }
+        term_free(m);
+    }
+}
+
+static void test_pair_order(void **state)
+{
+    nd_test_run(body_pair_order, NULL, "normal");
+}
+
+static void linked_idle(void *arg)
+{
+    term_free(nd_test_recv(ND_INFINITY));
+}
+
+static void body_info_lists(void *arg)
+{
+    term_t p, ref;
+    assert_int_equal(nd_spawn_link(linked_idle, NULL, &p), 0);
+    assert_int_equal(nd_monitor(p, &ref), 0);
+    assert_int_equal(nd_register(A("info_me"), nd_self()), 0);
+    nd_trap_exit(true);
+    nd_send(nd_self(), A("one"));
+    nd_send(nd_self(), A("two"));
+    nd_sleep(10);
+    nd_proc_info info;
+    assert_int_equal(nd_process_info(nd_self(), &info), 0);
+    assert_int_equal(info.status, ND_ST_RUNNING);
+    assert_int_equal(info.nlinks, 1);
+    assert_true(term_equal(term_hd(info.links), p));
+    assert_int_equal(info.nmonitors, 1);
+    assert_true(term_equal(term_hd(info.monitors), p));
+    assert_true(info.registered_name == A("info_me"));
+    assert_true(info.trap_exit);
+    assert_int_equal(info.message_queue_len, 2);
+    assert_true(info.reductions > 0);
+    assert_true(info.stack_size > 0);
+    nd_proc_info_free(&info);
+    assert_int_equal(nd_process_info(p, &info), 0);
+    assert_int_equal(info.nlinks, 1);
+    assert_int_equal(info.nmonitored_by, 1);
+    assert_true(term_equal(term_hd(info.monitored_by), nd_self()));
+    nd_proc_info_free(&info);
+    nd_send(p, A("bye"));
+    term_free(ref);
+    term_free(p);
+}
+
+static void test_info_lists(void **state)
+{
+    nd_test_run(body_info_lists, NULL, "normal");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_monitors), cmocka_unit_test(test_registry),
-        cmocka_unit_test(test_timers),   cmocka_unit_test(test_spawn_opts),
-        cmocka_unit_test(test_dist),
+        cmocka_unit_test(test_monitors),   cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_timers),     cmocka_unit_test(test_spawn_opts),
+        cmocka_unit_test(test_dist),       cmocka_unit_test(test_pair_order),
+        cmocka_unit_test(test_info_lists),
     };
     return cmocka_run_group_tests(tests, nd_test_setup, nd_test_teardown);
 }

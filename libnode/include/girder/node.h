@@ -76,7 +76,7 @@ const nd_platform *nd_platform_default(void);
 /* ---------------------------------------------------------------- runtime */
 
 typedef struct nd_config {
-    unsigned schedulers;       /* scheduler threads; 0 = one per online core */
+    unsigned schedulers; /* scheduler threads; 0 = $ND_SCHEDULERS, else one per online core */
     size_t stack_size;         /* default coroutine stack (bytes, rounded to pages); 0 = 128 KiB */
     size_t max_processes;      /* process table size; 0 = 4194304 */
     unsigned reductions;       /* budget per time slice; 0 = 4000 */
@@ -306,7 +306,9 @@ enum { ND_REPLY = 0, ND_NOREPLY = 1, ND_STOP = 2 };
 ** gen_server in C. State is a void* the callbacks own. Messages and From are borrowed for
 ** the duration of a call. On ND_REPLY *reply (owned) is sent to the caller; on ND_STOP the
 ** server calls terminate and exits with *reason (owned; if *reply is set it is sent first).
-** Wire shapes are Erlang's: {'$gen_call', {From, Tag}, Req} -> {Tag, Reply},
+** terminate runs once whenever a started server ends, however it ends (stop, handler crash,
+** exit signal, even kill: C state must always be freed). Wire shapes are Erlang's: {'$gen_call',
+*{From, Tag}, Req} -> {Tag, Reply},
 ** {'$gen_cast', Msg}. An idle server holds no stack. NULL handlers ignore the message.
 */
 typedef struct nd_server_ops {

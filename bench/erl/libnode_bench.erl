@@ -1,0 +1,83 @@
+%% Erlang side of libnode's benchmarks: each function prints one number (see bench/bench-*.c).
+-module(libnode_bench).
+-export([ring/2, spawn_exit/1, idle_memory/1, call_latency/1, best/2]).
+-export([init/1, handle_call/3, handle_cast/2]).
+
+%% Each throughput/latency benchmark runs 3 times and prints the best run (the C side does
+%% the same), so a burst of load on the shared machine hurts neither side more.
+best(F, Dir) -> io:format("~f~n", [lists:Dir([F() || _ <- lists:seq(1, 3)])]).
+
+%% Ring of N processes passing a token Laps times around; prints messages per second.
+ring(N, Laps) -> best(fun() -> ring1(N, Laps) end, max).
+
+ring1(N, Laps) ->
+    Self = self(),
+    First = lists:foldl(fun(_, Next) -> spawn(fun() -> node_loop(Next) end) end, Self,
+                        lists:seq(1, N - 1)),
+    Hops = N * Laps,
+    T0 = erlang:monotonic_time(nanosecond),
+    First ! Hops - 1,
+    main_loop(First),
+    T1 = erlang:monotonic_time(nanosecond),
+    Hops / ((T1 - T0) / 1.0e9).
+
+node_loop(Next) ->
+    receive
+        0 -> Next ! 0;
+        K -> Next ! K - 1, node_loop(Next)
+    end.
+
+main_loop(First) ->
+    receive
+        0 -> ok;
+        K -> First ! K - 1, main_loop(First)
+    end.
+
+%% Spawns N processes that exit at once; prints spawn+exit per second (until all are gone).
+spawn_exit(N) -> best(fun() -> spawn_exit1(N) end, max).
+
+spawn_exit1(N) ->
+    Base = erlang:system_info(process_count),
+    T0 = erlang:monotonic_time(nanosecond),
+    spawn_n(N),
+    wait_count(Base),
+    T1 = erlang:monotonic_time(nanosecond),
+    N / ((T1 - T0) / 1.0e9).
+
+spawn_n(0) -> ok;
+spawn_n(K) -> spawn(fun() -> ok end), spawn_n(K - 1).
+
+wait_count(Base) ->
+    case erlang:system_info(process_count) =< Base of
+        true -> ok;
+        false -> erlang:yield(), wait_count(Base)
+    end.
+
+%% N idle gen_server processes; prints bytes per process (erlang:memory(total) delta).
+idle_memory(N) ->
+    garbage_collect(),
+    M0 = erlang:memory(total),
+    Pids = [begin {ok, P} = gen_server:start(?MODULE, [], []), P end || _ <- lists:seq(1, N)],
+    timer:sleep(500),
+    M1 = erlang:memory(total),
+    io:format("~f~n", [(M1 - M0) / N]),
+    length(Pids).
+
+%% Round trip of gen_server:call, microseconds (mean over N calls).
+call_latency(N) -> best(fun() -> call_latency1(N) end, min).
+
+call_latency1(N) ->
+    {ok, P} = gen_server:start(?MODULE, [], []),
+    [gen_server:call(P, ping) || _ <- lists:seq(1, 1000)],
+    T0 = erlang:monotonic_time(nanosecond),
+    call_n(P, N),
+    T1 = erlang:monotonic_time(nanosecond),
+    gen_server:stop(P),
+    (T1 - T0) / 1000 / N.
+
+call_n(_, 0) -> ok;
+call_n(P, K) -> pong = gen_server:call(P, ping), call_n(P, K - 1).
+
+init([]) -> {ok, 0}.
+handle_call(ping, _From, S) -> {reply, pong, S}.
+handle_cast(_, S) -> {noreply, S}.

@@ -1,0 +1,50 @@
+/* Shared by libnode's benchmarks: run the Erlang side (bench/erl/libnode_bench.erl) and print. */
+#ifndef ND_BENCH_H
+#define ND_BENCH_H
+#include <girder/node.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static inline double nb_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Compiles libnode_bench.erl into a temp dir and evaluates `call` there with `flags`; returns the
+** number the Erlang function printed, or -1. */
+static inline double nb_erlang(const char *call, const char *flags)
+{
+    if (getenv("ND_BENCH_NO_ERLANG")) return -1;
+    char dir[] = "/tmp/nd-bench-XXXXXX";
+    if (!mkdtemp(dir)) return -1;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "erlc -o %s %s/libnode_bench.erl && erl -noshell %s -pa %s -eval '%s, halt().'; "
+             "rm -rf %s",
+             dir, BENCH_ERL_DIR, flags, dir, call, dir);
+    FILE *f = popen(cmd, "r");
+    if (!f) return -1;
+    double v = -1;
+    char line[256];
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%lf", &v) == 1) break;
+    while (fgets(line, sizeof line, f))
+        ;
+    pclose(f);
+    return v;
+}
+
+static inline void nb_print(const char *name, double girder, double erlang, const char *unit,
+                            bool higher_is_better)
+{
+    double ratio =
+        erlang > 0 && girder > 0 ? (higher_is_better ? girder / erlang : erlang / girder) : 0;
+    printf("BENCH %s girder=%.3f erlang=%.3f unit=%s ratio=%.2f\n", name, girder, erlang, unit,
+           ratio);
+    fflush(stdout);
+}
+#endif
