@@ -308,7 +308,31 @@ static bool build_ctl(const nd_signal *s, uint64_t fl, term_t *ctl, term_t *payl
     return true;
 }
 
+/* Each sending thread encodes into its own buffer, kept between calls (and freed with the
+** thread through a key destructor). */
 static _Thread_local etf_buf tls_buf;
+static _Thread_local bool tls_keyed;
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+
+static void tls_destroy(void *p)
+{
+    etf_buf_free(p);
+}
+static void tls_key_init(void)
+{
+    pthread_key_create(&tls_key, tls_destroy);
+}
+
+static etf_buf *tls_get(void)
+{
+    if (!tls_keyed) {
+        pthread_once(&tls_once, tls_key_init);
+        pthread_setspecific(tls_key, &tls_buf);
+        tls_keyed = true;
+    }
+    return &tls_buf;
+}
 
 static void tls_trim(void)
 {
@@ -378,7 +402,7 @@ static int send_sig(dconn *c, const nd_signal *s0)
             s = &named;
         }
     }
-    etf_buf *b = &tls_buf;
+    etf_buf *b = tls_get();
     bool encoded = false;
     int rc = 0;
     if (atomic_load(&c->state) == C_UP) {

@@ -123,16 +123,21 @@ static void job_free(spawn_job *j)
     free(j);
 }
 
+static void job_hook(void *arg, term_t reason)
+{
+    (void)reason;
+    job_free(arg);
+}
+
 /* The body of a remotely spawned process: waits for the dist layer to finish wiring the links
-** and monitors, then runs the function and exits as Erlang would. */
+** and monitors, then runs the function and exits as Erlang would. The job is freed by the exit
+** hook, however the process ends. */
 static void spawn_body(void *arg)
 {
     spawn_job *j = arg;
     term_t m;
-    if (nd_receive_if(is_go, &j->go, 10000, &m) < 0) {
-        job_free(j);
-        nd_exit(A("spawn_setup_timeout"));
-    }
+    nd_set_exit_hook(job_hook, j);
+    if (nd_receive_if(is_go, &j->go, 10000, &m) < 0) nd_exit(A("spawn_setup_timeout"));
     term_free(m);
     term_t res, reason;
     if (j->erpc_ref != TERM_NONE) {
@@ -152,7 +157,6 @@ static void spawn_body(void *arg)
             reason = term_tuplev(4, ref, A("error"), res, stack1(j->m, j->f, term_dup(j->args)));
             break;
         }
-        job_free(j);
         nd_exit(reason);
     }
     int rc = apply(j->m, j->f, j->args, &res);
@@ -172,7 +176,6 @@ static void spawn_body(void *arg)
         reason = term_tuplev(2, res, stack1(j->m, j->f, term_dup(j->args)));
         break;
     }
-    job_free(j);
     nd_exit(reason);
 }
 
@@ -345,9 +348,19 @@ typedef struct rex_job {
     term_t m, f, args, from; /* owned; from: {Pid, Tag} or {rex, Pid} for the info form */
 } rex_job;
 
+static void rex_job_hook(void *arg, term_t reason)
+{
+    rex_job *j = arg;
+    (void)reason;
+    term_free(j->args);
+    term_free(j->from);
+    free(j);
+}
+
 static void rex_worker(void *arg)
 {
     rex_job *j = arg;
+    nd_set_exit_hook(rex_job_hook, j);
     term_t res;
     int rc = apply(j->m, j->f, j->args, &res);
     term_t reply;
@@ -369,9 +382,6 @@ static void rex_worker(void *arg)
         nd_send(term_tuple_elem(j->from, 1), term_tuplev(2, A("rex"), reply));
     else
         nd_reply(j->from, reply);
-    term_free(j->args);
-    term_free(j->from);
-    free(j);
 }
 
 static bool rex_spawn(term_t req, term_t from)
