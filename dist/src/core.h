@@ -62,7 +62,9 @@ typedef struct dconn {
     /* out queue */
     dchunk *qhead, *qtail;
     size_t qbytes;
-    bool wpending; /* on the service list or a write in flight */
+    bool wpending;        /* on the service list or a write in flight */
+    int fd;               /* the socket while UP, for direct writes (-1: none) */
+    uint64_t last_direct; /* when a sender last wrote directly (ns) */
     bool svc_queued;
     bool want_connect, want_close;
     const char *close_why;
@@ -70,6 +72,7 @@ typedef struct dconn {
     psig *phead, *ptail; /* while PENDING */
     dtab links, mons;
     atomic_uint_fast64_t seq;
+    atomic_uint_fast64_t out_frames; /* frames sent or queued (ticks are skipped when it moves) */
     /* I/O thread only */
     dsock *sock;
     uv_timer_t *pend_timer; /* PENDING without a socket (lost a simultaneous connect) */
@@ -128,7 +131,9 @@ void dist__conn_put(dconn *c);
 dconn *dist__conn_get(term_t node, bool create);
 void dist__service(dconn *c);
 int dist__send_ctl(dconn *c, term_t ctl, term_t payload);
-void dist__conn_up(dconn *c, uint64_t flags, uint32_t creation);
+void dist__conn_up(dconn *c, uint64_t flags, uint32_t creation, int fd);
+void dist__conn_fd(dconn *c, int fd);
+void dist__send_tick(dconn *c);
 void dist__node_down(dconn *c, const char *why);
 void dist__deliver(dconn *c, dist_ctl *ctl);
 hs_status dist__decide(term_t peer, dsock *s, dconn **out);

@@ -136,6 +136,7 @@ void dist__io_detach(dconn *c)
     dsock *s = c->sock;
     if (!s) return;
     c->sock = NULL;
+    dist__conn_fd(c, -1);
     sock_close(s);
 }
 
@@ -168,6 +169,7 @@ static void sock_fail(dsock *s, const char *why)
                                                    : "?",
                       why);
     }
+    if (c && c->sock == s) dist__conn_fd(c, -1); /* no sender may write once it is closed */
     sock_close(s);
     if (!c || c->sock != s) return;
     c->sock = NULL;
@@ -450,9 +452,11 @@ static void hs_done(dsock *s)
                   (hs->flags & DFLAG_DIST_HDR_ATOM_CACHE) != 0);
     s->phase = P_UP;
     s->last_in = s->bytes_in;
-    s->last_out = s->bytes_out;
+    s->last_out = atomic_load(&c->out_frames);
     uv_tcp_nodelay(&s->tcp, 1);
-    dist__conn_up(c, hs->flags, hs->peer_creation);
+    uv_os_fd_t fd = -1;
+    uv_fileno((uv_handle_t *)&s->tcp, &fd);
+    dist__conn_up(c, hs->flags, hs->peer_creation, fd);
     dist__io_start_write(c);
 }
 
@@ -604,7 +608,6 @@ static void on_tick(uv_timer_t *t)
 {
     dist_state *st = dist__st;
     (void)t;
-    static const uint8_t tick[4] = {0, 0, 0, 0};
     for (dsock *s = st->socks, *n; s; s = n) {
         n = s->next;
         if (s->phase != P_UP) continue;
@@ -619,11 +622,12 @@ static void on_tick(uv_timer_t *t)
             s->missed = 0;
             s->last_in = s->bytes_in;
         }
-        if (s->bytes_out == s->last_out && !s->writing) {
-            raw_write(s, tick, 4);
+        uint64_t out = atomic_load(&s->conn->out_frames);
+        if (out == s->last_out && !s->writing) {
+            dist__send_tick(s->conn);
             atomic_fetch_add_explicit(&st->st_ticks_out, 1, memory_order_relaxed);
         }
-        s->last_out = s->bytes_out;
+        s->last_out = atomic_load(&s->conn->out_frames);
     }
 }
 
