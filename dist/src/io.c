@@ -163,7 +163,10 @@ static void sock_fail(dsock *s, const char *why)
     if (phase != P_UP) {
         atomic_fetch_add(&dist__st->st_hs_failed, 1);
         if (!nok)
-            dist__log("event=handshake_failed peer=%s node=%s reason=\"%s\"", s->peer,
+            dist__log("event=%s peer=%s node=%s reason=\"%s\"",
+                      strncmp(why, "simultaneous", 12) ? "handshake_failed"
+                                                       : "simultaneous_connect",
+                      s->peer,
                       s->hs && s->hs->peer_name[0] ? s->hs->peer_name
                       : c                          ? term_atom_name(c->node, NULL)
                                                    : "?",

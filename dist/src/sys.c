@@ -676,6 +676,40 @@ static int bi_disconnect(void *ud, term_t args, term_t *res)
     return DIST_RETURN;
 }
 
+static bool is_spawn_reply(term_t m, void *ud)
+{
+    return term_is_tuple(m) && term_tuple_arity(m) == 4 &&
+           term_tuple_elem(m, 0) == A("spawn_reply") &&
+           term_equal(term_tuple_elem(m, 1), *(term_t *)ud);
+}
+
+/* erlang:spawn(Node, M, F, A) and spawn_link/4 from Girder, through dist_spawn_request. */
+static int bi_spawn(void *ud, term_t args, term_t *res)
+{
+    term_t node = term_hd(args), l = term_tl(args);
+    term_t m = term_hd(l), f = term_hd(term_tl(l)), a = term_hd(term_tl(term_tl(l)));
+    if (node == nd_node() || !term_is_atom(node)) {
+        *res = A("badarg");
+        return DIST_ERROR;
+    }
+    term_t ref;
+    if (dist_spawn_request(node, m, f, a, ud ? DIST_SPAWN_LINK : 0, &ref) != 0) {
+        *res = A("badarg");
+        return DIST_ERROR;
+    }
+    term_t reply;
+    if (nd_receive_if(is_spawn_reply, &ref, 10000, &reply) < 0) {
+        term_free(ref);
+        *res = A("timeout");
+        return DIST_ERROR;
+    }
+    term_free(ref);
+    bool ok = term_tuple_elem(reply, 2) == TERM_ATOM_OK;
+    *res = term_dup(term_tuple_elem(reply, 3));
+    term_free(reply);
+    return ok ? DIST_RETURN : DIST_ERROR;
+}
+
 static void builtins(void)
 {
     term_t e = A("erlang");
@@ -693,6 +727,8 @@ static void builtins(void)
     dist_export(e, A("system_info"), 1, bi_system_info, NULL);
     dist_export(e, A("statistics"), 1, bi_statistics, NULL);
     dist_export(e, A("send"), 2, bi_send, NULL);
+    dist_export(e, A("spawn"), 4, bi_spawn, NULL);
+    dist_export(e, A("spawn_link"), 4, bi_spawn, (void *)1);
     dist_export(e, A("disconnect_node"), 1, bi_disconnect, NULL);
     dist_export(A("net_adm"), A("ping"), 1, bi_ping, NULL);
 }

@@ -3,7 +3,7 @@
 -export([main/1]).
 -export([basic/1, hidden/1, big/1, mesh/1, nodedown_girder/1, nodedown_erlang/1,
          victim/1, ticks_girder/1, wrong_cookie/1, serving/1, remote_spawn/1,
-         girder_to_erlang/1, spawn_target/1]).
+         girder_to_erlang/1, spawn_target/1, simultaneous/1, blast/1, latency/1]).
 
 %% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -134,6 +134,11 @@ girder_to_erlang([G]) ->
     R = monitor(process, V2),
     true = rpc:call(G, erlang, exit, [V2, kill]),
     {'DOWN', R, process, V2, killed} = expect(fun({'DOWN', _, _, _, _}) -> true end, 3000),
+    step("Girder spawns on this Erlang node (erlang:spawn/4 through a spawn request)"),
+    Sp = rpc:call(G, erlang, spawn, [node(), dist_peer, spawn_target, [[Me]]]),
+    true = is_pid(Sp), true = node(Sp) =:= node(),
+    {spawned_on, N0} = expect(fun({spawned_on, _}) -> true end, 3000),
+    N0 = node(),
     step("Girder sends to a registered Erlang name"),
     register(dist_peer_box, self()),
     via_name = rpc:call(G, erlang, send, [{dist_peer_box, node()}, via_name]),
@@ -245,3 +250,46 @@ remote_spawn([G]) ->
 
 spawn_target([To]) ->
     To ! {spawned_on, node()}.
+
+%% Both Girder nodes dial each other at the same moment, several times: both calls get pong.
+simultaneous([G1, G2]) ->
+    [begin
+         pong = net_adm:ping(G1), pong = net_adm:ping(G2),
+         _ = rpc:call(G1, erlang, disconnect_node, [G2]),
+         wait_until(fun() -> not lists:member(G2, rpc:call(G1, erlang, nodes, [])) andalso
+                                 not lists:member(G1, rpc:call(G2, erlang, nodes, [])) end, 100),
+         Me = self(),
+         [spawn(fun() -> Me ! {I, rpc:call(A, net_adm, ping, [B])} end)
+          || {I, A, B} <- [{1, G1, G2}, {2, G2, G1}]],
+         pong = receive {1, R1} -> R1 after 15000 -> error(timeout1) end,
+         pong = receive {2, R2} -> R2 after 15000 -> error(timeout2) end,
+         true = lists:member(G2, rpc:call(G1, erlang, nodes, [])),
+         true = lists:member(G1, rpc:call(G2, erlang, nodes, []))
+     end || _ <- lists:seq(1, 5)],
+    ok.
+
+%% blast: 10 MB binaries through echo on G, Count times (the other node measures meanwhile).
+blast([G, Count]) ->
+    pong = net_adm:ping(G),
+    Bin = crypto:strong_rand_bytes(10 * 1024 * 1024),
+    io:format("READY~n"),
+    [begin {echo, G} ! {self(), {big, Bin}}, {big, _} = expect(fun({big, _}) -> true end, 20000) end
+     || _ <- lists:seq(1, list_to_integer(atom_to_list(Count)))],
+    ok.
+
+%% latency: while big messages flow on another connection, small calls stay fast.
+latency([G]) ->
+    pong = net_adm:ping(G),
+    ok = gen_server:call({kv, G}, {put, k, 1}),
+    Lat = [begin
+               T0 = erlang:monotonic_time(microsecond),
+               {ok, _} = gen_server:call({kv, G}, {get, k}),
+               T = erlang:monotonic_time(microsecond) - T0,
+               timer:sleep(10),
+               T
+           end || _ <- lists:seq(1, 200)],
+    Max = lists:max(Lat) div 1000,
+    io:format("  small-call latency during 10 MB transfers: max ~p ms, median ~p us~n",
+              [Max, lists:nth(100, lists:sort(Lat))]),
+    true = Max < 250,
+    ok.
