@@ -455,6 +455,25 @@ static term_t monitor_name(dconn *c, term_t ref)
     return name;
 }
 
+/*
+** Back-pressure, as Erlang's busy distribution port: a process sending a message to a node whose
+** queue holds more than BUSY_LIMIT bytes sleeps until the I/O thread has written it down (or
+** the connection is gone, or a few seconds passed). Only messages, only from processes, and
+** before any lock is taken; exit and monitor signals never wait.
+*/
+#define BUSY_LIMIT ((size_t)8 << 20)
+static void busy_wait(dconn *c, const nd_signal *s)
+{
+    if (s->kind != ND_SIG_MSG || !nd_in_process()) return;
+    for (int i = 0; i < 5000; i++) {
+        pthread_mutex_lock(&c->mu);
+        bool busy = c->qbytes > BUSY_LIMIT && atomic_load(&c->state) == C_UP;
+        pthread_mutex_unlock(&c->mu);
+        if (!busy) return;
+        nd_sleep(1);
+    }
+}
+
 static int send_sig(dconn *c, const nd_signal *s0)
 {
     nd_signal named;
@@ -467,6 +486,7 @@ static int send_sig(dconn *c, const nd_signal *s0)
             s = &named;
         }
     }
+    busy_wait(c, s);
     etf_buf *b = tls_get();
     bool encoded = false;
     int rc = 0;
