@@ -298,6 +298,9 @@ void nd__finish_prev(nd_sched *s)
     nd_proc *p = s->prev;
     if (!p) return;
     s->prev = NULL;
+    /* nd_hibernate drains the outer queue just before switching out: a message that arrived
+    ** after the last receive is then in the inner queue, and waiting would lose its wake-up */
+    bool inner_msgs = p->why == WHY_HIBERNATE && p->in_head != NULL;
     switch (p->why) {
     case WHY_YIELD:
         atomic_store(&p->state, PS_RUNNABLE);
@@ -315,7 +318,7 @@ void nd__finish_prev(nd_sched *s)
         atomic_store(&p->state, PS_WAITING);
         /* Dekker with senders: they push then look at the state; we publish WAITING then look
         ** at the queue (both seq_cst), so one of us sees the other. */
-        if (atomic_load(&p->outer) != NULL ||
+        if (inner_msgs || atomic_load(&p->outer) != NULL ||
             (deadline != ND__NO_DEADLINE && nd__now() >= deadline)) {
             uint32_t st = PS_WAITING;
             if (atomic_compare_exchange_strong(&p->state, &st, PS_RUNNABLE))
