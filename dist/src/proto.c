@@ -150,6 +150,7 @@ static dist_frag *frag_find(dist_rx *rx, uint64_t seq, dist_frag ***link)
 
 static int frag_append(dist_rx *rx, dist_frag *fr, const uint8_t *d, size_t n, const char **why)
 {
+    if (n == 0) return 0; /* an empty fragment: nothing to add (and buf may still be NULL) */
     if (n > rx->max_message - fr->len) return (*why = "message too large", DIST_EPROTO);
     if (fr->len + n > fr->cap) {
         size_t nc = fr->cap ? fr->cap : 65536;

@@ -197,6 +197,13 @@ static void test_malformed(void **s)
     static const uint8_t skip[] = {131, 70, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 1};
     assert_int_equal(frame(skip, sizeof skip, &why), DIST_EPROTO);
     dist__rx_free(&rx);
+    /* an empty first fragment (found by the fuzzer: memcpy into a NULL buffer) */
+    static const uint8_t e1[] = {131, 69, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 2, 0};
+    assert_int_equal(frame(e1, sizeof e1, &why), 0);
+    static const uint8_t e2[] = {131, 70, 0, 0, 0, 0, 0, 0,   0, 6,  0,
+                                 0,   0,  0, 0, 0, 0, 1, 104, 1, 97, 5};
+    assert_int_equal(frame(e2, sizeof e2, &why), 1); /* {5}: NODE_LINK */
+    dist__rx_free(&rx);
 }
 
 static void test_atom_budget(void **s)
