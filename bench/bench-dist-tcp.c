@@ -1,0 +1,329 @@
+/* BENCH dist_tcp_throughput and dist_roundtrip: Girder<->Girder vs erl<->erl on loopback, same run.
+ */
+#include <girder/dist.h>
+#include <girder/epmd.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define A(s) term_atom(s)
+
+static const char *cookie = "girder_bench";
+static char host[256], tmpdir[64], bindir[PATH_MAX];
+static uint16_t eport;
+static long n_msgs = 300000, n_rt = 20000;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---------------------------------------------------------------- Girder receiver node */
+
+static void sink(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        term_t m;
+        nd_receive(ND_INFINITY, &m);
+        if (!term_is_tuple(m) || term_tuple_arity(m) != 3 || term_tuple_elem(m, 0) != A("start")) {
+            term_free(m);
+            continue;
+        }
+        int64_t n;
+        term_get_int64(term_tuple_elem(m, 1), &n);
+        term_t from = term_dup(term_tuple_elem(m, 2));
+        term_free(m);
+        nd_send(from, term_tuplev(2, A("ready"), term_dup(nd_self())));
+        for (int64_t i = 0; i < n; i++) {
+            nd_receive(ND_INFINITY, &m);
+            term_free(m);
+        }
+        nd_send(from, term_tuplev(2, A("done"), term_int(n)));
+        term_free(from);
+    }
+}
+
+static void pong(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        term_t m;
+        nd_receive(ND_INFINITY, &m);
+        if (term_is_tuple(m) && term_tuple_arity(m) == 2)
+            nd_send(term_tuple_elem(m, 0), term_dup(term_tuple_elem(m, 1)));
+        term_free(m);
+    }
+}
+
+static int start_girder_node(const char *name, bool receiver)
+{
+    nd_config nc = {0};
+    if (nd_init(&nc) != 0) return -1;
+    dist_config dc = {0};
+    dc.name = name;
+    dc.cookie = cookie;
+    dc.epmd_port = eport;
+    dc.log = NULL;
+    if (dist_start(&dc) != 0) return -1;
+    if (receiver) {
+        nd_spawn_opts o = {0};
+        o.name = A("bench_sink");
+        nd_spawn(sink, NULL, &o, NULL);
+        o.name = A("bench_pong");
+        nd_spawn(pong, NULL, &o, NULL);
+    }
+    return 0;
+}
+
+static int node_main(const char *name)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (start_girder_node(name, true) != 0) return 1;
+    printf("READY\n");
+    fflush(stdout);
+    int sig;
+    sigwait(&set, &sig);
+    dist_stop(2000);
+    nd_shutdown(2000);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- Girder sender */
+
+typedef struct job {
+    term_t node;
+    long n;
+    double result;
+} job;
+
+static void tp_body(void *arg)
+{
+    job *j = arg;
+    term_t sinkname = term_tuplev(2, A("bench_sink"), j->node);
+    uint8_t bin[32] = {0};
+    term_t msg = term_tuplev(3, A("hello"), term_int(12345), term_binary(bin, 32));
+    double best = 0;
+    for (int run = 0; run < 3; run++) {
+        nd_send(sinkname, term_tuplev(3, A("start"), term_int(j->n), term_dup(nd_self())));
+        term_t m;
+        if (nd_receive(10000, &m) < 0) break;
+        term_t sinkpid = term_dup(term_tuple_elem(m, 1));
+        term_free(m);
+        double t0 = now();
+        for (long i = 0; i < j->n; i++) nd_send(sinkpid, term_dup(msg));
+        if (nd_receive(120000, &m) < 0) break;
+        term_free(m);
+        double r = (double)j->n / (now() - t0);
+        if (r > best) best = r;
+        term_free(sinkpid);
+    }
+    term_free(msg);
+    term_free(sinkname);
+    j->result = best;
+}
+
+static void rt_body(void *arg)
+{
+    job *j = arg;
+    term_t to = term_tuplev(2, A("bench_pong"), j->node);
+    term_t m;
+    for (int i = 0; i < 1000; i++) {
+        nd_send(to, term_tuplev(2, term_dup(nd_self()), A("ping")));
+        nd_receive(5000, &m);
+        term_free(m);
+    }
+    double t0 = now();
+    for (long i = 0; i < j->n; i++) {
+        nd_send(to, term_tuplev(2, term_dup(nd_self()), A("ping")));
+        if (nd_receive(5000, &m) < 0) break;
+        term_free(m);
+    }
+    j->result = (now() - t0) * 1e6 / (double)j->n;
+    term_free(to);
+}
+
+static double girder_run(nd_entry_fn fn, const char *node, long n)
+{
+    job j = {A(node), n, -1};
+    if (dist_ping(j.node, 5000) != 0) return -1;
+    nd_run(fn, &j, 300000, NULL);
+    return j.result;
+}
+
+/* ---------------------------------------------------------------- child processes */
+
+typedef struct child {
+    pid_t pid;
+    FILE *out;
+} child;
+
+static child spawn_cmd(const char *cmd)
+{
+    child c = {-1, NULL};
+    int p[2];
+    if (pipe(p) != 0) return c;
+    c.pid = fork();
+    if (c.pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the benchmark */
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    c.out = fdopen(p[0], "r");
+    return c;
+}
+
+/* Reads lines until one starts with want (or a number when want is NULL); returns it parsed. */
+static double read_until(child *c, const char *want)
+{
+    char line[512];
+    while (c->out && fgets(line, sizeof line, c->out)) {
+        if (want && !strncmp(line, want, strlen(want))) return 0;
+        double v;
+        if (!want && sscanf(line, "%lf", &v) == 1) return v;
+    }
+    return -1;
+}
+
+static void stop_child(child *c)
+{
+    if (c->pid > 0) {
+        kill(-c->pid, SIGTERM);
+        for (int i = 0; i < 50; i++) {
+            if (waitpid(c->pid, NULL, WNOHANG) == c->pid) {
+                c->pid = -1;
+                break;
+            }
+            usleep(100000);
+        }
+        if (c->pid > 0) {
+            kill(-c->pid, SIGKILL);
+            waitpid(c->pid, NULL, 0);
+        }
+    }
+    if (c->out) fclose(c->out);
+    c->out = NULL;
+}
+
+static child erl_receiver(const char *name)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "ERL_EPMD_PORT=%u exec erl -sname %s -setcookie %s -noshell -pa %s "
+             "-eval 'io:format(\"READY~n\"), dist_bench:receiver().'",
+             eport, name, cookie, tmpdir);
+    child c = spawn_cmd(cmd);
+    read_until(&c, "READY");
+    return c;
+}
+
+static double erl_sender(const char *fn, const char *target, long n)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "ERL_EPMD_PORT=%u exec erl -sname bsend_erl_%d -setcookie %s -noshell -pa %s "
+             "-eval 'dist_bench:%s(%s@%s, %ld), halt().'",
+             eport, (int)getpid(), cookie, tmpdir, fn, target, host, n);
+    child c = spawn_cmd(cmd);
+    double v = read_until(&c, NULL);
+    stop_child(&c);
+    return v;
+}
+
+static void print(const char *name, double g, double e, const char *unit, bool higher_better)
+{
+    double ratio = g > 0 && e > 0 ? (higher_better ? g / e : e / g) : 0;
+    printf("BENCH %s girder=%.1f erlang=%.1f unit=%s ratio=%.2f\n", name, g, e, unit, ratio);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    char exe[PATH_MAX];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k <= 0) return 1;
+    exe[k] = 0;
+    snprintf(bindir, sizeof bindir, "%s", exe);
+    *strrchr(bindir, '/') = 0;
+    gethostname(host, sizeof host);
+    if (strchr(host, '.')) *strchr(host, '.') = 0;
+    if (argc == 4 && !strcmp(argv[1], "--node")) {
+        eport = (uint16_t)atoi(argv[3]);
+        return node_main(argv[2]);
+    }
+    if (getenv("BENCH_DIST_MSGS")) n_msgs = atol(getenv("BENCH_DIST_MSGS"));
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/dist-bench-XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    char cmd[2 * PATH_MAX + 256];
+    snprintf(cmd, sizeof cmd, "erlc -o %s %s/dist_bench.erl", tmpdir, BENCH_ERL_DIR);
+    if (system(cmd) != 0) return 1;
+    /* a private port mapper on a random port */
+    child epmd = {-1, NULL};
+    for (int tries = 0; tries < 10 && epmd.pid < 0; tries++) {
+        eport = (uint16_t)(20000 + (getpid() * 7 + tries * 7919) % 40000);
+        snprintf(cmd, sizeof cmd, "exec %s/girder-epmd -port %u -address 127.0.0.1 2>/dev/null",
+                 bindir, eport);
+        epmd = spawn_cmd(cmd);
+        usleep(300000);
+        epmd_name_list nl;
+        if (epmd_names(NULL, eport, 1000, &nl) == 0) {
+            epmd_names_free(&nl);
+        } else {
+            stop_child(&epmd);
+            epmd.pid = -1;
+        }
+    }
+    if (epmd.pid < 0) return 1;
+    char gname[64], ename[64], erecv[64];
+    snprintf(gname, sizeof gname, "brecv_g_%d", (int)getpid());
+    snprintf(erecv, sizeof erecv, "brecv_e_%d", (int)getpid());
+    snprintf(cmd, sizeof cmd, "exec %s --node %s %u", exe, gname, eport);
+    child grecv = spawn_cmd(cmd);
+    read_until(&grecv, "READY");
+    child ercv = erl_receiver(erecv);
+
+    /* Erlang <-> Erlang first, while this process is not yet a node */
+    double e_tp = erl_sender("throughput", erecv, n_msgs);
+    double e_rt = erl_sender("roundtrip", erecv, n_rt);
+    double ge_tp_e2g = erl_sender("throughput", gname, n_msgs);
+
+    snprintf(ename, sizeof ename, "bsend_g_%d", (int)getpid());
+    if (start_girder_node(ename, false) != 0) return 1;
+    char full[320];
+    snprintf(full, sizeof full, "%s@%s", gname, host);
+    double g_tp = girder_run(tp_body, full, n_msgs);
+    double g_rt = girder_run(rt_body, full, n_rt);
+    snprintf(full, sizeof full, "%s@%s", erecv, host);
+    double ge_tp_g2e = girder_run(tp_body, full, n_msgs);
+
+    print("dist_tcp_throughput", g_tp, e_tp, "msgs/s", true);
+    print("dist_roundtrip", g_rt, e_rt, "us", false);
+    printf("INFO dist_mixed_throughput girder_to_erlang=%.1f erlang_to_girder=%.1f unit=msgs/s\n",
+           ge_tp_g2e, ge_tp_e2g);
+    fflush(stdout);
+    dist_stop(2000);
+    nd_shutdown(2000);
+    stop_child(&grecv);
+    stop_child(&ercv);
+    stop_child(&epmd);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) return 1;
+    return 0;
+}

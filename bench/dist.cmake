@@ -1,0 +1,4 @@
+# dist benchmarks: node-to-node throughput and round trip, Girder<->Girder vs erl<->erl.
+add_executable(bench-dist-tcp ${CMAKE_CURRENT_LIST_DIR}/bench-dist-tcp.c)
+target_link_libraries(bench-dist-tcp PRIVATE dist)
+target_compile_definitions(bench-dist-tcp PRIVATE BENCH_ERL_DIR="${CMAKE_CURRENT_LIST_DIR}/erl")

@@ -1,0 +1,48 @@
+%% Erlang side of bench-dist-tcp: the sink/pong receiver and the sender, same protocol as Girder's.
+-module(dist_bench).
+-export([receiver/0, throughput/2, roundtrip/2]).
+
+%% bench_sink: {start, N, From} -> From ! {ready, self()}, takes N messages, From ! {done, N}.
+%% bench_pong: {From, M} -> From ! M.
+receiver() ->
+    register(bench_sink, spawn(fun sink/0)),
+    register(bench_pong, spawn(fun pong/0)),
+    receive after infinity -> ok end.
+
+sink() ->
+    receive {start, N, From} -> From ! {ready, self()}, take(N), From ! {done, N} end,
+    sink().
+take(0) -> ok;
+take(N) -> receive _ -> take(N - 1) end.
+pong() -> receive {From, M} -> From ! M end, pong().
+
+%% Prints one-way msgs/s to the sink on Node (best of 3 runs of N).
+throughput(Node, N) ->
+    pong = net_adm:ping(Node),
+    Best = lists:max([tp(Node, N) || _ <- [1, 2, 3]]),
+    io:format("~.1f~n", [Best]).
+tp(Node, N) ->
+    {bench_sink, Node} ! {start, N, self()},
+    Sink = receive {ready, S} -> S after 10000 -> exit(no_sink) end,
+    Msg = {hello, 12345, <<0:256>>},
+    T0 = erlang:monotonic_time(microsecond),
+    send_n(Sink, Msg, N),
+    receive {done, N} -> ok after 60000 -> exit(no_done) end,
+    N * 1.0e6 / (erlang:monotonic_time(microsecond) - T0).
+send_n(_, _, 0) -> ok;
+send_n(P, M, N) -> P ! M, send_n(P, M, N - 1).
+
+%% Prints the mean round trip in microseconds over M pings (after a warm-up).
+roundtrip(Node, M) ->
+    pong = net_adm:ping(Node),
+    Pong = rpc_whereis(Node),
+    rt(Pong, 1000),
+    T0 = erlang:monotonic_time(microsecond),
+    rt(Pong, M),
+    io:format("~.2f~n", [(erlang:monotonic_time(microsecond) - T0) / M]).
+rpc_whereis(Node) ->
+    {bench_pong, Node} ! {self(), {whoami}},
+    receive {whoami} -> ok end,
+    {bench_pong, Node}.
+rt(_, 0) -> ok;
+rt(P, N) -> P ! {self(), ping}, receive ping -> rt(P, N - 1) end.

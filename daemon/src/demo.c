@@ -1,0 +1,171 @@
+/* The built-in demo module: echo, kv (server behaviour) and watch, for trying interop from Erlang.
+ */
+#include "demo.h"
+
+#include <girder/dist.h>
+#include <stdlib.h>
+
+#define A(s) term_atom(s)
+
+/* ---------------------------------------------------------------- echo */
+
+/* demo:echo/0: {crash, R} exits with R, stop exits normal, {From, Msg} sends Msg back to From. */
+static void echo_loop(void)
+{
+    for (;;) {
+        term_t m;
+        if (nd_receive(ND_INFINITY, &m) < 0) continue;
+        if (m == A("stop")) {
+            term_free(m);
+            nd_exit(A("normal"));
+        }
+        if (term_is_tuple(m) && term_tuple_arity(m) == 2) {
+            term_t a = term_tuple_elem(m, 0), b = term_tuple_elem(m, 1);
+            if (a == A("crash")) {
+                term_t r = term_dup(b);
+                term_free(m);
+                nd_exit(r);
+            }
+            if (term_is_pid(a)) nd_send(a, term_dup(b));
+        }
+        term_free(m);
+    }
+}
+
+static void echo_body(void *arg)
+{
+    (void)arg;
+    echo_loop();
+}
+
+static int echo_export(void *ud, term_t args, term_t *res)
+{
+    (void)ud;
+    (void)args;
+    (void)res;
+    echo_loop();
+    return DIST_RETURN;
+}
+
+static int echo_start(void *arg, term_t extra, term_t *pid, term_t *reason)
+{
+    (void)arg;
+    (void)extra;
+    (void)reason;
+    nd_spawn_opts o = {0};
+    o.link = true;
+    o.name = A("echo");
+    return nd_spawn(echo_body, NULL, &o, pid);
+}
+
+/* ---------------------------------------------------------------- kv */
+
+static int kv_init(void *arg, void **state, term_t *reason)
+{
+    (void)arg;
+    (void)reason;
+    term_t *m = malloc(sizeof *m);
+    if (!m) return ND_STOP;
+    *m = term_map(0, NULL, NULL);
+    *state = m;
+    return 0;
+}
+
+/* {put, K, V} -> ok; {get, K} -> {ok, V} | error. */
+static int kv_call(void **state, term_t req, term_t from, term_t *reply, term_t *reason)
+{
+    term_t *m = *state;
+    (void)from;
+    (void)reason;
+    size_t n = term_is_tuple(req) ? term_tuple_arity(req) : 0;
+    if (n == 3 && term_tuple_elem(req, 0) == A("put")) {
+        *m = term_map_put(*m, term_dup(term_tuple_elem(req, 1)), term_dup(term_tuple_elem(req, 2)));
+        *reply = TERM_ATOM_OK;
+    } else if (n == 2 && term_tuple_elem(req, 0) == A("get")) {
+        term_t v = term_map_get(*m, term_tuple_elem(req, 1));
+        *reply = v == TERM_NONE ? TERM_ATOM_ERROR : term_tuplev(2, TERM_ATOM_OK, term_dup(v));
+    } else {
+        *reply = term_tuplev(2, TERM_ATOM_ERROR, A("badrequest"));
+    }
+    return ND_REPLY;
+}
+
+static void kv_terminate(void *state, term_t reason)
+{
+    term_t *m = state;
+    (void)reason;
+    term_free(*m);
+    free(m);
+}
+
+static const nd_server_ops kv_ops = {kv_init, kv_call, NULL, NULL, kv_terminate};
+
+static int kv_start(void *arg, term_t extra, term_t *pid, term_t *reason)
+{
+    (void)arg;
+    (void)extra;
+    nd_server_opts o = {0};
+    o.name = A("kv");
+    o.link = true;
+    o.trap_exit = true; /* so terminate runs (and frees the map) when the supervisor stops it */
+    return nd_server_start(&kv_ops, NULL, &o, pid, reason);
+}
+
+/* ---------------------------------------------------------------- watch */
+
+/* demo:watch(Pid, ReportTo): links to and monitors Pid while trapping exits; reports
+** {exit_seen, Pid, R} and {down_seen, Pid, R} to ReportTo, then ends. */
+static int watch_export(void *ud, term_t args, term_t *res)
+{
+    (void)ud;
+    term_t pid = term_hd(args), to = term_hd(term_tl(args));
+    if (!term_is_pid(pid) || !term_is_pid(to)) {
+        *res = A("badarg");
+        return DIST_ERROR;
+    }
+    nd_trap_exit(true);
+    nd_link(pid);
+    term_t ref;
+    nd_monitor(pid, &ref);
+    bool exit_seen = false, down_seen = false;
+    while (!exit_seen || !down_seen) {
+        term_t m;
+        if (nd_receive(ND_INFINITY, &m) < 0) continue;
+        size_t n = term_is_tuple(m) ? term_tuple_arity(m) : 0;
+        if (n == 3 && term_tuple_elem(m, 0) == A("EXIT") &&
+            term_equal(term_tuple_elem(m, 1), pid)) {
+            nd_send(to,
+                    term_tuplev(3, A("exit_seen"), term_dup(pid), term_dup(term_tuple_elem(m, 2))));
+            exit_seen = true;
+        } else if (n == 5 && term_tuple_elem(m, 0) == A("DOWN") &&
+                   term_equal(term_tuple_elem(m, 1), ref)) {
+            nd_send(to,
+                    term_tuplev(3, A("down_seen"), term_dup(pid), term_dup(term_tuple_elem(m, 4))));
+            down_seen = true;
+        }
+        term_free(m);
+    }
+    term_free(ref);
+    *res = TERM_ATOM_OK;
+    return DIST_RETURN;
+}
+
+/* ---------------------------------------------------------------- the root supervisor */
+
+int demo_start(term_t *sup)
+{
+    term_t demo = A("demo");
+    dist_export(demo, A("echo"), 0, echo_export, NULL);
+    dist_export(demo, A("watch"), 2, watch_export, NULL);
+    nd_child_spec kids[2] = {
+        {A("echo"), echo_start, NULL, ND_PERMANENT, 2000, ND_WORKER},
+        {A("kv"), kv_start, NULL, ND_PERMANENT, 2000, ND_WORKER},
+    };
+    nd_sup_flags fl = {ND_ONE_FOR_ONE, 10, 10000};
+    nd_server_opts o = {0};
+    o.name = A("girder_sup");
+    term_t reason = TERM_NONE;
+    int rc = nd_supervisor_start(&fl, kids, 2, &o, sup, &reason);
+    term_free(reason);
+    return rc;
+}

@@ -1,0 +1,137 @@
+/* dist: Erlang distribution over TCP — turns a libnode runtime into a peer of Erlang nodes. */
+#ifndef GIRDER_DIST_H
+#define GIRDER_DIST_H
+
+#include <girder/node.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+** OWNERSHIP follows term.h and node.h: terms passed in are borrowed unless a function says it
+** consumes them; terms handed back through out-parameters are references the caller owns.
+** One distribution per program, started after nd_init() and stopped before nd_shutdown().
+*/
+
+/* ---------------------------------------------------------------- error codes */
+
+#define DIST_ERRNO_MAP(XX)                                                 \
+    XX(ENOMEM, "out of memory")                                            \
+    XX(EINVAL, "invalid argument")                                         \
+    XX(ESTATE, "distribution not started, or already started")             \
+    XX(ENAME, "invalid node name")                                         \
+    XX(ECOOKIE, "no cookie given and ~/.erlang.cookie unreadable")         \
+    XX(ELISTEN, "cannot listen for distribution connections")              \
+    XX(EEPMD, "registration with the port mapper failed")                  \
+    XX(ENOCONN, "node not reachable (no port mapper entry, refused, ...)") \
+    XX(ETIMEOUT, "timed out")                                              \
+    XX(ENOTPROC, "must be called from inside a process")                   \
+    XX(EEXIST, "already exported")                                         \
+    XX(EPROTO, "protocol error")
+
+enum {
+    DIST_OK = 0,
+    DIST__ERR_FIRST = -300,
+#define DIST__ERR_ENUM(name, msg) DIST_##name,
+    DIST_ERRNO_MAP(DIST__ERR_ENUM)
+#undef DIST__ERR_ENUM
+};
+
+const char *dist_strerror(int err);
+const char *dist_err_name(int err);
+
+/* ---------------------------------------------------------------- start and stop */
+
+typedef struct dist_config {
+    const char *name;         /* "a" (short name: "@<hostname>" is added) or "a@host" */
+    bool longnames;           /* --name: the host part is a full name (default short) */
+    const char *cookie;       /* NULL: read ~/.erlang.cookie */
+    bool hidden;              /* connect as a hidden node */
+    const char *listen_addr;  /* numeric address to listen on; NULL: 0.0.0.0 */
+    uint16_t listen_port;     /* 0: the kernel chooses */
+    unsigned ticktime_s;      /* net_ticktime; 0 = 60 */
+    uint16_t epmd_port;       /* 0: ERL_EPMD_PORT, else 4369 */
+    bool no_epmd;             /* do not register (tests with fixed ports) */
+    int handshake_timeout_ms; /* per handshake step, as net_setuptime; 0 = 7000 */
+    size_t max_message;       /* incoming message bytes after reassembly; 0 = 256 MiB */
+    size_t max_new_atoms;     /* atoms one connection may create; 0 = 100000 */
+    size_t frag_size;         /* outgoing fragment payload size; 0 = 64 KiB */
+    /* One structured line per event ("dist event=nodeup node=b@h ..."), without newline.
+    ** Called from any thread. NULL: stderr with a timestamp. */
+    void (*log)(void *ud, const char *line);
+    void *log_ud;
+} dist_config;
+
+/*
+** Starts distribution: listens, registers with the port mapper (creation comes from it), names
+** the node (nd_set_node), installs libnode's distribution hook and starts the system processes
+** (net_kernel, rex). Blocks up to the handshake timeout for the port mapper.
+*/
+int dist_start(const dist_config *cfg);
+/* Closes every connection (node-down for each), unregisters and stops the I/O thread. */
+int dist_stop(int64_t timeout_ms);
+/* The listening port (0 when not started). */
+uint16_t dist_listen_port(void);
+
+/* ---------------------------------------------------------------- nodes */
+
+/* Connects to node (an atom) unless connected; 0 when up, DIST_ENOCONN, DIST_ETIMEOUT. */
+int dist_connect(term_t node, int64_t timeout_ms);
+/* Closes the connection to node: node-down (noconnection) on both sides. */
+int dist_disconnect(term_t node);
+/* net_adm:ping/1: 0 for pong, DIST_ENOCONN for pang. From any thread. */
+int dist_ping(term_t node, int64_t timeout_ms);
+
+enum { DIST_VISIBLE = 1, DIST_HIDDEN = 2, DIST_CONNECTED = 3 };
+/* A list (a reference) of the nodes connected in the given categories (erlang:nodes/1). */
+term_t dist_nodes(unsigned which);
+
+/* monitor_node(Node, On) for the calling process: one {nodedown, Node} message per call when
+** the connection goes down, or at once when it cannot be set up. */
+int dist_monitor_node(term_t node, bool on);
+/* net_kernel:monitor_nodes(On): {nodeup, Node} and {nodedown, Node} for every node. */
+int dist_monitor_nodes(bool on);
+
+/* ---------------------------------------------------------------- exported C functions */
+
+/* Results of an exported function, as the Erlang exception classes. */
+enum { DIST_RETURN = 0, DIST_ERROR = 1, DIST_EXIT = 2, DIST_THROW = 3 };
+
+/*
+** An exported function runs inside a process (spawned for it); args is the argument list
+** (borrowed). It returns DIST_RETURN with *result = the value, or DIST_ERROR / DIST_EXIT /
+** DIST_THROW with *result = the reason (owned by the caller). Remote spawn runs it as the
+** process body (ending with exit(normal) or the reason); rpc:call / erpc:call return its value.
+*/
+typedef int (*dist_fun)(void *ud, term_t args, term_t *result);
+
+/* Exports fn under {module, function, arity} (atoms borrowed). DIST_EEXIST if taken. */
+int dist_export(term_t module, term_t function, unsigned arity, dist_fun fn, void *ud);
+
+/* ---------------------------------------------------------------- remote spawn */
+
+/*
+** erlang:spawn_request(Node, M, F, Args, Opts) from the calling process. opts: DIST_SPAWN_LINK,
+** DIST_SPAWN_MONITOR. The answer is a message {spawn_reply, Ref, ok, Pid} or
+** {spawn_reply, Ref, error, Reason}; with a monitor, Ref is also the monitor reference.
+*/
+enum { DIST_SPAWN_LINK = 1, DIST_SPAWN_MONITOR = 2 };
+int dist_spawn_request(term_t node, term_t module, term_t function, term_t args, unsigned opts,
+                       term_t *ref);
+
+/* ---------------------------------------------------------------- statistics */
+
+typedef struct dist_stats {
+    uint64_t msgs_in, msgs_out, bytes_in, bytes_out, ticks_in, ticks_out;
+    uint64_t conns_up, conns_down, handshakes_failed, protocol_errors;
+} dist_stats;
+void dist_get_stats(dist_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,503 @@
+/* Distribution frames: the header atom cache, fragments, control messages — decode and encode. */
+#include "dist_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_FRAG_SEQS 64 /* fragmented messages in flight per connection */
+
+static uint64_t get64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+    return v;
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+    put32(p, (uint32_t)(v >> 32));
+    put32(p + 4, (uint32_t)v);
+}
+
+/* ================================================================ receive */
+
+void dist__rx_init(dist_rx *rx, size_t max_message, size_t max_new_atoms, bool hdr_cache)
+{
+    memset(rx, 0, sizeof *rx);
+    rx->max_message = max_message ? max_message : (size_t)256 << 20;
+    rx->atoms_left = max_new_atoms ? max_new_atoms : 100000;
+    rx->hdr_cache = hdr_cache;
+}
+
+static void frag_free(dist_frag *f)
+{
+    free(f->buf);
+    free(f->refs);
+    free(f);
+}
+
+void dist__rx_free(dist_rx *rx)
+{
+    while (rx->frags) {
+        dist_frag *f = rx->frags;
+        rx->frags = f->next;
+        frag_free(f);
+    }
+    rx->nfrags = 0;
+}
+
+/*
+** Parses NumberOfAtomCacheRefs, Flags and AtomCacheRefs at f[*pos]; fills rx->refs (entries past
+** the count are cleared so a stray ATOM_CACHE_REF fails) and updates the connection cache.
+*/
+static int parse_cache_refs(dist_rx *rx, const uint8_t *f, size_t len, size_t *pos,
+                            const char **why)
+{
+    size_t p = *pos;
+    if (p >= len) return (*why = "truncated distribution header", DIST_EPROTO);
+    size_t n = f[p++];
+    size_t old = rx->nrefs;
+    for (size_t i = n; i < old; i++) rx->refs.atoms[i] = TERM_NONE;
+    rx->nrefs = 0;
+    if (n == 0) {
+        *pos = p;
+        return 0;
+    }
+    size_t fb = n / 2 + 1;
+    if (len - p < fb) return (*why = "truncated atom cache flags", DIST_EPROTO);
+    const uint8_t *flags = f + p;
+    p += fb;
+#define NIBBLE(i) ((flags[(i) / 2] >> (((i)&1) ? 4 : 0)) & 0xF)
+    bool long_atoms = NIBBLE(n) & 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned nib = NIBBLE(i);
+        if (p >= len) return (*why = "truncated atom cache reference", DIST_EPROTO);
+        size_t idx = (size_t)(nib & 7) * 256 + f[p++];
+        if (nib & 8) {
+            size_t al;
+            if (long_atoms) {
+                if (len - p < 2) return (*why = "truncated atom length", DIST_EPROTO);
+                al = ((size_t)f[p] << 8) | f[p + 1];
+                p += 2;
+            } else {
+                if (len - p < 1) return (*why = "truncated atom length", DIST_EPROTO);
+                al = f[p++];
+            }
+            if (len - p < al) return (*why = "truncated atom text", DIST_EPROTO);
+            term_t a = term_atom_existing((const char *)f + p, al);
+            if (a == TERM_NONE) {
+                if (rx->atoms_left == 0) return (*why = "too many new atoms", DIST_EPROTO);
+                int err = 0;
+                a = term_atom_n((const char *)f + p, al, &err);
+                if (a == TERM_NONE) return (*why = "invalid atom in cache update", DIST_EPROTO);
+                rx->atoms_left--;
+            }
+            p += al;
+            rx->cache.atoms[idx] = a;
+        } else if (!term_is_atom(rx->cache.atoms[idx])) {
+            return (*why = "reference to an empty atom cache entry", DIST_EPROTO);
+        }
+        rx->refs.atoms[i] = rx->cache.atoms[idx];
+    }
+#undef NIBBLE
+    rx->nrefs = n;
+    *pos = p;
+    return 0;
+}
+
+/* Decodes control message and payload from data (atom refs from refs; versioned: each term
+** starts with 131). Takes care of the connection's new-atom budget. */
+static int decode_msg(dist_rx *rx, const uint8_t *d, size_t len, const etf_atom_cache *refs,
+                      bool versioned, dist_ctl *ctl, const char **why)
+{
+    if (rx->atoms_left == 0) return (*why = "too many new atoms", DIST_EPROTO);
+    etf_decode_opts o = {0};
+    o.cache = refs;
+    o.max_new_atoms = rx->atoms_left;
+    o.no_version = !versioned;
+    etf_error e = {0};
+    size_t used = 0, before = term_atom_count();
+    term_t c = etf_decode(d, len, &o, &used, &e);
+    term_t pl = TERM_NONE;
+    if (c != TERM_NONE && used < len) pl = etf_decode(d + used, len - used, &o, NULL, &e);
+    size_t made = term_atom_count() - before;
+    rx->atoms_left -= made < rx->atoms_left ? made : rx->atoms_left;
+    if (c == TERM_NONE || (used < len && pl == TERM_NONE)) {
+        term_free(c);
+        *why = e.code == TERM_EATOMLIMIT ? "too many new atoms"
+               : e.code == TERM_ENOMEM   ? "out of memory decoding a message"
+                                         : "undecodable term in a message";
+        return e.code == TERM_ENOMEM ? DIST_ENOMEM : DIST_EPROTO;
+    }
+    return dist__ctl_parse(c, pl, ctl, why);
+}
+
+static dist_frag *frag_find(dist_rx *rx, uint64_t seq, dist_frag ***link)
+{
+    for (dist_frag **l = &rx->frags; *l; l = &(*l)->next)
+        if ((*l)->seq == seq) {
+            if (link) *link = l;
+            return *l;
+        }
+    return NULL;
+}
+
+static int frag_append(dist_rx *rx, dist_frag *fr, const uint8_t *d, size_t n, const char **why)
+{
+    if (n == 0) return 0; /* an empty fragment: nothing to add (and buf may still be NULL) */
+    if (n > rx->max_message - fr->len) return (*why = "message too large", DIST_EPROTO);
+    if (fr->len + n > fr->cap) {
+        size_t nc = fr->cap ? fr->cap : 65536;
+        while (nc < fr->len + n) nc *= 2;
+        if (nc > rx->max_message) nc = rx->max_message;
+        uint8_t *nb = realloc(fr->buf, nc);
+        if (!nb) return (*why = "out of memory", DIST_ENOMEM);
+        fr->buf = nb;
+        fr->cap = nc;
+    }
+    memcpy(fr->buf + fr->len, d, n);
+    fr->len += n;
+    return 0;
+}
+
+int dist__rx_frame(dist_rx *rx, const uint8_t *f, size_t len, dist_ctl *ctl, const char **why)
+{
+    size_t pos;
+    int rc;
+    memset(ctl, 0, sizeof *ctl);
+    if (len > rx->max_message) return (*why = "message too large", DIST_EPROTO);
+    if (len >= 1 && f[0] == 112) {
+        rc = decode_msg(rx, f + 1, len - 1, NULL, true, ctl, why);
+        return rc ? rc : 1;
+    }
+    if (len < 2 || f[0] != 131) return (*why = "frame without distribution header", DIST_EPROTO);
+    if (!rx->hdr_cache) return (*why = "distribution header not negotiated", DIST_EPROTO);
+    switch (f[1]) {
+    case 68:
+        pos = 2;
+        if ((rc = parse_cache_refs(rx, f, len, &pos, why))) return rc;
+        rc = decode_msg(rx, f + pos, len - pos, &rx->refs, false, ctl, why);
+        return rc ? rc : 1;
+    case 69: {
+        if (len < 18) return (*why = "truncated fragment header", DIST_EPROTO);
+        uint64_t seq = get64(f + 2), id = get64(f + 10);
+        if (id == 0) return (*why = "fragment id 0", DIST_EPROTO);
+        pos = 18;
+        if ((rc = parse_cache_refs(rx, f, len, &pos, why))) return rc;
+        if (id == 1) {
+            rc = decode_msg(rx, f + pos, len - pos, &rx->refs, false, ctl, why);
+            return rc ? rc : 1;
+        }
+        if (frag_find(rx, seq, NULL)) return (*why = "fragment sequence id reused", DIST_EPROTO);
+        if (rx->nfrags >= MAX_FRAG_SEQS)
+            return (*why = "too many fragmented messages", DIST_EPROTO);
+        dist_frag *fr = calloc(1, sizeof *fr);
+        if (fr) fr->refs = malloc(sizeof *fr->refs);
+        if (!fr || !fr->refs) {
+            if (fr) frag_free(fr);
+            return (*why = "out of memory", DIST_ENOMEM);
+        }
+        memcpy(fr->refs, &rx->refs, sizeof *fr->refs);
+        fr->seq = seq;
+        fr->next_id = id - 1;
+        if ((rc = frag_append(rx, fr, f + pos, len - pos, why))) {
+            frag_free(fr);
+            return rc;
+        }
+        fr->next = rx->frags;
+        rx->frags = fr;
+        rx->nfrags++;
+        return 0;
+    }
+    case 70: {
+        if (len < 18) return (*why = "truncated fragment header", DIST_EPROTO);
+        uint64_t seq = get64(f + 2), id = get64(f + 10);
+        dist_frag **link = NULL;
+        dist_frag *fr = frag_find(rx, seq, &link);
+        if (!fr) return (*why = "fragment of an unknown sequence", DIST_EPROTO);
+        if (id != fr->next_id) return (*why = "fragment out of order", DIST_EPROTO);
+        if ((rc = frag_append(rx, fr, f + 18, len - 18, why))) return rc;
+        fr->next_id--;
+        if (id > 1) return 0;
+        *link = fr->next;
+        rx->nfrags--;
+        rc = decode_msg(rx, fr->buf, fr->len, fr->refs, false, ctl, why);
+        frag_free(fr);
+        return rc ? rc : 1;
+    }
+    default:
+        return (*why = "unknown distribution header", DIST_EPROTO);
+    }
+}
+
+/* ================================================================ control messages */
+
+void dist__ctl_free(dist_ctl *c)
+{
+    term_free(c->ctl_term);
+    term_free(c->payload_term);
+    memset(c, 0, sizeof *c);
+}
+
+static bool is_proc(term_t t)
+{
+    return term_is_pid(t) || term_is_atom(t);
+}
+
+/* Layout of one operation: arity without token, whether the tuple carries the reason last,
+** whether a payload term must follow. */
+int dist__ctl_parse(term_t t, term_t payload, dist_ctl *c, const char **why)
+{
+    memset(c, 0, sizeof *c);
+    c->ctl_term = t;
+    c->payload_term = payload;
+    c->payload = payload;
+    if (!term_is_tuple(t) || term_tuple_arity(t) < 1 || !term_is_small(term_tuple_elem(t, 0)))
+        goto bad;
+    size_t n = term_tuple_arity(t);
+    int64_t op = term_small_value(term_tuple_elem(t, 0));
+#define E(i) term_tuple_elem(t, (i))
+    bool need_payload = false, tt = false;
+    switch (op) {
+    case DOP_LINK:
+    case DOP_UNLINK:
+    case DOP_GROUP_LEADER:
+        if (n != 3 || !term_is_pid(E(1)) || !term_is_pid(E(2))) goto bad;
+        c->op = (int)op;
+        c->from = E(1);
+        c->to = E(2);
+        break;
+    case DOP_NODE_LINK:
+        if (n != 1) goto bad;
+        c->op = DOP_NODE_LINK;
+        break;
+    case DOP_SEND_TT:
+        tt = true;
+        /* fallthrough */
+    case DOP_SEND:
+        if (n != 3u + tt || !term_is_pid(E(2))) goto bad;
+        c->op = DOP_SEND;
+        c->to = E(2);
+        need_payload = true;
+        break;
+    case DOP_SEND_SENDER_TT:
+        tt = true;
+        /* fallthrough */
+    case DOP_SEND_SENDER:
+        if (n != 3u + tt || !term_is_pid(E(1)) || !term_is_pid(E(2))) goto bad;
+        c->op = DOP_SEND;
+        c->from = E(1);
+        c->to = E(2);
+        need_payload = true;
+        break;
+    case DOP_REG_SEND_TT:
+        tt = true;
+        /* fallthrough */
+    case DOP_REG_SEND:
+        if (n != 4u + tt || !term_is_pid(E(1)) || !term_is_atom(E(3))) goto bad;
+        c->op = DOP_REG_SEND;
+        c->from = E(1);
+        c->to = E(3);
+        need_payload = true;
+        break;
+    case DOP_EXIT_TT:
+    case DOP_EXIT2_TT:
+        tt = true;
+        /* fallthrough */
+    case DOP_EXIT:
+    case DOP_EXIT2:
+        if (n != 4u + tt || !term_is_pid(E(1)) || !term_is_pid(E(2))) goto bad;
+        c->op = op == DOP_EXIT || op == DOP_EXIT_TT ? DOP_EXIT : DOP_EXIT2;
+        c->from = E(1);
+        c->to = E(2);
+        c->payload = E(n - 1);
+        if (payload != TERM_NONE) goto bad;
+        if (tt) c->token = E(3);
+        return 0;
+    case DOP_PAYLOAD_EXIT_TT:
+    case DOP_PAYLOAD_EXIT2_TT:
+        tt = true;
+        /* fallthrough */
+    case DOP_PAYLOAD_EXIT:
+    case DOP_PAYLOAD_EXIT2:
+        if (n != 3u + tt || !term_is_pid(E(1)) || !term_is_pid(E(2))) goto bad;
+        c->op = op == DOP_PAYLOAD_EXIT || op == DOP_PAYLOAD_EXIT_TT ? DOP_EXIT : DOP_EXIT2;
+        c->from = E(1);
+        c->to = E(2);
+        need_payload = true;
+        break;
+    case DOP_MONITOR_P:
+    case DOP_DEMONITOR_P:
+        if (n != 4 || !term_is_pid(E(1)) || !is_proc(E(2)) || !term_is_ref(E(3))) goto bad;
+        c->op = (int)op;
+        c->from = E(1);
+        c->to = E(2);
+        c->ref = E(3);
+        break;
+    case DOP_MONITOR_P_EXIT:
+        if (n != 5 || !is_proc(E(1)) || !term_is_pid(E(2)) || !term_is_ref(E(3))) goto bad;
+        if (payload != TERM_NONE) goto bad;
+        c->op = DOP_MONITOR_P_EXIT;
+        c->from = E(1);
+        c->to = E(2);
+        c->ref = E(3);
+        c->payload = E(4);
+        return 0;
+    case DOP_PAYLOAD_MONITOR_P_EXIT:
+        if (n != 4 || !is_proc(E(1)) || !term_is_pid(E(2)) || !term_is_ref(E(3))) goto bad;
+        c->op = DOP_MONITOR_P_EXIT;
+        c->from = E(1);
+        c->to = E(2);
+        c->ref = E(3);
+        need_payload = true;
+        break;
+    case DOP_SPAWN_REQUEST_TT:
+        tt = true;
+        /* fallthrough */
+    case DOP_SPAWN_REQUEST: {
+        if (n != 6u + tt || !term_is_ref(E(1)) || !term_is_pid(E(2))) goto bad;
+        term_t mfa = E(4);
+        if (!term_is_tuple(mfa) || term_tuple_arity(mfa) != 3 ||
+            !term_is_atom(term_tuple_elem(mfa, 0)) || !term_is_atom(term_tuple_elem(mfa, 1)) ||
+            !term_is_small(term_tuple_elem(mfa, 2)) || term_list_length(E(5)) < 0)
+            goto bad;
+        c->op = DOP_SPAWN_REQUEST;
+        c->ref = E(1);
+        c->from = E(2);
+        c->group_leader = E(3);
+        c->mfa = mfa;
+        c->opts = E(5);
+        need_payload = true;
+        if (payload != TERM_NONE && term_list_length(payload) < 0) goto bad;
+        break;
+    }
+    case DOP_SPAWN_REPLY_TT:
+        tt = true;
+        /* fallthrough */
+    case DOP_SPAWN_REPLY: {
+        uint64_t fl;
+        if (n != 5u + tt || !term_is_ref(E(1)) || !term_is_pid(E(2)) ||
+            term_get_uint64(E(3), &fl) != 0 || !is_proc(E(4)))
+            goto bad;
+        c->op = DOP_SPAWN_REPLY;
+        c->ref = E(1);
+        c->to = E(2);
+        c->id = fl;
+        c->payload = E(4);
+        if (payload != TERM_NONE) goto bad;
+        if (tt) c->token = E(5);
+        return 0;
+    }
+    case DOP_ALIAS_SEND_TT:
+        tt = true;
+        /* fallthrough */
+    case DOP_ALIAS_SEND:
+        if (n != 3u + tt || !term_is_pid(E(1)) || !term_is_ref(E(2))) goto bad;
+        c->op = DOP_ALIAS_SEND;
+        c->from = E(1);
+        c->to = E(2);
+        need_payload = true;
+        break;
+    case DOP_UNLINK_ID:
+    case DOP_UNLINK_ID_ACK:
+        if (n != 4 || term_get_uint64(E(1), &c->id) != 0 || c->id == 0 || !term_is_pid(E(2)) ||
+            !term_is_pid(E(3)))
+            goto bad;
+        c->op = (int)op;
+        c->from = E(2);
+        c->to = E(3);
+        break;
+    default:
+        *why = "unknown control message";
+        goto fail;
+    }
+#undef E
+    if (tt) c->token = term_tuple_elem(t, n - 1);
+    if (need_payload != (payload != TERM_NONE)) goto bad;
+    return 0;
+bad:
+    *why = "malformed control message";
+fail:
+    dist__ctl_free(c);
+    return DIST_EPROTO;
+}
+
+/* ================================================================ send */
+
+static int enc(term_t t, bool versioned, etf_buf *out)
+{
+    return etf_encode(t, ETF_ENC_UTF8_ATOMS | (versioned ? 0 : ETF_ENC_NO_VERSION), out);
+}
+
+int dist__frame_encode(term_t ctl, term_t payload, uint64_t flags, size_t frag_size, uint64_t seq,
+                       etf_buf *out)
+{
+    size_t start = out->len;
+    int rc;
+    bool hdr = (flags & DFLAG_DIST_HDR_ATOM_CACHE) != 0;
+    if ((rc = etf_buf_reserve(out, 64))) return rc;
+    out->len += 4;
+    if (hdr) {
+        out->data[out->len++] = 131;
+        out->data[out->len++] = 68;
+        out->data[out->len++] = 0;
+    } else {
+        out->data[out->len++] = 112;
+    }
+    size_t body = out->len;
+    if ((rc = enc(ctl, !hdr, out))) goto fail;
+    size_t ctl_end = out->len;
+    if (payload != TERM_NONE && (rc = enc(payload, !hdr, out))) goto fail;
+    size_t plen = out->len - ctl_end;
+    if (!hdr || !(flags & DFLAG_FRAGMENTS) || !frag_size || plen <= frag_size) {
+        if (out->len - start - 4 > UINT32_MAX) {
+            rc = DIST_EINVAL;
+            goto fail;
+        }
+        put32(out->data + start, (uint32_t)(out->len - start - 4));
+        return 0;
+    }
+    /* Fragments: the first carries the control message and frag_size payload bytes, the rest
+    ** frag_size each. Move the encoded bytes aside and lay the fragments out. */
+    size_t dlen = out->len - body;
+    uint8_t *tmp = malloc(dlen);
+    if (!tmp) {
+        rc = DIST_ENOMEM;
+        goto fail;
+    }
+    memcpy(tmp, out->data + body, dlen);
+    out->len = start;
+    size_t first = (ctl_end - body) + frag_size;
+    uint64_t nfrag = 1 + (dlen - first + frag_size - 1) / frag_size;
+    if ((rc = etf_buf_reserve(out, dlen + nfrag * 32))) {
+        free(tmp);
+        goto fail;
+    }
+    size_t off = 0;
+    for (uint64_t id = nfrag; id >= 1; id--) {
+        size_t chunk = id == nfrag ? first : frag_size;
+        if (chunk > dlen - off) chunk = dlen - off;
+        uint8_t *p = out->data + out->len;
+        size_t hl = id == nfrag ? 19 : 18;
+        put32(p, (uint32_t)(hl + chunk));
+        p[4] = 131;
+        p[5] = id == nfrag ? 69 : 70;
+        put64(p + 6, seq);
+        put64(p + 14, id);
+        if (id == nfrag) p[22] = 0;
+        memcpy(p + 4 + hl, tmp + off, chunk);
+        off += chunk;
+        out->len += 4 + hl + chunk;
+    }
+    free(tmp);
+    return 0;
+fail:
+    out->len = start;
+    return rc;
+}

@@ -1,0 +1,251 @@
+/* Unit tests for frames: the atom cache header, fragments (OTP's documented example), round trips.
+ */
+#include "dist_int.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <unistd.h>
+
+#define A(s) term_atom(s)
+
+static dist_rx rx;
+
+static int setup(void **s)
+{
+    (void)s;
+    dist__rx_init(&rx, 0, 0, true);
+    return 0;
+}
+static int teardown(void **s)
+{
+    (void)s;
+    dist__rx_free(&rx);
+    return 0;
+}
+
+/* The fragmented REG_SEND of erl_ext_dist.md ("Distribution Header for fragmented messages"). */
+static void test_doc_example(void **s)
+{
+    (void)s;
+    uint8_t f1[400], f2[64];
+    size_t n = 0;
+    static const uint8_t head[] = {
+        131, 69,  0,   0,   2,   168, 0,   0,   5,   83,  0,   0,   0,   0,   0,   0,
+        0,   2,   5,   4,   137, 9,   10,  5,   236, 3,   114, 101, 103, 9,   4,   99,
+        97,  108, 108, 238, 13,  115, 101, 116, 95,  103, 101, 116, 95,  115, 116, 97,
+        116, 101, 104, 4,   97,  6,   103, 82,  0,   0,   0,   0,   85,  0,   0,   0,
+        0,   2,   82,  1,   82,  2,   104, 3,   82,  3,   103, 82,  0,   0,   0,   0,
+        245, 0,   0,   0,   2,   2,   104, 2,   82,  4,   109, 0,   0,   0,   128};
+    memcpy(f1, head, sizeof head);
+    n = sizeof head;
+    memset(f1 + n, 0, 103);
+    n += 103;
+    static const uint8_t cont[] = {131, 70, 0, 0, 2, 168, 0, 0, 5, 83, 0, 0, 0, 0, 0, 0, 0, 1};
+    memcpy(f2, cont, sizeof cont);
+    memset(f2 + sizeof cont, 0, 25);
+    /* the first two references are old cache entries (the node names) */
+    rx.cache.atoms[4 * 256 + 10] = A("a@host");
+    rx.cache.atoms[5] = A("b@host");
+    dist_ctl c;
+    const char *why = NULL;
+    assert_int_equal(dist__rx_frame(&rx, f1, n, &c, &why), 0);
+    int rc = dist__rx_frame(&rx, f2, sizeof cont + 25, &c, &why);
+    if (rc < 0) fprintf(stderr, "why: %s\n", why);
+    assert_int_equal(rc, 1);
+    assert_int_equal(c.op, DOP_REG_SEND);
+    assert_true(c.to == A("reg"));
+    assert_true(term_is_pid(c.from));
+    term_pid_info pi;
+    term_pid_get(c.from, &pi);
+    assert_true(pi.node == A("a@host"));
+    assert_int_equal(pi.id, 85);
+    /* {call, Pid, {set_get_state, <<0:1024>>}} */
+    term_t m = c.payload;
+    assert_true(term_is_tuple(m) && term_tuple_arity(m) == 3);
+    assert_true(term_tuple_elem(m, 0) == A("call"));
+    term_t inner = term_tuple_elem(m, 2);
+    assert_true(term_tuple_elem(inner, 0) == A("set_get_state"));
+    assert_int_equal(term_binary_size(term_tuple_elem(inner, 1)), 128);
+    /* the new entries stay cached: a later header may refer to them */
+    assert_true(rx.cache.atoms[1 * 256 + 236] == A("reg"));
+    dist__ctl_free(&c);
+}
+
+static term_t pid(const char *node, uint32_t id)
+{
+    return term_pid(A(node), id, 0, 3);
+}
+
+/* Encodes ctl+payload with the given flags and fragment size, decodes frame by frame. */
+static void roundtrip(term_t ctl, term_t payload, uint64_t flags, size_t frag, int want_op)
+{
+    etf_buf b = {0};
+    assert_int_equal(dist__frame_encode(ctl, payload, flags, frag, 77, &b), 0);
+    dist_rx r;
+    dist__rx_init(&r, 0, 0, (flags & DFLAG_DIST_HDR_ATOM_CACHE) != 0);
+    size_t pos = 0;
+    int rc = 0, frames = 0;
+    dist_ctl c;
+    while (pos < b.len) {
+        uint32_t len = ((uint32_t)b.data[pos] << 24) | ((uint32_t)b.data[pos + 1] << 16) |
+                       ((uint32_t)b.data[pos + 2] << 8) | b.data[pos + 3];
+        const char *why = NULL;
+        rc = dist__rx_frame(&r, b.data + pos + 4, len, &c, &why);
+        if (rc < 0) fprintf(stderr, "why: %s\n", why);
+        assert_true(rc >= 0);
+        pos += 4 + len;
+        frames++;
+    }
+    if (rc != 1) fprintf(stderr, "frames %d bytes %zu frag %zu\n", frames, b.len, frag);
+    assert_int_equal(rc, 1);
+    assert_int_equal(c.op, want_op);
+    assert_true(term_equal(c.ctl_term, ctl));
+    if (payload != TERM_NONE) assert_true(term_equal(c.payload, payload));
+    if (frag && payload != TERM_NONE && (flags & DFLAG_FRAGMENTS) &&
+        etf_encoded_size(payload, ETF_ENC_NO_VERSION) > (long long)frag)
+        assert_true(frames > 1);
+    dist__ctl_free(&c);
+    dist__rx_free(&r);
+    etf_buf_free(&b);
+    term_free(ctl);
+    term_free(payload);
+}
+
+static void test_roundtrips(void **s)
+{
+    (void)s;
+    uint64_t fl = DIST_OUR_FLAGS;
+    term_t big = term_binary(NULL, 0);
+    term_free(big);
+    uint8_t *bytes = malloc(300000);
+    for (size_t i = 0; i < 300000; i++) bytes[i] = (uint8_t)(i * 7);
+    roundtrip(term_tuplev(3, term_int(DOP_SEND_SENDER), pid("a@h", 1), pid("b@h", 2)), A("hello"),
+              fl, 65536, DOP_SEND);
+    roundtrip(term_tuplev(3, term_int(DOP_SEND_SENDER), pid("a@h", 1), pid("b@h", 2)),
+              term_tuplev(2, A("big"), term_binary(bytes, 300000)), fl, 1000, DOP_SEND);
+    /* pass-through frames when the peer has no distribution header */
+    roundtrip(term_tuplev(3, term_int(DOP_SEND), A(""), pid("b@h", 2)), A("x"),
+              fl & ~DFLAG_DIST_HDR_ATOM_CACHE, 0, DOP_SEND);
+    roundtrip(term_tuplev(4, term_int(DOP_REG_SEND), pid("a@h", 1), A(""), A("kv")),
+              term_list(0, NULL), fl, 64, DOP_REG_SEND);
+    roundtrip(term_tuplev(3, term_int(DOP_PAYLOAD_EXIT), pid("a@h", 1), pid("b@h", 2)), A("boom"),
+              fl, 0, DOP_EXIT);
+    roundtrip(term_tuplev(4, term_int(DOP_EXIT2), pid("a@h", 1), pid("b@h", 2), A("kill")),
+              TERM_NONE, fl, 0, DOP_EXIT2);
+    roundtrip(term_tuplev(3, term_int(DOP_LINK), pid("a@h", 1), pid("b@h", 2)), TERM_NONE, fl, 0,
+              DOP_LINK);
+    roundtrip(term_tuplev(4, term_int(DOP_UNLINK_ID), term_uint(UINT64_MAX), pid("a@h", 1),
+                          pid("b@h", 2)),
+              TERM_NONE, fl, 0, DOP_UNLINK_ID);
+    term_t ref = term_ref(A("a@h"), 3, 3, (uint32_t[]){1, 2, 3});
+    roundtrip(term_tuplev(4, term_int(DOP_MONITOR_P), pid("a@h", 1), A("echo"), term_dup(ref)),
+              TERM_NONE, fl, 0, DOP_MONITOR_P);
+    roundtrip(term_tuplev(4, term_int(DOP_PAYLOAD_MONITOR_P_EXIT), A("echo"), pid("a@h", 1),
+                          term_dup(ref)),
+              A("normal"), fl, 0, DOP_MONITOR_P_EXIT);
+    roundtrip(term_tuplev(6, term_int(DOP_SPAWN_REQUEST), term_dup(ref), pid("a@h", 1),
+                          pid("a@h", 1), term_tuplev(3, A("demo"), A("echo"), term_int(0)),
+                          term_list(1, (term_t[]){A("monitor")})),
+              TERM_NIL, fl, 0, DOP_SPAWN_REQUEST);
+    roundtrip(term_tuplev(5, term_int(DOP_SPAWN_REPLY), term_dup(ref), pid("a@h", 1), term_int(3),
+                          pid("b@h", 9)),
+              TERM_NONE, fl, 0, DOP_SPAWN_REPLY);
+    roundtrip(term_tuplev(3, term_int(DOP_ALIAS_SEND), pid("a@h", 1), term_dup(ref)), A("m"), fl, 0,
+              DOP_ALIAS_SEND);
+    term_free(ref);
+    free(bytes);
+}
+
+static int frame(const uint8_t *f, size_t n, const char **why)
+{
+    dist_ctl c;
+    int rc = dist__rx_frame(&rx, f, n, &c, why);
+    if (rc == 1) dist__ctl_free(&c);
+    return rc;
+}
+
+static void test_malformed(void **s)
+{
+    (void)s;
+    const char *why;
+    static const uint8_t empty_ref[] = {131, 68, 1, 0x00, 200, 104, 1, 82, 0};
+    rx.cache.atoms[200] = TERM_NONE;
+    assert_int_equal(frame(empty_ref, sizeof empty_ref, &why), DIST_EPROTO);
+    static const uint8_t trunc[] = {131, 68, 3, 0x88};
+    assert_int_equal(frame(trunc, sizeof trunc, &why), DIST_EPROTO);
+    static const uint8_t unknown_op[] = {131, 68, 0, 104, 1, 97, 99};
+    assert_int_equal(frame(unknown_op, sizeof unknown_op, &why), DIST_EPROTO);
+    static const uint8_t bad_arity[] = {131, 68, 0, 104, 2, 97, 1, 97, 1};
+    assert_int_equal(frame(bad_arity, sizeof bad_arity, &why), DIST_EPROTO);
+    static const uint8_t cont_unknown[] = {131, 70, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1};
+    assert_int_equal(frame(cont_unknown, sizeof cont_unknown, &why), DIST_EPROTO);
+    static const uint8_t junk[] = {7, 7, 7};
+    assert_int_equal(frame(junk, sizeof junk, &why), DIST_EPROTO);
+    /* a stray ATOM_CACHE_REF beyond this header's references */
+    static const uint8_t stray[] = {131, 68, 0, 104, 1, 82, 5};
+    assert_int_equal(frame(stray, sizeof stray, &why), DIST_EPROTO);
+    /* out-of-order fragments */
+    static const uint8_t start[] = {131, 69, 0, 0, 0, 0, 0, 0,   0, 5,  0, 0,
+                                    0,   0,  0, 0, 0, 3, 0, 104, 3, 97, 2};
+    assert_int_equal(frame(start, sizeof start, &why), 0);
+    static const uint8_t skip[] = {131, 70, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 1};
+    assert_int_equal(frame(skip, sizeof skip, &why), DIST_EPROTO);
+    dist__rx_free(&rx);
+    /* an empty first fragment (found by the fuzzer: memcpy into a NULL buffer) */
+    static const uint8_t e1[] = {131, 69, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 2, 0};
+    assert_int_equal(frame(e1, sizeof e1, &why), 0);
+    static const uint8_t e2[] = {131, 70, 0, 0, 0, 0, 0, 0,   0, 6,  0,
+                                 0,   0,  0, 0, 0, 0, 1, 104, 1, 97, 5};
+    assert_int_equal(frame(e2, sizeof e2, &why), 1); /* {5}: NODE_LINK */
+    dist__rx_free(&rx);
+}
+
+static void test_atom_budget(void **s)
+{
+    (void)s;
+    dist_rx r;
+    dist__rx_init(&r, 0, 5, true);
+    char name[32];
+    int rc = 0;
+    for (int i = 0; i < 10 && rc >= 0; i++) {
+        /* a REG_SEND to a fresh atom name: {6, Pid, '', fresh_N} with a cache header entry */
+        int n = snprintf(name, sizeof name, "budget_%d_%d", (int)getpid(), i);
+        uint8_t f[128];
+        size_t k = 0;
+        f[k++] = 131, f[k++] = 68, f[k++] = 1, f[k++] = 0x08, f[k++] = (uint8_t)i;
+        f[k++] = (uint8_t)n;
+        memcpy(f + k, name, (size_t)n);
+        k += (size_t)n;
+        etf_buf b = {0};
+        term_t ctl = term_tuplev(4, term_int(DOP_REG_SEND), pid("a@h", 1), A(""), A("x"));
+        etf_encode(ctl, ETF_ENC_NO_VERSION, &b);
+        memcpy(f + k, b.data, b.len);
+        k += b.len;
+        f[k++] = 82, f[k++] = 0; /* payload: the cached atom */
+        dist_ctl c;
+        const char *why;
+        rc = dist__rx_frame(&r, f, k, &c, &why);
+        if (rc == 1) dist__ctl_free(&c);
+        etf_buf_free(&b);
+        term_free(ctl);
+    }
+    assert_int_equal(rc, DIST_EPROTO);
+    dist__rx_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_doc_example, setup, teardown),
+        cmocka_unit_test(test_roundtrips),
+        cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+        cmocka_unit_test(test_atom_budget),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

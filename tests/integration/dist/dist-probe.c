@@ -1,0 +1,173 @@
+/* dist-probe: a hostile distribution peer for tests — bad handshakes, bad frames, atom floods. */
+#include "dist_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <girder/epmd.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static int connect_port(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        perror("connect");
+        exit(2);
+    }
+    return fd;
+}
+
+static void send_all(int fd, const void *d, size_t n)
+{
+    const uint8_t *p = d;
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0) return; /* the node may close on us: that is what we test */
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Waits up to ms for the peer to close: 1 closed, 0 still open. Discards what it sends. */
+static int closed_within(int fd, int ms)
+{
+    uint8_t buf[4096];
+    for (int left = ms; left > 0; left -= 50) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 50) > 0) {
+            ssize_t r = recv(fd, buf, sizeof buf, 0);
+            if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) return 1;
+        }
+    }
+    return 0;
+}
+
+/* Runs our half of the handshake over fd (blocking); 0 when up. */
+static int handshake(int fd, const char *me, const char *peer, const char *cookie)
+{
+    static dist_hs hs;
+    dist__hs_init(&hs, HS_INITIATOR, me, DIST_OUR_FLAGS | DFLAG_PUBLISHED, 7, cookie);
+    dist__hs_start(&hs, peer, 6);
+    for (;;) {
+        if (hs.out_len) {
+            send_all(fd, hs.out, hs.out_len);
+            hs.out_len = 0;
+        }
+        uint8_t b[4096];
+        ssize_t r = recv(fd, b, sizeof b, 0);
+        if (r <= 0) return -1;
+        size_t used;
+        int rc = dist__hs_feed(&hs, b, (size_t)r, &used);
+        if (hs.out_len) {
+            send_all(fd, hs.out, hs.out_len);
+            hs.out_len = 0;
+        }
+        if (rc == HS_DONE) return 0;
+        if (rc == HS_FAIL) {
+            fprintf(stderr, "probe: handshake failed: %s\n", hs.why);
+            return -1;
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 5) {
+        fprintf(stderr,
+                "usage: dist-probe MODE NODE COOKIE EPMD_PORT\n"
+                "  modes: garbage-pre wrong-cookie oversize garbage-post atoms halfopen slow\n");
+        return 2;
+    }
+    const char *mode = argv[1], *node = argv[2], *cookie = argv[3];
+    uint16_t eport = (uint16_t)atoi(argv[4]);
+    char alive[256];
+    snprintf(alive, sizeof alive, "%.*s", (int)(strchr(node, '@') - node), node);
+    char me[300];
+    snprintf(me, sizeof me, "probe%d@%s", (int)getpid(), strchr(node, '@') + 1);
+    epmd_node_info info;
+    if (epmd_port_please("127.0.0.1", eport, alive, 3000, &info) != 0) {
+        fprintf(stderr, "probe: no port for %s\n", alive);
+        return 2;
+    }
+    int fd = connect_port(info.port);
+    int closed = 0;
+    if (!strcmp(mode, "garbage-pre")) {
+        uint8_t junk[64];
+        for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)(i * 37 + 11);
+        junk[0] = 0;
+        junk[1] = 40; /* a packet of 40 bytes that is no name message */
+        send_all(fd, junk, sizeof junk);
+        closed = closed_within(fd, 3000);
+    } else if (!strcmp(mode, "wrong-cookie")) {
+        closed = handshake(fd, me, node, "not-the-cookie") != 0 && closed_within(fd, 3000);
+    } else if (!strcmp(mode, "halfopen")) {
+        closed = closed_within(fd, 15000);
+    } else if (!strcmp(mode, "slow")) {
+        static const uint8_t name[] = {0, 20, 'N', 0, 0, 0, 0, 0, 0, 0, 0};
+        for (size_t i = 0; i < sizeof name && !closed; i++) {
+            send_all(fd, name + i, 1);
+            closed = closed_within(fd, 1000);
+        }
+        if (!closed) closed = closed_within(fd, 15000);
+    } else {
+        if (handshake(fd, me, node, cookie) != 0) {
+            fprintf(stderr, "probe: handshake failed\n");
+            return 1;
+        }
+        if (!strcmp(mode, "oversize")) {
+            static const uint8_t big[] = {0x7f, 0xff, 0xff, 0xff, 131, 68, 0};
+            send_all(fd, big, sizeof big);
+        } else if (!strcmp(mode, "garbage-post")) {
+            static const uint8_t bad[] = {0, 0, 0, 6, 131, 68, 0, 104, 9, 97};
+            send_all(fd, bad, sizeof bad);
+        } else if (!strcmp(mode, "atoms")) {
+            /* REG_SEND to 'nobody' with a fresh atom each time, in big batches */
+            term_t ctl =
+                term_tuplev(4, term__make_small(DOP_REG_SEND), term_pid(term_atom(me), 1, 0, 7),
+                            term_atom(""), term_atom("nobody"));
+            etf_buf c = {0};
+            etf_encode(ctl, ETF_ENC_NO_VERSION | ETF_ENC_UTF8_ATOMS, &c);
+            uint8_t *frame = malloc(4 + 3 + c.len + 2 + 32);
+            for (unsigned i = 0; i < 400000 && !closed; i++) {
+                char a[32];
+                int an = snprintf(a, sizeof a, "flood_%u_%u", (unsigned)getpid(), i);
+                size_t n = 0;
+                frame[4 + n++] = 131;
+                frame[4 + n++] = 68;
+                frame[4 + n++] = 0;
+                memcpy(frame + 4 + n, c.data, c.len);
+                n += c.len;
+                frame[4 + n++] = 119;
+                frame[4 + n++] = (uint8_t)an;
+                memcpy(frame + 4 + n, a, (size_t)an);
+                n += (size_t)an;
+                frame[0] = (uint8_t)(n >> 24);
+                frame[1] = (uint8_t)(n >> 16);
+                frame[2] = (uint8_t)(n >> 8);
+                frame[3] = (uint8_t)n;
+                send_all(fd, frame, 4 + n);
+                if (i % 10000 == 9999) closed = closed_within(fd, 1);
+            }
+            free(frame);
+            etf_buf_free(&c);
+            term_free(ctl);
+        } else {
+            fprintf(stderr, "probe: unknown mode %s\n", mode);
+            return 2;
+        }
+        if (!closed) closed = closed_within(fd, 5000);
+    }
+    close(fd);
+    printf("%s: %s\n", mode, closed ? "closed" : "still open");
+    return closed ? 0 : 1;
+}

@@ -1,0 +1,295 @@
+%% Erlang side of the dist integration tests: each case drives a Girder node from a real OTP node.
+-module(dist_peer).
+-export([main/1]).
+-export([basic/1, hidden/1, big/1, mesh/1, nodedown_girder/1, nodedown_erlang/1,
+         victim/1, ticks_girder/1, wrong_cookie/1, serving/1, remote_spawn/1,
+         girder_to_erlang/1, spawn_target/1, simultaneous/1, blast/1, latency/1]).
+
+%% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
+main([Case | Args]) ->
+    Self = self(),
+    Pid = spawn(fun() ->
+                    R = try apply(?MODULE, list_to_atom(Case), [[list_to_atom(A) || A <- Args]]) of
+                            _ -> ok
+                        catch C:E:S -> {C, E, S}
+                        end,
+                    Self ! {done, R}
+                end),
+    receive
+        {done, ok} ->
+            io:format("PASS ~s~n", [Case]), halt(0);
+        {done, Err} ->
+            io:format("FAIL ~s: ~p~n", [Case, Err]), halt(1)
+    after 60000 ->
+            io:format("FAIL ~s: timeout (~p)~n", [Case, erlang:process_info(Pid, current_stacktrace)]),
+            halt(1)
+    end.
+
+expect(What, Timeout) ->
+    receive Msg -> check(What, Msg)
+    after Timeout -> error({timeout_waiting_for, What})
+    end.
+check(F, Msg) when is_function(F) -> case F(Msg) of true -> Msg; _ -> error({unexpected, Msg}) end;
+check(Val, Val) -> Val;
+check(Val, Msg) -> error({expected, Val, got, Msg}).
+
+nothing(Timeout) ->
+    receive Msg -> error({unexpected, Msg}) after Timeout -> ok end.
+
+step(Name) -> io:format("  ~s~n", [Name]).
+
+wait_until(_F, 0) -> error(wait_until_timeout);
+wait_until(F, N) -> case catch F() of true -> ok; _ -> timer:sleep(50), wait_until(F, N - 1) end.
+
+%% ---------------------------------------------------------------- the cases
+
+basic([G]) ->
+    step("ping and nodes()"),
+    pong = net_adm:ping(G),
+    true = lists:member(G, nodes()),
+    true = lists:member(node(), rpc:call(G, erlang, nodes, [])),
+    step("registered send, reply from Girder to an Erlang pid"),
+    {echo, G} ! {self(), hello},
+    hello = expect(hello, 3000),
+    step("send to a remote pid"),
+    Echo = rpc:call(G, erlang, whereis, [echo]),
+    true = is_pid(Echo), G = node(Echo),
+    Echo ! {self(), {by_pid, [1, 2.5, <<"bin">>, #{k => v}, "str", make_ref()]}},
+    {by_pid, [1, 2.5, <<"bin">>, #{k := v}, "str", R0]} = expect(fun(_) -> true end, 3000),
+    true = is_reference(R0),
+    step("gen_server:call to kv"),
+    ok = gen_server:call({kv, G}, {put, k, <<"v">>}),
+    {ok, <<"v">>} = gen_server:call({kv, G}, {get, k}),
+    error = gen_server:call({kv, G}, {get, nokey}),
+    step("rpc:call and erpc:call"),
+    G = rpc:call(G, erlang, node, []),
+    G = erpc:call(G, erlang, node, []),
+    {badrpc, {'EXIT', {undef, _}}} = rpc:call(G, nosuch, fn, [1]),
+    {'EXIT', {{exception, undef, _}, _}} = (catch erpc:call(G, nosuch, fn, [])),
+    true = is_integer(rpc:call(G, erlang, system_info, [process_count])),
+    {registered_name, echo} = rpc:call(G, erlang, process_info, [Echo, registered_name]),
+    true = lists:member(kv, rpc:call(G, erlang, registered, [])),
+    step("remote spawn, spawn_monitor, spawn_link"),
+    P1 = spawn(G, demo, echo, []),
+    G = node(P1),
+    P1 ! {self(), spawned}, spawned = expect(spawned, 3000),
+    {P2, R2} = spawn_monitor(G, demo, echo, []),
+    P2 ! {crash, boom},
+    {'DOWN', R2, process, P2, boom} = expect(fun({'DOWN', _, _, _, _}) -> true end, 3000),
+    process_flag(trap_exit, true),
+    P3 = spawn_link(G, demo, echo, []),
+    P3 ! {crash, linked_boom},
+    {'EXIT', P3, linked_boom} = expect(fun({'EXIT', _, _}) -> true end, 3000),
+    {P4, R4} = spawn_monitor(G, nosuch_mod, nosuch_fun, [x]),
+    {'DOWN', R4, process, P4, {undef, _}} = expect(fun({'DOWN', _, _, _, _}) -> true end, 3000),
+    step("link, unlink, exit/2"),
+    P5 = spawn(G, demo, echo, []),
+    true = link(P5),
+    true = unlink(P5),
+    P5 ! {crash, after_unlink},
+    nothing(300),
+    P6 = spawn(G, demo, echo, []),
+    link(P6),
+    exit(P6, kill),
+    {'EXIT', P6, killed} = expect(fun({'EXIT', _, _}) -> true end, 3000),
+    P7 = spawn(G, demo, echo, []),
+    link(P7),
+    P7 ! stop,
+    {'EXIT', P7, normal} = expect(fun({'EXIT', _, _}) -> true end, 3000),
+    process_flag(trap_exit, false),
+    step("monitors by pid and by name, demonitor, noproc"),
+    P8 = spawn(G, demo, echo, []),
+    R8 = monitor(process, P8),
+    P8 ! stop,
+    {'DOWN', R8, process, P8, normal} = expect(fun({'DOWN', _, _, _, _}) -> true end, 3000),
+    R9 = monitor(process, {echo, G}),
+    {echo, G} ! {crash, named_crash},
+    {'DOWN', R9, process, {echo, G}, named_crash} = expect(fun({'DOWN', _, _, _, _}) -> true end, 3000),
+    wait_until(fun() -> is_pid(rpc:call(G, erlang, whereis, [echo])) end, 100),
+    R10 = monitor(process, {nosuch, G}),
+    {'DOWN', R10, process, {nosuch, G}, noproc} = expect(fun({'DOWN', _, _, _, _}) -> true end, 3000),
+    P11 = spawn(G, demo, echo, []),
+    R11 = monitor(process, P11),
+    true = demonitor(R11, [flush]),
+    P11 ! stop,
+    nothing(300),
+    R12 = monitor(process, P11),
+    {'DOWN', R12, process, P11, noproc} = expect(fun({'DOWN', _, _, _, _}) -> true end, 3000),
+    girder_to_erlang([G]),
+    ok.
+
+%% Girder links to, monitors and kills Erlang processes (demo:watch and erlang:exit/2 by rpc).
+girder_to_erlang([G]) ->
+    step("Girder links and monitors an Erlang process (demo:watch)"),
+    Me = self(),
+    V = spawn(fun() -> receive die -> exit(boom) end end),
+    W = spawn(G, demo, watch, [V, Me]),
+    wait_until(fun() -> {links, L} = process_info(V, links), lists:member(W, L) end, 100),
+    wait_until(fun() -> {monitored_by, L} = process_info(V, monitored_by), lists:member(W, L) end, 100),
+    V ! die,
+    {exit_seen, V, boom} = expect(fun({exit_seen, _, _}) -> true end, 3000),
+    {down_seen, V, boom} = expect(fun({down_seen, _, _}) -> true end, 3000),
+    step("Girder sends exit/2 to an Erlang process"),
+    V2 = spawn(fun() -> receive after infinity -> ok end end),
+    R = monitor(process, V2),
+    true = rpc:call(G, erlang, exit, [V2, kill]),
+    {'DOWN', R, process, V2, killed} = expect(fun({'DOWN', _, _, _, _}) -> true end, 3000),
+    step("Girder spawns on this Erlang node (erlang:spawn/4 through a spawn request)"),
+    Sp = rpc:call(G, erlang, spawn, [node(), dist_peer, spawn_target, [[Me]]]),
+    true = is_pid(Sp), true = node(Sp) =:= node(),
+    {spawned_on, N0} = expect(fun({spawned_on, _}) -> true end, 3000),
+    N0 = node(),
+    step("Girder sends to a registered Erlang name"),
+    register(dist_peer_box, self()),
+    via_name = rpc:call(G, erlang, send, [{dist_peer_box, node()}, via_name]),
+    via_name = expect(via_name, 3000),
+    unregister(dist_peer_box),
+    ok.
+
+hidden([G]) ->
+    step("a hidden Girder node: pong, in nodes(hidden) only"),
+    pong = net_adm:ping(G),
+    false = lists:member(G, nodes()),
+    true = lists:member(G, nodes(hidden)),
+    {echo, G} ! {self(), hi}, hi = expect(hi, 3000),
+    ok.
+
+big([G]) ->
+    step("a 10 MB binary to Girder and back"),
+    Bin = crypto:strong_rand_bytes(10 * 1024 * 1024),
+    {echo, G} ! {self(), {big, Bin}},
+    T0 = erlang:monotonic_time(millisecond),
+    {big, Bin2} = expect(fun({big, _}) -> true end, 20000),
+    true = Bin =:= Bin2,
+    io:format("  round trip ~p ms~n", [erlang:monotonic_time(millisecond) - T0]),
+    ok.
+
+%% mesh G1 G2 G3 E2: every node ends up connected to every other.
+mesh(Nodes) ->
+    All = [node() | Nodes],
+    Gs = [N || N <- Nodes, lists:prefix("g", atom_to_list(N))],
+    step("ping everything from here"),
+    [pong = net_adm:ping(N) || N <- Nodes],
+    step("each Girder node pings every node"),
+    [pong = rpc:call(G, net_adm, ping, [N]) || G <- Gs, N <- All, N =/= G],
+    step("nodes() everywhere"),
+    wait_until(fun() ->
+                   lists:all(fun(N) ->
+                                 Seen = lists:sort([N | rpc:call(N, erlang, nodes, [])]),
+                                 Seen =:= lists:sort(All)
+                             end, All)
+               end, 100),
+    step("messages across the mesh: Erlang -> G1 -> G2 -> here"),
+    [G1, G2 | _] = Gs,
+    Echo2 = rpc:call(G2, erlang, whereis, [echo]),
+    {_, mesh_hop} = rpc:call(G1, erlang, send, [Echo2, {self(), mesh_hop}]),
+    mesh_hop = expect(mesh_hop, 3000),
+    ok.
+
+%% The Girder node G is killed -9 by the script after "READY": links and monitors see noconnection.
+nodedown_girder([G]) ->
+    process_flag(trap_exit, true),
+    pong = net_adm:ping(G),
+    P = spawn_link(G, demo, echo, []),
+    R = monitor(process, P),
+    R2 = monitor(process, {kv, G}),
+    monitor_node(G, true),
+    io:format("READY~n"),
+    T0 = erlang:monotonic_time(millisecond),
+    {'EXIT', P, noconnection} = expect(fun({'EXIT', _, _}) -> true end, 10000),
+    Rest = [expect(fun(_) -> true end, 5000) || _ <- [1, 2, 3]],
+    true = lists:member({'DOWN', R, process, P, noconnection}, Rest),
+    true = lists:member({'DOWN', R2, process, {kv, G}, noconnection}, Rest),
+    true = lists:member({nodedown, G}, Rest),
+    io:format("  noconnection after ~p ms~n", [erlang:monotonic_time(millisecond) - T0]),
+    ok.
+
+%% victim: a node whose processes Girder watches; it is killed -9 by the script.
+victim([]) ->
+    register(victim, spawn(fun() -> receive after infinity -> ok end end)),
+    io:format("READY~n"),
+    receive after infinity -> ok end.
+
+%% Girder G watches victim on node V (demo:watch), reports here; the script kills V.
+nodedown_erlang([G, V]) ->
+    pong = net_adm:ping(V),
+    Pid = rpc:call(V, erlang, whereis, [victim]),
+    W = spawn(G, demo, watch, [Pid, self()]),
+    wait_until(fun() -> {links, L} = rpc:call(V, erlang, process_info, [Pid, links]),
+                        lists:member(W, L) end, 100),
+    io:format("READY~n"),
+    {exit_seen, Pid, noconnection} = expect(fun({exit_seen, _, _}) -> true end, 10000),
+    {down_seen, Pid, noconnection} = expect(fun({down_seen, _, _}) -> true end, 5000),
+    ok.
+
+%% The script SIGSTOPs Girder G after READY; ticks must find it within about ticktime.
+ticks_girder([G]) ->
+    pong = net_adm:ping(G),
+    monitor_node(G, true),
+    io:format("READY~n"),
+    T0 = erlang:monotonic_time(millisecond),
+    {nodedown, G} = expect(fun(_) -> true end, 20000),
+    io:format("  nodedown after ~p ms~n", [erlang:monotonic_time(millisecond) - T0]),
+    ok.
+
+wrong_cookie([G]) ->
+    step("a wrong cookie gets pang"),
+    pang = net_adm:ping(G),
+    ok.
+
+serving([G]) ->
+    pong = net_adm:ping(G),
+    {echo, G} ! {self(), still_serving},
+    still_serving = expect(still_serving, 3000),
+    ok.
+
+%% Girder spawns on this Erlang node (erlang:spawn_request from C via dist_spawn_request).
+remote_spawn([G]) ->
+    pong = net_adm:ping(G),
+    ok.
+
+spawn_target([To]) ->
+    To ! {spawned_on, node()}.
+
+%% Both Girder nodes dial each other at the same moment, several times: both calls get pong.
+simultaneous([G1, G2]) ->
+    [begin
+         pong = net_adm:ping(G1), pong = net_adm:ping(G2),
+         _ = rpc:call(G1, erlang, disconnect_node, [G2]),
+         wait_until(fun() -> not lists:member(G2, rpc:call(G1, erlang, nodes, [])) andalso
+                                 not lists:member(G1, rpc:call(G2, erlang, nodes, [])) end, 100),
+         Me = self(),
+         [spawn(fun() -> Me ! {I, rpc:call(A, net_adm, ping, [B])} end)
+          || {I, A, B} <- [{1, G1, G2}, {2, G2, G1}]],
+         pong = receive {1, R1} -> R1 after 15000 -> error(timeout1) end,
+         pong = receive {2, R2} -> R2 after 15000 -> error(timeout2) end,
+         true = lists:member(G2, rpc:call(G1, erlang, nodes, [])),
+         true = lists:member(G1, rpc:call(G2, erlang, nodes, []))
+     end || _ <- lists:seq(1, 5)],
+    ok.
+
+%% blast: 10 MB binaries through echo on G, Count times (the other node measures meanwhile).
+blast([G, Count]) ->
+    pong = net_adm:ping(G),
+    Bin = crypto:strong_rand_bytes(10 * 1024 * 1024),
+    io:format("READY~n"),
+    [begin {echo, G} ! {self(), {big, Bin}}, {big, _} = expect(fun({big, _}) -> true end, 20000) end
+     || _ <- lists:seq(1, list_to_integer(atom_to_list(Count)))],
+    ok.
+
+%% latency: while big messages flow on another connection, small calls stay fast.
+latency([G]) ->
+    pong = net_adm:ping(G),
+    ok = gen_server:call({kv, G}, {put, k, 1}),
+    Lat = [begin
+               T0 = erlang:monotonic_time(microsecond),
+               {ok, _} = gen_server:call({kv, G}, {get, k}),
+               T = erlang:monotonic_time(microsecond) - T0,
+               timer:sleep(10),
+               T
+           end || _ <- lists:seq(1, 200)],
+    Max = lists:max(Lat) div 1000,
+    io:format("  small-call latency during 10 MB transfers: max ~p ms, median ~p us~n",
+              [Max, lists:nth(100, lists:sort(Lat))]),
+    true = Max < 250,
+    ok.
