@@ -49,6 +49,11 @@ static int start_epmd(uint16_t port)
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
+        /* girderd blocks SIGTERM/SIGINT/SIGHUP for its signal thread; a blocked mask survives
+        ** exec, and the port mapper must stay stoppable with a plain kill. */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         execl(path, "girder-epmd", "-daemon", "-port", portstr, (char *)NULL);
         _exit(127);
     }

@@ -1,0 +1,38 @@
+#!/bin/sh
+# girderd starts girder-epmd when no port mapper answers (as erl does); that port mapper must
+# answer, outlive girderd (like epmd) and stop on a plain SIGTERM. Usage: epmd_autostart.sh BINDIR
+set -u
+bin=$1
+port=$(( 20000 + $$ % 20000 ))
+gpid= ; epid=
+cleanup() {
+  [ -n "$gpid" ] && kill -KILL "$gpid" 2>/dev/null
+  [ -n "$epid" ] && kill -KILL "$epid" 2>/dev/null
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+# pick a port nobody listens on
+for try in 1 2 3 4 5 6 7 8; do
+  ss -ltn "sport = :$port" 2>/dev/null | grep -q LISTEN || break
+  port=$((port + 1))
+done
+ERL_EPMD_PORT=$port "$bin/girderd" --sname "autostart$$" --cookie c > /dev/null 2>&1 &
+gpid=$!
+for i in $(seq 50); do
+  for p in /proc/[0-9]*; do
+    [ "$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null)" = "girder-epmd -daemon -port $port " ] && epid=${p#/proc/}
+  done
+  [ -n "$epid" ] && break
+  sleep 0.1
+done
+[ -n "$epid" ] || fail "girderd did not start girder-epmd on port $port"
+kill -TERM "$gpid"; wait "$gpid" 2>/dev/null; gpid=
+kill -0 "$epid" 2>/dev/null || fail "girder-epmd died with girderd (it should outlive it, as epmd does)"
+grep -q '^SigBlk:.*' "/proc/$epid/status"
+blk=$(awk '/^SigBlk:/ {print $2}' "/proc/$epid/status")
+[ "$blk" = "0000000000000000" ] || echo "note: girder-epmd blocked signal mask is $blk" >&2
+kill -TERM "$epid"
+for i in $(seq 30); do kill -0 "$epid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$epid" 2>/dev/null && fail "girder-epmd ignored SIGTERM (blocked mask $blk inherited from girderd?)"
+epid=
+echo "1 passed, 0 failed"
