@@ -291,5 +291,7 @@ latency([G]) ->
     Max = lists:max(Lat) div 1000,
     io:format("  small-call latency during 10 MB transfers: max ~p ms, median ~p us~n",
               [Max, lists:nth(100, lists:sort(Lat))]),
-    true = Max < 250,
+    %% 250 ms in a normal build; sanitizer builds are 5-15x slower and set a wider bound.
+    Bound = list_to_integer(os:getenv("GIRDER_LATENCY_MAX_MS", "250")),
+    true = Max < Bound,
     ok.
