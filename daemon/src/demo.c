@@ -9,7 +9,8 @@
 
 /* ---------------------------------------------------------------- echo */
 
-/* demo:echo/0: {crash, R} exits with R, stop exits normal, {From, Msg} sends Msg back to From. */
+/* demo:echo/0 (the registered echo is also in pg group girder_echo): {crash, R} exits with R, stop
+ * exits normal, {From, Msg} sends Msg back to From. */
 static void echo_loop(void)
 {
     for (;;) {
@@ -35,6 +36,7 @@ static void echo_loop(void)
 static void echo_body(void *arg)
 {
     (void)arg;
+    dist_pg_join(A("girder_echo"), nd_self()); /* visible to pg:get_members/1 on Erlang nodes */
     echo_loop();
 }
 

@@ -747,11 +747,13 @@ int dist__sys_start(void)
     if (rc) return rc;
     o.name = A("rex");
     rc = nd_server_start(&rex_ops, NULL, &o, &rex_pid, NULL);
-    return rc;
+    if (rc) return rc;
+    return dist__global_start();
 }
 
 void dist__sys_stop(void)
 {
+    dist__global_stop();
     if (nk_pid != TERM_NONE) nd_server_stop(nk_pid, A("shutdown"), 2000);
     if (rex_pid != TERM_NONE) nd_server_stop(rex_pid, A("shutdown"), 2000);
     term_free(nk_pid);

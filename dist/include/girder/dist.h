@@ -123,6 +123,18 @@ enum { DIST_SPAWN_LINK = 1, DIST_SPAWN_MONITOR = 2 };
 int dist_spawn_request(term_t node, term_t module, term_t function, term_t args, unsigned opts,
                        term_t *ref);
 
+/* ---------------------------------------------------------------- global and pg */
+
+/* global:whereis_name/1 as this node's replica of global's name table knows it: a pid (a
+** reference) or TERM_NONE. Names come from the Erlang nodes this node synchronised with. */
+term_t dist_global_whereis(term_t name);
+/* pg:join/2 and pg:leave/2 in the default scope for a local pid (borrowed): the Erlang
+** nodes' pg sees it. DIST_EINVAL for a pid not local (or, for leave, not a member). */
+int dist_pg_join(term_t group, term_t pid);
+int dist_pg_leave(term_t group, term_t pid);
+/* pg:get_members/1 in the default scope: local and remote members (a list, a reference). */
+term_t dist_pg_members(term_t group);
+
 /* ---------------------------------------------------------------- statistics */
 
 typedef struct dist_stats {

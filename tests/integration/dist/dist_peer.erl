@@ -3,7 +3,8 @@
 -export([main/1]).
 -export([basic/1, hidden/1, big/1, mesh/1, nodedown_girder/1, nodedown_erlang/1,
          victim/1, ticks_girder/1, wrong_cookie/1, serving/1, remote_spawn/1,
-         girder_to_erlang/1, spawn_target/1, simultaneous/1, blast/1, latency/1]).
+         girder_to_erlang/1, spawn_target/1, simultaneous/1, blast/1, latency/1,
+         global_pg/1]).
 
 %% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -292,4 +293,58 @@ latency([G]) ->
     io:format("  small-call latency during 10 MB transfers: max ~p ms, median ~p us~n",
               [Max, lists:nth(100, lists:sort(Lat))]),
     true = Max < 250,
+    ok.
+
+%% global and pg with a visible Girder node in the cluster (the Erlang node connects to it).
+global_pg([G | Others]) ->
+    [pong = net_adm:ping(O) || O <- Others],
+    ok = global:sync(),
+    pong = net_adm:ping(G),
+    step("global:sync"),
+    T0 = erlang:monotonic_time(millisecond),
+    Sync = spawn_monitor(fun() -> exit({synced, global:sync()}) end),
+    {_, SRef} = Sync,
+    receive {'DOWN', SRef, process, _, {synced, ok}} -> ok
+    after 5000 -> error(global_sync_hangs)
+    end,
+    io:format("  global:sync() took ~p ms~n", [erlang:monotonic_time(millisecond) - T0]),
+    true = lists:member(G, gen_server:call(global_name_server, get_known)),
+    [{ok, true} = {rpc:call(O, global, sync, []),
+                   lists:member(G, rpc:call(O, gen_server, call, [global_name_server, get_known]))}
+     || O <- Others],
+    step("global:register_name, whereis_name (here and on Girder)"),
+    Me = spawn(fun() -> receive stop -> ok end end),
+    yes = global:register_name(girder_test_name, Me),
+    Me = global:whereis_name(girder_test_name),
+    Me = rpc:call(G, global, whereis_name, [girder_test_name]),
+    true = lists:member(girder_test_name, rpc:call(G, global, registered_names, [])),
+    no = global:register_name(girder_test_name, self()),
+    step("global: a dead process's name goes everywhere"),
+    Me ! stop,
+    wait_until(fun() -> global:whereis_name(girder_test_name) =:= undefined end, 100),
+    wait_until(fun() -> rpc:call(G, global, whereis_name, [girder_test_name]) =:= undefined end, 100),
+    step("global:unregister_name"),
+    yes = global:register_name(girder_test_name2, self()),
+    Self = self(),
+    Self = rpc:call(G, global, whereis_name, [girder_test_name2]),
+    _ = global:unregister_name(girder_test_name2),
+    undefined = rpc:call(G, global, whereis_name, [girder_test_name2]),
+    step("global:trans"),
+    done = global:trans({girder_res, self()}, fun() -> done end),
+    ok = global:sync(),
+    step("pg: Girder's echo is a member of girder_echo; Erlang joins are seen by Girder"),
+    {ok, _} = case whereis(pg) of undefined -> pg:start(pg); P -> {ok, P} end,
+    Echo = rpc:call(G, erlang, whereis, [echo]),
+    wait_until(fun() -> pg:get_members(girder_echo) =:= [Echo] end, 100),
+    ok = pg:join(erl_group, self()),
+    wait_until(fun() -> rpc:call(G, pg, get_members, [erl_group]) =:= [self()] end, 100),
+    ok = pg:leave(erl_group, self()),
+    wait_until(fun() -> rpc:call(G, pg, get_members, [erl_group]) =:= [] end, 100),
+    step("pg: a Girder member that dies leaves the group"),
+    Echo ! {crash, boom},
+    wait_until(fun() -> case pg:get_members(girder_echo) of
+                            [E2] when E2 =/= Echo -> true;
+                            _ -> false
+                        end end, 100),
+    ok = global:sync(),
     ok.
