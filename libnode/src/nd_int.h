@@ -155,12 +155,19 @@ typedef struct nd_proc {
     void (*exit_hook)(void *, term_t);
     void *exit_hook_arg;
     uint64_t next_unlink_id;
+    term_t aliases; /* owner-only: the aliases it created (alias.c) */
+    size_t naliases, alias_prune_at;
     struct nd_proc *free_next;
 } nd_proc;
 
 #define ND__CLOSED ((nd_sig *)(uintptr_t)1)
 
 enum { WHY_YIELD = 1, WHY_WAIT, WHY_HIBERNATE, WHY_EXIT };
+
+/* Aliases (alias.c). */
+void nd__alias_send(term_t alias, term_t msg); /* local alias; msg consumed */
+void nd__alias_exit(nd_proc *p);
+bool nd__ref_is_local(term_t ref);
 
 /* Process table (proc.c). */
 nd_proc *nd__proc_get(term_t pid); /* takes a reference or NULL */

@@ -152,6 +152,13 @@ static bool node_is_local(term_t node, uint32_t creation)
     return node == TERM_ATOM_NONODE;
 }
 
+bool nd__ref_is_local(term_t ref)
+{
+    term_ref_info ri;
+    if (term_ref_get(ref, &ri) != 0) return false;
+    return node_is_local(ri.node, ri.creation);
+}
+
 bool nd__pid_is_local(term_t pid)
 {
     term_pid_info pi;
@@ -449,6 +456,11 @@ int nd_dist_deliver(const nd_signal *sig)
     term_t to = sig->to;
     nd_proc *q = NULL;
     term_t item = TERM_NONE;
+    if (term_is_ref(to)) { /* ALIAS_SEND */
+        if (sig->kind != ND_SIG_MSG || !nd__ref_is_local(to)) return ND_EINVAL;
+        nd__alias_send(to, term_dup(sig->payload));
+        return 0;
+    }
     if (term_is_atom(to) || term_is_tuple(to)) {
         term_t name = term_is_atom(to) ? to : term_tuple_elem(to, 0);
         if (sig->kind != ND_SIG_MSG && sig->kind != ND_SIG_MONITOR) return ND_EINVAL;
@@ -644,6 +656,7 @@ _Noreturn void nd__proc_exit(nd_proc *p, term_t reason)
     }
     atomic_store(&p->state, PS_EXITING);
     p->reason = reason;
+    nd__alias_exit(p);
     if (atomic_load(&p->name) != TERM_NONE) nd__unregister_proc(p);
     nd_sig *late = reverse(atomic_exchange(&p->outer, ND__CLOSED));
     nd_sig **tail = &p->pending;
@@ -780,6 +793,9 @@ static int spawn_internal(nd_entry_fn fn, void *arg, const nd_spawn_opts *opts, 
     p->exit_hook = NULL;
     p->exit_hook_arg = NULL;
     p->next_unlink_id = 0;
+    p->aliases = TERM_NIL;
+    p->naliases = 0;
+    p->alias_prune_at = 64;
     atomic_store(&p->state, PS_RUNNABLE);
     atomic_store_explicit(&p->refs, 1, memory_order_release);
     atomic_fetch_add(&nd__rt.live, 1);
@@ -958,6 +974,22 @@ int nd_send(term_t to, term_t msg)
         } else if (nd__pid_is_local(to)) {
             nd__sig_free(s);
         } else {
+            if (self) s->from = term_dup(self->pid);
+            dist_out(s, to);
+        }
+        consume1(self);
+        return 0;
+    }
+    if (term_is_ref(to)) { /* an alias */
+        if (nd__ref_is_local(to)) {
+            nd__alias_send(to, msg);
+        } else {
+            nd_sig *s = nd__sig_new(SIG_MSG);
+            if (!s) {
+                term_free(msg);
+                return ND_ENOMEM;
+            }
+            s->payload = msg;
             if (self) s->from = term_dup(self->pid);
             dist_out(s, to);
         }

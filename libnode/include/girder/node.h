@@ -164,7 +164,9 @@ term_t nd_make_ref(void);
 
 /* ---------------------------------------------------------------- messages */
 
-/* Sends msg (consumed) to a pid, a registered name (atom) or {Name, Node}. Sending to a dead
+/* Sends msg (consumed) to a pid, a registered name (atom), {Name, Node} or an alias (a
+** reference; the dist hook sees ND_SIG_MSG with `to` a reference for a remote alias). Sending to a
+*dead
 ** pid succeeds and drops the message (as Erlang); an unregistered name gives ND_ENOTREG. */
 int nd_send(term_t to, term_t msg);
 
@@ -202,6 +204,17 @@ void nd_recv_mark(void);
 
 /* Match-or-crash: returns if t matches p (binding vars), else exits with {badmatch, t}. */
 void nd_assert_match(const term_pattern *p, term_t t, term_t *vars);
+
+/* ---------------------------------------------------------------- aliases */
+
+/* erlang:alias/1 for the calling process: a new reference (owned) through which nd_send (or a
+** remote node's ALIAS_SEND) reaches the process while the alias is active; TERM_NONE outside a
+** process. ND_ALIAS_REPLY: the first message through the alias deactivates it ([reply]).
+** Messages to an inactive alias are dropped; every alias goes when its process exits. */
+enum { ND_ALIAS_EXPLICIT = 0, ND_ALIAS_REPLY = 1 };
+term_t nd_alias(unsigned flags);
+/* erlang:unalias/1: true if alias (borrowed) was an active alias of the calling process. */
+bool nd_unalias(term_t alias);
 
 /* ---------------------------------------------------------------- links, monitors */
 
@@ -295,7 +308,8 @@ typedef int (*nd_dist_fn)(void *ud, const nd_signal *sig);
 /* Installs (or with NULL removes) the hook for signals to pids of other nodes. */
 void nd_set_dist_hook(nd_dist_fn fn, void *ud);
 /* Injects a signal from a remote process to a local one (to is a local pid, or a name for
-** ND_SIG_MSG / ND_SIG_MONITOR). Returns 0 even when the target is dead (the signal then gets
+** ND_SIG_MSG / ND_SIG_MONITOR, or a local alias reference for ND_SIG_MSG). Returns 0 even when the
+*target is dead (the signal then gets
 ** Erlang's dead-target answer, sent back through the hook). */
 int nd_dist_deliver(const nd_signal *sig);
 
