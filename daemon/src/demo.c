@@ -27,7 +27,7 @@ static void echo_loop(void)
                 term_free(m);
                 nd_exit(r);
             }
-            if (term_is_pid(a)) nd_send(a, term_dup(b));
+            if (term_is_pid(a) || term_is_ref(a)) nd_send(a, term_dup(b)); /* ref: an alias */
         }
         term_free(m);
     }
@@ -152,6 +152,36 @@ static int watch_export(void *ud, term_t args, term_t *res)
     return DIST_RETURN;
 }
 
+/* ---------------------------------------------------------------- alias */
+
+/* demo:alias(ReportTo): makes an alias A and sends {alias, Self, A} to ReportTo; then reports
+** every message M it gets (through A or its pid) as {got, M}; `unalias` deactivates A
+** ({unaliased, Bool} to ReportTo), `stop` ends it. */
+static int alias_export(void *ud, term_t args, term_t *res)
+{
+    (void)ud;
+    term_t to = term_hd(args);
+    if (!term_is_pid(to)) {
+        *res = A("badarg");
+        return DIST_ERROR;
+    }
+    term_t al = nd_alias(ND_ALIAS_EXPLICIT);
+    nd_send(to, term_tuplev(3, A("alias"), term_dup(nd_self()), term_dup(al)));
+    for (;;) {
+        term_t m;
+        if (nd_receive(ND_INFINITY, &m) < 0) continue;
+        if (m == A("stop")) break;
+        if (m == A("unalias"))
+            nd_send(to, term_tuplev(2, A("unaliased"),
+                                    nd_unalias(al) ? TERM_ATOM_TRUE : TERM_ATOM_FALSE));
+        else
+            nd_send(to, term_tuplev(2, A("got"), m));
+    }
+    term_free(al);
+    *res = TERM_ATOM_OK;
+    return DIST_RETURN;
+}
+
 /* ---------------------------------------------------------------- the root supervisor */
 
 int demo_start(term_t *sup)
@@ -159,6 +189,7 @@ int demo_start(term_t *sup)
     term_t demo = A("demo");
     dist_export(demo, A("echo"), 0, echo_export, NULL);
     dist_export(demo, A("watch"), 2, watch_export, NULL);
+    dist_export(demo, A("alias"), 1, alias_export, NULL);
     nd_child_spec kids[2] = {
         {A("echo"), echo_start, NULL, ND_PERMANENT, 2000, ND_WORKER},
         {A("kv"), kv_start, NULL, ND_PERMANENT, 2000, ND_WORKER},

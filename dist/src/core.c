@@ -307,7 +307,8 @@ static term_t proc_of(term_t to)
 
 /*
 ** Builds the control tuple (and payload) for a libnode signal given the negotiated flags.
-** Returns false on ENOMEM.
+** Returns false on ENOMEM. A message to an alias for a peer without DFLAG_ALIAS has no wire
+** form: true with *ctl = TERM_NONE (the message is dropped, as Erlang drops it).
 */
 static bool build_ctl(const nd_signal *s, uint64_t fl, term_t *ctl, term_t *payload)
 {
@@ -315,6 +316,13 @@ static bool build_ctl(const nd_signal *s, uint64_t fl, term_t *ctl, term_t *payl
     bool pl = (fl & DFLAG_EXIT_PAYLOAD) != 0;
     switch (s->kind) {
     case ND_SIG_MSG:
+        if (term_is_ref(s->to)) {
+            *ctl = *payload = TERM_NONE;
+            if (!(fl & DFLAG_ALIAS)) return true;
+            c = term_tuplev(3, term__make_small(DOP_ALIAS_SEND), sender(s->from), term_dup(s->to));
+            p = term_dup(s->payload);
+            break;
+        }
         p = term_dup(s->payload);
         if (term_is_tuple(s->to))
             c = term_tuplev(4, term__make_small(DOP_REG_SEND), sender(s->from), a_empty,
@@ -493,6 +501,7 @@ static int send_sig(dconn *c, const nd_signal *s0)
     if (atomic_load(&c->state) == C_UP) {
         term_t ctl, pl;
         if (!build_ctl(s, atomic_load(&c->flags), &ctl, &pl)) return DIST_ENOMEM;
+        if (ctl == TERM_NONE) return 0;
         rc = encode_into(c, ctl, pl, atomic_load(&c->flags), b);
         term_free(ctl);
         term_free(pl);
@@ -513,15 +522,16 @@ static int send_sig(dconn *c, const nd_signal *s0)
     if (state == C_UP) {
         if (!encoded) {
             term_t ctl, pl;
-            if (build_ctl(s, atomic_load(&c->flags), &ctl, &pl)) {
+            if (!build_ctl(s, atomic_load(&c->flags), &ctl, &pl)) {
+                rc = DIST_ENOMEM;
+            } else if (ctl != TERM_NONE) {
                 rc = encode_into(c, ctl, pl, atomic_load(&c->flags), b);
                 term_free(ctl);
                 term_free(pl);
-            } else {
-                rc = DIST_ENOMEM;
+                encoded = true;
             }
         }
-        if (!rc) rc = q_send(c, b, &service);
+        if (!rc && encoded) rc = q_send(c, b, &service);
     } else {
         psig *p = calloc(1, sizeof *p);
         if (!p) {
@@ -553,6 +563,8 @@ static term_t target_node(const nd_signal *s)
     if (term_is_tuple(to) && term_tuple_arity(to) == 2) return term_tuple_elem(to, 1);
     term_pid_info pi;
     if (term_pid_get(to, &pi) == 0) return pi.node;
+    term_ref_info ri;
+    if (term_ref_get(to, &ri) == 0) return ri.node; /* an alias */
     return TERM_NONE;
 }
 
@@ -650,7 +662,7 @@ void dist__conn_up(dconn *c, uint64_t flags, uint32_t creation, int fd)
         term_t ctl = q->ctl, pl = q->payload;
         bool built = false;
         if (ctl == TERM_NONE) {
-            if (!build_ctl(&q->sig, flags, &ctl, &pl)) continue;
+            if (!build_ctl(&q->sig, flags, &ctl, &pl) || ctl == TERM_NONE) continue;
             built = true;
         }
         if (encode_into(c, ctl, pl, flags, &b) == 0) q_push(c, &b);
@@ -958,8 +970,15 @@ void dist__deliver(dconn *c, dist_ctl *m)
     case DOP_SPAWN_REPLY:
         dist__spawn_reply(c, m);
         break;
+    case DOP_ALIAS_SEND: {
+        term_ref_info ri;
+        if (term_ref_get(m->to, &ri) != 0 || ri.node != dist__st->node) break;
+        s.kind = ND_SIG_MSG;
+        nd_dist_deliver(&s); /* dropped by libnode unless the alias is active */
+        break;
+    }
     default:
-        /* ALIAS_SEND (libnode has no aliases), GROUP_LEADER, NODE_LINK, old UNLINK: ignored */
+        /* GROUP_LEADER, NODE_LINK, old UNLINK: ignored */
         break;
     }
     dist__ctl_free(m);

@@ -4,7 +4,7 @@
 -export([basic/1, hidden/1, big/1, mesh/1, nodedown_girder/1, nodedown_erlang/1,
          victim/1, ticks_girder/1, wrong_cookie/1, serving/1, remote_spawn/1,
          girder_to_erlang/1, spawn_target/1, simultaneous/1, blast/1, latency/1,
-         global_pg/1]).
+         global_pg/1, aliases/1]).
 
 %% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -347,4 +347,42 @@ global_pg([G | Others]) ->
                             _ -> false
                         end end, 100),
     ok = global:sync(),
+    ok.
+
+%% Process aliases both ways (ALIAS_SEND).
+aliases([G]) ->
+    pong = net_adm:ping(G),
+    step("Erlang -> Girder alias"),
+    P = spawn(G, demo, alias, [self()]),
+    {alias, P, A} = expect(fun({alias, _, _}) -> true; (_) -> false end, 5000),
+    true = is_reference(A),
+    A ! hello,
+    {got, hello} = expect({got, hello}, 5000),
+    P ! unalias,
+    {unaliased, true} = expect({unaliased, true}, 5000),
+    A ! dropped,
+    P ! marker,
+    {got, marker} = expect({got, marker}, 5000),
+    nothing(200),
+    P ! stop,
+    step("Girder -> Erlang alias"),
+    Al = alias(),
+    {echo, G} ! {Al, via_alias},
+    via_alias = expect(via_alias, 5000),
+    unalias(Al),
+    {echo, G} ! {Al, lost},
+    {echo, G} ! {self(), marker2},
+    marker2 = expect(marker2, 5000),
+    nothing(200),
+    step("reply alias (alias([reply]))"),
+    R = alias([reply]),
+    {echo, G} ! {R, first},
+    {echo, G} ! {R, second},
+    {echo, G} ! {self(), marker3},
+    first = expect(first, 5000),
+    marker3 = expect(marker3, 5000),
+    nothing(200),
+    step("gen_server:call (monitor alias) to a Girder server"),
+    ok = gen_server:call({kv, G}, {put, alias_k, 1}),
+    {ok, 1} = gen_server:call({kv, G}, {get, alias_k}),
     ok.
