@@ -102,6 +102,7 @@ void dist__conn_put(dconn *c)
     psigs_free(c->phead);
     dist__tab_free(&c->links);
     dist__tab_free(&c->mons);
+    dist__acache_free(&c->acache);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c);
@@ -531,6 +532,8 @@ static int send_sig(dconn *c, const nd_signal *s0)
                 encoded = true;
             }
         }
+        if (!rc && encoded && (atomic_load(&c->flags) & DFLAG_DIST_HDR_ATOM_CACHE))
+            rc = dist__acache_apply(&c->acache, b);
         if (!rc && encoded) rc = q_send(c, b, &service);
     } else {
         psig *p = calloc(1, sizeof *p);
@@ -616,6 +619,8 @@ int dist__send_ctl(dconn *c, term_t ctl, term_t payload)
     if (state == C_UP) {
         etf_buf b = {0};
         rc = encode_into(c, ctl, payload, atomic_load(&c->flags), &b);
+        if (!rc && (atomic_load(&c->flags) & DFLAG_DIST_HDR_ATOM_CACHE))
+            rc = dist__acache_apply(&c->acache, &b);
         if (!rc) rc = q_send(c, &b, &service);
         etf_buf_free(&b);
         term_free(ctl);
@@ -665,7 +670,9 @@ void dist__conn_up(dconn *c, uint64_t flags, uint32_t creation, int fd)
             if (!build_ctl(&q->sig, flags, &ctl, &pl) || ctl == TERM_NONE) continue;
             built = true;
         }
-        if (encode_into(c, ctl, pl, flags, &b) == 0) q_push(c, &b);
+        if (encode_into(c, ctl, pl, flags, &b) == 0 &&
+            (!(flags & DFLAG_DIST_HDR_ATOM_CACHE) || dist__acache_apply(&c->acache, &b) == 0))
+            q_push(c, &b);
         b.len = 0;
         if (built) {
             term_free(ctl);

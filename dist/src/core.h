@@ -71,6 +71,7 @@ typedef struct dconn {
     struct dconn *svc_next;
     psig *phead, *ptail; /* while PENDING */
     dtab links, mons;
+    dist_acache acache; /* what the peer's atom cache holds (frames rewritten in wire order) */
     atomic_uint_fast64_t seq;
     atomic_uint_fast64_t out_frames; /* frames sent or queued (ticks are skipped when it moves) */
     /* I/O thread only */

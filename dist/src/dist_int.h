@@ -207,6 +207,15 @@ typedef struct dist_rx {
     bool hdr_cache;    /* DIST_HDR_ATOM_CACHE negotiated (else pass-through 'p' frames) */
 } dist_rx;
 
+/* The sending side of the atom cache (acache.c): the texts the peer's cache holds per slot. */
+#define DIST_ACACHE_SIZE 2048
+typedef struct dist_acache {
+    uint8_t *text[DIST_ACACHE_SIZE];
+    uint16_t len[DIST_ACACHE_SIZE];
+} dist_acache;
+void dist__acache_free(dist_acache *a);
+int dist__acache_apply(dist_acache *a, etf_buf *b);
+
 void dist__rx_init(dist_rx *rx, size_t max_message, size_t max_new_atoms, bool hdr_cache);
 void dist__rx_free(dist_rx *rx);
 /*

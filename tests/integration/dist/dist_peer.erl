@@ -4,7 +4,7 @@
 -export([basic/1, hidden/1, big/1, mesh/1, nodedown_girder/1, nodedown_erlang/1,
          victim/1, ticks_girder/1, wrong_cookie/1, serving/1, remote_spawn/1,
          girder_to_erlang/1, spawn_target/1, simultaneous/1, blast/1, latency/1,
-         global_pg/1, aliases/1]).
+         global_pg/1, aliases/1, atom_cache/1]).
 
 %% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -385,4 +385,22 @@ aliases([G]) ->
     step("gen_server:call (monitor alias) to a Girder server"),
     ok = gen_server:call({kv, G}, {put, alias_k, 1}),
     {ok, 1} = gen_server:call({kv, G}, {get, alias_k}),
+    ok.
+
+%% Girder's outgoing atom cache: messages full of atoms come back from Girder's echo intact.
+atom_cache([G]) ->
+    pong = net_adm:ping(G),
+    Long = list_to_atom(lists:duplicate(200, 16#e4)),
+    Mk = fun(R, N) -> [{list_to_atom("ac_" ++ integer_to_list(R) ++ "_" ++ integer_to_list(I)),
+                        self(), make_ref()} || I <- lists:seq(1, N)] end,
+    Terms = [{Long, Mk(1, 300)}, Mk(1, 300), {Mk(2, 40), Long, #{Long => Mk(3, 10)}},
+             Mk(1, 300), [list_to_atom([C]) || C <- lists:seq($a, $z)], Mk(4, 1000)],
+    lists:foreach(fun(T) ->
+                      {echo, G} ! {self(), T},
+                      T = expect(T, 5000)
+                  end, Terms ++ Terms),
+    %% through a registered name and an rpc as well
+    Big = Mk(5, 500),
+    Big = rpc:call(G, erlang, send, [self(), Big]),
+    Big = expect(Big, 5000),
     ok.
