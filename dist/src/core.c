@@ -1166,6 +1166,25 @@ static int read_cookie(char *out, size_t cap)
 
 static int make_name(dist_state *st, const dist_config *cfg)
 {
+    if (!strcmp(cfg->name, "undefined") || !strncmp(cfg->name, "undefined@", 10)) {
+        /* a dynamic name: only the host goes out, in the name request */
+        st->dynamic = true;
+        if (cfg->name[9] == '@') {
+            if (!cfg->name[10] || strchr(cfg->name + 10, '@')) return DIST_ENAME;
+            snprintf(st->host, sizeof st->host, "%s", cfg->name + 10);
+        } else {
+            char h[256];
+            if (gethostname(h, sizeof h) != 0) return DIST_ENAME;
+            h[sizeof h - 1] = 0;
+            if (!cfg->longnames) {
+                char *dot = strchr(h, '.');
+                if (dot) *dot = 0;
+            }
+            snprintf(st->host, sizeof st->host, "%s", h);
+        }
+        snprintf(st->name, sizeof st->name, "%s", st->host);
+        return cfg->connect ? 0 : DIST_EINVAL;
+    }
     const char *at = strchr(cfg->name, '@');
     if (at) {
         if (at == cfg->name || !at[1] || strchr(at + 1, '@')) return DIST_ENAME;
@@ -1222,7 +1241,8 @@ int dist_start(const dist_config *cfg)
     st->ticktime_s = cfg->ticktime_s ? cfg->ticktime_s : 60;
     st->frag_size = cfg->frag_size ? cfg->frag_size : 65536;
     st->flags = DIST_OUR_FLAGS | (cfg->hidden ? 0 : DFLAG_PUBLISHED);
-    st->node = term_atom(st->name);
+    if (st->dynamic) st->flags = DIST_OUR_FLAGS | DFLAG_NAME_ME; /* as dist_util: hidden */
+    st->node = term_atom(st->dynamic ? "nonode@nohost" : st->name);
     if (st->node == TERM_NONE) {
         free(st);
         return DIST_ENAME;
@@ -1244,6 +1264,18 @@ int dist_start(const dist_config *cfg)
         free(st);
         return rc;
     }
+    if (st->dynamic) {
+        /* the first connection names us (the I/O thread sets name, node and creation) */
+        int64_t to = cfg->handshake_timeout_ms ? 2 * (int64_t)cfg->handshake_timeout_ms : 14000;
+        term_t peer = term_atom(cfg->connect);
+        rc = peer == TERM_NONE ? DIST_EINVAL : dist_connect(peer, to);
+        if (!rc && st->dynamic) rc = DIST_ENOCONN;
+        if (rc) {
+            dist_stop(5000);
+            return rc == DIST_EINVAL ? rc : DIST_ENOCONN;
+        }
+        st->cfg.name = st->name;
+    }
     nd_set_node(st->node, st->creation);
     nd_set_dist_hook(hook, NULL);
     rc = dist__sys_start();
@@ -1251,8 +1283,9 @@ int dist_start(const dist_config *cfg)
         dist_stop(5000);
         return rc;
     }
-    dist__log("event=started node=%s port=%u creation=%u hidden=%d ticktime=%u", st->name, st->port,
-              st->creation, cfg->hidden ? 1 : 0, st->ticktime_s);
+    dist__log("event=started node=%s port=%u creation=%u hidden=%d ticktime=%u%s", st->name,
+              st->port, st->creation, cfg->hidden || cfg->connect ? 1 : 0, st->ticktime_s,
+              cfg->connect && strcmp(st->name, cfg->name) ? " named_by_peer=1" : "");
     return 0;
 }
 

@@ -96,6 +96,7 @@ typedef struct dist_state {
     term_t node;
     uint32_t creation;
     uint64_t flags;
+    bool dynamic; /* waiting to be named (name holds only the host); I/O thread writes it once */
     unsigned ticktime_s;
     size_t frag_size;
     /* node table */

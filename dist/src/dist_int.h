@@ -109,6 +109,10 @@ struct dist_hs {
     char why[200];
     bool bad_cookie;
     bool nok; /* initiator: the peer answered nok (it wins a simultaneous connect) */
+    /* dynamic node names (DFLAG_NAME_ME): the acceptor named the peer (peer_name, peer_creation
+    ** were made up here); the initiator (my_flags has NAME_ME, my_name is only the host) was
+    ** named by the peer: my_name and my_creation now hold what it gave */
+    bool named;
 };
 
 /* Initialises for a role; cookie, names and flags are copied. */

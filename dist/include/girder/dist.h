@@ -47,7 +47,9 @@ const char *dist_err_name(int err);
 /* ---------------------------------------------------------------- start and stop */
 
 typedef struct dist_config {
-    const char *name;         /* "a" (short name: "@<hostname>" is added) or "a@host" */
+    const char *name;         /* "a" (short name: "@<hostname>" is added) or "a@host";
+                              ** "undefined" / "undefined@host": a dynamic name (see connect) */
+    const char *connect;      /* with a dynamic name: the node that names us (required) */
     bool longnames;           /* --name: the host part is a full name (default short) */
     const char *cookie;       /* NULL: read ~/.erlang.cookie */
     bool hidden;              /* connect as a hidden node */
@@ -70,6 +72,10 @@ typedef struct dist_config {
 ** Starts distribution: listens, registers with the port mapper (creation comes from it), names
 ** the node (nd_set_node), installs libnode's distribution hook and starts the system processes
 ** (net_kernel, rex). Blocks up to the handshake timeout for the port mapper.
+** With a dynamic name (DFLAG_NAME_ME, as `erl -sname undefined`) it neither listens nor
+** registers: it dials cfg->connect, which gives the node its name and creation, and only then
+** names libnode's node and starts the system processes; DIST_ENOCONN if that node is not
+** reached. A dynamically named node is hidden.
 */
 int dist_start(const dist_config *cfg);
 /* Closes every connection (node-down for each), unregisters and stops the I/O thread. */

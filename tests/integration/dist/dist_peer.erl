@@ -4,7 +4,7 @@
 -export([basic/1, hidden/1, big/1, mesh/1, nodedown_girder/1, nodedown_erlang/1,
          victim/1, ticks_girder/1, wrong_cookie/1, serving/1, remote_spawn/1,
          girder_to_erlang/1, spawn_target/1, simultaneous/1, blast/1, latency/1,
-         global_pg/1, aliases/1, atom_cache/1]).
+         global_pg/1, aliases/1, atom_cache/1, dynamic_named/1, dynamic_namer/1]).
 
 %% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -403,4 +403,36 @@ atom_cache([G]) ->
     Big = Mk(5, 500),
     Big = rpc:call(G, erlang, send, [self(), Big]),
     Big = expect(Big, 5000),
+    ok.
+
+%% Dynamic names, Erlang asks: run with -sname undefined; Girder names this node.
+dynamic_named([G]) ->
+    nonode@nohost = node(),
+    true = net_kernel:connect_node(G),
+    Me = node(),
+    [Name, Host] = string:split(atom_to_list(Me), "@"),
+    true = Name =/= "undefined" andalso Name =/= "",
+    Host = lists:last(string:split(atom_to_list(G), "@")),
+    io:format("  named ~p~n", [Me]),
+    G = rpc:call(G, erlang, node, []),
+    true = lists:member(Me, rpc:call(G, erlang, nodes, [hidden])),
+    {echo, G} ! {self(), hi},
+    hi = expect(hi, 5000),
+    ok = gen_server:call({kv, G}, {put, dyn, Me}),
+    {ok, Me} = gen_server:call({kv, G}, {get, dyn}),
+    ok.
+
+%% Dynamic names, Girder asks: waits for a hidden Girder node that this node named.
+dynamic_namer([]) ->
+    ok = net_kernel:monitor_nodes(true, [{node_type, hidden}]),
+    io:format("READY~n"),
+    N = receive {nodeup, Node, _} -> Node after 20000 -> error(no_dynamic_node) end,
+    io:format("  named ~p~n", [N]),
+    N = rpc:call(N, erlang, node, []),
+    {echo, N} ! {self(), hello},
+    hello = expect(hello, 5000),
+    P = spawn(N, demo, echo, []),
+    N = node(P),
+    P ! {self(), spawned},
+    spawned = expect(spawned, 5000),
     ok.
