@@ -75,7 +75,8 @@ enum {
     SIG_UNLINK_ACK,
     SIG_MONITOR,
     SIG_DEMONITOR,
-    SIG_DOWN
+    SIG_DOWN,
+    SIG_MON_ADOPT /* local only: from = target, ref = the monitor's reference (nd_monitor_adopt) */
 };
 
 /* A queue node: a message or another signal. Terms are owned by the node. */

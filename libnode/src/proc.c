@@ -217,6 +217,29 @@ void nd__table_free(void)
     nd__rt.chunks = NULL;
 }
 
+term_t nd_processes(void)
+{
+    uint32_t n;
+    pthread_mutex_lock(&nd__rt.tab_mu);
+    n = nd__rt.next_id;
+    pthread_mutex_unlock(&nd__rt.tab_mu);
+    term_t out = TERM_NIL;
+    for (uint32_t id = n; id-- > 1;) {
+        nd_proc *p = nd__proc_slot(id);
+        if (!p) continue;
+        uint32_t r = atomic_load_explicit(&p->refs, memory_order_acquire);
+        do {
+            if (r == 0) break;
+        } while (!atomic_compare_exchange_weak_explicit(&p->refs, &r, r + 1, memory_order_acquire,
+                                                        memory_order_acquire));
+        if (r == 0) continue;
+        if (atomic_load(&p->state) != PS_EXITING && atomic_load(&p->state) != PS_FREE)
+            out = term_cons(term_dup(p->pid), out);
+        nd__proc_put(p);
+    }
+    return out;
+}
+
 size_t nd_process_count(void)
 {
     return atomic_load(&nd__rt.live);
@@ -585,6 +608,12 @@ static void handle_sig(nd_proc *p, nd_sig *s)
             return;
         }
         break;
+    case SIG_MON_ADOPT:
+        if (!rel_find(p, REL_MON, TERM_NONE, s->ref)) {
+            rel_add(p, REL_MON, term_dup(s->from), s->ref, s->from);
+            s->from = s->ref = TERM_NONE;
+        }
+        break;
     }
     nd__sig_free(s);
 }
@@ -607,6 +636,18 @@ void nd__drain(nd_proc *p)
 static void handle_sig_exiting(nd_proc *p, nd_sig *s)
 {
     switch (s->kind) {
+    case SIG_MON_ADOPT: {
+        /* the owner is gone: the monitor set up for it is taken down, as its exit would */
+        nd_sig *d = nd__sig_new(SIG_DEMONITOR);
+        if (d) {
+            d->from = term_dup(p->pid);
+            d->ref = s->ref;
+            s->ref = TERM_NONE;
+            nd__send_sig(p, s->from, d);
+        }
+        nd__sig_free(s);
+        return;
+    }
     case SIG_LINK:
     case SIG_MONITOR:
     case SIG_UNLINK:
@@ -1111,6 +1152,33 @@ int nd_unlink(term_t pid)
     s->from = term_dup(p->pid);
     nd__send_sig(p, pid, s);
     consume1(p);
+    return 0;
+}
+
+int nd_monitor_adopt(term_t owner, term_t target, term_t ref)
+{
+    if (!term_is_pid(target) || !term_is_ref(ref)) return ND_EINVAL;
+    nd_proc *self = nd__self();
+    if (self && term_equal(self->pid, owner)) { /* the owner itself: at once */
+        if (!rel_find(self, REL_MON, TERM_NONE, ref))
+            rel_add(self, REL_MON, term_dup(target), term_dup(ref), term_dup(target));
+        return 0;
+    }
+    nd_proc *q = nd__proc_get(owner);
+    if (!q) return ND_ENOPROC;
+    nd_sig *s = nd__sig_new(SIG_MON_ADOPT);
+    if (!s) {
+        nd__proc_put(q);
+        return ND_ENOMEM;
+    }
+    s->from = term_dup(target);
+    s->ref = term_dup(ref);
+    bool ok = nd__push(q, s);
+    nd__proc_put(q);
+    if (!ok) {
+        nd__sig_free(s);
+        return ND_ENOPROC;
+    }
     return 0;
 }
 

@@ -225,6 +225,14 @@ int nd_unlink(term_t pid);
 /* monitor(process, Target): target is a pid, a registered name atom or {Name, Node}.
 ** *ref gets the monitor reference. A dead target gives a DOWN with noproc at once. */
 int nd_monitor(term_t target, term_t *ref);
+/* Gives process owner (a local pid) a monitor of target (a pid) under reference ref, as if
+** owner had called monitor/2 and got ref, without sending a MONITOR signal: the target's side
+** already holds it (spawn_request's monitor option). From any thread; signals pushed to owner
+** after this call are handled after it, so a DOWN that follows finds the monitor (called by
+** owner itself, it takes effect at once). All
+** borrowed. ND_ENOPROC if owner is dead (if it dies before handling it, the target side is
+** sent a DEMONITOR). */
+int nd_monitor_adopt(term_t owner, term_t target, term_t ref);
 enum { ND_DEMONITOR_FLUSH = 1 };
 /* Returns 0, or ND_ENOPROC when the monitor was not active (already fired/removed). */
 int nd_demonitor(term_t ref, unsigned flags);
@@ -272,6 +280,9 @@ int nd_process_info(term_t pid, nd_proc_info *info);
 void nd_proc_info_free(nd_proc_info *info);
 /* Number of live processes. */
 size_t nd_process_count(void);
+/* erlang:processes/0: a list (a reference) of the local processes alive at the time of the
+** call, in creation-slot order. */
+term_t nd_processes(void);
 
 typedef struct nd_stats {
     uint64_t context_switches, steals, long_schedules, spawns, exits;
