@@ -1,6 +1,6 @@
 # dist integration tests: girderd against real Erlang/OTP (and Elixir) nodes on loopback.
 find_program(ERLC_EXECUTABLE erlc REQUIRED)
-foreach(t basic nodedown ticks mesh elixir interleave global aliases atom_cache dynamic)
+foreach(t basic nodedown ticks mesh elixir interleave global aliases atom_cache dynamic spawnmon)
   add_test(NAME dist-int-${t} COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/dist/${t}.sh)
   set_tests_properties(dist-int-${t} PROPERTIES
     TIMEOUT 120

@@ -4,7 +4,8 @@
 -export([basic/1, hidden/1, big/1, mesh/1, nodedown_girder/1, nodedown_erlang/1,
          victim/1, ticks_girder/1, wrong_cookie/1, serving/1, remote_spawn/1,
          girder_to_erlang/1, spawn_target/1, simultaneous/1, blast/1, latency/1,
-         global_pg/1, aliases/1, atom_cache/1, dynamic_named/1, dynamic_namer/1]).
+         global_pg/1, aliases/1, atom_cache/1, dynamic_named/1, dynamic_namer/1,
+         spawn_monitor_procs/1, die_after/2]).
 
 %% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -435,4 +436,34 @@ dynamic_namer([]) ->
     N = node(P),
     P ! {self(), spawned},
     spawned = expect(spawned, 5000),
+    ok.
+
+%% A process that exits with Reason after Ms (a spawn target).
+die_after(Ms, Reason) ->
+    timer:sleep(Ms),
+    exit(Reason).
+
+%% Girder's spawn_request with the monitor option, and erlang:processes/0 on Girder.
+spawn_monitor_procs([G]) ->
+    pong = net_adm:ping(G),
+    step("spawn_request(monitor) from Girder: the DOWN comes with the request's reference"),
+    _ = spawn(G, demo, spawn_monitor, [node(), dist_peer, die_after, [300, bye], self()]),
+    {spawned, P, Ref} = expect(fun({spawned, _, _}) -> true; (_) -> false end, 5000),
+    true = node(P) =:= node() andalso is_reference(Ref),
+    {monitored_by, MB} = process_info(P, monitored_by),
+    1 = length(MB),
+    {down_seen, Ref, P, bye} = expect({down_seen, Ref, P, bye}, 5000),
+    step("spawn_request(monitor) of an undefined function: DOWN undef-like exit"),
+    _ = spawn(G, demo, spawn_monitor, [node(), dist_peer, no_such_fun, [], self()]),
+    {spawned, P2, Ref2} = expect(fun({spawned, _, _}) -> true; (_) -> false end, 5000),
+    {down_seen, Ref2, P2, {undef, _}} =
+        expect(fun({down_seen, _, _, _}) -> true; (_) -> false end, 5000),
+    step("erlang:processes/0 on Girder"),
+    Procs = rpc:call(G, erlang, processes, []),
+    true = is_list(Procs) andalso length(Procs) >= 5,
+    Echo = rpc:call(G, erlang, whereis, [echo]),
+    true = lists:member(Echo, Procs),
+    true = lists:all(fun(X) -> node(X) =:= G end, Procs),
+    true = length(Procs) =:= rpc:call(G, erlang, system_info, [process_count]) orelse
+           abs(length(Procs) - rpc:call(G, erlang, system_info, [process_count])) < 3,
     ok.
