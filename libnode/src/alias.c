@@ -140,6 +140,17 @@ void nd__alias_send(term_t alias, term_t msg)
     nd__proc_put(q);
 }
 
+/* The owner (a reference) of the active local alias `alias`, or TERM_NONE. */
+term_t nd__alias_owner(term_t alias)
+{
+    uint64_t h = term_hash(alias);
+    pthread_mutex_lock(&a_mu);
+    alias_ent *e = find(alias, h);
+    term_t pid = e ? term_dup(e->pid) : TERM_NONE;
+    pthread_mutex_unlock(&a_mu);
+    return pid;
+}
+
 /* The exiting process p's aliases all become inactive. */
 void nd__alias_exit(nd_proc *p)
 {

@@ -168,6 +168,7 @@ enum { WHY_YIELD = 1, WHY_WAIT, WHY_HIBERNATE, WHY_EXIT };
 /* Aliases (alias.c). */
 void nd__alias_send(term_t alias, term_t msg); /* local alias; msg consumed */
 void nd__alias_exit(nd_proc *p);
+term_t nd__alias_owner(term_t alias); /* a reference or TERM_NONE */
 bool nd__ref_is_local(term_t ref);
 
 /* Process table (proc.c). */

@@ -479,10 +479,16 @@ int nd_dist_deliver(const nd_signal *sig)
     term_t to = sig->to;
     nd_proc *q = NULL;
     term_t item = TERM_NONE;
-    if (term_is_ref(to)) { /* ALIAS_SEND */
-        if (sig->kind != ND_SIG_MSG || !nd__ref_is_local(to)) return ND_EINVAL;
-        nd__alias_send(to, term_dup(sig->payload));
-        return 0;
+    term_t owner = TERM_NONE;
+    if (term_is_ref(to)) { /* through an alias: a message, or an exit signal (OTP 28) */
+        if ((sig->kind != ND_SIG_MSG && sig->kind != ND_SIG_EXIT2) || !nd__ref_is_local(to))
+            return ND_EINVAL;
+        if (sig->kind == ND_SIG_MSG) {
+            nd__alias_send(to, term_dup(sig->payload));
+            return 0;
+        }
+        if ((owner = nd__alias_owner(to)) == TERM_NONE) return 0; /* inactive: dropped */
+        to = owner;
     }
     if (term_is_atom(to) || term_is_tuple(to)) {
         term_t name = term_is_atom(to) ? to : term_tuple_elem(to, 0);
@@ -507,6 +513,7 @@ int nd_dist_deliver(const nd_signal *sig)
     nd_sig *s = nd__sig_new(kinds[sig->kind]);
     if (!s) {
         term_free(item);
+        term_free(owner);
         if (q) nd__proc_put(q);
         return ND_ENOMEM;
     }
@@ -520,6 +527,7 @@ int nd_dist_deliver(const nd_signal *sig)
         term_free(item);
     nd__send_sig(NULL, to, s);
     if (q) nd__proc_put(q);
+    term_free(owner);
     return 0;
 }
 

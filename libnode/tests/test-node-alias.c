@@ -59,6 +59,17 @@ static void body_alias(void *arg)
     assert_int_equal(nd_dist_deliver(&s), 0);
     assert_int_equal(nd_receive(1000, &m), 0);
     assert_true(m == A("from_afar"));
+    /* an exit signal through the alias (OTP 28's ALTACT_SIG_SEND with EXIT) reaches the owner */
+    nd_trap_exit(true);
+    nd_signal x = {ND_SIG_EXIT2, remote, al, A("via_alias"), TERM_NONE, 0};
+    assert_int_equal(nd_dist_deliver(&x), 0);
+    assert_int_equal(nd_receive(1000, &m), 0);
+    assert_true(term_is_tuple(m) && term_tuple_elem(m, 2) == A("via_alias"));
+    term_free(m);
+    assert_true(nd_unalias(al)); /* inactive: the exit signal is dropped */
+    assert_int_equal(nd_dist_deliver(&x), 0);
+    assert_int_equal(nd_receive(50, &m), ND_ETIMEOUT);
+    nd_trap_exit(false);
     term_free(remote);
     term_free(al);
     nd_send(fw, A("stop"));

@@ -319,7 +319,8 @@ typedef int (*nd_dist_fn)(void *ud, const nd_signal *sig);
 /* Installs (or with NULL removes) the hook for signals to pids of other nodes. */
 void nd_set_dist_hook(nd_dist_fn fn, void *ud);
 /* Injects a signal from a remote process to a local one (to is a local pid, or a name for
-** ND_SIG_MSG / ND_SIG_MONITOR, or a local alias reference for ND_SIG_MSG). Returns 0 even when the
+** ND_SIG_MSG / ND_SIG_MONITOR, or a local alias reference for ND_SIG_MSG and ND_SIG_EXIT2: the
+** alias's owner gets it while the alias is active). Returns 0 even when the
 *target is dead (the signal then gets
 ** Erlang's dead-target answer, sent back through the hook). */
 int nd_dist_deliver(const nd_signal *sig);
