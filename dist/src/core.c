@@ -319,8 +319,14 @@ static bool build_ctl(const nd_signal *s, uint64_t fl, term_t *ctl, term_t *payl
     case ND_SIG_MSG:
         if (term_is_ref(s->to)) {
             *ctl = *payload = TERM_NONE;
-            if (!(fl & DFLAG_ALIAS)) return true;
-            c = term_tuplev(3, term__make_small(DOP_ALIAS_SEND), sender(s->from), term_dup(s->to));
+            if (fl & DFLAG_ALTACT_SIG) /* OTP 28+: ALIAS_SEND is deprecated there */
+                c = term_tuplev(4, term__make_small(DOP_ALTACT_SIG_SEND),
+                                term__make_small(ALTACT_ALIAS), sender(s->from), term_dup(s->to));
+            else if (fl & DFLAG_ALIAS)
+                c = term_tuplev(3, term__make_small(DOP_ALIAS_SEND), sender(s->from),
+                                term_dup(s->to));
+            else
+                return true;
             p = term_dup(s->payload);
             break;
         }
@@ -977,6 +983,21 @@ void dist__deliver(dconn *c, dist_ctl *m)
     case DOP_SPAWN_REPLY:
         dist__spawn_reply(c, m);
         break;
+    case DOP_ALTACT_SIG_SEND: {
+        /* a priority signal is delivered as an ordinary one: Girder processes have no priority
+        ** aliases, so no signal can jump their queue */
+        bool ok;
+        if (m->id & ALTACT_ALIAS) {
+            term_ref_info ri;
+            ok = term_ref_get(m->to, &ri) == 0 && ri.node == dist__st->node;
+        } else {
+            ok = (m->id & ALTACT_NAME) || local_pid(m->to);
+        }
+        if (!ok) break;
+        s.kind = (m->id & ALTACT_EXIT) ? ND_SIG_EXIT2 : ND_SIG_MSG;
+        nd_dist_deliver(&s);
+        break;
+    }
     case DOP_ALIAS_SEND: {
         term_ref_info ri;
         if (term_ref_get(m->to, &ri) != 0 || ri.node != dist__st->node) break;
