@@ -268,6 +268,8 @@ typedef struct nd_runtime {
     _Atomic int stopping;
     _Atomic int stopping_threads;
     _Atomic unsigned nidle;
+    _Atomic unsigned nspin; /* schedulers spinning before they park (see sched_main) */
+    uint64_t spin_ns;       /* how long an idle scheduler spins before parking */
     /* global run queue */
     pthread_mutex_t gq_mu;
     nd_proc **gq;
