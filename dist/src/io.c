@@ -461,6 +461,7 @@ static void hs_done(dsock *s)
         st->creation = hs->my_creation;
         st->flags &= ~DFLAG_NAME_ME;
         st->dynamic = false;
+        nd_set_node(st->node, st->creation); /* before any pid is made for the peer */
         dist__log("event=named node=%s creation=%u by=%s", st->name, st->creation, hs->peer_name);
     }
     s->phase = P_UP;

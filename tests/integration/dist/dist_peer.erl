@@ -430,6 +430,8 @@ dynamic_namer([]) ->
     N = receive {nodeup, Node, _} -> Node after 20000 -> error(no_dynamic_node) end,
     io:format("  named ~p~n", [N]),
     N = rpc:call(N, erlang, node, []),
+    %% the daemon starts its demo processes once it is named: wait for echo
+    wait_until(fun() -> is_pid(rpc:call(N, erlang, whereis, [echo])) end, 200),
     {echo, N} ! {self(), hello},
     hello = expect(hello, 5000),
     P = spawn(N, demo, echo, []),
