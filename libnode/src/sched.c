@@ -126,8 +126,11 @@ static nd_proc *gq_pop(void)
 */
 static void wake_idle(void)
 {
-    /* a spinning scheduler will see the work: it looks again after it stops spinning */
-    if (atomic_load(&nd__rt.nspin) > 0 || atomic_load(&nd__rt.nidle) == 0) return;
+    /* spinning schedulers will see the work (they look again when they stop spinning): wake
+    ** a parked one only for more global work than there are spinners */
+    unsigned spinning = atomic_load(&nd__rt.nspin);
+    if (spinning > 0 && atomic_load(&nd__rt.gq_count) <= spinning) return;
+    if (atomic_load(&nd__rt.nidle) == 0) return;
     for (unsigned i = 0; i < nd__rt.nsched; i++) {
         nd_sched *o = &nd__rt.scheds[i];
         int one = 1;
