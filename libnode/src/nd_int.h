@@ -131,7 +131,7 @@ typedef struct nd_proc {
     uint32_t id;
     term_t pid;
     _Atomic(nd_sig *) outer;    /* senders push here (LIFO); ND__CLOSED once dead */
-    _Atomic int64_t outer_msgs; /* about how many messages wait in outer (introspection) */
+    _Atomic int64_t outer_msgs; /* messages waiting in outer (process_info; see nd__push) */
     nd_sig *in_head, *in_tail, *mark;
     nd_sig *pending; /* drained signals not yet handled (kept for the exit path) */
     size_t inner_len;

@@ -253,13 +253,11 @@ bool nd__push(nd_proc *p, nd_sig *s)
     ** server call would otherwise wake the server a second time). Read before publishing: once
     ** pushed, the node belongs to the receiver. */
     bool wake = s->kind != SIG_DEMONITOR && s->kind != SIG_UNLINK_ACK;
-    /* An estimate of the messages not yet drained, for process_info: a plain increment (no
-    ** locked instruction on the send path; concurrent senders may lose a count), reset by each
-    ** drain, so it is exact for one sender and heals at the next drain. */
-    if (s->kind == SIG_MSG)
-        atomic_store_explicit(&p->outer_msgs,
-                              atomic_load_explicit(&p->outer_msgs, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+    /* The messages not yet drained, for process_info: counted before the push and taken off by
+    ** the drain that takes them, both atomically, so the count is exact whenever no send is
+    ** half done (a drain that runs concurrently with senders, on another scheduler, no longer
+    ** loses counts as a reset did). */
+    if (s->kind == SIG_MSG) atomic_fetch_add_explicit(&p->outer_msgs, 1, memory_order_relaxed);
     nd_sig *h = atomic_load_explicit(&p->outer, memory_order_relaxed);
     do {
         if (h == ND__CLOSED) return false;
@@ -631,7 +629,9 @@ void nd__drain(nd_proc *p)
     if (!p->pending && atomic_load_explicit(&p->outer, memory_order_relaxed) == NULL) return;
     if (!p->pending) {
         p->pending = reverse(atomic_exchange(&p->outer, NULL));
-        atomic_store_explicit(&p->outer_msgs, 0, memory_order_relaxed);
+        int64_t n = 0;
+        for (nd_sig *q = p->pending; q; q = q->next) n += q->kind == SIG_MSG;
+        if (n) atomic_fetch_sub_explicit(&p->outer_msgs, n, memory_order_relaxed);
     }
     while (p->pending) {
         nd_sig *s = p->pending;
