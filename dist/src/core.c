@@ -1289,6 +1289,7 @@ int dist_start(const dist_config *cfg)
         /* the first connection names us: the I/O thread sets name, node and creation (and
         ** libnode's node) before the connection carries anything, so the hook must be in place */
         nd_set_dist_hook(hook, NULL);
+        dist__sys_exports(); /* rpc:call may arrive as soon as we are named */
         int64_t to = cfg->handshake_timeout_ms ? 2 * (int64_t)cfg->handshake_timeout_ms : 14000;
         term_t peer = term_atom(cfg->connect);
         rc = peer == TERM_NONE ? DIST_EINVAL : dist_connect(peer, to);

@@ -152,7 +152,9 @@ void dist__io_detach(dconn *c);
 
 /* sys.c */
 int dist__sys_start(void);
-int dist__global_start(void); /* global_name_server and pg (global.c) */
+void dist__sys_exports(void);    /* the built-in exports (before any peer can call them) */
+void dist__global_exports(void); /* global:/pg: exports (global.c) */
+int dist__global_start(void);    /* global_name_server and pg (global.c) */
 void dist__global_stop(void);
 void dist__sys_stop(void);
 void dist__spawn_request(dconn *c, dist_ctl *ctl);

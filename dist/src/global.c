@@ -724,13 +724,17 @@ static int bi_pg_groups(void *ud, term_t args, term_t *res)
     return DIST_RETURN;
 }
 
-int dist__global_start(void)
+void dist__global_exports(void)
 {
     dist_export(A("global"), A("whereis_name"), 1, bi_global_whereis, NULL);
     dist_export(A("global"), A("registered_names"), 0, bi_global_names, NULL);
     dist_export(A("pg"), A("get_members"), 1, bi_pg_members, NULL);
     dist_export(A("pg"), A("get_members"), 2, bi_pg_members, NULL);
     dist_export(A("pg"), A("which_groups"), 0, bi_pg_groups, NULL);
+}
+
+int dist__global_start(void)
+{
     nd_server_opts o = {0};
     o.name = A("global_name_server");
     int rc = nd_server_start(&gns_ops, NULL, &o, &gns_pid, NULL);

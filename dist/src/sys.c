@@ -765,10 +765,18 @@ static void builtins(void)
 
 static term_t nk_pid, rex_pid;
 
+/* Registers the built-in exports; a second call finds them taken (DIST_EEXIST) and changes
+** nothing. */
+void dist__sys_exports(void)
+{
+    builtins();
+    dist__global_exports();
+}
+
 int dist__sys_start(void)
 {
     t0_wall = ms_now(CLOCK_MONOTONIC);
-    builtins();
+    dist__sys_exports();
     nd_server_opts o = {0};
     o.name = A("net_kernel");
     int rc = nd_server_start(&nk_ops, NULL, &o, &nk_pid, NULL);

@@ -429,8 +429,8 @@ dynamic_namer([]) ->
     io:format("READY~n"),
     N = receive {nodeup, Node, _} -> Node after 20000 -> error(no_dynamic_node) end,
     io:format("  named ~p~n", [N]),
-    N = rpc:call(N, erlang, node, []),
-    %% the daemon starts its demo processes once it is named: wait for echo
+    %% the daemon starts its services once it is named (as an Erlang node its applications)
+    wait_until(fun() -> rpc:call(N, erlang, node, []) =:= N end, 200),
     wait_until(fun() -> is_pid(rpc:call(N, erlang, whereis, [echo])) end, 200),
     {echo, N} ! {self(), hello},
     hello = expect(hello, 5000),
