@@ -2,3 +2,7 @@
 add_executable(bench-dist-tcp ${CMAKE_CURRENT_LIST_DIR}/bench-dist-tcp.c)
 target_link_libraries(bench-dist-tcp PRIVATE dist)
 target_compile_definitions(bench-dist-tcp PRIVATE BENCH_ERL_DIR="${CMAKE_CURRENT_LIST_DIR}/erl")
+
+add_executable(bench-dist-nodedown ${CMAKE_CURRENT_LIST_DIR}/bench-dist-nodedown.c)
+target_link_libraries(bench-dist-nodedown PRIVATE dist)
+target_compile_definitions(bench-dist-nodedown PRIVATE BENCH_ERL_DIR="${CMAKE_CURRENT_LIST_DIR}/erl")

@@ -18,7 +18,8 @@ static hs_status decide(void *ud, dist_hs *hs)
     return answer;
 }
 
-/* First byte: role and status; the rest is what the peer sends, cut into reads of varying size. */
+/* First byte: role, status, dynamic name (0x08, initiator); the rest is what the peer sends, cut
+ * into reads of varying size. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static dist_hs hs;
@@ -27,7 +28,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     data++;
     size--;
     hs_role role = (ctl & 1) ? HS_INITIATOR : HS_ACCEPTOR;
-    dist__hs_init(&hs, role, "girder@host", DIST_OUR_FLAGS | DFLAG_PUBLISHED, 42, "cookie");
+    if (role == HS_INITIATOR && (ctl & 0x08)) /* a dynamic name request: only the host */
+        dist__hs_init(&hs, role, "host", DIST_OUR_FLAGS | DFLAG_NAME_ME, 0, "cookie");
+    else
+        dist__hs_init(&hs, role, "girder@host", DIST_OUR_FLAGS | DFLAG_PUBLISHED, 42, "cookie");
     hs.rand32 = fixed_rand;
     hs.decide = decide;
     answer = (hs_status)(1 + ((ctl >> 1) % 5));

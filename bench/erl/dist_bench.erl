@@ -1,6 +1,6 @@
 %% Erlang side of bench-dist-tcp: the sink/pong receiver and the sender, same protocol as Girder's.
 -module(dist_bench).
--export([receiver/0, throughput/2, roundtrip/2]).
+-export([receiver/0, throughput/2, roundtrip/2, victim/0, watch/1]).
 
 %% bench_sink: {start, N, From} -> From ! {ready, self()}, takes N messages, From ! {done, N}.
 %% bench_pong: {From, M} -> From ! M.
@@ -46,3 +46,26 @@ rpc_whereis(Node) ->
     {bench_pong, Node}.
 rt(_, 0) -> ok;
 rt(P, N) -> P ! {self(), ping}, receive ping -> rt(P, N - 1) end.
+
+%% bench-dist-nodedown: the victim node's registered process, and the watcher on another node
+%% that links to and monitors it, says READY and prints DOWN once both the exit signal and the
+%% DOWN with noconnection have arrived (the victim is killed -9 in between).
+victim() ->
+    register(bench_victim, spawn(fun victim_loop/0)),
+    io:format("READY~n"),
+    receive after infinity -> ok end.
+victim_loop() -> receive {From, whoami} -> From ! {victim, self()} end, victim_loop().
+
+watch(Node) ->
+    pong = net_adm:ping(Node),
+    {bench_victim, Node} ! {self(), whoami},
+    Pid = receive {victim, P} -> P after 5000 -> exit(no_victim) end,
+    process_flag(trap_exit, true),
+    link(Pid),
+    Ref = monitor(process, Pid),
+    {bench_victim, Node} ! {self(), whoami},
+    receive {victim, _} -> ok after 5000 -> exit(no_victim) end,
+    io:format("READY~n"),
+    receive {'EXIT', Pid, noconnection} -> ok after 30000 -> exit(timeout) end,
+    receive {'DOWN', Ref, process, Pid, noconnection} -> ok after 30000 -> exit(timeout) end,
+    io:format("DOWN~n").

@@ -9,7 +9,8 @@
 
 /* ---------------------------------------------------------------- echo */
 
-/* demo:echo/0: {crash, R} exits with R, stop exits normal, {From, Msg} sends Msg back to From. */
+/* demo:echo/0 (the registered echo is also in pg group girder_echo): {crash, R} exits with R, stop
+ * exits normal, {From, Msg} sends Msg back to From. */
 static void echo_loop(void)
 {
     for (;;) {
@@ -26,7 +27,7 @@ static void echo_loop(void)
                 term_free(m);
                 nd_exit(r);
             }
-            if (term_is_pid(a)) nd_send(a, term_dup(b));
+            if (term_is_pid(a) || term_is_ref(a)) nd_send(a, term_dup(b)); /* ref: an alias */
         }
         term_free(m);
     }
@@ -35,6 +36,7 @@ static void echo_loop(void)
 static void echo_body(void *arg)
 {
     (void)arg;
+    dist_pg_join(A("girder_echo"), nd_self()); /* visible to pg:get_members/1 on Erlang nodes */
     echo_loop();
 }
 
@@ -150,6 +152,92 @@ static int watch_export(void *ud, term_t args, term_t *res)
     return DIST_RETURN;
 }
 
+/* ---------------------------------------------------------------- alias */
+
+/* demo:alias(ReportTo): makes an alias A and sends {alias, Self, A} to ReportTo; then reports
+** every message M it gets (through A or its pid) as {got, M}; `unalias` deactivates A
+** ({unaliased, Bool} to ReportTo), `stop` ends it. */
+static int alias_export(void *ud, term_t args, term_t *res)
+{
+    (void)ud;
+    term_t to = term_hd(args);
+    if (!term_is_pid(to)) {
+        *res = A("badarg");
+        return DIST_ERROR;
+    }
+    term_t al = nd_alias(ND_ALIAS_EXPLICIT);
+    nd_send(to, term_tuplev(3, A("alias"), term_dup(nd_self()), term_dup(al)));
+    for (;;) {
+        term_t m;
+        if (nd_receive(ND_INFINITY, &m) < 0) continue;
+        if (m == A("stop")) break;
+        if (m == A("unalias"))
+            nd_send(to, term_tuplev(2, A("unaliased"),
+                                    nd_unalias(al) ? TERM_ATOM_TRUE : TERM_ATOM_FALSE));
+        else
+            nd_send(to, term_tuplev(2, A("got"), m));
+    }
+    term_free(al);
+    *res = TERM_ATOM_OK;
+    return DIST_RETURN;
+}
+
+/* ---------------------------------------------------------------- spawn_monitor */
+
+static bool is_spawn_reply(term_t m, void *ud)
+{
+    return term_is_tuple(m) && term_tuple_arity(m) == 4 &&
+           term_tuple_elem(m, 0) == A("spawn_reply") &&
+           term_equal(term_tuple_elem(m, 1), *(term_t *)ud);
+}
+
+static bool is_down(term_t m, void *ud)
+{
+    return term_is_tuple(m) && term_tuple_arity(m) == 5 && term_tuple_elem(m, 0) == A("DOWN") &&
+           term_equal(term_tuple_elem(m, 1), *(term_t *)ud);
+}
+
+/* demo:spawn_monitor(Node, M, F, Args, ReportTo): spawn_request with the monitor option from
+** C; reports {spawned, Pid, Ref} (or {spawn_error, Reason}) and then {down_seen, Ref, Pid, R}. */
+static int spawn_monitor_export(void *ud, term_t args, term_t *res)
+{
+    (void)ud;
+    term_t a[5];
+    term_t l = args;
+    for (int i = 0; i < 5; i++, l = term_tl(l)) a[i] = term_hd(l);
+    term_t ref, m;
+    if (!term_is_pid(a[4]) ||
+        dist_spawn_request(a[0], a[1], a[2], a[3], DIST_SPAWN_MONITOR, &ref) != 0) {
+        *res = A("badarg");
+        return DIST_ERROR;
+    }
+    if (nd_receive_if(is_spawn_reply, &ref, 10000, &m) < 0) {
+        term_free(ref);
+        *res = A("timeout");
+        return DIST_ERROR;
+    }
+    if (term_tuple_elem(m, 2) != TERM_ATOM_OK) {
+        nd_send(a[4], term_tuplev(2, A("spawn_error"), term_dup(term_tuple_elem(m, 3))));
+        term_free(m);
+        term_free(ref);
+        *res = TERM_ATOM_OK;
+        return DIST_RETURN;
+    }
+    term_t pid = term_dup(term_tuple_elem(m, 3));
+    term_free(m);
+    nd_send(a[4], term_tuplev(3, A("spawned"), term_dup(pid), term_dup(ref)));
+    if (nd_receive_if(is_down, &ref, ND_INFINITY, &m) == 0) {
+        nd_send(a[4], term_tuplev(4, A("down_seen"), term_dup(ref), pid,
+                                  term_dup(term_tuple_elem(m, 4))));
+        term_free(m);
+    } else {
+        term_free(pid);
+    }
+    term_free(ref);
+    *res = TERM_ATOM_OK;
+    return DIST_RETURN;
+}
+
 /* ---------------------------------------------------------------- the root supervisor */
 
 int demo_start(term_t *sup)
@@ -157,6 +245,8 @@ int demo_start(term_t *sup)
     term_t demo = A("demo");
     dist_export(demo, A("echo"), 0, echo_export, NULL);
     dist_export(demo, A("watch"), 2, watch_export, NULL);
+    dist_export(demo, A("alias"), 1, alias_export, NULL);
+    dist_export(demo, A("spawn_monitor"), 5, spawn_monitor_export, NULL);
     nd_child_spec kids[2] = {
         {A("echo"), echo_start, NULL, ND_PERMANENT, 2000, ND_WORKER},
         {A("kv"), kv_start, NULL, ND_PERMANENT, 2000, ND_WORKER},

@@ -15,10 +15,12 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: girderd --sname NAME | --name NAME@HOST [--cookie C] [--hidden]\n"
-               "               [--listen-port P] [--ticktime S] [--setuptime S] [--schedulers N]\n"
-               "  cookie: --cookie, else ~/.erlang.cookie; port mapper: ERL_EPMD_PORT or 4369\n"
-               "  (girder-epmd is started when no port mapper answers). SIGTERM stops cleanly.\n");
+    fprintf(f,
+            "usage: girderd --sname NAME | --name NAME@HOST [--cookie C] [--hidden]\n"
+            "               [--listen-port P] [--ticktime S] [--setuptime S] [--schedulers N]\n"
+            "       girderd --sname undefined --connect NODE ...  (a dynamic name given by NODE)\n"
+            "  cookie: --cookie, else ~/.erlang.cookie; port mapper: ERL_EPMD_PORT or 4369\n"
+            "  (girder-epmd is started when no port mapper answers). SIGTERM stops cleanly.\n");
 }
 
 static void log_line(void *ud, const char *line)
@@ -86,6 +88,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--cookie") && v) {
             cfg.cookie = v;
             i++;
+        } else if (!strcmp(a, "--connect") && v) {
+            cfg.connect = v;
+            i++;
         } else if (!strcmp(a, "--hidden")) {
             cfg.hidden = true;
         } else if (!strcmp(a, "--listen-port") && v) {
@@ -112,7 +117,11 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (cfg.longnames && !strchr(cfg.name, '@')) {
+    if ((!strcmp(cfg.name, "undefined") || !strncmp(cfg.name, "undefined@", 10)) && !cfg.connect) {
+        fprintf(stderr, "girderd: a dynamic name (undefined) needs --connect NODE\n");
+        return 2;
+    }
+    if (cfg.longnames && !strchr(cfg.name, '@') && !cfg.connect) {
         fprintf(stderr, "girderd: --name needs NAME@HOST\n");
         return 2;
     }

@@ -102,6 +102,7 @@ void dist__conn_put(dconn *c)
     psigs_free(c->phead);
     dist__tab_free(&c->links);
     dist__tab_free(&c->mons);
+    dist__acache_free(&c->acache);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c);
@@ -307,7 +308,8 @@ static term_t proc_of(term_t to)
 
 /*
 ** Builds the control tuple (and payload) for a libnode signal given the negotiated flags.
-** Returns false on ENOMEM.
+** Returns false on ENOMEM. A message to an alias for a peer without DFLAG_ALIAS has no wire
+** form: true with *ctl = TERM_NONE (the message is dropped, as Erlang drops it).
 */
 static bool build_ctl(const nd_signal *s, uint64_t fl, term_t *ctl, term_t *payload)
 {
@@ -315,6 +317,19 @@ static bool build_ctl(const nd_signal *s, uint64_t fl, term_t *ctl, term_t *payl
     bool pl = (fl & DFLAG_EXIT_PAYLOAD) != 0;
     switch (s->kind) {
     case ND_SIG_MSG:
+        if (term_is_ref(s->to)) {
+            *ctl = *payload = TERM_NONE;
+            if (fl & DFLAG_ALTACT_SIG) /* OTP 28+: ALIAS_SEND is deprecated there */
+                c = term_tuplev(4, term__make_small(DOP_ALTACT_SIG_SEND),
+                                term__make_small(ALTACT_ALIAS), sender(s->from), term_dup(s->to));
+            else if (fl & DFLAG_ALIAS)
+                c = term_tuplev(3, term__make_small(DOP_ALIAS_SEND), sender(s->from),
+                                term_dup(s->to));
+            else
+                return true;
+            p = term_dup(s->payload);
+            break;
+        }
         p = term_dup(s->payload);
         if (term_is_tuple(s->to))
             c = term_tuplev(4, term__make_small(DOP_REG_SEND), sender(s->from), a_empty,
@@ -493,6 +508,7 @@ static int send_sig(dconn *c, const nd_signal *s0)
     if (atomic_load(&c->state) == C_UP) {
         term_t ctl, pl;
         if (!build_ctl(s, atomic_load(&c->flags), &ctl, &pl)) return DIST_ENOMEM;
+        if (ctl == TERM_NONE) return 0;
         rc = encode_into(c, ctl, pl, atomic_load(&c->flags), b);
         term_free(ctl);
         term_free(pl);
@@ -513,15 +529,18 @@ static int send_sig(dconn *c, const nd_signal *s0)
     if (state == C_UP) {
         if (!encoded) {
             term_t ctl, pl;
-            if (build_ctl(s, atomic_load(&c->flags), &ctl, &pl)) {
+            if (!build_ctl(s, atomic_load(&c->flags), &ctl, &pl)) {
+                rc = DIST_ENOMEM;
+            } else if (ctl != TERM_NONE) {
                 rc = encode_into(c, ctl, pl, atomic_load(&c->flags), b);
                 term_free(ctl);
                 term_free(pl);
-            } else {
-                rc = DIST_ENOMEM;
+                encoded = true;
             }
         }
-        if (!rc) rc = q_send(c, b, &service);
+        if (!rc && encoded && (atomic_load(&c->flags) & DFLAG_DIST_HDR_ATOM_CACHE))
+            rc = dist__acache_apply(&c->acache, b);
+        if (!rc && encoded) rc = q_send(c, b, &service);
     } else {
         psig *p = calloc(1, sizeof *p);
         if (!p) {
@@ -553,6 +572,8 @@ static term_t target_node(const nd_signal *s)
     if (term_is_tuple(to) && term_tuple_arity(to) == 2) return term_tuple_elem(to, 1);
     term_pid_info pi;
     if (term_pid_get(to, &pi) == 0) return pi.node;
+    term_ref_info ri;
+    if (term_ref_get(to, &ri) == 0) return ri.node; /* an alias */
     return TERM_NONE;
 }
 
@@ -604,6 +625,8 @@ int dist__send_ctl(dconn *c, term_t ctl, term_t payload)
     if (state == C_UP) {
         etf_buf b = {0};
         rc = encode_into(c, ctl, payload, atomic_load(&c->flags), &b);
+        if (!rc && (atomic_load(&c->flags) & DFLAG_DIST_HDR_ATOM_CACHE))
+            rc = dist__acache_apply(&c->acache, &b);
         if (!rc) rc = q_send(c, &b, &service);
         etf_buf_free(&b);
         term_free(ctl);
@@ -650,10 +673,12 @@ void dist__conn_up(dconn *c, uint64_t flags, uint32_t creation, int fd)
         term_t ctl = q->ctl, pl = q->payload;
         bool built = false;
         if (ctl == TERM_NONE) {
-            if (!build_ctl(&q->sig, flags, &ctl, &pl)) continue;
+            if (!build_ctl(&q->sig, flags, &ctl, &pl) || ctl == TERM_NONE) continue;
             built = true;
         }
-        if (encode_into(c, ctl, pl, flags, &b) == 0) q_push(c, &b);
+        if (encode_into(c, ctl, pl, flags, &b) == 0 &&
+            (!(flags & DFLAG_DIST_HDR_ATOM_CACHE) || dist__acache_apply(&c->acache, &b) == 0))
+            q_push(c, &b);
         b.len = 0;
         if (built) {
             term_free(ctl);
@@ -958,8 +983,30 @@ void dist__deliver(dconn *c, dist_ctl *m)
     case DOP_SPAWN_REPLY:
         dist__spawn_reply(c, m);
         break;
+    case DOP_ALTACT_SIG_SEND: {
+        /* a priority signal is delivered as an ordinary one: Girder processes have no priority
+        ** aliases, so no signal can jump their queue */
+        bool ok;
+        if (m->id & ALTACT_ALIAS) {
+            term_ref_info ri;
+            ok = term_ref_get(m->to, &ri) == 0 && ri.node == dist__st->node;
+        } else {
+            ok = (m->id & ALTACT_NAME) || local_pid(m->to);
+        }
+        if (!ok) break;
+        s.kind = (m->id & ALTACT_EXIT) ? ND_SIG_EXIT2 : ND_SIG_MSG;
+        nd_dist_deliver(&s);
+        break;
+    }
+    case DOP_ALIAS_SEND: {
+        term_ref_info ri;
+        if (term_ref_get(m->to, &ri) != 0 || ri.node != dist__st->node) break;
+        s.kind = ND_SIG_MSG;
+        nd_dist_deliver(&s); /* dropped by libnode unless the alias is active */
+        break;
+    }
     default:
-        /* ALIAS_SEND (libnode has no aliases), GROUP_LEADER, NODE_LINK, old UNLINK: ignored */
+        /* GROUP_LEADER, NODE_LINK, old UNLINK: ignored */
         break;
     }
     dist__ctl_free(m);
@@ -1140,6 +1187,25 @@ static int read_cookie(char *out, size_t cap)
 
 static int make_name(dist_state *st, const dist_config *cfg)
 {
+    if (!strcmp(cfg->name, "undefined") || !strncmp(cfg->name, "undefined@", 10)) {
+        /* a dynamic name: only the host goes out, in the name request */
+        st->dynamic = true;
+        if (cfg->name[9] == '@') {
+            if (!cfg->name[10] || strchr(cfg->name + 10, '@')) return DIST_ENAME;
+            snprintf(st->host, sizeof st->host, "%s", cfg->name + 10);
+        } else {
+            char h[256];
+            if (gethostname(h, sizeof h) != 0) return DIST_ENAME;
+            h[sizeof h - 1] = 0;
+            if (!cfg->longnames) {
+                char *dot = strchr(h, '.');
+                if (dot) *dot = 0;
+            }
+            snprintf(st->host, sizeof st->host, "%s", h);
+        }
+        snprintf(st->name, sizeof st->name, "%s", st->host);
+        return cfg->connect ? 0 : DIST_EINVAL;
+    }
     const char *at = strchr(cfg->name, '@');
     if (at) {
         if (at == cfg->name || !at[1] || strchr(at + 1, '@')) return DIST_ENAME;
@@ -1196,7 +1262,8 @@ int dist_start(const dist_config *cfg)
     st->ticktime_s = cfg->ticktime_s ? cfg->ticktime_s : 60;
     st->frag_size = cfg->frag_size ? cfg->frag_size : 65536;
     st->flags = DIST_OUR_FLAGS | (cfg->hidden ? 0 : DFLAG_PUBLISHED);
-    st->node = term_atom(st->name);
+    if (st->dynamic) st->flags = DIST_OUR_FLAGS | DFLAG_NAME_ME; /* as dist_util: hidden */
+    st->node = term_atom(st->dynamic ? "nonode@nohost" : st->name);
     if (st->node == TERM_NONE) {
         free(st);
         return DIST_ENAME;
@@ -1218,6 +1285,21 @@ int dist_start(const dist_config *cfg)
         free(st);
         return rc;
     }
+    if (st->dynamic) {
+        /* the first connection names us: the I/O thread sets name, node and creation (and
+        ** libnode's node) before the connection carries anything, so the hook must be in place */
+        nd_set_dist_hook(hook, NULL);
+        dist__sys_exports(); /* rpc:call may arrive as soon as we are named */
+        int64_t to = cfg->handshake_timeout_ms ? 2 * (int64_t)cfg->handshake_timeout_ms : 14000;
+        term_t peer = term_atom(cfg->connect);
+        rc = peer == TERM_NONE ? DIST_EINVAL : dist_connect(peer, to);
+        if (!rc && st->dynamic) rc = DIST_ENOCONN;
+        if (rc) {
+            dist_stop(5000);
+            return rc == DIST_EINVAL ? rc : DIST_ENOCONN;
+        }
+        st->cfg.name = st->name;
+    }
     nd_set_node(st->node, st->creation);
     nd_set_dist_hook(hook, NULL);
     rc = dist__sys_start();
@@ -1225,8 +1307,9 @@ int dist_start(const dist_config *cfg)
         dist_stop(5000);
         return rc;
     }
-    dist__log("event=started node=%s port=%u creation=%u hidden=%d ticktime=%u", st->name, st->port,
-              st->creation, cfg->hidden ? 1 : 0, st->ticktime_s);
+    dist__log("event=started node=%s port=%u creation=%u hidden=%d ticktime=%u%s", st->name,
+              st->port, st->creation, cfg->hidden || cfg->connect ? 1 : 0, st->ticktime_s,
+              cfg->connect && strcmp(st->name, cfg->name) ? " named_by_peer=1" : "");
     return 0;
 }
 

@@ -71,6 +71,7 @@ typedef struct dconn {
     struct dconn *svc_next;
     psig *phead, *ptail; /* while PENDING */
     dtab links, mons;
+    dist_acache acache; /* what the peer's atom cache holds (frames rewritten in wire order) */
     atomic_uint_fast64_t seq;
     atomic_uint_fast64_t out_frames; /* frames sent or queued (ticks are skipped when it moves) */
     /* I/O thread only */
@@ -95,6 +96,7 @@ typedef struct dist_state {
     term_t node;
     uint32_t creation;
     uint64_t flags;
+    bool dynamic; /* waiting to be named (name holds only the host); I/O thread writes it once */
     unsigned ticktime_s;
     size_t frag_size;
     /* node table */
@@ -150,6 +152,10 @@ void dist__io_detach(dconn *c);
 
 /* sys.c */
 int dist__sys_start(void);
+void dist__sys_exports(void);    /* the built-in exports (before any peer can call them) */
+void dist__global_exports(void); /* global:/pg: exports (global.c) */
+int dist__global_start(void);    /* global_name_server and pg (global.c) */
+void dist__global_stop(void);
 void dist__sys_stop(void);
 void dist__spawn_request(dconn *c, dist_ctl *ctl);
 void dist__spawn_reply(dconn *c, dist_ctl *ctl);

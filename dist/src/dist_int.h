@@ -39,6 +39,16 @@
 #define DFLAG_NAME_ME             (1ULL << 33)
 #define DFLAG_V4_NC               (1ULL << 34)
 #define DFLAG_ALIAS               (1ULL << 35)
+#define DFLAG_ALTACT_SIG          (1ULL << 37) /* OTP 28: ALTACT_SIG_SEND */
+
+/* ALTACT_SIG_SEND flags (the Flags element of {37, Flags, SenderPid, To [, Token]}) */
+enum {
+    ALTACT_PRIO = 1 << 0,  /* a priority signal */
+    ALTACT_TOKEN = 1 << 1, /* a sequential trace token follows To */
+    ALTACT_ALIAS = 1 << 2, /* To is a process alias (a reference) */
+    ALTACT_NAME = 1 << 3,  /* To is a registered name (an atom) */
+    ALTACT_EXIT = 1 << 4   /* an exit signal: the payload is the reason (else a message) */
+};
 
 /* What OTP 25 folds into DFLAG_MANDATORY_25_DIGEST (kernel/include/dist.hrl). */
 #define DFLAG_MANDATORY_25                                                                         \
@@ -51,7 +61,7 @@
     (DFLAG_MANDATORY_25 | DFLAG_DIST_MONITOR | DFLAG_DIST_MONITOR_NAME | DFLAG_UNICODE_IO | \
      DFLAG_DIST_HDR_ATOM_CACHE | DFLAG_SMALL_ATOM_TAGS | DFLAG_SEND_SENDER |                \
      DFLAG_BIG_SEQTRACE_LABELS | DFLAG_EXIT_PAYLOAD | DFLAG_FRAGMENTS | DFLAG_UNLINK_ID |   \
-     DFLAG_MANDATORY_25_DIGEST | DFLAG_SPAWN | DFLAG_V4_NC | DFLAG_ALIAS)
+     DFLAG_MANDATORY_25_DIGEST | DFLAG_SPAWN | DFLAG_V4_NC | DFLAG_ALIAS | DFLAG_ALTACT_SIG)
 
 /* What a peer must offer: OTP 25's mandatory set, the new link protocol (OTP 26 makes it
 ** mandatory; libnode speaks only it) and full-size pids (libnode ids exceed 15 bits). */
@@ -109,6 +119,10 @@ struct dist_hs {
     char why[200];
     bool bad_cookie;
     bool nok; /* initiator: the peer answered nok (it wins a simultaneous connect) */
+    /* dynamic node names (DFLAG_NAME_ME): the acceptor named the peer (peer_name, peer_creation
+    ** were made up here); the initiator (my_flags has NAME_ME, my_name is only the host) was
+    ** named by the peer: my_name and my_creation now hold what it gave */
+    bool named;
 };
 
 /* Initialises for a role; cookie, names and flags are copied. */
@@ -160,7 +174,7 @@ enum {
     DOP_ALIAS_SEND_TT = 34,
     DOP_UNLINK_ID = 35,
     DOP_UNLINK_ID_ACK = 36,
-    DOP_ALTACT_SIG_SEND = 40
+    DOP_ALTACT_SIG_SEND = 37 /* OTP 28 */
 };
 
 /*
@@ -206,6 +220,15 @@ typedef struct dist_rx {
     size_t atoms_left; /* new-atom budget of the connection */
     bool hdr_cache;    /* DIST_HDR_ATOM_CACHE negotiated (else pass-through 'p' frames) */
 } dist_rx;
+
+/* The sending side of the atom cache (acache.c): the texts the peer's cache holds per slot. */
+#define DIST_ACACHE_SIZE 2048
+typedef struct dist_acache {
+    uint8_t *text[DIST_ACACHE_SIZE];
+    uint16_t len[DIST_ACACHE_SIZE];
+} dist_acache;
+void dist__acache_free(dist_acache *a);
+int dist__acache_apply(dist_acache *a, etf_buf *b);
 
 void dist__rx_init(dist_rx *rx, size_t max_message, size_t max_new_atoms, bool hdr_cache);
 void dist__rx_free(dist_rx *rx);

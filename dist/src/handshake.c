@@ -108,10 +108,11 @@ void dist__hs_start(dist_hs *hs, const char *expect_name, int version)
     size_t nl = strlen(hs->my_name);
     snprintf(hs->expect_name, sizeof hs->expect_name, "%s", expect_name ? expect_name : "");
     hs->send_version = version == 5 ? 5 : 6;
+    if (hs->my_flags & DFLAG_NAME_ME) hs->send_version = 6; /* a name request needs 'N' */
     if (hs->send_version == 6) {
         b[0] = 'N';
         put64(b + 1, hs->my_flags);
-        put32(b + 9, hs->my_creation);
+        put32(b + 9, (hs->my_flags & DFLAG_NAME_ME) ? 0 : hs->my_creation);
         put16(b + 13, (uint32_t)nl);
         memcpy(b + 15, hs->my_name, nl);
         emit(hs, b, 15 + nl);
@@ -166,6 +167,9 @@ static void send_challenge(dist_hs *hs)
     uint8_t b[HS_MAX_PACKET];
     size_t nl = strlen(hs->my_name);
     hs->my_challenge = challenge(hs);
+    /* to a peer we named: NAME_ME in place of PUBLISHED (as dist_util's publish_flag), which
+    ** also tells the peer the name is dynamic when it compares flags */
+    if (hs->named) hs->my_flags = (hs->my_flags & ~DFLAG_PUBLISHED) | DFLAG_NAME_ME;
     if (!hs->peer_old_name || (hs->peer_flags & DFLAG_HANDSHAKE_23)) {
         b[0] = 'N';
         put64(b + 1, hs->my_flags);
@@ -184,6 +188,48 @@ static void send_challenge(dist_hs *hs)
     }
     hs->flags = hs->my_flags & hs->peer_flags;
     hs->state = hs->peer_old_name && (hs->peer_flags & DFLAG_HANDSHAKE_23) ? A_COMPLEMENT : A_REPLY;
+}
+
+/* A host name for a dynamic name request: non-empty, no '@', no NUL, at most 255 bytes. */
+static bool host_ok(const char *s, size_t n)
+{
+    return n > 0 && n <= 255 && !memchr(s, '@', n) && !memchr(s, 0, n);
+}
+
+/*
+** Makes up a name for a peer that asked for one (DFLAG_NAME_ME): as net_kernel does, a random
+** 64-bit number in base 36 at the host the peer gave, and a random non-zero creation.
+*/
+static void name_peer(dist_hs *hs)
+{
+    char host[HS_MAX_NAME + 1], digits[16];
+    snprintf(host, sizeof host, "%s", hs->peer_name);
+    uint64_t r = ((uint64_t)challenge(hs) << 32) | challenge(hs);
+    size_t k = 0;
+    do {
+        digits[k++] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[r % 36];
+        r /= 36;
+    } while (r && k < sizeof digits);
+    char name[16];
+    for (size_t i = 0; i < k; i++) name[i] = digits[k - 1 - i];
+    name[k] = 0;
+    snprintf(hs->peer_name, sizeof hs->peer_name, "%s@%.*s", name, 255, host);
+    do hs->peer_creation = challenge(hs);
+    while (hs->peer_creation == 0);
+    hs->named = true;
+}
+
+/* "snamed:" Nlen(2) Name Creation(4): the status that gives a dynamic peer its name. */
+static void emit_named(dist_hs *hs)
+{
+    uint8_t b[HS_MAX_PACKET];
+    size_t nl = strlen(hs->peer_name);
+    b[0] = 's';
+    memcpy(b + 1, "named:", 6);
+    put16(b + 7, (uint32_t)nl);
+    memcpy(b + 9, hs->peer_name, nl);
+    put32(b + 9 + nl, hs->peer_creation);
+    emit(hs, b, 13 + nl);
 }
 
 static int acceptor_name(dist_hs *hs, const uint8_t *p, size_t n)
@@ -208,8 +254,13 @@ static int acceptor_name(dist_hs *hs, const uint8_t *p, size_t n)
     if (nl > HS_MAX_NAME) return fail(hs, "node name too long");
     memcpy(hs->peer_name, name, nl);
     hs->peer_name[nl] = 0;
-    if (hs->peer_flags & DFLAG_NAME_ME) return fail(hs, "dynamic node names are not supported");
-    if (!name_ok(hs->peer_name, nl)) return fail(hs, "invalid node name");
+    if (hs->peer_flags & DFLAG_NAME_ME) {
+        if (hs->peer_old_name) return fail(hs, "dynamic node name with the old name message");
+        if (!host_ok(hs->peer_name, nl)) return fail(hs, "invalid host in a dynamic name request");
+        name_peer(hs);
+    } else if (!name_ok(hs->peer_name, nl)) {
+        return fail(hs, "invalid node name");
+    }
     hs->peer_flags = expand(hs->peer_flags);
     if (!flags_ok(hs)) {
         emit_status(hs, "not_allowed");
@@ -219,7 +270,10 @@ static int acceptor_name(dist_hs *hs, const uint8_t *p, size_t n)
     hs_status st = hs->decide ? hs->decide(hs->ud, hs) : HS_ST_OK;
     switch (st) {
     case HS_ST_OK:
-        emit_status(hs, "ok");
+        if (hs->named)
+            emit_named(hs);
+        else
+            emit_status(hs, "ok");
         break;
     case HS_ST_OK_SIMULTANEOUS:
         emit_status(hs, "ok_simultaneous");
@@ -297,6 +351,24 @@ static int packet(dist_hs *hs, const uint8_t *p, size_t n)
     switch (hs->state) {
     case I_STATUS:
         if (p[0] != 's') return fail(hs, "expected a status message");
+        if (n >= 7 && !memcmp(p + 1, "named:", 6)) {
+            if (!(hs->my_flags & DFLAG_NAME_ME)) return fail(hs, "named by a peer we did not ask");
+            if (n < 9 || 13 + (size_t)get16(p + 7) > n) return fail(hs, "bad named status");
+            size_t nl = get16(p + 7);
+            const char *nm = (const char *)p + 9;
+            const char *at = memchr(nm, '@', nl);
+            /* the name must be Name@OurHost, as dist_util checks */
+            if (!name_ok(nm, nl) || !at || (size_t)(nm + nl - at - 1) != strlen(hs->my_name) ||
+                memcmp(at + 1, hs->my_name, strlen(hs->my_name)) != 0)
+                return fail(hs, "the peer named us with an invalid name");
+            memcpy(hs->my_name, nm, nl);
+            hs->my_name[nl] = 0;
+            hs->my_creation = get32(p + 9 + nl);
+            hs->named = true;
+            hs->state = I_CHALLENGE;
+            return HS_CONT;
+        }
+        if (hs->my_flags & DFLAG_NAME_ME) return fail(hs, "asked for a name, got another status");
         if ((n == 3 && !memcmp(p + 1, "ok", 2)) ||
             (n == 16 && !memcmp(p + 1, "ok_simultaneous", 15))) {
             hs->state = I_CHALLENGE;

@@ -453,6 +453,17 @@ static void hs_done(dsock *s)
     }
     dist__rx_init(s->rx, dist__st->cfg.max_message, dist__st->cfg.max_new_atoms,
                   (hs->flags & DFLAG_DIST_HDR_ATOM_CACHE) != 0);
+    if (hs->named && hs->role == HS_INITIATOR && dist__st->dynamic) {
+        /* the peer named us: dist_start, waiting for this connection, reads these after it */
+        dist_state *st = dist__st;
+        snprintf(st->name, sizeof st->name, "%s", hs->my_name);
+        st->node = term_atom(st->name);
+        st->creation = hs->my_creation;
+        st->flags &= ~DFLAG_NAME_ME;
+        st->dynamic = false;
+        nd_set_node(st->node, st->creation); /* before any pid is made for the peer */
+        dist__log("event=named node=%s creation=%u by=%s", st->name, st->creation, hs->peer_name);
+    }
     s->phase = P_UP;
     s->last_in = s->bytes_in;
     s->last_out = atomic_load(&c->out_frames);
@@ -756,39 +767,46 @@ int dist__io_start(void)
     if (uv_ip4_addr(addr, st->cfg.listen_port, (struct sockaddr_in *)&ss) != 0 &&
         uv_ip6_addr(addr, st->cfg.listen_port, (struct sockaddr_in6 *)&ss) != 0)
         rc = DIST_EINVAL;
-    if (!rc && (uv_tcp_bind(&st->listener, (struct sockaddr *)&ss, 0) != 0 ||
-                uv_listen((uv_stream_t *)&st->listener, 128, on_connection) != 0))
-        rc = DIST_ELISTEN;
-    if (!rc) {
-        int len = sizeof ss;
-        uv_tcp_getsockname(&st->listener, (struct sockaddr *)&ss, &len);
-        st->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (!rc && st->dynamic) {
+        /* a dynamic name: no listener, no port mapper; the creation comes with the name */
         uint64_t iv = (uint64_t)st->ticktime_s * 1000 / 4;
         uv_timer_start(&st->ticker, on_tick, iv ? iv : 1, iv ? iv : 1);
-    }
-    if (!rc && st->cfg.no_epmd) {
-        st->creation = random_creation();
         started(0);
-    } else if (!rc) {
-        st->epmd = calloc(1, sizeof *st->epmd);
-        epmd_node_info info;
-        const char *at = strchr(st->name, '@');
-        char alive[HS_MAX_NAME + 1];
-        memcpy(alive, st->name, (size_t)(at - st->name));
-        alive[at - st->name] = 0;
-        struct sockaddr_in ea;
-        uint16_t ep = st->cfg.epmd_port ? st->cfg.epmd_port : epmd_default_port();
-        if (!st->epmd || epmd_node_info_init(&info, alive, st->port) != 0) {
-            rc = DIST_EINVAL;
-        } else {
-            info.node_type = st->cfg.hidden ? EPMD_NODE_TYPE_HIDDEN : EPMD_NODE_TYPE_NORMAL;
-            info.lowest_version = 5;
-            info.highest_version = 6;
-            uv_ip4_addr("127.0.0.1", ep, &ea);
-            if (epmd_uv_register(&st->loop, st->epmd, (struct sockaddr *)&ea, &info, hs_timeout(),
-                                 on_epmd) != 0) {
-                epmd_uv_unregister(st->epmd, NULL);
-                rc = DIST_EEPMD;
+    } else {
+        if (!rc && (uv_tcp_bind(&st->listener, (struct sockaddr *)&ss, 0) != 0 ||
+                    uv_listen((uv_stream_t *)&st->listener, 128, on_connection) != 0))
+            rc = DIST_ELISTEN;
+        if (!rc) {
+            int len = sizeof ss;
+            uv_tcp_getsockname(&st->listener, (struct sockaddr *)&ss, &len);
+            st->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+            uint64_t iv = (uint64_t)st->ticktime_s * 1000 / 4;
+            uv_timer_start(&st->ticker, on_tick, iv ? iv : 1, iv ? iv : 1);
+        }
+        if (!rc && st->cfg.no_epmd) {
+            st->creation = random_creation();
+            started(0);
+        } else if (!rc) {
+            st->epmd = calloc(1, sizeof *st->epmd);
+            epmd_node_info info;
+            const char *at = strchr(st->name, '@');
+            char alive[HS_MAX_NAME + 1];
+            memcpy(alive, st->name, (size_t)(at - st->name));
+            alive[at - st->name] = 0;
+            struct sockaddr_in ea;
+            uint16_t ep = st->cfg.epmd_port ? st->cfg.epmd_port : epmd_default_port();
+            if (!st->epmd || epmd_node_info_init(&info, alive, st->port) != 0) {
+                rc = DIST_EINVAL;
+            } else {
+                info.node_type = st->cfg.hidden ? EPMD_NODE_TYPE_HIDDEN : EPMD_NODE_TYPE_NORMAL;
+                info.lowest_version = 5;
+                info.highest_version = 6;
+                uv_ip4_addr("127.0.0.1", ep, &ea);
+                if (epmd_uv_register(&st->loop, st->epmd, (struct sockaddr *)&ea, &info,
+                                     hs_timeout(), on_epmd) != 0) {
+                    epmd_uv_unregister(st->epmd, NULL);
+                    rc = DIST_EEPMD;
+                }
             }
         }
     }

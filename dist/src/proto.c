@@ -413,6 +413,27 @@ int dist__ctl_parse(term_t t, term_t payload, dist_ctl *c, const char **why)
         c->from = E(2);
         c->to = E(3);
         break;
+    case DOP_ALTACT_SIG_SEND: {
+        /* {37, Flags, SenderPid, To} or with a Token; followed by the message or exit reason.
+        ** To is a pid, a name (NAME) or an alias (ALIAS); unknown flag bits are refused. */
+        int64_t fl;
+        if ((n != 4 && n != 5) || !term_is_small(E(1)) || !term_is_pid(E(2))) goto bad;
+        fl = term_small_value(E(1));
+        if (fl < 0 || fl >= (1 << 5)) goto bad;
+        tt = (fl & ALTACT_TOKEN) != 0;
+        if (n != 4u + tt) goto bad;
+        if ((fl & ALTACT_ALIAS) && (fl & ALTACT_NAME)) goto bad;
+        if ((fl & ALTACT_ALIAS)  ? !term_is_ref(E(3))
+            : (fl & ALTACT_NAME) ? !term_is_atom(E(3)) || (fl & ALTACT_EXIT)
+                                 : !term_is_pid(E(3)))
+            goto bad;
+        c->op = DOP_ALTACT_SIG_SEND;
+        c->id = (uint64_t)fl;
+        c->from = E(2);
+        c->to = E(3);
+        need_payload = true;
+        break;
+    }
     default:
         *why = "unknown control message";
         goto fail;

@@ -259,12 +259,14 @@ int dist_spawn_request(term_t node, term_t module, term_t function, term_t args,
     if (!dist__st) return DIST_ESTATE;
     if (self == TERM_NONE) return DIST_ENOTPROC;
     if (!term_is_atom(node) || !term_is_atom(module) || !term_is_atom(function) ||
-        term_list_length(args) < 0 || (opts & DIST_SPAWN_MONITOR))
+        term_list_length(args) < 0 || (opts & ~(unsigned)(DIST_SPAWN_LINK | DIST_SPAWN_MONITOR)))
         return DIST_EINVAL;
     dconn *c = dist__conn_get(node, true);
     if (!c) return DIST_ENOCONN;
     term_t ref = nd_make_ref();
-    term_t o = (opts & DIST_SPAWN_LINK) ? term_list(1, (term_t[]){A("link")}) : TERM_NIL;
+    term_t o = TERM_NIL;
+    if (opts & DIST_SPAWN_MONITOR) o = term_cons(A("monitor"), o);
+    if (opts & DIST_SPAWN_LINK) o = term_cons(A("link"), o);
     term_t ctl = term_tuplev(6, term__make_small(DOP_SPAWN_REQUEST), term_dup(ref), term_dup(self),
                              term_dup(self),
                              term_tuplev(3, module, function, term_int(term_list_length(args))), o);
@@ -299,6 +301,23 @@ void dist__spawn_reply(dconn *c, dist_ctl *q)
             pthread_mutex_unlock(&c->mu);
             nd_signal s = {ND_SIG_LINK, q->payload, local, TERM_NONE, TERM_NONE, 0};
             nd_dist_deliver(&s);
+        }
+        if (q->id & 2) {
+            /* the peer monitors the new process for us under the request's reference: record
+            ** it here (node-down) and in the requester (DOWN, demonitor) before the reply */
+            pthread_mutex_lock(&c->mu);
+            dist__tab_add(&c->mons, q->ref, TERM_NONE,
+                          term_tuplev(2, term_dup(local), term_dup(q->payload)), MON_OUT, true);
+            pthread_mutex_unlock(&c->mu);
+            if (nd_monitor_adopt(local, q->payload, q->ref) != 0) { /* requester gone */
+                pthread_mutex_lock(&c->mu);
+                dist__tab_del(&c->mons, q->ref, TERM_NONE, NULL);
+                pthread_mutex_unlock(&c->mu);
+                dist__send_ctl(c,
+                               term_tuplev(4, term__make_small(DOP_DEMONITOR_P), term_dup(local),
+                                           term_dup(q->payload), term_dup(q->ref)),
+                               TERM_NONE);
+            }
         }
         nd_send(local, term_tuplev(4, A("spawn_reply"), term_dup(q->ref), TERM_ATOM_OK,
                                    term_dup(q->payload)));
@@ -470,6 +489,14 @@ static int bi_nodes(void *ud, term_t args, term_t *res)
     term_t r = dist_nodes(which & DIST_CONNECTED);
     if (which & 8) r = term_cons(nd_node(), r);
     *res = r;
+    return DIST_RETURN;
+}
+
+static int bi_processes(void *ud, term_t args, term_t *res)
+{
+    (void)ud;
+    (void)args;
+    *res = nd_processes();
     return DIST_RETURN;
 }
 
@@ -717,6 +744,7 @@ static void builtins(void)
     dist_export(e, A("nodes"), 0, bi_nodes, NULL);
     dist_export(e, A("nodes"), 1, bi_nodes, NULL);
     dist_export(e, A("registered"), 0, bi_registered, NULL);
+    dist_export(e, A("processes"), 0, bi_processes, NULL);
     dist_export(e, A("whereis"), 1, bi_whereis, NULL);
     dist_export(e, A("is_process_alive"), 1, bi_is_process_alive, NULL);
     dist_export(e, A("exit"), 2, bi_exit, NULL);
@@ -737,21 +765,31 @@ static void builtins(void)
 
 static term_t nk_pid, rex_pid;
 
+/* Registers the built-in exports; a second call finds them taken (DIST_EEXIST) and changes
+** nothing. */
+void dist__sys_exports(void)
+{
+    builtins();
+    dist__global_exports();
+}
+
 int dist__sys_start(void)
 {
     t0_wall = ms_now(CLOCK_MONOTONIC);
-    builtins();
+    dist__sys_exports();
     nd_server_opts o = {0};
     o.name = A("net_kernel");
     int rc = nd_server_start(&nk_ops, NULL, &o, &nk_pid, NULL);
     if (rc) return rc;
     o.name = A("rex");
     rc = nd_server_start(&rex_ops, NULL, &o, &rex_pid, NULL);
-    return rc;
+    if (rc) return rc;
+    return dist__global_start();
 }
 
 void dist__sys_stop(void)
 {
+    dist__global_stop();
     if (nk_pid != TERM_NONE) nd_server_stop(nk_pid, A("shutdown"), 2000);
     if (rex_pid != TERM_NONE) nd_server_stop(rex_pid, A("shutdown"), 2000);
     term_free(nk_pid);

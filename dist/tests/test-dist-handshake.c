@@ -147,6 +147,66 @@ static void test_flags_and_names(void **s)
     }
 }
 
+/* Dynamic node names: the initiator sends only its host with NAME_ME and creation 0; the
+** acceptor answers "snamed:" with Name@Host and a creation, which the initiator adopts. */
+static void test_dynamic_names(void **s)
+{
+    int ra, rb;
+    (void)s;
+    dist__hs_init(&a, HS_INITIATOR, "h", DIST_OUR_FLAGS | DFLAG_NAME_ME, 0, "c");
+    dist__hs_init(&b, HS_ACCEPTOR, "b@h", DIST_OUR_FLAGS, 22, "c");
+    b.decide = decide;
+    st_answer = HS_ST_OK;
+    dist__hs_start(&a, "b@h", 5); /* a name request always uses the 'N' message */
+    /* send_name: 'N', flags with NAME_ME, creation 0, the host alone */
+    assert_int_equal(a.out[2], 'N');
+    uint64_t fl = 0;
+    for (int i = 0; i < 8; i++) fl = fl << 8 | a.out[3 + i];
+    assert_true(fl & DFLAG_NAME_ME);
+    assert_int_equal(a.out[11] | a.out[12] | a.out[13] | a.out[14], 0);
+    assert_int_equal(a.out[15] << 8 | a.out[16], 1);
+    assert_int_equal(a.out[17], 'h');
+    run(&ra, &rb, false);
+    assert_int_equal(ra, HS_DONE);
+    assert_int_equal(rb, HS_DONE);
+    assert_true(a.named && b.named);
+    assert_string_equal(a.my_name, b.peer_name);
+    assert_int_equal(a.my_creation, b.peer_creation);
+    assert_true(a.my_creation != 0);
+    const char *at = strchr(b.peer_name, '@');
+    assert_non_null(at);
+    assert_string_equal(at + 1, "h");
+    assert_true(at > b.peer_name);
+    assert_true(a.flags & DFLAG_NAME_ME); /* as in OTP: both sides keep it */
+    assert_true((b.my_flags & DFLAG_PUBLISHED) == 0);
+    /* a static initiator named by the peer, or a name request answered "ok": refused */
+    dist__hs_init(&a, HS_INITIATOR, "h", DIST_OUR_FLAGS | DFLAG_NAME_ME, 0, "c");
+    dist__hs_start(&a, "b@h", 6);
+    static const uint8_t ok[] = {0, 3, 's', 'o', 'k'};
+    size_t used;
+    assert_int_equal(dist__hs_feed(&a, ok, sizeof ok, &used), HS_FAIL);
+    dist__hs_init(&a, HS_INITIATOR, "a@h", DIST_OUR_FLAGS, 1, "c");
+    dist__hs_start(&a, "b@h", 6);
+    static const uint8_t named[] = {0, 16, 's', 'n', 'a', 'm', 'e', 'd', ':',
+                                    0, 3,  'x', '@', 'h', 0,   0,   0,   1};
+    assert_int_equal(dist__hs_feed(&a, named, sizeof named, &used), HS_FAIL);
+    /* named with another host than ours: refused */
+    dist__hs_init(&a, HS_INITIATOR, "h2", DIST_OUR_FLAGS | DFLAG_NAME_ME, 0, "c");
+    dist__hs_start(&a, "b@h", 6);
+    assert_int_equal(dist__hs_feed(&a, named, sizeof named, &used), HS_FAIL);
+    /* with our host: adopted */
+    dist__hs_init(&a, HS_INITIATOR, "h", DIST_OUR_FLAGS | DFLAG_NAME_ME, 0, "c");
+    dist__hs_start(&a, "b@h", 6);
+    assert_int_equal(dist__hs_feed(&a, named, sizeof named, &used), HS_CONT);
+    assert_string_equal(a.my_name, "x@h");
+    assert_int_equal(a.my_creation, 1);
+    /* a name request with a host containing '@' is refused by the acceptor */
+    dist__hs_init(&a, HS_INITIATOR, "a@h", DIST_OUR_FLAGS | DFLAG_NAME_ME, 0, "c");
+    dist__hs_init(&b, HS_ACCEPTOR, "b@h", DIST_OUR_FLAGS, 22, "c");
+    dist__hs_start(&a, "b@h", 6);
+    assert_int_equal(dist__hs_feed(&b, a.out, a.out_len, &used), HS_FAIL);
+}
+
 static void test_garbage(void **s)
 {
     (void)s;
@@ -192,7 +252,7 @@ int main(void)
         cmocka_unit_test(test_v6_ok),           cmocka_unit_test(test_v5_complement),
         cmocka_unit_test(test_wrong_cookie),    cmocka_unit_test(test_statuses),
         cmocka_unit_test(test_flags_and_names), cmocka_unit_test(test_garbage),
-        cmocka_unit_test(test_digest),
+        cmocka_unit_test(test_digest),          cmocka_unit_test(test_dynamic_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -162,6 +162,110 @@ static void test_roundtrips(void **s)
     free(bytes);
 }
 
+/*
+** ALTACT_SIG_SEND (OTP 28), bytes written by hand from erl_dist_protocol.md: a pass-through
+** frame (112), the control tuple {37, Flags, SenderPid, To [, Token]} and the payload.
+*/
+static size_t put_pid(uint8_t *p, const char *node)
+{
+    size_t n = 0, nl = strlen(node);
+    p[n++] = 88; /* NEW_PID_EXT */
+    p[n++] = 119;
+    p[n++] = (uint8_t)nl;
+    memcpy(p + n, node, nl);
+    n += nl;
+    static const uint8_t rest[12] = {0, 0, 0, 42, 0, 0, 0, 0, 0, 0, 0, 7};
+    memcpy(p + n, rest, 12);
+    return n + 12;
+}
+
+static size_t altact(uint8_t *f, int flags, int to_kind, bool token, const char *payload_atom)
+{
+    size_t n = 0;
+    f[n++] = 112;
+    f[n++] = 131;
+    f[n++] = 104;
+    f[n++] = token ? 5 : 4;
+    f[n++] = 97;
+    f[n++] = 37;
+    f[n++] = 97;
+    f[n++] = (uint8_t)flags;
+    n += put_pid(f + n, "a@h");
+    if (to_kind == 0) {
+        n += put_pid(f + n, "b@h");
+    } else if (to_kind == 1) { /* NEWER_REFERENCE_EXT, 3 words */
+        static const uint8_t ref[] = {90, 0, 3, 119, 3, 'b', '@', 'h', 0, 0, 0, 7,
+                                      0,  0, 0, 1,   0, 0,   0,   2,   0, 0, 0, 3};
+        memcpy(f + n, ref, sizeof ref);
+        n += sizeof ref;
+    } else {
+        static const uint8_t name[] = {119, 4, 'k', 'e', 'e', 'p'};
+        memcpy(f + n, name, sizeof name);
+        n += sizeof name;
+    }
+    if (token) {
+        f[n++] = 97;
+        f[n++] = 9;
+    }
+    f[n++] = 131;
+    f[n++] = 119;
+    f[n++] = (uint8_t)strlen(payload_atom);
+    memcpy(f + n, payload_atom, strlen(payload_atom));
+    return n + strlen(payload_atom);
+}
+
+static void test_altact_sig_send(void **s)
+{
+    (void)s;
+    uint8_t f[256];
+    dist_ctl c;
+    const char *why = NULL;
+    /* a message to an alias */
+    size_t n = altact(f, 4, 1, false, "hi");
+    assert_int_equal(dist__rx_frame(&rx, f, n, &c, &why), 1);
+    assert_int_equal(c.op, DOP_ALTACT_SIG_SEND);
+    assert_int_equal(c.id, ALTACT_ALIAS);
+    assert_true(term_is_pid(c.from) && term_is_ref(c.to));
+    assert_true(c.payload == A("hi"));
+    dist__ctl_free(&c);
+    /* a priority message to a name, with a trace token */
+    n = altact(f, ALTACT_PRIO | ALTACT_NAME | ALTACT_TOKEN, 2, true, "m");
+    assert_int_equal(dist__rx_frame(&rx, f, n, &c, &why), 1);
+    assert_true(c.to == A("keep") && c.token == term_int(9) && c.payload == A("m"));
+    dist__ctl_free(&c);
+    /* an exit signal to a pid and through an alias: the payload is the reason */
+    n = altact(f, ALTACT_EXIT, 0, false, "bye");
+    assert_int_equal(dist__rx_frame(&rx, f, n, &c, &why), 1);
+    assert_true(term_is_pid(c.to) && c.payload == A("bye") && (c.id & ALTACT_EXIT));
+    dist__ctl_free(&c);
+    n = altact(f, ALTACT_EXIT | ALTACT_ALIAS | ALTACT_PRIO, 1, false, "bye");
+    assert_int_equal(dist__rx_frame(&rx, f, n, &c, &why), 1);
+    dist__ctl_free(&c);
+    /* malformed: To not matching the flags, both ALIAS and NAME, unknown bits, a token flag
+    ** without a token, an exit to a name */
+    static const struct {
+        int flags, to_kind;
+        bool token;
+    } bad[] = {{ALTACT_ALIAS, 0, false},
+               {0, 1, false},
+               {ALTACT_NAME, 0, false},
+               {ALTACT_ALIAS | ALTACT_NAME, 1, false},
+               {1 << 5, 0, false},
+               {ALTACT_TOKEN, 0, false},
+               {0, 0, true},
+               {ALTACT_EXIT | ALTACT_NAME, 2, false}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        n = altact(f, bad[i].flags, bad[i].to_kind, bad[i].token, "x");
+        assert_int_equal(dist__rx_frame(&rx, f, n, &c, &why), DIST_EPROTO);
+    }
+    /* without a payload */
+    n = altact(f, 0, 0, false, "x") - 4;
+    assert_int_equal(dist__rx_frame(&rx, f, n, &c, &why), DIST_EPROTO);
+    /* the flag is offered (only) now that the message is handled */
+    assert_true(DIST_OUR_FLAGS & DFLAG_ALTACT_SIG);
+    assert_int_equal(DFLAG_ALTACT_SIG, 0x20ULL << 32);
+}
+
 static int frame(const uint8_t *f, size_t n, const char **why)
 {
     dist_ctl c;
@@ -246,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_roundtrips),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
         cmocka_unit_test(test_atom_budget),
+        cmocka_unit_test_setup_teardown(test_altact_sig_send, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

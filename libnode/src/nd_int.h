@@ -75,7 +75,8 @@ enum {
     SIG_UNLINK_ACK,
     SIG_MONITOR,
     SIG_DEMONITOR,
-    SIG_DOWN
+    SIG_DOWN,
+    SIG_MON_ADOPT /* local only: from = target, ref = the monitor's reference (nd_monitor_adopt) */
 };
 
 /* A queue node: a message or another signal. Terms are owned by the node. */
@@ -130,7 +131,7 @@ typedef struct nd_proc {
     uint32_t id;
     term_t pid;
     _Atomic(nd_sig *) outer;    /* senders push here (LIFO); ND__CLOSED once dead */
-    _Atomic int64_t outer_msgs; /* about how many messages wait in outer (introspection) */
+    _Atomic int64_t outer_msgs; /* messages waiting in outer (process_info; see nd__push) */
     nd_sig *in_head, *in_tail, *mark;
     nd_sig *pending; /* drained signals not yet handled (kept for the exit path) */
     size_t inner_len;
@@ -155,12 +156,20 @@ typedef struct nd_proc {
     void (*exit_hook)(void *, term_t);
     void *exit_hook_arg;
     uint64_t next_unlink_id;
+    term_t aliases; /* owner-only: the aliases it created (alias.c) */
+    size_t naliases, alias_prune_at;
     struct nd_proc *free_next;
 } nd_proc;
 
 #define ND__CLOSED ((nd_sig *)(uintptr_t)1)
 
 enum { WHY_YIELD = 1, WHY_WAIT, WHY_HIBERNATE, WHY_EXIT };
+
+/* Aliases (alias.c). */
+void nd__alias_send(term_t alias, term_t msg); /* local alias; msg consumed */
+void nd__alias_exit(nd_proc *p);
+term_t nd__alias_owner(term_t alias); /* a reference or TERM_NONE */
+bool nd__ref_is_local(term_t ref);
 
 /* Process table (proc.c). */
 nd_proc *nd__proc_get(term_t pid); /* takes a reference or NULL */
@@ -259,6 +268,8 @@ typedef struct nd_runtime {
     _Atomic int stopping;
     _Atomic int stopping_threads;
     _Atomic unsigned nidle;
+    _Atomic unsigned nspin; /* schedulers spinning before they park (see sched_main) */
+    uint64_t spin_ns;       /* how long an idle scheduler spins before parking */
     /* global run queue */
     pthread_mutex_t gq_mu;
     nd_proc **gq;

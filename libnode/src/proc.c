@@ -152,6 +152,13 @@ static bool node_is_local(term_t node, uint32_t creation)
     return node == TERM_ATOM_NONODE;
 }
 
+bool nd__ref_is_local(term_t ref)
+{
+    term_ref_info ri;
+    if (term_ref_get(ref, &ri) != 0) return false;
+    return node_is_local(ri.node, ri.creation);
+}
+
 bool nd__pid_is_local(term_t pid)
 {
     term_pid_info pi;
@@ -210,6 +217,29 @@ void nd__table_free(void)
     nd__rt.chunks = NULL;
 }
 
+term_t nd_processes(void)
+{
+    uint32_t n;
+    pthread_mutex_lock(&nd__rt.tab_mu);
+    n = nd__rt.next_id;
+    pthread_mutex_unlock(&nd__rt.tab_mu);
+    term_t out = TERM_NIL;
+    for (uint32_t id = n; id-- > 1;) {
+        nd_proc *p = nd__proc_slot(id);
+        if (!p) continue;
+        uint32_t r = atomic_load_explicit(&p->refs, memory_order_acquire);
+        do {
+            if (r == 0) break;
+        } while (!atomic_compare_exchange_weak_explicit(&p->refs, &r, r + 1, memory_order_acquire,
+                                                        memory_order_acquire));
+        if (r == 0) continue;
+        if (atomic_load(&p->state) != PS_EXITING && atomic_load(&p->state) != PS_FREE)
+            out = term_cons(term_dup(p->pid), out);
+        nd__proc_put(p);
+    }
+    return out;
+}
+
 size_t nd_process_count(void)
 {
     return atomic_load(&nd__rt.live);
@@ -223,13 +253,11 @@ bool nd__push(nd_proc *p, nd_sig *s)
     ** server call would otherwise wake the server a second time). Read before publishing: once
     ** pushed, the node belongs to the receiver. */
     bool wake = s->kind != SIG_DEMONITOR && s->kind != SIG_UNLINK_ACK;
-    /* An estimate of the messages not yet drained, for process_info: a plain increment (no
-    ** locked instruction on the send path; concurrent senders may lose a count), reset by each
-    ** drain, so it is exact for one sender and heals at the next drain. */
-    if (s->kind == SIG_MSG)
-        atomic_store_explicit(&p->outer_msgs,
-                              atomic_load_explicit(&p->outer_msgs, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+    /* The messages not yet drained, for process_info: counted before the push and taken off by
+    ** the drain that takes them, both atomically, so the count is exact whenever no send is
+    ** half done (a drain that runs concurrently with senders, on another scheduler, no longer
+    ** loses counts as a reset did). */
+    if (s->kind == SIG_MSG) atomic_fetch_add_explicit(&p->outer_msgs, 1, memory_order_relaxed);
     nd_sig *h = atomic_load_explicit(&p->outer, memory_order_relaxed);
     do {
         if (h == ND__CLOSED) return false;
@@ -449,6 +477,17 @@ int nd_dist_deliver(const nd_signal *sig)
     term_t to = sig->to;
     nd_proc *q = NULL;
     term_t item = TERM_NONE;
+    term_t owner = TERM_NONE;
+    if (term_is_ref(to)) { /* through an alias: a message, or an exit signal (OTP 28) */
+        if ((sig->kind != ND_SIG_MSG && sig->kind != ND_SIG_EXIT2) || !nd__ref_is_local(to))
+            return ND_EINVAL;
+        if (sig->kind == ND_SIG_MSG) {
+            nd__alias_send(to, term_dup(sig->payload));
+            return 0;
+        }
+        if ((owner = nd__alias_owner(to)) == TERM_NONE) return 0; /* inactive: dropped */
+        to = owner;
+    }
     if (term_is_atom(to) || term_is_tuple(to)) {
         term_t name = term_is_atom(to) ? to : term_tuple_elem(to, 0);
         if (sig->kind != ND_SIG_MSG && sig->kind != ND_SIG_MONITOR) return ND_EINVAL;
@@ -472,6 +511,7 @@ int nd_dist_deliver(const nd_signal *sig)
     nd_sig *s = nd__sig_new(kinds[sig->kind]);
     if (!s) {
         term_free(item);
+        term_free(owner);
         if (q) nd__proc_put(q);
         return ND_ENOMEM;
     }
@@ -485,6 +525,7 @@ int nd_dist_deliver(const nd_signal *sig)
         term_free(item);
     nd__send_sig(NULL, to, s);
     if (q) nd__proc_put(q);
+    term_free(owner);
     return 0;
 }
 
@@ -573,6 +614,12 @@ static void handle_sig(nd_proc *p, nd_sig *s)
             return;
         }
         break;
+    case SIG_MON_ADOPT:
+        if (!rel_find(p, REL_MON, TERM_NONE, s->ref)) {
+            rel_add(p, REL_MON, term_dup(s->from), s->ref, s->from);
+            s->from = s->ref = TERM_NONE;
+        }
+        break;
     }
     nd__sig_free(s);
 }
@@ -582,7 +629,9 @@ void nd__drain(nd_proc *p)
     if (!p->pending && atomic_load_explicit(&p->outer, memory_order_relaxed) == NULL) return;
     if (!p->pending) {
         p->pending = reverse(atomic_exchange(&p->outer, NULL));
-        atomic_store_explicit(&p->outer_msgs, 0, memory_order_relaxed);
+        int64_t n = 0;
+        for (nd_sig *q = p->pending; q; q = q->next) n += q->kind == SIG_MSG;
+        if (n) atomic_fetch_sub_explicit(&p->outer_msgs, n, memory_order_relaxed);
     }
     while (p->pending) {
         nd_sig *s = p->pending;
@@ -595,6 +644,18 @@ void nd__drain(nd_proc *p)
 static void handle_sig_exiting(nd_proc *p, nd_sig *s)
 {
     switch (s->kind) {
+    case SIG_MON_ADOPT: {
+        /* the owner is gone: the monitor set up for it is taken down, as its exit would */
+        nd_sig *d = nd__sig_new(SIG_DEMONITOR);
+        if (d) {
+            d->from = term_dup(p->pid);
+            d->ref = s->ref;
+            s->ref = TERM_NONE;
+            nd__send_sig(p, s->from, d);
+        }
+        nd__sig_free(s);
+        return;
+    }
     case SIG_LINK:
     case SIG_MONITOR:
     case SIG_UNLINK:
@@ -644,6 +705,7 @@ _Noreturn void nd__proc_exit(nd_proc *p, term_t reason)
     }
     atomic_store(&p->state, PS_EXITING);
     p->reason = reason;
+    nd__alias_exit(p);
     if (atomic_load(&p->name) != TERM_NONE) nd__unregister_proc(p);
     nd_sig *late = reverse(atomic_exchange(&p->outer, ND__CLOSED));
     nd_sig **tail = &p->pending;
@@ -780,6 +842,9 @@ static int spawn_internal(nd_entry_fn fn, void *arg, const nd_spawn_opts *opts, 
     p->exit_hook = NULL;
     p->exit_hook_arg = NULL;
     p->next_unlink_id = 0;
+    p->aliases = TERM_NIL;
+    p->naliases = 0;
+    p->alias_prune_at = 64;
     atomic_store(&p->state, PS_RUNNABLE);
     atomic_store_explicit(&p->refs, 1, memory_order_release);
     atomic_fetch_add(&nd__rt.live, 1);
@@ -964,6 +1029,22 @@ int nd_send(term_t to, term_t msg)
         consume1(self);
         return 0;
     }
+    if (term_is_ref(to)) { /* an alias */
+        if (nd__ref_is_local(to)) {
+            nd__alias_send(to, msg);
+        } else {
+            nd_sig *s = nd__sig_new(SIG_MSG);
+            if (!s) {
+                term_free(msg);
+                return ND_ENOMEM;
+            }
+            s->payload = msg;
+            if (self) s->from = term_dup(self->pid);
+            dist_out(s, to);
+        }
+        consume1(self);
+        return 0;
+    }
     term_t name = to;
     if (term_is_tuple(to) && term_tuple_arity(to) == 2) {
         name = term_tuple_elem(to, 0);
@@ -1079,6 +1160,33 @@ int nd_unlink(term_t pid)
     s->from = term_dup(p->pid);
     nd__send_sig(p, pid, s);
     consume1(p);
+    return 0;
+}
+
+int nd_monitor_adopt(term_t owner, term_t target, term_t ref)
+{
+    if (!term_is_pid(target) || !term_is_ref(ref)) return ND_EINVAL;
+    nd_proc *self = nd__self();
+    if (self && term_equal(self->pid, owner)) { /* the owner itself: at once */
+        if (!rel_find(self, REL_MON, TERM_NONE, ref))
+            rel_add(self, REL_MON, term_dup(target), term_dup(ref), term_dup(target));
+        return 0;
+    }
+    nd_proc *q = nd__proc_get(owner);
+    if (!q) return ND_ENOPROC;
+    nd_sig *s = nd__sig_new(SIG_MON_ADOPT);
+    if (!s) {
+        nd__proc_put(q);
+        return ND_ENOMEM;
+    }
+    s->from = term_dup(target);
+    s->ref = term_dup(ref);
+    bool ok = nd__push(q, s);
+    nd__proc_put(q);
+    if (!ok) {
+        nd__sig_free(s);
+        return ND_ENOPROC;
+    }
     return 0;
 }
 

@@ -126,6 +126,10 @@ static nd_proc *gq_pop(void)
 */
 static void wake_idle(void)
 {
+    /* spinning schedulers will see the work (they look again when they stop spinning): wake
+    ** a parked one only for more global work than there are spinners */
+    unsigned spinning = atomic_load(&nd__rt.nspin);
+    if (spinning > 0 && atomic_load(&nd__rt.gq_count) <= spinning) return;
     if (atomic_load(&nd__rt.nidle) == 0) return;
     for (unsigned i = 0; i < nd__rt.nsched; i++) {
         nd_sched *o = &nd__rt.scheds[i];
@@ -420,6 +424,38 @@ static bool work_visible(nd_sched *s)
     return nt != ND__NO_DEADLINE && nd__now() >= nt;
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/*
+** Before parking, an idle scheduler watches for work for spin_ns (as the BEAM's schedulers
+** busy-wait): a reply to a message just sent often comes back within tens of microseconds,
+** and a scheduler that is awake takes it without a wake-up through the parker. While any
+** scheduler spins, wakers skip the unpark (nspin); the spinner looks for work again through
+** the parking protocol when it stops, so nothing published meanwhile is missed. True if work
+** turned up.
+*/
+static bool spin(nd_sched *s)
+{
+    if (!nd__rt.spin_ns) return false;
+    atomic_fetch_add(&nd__rt.nspin, 1);
+    uint64_t until = nd__now() + nd__rt.spin_ns;
+    bool found = false;
+    while (!found && !atomic_load(&nd__rt.stopping_threads)) {
+        for (int i = 0; i < 32; i++) cpu_relax();
+        found = work_visible(s);
+        if (nd__now() >= until) break;
+    }
+    atomic_fetch_sub(&nd__rt.nspin, 1);
+    return found;
+}
+
 static void *sched_main(void *arg)
 {
     nd_sched *s = arg;
@@ -439,6 +475,7 @@ static void *sched_main(void *arg)
             run(s, p);
             continue;
         }
+        if (spin(s)) continue;
         atomic_store(&s->parked, 1);
         atomic_fetch_add(&nd__rt.nidle, 1);
         if (work_visible(s) || atomic_load(&nd__rt.stopping_threads)) {
@@ -523,6 +560,9 @@ int nd_init(const nd_config *cfg)
     if (!c.reductions) c.reductions = 4000;
     if (!c.long_schedule_ms) c.long_schedule_ms = 100;
     nd__rt.cfg = c;
+    nd__rt.spin_ns = 50000; /* 50 us; ND_SPIN_US overrides (0: park at once) */
+    if (getenv("ND_SPIN_US")) nd__rt.spin_ns = (uint64_t)atoll(getenv("ND_SPIN_US")) * 1000;
+    if (c.platform && c.platform != nd_platform_default()) nd__rt.spin_ns = 0; /* virtual time */
     nd__rt.plat = c.platform ? c.platform : nd_platform_default();
     intern_atoms();
     atomic_store(&nd__rt.node, TERM_ATOM_NONODE);

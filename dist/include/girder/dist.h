@@ -47,7 +47,9 @@ const char *dist_err_name(int err);
 /* ---------------------------------------------------------------- start and stop */
 
 typedef struct dist_config {
-    const char *name;         /* "a" (short name: "@<hostname>" is added) or "a@host" */
+    const char *name;         /* "a" (short name: "@<hostname>" is added) or "a@host";
+                              ** "undefined" / "undefined@host": a dynamic name (see connect) */
+    const char *connect;      /* with a dynamic name: the node that names us (required) */
     bool longnames;           /* --name: the host part is a full name (default short) */
     const char *cookie;       /* NULL: read ~/.erlang.cookie */
     bool hidden;              /* connect as a hidden node */
@@ -70,6 +72,10 @@ typedef struct dist_config {
 ** Starts distribution: listens, registers with the port mapper (creation comes from it), names
 ** the node (nd_set_node), installs libnode's distribution hook and starts the system processes
 ** (net_kernel, rex). Blocks up to the handshake timeout for the port mapper.
+** With a dynamic name (DFLAG_NAME_ME, as `erl -sname undefined`) it neither listens nor
+** registers: it dials cfg->connect, which gives the node its name and creation, and only then
+** names libnode's node and starts the system processes; DIST_ENOCONN if that node is not
+** reached. A dynamically named node is hidden.
 */
 int dist_start(const dist_config *cfg);
 /* Closes every connection (node-down for each), unregisters and stops the I/O thread. */
@@ -122,6 +128,18 @@ int dist_export(term_t module, term_t function, unsigned arity, dist_fun fn, voi
 enum { DIST_SPAWN_LINK = 1, DIST_SPAWN_MONITOR = 2 };
 int dist_spawn_request(term_t node, term_t module, term_t function, term_t args, unsigned opts,
                        term_t *ref);
+
+/* ---------------------------------------------------------------- global and pg */
+
+/* global:whereis_name/1 as this node's replica of global's name table knows it: a pid (a
+** reference) or TERM_NONE. Names come from the Erlang nodes this node synchronised with. */
+term_t dist_global_whereis(term_t name);
+/* pg:join/2 and pg:leave/2 in the default scope for a local pid (borrowed): the Erlang
+** nodes' pg sees it. DIST_EINVAL for a pid not local (or, for leave, not a member). */
+int dist_pg_join(term_t group, term_t pid);
+int dist_pg_leave(term_t group, term_t pid);
+/* pg:get_members/1 in the default scope: local and remote members (a list, a reference). */
+term_t dist_pg_members(term_t group);
 
 /* ---------------------------------------------------------------- statistics */
 

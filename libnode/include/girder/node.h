@@ -164,7 +164,9 @@ term_t nd_make_ref(void);
 
 /* ---------------------------------------------------------------- messages */
 
-/* Sends msg (consumed) to a pid, a registered name (atom) or {Name, Node}. Sending to a dead
+/* Sends msg (consumed) to a pid, a registered name (atom), {Name, Node} or an alias (a
+** reference; the dist hook sees ND_SIG_MSG with `to` a reference for a remote alias). Sending to a
+*dead
 ** pid succeeds and drops the message (as Erlang); an unregistered name gives ND_ENOTREG. */
 int nd_send(term_t to, term_t msg);
 
@@ -203,6 +205,17 @@ void nd_recv_mark(void);
 /* Match-or-crash: returns if t matches p (binding vars), else exits with {badmatch, t}. */
 void nd_assert_match(const term_pattern *p, term_t t, term_t *vars);
 
+/* ---------------------------------------------------------------- aliases */
+
+/* erlang:alias/1 for the calling process: a new reference (owned) through which nd_send (or a
+** remote node's ALIAS_SEND) reaches the process while the alias is active; TERM_NONE outside a
+** process. ND_ALIAS_REPLY: the first message through the alias deactivates it ([reply]).
+** Messages to an inactive alias are dropped; every alias goes when its process exits. */
+enum { ND_ALIAS_EXPLICIT = 0, ND_ALIAS_REPLY = 1 };
+term_t nd_alias(unsigned flags);
+/* erlang:unalias/1: true if alias (borrowed) was an active alias of the calling process. */
+bool nd_unalias(term_t alias);
+
 /* ---------------------------------------------------------------- links, monitors */
 
 /* link/1: ND_ENOPROC if pid is dead and the caller does not trap exits; a trapping caller gets
@@ -212,6 +225,14 @@ int nd_unlink(term_t pid);
 /* monitor(process, Target): target is a pid, a registered name atom or {Name, Node}.
 ** *ref gets the monitor reference. A dead target gives a DOWN with noproc at once. */
 int nd_monitor(term_t target, term_t *ref);
+/* Gives process owner (a local pid) a monitor of target (a pid) under reference ref, as if
+** owner had called monitor/2 and got ref, without sending a MONITOR signal: the target's side
+** already holds it (spawn_request's monitor option). From any thread; signals pushed to owner
+** after this call are handled after it, so a DOWN that follows finds the monitor (called by
+** owner itself, it takes effect at once). All
+** borrowed. ND_ENOPROC if owner is dead (if it dies before handling it, the target side is
+** sent a DEMONITOR). */
+int nd_monitor_adopt(term_t owner, term_t target, term_t ref);
 enum { ND_DEMONITOR_FLUSH = 1 };
 /* Returns 0, or ND_ENOPROC when the monitor was not active (already fired/removed). */
 int nd_demonitor(term_t ref, unsigned flags);
@@ -259,6 +280,9 @@ int nd_process_info(term_t pid, nd_proc_info *info);
 void nd_proc_info_free(nd_proc_info *info);
 /* Number of live processes. */
 size_t nd_process_count(void);
+/* erlang:processes/0: a list (a reference) of the local processes alive at the time of the
+** call, in creation-slot order. */
+term_t nd_processes(void);
 
 typedef struct nd_stats {
     uint64_t context_switches, steals, long_schedules, spawns, exits;
@@ -295,7 +319,9 @@ typedef int (*nd_dist_fn)(void *ud, const nd_signal *sig);
 /* Installs (or with NULL removes) the hook for signals to pids of other nodes. */
 void nd_set_dist_hook(nd_dist_fn fn, void *ud);
 /* Injects a signal from a remote process to a local one (to is a local pid, or a name for
-** ND_SIG_MSG / ND_SIG_MONITOR). Returns 0 even when the target is dead (the signal then gets
+** ND_SIG_MSG / ND_SIG_MONITOR, or a local alias reference for ND_SIG_MSG and ND_SIG_EXIT2: the
+** alias's owner gets it while the alias is active). Returns 0 even when the
+*target is dead (the signal then gets
 ** Erlang's dead-target answer, sent back through the hook). */
 int nd_dist_deliver(const nd_signal *sig);
 

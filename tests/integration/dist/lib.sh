@@ -26,7 +26,7 @@ cleanup() {
     if [ "$status" -ne 0 ]; then
         for f in "$TMP"/*.log; do [ -f "$f" ] && { echo "---- $f"; tail -n 30 "$f"; }; done
     fi
-    rm -rf "$TMP"
+    if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
     exit "$status"
 }
 trap cleanup EXIT

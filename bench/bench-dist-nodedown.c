@@ -1,0 +1,294 @@
+/* BENCH dist_nodedown_latency: kill -9 of a node -> a linked and monitoring process elsewhere sees
+ * noconnection. */
+#include <girder/dist.h>
+#include <girder/epmd.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define A(s) term_atom(s)
+
+static const char *cookie = "girder_bench_nd";
+static char host[256], tmpdir[64], bindir[PATH_MAX], exe[PATH_MAX];
+static uint16_t eport;
+static int runs = 9;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void quiet(void *ud, const char *line)
+{
+    (void)ud;
+    (void)line;
+}
+
+static int start_node(const char *name)
+{
+    nd_config nc = {0};
+    if (nd_init(&nc) != 0) return -1;
+    dist_config dc = {0};
+    dc.name = name;
+    dc.cookie = cookie;
+    dc.epmd_port = eport;
+    dc.log = quiet;
+    return dist_start(&dc) == 0 ? 0 : -1;
+}
+
+/* ---------------------------------------------------------------- Girder victim */
+
+/* bench_victim: {From, whoami} -> From ! {victim, self()}; otherwise waits. */
+static void victim(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        term_t m;
+        nd_receive(ND_INFINITY, &m);
+        if (term_is_tuple(m) && term_tuple_arity(m) == 2)
+            nd_send(term_tuple_elem(m, 0), term_tuplev(2, A("victim"), term_dup(nd_self())));
+        term_free(m);
+    }
+}
+
+static int victim_main(const char *name)
+{
+    if (start_node(name) != 0) return 1;
+    nd_spawn_opts o = {0};
+    o.name = A("bench_victim");
+    nd_spawn(victim, NULL, &o, NULL);
+    printf("READY\n");
+    fflush(stdout);
+    for (;;) pause(); /* until kill -9 */
+}
+
+/* ---------------------------------------------------------------- Girder watcher */
+
+/* Links to and monitors the victim's process (trapping exits), says READY, and prints DOWN once
+** both the exit signal and the DOWN with noconnection have arrived. */
+static void watch_body(void *arg)
+{
+    term_t node = A((const char *)arg), m;
+    if (dist_ping(node, 5000) != 0) nd_exit(A("no_victim"));
+    term_t to = term_tuplev(2, A("bench_victim"), node);
+    nd_send(to, term_tuplev(2, term_dup(nd_self()), A("whoami")));
+    term_free(to);
+    if (nd_receive(5000, &m) < 0) nd_exit(A("no_whoami"));
+    term_t pid = term_dup(term_tuple_elem(m, 1));
+    term_free(m);
+    nd_trap_exit(true);
+    term_t ref;
+    nd_link(pid);
+    nd_monitor(pid, &ref);
+    /* a round trip so that the link and monitor are in place on the victim before READY */
+    to = term_tuplev(2, A("bench_victim"), node);
+    nd_send(to, term_tuplev(2, term_dup(nd_self()), A("whoami")));
+    term_free(to);
+    if (nd_receive(5000, &m) < 0) nd_exit(A("no_whoami"));
+    term_free(m);
+    printf("READY\n");
+    fflush(stdout);
+    bool ex = false, dn = false;
+    while (!ex || !dn) {
+        if (nd_receive(30000, &m) < 0) nd_exit(A("timeout"));
+        if (term_is_tuple(m) && term_tuple_elem(m, 0) == A("EXIT") &&
+            term_tuple_elem(m, 2) == A("noconnection"))
+            ex = true;
+        if (term_is_tuple(m) && term_tuple_elem(m, 0) == A("DOWN") &&
+            term_tuple_elem(m, 4) == A("noconnection"))
+            dn = true;
+        term_free(m);
+    }
+    printf("DOWN\n");
+    fflush(stdout);
+    term_free(pid);
+    term_free(ref);
+}
+
+static int watcher_main(const char *name, const char *victim_node)
+{
+    if (start_node(name) != 0) return 1;
+    nd_run(watch_body, (void *)victim_node, 60000, NULL);
+    dist_stop(2000);
+    nd_shutdown(2000);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- child processes */
+
+typedef struct child {
+    pid_t pid;
+    FILE *out;
+} child;
+
+static child spawn_cmd(const char *cmd)
+{
+    child c = {-1, NULL};
+    int p[2];
+    if (pipe(p) != 0) return c;
+    c.pid = fork();
+    if (c.pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the benchmark */
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    c.out = fdopen(p[0], "r");
+    return c;
+}
+
+/* Reads lines until one starts with want; 0, or -1 at end of output. */
+static int read_until(child *c, const char *want)
+{
+    char line[512];
+    while (c->out && fgets(line, sizeof line, c->out))
+        if (!strncmp(line, want, strlen(want))) return 0;
+    return -1;
+}
+
+static void stop_child(child *c, int sig)
+{
+    if (c->pid > 0) {
+        kill(-c->pid, sig);
+        for (int i = 0; i < 50; i++) {
+            if (waitpid(c->pid, NULL, WNOHANG) == c->pid) {
+                c->pid = -1;
+                break;
+            }
+            usleep(100000);
+        }
+        if (c->pid > 0) {
+            kill(-c->pid, SIGKILL);
+            waitpid(c->pid, NULL, 0);
+        }
+    }
+    if (c->out) fclose(c->out);
+    c->out = NULL;
+}
+
+/*
+** One measurement: starts a victim and a watcher (both Girder or both erl), kills the victim
+** with SIGKILL (its process alone: `exec` makes the node the child itself) and times until the
+** watcher prints DOWN. Milliseconds, or -1.
+*/
+static double one_run(bool erlang, int i)
+{
+    char cmd[2 * PATH_MAX + 512], vname[64], wname[64];
+    snprintf(vname, sizeof vname, "bnd_v%c_%d_%d", erlang ? 'e' : 'g', (int)getpid(), i);
+    snprintf(wname, sizeof wname, "bnd_w%c_%d_%d", erlang ? 'e' : 'g', (int)getpid(), i);
+    if (erlang)
+        snprintf(cmd, sizeof cmd,
+                 "ERL_EPMD_PORT=%u exec erl -sname %s -setcookie %s -noshell -pa %s "
+                 "-eval 'dist_bench:victim()'",
+                 eport, vname, cookie, tmpdir);
+    else
+        snprintf(cmd, sizeof cmd, "exec %s --victim %s %u", exe, vname, eport);
+    child v = spawn_cmd(cmd);
+    if (read_until(&v, "READY") != 0) {
+        stop_child(&v, SIGKILL);
+        return -1;
+    }
+    if (erlang)
+        snprintf(cmd, sizeof cmd,
+                 "ERL_EPMD_PORT=%u exec erl -sname %s -setcookie %s -noshell -pa %s "
+                 "-eval 'dist_bench:watch(%s@%s), halt().'",
+                 eport, wname, cookie, tmpdir, vname, host);
+    else
+        snprintf(cmd, sizeof cmd, "exec %s --watch %s %s@%s %u", exe, wname, vname, host, eport);
+    child w = spawn_cmd(cmd);
+    double ms = -1;
+    if (read_until(&w, "READY") == 0) {
+        usleep(100000); /* let both sides settle */
+        double t0 = now();
+        kill(v.pid, SIGKILL);
+        if (read_until(&w, "DOWN") == 0) ms = (now() - t0) * 1000;
+    }
+    stop_child(&v, SIGKILL);
+    stop_child(&w, SIGTERM);
+    return ms;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median of `runs` measurements (failed runs left out). */
+static double median(bool erlang)
+{
+    double v[64];
+    int n = 0;
+    for (int i = 0; i < runs && i < 64; i++) {
+        double ms = one_run(erlang, i);
+        if (ms >= 0) v[n++] = ms;
+    }
+    if (!n) return -1;
+    qsort(v, (size_t)n, sizeof v[0], cmp);
+    fprintf(stderr, "%s:", erlang ? "erlang" : "girder");
+    for (int i = 0; i < n; i++) fprintf(stderr, " %.2f", v[i]);
+    fprintf(stderr, " ms\n");
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int main(int argc, char **argv)
+{
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k <= 0) return 1;
+    exe[k] = 0;
+    snprintf(bindir, sizeof bindir, "%s", exe);
+    *strrchr(bindir, '/') = 0;
+    gethostname(host, sizeof host);
+    if (strchr(host, '.')) *strchr(host, '.') = 0;
+    if (argc == 4 && !strcmp(argv[1], "--victim")) {
+        eport = (uint16_t)atoi(argv[3]);
+        return victim_main(argv[2]);
+    }
+    if (argc == 5 && !strcmp(argv[1], "--watch")) {
+        eport = (uint16_t)atoi(argv[4]);
+        return watcher_main(argv[2], argv[3]);
+    }
+    if (getenv("BENCH_NODEDOWN_RUNS")) runs = atoi(getenv("BENCH_NODEDOWN_RUNS"));
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/dist-nd-bench-XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    char cmd[2 * PATH_MAX + 256];
+    snprintf(cmd, sizeof cmd, "erlc -o %s %s/dist_bench.erl", tmpdir, BENCH_ERL_DIR);
+    if (system(cmd) != 0) return 1;
+    child epmd = {-1, NULL};
+    for (int tries = 0; tries < 10 && epmd.pid < 0; tries++) {
+        eport = (uint16_t)(20000 + (getpid() * 13 + tries * 7919) % 40000);
+        snprintf(cmd, sizeof cmd, "exec %s/girder-epmd -port %u -address 127.0.0.1 2>/dev/null",
+                 bindir, eport);
+        epmd = spawn_cmd(cmd);
+        usleep(300000);
+        epmd_name_list nl;
+        if (epmd_names(NULL, eport, 1000, &nl) == 0) {
+            epmd_names_free(&nl);
+        } else {
+            stop_child(&epmd, SIGTERM);
+            epmd.pid = -1;
+        }
+    }
+    if (epmd.pid < 0) return 1;
+    double e = median(true);
+    double g = median(false);
+    printf("BENCH dist_nodedown_latency girder=%.2f erlang=%.2f unit=ms ratio=%.2f\n", g, e,
+           g > 0 && e > 0 ? e / g : 0);
+    fflush(stdout);
+    stop_child(&epmd, SIGTERM);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    return system(cmd) == 0 && g > 0 && e > 0 ? 0 : 1;
+}

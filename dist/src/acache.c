@@ -1,0 +1,314 @@
+/* The sending side of the distribution header's atom cache: rewrites an encoded frame's atoms as
+ * cache references. */
+#include "dist_int.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Frames larger than this keep their atoms inline: the rewrite copies the frame twice. */
+#define ACACHE_MAX_FRAME ((size_t)64 << 10)
+#define MAX_REFS         255
+
+void dist__acache_free(dist_acache *a)
+{
+    for (size_t i = 0; i < DIST_ACACHE_SIZE; i++) free(a->text[i]);
+    memset(a, 0, sizeof *a);
+}
+
+static uint32_t slot_of(const uint8_t *s, size_t n)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 16777619u;
+    return h % DIST_ACACHE_SIZE;
+}
+
+/* One message's references: ref i is cache slot slot[i] with text txt[i] (into the frame). */
+typedef struct mrefs {
+    size_t n;
+    uint16_t slot[MAX_REFS];
+    const uint8_t *txt[MAX_REFS];
+    uint16_t len[MAX_REFS];
+    int16_t by_slot[DIST_ACACHE_SIZE]; /* slot -> ref index, -1 */
+} mrefs;
+
+typedef struct rw {
+    const uint8_t *d;
+    size_t len, pos;
+    etf_buf *out;
+    mrefs *m;
+} rw;
+
+static bool put(rw *w, const uint8_t *p, size_t n)
+{
+    if (etf_buf_reserve(w->out, n)) return false;
+    memcpy(w->out->data + w->out->len, p, n);
+    w->out->len += n;
+    return true;
+}
+
+/* Copies n bytes of input verbatim. */
+static bool copy(rw *w, size_t n)
+{
+    if (w->len - w->pos < n) return false;
+    if (!put(w, w->d + w->pos, n)) return false;
+    w->pos += n;
+    return true;
+}
+
+static uint32_t be(const uint8_t *p, int n)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+/*
+** An atom at the current position: a UTF-8 atom (118, 119) becomes ATOM_CACHE_REF when the
+** message still has a reference free and no other atom of this message took its slot; other
+** atom forms are copied. False when the bytes are not an atom or are truncated.
+*/
+static bool atom(rw *w)
+{
+    if (w->pos >= w->len) return false;
+    uint8_t tag = w->d[w->pos];
+    int lb = tag == 118 || tag == 100 ? 2 : tag == 119 || tag == 115 ? 1 : 0;
+    if (!lb || w->len - w->pos < 1u + lb) return false;
+    size_t n = be(w->d + w->pos + 1, lb);
+    if (w->len - w->pos - 1 - lb < n) return false;
+    if (tag == 100 || tag == 115) return copy(w, 1 + lb + n); /* Latin-1: left inline */
+    const uint8_t *txt = w->d + w->pos + 1 + lb;
+    uint32_t s = slot_of(txt, n);
+    mrefs *m = w->m;
+    int r = m->by_slot[s];
+    if (r >= 0 && (m->len[r] != n || memcmp(m->txt[r], txt, n) != 0))
+        r = -1; /* collision */
+    else if (r < 0 && m->n < MAX_REFS) {
+        r = (int)m->n++;
+        m->slot[r] = (uint16_t)s;
+        m->txt[r] = txt;
+        m->len[r] = (uint16_t)n;
+        m->by_slot[s] = (int16_t)r;
+    }
+    if (r < 0) return copy(w, 1 + lb + n);
+    uint8_t ref[2] = {82, (uint8_t)r};
+    w->pos += 1 + lb + n;
+    return put(w, ref, 2);
+}
+
+/*
+** Rewrites one term (iteratively: `need` counts the terms still to come). Only the forms
+** Girder's encoder produces are walked; anything else (compressed terms, old funs, cache
+** references) makes the caller keep the frame as it was.
+*/
+static bool term(rw *w)
+{
+    size_t need = 1;
+    while (need) {
+        need--;
+        if (w->pos >= w->len) return false;
+        uint8_t tag = w->d[w->pos];
+        const uint8_t *p = w->d + w->pos + 1;
+        size_t left = w->len - w->pos - 1;
+        switch (tag) {
+        case 118:
+        case 119:
+        case 100:
+        case 115:
+            if (!atom(w)) return false;
+            break;
+        case 97:
+            if (!copy(w, 2)) return false;
+            break;
+        case 98:
+            if (!copy(w, 5)) return false;
+            break;
+        case 70:
+            if (!copy(w, 9)) return false;
+            break;
+        case 99:
+            if (!copy(w, 32)) return false;
+            break;
+        case 106:
+            if (!copy(w, 1)) return false;
+            break;
+        case 104:
+            if (left < 1 || !copy(w, 2)) return false;
+            need += p[0];
+            break;
+        case 105:
+        case 108:
+        case 116: {
+            if (left < 4) return false;
+            size_t n = be(p, 4);
+            if (n > w->len) return false; /* each element takes at least one byte */
+            if (!copy(w, 5)) return false;
+            need += tag == 105 ? n : tag == 108 ? n + 1 : 2 * n;
+            break;
+        }
+        case 107:
+            if (left < 2 || !copy(w, 3 + be(p, 2))) return false;
+            break;
+        case 109:
+            if (left < 4 || !copy(w, 5 + (size_t)be(p, 4))) return false;
+            break;
+        case 77:
+            if (left < 5 || !copy(w, 6 + (size_t)be(p, 4))) return false;
+            break;
+        case 110:
+            if (left < 1 || !copy(w, 3 + (size_t)p[0])) return false;
+            break;
+        case 111:
+            if (left < 4 || !copy(w, 6 + (size_t)be(p, 4))) return false;
+            break;
+        case 112: /* NEW_FUN_EXT: Size counts itself; atoms inside stay inline */
+            if (left < 4 || be(p, 4) < 4 || !copy(w, 1 + (size_t)be(p, 4))) return false;
+            break;
+        case 113: /* EXPORT_EXT: Module, Function, Arity */
+            if (!copy(w, 1)) return false;
+            need += 3;
+            break;
+        case 88:
+        case 103:
+        case 89:
+        case 120:
+        case 102:
+        case 101: { /* pid, port, old reference: Node then fixed bytes */
+            size_t tail = tag == 88 ? 12 : tag == 103 ? 9 : tag == 89 ? 8 : tag == 120 ? 12 : 5;
+            if (!copy(w, 1) || !atom(w) || !copy(w, tail)) return false;
+            break;
+        }
+        case 90:
+        case 114: { /* NEWER/NEW_REFERENCE: Len, Node, Creation, Len words */
+            if (left < 2) return false;
+            size_t words = be(p, 2);
+            if (!copy(w, 3) || !atom(w) || !copy(w, (tag == 90 ? 4 : 1) + 4 * words)) return false;
+            break;
+        }
+        default:
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Per-thread scratch (the references of one message and the rewritten body), freed with the
+** thread through a key destructor. */
+typedef struct scratch {
+    mrefs m;
+    etf_buf body;
+} scratch;
+
+static pthread_key_t sc_key;
+static pthread_once_t sc_once = PTHREAD_ONCE_INIT;
+
+static void sc_destroy(void *p)
+{
+    scratch *sc = p;
+    etf_buf_free(&sc->body);
+    free(sc);
+}
+
+static void sc_key_init(void)
+{
+    pthread_key_create(&sc_key, sc_destroy);
+}
+
+static scratch *tls_scratch(void)
+{
+    pthread_once(&sc_once, sc_key_init);
+    scratch *sc = pthread_getspecific(sc_key);
+    if (!sc && (sc = calloc(1, sizeof *sc))) {
+        memset(sc->m.by_slot, 0xff, sizeof sc->m.by_slot);
+        pthread_setspecific(sc_key, sc);
+    }
+    return sc;
+}
+
+/*
+** Rewrites the single unfragmented frame in *b (4-byte length, 131, 68, 0, control, payload),
+** whose control message and payload start at byte 7, so that its UTF-8 atoms become
+** references into the connection's cache `a`, adding the new entries' texts to the header.
+** Must run in wire order under the connection's lock: the cache mirrors what the peer will
+** have seen. Any other frame, an oversized one, or bytes it does not
+** understand leave *b untouched (a frame without references is always valid). 0 or ENOMEM.
+*/
+int dist__acache_apply(dist_acache *a, etf_buf *b)
+{
+    if (b->len < 8 || b->len > ACACHE_MAX_FRAME || b->data[4] != 131 || b->data[5] != 68 ||
+        b->data[6] != 0 || be(b->data, 4) != b->len - 4)
+        return 0;
+    scratch *sc = tls_scratch();
+    if (!sc) return 0;
+    mrefs *m = &sc->m;
+    etf_buf *tmp = &sc->body;
+    m->n = 0;
+    tmp->len = 0;
+    rw w = {b->data, b->len, 7, tmp, m};
+    bool ok = true;
+    while (ok && w.pos < w.len) ok = term(&w);
+    for (size_t i = 0; i < m->n; i++) m->by_slot[m->slot[i]] = -1;
+    if (!ok || m->n == 0) return 0;
+    /* the header: count, flags (a nibble per reference and one for LongAtoms), references */
+    bool long_atoms = false;
+    size_t hl = 1 + m->n / 2 + 1;
+    uint8_t isnew[MAX_REFS];
+    for (size_t i = 0; i < m->n; i++) {
+        size_t s = m->slot[i];
+        isnew[i] = !(a->text[s] && a->len[s] == m->len[i] &&
+                     memcmp(a->text[s], m->txt[i], m->len[i]) == 0);
+        if (isnew[i] && m->len[i] > 255) long_atoms = true;
+    }
+    for (size_t i = 0; i < m->n; i++) hl += 1 + (isnew[i] ? (long_atoms ? 2 : 1) + m->len[i] : 0);
+    etf_buf out = {0};
+    if (etf_buf_reserve(&out, 6 + hl + tmp->len)) return DIST_ENOMEM;
+    uint8_t *o = out.data;
+    size_t total = 2 + hl + tmp->len;
+    o[0] = (uint8_t)(total >> 24);
+    o[1] = (uint8_t)(total >> 16);
+    o[2] = (uint8_t)(total >> 8);
+    o[3] = (uint8_t)total;
+    o[4] = 131;
+    o[5] = 68;
+    o[6] = (uint8_t)m->n;
+    uint8_t *flags = o + 7;
+    size_t fb = m->n / 2 + 1;
+    memset(flags, 0, fb);
+    size_t q = 7 + fb;
+    for (size_t i = 0; i < m->n; i++) {
+        size_t s = m->slot[i];
+        unsigned nib = (unsigned)(s >> 8) | (isnew[i] ? 8u : 0u);
+        flags[i / 2] |= (uint8_t)(nib << ((i & 1) ? 4 : 0));
+        o[q++] = (uint8_t)(s & 0xff);
+        if (!isnew[i]) continue;
+        if (long_atoms) o[q++] = (uint8_t)(m->len[i] >> 8);
+        o[q++] = (uint8_t)m->len[i];
+        memcpy(o + q, m->txt[i], m->len[i]);
+        q += m->len[i];
+    }
+    if (long_atoms) flags[m->n / 2] |= (uint8_t)(1u << ((m->n & 1) ? 4 : 0));
+    /* the cache learns the new entries only now that the frame will go out (all or none) */
+    uint8_t *texts[MAX_REFS];
+    for (size_t i = 0; i < m->n; i++) {
+        texts[i] = NULL;
+        if (isnew[i] && !(texts[i] = malloc(m->len[i] ? m->len[i] : 1))) {
+            while (i-- > 0) free(texts[i]);
+            etf_buf_free(&out);
+            return 0; /* the frame goes out as it was */
+        }
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        if (!isnew[i]) continue;
+        size_t s = m->slot[i];
+        memcpy(texts[i], m->txt[i], m->len[i]);
+        free(a->text[s]);
+        a->text[s] = texts[i];
+        a->len[s] = m->len[i];
+    }
+    memcpy(o + q, tmp->data, tmp->len);
+    out.len = q + tmp->len;
+    etf_buf_free(b);
+    *b = out;
+    if (tmp->cap > ((size_t)1 << 20)) etf_buf_free(tmp);
+    return 0;
+}
