@@ -22,7 +22,9 @@ grep -q "^$E $port_e\$" "$TMP/names" || fail "names entry"
 "$EPMD_PROBE" "$EPMD_PORT" register gp$$ 12345 30 >"$TMP/reg.out" 2>&1 &
 PROBE=$!; PIDS="$PIDS $PROBE"
 wait_for 10 names_has gp$$ || fail "our registration not listed by Erlang's epmd"
-grep -q "^creation=[0-9]* extended=1\$" "$TMP/reg.out" || fail "registration answer: $(cat "$TMP/reg.out")"
+# epmd lists the name as it answers; the probe prints the answer a moment later.
+wait_for 10 grep -q "^creation=[0-9]* extended=1\$" "$TMP/reg.out" ||
+    fail "registration answer: $(cat "$TMP/reg.out")"
 "$EPMD_PROBE" "$EPMD_PORT" lookup gp$$ | grep -q "^port=12345 " || fail "lookup of our own name"
 # Erlang resolves it too.
 ERL_EPMD_PORT=$EPMD_PORT timeout 30 "$ERL" -noshell -start_epmd false -eval \
