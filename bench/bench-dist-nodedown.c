@@ -12,19 +12,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_child.h"
+
 #define A(s) term_atom(s)
 
 static const char *cookie = "girder_bench_nd";
 static char host[256], tmpdir[64], bindir[PATH_MAX], exe[PATH_MAX];
 static uint16_t eport;
 static int runs = 9;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void quiet(void *ud, const char *line)
 {
@@ -124,60 +119,6 @@ static int watcher_main(const char *name, const char *victim_node)
 
 /* ---------------------------------------------------------------- child processes */
 
-typedef struct child {
-    pid_t pid;
-    FILE *out;
-} child;
-
-static child spawn_cmd(const char *cmd)
-{
-    child c = {-1, NULL};
-    int p[2];
-    if (pipe(p) != 0) return c;
-    c.pid = fork();
-    if (c.pid == 0) {
-        dup2(p[1], 1);
-        close(p[0]);
-        close(p[1]);
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the benchmark */
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    c.out = fdopen(p[0], "r");
-    return c;
-}
-
-/* Reads lines until one starts with want; 0, or -1 at end of output. */
-static int read_until(child *c, const char *want)
-{
-    char line[512];
-    while (c->out && fgets(line, sizeof line, c->out))
-        if (!strncmp(line, want, strlen(want))) return 0;
-    return -1;
-}
-
-static void stop_child(child *c, int sig)
-{
-    if (c->pid > 0) {
-        kill(-c->pid, sig);
-        for (int i = 0; i < 50; i++) {
-            if (waitpid(c->pid, NULL, WNOHANG) == c->pid) {
-                c->pid = -1;
-                break;
-            }
-            usleep(100000);
-        }
-        if (c->pid > 0) {
-            kill(-c->pid, SIGKILL);
-            waitpid(c->pid, NULL, 0);
-        }
-    }
-    if (c->out) fclose(c->out);
-    c->out = NULL;
-}
-
 /*
 ** One measurement: starts a victim and a watcher (both Girder or both erl), kills the victim
 ** with SIGKILL (its process alone: `exec` makes the node the child itself) and times until the
@@ -195,9 +136,9 @@ static double one_run(bool erlang, int i)
                  eport, vname, cookie, tmpdir);
     else
         snprintf(cmd, sizeof cmd, "exec %s --victim %s %u", exe, vname, eport);
-    child v = spawn_cmd(cmd);
-    if (read_until(&v, "READY") != 0) {
-        stop_child(&v, SIGKILL);
+    bench_child v = bench_spawn(cmd);
+    if (bench_read_until(&v, "READY", NULL) != 0) {
+        bench_stop(&v, SIGKILL);
         return -1;
     }
     if (erlang)
@@ -207,16 +148,16 @@ static double one_run(bool erlang, int i)
                  eport, wname, cookie, tmpdir, vname, host);
     else
         snprintf(cmd, sizeof cmd, "exec %s --watch %s %s@%s %u", exe, wname, vname, host, eport);
-    child w = spawn_cmd(cmd);
+    bench_child w = bench_spawn(cmd);
     double ms = -1;
-    if (read_until(&w, "READY") == 0) {
+    if (bench_read_until(&w, "READY", NULL) == 0) {
         usleep(100000); /* let both sides settle */
-        double t0 = now();
+        double t0 = bench_now();
         kill(v.pid, SIGKILL);
-        if (read_until(&w, "DOWN") == 0) ms = (now() - t0) * 1000;
+        if (bench_read_until(&w, "DOWN", NULL) == 0) ms = (bench_now() - t0) * 1000;
     }
-    stop_child(&v, SIGKILL);
-    stop_child(&w, SIGTERM);
+    bench_stop(&v, SIGKILL);
+    bench_stop(&w, SIGTERM);
     return ms;
 }
 
@@ -267,18 +208,18 @@ int main(int argc, char **argv)
     char cmd[2 * PATH_MAX + 256];
     snprintf(cmd, sizeof cmd, "erlc -o %s %s/dist_bench.erl", tmpdir, BENCH_ERL_DIR);
     if (system(cmd) != 0) return 1;
-    child epmd = {-1, NULL};
+    bench_child epmd = {-1, NULL};
     for (int tries = 0; tries < 10 && epmd.pid < 0; tries++) {
         eport = (uint16_t)(20000 + (getpid() * 13 + tries * 7919) % 40000);
         snprintf(cmd, sizeof cmd, "exec %s/girder-epmd -port %u -address 127.0.0.1 2>/dev/null",
                  bindir, eport);
-        epmd = spawn_cmd(cmd);
+        epmd = bench_spawn(cmd);
         usleep(300000);
         epmd_name_list nl;
         if (epmd_names(NULL, eport, 1000, &nl) == 0) {
             epmd_names_free(&nl);
         } else {
-            stop_child(&epmd, SIGTERM);
+            bench_stop(&epmd, SIGTERM);
             epmd.pid = -1;
         }
     }
@@ -288,7 +229,7 @@ int main(int argc, char **argv)
     printf("BENCH dist_nodedown_latency girder=%.2f erlang=%.2f unit=ms ratio=%.2f\n", g, e,
            g > 0 && e > 0 ? e / g : 0);
     fflush(stdout);
-    stop_child(&epmd, SIGTERM);
+    bench_stop(&epmd, SIGTERM);
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     return system(cmd) == 0 && g > 0 && e > 0 ? 0 : 1;
 }

@@ -12,19 +12,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_child.h"
+
 #define A(s) term_atom(s)
 
 static const char *cookie = "girder_bench";
 static char host[256], tmpdir[64], bindir[PATH_MAX];
 static uint16_t eport;
 static long n_msgs = 300000, n_rt = 20000;
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---------------------------------------------------------------- Girder receiver node */
 
@@ -121,11 +116,11 @@ static void tp_body(void *arg)
         if (nd_receive(10000, &m) < 0) break;
         term_t sinkpid = term_dup(term_tuple_elem(m, 1));
         term_free(m);
-        double t0 = now();
+        double t0 = bench_now();
         for (long i = 0; i < j->n; i++) nd_send(sinkpid, term_dup(msg));
         if (nd_receive(120000, &m) < 0) break;
         term_free(m);
-        double r = (double)j->n / (now() - t0);
+        double r = (double)j->n / (bench_now() - t0);
         if (r > best) best = r;
         term_free(sinkpid);
     }
@@ -144,13 +139,13 @@ static void rt_body(void *arg)
         nd_receive(5000, &m);
         term_free(m);
     }
-    double t0 = now();
+    double t0 = bench_now();
     for (long i = 0; i < j->n; i++) {
         nd_send(to, term_tuplev(2, term_dup(nd_self()), A("ping")));
         if (nd_receive(5000, &m) < 0) break;
         term_free(m);
     }
-    j->result = (now() - t0) * 1e6 / (double)j->n;
+    j->result = (bench_now() - t0) * 1e6 / (double)j->n;
     term_free(to);
 }
 
@@ -164,72 +159,15 @@ static double girder_run(nd_entry_fn fn, const char *node, long n)
 
 /* ---------------------------------------------------------------- child processes */
 
-typedef struct child {
-    pid_t pid;
-    FILE *out;
-} child;
-
-static child spawn_cmd(const char *cmd)
-{
-    child c = {-1, NULL};
-    int p[2];
-    if (pipe(p) != 0) return c;
-    c.pid = fork();
-    if (c.pid == 0) {
-        dup2(p[1], 1);
-        close(p[0]);
-        close(p[1]);
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the benchmark */
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    c.out = fdopen(p[0], "r");
-    return c;
-}
-
-/* Reads lines until one starts with want (or a number when want is NULL); returns it parsed. */
-static double read_until(child *c, const char *want)
-{
-    char line[512];
-    while (c->out && fgets(line, sizeof line, c->out)) {
-        if (want && !strncmp(line, want, strlen(want))) return 0;
-        double v;
-        if (!want && sscanf(line, "%lf", &v) == 1) return v;
-    }
-    return -1;
-}
-
-static void stop_child(child *c)
-{
-    if (c->pid > 0) {
-        kill(-c->pid, SIGTERM);
-        for (int i = 0; i < 50; i++) {
-            if (waitpid(c->pid, NULL, WNOHANG) == c->pid) {
-                c->pid = -1;
-                break;
-            }
-            usleep(100000);
-        }
-        if (c->pid > 0) {
-            kill(-c->pid, SIGKILL);
-            waitpid(c->pid, NULL, 0);
-        }
-    }
-    if (c->out) fclose(c->out);
-    c->out = NULL;
-}
-
-static child erl_receiver(const char *name)
+static bench_child erl_receiver(const char *name)
 {
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
              "ERL_EPMD_PORT=%u exec erl -sname %s -setcookie %s -noshell -pa %s "
              "-eval 'io:format(\"READY~n\"), dist_bench:receiver().'",
              eport, name, cookie, tmpdir);
-    child c = spawn_cmd(cmd);
-    read_until(&c, "READY");
+    bench_child c = bench_spawn(cmd);
+    bench_read_until(&c, "READY", NULL);
     return c;
 }
 
@@ -240,9 +178,10 @@ static double erl_sender(const char *fn, const char *target, long n)
              "ERL_EPMD_PORT=%u exec erl -sname bsend_erl_%d -setcookie %s -noshell -pa %s "
              "-eval 'dist_bench:%s(%s@%s, %ld), halt().'",
              eport, (int)getpid(), cookie, tmpdir, fn, target, host, n);
-    child c = spawn_cmd(cmd);
-    double v = read_until(&c, NULL);
-    stop_child(&c);
+    bench_child c = bench_spawn(cmd);
+    double v = -1;
+    bench_read_until(&c, NULL, &v);
+    bench_stop(&c, SIGTERM);
     return v;
 }
 
@@ -275,18 +214,18 @@ int main(int argc, char **argv)
     snprintf(cmd, sizeof cmd, "erlc -o %s %s/dist_bench.erl", tmpdir, BENCH_ERL_DIR);
     if (system(cmd) != 0) return 1;
     /* a private port mapper on a random port */
-    child epmd = {-1, NULL};
+    bench_child epmd = {-1, NULL};
     for (int tries = 0; tries < 10 && epmd.pid < 0; tries++) {
         eport = (uint16_t)(20000 + (getpid() * 7 + tries * 7919) % 40000);
         snprintf(cmd, sizeof cmd, "exec %s/girder-epmd -port %u -address 127.0.0.1 2>/dev/null",
                  bindir, eport);
-        epmd = spawn_cmd(cmd);
+        epmd = bench_spawn(cmd);
         usleep(300000);
         epmd_name_list nl;
         if (epmd_names(NULL, eport, 1000, &nl) == 0) {
             epmd_names_free(&nl);
         } else {
-            stop_child(&epmd);
+            bench_stop(&epmd, SIGTERM);
             epmd.pid = -1;
         }
     }
@@ -295,9 +234,9 @@ int main(int argc, char **argv)
     snprintf(gname, sizeof gname, "brecv_g_%d", (int)getpid());
     snprintf(erecv, sizeof erecv, "brecv_e_%d", (int)getpid());
     snprintf(cmd, sizeof cmd, "exec %s --node %s %u", exe, gname, eport);
-    child grecv = spawn_cmd(cmd);
-    read_until(&grecv, "READY");
-    child ercv = erl_receiver(erecv);
+    bench_child grecv = bench_spawn(cmd);
+    bench_read_until(&grecv, "READY", NULL);
+    bench_child ercv = erl_receiver(erecv);
 
     /* Erlang <-> Erlang first, while this process is not yet a node */
     double e_tp = erl_sender("throughput", erecv, n_msgs);
@@ -320,9 +259,9 @@ int main(int argc, char **argv)
     fflush(stdout);
     dist_stop(2000);
     nd_shutdown(2000);
-    stop_child(&grecv);
-    stop_child(&ercv);
-    stop_child(&epmd);
+    bench_stop(&grecv, SIGTERM);
+    bench_stop(&ercv, SIGTERM);
+    bench_stop(&epmd, SIGTERM);
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) return 1;
     return 0;

@@ -1,0 +1,24 @@
+/* Child commands for benchmarks that run other programs (erl nodes, girderd, port mappers). */
+#ifndef GIRDER_BENCH_CHILD_H
+#define GIRDER_BENCH_CHILD_H
+
+#include <stdio.h>
+#include <sys/types.h>
+
+typedef struct bench_child {
+    pid_t pid; /* also the process group of everything the command starts */
+    FILE *out; /* the command's stdout */
+} bench_child;
+
+/* Runs `sh -c cmd` in a process group of its own that dies with the benchmark.
+** pid is -1 on failure. */
+bench_child bench_spawn(const char *cmd);
+/* Reads lines until one starts with want (0), or with want NULL until one starts with a
+** number (0, the number in *num); -1 at the end of the output. */
+int bench_read_until(bench_child *c, const char *want, double *num);
+/* Sends sig to the child's group, waits up to 5 s, then SIGKILLs it; closes its output. */
+void bench_stop(bench_child *c, int sig);
+/* CLOCK_MONOTONIC in seconds. */
+double bench_now(void);
+
+#endif
