@@ -208,21 +208,7 @@ int main(int argc, char **argv)
     char cmd[2 * PATH_MAX + 256];
     snprintf(cmd, sizeof cmd, "erlc -o %s %s/dist_bench.erl", tmpdir, BENCH_ERL_DIR);
     if (system(cmd) != 0) return 1;
-    bench_child epmd = {-1, NULL};
-    for (int tries = 0; tries < 10 && epmd.pid < 0; tries++) {
-        eport = (uint16_t)(20000 + (getpid() * 13 + tries * 7919) % 40000);
-        snprintf(cmd, sizeof cmd, "exec %s/girder-epmd -port %u -address 127.0.0.1 2>/dev/null",
-                 bindir, eport);
-        epmd = bench_spawn(cmd);
-        usleep(300000);
-        epmd_name_list nl;
-        if (epmd_names(NULL, eport, 1000, &nl) == 0) {
-            epmd_names_free(&nl);
-        } else {
-            bench_stop(&epmd, SIGTERM);
-            epmd.pid = -1;
-        }
-    }
+    bench_child epmd = bench_start_epmd(bindir, (unsigned)getpid() * 13u, &eport);
     if (epmd.pid < 0) return 1;
     double e = median(true);
     double g = median(false);

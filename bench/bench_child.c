@@ -1,11 +1,14 @@
 /* Child commands for benchmarks: spawn in a process group, read their output, stop by pid. */
 #include "bench_child.h"
 
+#include <girder/epmd.h>
+
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <limits.h>
 #include <unistd.h>
 
 bench_child bench_spawn(const char *cmd)
@@ -68,4 +71,25 @@ double bench_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+bench_child bench_start_epmd(const char *bindir, unsigned seed, uint16_t *port)
+{
+    bench_child epmd = {-1, NULL};
+    char cmd[PATH_MAX + 128];
+    for (unsigned tries = 0; tries < 10 && epmd.pid < 0; tries++) {
+        *port = (uint16_t)(20000 + (seed + tries * 7919u) % 40000);
+        snprintf(cmd, sizeof cmd, "exec %s/girder-epmd -port %u -address 127.0.0.1 2>/dev/null",
+                 bindir, *port);
+        epmd = bench_spawn(cmd);
+        usleep(300000);
+        epmd_name_list nl;
+        if (epmd_names(NULL, *port, 1000, &nl) == 0) {
+            epmd_names_free(&nl);
+        } else {
+            bench_stop(&epmd, SIGTERM);
+            epmd.pid = -1;
+        }
+    }
+    return epmd;
 }

@@ -2,6 +2,7 @@
 #ifndef GIRDER_BENCH_CHILD_H
 #define GIRDER_BENCH_CHILD_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -18,6 +19,9 @@ bench_child bench_spawn(const char *cmd);
 int bench_read_until(bench_child *c, const char *want, double *num);
 /* Sends sig to the child's group, waits up to 5 s, then SIGKILLs it; closes its output. */
 void bench_stop(bench_child *c, int sig);
+/* Starts bindir/girder-epmd on a free random loopback port (up to 10 tries; seed varies the
+** ports tried) and waits until it answers. pid is -1 on failure; *port gets the port. */
+bench_child bench_start_epmd(const char *bindir, unsigned seed, uint16_t *port);
 /* CLOCK_MONOTONIC in seconds. */
 double bench_now(void);
 
