@@ -804,6 +804,35 @@ void dist__nodemon_notify(term_t node, int ev)
     }
 }
 
+/* Adds a node monitor for pid (node TERM_NONE: all nodes); lock not held. */
+static int nodemon_add(dist_state *st, term_t pid, term_t node)
+{
+    nodemon *m = calloc(1, sizeof *m);
+    if (!m) return DIST_ENOMEM;
+    m->pid = term_dup(pid);
+    m->node = node;
+    pthread_mutex_lock(&st->mu);
+    m->next = st->nodemons;
+    st->nodemons = m;
+    pthread_mutex_unlock(&st->mu);
+    return 0;
+}
+
+/* Removes one node monitor of pid on node (TERM_NONE: the all-nodes kind); lock not held. */
+static void nodemon_remove(dist_state *st, term_t pid, term_t node)
+{
+    pthread_mutex_lock(&st->mu);
+    for (nodemon **l = &st->nodemons; *l; l = &(*l)->next)
+        if ((*l)->node == node && term_equal((*l)->pid, pid)) {
+            nodemon *m = *l;
+            *l = m->next;
+            term_free(m->pid);
+            free(m);
+            break;
+        }
+    pthread_mutex_unlock(&st->mu);
+}
+
 int dist_monitor_node(term_t node, bool on)
 {
     dist_state *st = dist__st;
@@ -812,27 +841,12 @@ int dist_monitor_node(term_t node, bool on)
     if (self == TERM_NONE) return DIST_ENOTPROC;
     if (!term_is_atom(node)) return DIST_EINVAL;
     if (!on) {
-        pthread_mutex_lock(&st->mu);
-        for (nodemon **l = &st->nodemons; *l; l = &(*l)->next)
-            if ((*l)->node == node && term_equal((*l)->pid, self)) {
-                nodemon *m = *l;
-                *l = m->next;
-                term_free(m->pid);
-                free(m);
-                break;
-            }
-        pthread_mutex_unlock(&st->mu);
+        nodemon_remove(st, self, node);
         return 0;
     }
     if (node == st->node) return 0;
-    nodemon *m = calloc(1, sizeof *m);
-    if (!m) return DIST_ENOMEM;
-    m->pid = term_dup(self);
-    m->node = node;
-    pthread_mutex_lock(&st->mu);
-    m->next = st->nodemons;
-    st->nodemons = m;
-    pthread_mutex_unlock(&st->mu);
+    int rc = nodemon_add(st, self, node);
+    if (rc) return rc;
     /* as Erlang: monitoring a node that is not connected tries to connect */
     dconn *c = dist__conn_get(node, true);
     if (!c) {
@@ -849,26 +863,11 @@ int dist_monitor_nodes(bool on)
     term_t self = nd_self();
     if (!st) return DIST_ESTATE;
     if (self == TERM_NONE) return DIST_ENOTPROC;
-    pthread_mutex_lock(&st->mu);
-    if (on) {
-        nodemon *m = calloc(1, sizeof *m);
-        if (m) {
-            m->pid = term_dup(self);
-            m->next = st->nodemons;
-            st->nodemons = m;
-        }
-    } else {
-        for (nodemon **l = &st->nodemons; *l; l = &(*l)->next)
-            if ((*l)->node == TERM_NONE && term_equal((*l)->pid, self)) {
-                nodemon *m = *l;
-                *l = m->next;
-                term_free(m->pid);
-                free(m);
-                break;
-            }
+    if (!on) {
+        nodemon_remove(st, self, TERM_NONE);
+        return 0;
     }
-    pthread_mutex_unlock(&st->mu);
-    return 0;
+    return nodemon_add(st, self, TERM_NONE);
 }
 
 /* ================================================================ incoming signals */

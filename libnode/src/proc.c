@@ -1006,6 +1006,21 @@ static void consume1(nd_proc *p)
     if (p && --p->reds <= 0) nd_yield();
 }
 
+/* Hands a message for a target on another node (alias or {Name, Node}) to distribution.
+** Consumes msg. */
+static int send_remote(nd_proc *self, term_t to, term_t msg)
+{
+    nd_sig *s = nd__sig_new(SIG_MSG);
+    if (!s) {
+        term_free(msg);
+        return ND_ENOMEM;
+    }
+    s->payload = msg;
+    if (self) s->from = term_dup(self->pid);
+    dist_out(s, to);
+    return 0;
+}
+
 int nd_send(term_t to, term_t msg)
 {
     nd_proc *self = nd__self();
@@ -1033,14 +1048,8 @@ int nd_send(term_t to, term_t msg)
         if (nd__ref_is_local(to)) {
             nd__alias_send(to, msg);
         } else {
-            nd_sig *s = nd__sig_new(SIG_MSG);
-            if (!s) {
-                term_free(msg);
-                return ND_ENOMEM;
-            }
-            s->payload = msg;
-            if (self) s->from = term_dup(self->pid);
-            dist_out(s, to);
+            int rc = send_remote(self, to, msg);
+            if (rc) return rc;
         }
         consume1(self);
         return 0;
@@ -1050,14 +1059,8 @@ int nd_send(term_t to, term_t msg)
         name = term_tuple_elem(to, 0);
         term_t node = term_tuple_elem(to, 1);
         if (node != nd_node()) {
-            nd_sig *s = nd__sig_new(SIG_MSG);
-            if (!s) {
-                term_free(msg);
-                return ND_ENOMEM;
-            }
-            s->payload = msg;
-            if (self) s->from = term_dup(self->pid);
-            dist_out(s, to);
+            int rc = send_remote(self, to, msg);
+            if (rc) return rc;
             consume1(self);
             return 0;
         }
