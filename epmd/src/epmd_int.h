@@ -224,7 +224,6 @@ int epmd__server_start(epmd__server *s, uv_loop_t *loop, const epmd__server_conf
 /* Closes listeners and connections; close_cb (may be NULL) runs when all are closed. */
 void epmd__server_close(epmd__server *s, void (*close_cb)(epmd__server *));
 
-size_t epmd__server_conn_count(const epmd__server *s);
 #endif
 
 #endif

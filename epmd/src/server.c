@@ -437,8 +437,3 @@ void epmd__server_close(epmd__server *s, void (*close_cb)(epmd__server *))
     uv_close((uv_handle_t *)&s->sweep, on_listener_closed);
     while (s->conns) conn_close(s->conns, "epmd stopping");
 }
-
-size_t epmd__server_conn_count(const epmd__server *s)
-{
-    return s->nconns;
-}

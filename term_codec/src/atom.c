@@ -197,11 +197,6 @@ const char *term_atom_name(term_t atom, size_t *len)
     return term__atom_name(term_atom_index(atom), len);
 }
 
-bool term__atom_is_latin1(uint32_t index)
-{
-    return entry_at(index)->latin1;
-}
-
 size_t term_atom_count(void)
 {
     return atomic_load_explicit(&natoms, memory_order_acquire);

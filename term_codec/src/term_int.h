@@ -172,7 +172,6 @@ static inline const term__atom_entry *term__atom_entry_of(uint32_t index)
 }
 /* The UTF-8 name and its byte length. */
 const char *term__atom_name(uint32_t index, size_t *len);
-bool term__atom_is_latin1(uint32_t index);
 /* Validates UTF-8 and counts code points; false if invalid. */
 bool term__utf8_count(const uint8_t *s, size_t len, size_t *chars);
 /* Appends latin-1 bytes converted to UTF-8 into buf (2*len bytes room). Returns length. */
