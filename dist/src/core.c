@@ -20,25 +20,34 @@ static term_t a_noconnection, a_noproc, a_nodeup, a_nodedown, a_spawn_reply, a_e
 
 /* ================================================================ logging */
 
-void dist__log(const char *fmt, ...)
+static const char *const level_names[] = {"emergency", "alert",  "critical", "error",
+                                          "warning",   "notice", "info",     "debug"};
+
+void dist__log(int level, const char *fmt, ...)
 {
     char line[1024];
-    int n = snprintf(line, sizeof line, "dist ");
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     dist_state *st = dist__st;
+    if (level < DIST_LOG_EMERGENCY || level > DIST_LOG_DEBUG) level = DIST_LOG_INFO;
     if (st && st->cfg.log) {
-        st->cfg.log(st->cfg.log_ud, line);
+        st->cfg.log(st->cfg.log_ud, level, line);
         return;
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = st && st->tr ? st->tr->ops->realtime_ns(st->tr) : 0;
+    if (!ns) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
+    time_t sec = (time_t)(ns / 1000000000u);
     struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s\n", tm.tm_year + 1900, tm.tm_mon + 1,
-            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, line);
+    gmtime_r(&sec, &tm);
+    fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s dist %s\n", tm.tm_year + 1900,
+            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+            (int)(ns % 1000000000u / 1000000u), level_names[level], line);
 }
 
 static const char *aname(term_t a)
@@ -61,24 +70,11 @@ static dconn *conn_new(term_t node)
     pthread_cond_init(&c->cv, NULL);
     atomic_init(&c->refs, 1);
     atomic_init(&c->state, C_PENDING);
-    c->fd = -1;
     c->node = node;
     return c;
 }
 
-static void chunks_free(dchunk *ch)
-{
-    while (ch) {
-        dchunk *n = ch->next;
-        free(ch->data);
-        free(ch);
-        ch = n;
-    }
-}
-void dist__chunks_free(dchunk *ch)
-{
-    chunks_free(ch);
-}
+#define chunks_free dist__chunks_free
 
 static void psigs_free(psig *p)
 {
@@ -103,6 +99,8 @@ void dist__conn_put(dconn *c)
     dist__tab_free(&c->links);
     dist__tab_free(&c->mons);
     dist__acache_free(&c->acache);
+    if (c->rx) dist__rx_free(c->rx);
+    free(c->rx);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c);
@@ -164,7 +162,7 @@ void dist__service(dconn *c)
         st->svc_head = c;
     }
     pthread_mutex_unlock(&st->svc_mu);
-    if (wake) dist__io_wake();
+    if (wake) dist__sm_wake(st->sm);
 }
 
 /* ================================================================ the output queue */
@@ -237,24 +235,24 @@ static int q_send(dconn *c, etf_buf *b, bool *service)
     atomic_fetch_add_explicit(&c->out_frames, 1, memory_order_relaxed);
     /* a sender that wrote less than DIRECT_GAP ago is streaming: batching through the I/O
     ** thread beats one system call per message */
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    dist_tr *tr = dist__st->tr;
+    uint64_t now = tr->ops->now_ns(tr);
     bool streaming = now - c->last_direct < DIRECT_GAP_NS;
-    if (!c->wpending && !streaming && c->fd >= 0 && b->len <= DIRECT_MAX) {
+    if (!c->wpending && !streaming && c->direct && tr->ops->try_write && b->len <= DIRECT_MAX) {
         c->last_direct = now;
-        ssize_t w = send(c->fd, b->data, b->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        ssize_t w = tr->ops->try_write(c->direct, b->data, b->len);
         if (w == (ssize_t)b->len) {
-            atomic_fetch_add_explicit(&dist__st->st_bytes_out, b->len, memory_order_relaxed);
+            atomic_fetch_add_explicit(&dist__st->st_bytes_direct, b->len, memory_order_relaxed);
             b->len = 0;
             return 0;
         }
         if (w > 0) {
             memmove(b->data, b->data + w, b->len - (size_t)w);
             b->len -= (size_t)w;
-            atomic_fetch_add_explicit(&dist__st->st_bytes_out, (uint64_t)w, memory_order_relaxed);
+            atomic_fetch_add_explicit(&dist__st->st_bytes_direct, (uint64_t)w,
+                                      memory_order_relaxed);
         }
-        /* EAGAIN or an error: the I/O thread writes the rest, or finds the error */
+        /* the stream is full or failing: the loop writes the rest, or finds the error */
     }
     if (streaming) c->last_direct = now;
     int rc = q_push(c, b);
@@ -263,7 +261,7 @@ static int q_send(dconn *c, etf_buf *b, bool *service)
 }
 
 /* A tick (an empty frame), through the queue so it never lands inside another frame. */
-void dist__send_tick(dconn *c)
+static void send_tick(dconn *c)
 {
     static const uint8_t zero[4];
     etf_buf b = {0};
@@ -276,15 +274,6 @@ void dist__send_tick(dconn *c)
     pthread_mutex_unlock(&c->mu);
     etf_buf_free(&b);
     if (service) dist__service(c);
-}
-
-/* Sets the socket senders may write to directly (-1: none); the I/O thread calls it with -1
-** before it closes the socket. */
-void dist__conn_fd(dconn *c, int fd)
-{
-    pthread_mutex_lock(&c->mu);
-    c->fd = fd;
-    pthread_mutex_unlock(&c->mu);
 }
 
 /* ================================================================ control messages out */
@@ -658,11 +647,11 @@ int dist__send_ctl(dconn *c, term_t ctl, term_t payload)
 
 /* ================================================================ up and down */
 
-/* The handshake is over (I/O thread): encode what waited, then let senders write directly. */
-void dist__conn_up(dconn *c, uint64_t flags, uint32_t creation, int fd)
+/* The handshake is over (loop thread): encode what waited, then let senders write directly. */
+static void conn_up(dconn *c, uint64_t flags, uint32_t creation, dist_tr_stream *stream)
 {
     pthread_mutex_lock(&c->mu);
-    c->fd = fd;
+    c->direct = stream;
     atomic_store(&c->flags, flags);
     c->creation = creation;
     c->published = (flags & DFLAG_PUBLISHED) != 0;
@@ -692,23 +681,23 @@ void dist__conn_up(dconn *c, uint64_t flags, uint32_t creation, int fd)
     pthread_mutex_unlock(&c->mu);
     psigs_free(p);
     atomic_fetch_add(&dist__st->st_up, 1);
-    dist__log("event=nodeup node=%s type=%s flags=0x%llx", aname(c->node),
+    dist__log(DIST_LOG_NOTICE, "event=nodeup node=%s type=%s flags=0x%llx", aname(c->node),
               c->published ? "normal" : "hidden", (unsigned long long)flags);
     dist__nodemon_notify(c->node, 1);
 }
 
 /*
-** Node-down, the one place (I/O thread): the connection leaves the table and turns DOWN (later
+** Node-down, the one place (loop thread): the connection leaves the table and turns DOWN (later
 ** senders reconnect or get noconnection), then every link over it breaks with noconnection,
 ** every monitor fires DOWN noconnection, monitors held by the peer are dropped, pending spawn
 ** requests fail, and node monitors get {nodedown, Node}.
 */
-void dist__node_down(dconn *c, const char *why)
+static void node_down(dconn *c, const char *why)
 {
     bool in_tab = conn_unlink(c);
     pthread_mutex_lock(&c->mu);
     int was = atomic_exchange(&c->state, C_DOWN);
-    c->fd = -1;
+    c->direct = NULL;
     dent *links = dist__tab_take_all(&c->links);
     dent *mons = dist__tab_take_all(&c->mons);
     psig *pend = c->phead;
@@ -717,7 +706,11 @@ void dist__node_down(dconn *c, const char *why)
     dchunk *q = dist__take_queue(c, &qb);
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
-    dist__io_detach(c);
+    if (c->rx) {
+        dist__rx_free(c->rx);
+        free(c->rx);
+        c->rx = NULL;
+    }
     if (was == C_DOWN) {
         if (in_tab) dist__conn_put(c);
         return;
@@ -757,10 +750,11 @@ void dist__node_down(dconn *c, const char *why)
     }
     if (was == C_UP) {
         atomic_fetch_add(&dist__st->st_down, 1);
-        dist__log("event=nodedown node=%s reason=\"%s\" links=%zu monitors=%zu", aname(c->node),
-                  why, nl, nm);
+        dist__log(DIST_LOG_NOTICE, "event=nodedown node=%s reason=\"%s\" links=%zu monitors=%zu",
+                  aname(c->node), why, nl, nm);
     } else {
-        dist__log("event=connect_failed node=%s reason=\"%s\"", aname(c->node), why);
+        dist__log(DIST_LOG_WARNING, "event=connect_failed node=%s reason=\"%s\"", aname(c->node),
+                  why);
     }
     dist__nodemon_notify(c->node, was == C_UP ? 0 : -1);
     if (in_tab) dist__conn_put(c);
@@ -1011,45 +1005,6 @@ void dist__deliver(dconn *c, dist_ctl *m)
     dist__ctl_free(m);
 }
 
-/* ================================================================ accepting */
-
-/*
-** The acceptor's decision for a peer that named itself (I/O thread). Returns the status and,
-** for OK statuses, *out = the connection (a reference) the socket will serve. The socket that
-** loses a simultaneous connect is the caller's to close (io.c looks at c->sock).
-*/
-hs_status dist__decide(term_t peer, dsock *s, dconn **out)
-{
-    dist_state *st = dist__st;
-    (void)s;
-    *out = NULL;
-    if (peer == st->node || st->stopping) return HS_ST_NOT_ALLOWED;
-    pthread_mutex_lock(&st->mu);
-    dconn *c = st->tab[bucket(peer)];
-    while (c && c->node != peer) c = c->tab_next;
-    hs_status r = HS_ST_OK;
-    if (!c) {
-        c = conn_new(peer);
-        if (!c) {
-            pthread_mutex_unlock(&st->mu);
-            return HS_ST_NOT_ALLOWED;
-        }
-        c->tab_next = st->tab[bucket(peer)];
-        st->tab[bucket(peer)] = c;
-    } else if (atomic_load(&c->state) == C_UP) {
-        r = HS_ST_ALIVE;
-    } else if (c->sock) {
-        /* both sides are dialling: the greater name keeps its own attempt */
-        r = strcmp(st->name, term_atom_name(peer, NULL)) > 0 ? HS_ST_NOK : HS_ST_OK_SIMULTANEOUS;
-    }
-    if (r != HS_ST_NOK) {
-        atomic_fetch_add(&c->refs, 1);
-        *out = c;
-    }
-    pthread_mutex_unlock(&st->mu);
-    return r;
-}
-
 /* ================================================================ public API */
 
 int dist_connect(term_t node, int64_t timeout_ms)
@@ -1120,16 +1075,18 @@ void dist_get_stats(dist_stats *o)
     dist_state *st = dist__st;
     memset(o, 0, sizeof *o);
     if (!st) return;
+    dist_sm_stats ss;
+    dist__sm_stats(st->sm, &ss);
     o->msgs_in = atomic_load(&st->st_msgs_in);
     o->msgs_out = atomic_load(&st->st_msgs_out);
-    o->bytes_in = atomic_load(&st->st_bytes_in);
-    o->bytes_out = atomic_load(&st->st_bytes_out);
-    o->ticks_in = atomic_load(&st->st_ticks_in);
-    o->ticks_out = atomic_load(&st->st_ticks_out);
+    o->bytes_in = ss.bytes_in;
+    o->bytes_out = ss.bytes_out + atomic_load(&st->st_bytes_direct);
+    o->ticks_in = ss.ticks_in;
+    o->ticks_out = ss.ticks_out;
     o->conns_up = atomic_load(&st->st_up);
     o->conns_down = atomic_load(&st->st_down);
-    o->handshakes_failed = atomic_load(&st->st_hs_failed);
-    o->protocol_errors = atomic_load(&st->st_proto);
+    o->handshakes_failed = ss.handshakes_failed;
+    o->protocol_errors = ss.protocol_errors;
 }
 
 uint16_t dist_listen_port(void)
@@ -1228,6 +1185,338 @@ static int make_name(dist_state *st, const dist_config *cfg)
     return 0;
 }
 
+/* ================================================================ the machine's owner */
+
+static dist_peer *own_peer_get(void *ud, term_t node, bool create)
+{
+    (void)ud;
+    dist_state *st = dist__st;
+    if (!term_is_atom(node)) return NULL;
+    pthread_mutex_lock(&st->mu);
+    dconn *c = st->tab[bucket(node)];
+    while (c && c->node != node) c = c->tab_next;
+    if (!c && create && !st->stopping) {
+        c = conn_new(node);
+        if (c) {
+            c->tab_next = st->tab[bucket(node)];
+            st->tab[bucket(node)] = c;
+        }
+    }
+    if (c) atomic_fetch_add(&c->refs, 1);
+    pthread_mutex_unlock(&st->mu);
+    return c;
+}
+
+static void own_peer_ref(void *ud, dist_peer *p)
+{
+    (void)ud;
+    atomic_fetch_add(&p->refs, 1);
+}
+
+static void own_peer_put(void *ud, dist_peer *p)
+{
+    (void)ud;
+    dist__conn_put(p);
+}
+
+static int own_peer_state(void *ud, dist_peer *p)
+{
+    (void)ud;
+    return atomic_load(&p->state);
+}
+
+static term_t own_peer_node(void *ud, dist_peer *p)
+{
+    (void)ud;
+    return p->node;
+}
+
+static dist_sm_slot *own_slot(void *ud, dist_peer *p)
+{
+    (void)ud;
+    return &p->sm;
+}
+
+static void own_up(void *ud, dist_peer *c, const dist_up_info *info)
+{
+    (void)ud;
+    dist_state *st = dist__st;
+    c->rx = malloc(sizeof *c->rx);
+    if (c->rx)
+        dist__rx_init(c->rx, st->cfg.max_message, st->cfg.max_new_atoms,
+                      (info->flags & DFLAG_DIST_HDR_ATOM_CACHE) != 0);
+    conn_up(c, info->flags, info->creation, c->rx ? info->stream : NULL);
+}
+
+static void own_detach(void *ud, dist_peer *c)
+{
+    (void)ud;
+    pthread_mutex_lock(&c->mu);
+    c->direct = NULL;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void own_down(void *ud, dist_peer *c, const char *why, int err)
+{
+    (void)ud;
+    (void)err;
+    node_down(c, why);
+}
+
+static int own_frame(void *ud, dist_peer *c, const uint8_t *f, size_t n, const char **why)
+{
+    (void)ud;
+    if (!c->rx) return (*why = "out of memory", DIST_ENOMEM);
+    dist_ctl ctl;
+    int rc = dist__rx_frame(c->rx, f, n, &ctl, why);
+    if (rc < 0) {
+        atomic_fetch_add(&dist__st->st_proto, 1);
+        return rc;
+    }
+    if (rc == 1) dist__deliver(c, &ctl);
+    return 0;
+}
+
+static dist_chunk *own_take_output(void *ud, dist_peer *c, size_t *bytes)
+{
+    (void)ud;
+    pthread_mutex_lock(&c->mu);
+    dchunk *q = dist__take_queue(c, bytes);
+    if (!q) c->wpending = false;
+    pthread_mutex_unlock(&c->mu);
+    return q;
+}
+
+static uint64_t own_out_frames(void *ud, dist_peer *c)
+{
+    (void)ud;
+    return atomic_load(&c->out_frames);
+}
+
+static void own_tick(void *ud, dist_peer *c)
+{
+    (void)ud;
+    send_tick(c);
+}
+
+static void own_named(void *ud, const char *name, uint32_t creation)
+{
+    (void)ud;
+    dist_state *st = dist__st;
+    /* dist_start, waiting for this connection, reads these after it */
+    snprintf(st->name, sizeof st->name, "%s", name);
+    st->node = term_atom(st->name);
+    st->creation = creation;
+    st->flags &= ~DFLAG_NAME_ME;
+    st->dynamic = false;
+    nd_set_node(st->node, st->creation); /* before any pid is made for the peer */
+}
+
+static void started(int status)
+{
+    dist_state *st = dist__st;
+    pthread_mutex_lock(&st->start_mu);
+    st->start_status = status;
+    st->started = true;
+    pthread_cond_broadcast(&st->start_cv);
+    pthread_mutex_unlock(&st->start_mu);
+}
+
+static void own_published(void *ud, int status, uint32_t creation)
+{
+    (void)ud;
+    dist_state *st = dist__st;
+    if (!st->started) {
+        if (status == 0) {
+            st->creation = creation;
+            dist__sm_set_identity(st->sm, NULL, creation, st->flags);
+        } else {
+            dist__log(DIST_LOG_ERROR, "event=epmd_register_failed node=%s", st->name);
+        }
+        started(status == 0 ? 0 : DIST_EEPMD);
+        return;
+    }
+    dist__log(DIST_LOG_ERROR, "event=epmd_lost node=%s", st->name);
+}
+
+static void own_log(void *ud, int level, const char *line)
+{
+    (void)ud;
+    dist__log(level, "%s", line);
+}
+
+/* Every connection goes down and the machine closes its channels, then the transport's own
+** handles; the loop ends after that. */
+static void shutdown_all(void)
+{
+    dist_state *st = dist__st;
+    dconn *all[256];
+    for (;;) {
+        size_t n = 0;
+        pthread_mutex_lock(&st->mu);
+        for (size_t i = 0; i < TAB_BUCKETS && n < 256; i++)
+            for (dconn *c = st->tab[i]; c && n < 256; c = c->tab_next) {
+                atomic_fetch_add(&c->refs, 1);
+                all[n++] = c;
+            }
+        pthread_mutex_unlock(&st->mu);
+        if (!n) break;
+        for (size_t i = 0; i < n; i++) {
+            dist__sm_close(st->sm, all[i], "distribution stopped");
+            dist__conn_put(all[i]);
+        }
+    }
+    dist__sm_shutdown(st->sm);
+    st->tr->ops->shutdown(st->tr);
+}
+
+/* The service list: what other threads asked the loop to do for their connections. */
+static void own_service(void *ud)
+{
+    (void)ud;
+    dist_state *st = dist__st;
+    pthread_mutex_lock(&st->svc_mu);
+    dconn *list = st->svc_head;
+    st->svc_head = NULL;
+    bool stopping = st->stopping, shut = st->shut;
+    if (stopping) st->shut = true;
+    for (dconn *c = list; c; c = c->svc_next) c->svc_queued = false;
+    pthread_mutex_unlock(&st->svc_mu);
+    while (list) {
+        dconn *c = list;
+        list = c->svc_next;
+        if (!stopping) {
+            pthread_mutex_lock(&c->mu);
+            bool close = c->want_close, connect = c->want_connect;
+            const char *why = c->close_why;
+            c->want_close = c->want_connect = false;
+            pthread_mutex_unlock(&c->mu);
+            if (close)
+                dist__sm_close(st->sm, c, why ? why : "closed");
+            else if (connect)
+                dist__sm_connect(st->sm, c);
+            else
+                dist__sm_kick(st->sm, c);
+        }
+        dist__conn_put(c);
+    }
+    if (stopping && !shut) shutdown_all();
+}
+
+static const dist_sm_owner owner = {
+    .peer_get = own_peer_get,
+    .peer_ref = own_peer_ref,
+    .peer_put = own_peer_put,
+    .peer_state = own_peer_state,
+    .peer_node = own_peer_node,
+    .slot = own_slot,
+    .up = own_up,
+    .detach = own_detach,
+    .down = own_down,
+    .frame = own_frame,
+    .take_output = own_take_output,
+    .out_frames = own_out_frames,
+    .tick = own_tick,
+    .named = own_named,
+    .service = own_service,
+    .published = own_published,
+    .log = own_log,
+};
+
+/* ================================================================ start / stop */
+
+static int setup_ms(const dist_config *cfg)
+{
+    return cfg->handshake_timeout_ms > 0 ? cfg->handshake_timeout_ms : 7000;
+}
+
+/* Makes the transport and the machine, listens, registers; returns once the creation is known
+** (from the port mapper, or made up when there is none) or registration failed. */
+static int io_start(dist_state *st)
+{
+    dist_tr_user none = {0};
+    st->tr = dist__tcp_new(&none, st->cfg.epmd_port);
+    if (!st->tr) return DIST_ENOMEM;
+    dist_sm_config sc = {0};
+    sc.name = st->name;
+    sc.cookie = st->cookie;
+    sc.flags = st->flags;
+    sc.creation = st->creation;
+    sc.ticktime_ms = st->ticktime_s * 1000;
+    sc.tick_intensity = 4;
+    sc.setup_ms = setup_ms(&st->cfg);
+    sc.max_message = st->cfg.max_message;
+    st->sm = dist__sm_new(&sc, &owner, st->tr);
+    if (!st->sm) {
+        st->tr->ops->destroy(st->tr);
+        return DIST_ENOMEM;
+    }
+    const dist_tr_ops *ops = st->tr->ops;
+    int rc = 0;
+    bool wait = false;
+    if (!st->dynamic) {
+        rc = ops->listen(st->tr, st->cfg.listen_addr, st->cfg.listen_port, &st->port);
+        if (!rc && !st->cfg.no_epmd) {
+            const char *at = strchr(st->name, '@');
+            char alive[HS_MAX_NAME + 1];
+            memcpy(alive, st->name, (size_t)(at - st->name));
+            alive[at - st->name] = 0;
+            rc = ops->publish(st->tr, alive, st->port, st->cfg.hidden, sc.setup_ms);
+            wait = rc == 0;
+        } else if (!rc) {
+            uint32_t v = 0;
+            while (v < 4) ops->random(st->tr, &v, sizeof v);
+            st->creation = v;
+            dist__sm_set_identity(st->sm, NULL, v, st->flags);
+        }
+    }
+    if (!rc) rc = ops->run(st->tr);
+    if (rc) {
+        dist__sm_shutdown(st->sm);
+        dist__sm_free(st->sm);
+        ops->destroy(st->tr);
+        st->sm = NULL;
+        st->tr = NULL;
+        return rc;
+    }
+    if (!wait) return 0;
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += sc.setup_ms / 1000 + 2;
+    pthread_mutex_lock(&st->start_mu);
+    while (!st->started)
+        if (pthread_cond_timedwait(&st->start_cv, &st->start_mu, &dl) != 0) break;
+    rc = st->started ? st->start_status : DIST_ETIMEOUT;
+    pthread_mutex_unlock(&st->start_mu);
+    return rc;
+}
+
+/* Asks the loop to bring everything down and waits up to timeout_ms for it to end. */
+static int io_stop(dist_state *st, int64_t timeout_ms)
+{
+    pthread_mutex_lock(&st->svc_mu);
+    st->stopping = true;
+    pthread_mutex_unlock(&st->svc_mu);
+    dist__sm_wake(st->sm);
+    int rc = st->tr->ops->join(st->tr, timeout_ms);
+    if (rc) return rc;
+    dist__sm_free(st->sm);
+    st->tr->ops->destroy(st->tr);
+    st->sm = NULL;
+    st->tr = NULL;
+    return 0;
+}
+
+static void state_free(dist_state *st)
+{
+    free(st->tab);
+    pthread_mutex_destroy(&st->mu);
+    pthread_mutex_destroy(&st->svc_mu);
+    pthread_mutex_destroy(&st->start_mu);
+    pthread_cond_destroy(&st->start_cv);
+    free(st);
+}
+
 int dist_start(const dist_config *cfg)
 {
     if (dist__st) return DIST_ESTATE;
@@ -1277,19 +1566,19 @@ int dist_start(const dist_config *cfg)
     pthread_mutex_init(&st->start_mu, NULL);
     pthread_cond_init(&st->start_cv, NULL);
     dist__st = st;
-    rc = dist__io_start(); /* listens, registers, sets creation */
+    rc = io_start(st); /* listens, registers, sets creation */
     if (rc) {
+        if (st->tr) io_stop(st, 5000);
         dist__st = NULL;
-        free(st->tab);
-        free(st);
+        state_free(st);
         return rc;
     }
     if (st->dynamic) {
-        /* the first connection names us: the I/O thread sets name, node and creation (and
-        ** libnode's node) before the connection carries anything, so the hook must be in place */
+        /* the first connection names us: the loop sets name, node and creation (and libnode's
+        ** node) before the connection carries anything, so the hook must be in place */
         nd_set_dist_hook(hook, NULL);
         dist__sys_exports(); /* rpc:call may arrive as soon as we are named */
-        int64_t to = cfg->handshake_timeout_ms ? 2 * (int64_t)cfg->handshake_timeout_ms : 14000;
+        int64_t to = 2 * (int64_t)setup_ms(cfg);
         term_t peer = term_atom(cfg->connect);
         rc = peer == TERM_NONE ? DIST_EINVAL : dist_connect(peer, to);
         if (!rc && st->dynamic) rc = DIST_ENOCONN;
@@ -1306,25 +1595,31 @@ int dist_start(const dist_config *cfg)
         dist_stop(5000);
         return rc;
     }
-    dist__log("event=started node=%s port=%u creation=%u hidden=%d ticktime=%u%s", st->name,
-              st->port, st->creation, cfg->hidden || cfg->connect ? 1 : 0, st->ticktime_s,
+    dist__log(DIST_LOG_NOTICE,
+              "event=started node=%s port=%u creation=%u hidden=%d ticktime=%u transport=%s%s",
+              st->name, st->port, st->creation, cfg->hidden || cfg->connect ? 1 : 0, st->ticktime_s,
+              st->tr->ops->name,
               cfg->connect && strcmp(st->name, cfg->name) ? " named_by_peer=1" : "");
     return 0;
 }
 
+/*
+** Stops the system processes, brings every connection down, and waits up to timeout_ms (< 0:
+** forever) for the loop to end. DIST_ETIMEOUT leaves the distribution stopping but not freed
+** (a later call may finish it).
+*/
 int dist_stop(int64_t timeout_ms)
 {
     dist_state *st = dist__st;
-    (void)timeout_ms;
     if (!st) return DIST_ESTATE;
-    dist__sys_stop();
-    pthread_mutex_lock(&st->svc_mu);
-    st->stopping = true;
-    pthread_mutex_unlock(&st->svc_mu);
-    pthread_mutex_lock(&st->mu);
-    st->stopping = true;
-    pthread_mutex_unlock(&st->mu);
-    dist__io_stop(); /* node-down for every connection, joins the I/O thread */
+    if (!st->stopping) {
+        dist__sys_stop();
+        pthread_mutex_lock(&st->mu);
+        st->stopping = true;
+        pthread_mutex_unlock(&st->mu);
+    }
+    int rc = io_stop(st, timeout_ms); /* node-down for every connection, then the loop ends */
+    if (rc) return rc;
     nd_set_dist_hook(NULL, NULL);
     pthread_mutex_lock(&st->mu);
     while (st->nodemons) {
@@ -1335,13 +1630,8 @@ int dist_stop(int64_t timeout_ms)
     }
     pthread_mutex_unlock(&st->mu);
     dist__exports_free();
-    dist__log("event=stopped node=%s", st->name);
+    dist__log(DIST_LOG_NOTICE, "event=stopped node=%s", st->name);
     dist__st = NULL;
-    free(st->tab);
-    pthread_mutex_destroy(&st->mu);
-    pthread_mutex_destroy(&st->svc_mu);
-    pthread_mutex_destroy(&st->start_mu);
-    pthread_cond_destroy(&st->start_cv);
-    free(st);
+    state_free(st);
     return 0;
 }

@@ -2,12 +2,12 @@
 #ifndef DIST_CORE_H
 #define DIST_CORE_H
 
+#include "chan.h"
 #include "dist_int.h"
+#include "transport.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <uv.h>
-#include <girder/epmd.h>
 
 /* ---------------------------------------------------------------- small hash table */
 
@@ -26,11 +26,7 @@ typedef struct dtab {
 
 /* ---------------------------------------------------------------- output queue */
 
-typedef struct dchunk {
-    struct dchunk *next;
-    size_t len, cap;
-    uint8_t *data;
-} dchunk;
+typedef dist_chunk dchunk;
 
 /* A signal kept while the connection is being set up (encoded once the flags are known). */
 typedef struct psig {
@@ -41,16 +37,15 @@ typedef struct psig {
 
 /* ---------------------------------------------------------------- connections */
 
-enum { C_PENDING = 1, C_UP, C_DOWN };
+enum { C_PENDING = PEER_PENDING, C_UP = PEER_UP, C_DOWN = PEER_DOWN };
 enum { MON_OUT = 1, MON_IN, MON_SPAWN };
 
-typedef struct dsock dsock;
-
 /*
-** One peer node. Reference counted; the node table holds one reference while the connection
-** is PENDING or UP. Fields under mu unless marked; `sock` belongs to the I/O thread.
+** One peer node (the connection state machine's dist_peer). Reference counted; the node table
+** holds one reference while the connection is PENDING or UP. Fields under mu unless marked;
+** `sm` and `rx` belong to the loop thread.
 */
-typedef struct dconn {
+struct dist_peer {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* PENDING -> UP / DOWN */
     atomic_int refs;
@@ -62,23 +57,24 @@ typedef struct dconn {
     /* out queue */
     dchunk *qhead, *qtail;
     size_t qbytes;
-    bool wpending;        /* on the service list or a write in flight */
-    int fd;               /* the socket while UP, for direct writes (-1: none) */
-    uint64_t last_direct; /* when a sender last wrote directly (ns) */
+    bool wpending;          /* on the service list or a write in flight */
+    dist_tr_stream *direct; /* the stream while UP, for direct writes (NULL: none) */
+    uint64_t last_direct;   /* when a sender last wrote directly (ns) */
     bool svc_queued;
     bool want_connect, want_close;
     const char *close_why;
-    struct dconn *svc_next;
+    struct dist_peer *svc_next;
     psig *phead, *ptail; /* while PENDING */
     dtab links, mons;
     dist_acache acache; /* what the peer's atom cache holds (frames rewritten in wire order) */
     atomic_uint_fast64_t seq;
     atomic_uint_fast64_t out_frames; /* frames sent or queued (ticks are skipped when it moves) */
-    /* I/O thread only */
-    dsock *sock;
-    uv_timer_t *pend_timer; /* PENDING without a socket (lost a simultaneous connect) */
-    struct dconn *tab_next;
-} dconn;
+    /* loop thread only */
+    dist_sm_slot sm;
+    dist_rx *rx; /* while UP: the atom cache and fragments of this connection */
+    struct dist_peer *tab_next;
+};
+typedef struct dist_peer dconn;
 
 /* ---------------------------------------------------------------- the distribution */
 
@@ -108,22 +104,17 @@ typedef struct dist_state {
     pthread_mutex_t svc_mu;
     dconn *svc_head;
     atomic_bool stopping;
-    /* I/O thread */
-    pthread_t thread;
-    uv_loop_t loop;
-    uv_async_t async;
-    uv_tcp_t listener;
-    uv_timer_t ticker;
-    epmd_uv_registration *epmd;
+    bool shut; /* the loop began shutting down (svc_mu) */
+    /* the loop */
+    dist_tr *tr;
+    dist_sm *sm;
     uint16_t port;
     int start_status;
     bool started;
     pthread_mutex_t start_mu;
     pthread_cond_t start_cv;
-    dsock *socks; /* every open socket */
     /* stats */
-    atomic_uint_fast64_t st_msgs_in, st_msgs_out, st_bytes_in, st_bytes_out, st_ticks_in,
-        st_ticks_out, st_up, st_down, st_hs_failed, st_proto;
+    atomic_uint_fast64_t st_msgs_in, st_msgs_out, st_bytes_direct, st_up, st_down, st_proto;
 } dist_state;
 
 extern dist_state *dist__st;
@@ -133,22 +124,8 @@ void dist__conn_put(dconn *c);
 dconn *dist__conn_get(term_t node, bool create);
 void dist__service(dconn *c);
 int dist__send_ctl(dconn *c, term_t ctl, term_t payload);
-void dist__conn_up(dconn *c, uint64_t flags, uint32_t creation, int fd);
-void dist__conn_fd(dconn *c, int fd);
-void dist__send_tick(dconn *c);
-void dist__node_down(dconn *c, const char *why);
 void dist__deliver(dconn *c, dist_ctl *ctl);
-hs_status dist__decide(term_t peer, dsock *s, dconn **out);
-dchunk *dist__take_queue(dconn *c, size_t *bytes);
-void dist__chunks_free(dchunk *ch);
 void dist__nodemon_notify(term_t node, int ev);
-
-/* io.c */
-int dist__io_start(void);
-void dist__io_stop(void);
-void dist__io_wake(void);
-void dist__io_start_write(dconn *c);
-void dist__io_detach(dconn *c);
 
 /* sys.c */
 int dist__sys_start(void);

@@ -4,7 +4,6 @@
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 
 enum {
     I_STATUS = 1, /* initiator: waiting for 's' */
@@ -26,13 +25,10 @@ void dist__digest(const char *cookie, uint32_t challenge, uint8_t out[16])
     EVP_Digest(buf, (size_t)n, out, &olen, EVP_md5(), NULL);
 }
 
+/* Randomness comes from the caller (the transport's source): the machine never reads it. */
 static uint32_t challenge(dist_hs *hs)
 {
-    if (hs->rand32) return hs->rand32(hs->ud);
-    uint32_t v = 0;
-    while (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v) {
-    }
-    return v;
+    return hs->rand32(hs->ud);
 }
 
 static int fail(dist_hs *hs, const char *why)
@@ -42,13 +38,17 @@ static int fail(dist_hs *hs, const char *why)
     return HS_FAIL;
 }
 
-/* Appends one packet (2-byte length + body) to the output; bodies are always small. */
+/* Appends one packet (length prefix + body) to the output; bodies are always small. */
 static void emit(dist_hs *hs, const uint8_t *body, size_t n)
 {
-    if (hs->out_len + 2 + n > sizeof hs->out) return; /* cannot happen: bodies < HS_MAX_PACKET */
-    put16(hs->out + hs->out_len, (uint32_t)n);
-    memcpy(hs->out + hs->out_len + 2, body, n);
-    hs->out_len += 2 + n;
+    size_t pl = (size_t)hs->plen;
+    if (hs->out_len + pl + n > sizeof hs->out) return; /* cannot happen: bodies < HS_MAX_PACKET */
+    if (pl == 4)
+        put32(hs->out + hs->out_len, (uint32_t)n);
+    else
+        put16(hs->out + hs->out_len, (uint32_t)n);
+    memcpy(hs->out + hs->out_len + pl, body, n);
+    hs->out_len += pl + n;
 }
 
 static void emit_status(dist_hs *hs, const char *st)
@@ -70,6 +70,12 @@ void dist__hs_init(dist_hs *hs, hs_role role, const char *my_name, uint64_t my_f
     hs->my_creation = my_creation;
     snprintf(hs->cookie, sizeof hs->cookie, "%s", cookie);
     hs->state = role == HS_ACCEPTOR ? A_NAME : I_STATUS;
+    hs->plen = 2;
+}
+
+bool dist__hs_awaiting_ack(const dist_hs *hs)
+{
+    return hs->role == HS_INITIATOR && hs->state == I_ACK;
 }
 
 void dist__hs_start(dist_hs *hs, const char *expect_name, int version)
@@ -406,33 +412,38 @@ static int packet(dist_hs *hs, const uint8_t *p, size_t n)
     }
 }
 
+static size_t plen_of(const dist_hs *hs)
+{
+    return hs->plen == 4 ? get32(hs->in) : get16(hs->in);
+}
+
 int dist__hs_feed(dist_hs *hs, const uint8_t *data, size_t len, size_t *used)
 {
-    size_t pos = 0;
+    size_t pos = 0, pl = (size_t)hs->plen;
     int rc = hs->state == S_DONE ? HS_DONE : hs->state == S_FAILED ? HS_FAIL : HS_CONT;
     while (rc == HS_CONT && pos < len) {
-        size_t need = 2;
-        if (hs->in_len >= 2) {
-            size_t plen = get16(hs->in);
-            if (plen > HS_MAX_PACKET) {
+        size_t need = pl;
+        if (hs->in_len >= pl) {
+            size_t n = plen_of(hs);
+            if (n > HS_MAX_PACKET) {
                 rc = fail(hs, "handshake packet too large");
                 break;
             }
-            need = 2 + plen;
+            need = pl + n;
         }
         size_t take = need - hs->in_len;
         if (take > len - pos) take = len - pos;
         memcpy(hs->in + hs->in_len, data + pos, take);
         hs->in_len += take;
         pos += take;
-        if (hs->in_len == 2 && get16(hs->in) > HS_MAX_PACKET) {
+        if (hs->in_len == pl && plen_of(hs) > HS_MAX_PACKET) {
             rc = fail(hs, "handshake packet too large");
             break;
         }
-        if (hs->in_len >= 2 && hs->in_len == 2 + get16(hs->in)) {
-            size_t n = hs->in_len - 2;
+        if (hs->in_len >= pl && hs->in_len == pl + plen_of(hs)) {
+            size_t n = hs->in_len - pl;
             hs->in_len = 0;
-            rc = packet(hs, hs->in + 2, n);
+            rc = packet(hs, hs->in + pl, n);
         }
     }
     if (used) *used = pos;

@@ -545,7 +545,7 @@ static int bi_halt(void *ud, term_t args, term_t *res)
 {
     (void)ud;
     (void)args;
-    dist__log("event=halt_requested node=%s", dist__st ? dist__st->name : "?");
+    dist__log(DIST_LOG_NOTICE, "event=halt_requested node=%s", dist__st ? dist__st->name : "?");
     kill(getpid(), SIGTERM); /* process-directed: the daemon waits for it with sigwait */
     *res = TERM_ATOM_TRUE;
     return DIST_RETURN;

@@ -31,7 +31,8 @@ extern "C" {
     XX(ETIMEOUT, "timed out")                                              \
     XX(ENOTPROC, "must be called from inside a process")                   \
     XX(EEXIST, "already exported")                                         \
-    XX(EPROTO, "protocol error")
+    XX(EPROTO, "protocol error")                                           \
+    XX(EAUTH, "the peer refused our cookie (the cookies differ)")
 
 enum {
     DIST_OK = 0,
@@ -62,11 +63,23 @@ typedef struct dist_config {
     size_t max_message;       /* incoming message bytes after reassembly; 0 = 256 MiB */
     size_t max_new_atoms;     /* atoms one connection may create; 0 = 100000 */
     size_t frag_size;         /* outgoing fragment payload size; 0 = 64 KiB */
-    /* One structured line per event ("dist event=nodeup node=b@h ..."), without newline.
-    ** Called from any thread. NULL: stderr with a timestamp. */
-    void (*log)(void *ud, const char *line);
+    /* One structured line per event ("event=nodeup node=b@h ..."), without newline, at a level
+    ** (DIST_LOG_*). Called from any thread. NULL: stderr, with a timestamp and the level. */
+    void (*log)(void *ud, int level, const char *line);
     void *log_ud;
 } dist_config;
+
+/* Log levels: Erlang logger's, most severe first. */
+enum {
+    DIST_LOG_EMERGENCY = 0,
+    DIST_LOG_ALERT,
+    DIST_LOG_CRITICAL,
+    DIST_LOG_ERROR,
+    DIST_LOG_WARNING,
+    DIST_LOG_NOTICE,
+    DIST_LOG_INFO,
+    DIST_LOG_DEBUG
+};
 
 /*
 ** Starts distribution: listens, registers with the port mapper (creation comes from it), names
