@@ -286,6 +286,12 @@ void dist__mem_silence(dist_mem_net *net, const char *a, const char *b, bool on)
     net->silences = s;
 }
 
+void dist__mem_set_version(dist_mem_net *net, const char *alive, const char *host, int version)
+{
+    for (mname *n = net->names; n; n = n->next)
+        if (!strcmp(n->alive, alive) && !strcmp(n->host, host)) n->version = version;
+}
+
 void dist__mem_blackhole(dist_mem_net *net, const char *alive, const char *host, int version)
 {
     mname *n = calloc(1, sizeof *n);

@@ -137,6 +137,8 @@ uint64_t dist__mem_now_ms(dist_mem_net *net);
 void dist__mem_set_delivery(dist_mem_net *net, size_t chunk, size_t split_at);
 /* Silences host a towards host b (bytes a writes to b are held, not delivered) until undone. */
 void dist__mem_silence(dist_mem_net *net, const char *a, const char *b, bool on);
+/* Sets the handshake version the port-mapper entry alive@host announces (5 or 6; default 6). */
+void dist__mem_set_version(dist_mem_net *net, const char *alive, const char *host, int version);
 /* A listener on host that accepts and then never answers (a stalled peer): streams to it
 ** connect and everything written to them is swallowed. */
 void dist__mem_blackhole(dist_mem_net *net, const char *alive, const char *host, int version);
