@@ -16,7 +16,8 @@ dist_state *dist__st;
 #define TAB_BUCKETS 256
 #define BIG_FRAME   16384 /* frames at least this big are queued without a copy */
 
-static term_t a_noconnection, a_noproc, a_nodeup, a_nodedown, a_spawn_reply, a_error, a_empty;
+static term_t a_noconnection, a_noproc, a_nodeup, a_nodedown, a_spawn_reply, a_error, a_empty,
+    a_dist_connect;
 
 /* ================================================================ logging */
 
@@ -91,11 +92,25 @@ static void psigs_free(psig *p)
     }
 }
 
+/* Tells the processes waiting for c how its setup ended: 0 (up) or an error (the list is the
+** caller's, taken under c->mu; freed here). */
+static void waiters_notify(cwaiter *w, int status)
+{
+    while (w) {
+        cwaiter *n = w->next;
+        nd_send(w->pid, term_tuplev(3, a_dist_connect, w->ref, term_int(status)));
+        term_free(w->pid);
+        free(w);
+        w = n;
+    }
+}
+
 void dist__conn_put(dconn *c)
 {
     if (!c || atomic_fetch_sub(&c->refs, 1) != 1) return;
     chunks_free(c->qhead);
     psigs_free(c->phead);
+    waiters_notify(c->waiters, DIST_ENOCONN);
     dist__tab_free(&c->links);
     dist__tab_free(&c->mons);
     dist__acache_free(&c->acache);
@@ -677,9 +692,12 @@ static void conn_up(dconn *c, uint64_t flags, uint32_t creation, dist_tr_stream 
     etf_buf_free(&b);
     atomic_store(&c->state, C_UP);
     c->wpending = true;
+    cwaiter *w = c->waiters;
+    c->waiters = NULL;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
     psigs_free(p);
+    waiters_notify(w, 0);
     atomic_fetch_add(&dist__st->st_up, 1);
     dist__log(DIST_LOG_NOTICE, "event=nodeup node=%s type=%s flags=0x%llx", aname(c->node),
               c->published ? "normal" : "hidden", (unsigned long long)flags);
@@ -692,11 +710,12 @@ static void conn_up(dconn *c, uint64_t flags, uint32_t creation, dist_tr_stream 
 ** every monitor fires DOWN noconnection, monitors held by the peer are dropped, pending spawn
 ** requests fail, and node monitors get {nodedown, Node}.
 */
-static void node_down(dconn *c, const char *why)
+static void node_down(dconn *c, const char *why, int err)
 {
     bool in_tab = conn_unlink(c);
     pthread_mutex_lock(&c->mu);
     int was = atomic_exchange(&c->state, C_DOWN);
+    if (was != C_DOWN) c->down_err = err ? err : DIST_ENOCONN;
     c->direct = NULL;
     dent *links = dist__tab_take_all(&c->links);
     dent *mons = dist__tab_take_all(&c->mons);
@@ -704,8 +723,11 @@ static void node_down(dconn *c, const char *why)
     c->phead = c->ptail = NULL;
     size_t qb;
     dchunk *q = dist__take_queue(c, &qb);
+    cwaiter *w = c->waiters;
+    c->waiters = NULL;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
+    waiters_notify(w, c->down_err);
     if (c->rx) {
         dist__rx_free(c->rx);
         free(c->rx);
@@ -1007,14 +1029,74 @@ void dist__deliver(dconn *c, dist_ctl *m)
 
 /* ================================================================ public API */
 
-int dist_connect(term_t node, int64_t timeout_ms)
+typedef struct cwait_ud {
+    term_t ref;
+} cwait_ud;
+
+static bool is_connect_answer(term_t m, void *ud)
 {
-    dist_state *st = dist__st;
-    if (!st) return DIST_ESTATE;
-    if (!term_is_atom(node)) return DIST_EINVAL;
-    if (node == st->node) return 0;
-    dconn *c = dist__conn_get(node, true);
-    if (!c) return DIST_ENOCONN;
+    return term_is_tuple(m) && term_tuple_arity(m) == 3 &&
+           term_tuple_elem(m, 0) == a_dist_connect &&
+           term_equal(term_tuple_elem(m, 1), ((cwait_ud *)ud)->ref);
+}
+
+/*
+** Inside a process, waits as a process (a receive with a timeout), so the other processes of its
+** scheduler keep running: the connection answers with a message when it comes up or fails.
+*/
+static int connect_wait_process(dconn *c, int64_t timeout_ms)
+{
+    cwaiter *w = calloc(1, sizeof *w);
+    if (!w) return DIST_ENOMEM;
+    w->pid = term_dup(nd_self());
+    w->ref = nd_make_ref();
+    cwait_ud ud = {term_dup(w->ref)};
+    pthread_mutex_lock(&c->mu);
+    int state = atomic_load(&c->state);
+    if (state == C_PENDING) {
+        w->next = c->waiters;
+        c->waiters = w;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (state != C_PENDING) {
+        term_free(w->pid);
+        term_free(w->ref);
+        free(w);
+        term_free(ud.ref);
+        return state == C_UP ? 0 : c->down_err ? c->down_err : DIST_ENOCONN;
+    }
+    term_t m = TERM_NONE;
+    int rc = nd_receive_if(is_connect_answer, &ud, timeout_ms, &m);
+    if (rc < 0) {
+        /* timed out: withdraw, unless the answer is already on its way */
+        bool withdrawn = false;
+        pthread_mutex_lock(&c->mu);
+        for (cwaiter **l = &c->waiters; *l; l = &(*l)->next)
+            if (*l == w) {
+                *l = w->next;
+                withdrawn = true;
+                break;
+            }
+        pthread_mutex_unlock(&c->mu);
+        if (withdrawn) {
+            term_free(w->pid);
+            term_free(w->ref);
+            free(w);
+            term_free(ud.ref);
+            return DIST_ETIMEOUT;
+        }
+        rc = nd_receive_if(is_connect_answer, &ud, ND_INFINITY, &m); /* sent right after */
+    }
+    term_free(ud.ref);
+    int64_t status = DIST_ENOCONN;
+    if (rc < 0 || term_get_int64(term_tuple_elem(m, 2), &status) != 0) status = DIST_ENOCONN;
+    term_free(m);
+    return (int)status;
+}
+
+/* Outside a process, the calling thread blocks (up to the timeout). */
+static int connect_wait_thread(dconn *c, int64_t timeout_ms)
+{
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
     if (timeout_ms >= 0) {
@@ -1035,8 +1117,21 @@ int dist_connect(term_t node, int64_t timeout_ms)
             break;
         }
     }
-    if (!rc && atomic_load(&c->state) != C_UP) rc = DIST_ENOCONN;
+    if (!rc && atomic_load(&c->state) != C_UP) rc = c->down_err ? c->down_err : DIST_ENOCONN;
     pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int dist_connect(term_t node, int64_t timeout_ms)
+{
+    dist_state *st = dist__st;
+    if (!st) return DIST_ESTATE;
+    if (!term_is_atom(node)) return DIST_EINVAL;
+    if (node == st->node) return 0;
+    dconn *c = dist__conn_get(node, true);
+    if (!c) return DIST_ENOCONN;
+    int rc =
+        nd_in_process() ? connect_wait_process(c, timeout_ms) : connect_wait_thread(c, timeout_ms);
     dist__conn_put(c);
     return rc;
 }
@@ -1259,8 +1354,7 @@ static void own_detach(void *ud, dist_peer *c)
 static void own_down(void *ud, dist_peer *c, const char *why, int err)
 {
     (void)ud;
-    (void)err;
-    node_down(c, why);
+    node_down(c, why, err);
 }
 
 static int own_frame(void *ud, dist_peer *c, const uint8_t *f, size_t n, const char **why)
@@ -1529,6 +1623,7 @@ int dist_start(const dist_config *cfg)
     a_spawn_reply = term_atom("spawn_reply");
     a_error = term_atom("error");
     a_empty = term_atom("");
+    a_dist_connect = term_atom("$dist_connect");
     dist_state *st = calloc(1, sizeof *st);
     if (!st) return DIST_ENOMEM;
     st->cfg = *cfg;

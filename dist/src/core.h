@@ -35,6 +35,13 @@ typedef struct psig {
     nd_signal sig;       /* terms dup'ed; kind 0 for a prebuilt ctl */
 } psig;
 
+/* A process waiting in dist_connect: told {'$dist_connect', Ref, Status} (0 or a DIST_E* code)
+** when the connection comes up or fails. */
+typedef struct cwaiter {
+    struct cwaiter *next;
+    term_t pid, ref; /* owned */
+} cwaiter;
+
 /* ---------------------------------------------------------------- connections */
 
 enum { C_PENDING = PEER_PENDING, C_UP = PEER_UP, C_DOWN = PEER_DOWN };
@@ -65,6 +72,8 @@ struct dist_peer {
     const char *close_why;
     struct dist_peer *svc_next;
     psig *phead, *ptail; /* while PENDING */
+    cwaiter *waiters;    /* while PENDING */
+    int down_err;        /* why it went down (DIST_E*), once DOWN */
     dtab links, mons;
     dist_acache acache; /* what the peer's atom cache holds (frames rewritten in wire order) */
     atomic_uint_fast64_t seq;

@@ -351,7 +351,7 @@ int dist_ping(term_t node, int64_t timeout_ms)
     if (!dist__st) return DIST_ESTATE;
     if (node == dist__st->node) return 0;
     int rc = dist_connect(node, timeout_ms);
-    if (rc) return DIST_ENOCONN;
+    if (rc) return rc;
     term_t reply = TERM_NONE;
     term_t to = term_tuplev(2, A("net_kernel"), node);
     rc = nd_call(to, term_tuplev(2, A("is_auth"), dist__st->node), timeout_ms, &reply);

@@ -98,11 +98,18 @@ uint16_t dist_listen_port(void);
 
 /* ---------------------------------------------------------------- nodes */
 
-/* Connects to node (an atom) unless connected; 0 when up, DIST_ENOCONN, DIST_ETIMEOUT. */
+/*
+** Connects to node (an atom) unless connected. 0 when up; else why not: DIST_ETIMEOUT, DIST_EAUTH
+** (the peer refused our cookie), the port mapper lookup's error (EPMD_ENOENT: no such name on
+** that host; EPMD_ECONNREFUSED: no port mapper there; EPMD_EHOSTUNREACH: unknown host), or
+** DIST_ENOCONN. Inside a process it waits as a process (a receive), so the other processes of
+** its scheduler keep running; elsewhere it blocks the calling thread.
+*/
 int dist_connect(term_t node, int64_t timeout_ms);
 /* Closes the connection to node: node-down (noconnection) on both sides. */
 int dist_disconnect(term_t node);
-/* net_adm:ping/1: 0 for pong, DIST_ENOCONN for pang. From any thread. */
+/* net_adm:ping/1: 0 for pong; pang is an error, as dist_connect's (or DIST_ENOCONN when the
+** connection came up but the peer's net_kernel did not answer). From any thread. */
 int dist_ping(term_t node, int64_t timeout_ms);
 
 enum { DIST_VISIBLE = 1, DIST_HIDDEN = 2, DIST_CONNECTED = 3 };

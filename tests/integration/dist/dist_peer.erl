@@ -5,7 +5,7 @@
          victim/1, ticks_girder/1, wrong_cookie/1, serving/1, remote_spawn/1,
          girder_to_erlang/1, spawn_target/1, simultaneous/1, blast/1, latency/1,
          global_pg/1, aliases/1, atom_cache/1, dynamic_named/1, dynamic_namer/1,
-         spawn_monitor_procs/1, die_after/2]).
+         spawn_monitor_procs/1, die_after/2, stall_responsive/1]).
 
 %% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -469,3 +469,34 @@ spawn_monitor_procs([G]) ->
     true = length(Procs) =:= rpc:call(G, erlang, system_info, [process_count]) orelse
            abs(length(Procs) - rpc:call(G, erlang, system_info, [process_count])) < 3,
     ok.
+
+%% A process of G (one scheduler) pings S, which never answers the handshake: G's setup time
+%% passes before it gives up. Meanwhile calls into G must keep answering within MaxMs each.
+stall_responsive([G, S, MaxMs0]) ->
+    MaxMs = list_to_integer(atom_to_list(MaxMs0)),
+    pong = net_adm:ping(G),
+    G = rpc:call(G, erlang, node, []),
+    Self = self(),
+    T0 = erlang:monotonic_time(millisecond),
+    spawn(fun() -> R = rpc:call(G, net_adm, ping, [S], 30000),
+                   Self ! {pinged, R, erlang:monotonic_time(millisecond) - T0} end),
+    timer:sleep(100),
+    {Lats, Result, Took} = stall_calls(G, []),
+    Max = lists:max(Lats) div 1000,
+    io:format("  ~p calls while g1 dialled a frozen node for ~p ms (~p); slowest ~p ms~n",
+              [length(Lats), Took, Result, Max]),
+    pang = Result,
+    true = Took >= 2500,
+    true = length(Lats) >= 20,
+    true = Max =< MaxMs.
+
+stall_calls(G, Acc) ->
+    receive {pinged, R, Took} -> {Acc, R, Took}
+    after 0 ->
+        T0 = erlang:monotonic_time(microsecond),
+        G = rpc:call(G, erlang, node, [], 10000),
+        ok = gen_server:call({kv, G}, {put, stall, length(Acc)}, 10000),
+        T1 = erlang:monotonic_time(microsecond),
+        timer:sleep(50),
+        stall_calls(G, [T1 - T0 | Acc])
+    end.
