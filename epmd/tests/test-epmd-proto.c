@@ -215,7 +215,7 @@ static void test_parse_names(void **state)
 static void test_errors(void **state)
 {
     assert_string_equal(epmd_err_name(EPMD_ETIMEDOUT), "ETIMEDOUT");
-    assert_string_equal(epmd_strerror(EPMD_ENOENT), "name not registered");
+    assert_string_equal(epmd_strerror(EPMD_ENOENT), "no such entry (name not found)");
     assert_string_equal(epmd_strerror(0), "success");
     assert_string_equal(epmd_err_name(-12345), "EUNKNOWN");
     assert_int_equal(EPMD_ETIMEDOUT, -ETIMEDOUT);

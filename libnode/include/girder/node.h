@@ -21,33 +21,37 @@ extern "C" {
 
 /* ---------------------------------------------------------------- error codes */
 
-#define ND_ERRNO_MAP(XX)                                                \
-    XX(ENOMEM, "out of memory")                                         \
-    XX(EINVAL, "invalid argument")                                      \
-    XX(ENOPROC, "no such process")                                      \
-    XX(ETIMEOUT, "timed out")                                           \
-    XX(ENOTPROC, "must be called from inside a process")                \
-    XX(EEXIST, "name already registered or process already has a name") \
-    XX(ENOTREG, "name not registered")                                  \
-    XX(ELIMIT, "process table full")                                    \
-    XX(ESTATE, "runtime not started or already started")                \
-    XX(ENOTIMER, "no such timer (fired or cancelled)")                  \
-    XX(EEXIT, "the called process exited")                              \
-    XX(ENODIST, "remote target but no distribution hook installed")     \
-    XX(ENOCHILD, "no such child")                                       \
-    XX(ERUNNING, "child is running")                                    \
-    XX(ESTART, "start function failed")
-
+/* Every fallible call returns 0 or a negative code of Girder's one error space (error.h).
+** The ND_ names are the codes this library returns, kept as aliases for existing callers;
+** ND_ETIMEOUT is GIRDER_ETIMEDOUT. */
 enum {
-    ND_OK = 0,
-    ND__ERR_FIRST = -200,
-#define ND__ERR_ENUM(name, msg) ND_##name,
-    ND_ERRNO_MAP(ND__ERR_ENUM)
-#undef ND__ERR_ENUM
+    ND_OK = GIRDER_OK,
+    ND_ENOMEM = GIRDER_ENOMEM,
+    ND_EINVAL = GIRDER_EINVAL,
+    ND_ENOPROC = GIRDER_ENOPROC,
+    ND_ETIMEOUT = GIRDER_ETIMEDOUT,
+    ND_ENOTPROC = GIRDER_ENOTPROC,
+    ND_EEXIST = GIRDER_EEXIST,
+    ND_ENOTREG = GIRDER_ENOTREG,
+    ND_ELIMIT = GIRDER_ELIMIT,
+    ND_ESTATE = GIRDER_ESTATE,
+    ND_ENOTIMER = GIRDER_ENOTIMER,
+    ND_EEXIT = GIRDER_EEXIT,
+    ND_ENODIST = GIRDER_ENODIST,
+    ND_ENOCHILD = GIRDER_ENOCHILD,
+    ND_ERUNNING = GIRDER_ERUNNING,
+    ND_ESTART = GIRDER_ESTART,
 };
 
-const char *nd_strerror(int err);
-const char *nd_err_name(int err);
+/* Aliases of girder_strerror() and girder_err_name(), which know every Girder code. */
+static inline const char *nd_strerror(int err)
+{
+    return girder_strerror(err);
+}
+static inline const char *nd_err_name(int err)
+{
+    return girder_err_name(err);
+}
 
 /* Timeouts are milliseconds; ND_INFINITY waits forever, 0 polls. */
 #define ND_INFINITY ((int64_t)-1)
