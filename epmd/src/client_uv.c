@@ -1,7 +1,7 @@
 /* Girder epmd asynchronous registration for libuv programs: one ALIVE2_REQ on a kept connection. */
 #include <string.h>
 
-#include <uv.h>
+#include <girder/epmd_uv.h>
 
 #include "epmd_int.h"
 

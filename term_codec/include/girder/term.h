@@ -111,6 +111,15 @@ static inline int64_t term_small_value(term_t t)
 {
     return (int64_t)t >> 2;
 }
+/* The small integer v without a call or an allocation, for values known to fit (constants,
+** counters): v must lie in TERM_SMALL_MIN..TERM_SMALL_MAX, else the result is TERM_NONE. The
+** result needs no term_free(). term_int() takes any int64_t. */
+static inline term_t term_small(int64_t v)
+{
+    if (v < TERM_SMALL_MIN || v > TERM_SMALL_MAX) return TERM_NONE;
+    return ((uint64_t)v << 2) | 1;
+}
+/* Transitional: the old internal name, until dist/ uses term_small(). */
 static inline term_t term__make_small(int64_t v)
 {
     return ((uint64_t)v << 2) | 1;
