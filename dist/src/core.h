@@ -6,8 +6,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <uv.h>
-#include <girder/epmd.h>
+#include <girder/epmd_uv.h>
 
 /* ---------------------------------------------------------------- small hash table */
 
