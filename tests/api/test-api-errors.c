@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include <girder/dist.h>
 #include <girder/epmd.h>
 #include <girder/error.h>
 #include <girder/node.h>
@@ -120,6 +121,7 @@ static void test_one_timeout(void **state)
     assert_int_equal(GIRDER_ETIMEDOUT, -ETIMEDOUT);
     assert_int_equal(ND_ETIMEOUT, GIRDER_ETIMEDOUT);
     assert_int_equal(EPMD_ETIMEDOUT, GIRDER_ETIMEDOUT);
+    assert_int_equal(DIST_ETIMEOUT, GIRDER_ETIMEDOUT);
     assert_string_equal(girder_err_name(ND_ETIMEOUT), "ETIMEDOUT");
 }
 
@@ -190,6 +192,23 @@ static void test_epmd_aliases(void **state)
     ALIAS(EPMD, EIO);
 }
 
+static void test_dist_aliases(void **state)
+{
+    (void)state;
+    assert_int_equal(DIST_OK, 0);
+    ALIAS(DIST, ENOMEM);
+    ALIAS(DIST, EINVAL);
+    ALIAS(DIST, ESTATE);
+    ALIAS(DIST, ENAME);
+    ALIAS(DIST, ECOOKIE);
+    ALIAS(DIST, ELISTEN);
+    ALIAS(DIST, EEPMD);
+    ALIAS(DIST, ENOCONN);
+    ALIAS(DIST, ENOTPROC);
+    ALIAS(DIST, EEXIST);
+    ALIAS(DIST, EPROTO);
+}
+
 /* The per-library functions are the unified ones under old names. */
 static void test_function_aliases(void **state)
 {
@@ -202,16 +221,18 @@ static void test_function_aliases(void **state)
         assert_string_equal(nd_err_name(v), girder_err_name(v));
         assert_string_equal(epmd_strerror(v), girder_strerror(v));
         assert_string_equal(epmd_err_name(v), girder_err_name(v));
+        assert_string_equal(dist_strerror(v), girder_strerror(v));
+        assert_string_equal(dist_err_name(v), girder_err_name(v));
     }
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_code),       cmocka_unit_test(test_outside_the_table),
-        cmocka_unit_test(test_one_timeout),      cmocka_unit_test(test_term_aliases),
-        cmocka_unit_test(test_node_aliases),     cmocka_unit_test(test_epmd_aliases),
-        cmocka_unit_test(test_function_aliases),
+        cmocka_unit_test(test_every_code),   cmocka_unit_test(test_outside_the_table),
+        cmocka_unit_test(test_one_timeout),  cmocka_unit_test(test_term_aliases),
+        cmocka_unit_test(test_node_aliases), cmocka_unit_test(test_epmd_aliases),
+        cmocka_unit_test(test_dist_aliases), cmocka_unit_test(test_function_aliases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

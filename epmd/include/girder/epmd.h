@@ -169,11 +169,6 @@ int epmd_kill(const char *host, uint16_t epmd_port, int timeout_ms);
 */
 int epmd_stop(const char *host, uint16_t epmd_port, const char *name, int timeout_ms);
 
-/* Transitional: the libuv calls now live in girder/epmd_uv.h. */
-#ifdef UV_VERSION_MAJOR
-#include <girder/epmd_uv.h>
-#endif
-
 #ifdef __cplusplus
 }
 #endif

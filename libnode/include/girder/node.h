@@ -388,7 +388,4 @@ int nd_sup_child_start(void *arg, term_t extra, term_t *pid, term_t *reason);
 #ifdef __cplusplus
 }
 #endif
-
-/* Transitional: the provider API moved to girder/node_dist.h. */
-#include <girder/node_dist.h>
 #endif

@@ -119,11 +119,6 @@ static inline term_t term_small(int64_t v)
     if (v < TERM_SMALL_MIN || v > TERM_SMALL_MAX) return TERM_NONE;
     return ((uint64_t)v << 2) | 1;
 }
-/* Transitional: the old internal name, until dist/ uses term_small(). */
-static inline term_t term__make_small(int64_t v)
-{
-    return ((uint64_t)v << 2) | 1;
-}
 
 /* Atoms: immediates holding an index into the node-global atom table. */
 static inline bool term_is_atom(term_t t)
