@@ -9,7 +9,7 @@ mkdir -p "$out"
 cc=aarch64-linux-gnu-gcc
 tc="$root/term_codec/src"
 # the term core without the ETF codec (which would need zlib for the target)
-srcs="$root/libnode/src/*.c $tc/term.c $tc/atom.c $tc/big.c $tc/compare.c $tc/pattern.c $tc/text.c"
+srcs="$root/libnode/src/*.c $tc/term.c $tc/atom.c $tc/big.c $tc/compare.c $tc/pattern.c $tc/text_print.c $tc/text_parse.c"
 for variant in asm ucontext; do
   defs=""
   [ "$variant" = ucontext ] && defs="-DND__UCONTEXT=1"
