@@ -15,7 +15,7 @@ for variant in asm ucontext; do
   [ "$variant" = ucontext ] && defs="-DND__UCONTEXT=1"
   # shellcheck disable=SC2086
   $cc -O2 -g -std=gnu11 -D_GNU_SOURCE $defs -Wall -Wextra -Werror -Wno-unused-parameter \
-      -I"$root/libnode/include" -I"$root/libnode/src" -I"$root/term_codec/include" -I"$tc" \
+      -I"$root/libnode/include" -I"$root/libnode/src" -I"$root/term_codec/include" -I"$root/term_codec/base" -I"$tc" \
       $srcs "$root/libnode/tests/cross/smoke.c" -o "$out/smoke-$variant" -lpthread -lm
   printf 'aarch64 %s: ' "$variant"
   QEMU_LD_PREFIX=/usr/aarch64-linux-gnu qemu-aarch64 "$out/smoke-$variant"
