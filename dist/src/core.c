@@ -324,11 +324,10 @@ static bool build_ctl(const nd_signal *s, uint64_t fl, term_t *ctl, term_t *payl
         if (term_is_ref(s->to)) {
             *ctl = *payload = TERM_NONE;
             if (fl & DFLAG_ALTACT_SIG) /* OTP 28+: ALIAS_SEND is deprecated there */
-                c = term_tuplev(4, term__make_small(DOP_ALTACT_SIG_SEND),
-                                term__make_small(ALTACT_ALIAS), sender(s->from), term_dup(s->to));
+                c = term_tuplev(4, term_small(DOP_ALTACT_SIG_SEND), term_small(ALTACT_ALIAS),
+                                sender(s->from), term_dup(s->to));
             else if (fl & DFLAG_ALIAS)
-                c = term_tuplev(3, term__make_small(DOP_ALIAS_SEND), sender(s->from),
-                                term_dup(s->to));
+                c = term_tuplev(3, term_small(DOP_ALIAS_SEND), sender(s->from), term_dup(s->to));
             else
                 return true;
             p = term_dup(s->payload);
@@ -336,50 +335,47 @@ static bool build_ctl(const nd_signal *s, uint64_t fl, term_t *ctl, term_t *payl
         }
         p = term_dup(s->payload);
         if (term_is_tuple(s->to))
-            c = term_tuplev(4, term__make_small(DOP_REG_SEND), sender(s->from), a_empty,
-                            proc_of(s->to));
+            c = term_tuplev(4, term_small(DOP_REG_SEND), sender(s->from), a_empty, proc_of(s->to));
         else if ((fl & DFLAG_SEND_SENDER) && term_is_pid(s->from))
-            c = term_tuplev(3, term__make_small(DOP_SEND_SENDER), term_dup(s->from),
-                            term_dup(s->to));
+            c = term_tuplev(3, term_small(DOP_SEND_SENDER), term_dup(s->from), term_dup(s->to));
         else
-            c = term_tuplev(3, term__make_small(DOP_SEND), a_empty, term_dup(s->to));
+            c = term_tuplev(3, term_small(DOP_SEND), a_empty, term_dup(s->to));
         break;
     case ND_SIG_EXIT:
     case ND_SIG_EXIT2: {
         bool ex = s->kind == ND_SIG_EXIT;
         if (pl) {
-            c = term_tuplev(3, term__make_small(ex ? DOP_PAYLOAD_EXIT : DOP_PAYLOAD_EXIT2),
+            c = term_tuplev(3, term_small(ex ? DOP_PAYLOAD_EXIT : DOP_PAYLOAD_EXIT2),
                             sender(s->from), term_dup(s->to));
             p = term_dup(s->payload);
         } else {
-            c = term_tuplev(4, term__make_small(ex ? DOP_EXIT : DOP_EXIT2), sender(s->from),
+            c = term_tuplev(4, term_small(ex ? DOP_EXIT : DOP_EXIT2), sender(s->from),
                             term_dup(s->to), term_dup(s->payload));
         }
         break;
     }
     case ND_SIG_LINK:
-        c = term_tuplev(3, term__make_small(DOP_LINK), sender(s->from), term_dup(s->to));
+        c = term_tuplev(3, term_small(DOP_LINK), sender(s->from), term_dup(s->to));
         break;
     case ND_SIG_UNLINK_ID:
     case ND_SIG_UNLINK_ID_ACK:
-        c = term_tuplev(
-            4, term__make_small(s->kind == ND_SIG_UNLINK_ID ? DOP_UNLINK_ID : DOP_UNLINK_ID_ACK),
-            term_uint(s->id ? s->id : 1), sender(s->from), term_dup(s->to));
+        c = term_tuplev(4,
+                        term_small(s->kind == ND_SIG_UNLINK_ID ? DOP_UNLINK_ID : DOP_UNLINK_ID_ACK),
+                        term_uint(s->id ? s->id : 1), sender(s->from), term_dup(s->to));
         break;
     case ND_SIG_MONITOR:
     case ND_SIG_DEMONITOR:
-        c = term_tuplev(
-            4, term__make_small(s->kind == ND_SIG_MONITOR ? DOP_MONITOR_P : DOP_DEMONITOR_P),
-            sender(s->from), proc_of(s->to), term_dup(s->ref));
+        c = term_tuplev(4, term_small(s->kind == ND_SIG_MONITOR ? DOP_MONITOR_P : DOP_DEMONITOR_P),
+                        sender(s->from), proc_of(s->to), term_dup(s->ref));
         break;
     case ND_SIG_DOWN:
         if (pl) {
-            c = term_tuplev(4, term__make_small(DOP_PAYLOAD_MONITOR_P_EXIT), proc_of(s->from),
+            c = term_tuplev(4, term_small(DOP_PAYLOAD_MONITOR_P_EXIT), proc_of(s->from),
                             term_dup(s->to), term_dup(s->ref));
             p = term_dup(s->payload);
         } else {
-            c = term_tuplev(5, term__make_small(DOP_MONITOR_P_EXIT), proc_of(s->from),
-                            term_dup(s->to), term_dup(s->ref), term_dup(s->payload));
+            c = term_tuplev(5, term_small(DOP_MONITOR_P_EXIT), proc_of(s->from), term_dup(s->to),
+                            term_dup(s->ref), term_dup(s->payload));
         }
         break;
     }
@@ -944,11 +940,11 @@ void dist__deliver(dconn *c, dist_ctl *m)
     case DOP_MONITOR_P: {
         term_t pid = term_is_atom(m->to) ? nd_whereis(m->to) : term_dup(m->to);
         if (pid == TERM_NONE || !local_pid(pid)) {
-            term_t ctl = term_tuplev(4, term__make_small(DOP_PAYLOAD_MONITOR_P_EXIT),
-                                     term_dup(m->to), term_dup(m->from), term_dup(m->ref));
+            term_t ctl = term_tuplev(4, term_small(DOP_PAYLOAD_MONITOR_P_EXIT), term_dup(m->to),
+                                     term_dup(m->from), term_dup(m->ref));
             if (!(atomic_load(&c->flags) & DFLAG_EXIT_PAYLOAD)) {
                 term_free(ctl);
-                ctl = term_tuplev(5, term__make_small(DOP_MONITOR_P_EXIT), term_dup(m->to),
+                ctl = term_tuplev(5, term_small(DOP_MONITOR_P_EXIT), term_dup(m->to),
                                   term_dup(m->from), term_dup(m->ref), a_noproc);
                 dist__send_ctl(c, ctl, TERM_NONE);
             } else {
@@ -1187,36 +1183,6 @@ void dist_get_stats(dist_stats *o)
 uint16_t dist_listen_port(void)
 {
     return dist__st ? dist__st->port : 0;
-}
-
-const char *dist_strerror(int err)
-{
-    switch (err) {
-    case 0:
-        return "success";
-#define XX(name, msg) \
-    case DIST_##name: \
-        return msg;
-        DIST_ERRNO_MAP(XX)
-#undef XX
-    }
-    if (err <= -200 && err > -300) return nd_strerror(err);
-    if (err <= -100 && err > -200) return term_strerror(err);
-    return "unknown error";
-}
-
-const char *dist_err_name(int err)
-{
-    switch (err) {
-    case 0:
-        return "OK";
-#define XX(name, msg) \
-    case DIST_##name: \
-        return "DIST_" #name;
-        DIST_ERRNO_MAP(XX)
-#undef XX
-    }
-    return "UNKNOWN";
 }
 
 /* ================================================================ start / stop */

@@ -3,6 +3,7 @@
 #define DIST_INT_H
 
 #include <girder/dist.h>
+#include <girder/node_dist.h>
 #include <girder/term.h>
 #include <stdbool.h>
 #include <stddef.h>

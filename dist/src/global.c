@@ -211,7 +211,7 @@ static void on_init_connect(gns *g, term_t m)
                                 term_dup(nd_self()));
     cast_to("global_name_server", node,
             term_tuplev(4, A("init_connect"),
-                        term_tuplev(2, term__make_small(GLOBAL_VSN), term_dup(my_tag)), nd_node(),
+                        term_tuplev(2, term_small(GLOBAL_VSN), term_dup(my_tag)), nd_node(),
                         locker));
     send_to("global_name_server", node,
             term_tuplev(4, A("init_connect_ack"), nd_node(), term_dup(his_tag), my_tag));
@@ -320,7 +320,7 @@ static int gns_call(void **state, term_t req, term_t from, term_t *reply, term_t
             l = term_cons(term_dup(term_map_key(g->known, i)), l);
         *reply = l;
     } else if (req == A("get_protocol_version")) {
-        *reply = term__make_small(GLOBAL_VSN);
+        *reply = term_small(GLOBAL_VSN);
     } else if (n == 2 && tag == A("sync")) {
         *reply = TERM_ATOM_OK; /* nothing of our own to wait for */
     } else {

@@ -220,8 +220,8 @@ void dist__spawn_request(dconn *c, dist_ctl *q)
     }
     if (pid == TERM_NONE) {
         dist__send_ctl(c,
-                       term_tuplev(5, term__make_small(DOP_SPAWN_REPLY), term_dup(q->ref),
-                                   term_dup(q->from), term__make_small(0), A("system_limit")),
+                       term_tuplev(5, term_small(DOP_SPAWN_REPLY), term_dup(q->ref),
+                                   term_dup(q->from), term_small(0), A("system_limit")),
                        TERM_NONE);
         return;
     }
@@ -242,9 +242,8 @@ void dist__spawn_request(dconn *c, dist_ctl *q)
         nd_dist_deliver(&s);
     }
     dist__send_ctl(c,
-                   term_tuplev(5, term__make_small(DOP_SPAWN_REPLY), term_dup(q->ref),
-                               term_dup(q->from), term__make_small((link ? 1 : 0) | (mon ? 2 : 0)),
-                               term_dup(pid)),
+                   term_tuplev(5, term_small(DOP_SPAWN_REPLY), term_dup(q->ref), term_dup(q->from),
+                               term_small((link ? 1 : 0) | (mon ? 2 : 0)), term_dup(pid)),
                    TERM_NONE);
     nd_send(pid, go);
     term_free(pid);
@@ -267,9 +266,9 @@ int dist_spawn_request(term_t node, term_t module, term_t function, term_t args,
     term_t o = TERM_NIL;
     if (opts & DIST_SPAWN_MONITOR) o = term_cons(A("monitor"), o);
     if (opts & DIST_SPAWN_LINK) o = term_cons(A("link"), o);
-    term_t ctl = term_tuplev(6, term__make_small(DOP_SPAWN_REQUEST), term_dup(ref), term_dup(self),
-                             term_dup(self),
-                             term_tuplev(3, module, function, term_int(term_list_length(args))), o);
+    term_t ctl =
+        term_tuplev(6, term_small(DOP_SPAWN_REQUEST), term_dup(ref), term_dup(self), term_dup(self),
+                    term_tuplev(3, module, function, term_int(term_list_length(args))), o);
     pthread_mutex_lock(&c->mu);
     dist__tab_add(&c->mons, ref, TERM_NONE, term_tuplev(2, term_dup(self), node), MON_SPAWN, true);
     pthread_mutex_unlock(&c->mu);
@@ -314,7 +313,7 @@ void dist__spawn_reply(dconn *c, dist_ctl *q)
                 dist__tab_del(&c->mons, q->ref, TERM_NONE, NULL);
                 pthread_mutex_unlock(&c->mu);
                 dist__send_ctl(c,
-                               term_tuplev(4, term__make_small(DOP_DEMONITOR_P), term_dup(local),
+                               term_tuplev(4, term_small(DOP_DEMONITOR_P), term_dup(local),
                                            term_dup(q->payload), term_dup(q->ref)),
                                TERM_NONE);
             }

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <uv.h>
 #include <girder/epmd.h>
+#include <girder/epmd_uv.h>
 
 typedef struct tcp_tr {
     dist_tr base;

@@ -3,6 +3,7 @@
 #define GIRDER_ND_INT_H
 
 #include <girder/node.h>
+#include <girder/node_dist.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>

@@ -224,8 +224,9 @@ static void test_long_schedule(void **state)
 
 static void test_errors(void **state)
 {
-    assert_string_equal(nd_err_name(ND_ENOPROC), "ND_ENOPROC");
+    assert_string_equal(nd_err_name(ND_ENOPROC), "ENOPROC");
     assert_string_equal(nd_strerror(ND_ETIMEOUT), "timed out");
+    assert_int_equal(ND_ETIMEOUT, GIRDER_ETIMEDOUT);
     assert_int_equal(nd_link(TERM_NONE), ND_ENOTPROC);
     assert_int_equal(nd_init(NULL), ND_ESTATE);
 }

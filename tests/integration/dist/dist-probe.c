@@ -139,9 +139,8 @@ int main(int argc, char **argv)
             send_all(fd, bad, sizeof bad);
         } else if (!strcmp(mode, "atoms")) {
             /* REG_SEND to 'nobody' with a fresh atom each time, in big batches */
-            term_t ctl =
-                term_tuplev(4, term__make_small(DOP_REG_SEND), term_pid(term_atom(me), 1, 0, 7),
-                            term_atom(""), term_atom("nobody"));
+            term_t ctl = term_tuplev(4, term_small(DOP_REG_SEND), term_pid(term_atom(me), 1, 0, 7),
+                                     term_atom(""), term_atom("nobody"));
             etf_buf c = {0};
             etf_encode(ctl, ETF_ENC_NO_VERSION | ETF_ENC_UTF8_ATOMS, &c);
             uint8_t *frame = malloc(4 + 3 + c.len + 2 + 32);
