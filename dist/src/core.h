@@ -1,4 +1,5 @@
-/* dist internals shared by the runtime core (connections, hook, node-down) and the I/O thread. */
+/* dist core internals: connections, the output queue, sending, node-up/down, the machine's owner.
+ */
 #ifndef DIST_CORE_H
 #define DIST_CORE_H
 
@@ -6,8 +7,30 @@
 #include "dist_int.h"
 #include "transport.h"
 
+#include <girder/node_dist.h>
+#include <girder_deadline.h>
 #include <pthread.h>
 #include <stdatomic.h>
+
+/* ---------------------------------------------------------------- atoms, interned once */
+
+#define DIST_ATOMS(X)               \
+    X(noconnection, "noconnection") \
+    X(noproc, "noproc")             \
+    X(nodeup, "nodeup")             \
+    X(nodedown, "nodedown")         \
+    X(spawn_reply, "spawn_reply")   \
+    X(error, "error")               \
+    X(empty, "")                    \
+    X(dist_connect, "$dist_connect")
+
+typedef struct dist_atoms {
+#define X(name, text) term_t name;
+    DIST_ATOMS(X)
+#undef X
+} dist_atoms;
+extern dist_atoms dist__a;
+void dist__atoms_init(void);
 
 /* ---------------------------------------------------------------- small hash table */
 
@@ -128,13 +151,46 @@ typedef struct dist_state {
 
 extern dist_state *dist__st;
 
-/* core.c */
+#define TAB_BUCKETS 256
+
+/* conns.c */
+size_t dist__bucket(term_t node);
+dconn *dist__conn_new(term_t node);
 void dist__conn_put(dconn *c);
 dconn *dist__conn_get(term_t node, bool create);
+bool dist__conn_unlink(dconn *c);
 void dist__service(dconn *c);
+void dist__psigs_free(psig *p);
+void dist__waiters_notify(cwaiter *w, int status);
+
+/* outq.c */
+int dist__q_push(dconn *c, etf_buf *b);
+int dist__q_send(dconn *c, etf_buf *b, bool *service);
+dchunk *dist__take_queue(dconn *c, size_t *bytes);
+void dist__send_tick(dconn *c);
+void dist__busy_wait(dconn *c, const nd_signal *s);
+
+/* send.c */
+bool dist__build_ctl(const nd_signal *s, uint64_t fl, term_t *ctl, term_t *payload);
+int dist__encode(dconn *c, term_t ctl, term_t payload, uint64_t fl, etf_buf *b);
+int dist__hook(void *ud, const nd_signal *s);
 int dist__send_ctl(dconn *c, term_t ctl, term_t payload);
-void dist__deliver(dconn *c, dist_ctl *ctl);
+
+/* updown.c */
+void dist__conn_up(dconn *c, uint64_t flags, uint32_t creation, dist_tr_stream *stream);
+void dist__node_down(dconn *c, const char *why, int err);
 void dist__nodemon_notify(term_t node, int ev);
+
+/* inbound.c */
+void dist__deliver(dconn *c, dist_ctl *ctl);
+
+/* owner.c */
+extern const dist_sm_owner dist__owner;
+void dist__started(int status);
+void dist__shutdown_all(void);
+
+/* log.c */
+const char *dist__aname(term_t a);
 
 /* sys.c */
 int dist__sys_start(void);

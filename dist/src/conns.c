@@ -1,0 +1,130 @@
+/* dist connections: the node table, reference counts, the service list to the loop thread. */
+#include "core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+dist_state *dist__st;
+
+/* ================================================================ connections */
+
+size_t dist__bucket(term_t node)
+{
+    return (term_atom_index(node) * 2654435761u) % TAB_BUCKETS;
+}
+
+dconn *dist__conn_new(term_t node)
+{
+    dconn *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    atomic_init(&c->refs, 1);
+    atomic_init(&c->state, C_PENDING);
+    c->node = node;
+    return c;
+}
+
+/* The signals kept while a connection was pending (dropped when it goes down). */
+void dist__psigs_free(psig *p)
+{
+    while (p) {
+        psig *n = p->next;
+        term_free(p->ctl);
+        term_free(p->payload);
+        term_free(p->sig.from);
+        term_free(p->sig.to);
+        term_free(p->sig.payload);
+        term_free(p->sig.ref);
+        free(p);
+        p = n;
+    }
+}
+
+/* Tells the processes waiting for c how its setup ended: 0 (up) or an error (the list is the
+** caller's, taken under c->mu; freed here). */
+void dist__waiters_notify(cwaiter *w, int status)
+{
+    while (w) {
+        cwaiter *n = w->next;
+        nd_send(w->pid, term_tuplev(3, dist__a.dist_connect, w->ref, term_int(status)));
+        term_free(w->pid);
+        free(w);
+        w = n;
+    }
+}
+
+void dist__conn_put(dconn *c)
+{
+    if (!c || atomic_fetch_sub(&c->refs, 1) != 1) return;
+    dist__chunks_free(c->qhead);
+    dist__psigs_free(c->phead);
+    dist__waiters_notify(c->waiters, DIST_ENOCONN);
+    dist__tab_free(&c->links);
+    dist__tab_free(&c->mons);
+    dist__acache_free(&c->acache);
+    if (c->rx) dist__rx_free(c->rx);
+    free(c->rx);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+}
+
+/* Looks node up (a reference, or NULL); with create, a missing connection is created PENDING
+** and handed to the I/O thread to connect. */
+dconn *dist__conn_get(term_t node, bool create)
+{
+    dist_state *st = dist__st;
+    if (!st || !term_is_atom(node)) return NULL;
+    pthread_mutex_lock(&st->mu);
+    dconn *c = st->tab[dist__bucket(node)];
+    while (c && c->node != node) c = c->tab_next;
+    bool fresh = false;
+    if (!c && create && !st->stopping) {
+        c = dist__conn_new(node);
+        if (c) {
+            c->tab_next = st->tab[dist__bucket(node)];
+            st->tab[dist__bucket(node)] = c;
+            c->want_connect = true;
+            fresh = true;
+        }
+    }
+    if (c) atomic_fetch_add(&c->refs, 1);
+    pthread_mutex_unlock(&st->mu);
+    if (fresh) dist__service(c);
+    return c;
+}
+
+/* Removes c from the table if it is there; true if it was (the table's reference is then the
+** caller's to drop). */
+bool dist__conn_unlink(dconn *c)
+{
+    dist_state *st = dist__st;
+    bool found = false;
+    pthread_mutex_lock(&st->mu);
+    for (dconn **l = &st->tab[dist__bucket(c->node)]; *l; l = &(*l)->tab_next)
+        if (*l == c) {
+            *l = c->tab_next;
+            found = true;
+            break;
+        }
+    pthread_mutex_unlock(&st->mu);
+    return found;
+}
+
+/* Puts c on the I/O thread's service list (once) and wakes it. */
+void dist__service(dconn *c)
+{
+    dist_state *st = dist__st;
+    bool wake = false;
+    pthread_mutex_lock(&st->svc_mu);
+    if (!c->svc_queued) {
+        c->svc_queued = true;
+        atomic_fetch_add(&c->refs, 1);
+        c->svc_next = st->svc_head;
+        wake = st->svc_head == NULL;
+        st->svc_head = c;
+    }
+    pthread_mutex_unlock(&st->svc_mu);
+    if (wake) dist__sm_wake(st->sm);
+}
