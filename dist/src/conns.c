@@ -60,8 +60,8 @@ void dist__conn_put(dconn *c)
     dist__chunks_free(c->qhead);
     dist__psigs_free(c->phead);
     dist__waiters_notify(c->waiters, DIST_ENOCONN);
-    dist__tab_free(&c->links);
-    dist__tab_free(&c->mons);
+    dist__links_free(&c->links);
+    dist__mons_free(&c->mons);
     dist__acache_free(&c->acache);
     if (c->rx) dist__rx_free(c->rx);
     free(c->rx);

@@ -32,20 +32,52 @@ typedef struct dist_atoms {
 extern dist_atoms dist__a;
 void dist__atoms_init(void);
 
-/* ---------------------------------------------------------------- small hash table */
+/* ---------------------------------------------------------------- links and monitors (track.c) */
 
-/* An entry keyed by up to two terms (links: local+remote pids; monitors: the ref in a). */
-typedef struct dent {
-    struct dent *next;
+/* A link between a local process and a process of the peer. */
+typedef struct dlinkrec {
+    struct dlinkrec *next;
     uint64_t h;
-    term_t a, b, c; /* owned */
-    int dir;
-} dent;
+    term_t local, remote; /* pids, owned */
+} dlinkrec;
 
-typedef struct dtab {
-    dent **b;
+typedef enum {
+    MON_OUT = 1, /* local monitors remote (a pid, or {Name, Node}) */
+    MON_IN,      /* remote (a pid) monitors local (a pid), by name when name is an atom */
+    MON_SPAWN    /* local waits for the answer to a spawn request it sent to node `remote` */
+} dmon_dir;
+
+/* A monitor across the connection, keyed by its reference. */
+typedef struct dmonrec {
+    struct dmonrec *next;
+    uint64_t h;
+    term_t ref;
+    dmon_dir dir;
+    term_t local, remote, name; /* owned; name TERM_NONE unless MON_IN by name */
+} dmonrec;
+
+typedef struct dlinks {
+    dlinkrec **b;
     size_t nb, n;
-} dtab;
+} dlinks;
+
+typedef struct dmons {
+    dmonrec **b;
+    size_t nb, n;
+} dmons;
+
+/* Adding an existing key changes nothing; false only when out of memory. Terms are dup'ed. */
+bool dist__links_add(dlinks *t, term_t local, term_t remote);
+bool dist__links_del(dlinks *t, term_t local, term_t remote);
+dlinkrec *dist__links_take_all(dlinks *t); /* a list; free each with dist__link_free */
+void dist__link_free(dlinkrec *r);
+void dist__links_free(dlinks *t);
+bool dist__mons_add(dmons *t, term_t ref, dmon_dir dir, term_t local, term_t remote, term_t name);
+dmonrec *dist__mons_find(dmons *t, term_t ref);
+dmonrec *dist__mons_take(dmons *t, term_t ref); /* removed; free with dist__mon_free */
+dmonrec *dist__mons_take_all(dmons *t);
+void dist__mon_free(dmonrec *r);
+void dist__mons_free(dmons *t);
 
 /* ---------------------------------------------------------------- output queue */
 
@@ -68,7 +100,6 @@ typedef struct cwaiter {
 /* ---------------------------------------------------------------- connections */
 
 enum { C_PENDING = PEER_PENDING, C_UP = PEER_UP, C_DOWN = PEER_DOWN };
-enum { MON_OUT = 1, MON_IN, MON_SPAWN };
 
 /*
 ** One peer node (the connection state machine's dist_peer). Reference counted; the node table
@@ -97,7 +128,8 @@ struct dist_peer {
     psig *phead, *ptail; /* while PENDING */
     cwaiter *waiters;    /* while PENDING */
     int down_err;        /* why it went down (DIST_E*), once DOWN */
-    dtab links, mons;
+    dlinks links;
+    dmons mons;
     dist_acache acache; /* what the peer's atom cache holds (frames rewritten in wire order) */
     atomic_uint_fast64_t seq;
     atomic_uint_fast64_t out_frames; /* frames sent or queued (ticks are skipped when it moves) */
@@ -202,12 +234,5 @@ void dist__sys_stop(void);
 void dist__spawn_request(dconn *c, dist_ctl *ctl);
 void dist__spawn_reply(dconn *c, dist_ctl *ctl);
 void dist__exports_free(void);
-
-/* table */
-void dist__tab_free(dtab *t);
-bool dist__tab_add(dtab *t, term_t a, term_t b, term_t c, int dir, bool unique_ab);
-bool dist__tab_del(dtab *t, term_t a, term_t b, dent *out);
-dent *dist__tab_find(dtab *t, term_t a, term_t b);
-dent *dist__tab_take_all(dtab *t);
 
 #endif

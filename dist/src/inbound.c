@@ -34,7 +34,7 @@ void dist__deliver(dconn *c, dist_ctl *m)
     case DOP_LINK:
         if (!local_pid(m->to)) break;
         pthread_mutex_lock(&c->mu);
-        dist__tab_add(&c->links, m->to, m->from, TERM_NONE, 0, true);
+        dist__links_add(&c->links, m->to, m->from);
         pthread_mutex_unlock(&c->mu);
         s.kind = ND_SIG_LINK;
         nd_dist_deliver(&s);
@@ -43,7 +43,7 @@ void dist__deliver(dconn *c, dist_ctl *m)
     case DOP_EXIT:
         if (!local_pid(m->to)) break;
         pthread_mutex_lock(&c->mu);
-        dist__tab_del(&c->links, m->to, m->from, NULL);
+        dist__links_del(&c->links, m->to, m->from);
         pthread_mutex_unlock(&c->mu);
         s.kind = m->op == DOP_EXIT ? ND_SIG_EXIT : ND_SIG_UNLINK_ID;
         nd_dist_deliver(&s);
@@ -76,10 +76,8 @@ void dist__deliver(dconn *c, dist_ctl *m)
         }
         pthread_mutex_lock(&c->mu);
         /* by name: the DOWN must name the process as the monitor did ({Name, Node}) */
-        dist__tab_add(&c->mons, m->ref, TERM_NONE,
-                      term_tuplev(3, term_dup(pid), term_dup(m->from),
-                                  term_is_atom(m->to) ? m->to : TERM_NIL),
-                      MON_IN, true);
+        dist__mons_add(&c->mons, m->ref, MON_IN, pid, m->from,
+                       term_is_atom(m->to) ? m->to : TERM_NONE);
         pthread_mutex_unlock(&c->mu);
         s.kind = ND_SIG_MONITOR;
         s.to = pid;
@@ -88,23 +86,20 @@ void dist__deliver(dconn *c, dist_ctl *m)
         break;
     }
     case DOP_DEMONITOR_P: {
-        dent e;
         pthread_mutex_lock(&c->mu);
-        bool had = dist__tab_del(&c->mons, m->ref, TERM_NONE, &e);
+        dmonrec *r = dist__mons_take(&c->mons, m->ref);
         pthread_mutex_unlock(&c->mu);
-        if (!had) break;
+        if (!r) break;
         s.kind = ND_SIG_DEMONITOR;
-        s.to = term_tuple_elem(e.c, 0);
+        s.to = r->local;
         nd_dist_deliver(&s);
-        term_free(e.a);
-        term_free(e.b);
-        term_free(e.c);
+        dist__mon_free(r);
         break;
     }
     case DOP_MONITOR_P_EXIT:
         if (!local_pid(m->to)) break;
         pthread_mutex_lock(&c->mu);
-        dist__tab_del(&c->mons, m->ref, TERM_NONE, NULL);
+        dist__mon_free(dist__mons_take(&c->mons, m->ref));
         pthread_mutex_unlock(&c->mu);
         s.kind = ND_SIG_DOWN;
         nd_dist_deliver(&s);

@@ -151,20 +151,19 @@ static void track_out(dconn *c, const nd_signal *s)
 {
     switch (s->kind) {
     case ND_SIG_LINK:
-        if (term_is_pid(s->from)) dist__tab_add(&c->links, s->from, s->to, TERM_NONE, 0, true);
+        if (term_is_pid(s->from)) dist__links_add(&c->links, s->from, s->to);
         break;
     case ND_SIG_UNLINK_ID:
     case ND_SIG_EXIT:
-        if (term_is_pid(s->from)) dist__tab_del(&c->links, s->from, s->to, NULL);
+        if (term_is_pid(s->from)) dist__links_del(&c->links, s->from, s->to);
         break;
     case ND_SIG_MONITOR:
         if (term_is_pid(s->from))
-            dist__tab_add(&c->mons, s->ref, TERM_NONE,
-                          term_tuplev(2, term_dup(s->from), term_dup(s->to)), MON_OUT, true);
+            dist__mons_add(&c->mons, s->ref, MON_OUT, s->from, s->to, TERM_NONE);
         break;
     case ND_SIG_DEMONITOR:
     case ND_SIG_DOWN:
-        dist__tab_del(&c->mons, s->ref, TERM_NONE, NULL);
+        dist__mon_free(dist__mons_take(&c->mons, s->ref));
         break;
     default:
         break;
@@ -180,10 +179,8 @@ static term_t monitor_name(dconn *c, term_t ref)
 {
     term_t name = TERM_NONE;
     pthread_mutex_lock(&c->mu);
-    dent *e = dist__tab_find(&c->mons, ref, TERM_NONE);
-    if (e && e->dir == MON_IN && term_tuple_arity(e->c) == 3 &&
-        term_is_atom(term_tuple_elem(e->c, 2)))
-        name = term_tuple_elem(e->c, 2);
+    dmonrec *r = dist__mons_find(&c->mons, ref);
+    if (r && r->dir == MON_IN && term_is_atom(r->name)) name = r->name;
     pthread_mutex_unlock(&c->mu);
     return name;
 }

@@ -228,15 +228,14 @@ void dist__spawn_request(dconn *c, dist_ctl *q)
     term_t go = term_dup(j->go);
     if (link) {
         pthread_mutex_lock(&c->mu);
-        dist__tab_add(&c->links, pid, q->from, TERM_NONE, 0, true);
+        dist__links_add(&c->links, pid, q->from);
         pthread_mutex_unlock(&c->mu);
         nd_signal s = {ND_SIG_LINK, q->from, pid, TERM_NONE, TERM_NONE, 0};
         nd_dist_deliver(&s);
     }
     if (mon) {
         pthread_mutex_lock(&c->mu);
-        dist__tab_add(&c->mons, q->ref, TERM_NONE, term_tuplev(2, term_dup(pid), term_dup(q->from)),
-                      MON_IN, true);
+        dist__mons_add(&c->mons, q->ref, MON_IN, pid, q->from, TERM_NONE);
         pthread_mutex_unlock(&c->mu);
         nd_signal s = {ND_SIG_MONITOR, q->from, pid, TERM_NONE, q->ref, 0};
         nd_dist_deliver(&s);
@@ -270,7 +269,7 @@ int dist_spawn_request(term_t node, term_t module, term_t function, term_t args,
         term_tuplev(6, term_small(DOP_SPAWN_REQUEST), term_dup(ref), term_dup(self), term_dup(self),
                     term_tuplev(3, module, function, term_int(term_list_length(args))), o);
     pthread_mutex_lock(&c->mu);
-    dist__tab_add(&c->mons, ref, TERM_NONE, term_tuplev(2, term_dup(self), node), MON_SPAWN, true);
+    dist__mons_add(&c->mons, ref, MON_SPAWN, self, node, TERM_NONE);
     pthread_mutex_unlock(&c->mu);
     int rc = dist__send_ctl(c, ctl, term_dup(args));
     dist__conn_put(c);
@@ -287,16 +286,15 @@ int dist_spawn_request(term_t node, term_t module, term_t function, term_t args,
 
 void dist__spawn_reply(dconn *c, dist_ctl *q)
 {
-    dent e;
     pthread_mutex_lock(&c->mu);
-    bool had = dist__tab_del(&c->mons, q->ref, TERM_NONE, &e);
+    dmonrec *r = dist__mons_take(&c->mons, q->ref);
     pthread_mutex_unlock(&c->mu);
-    if (!had) return;
-    term_t local = term_tuple_elem(e.c, 0);
-    if (e.dir == MON_SPAWN && term_is_pid(q->payload)) {
+    if (!r) return;
+    term_t local = r->local;
+    if (r->dir == MON_SPAWN && term_is_pid(q->payload)) {
         if (q->id & 1) {
             pthread_mutex_lock(&c->mu);
-            dist__tab_add(&c->links, local, q->payload, TERM_NONE, 0, true);
+            dist__links_add(&c->links, local, q->payload);
             pthread_mutex_unlock(&c->mu);
             nd_signal s = {ND_SIG_LINK, q->payload, local, TERM_NONE, TERM_NONE, 0};
             nd_dist_deliver(&s);
@@ -305,12 +303,11 @@ void dist__spawn_reply(dconn *c, dist_ctl *q)
             /* the peer monitors the new process for us under the request's reference: record
             ** it here (node-down) and in the requester (DOWN, demonitor) before the reply */
             pthread_mutex_lock(&c->mu);
-            dist__tab_add(&c->mons, q->ref, TERM_NONE,
-                          term_tuplev(2, term_dup(local), term_dup(q->payload)), MON_OUT, true);
+            dist__mons_add(&c->mons, q->ref, MON_OUT, local, q->payload, TERM_NONE);
             pthread_mutex_unlock(&c->mu);
             if (nd_monitor_adopt(local, q->payload, q->ref) != 0) { /* requester gone */
                 pthread_mutex_lock(&c->mu);
-                dist__tab_del(&c->mons, q->ref, TERM_NONE, NULL);
+                dist__mon_free(dist__mons_take(&c->mons, q->ref));
                 pthread_mutex_unlock(&c->mu);
                 dist__send_ctl(c,
                                term_tuplev(4, term_small(DOP_DEMONITOR_P), term_dup(local),
@@ -320,13 +317,11 @@ void dist__spawn_reply(dconn *c, dist_ctl *q)
         }
         nd_send(local, term_tuplev(4, A("spawn_reply"), term_dup(q->ref), TERM_ATOM_OK,
                                    term_dup(q->payload)));
-    } else if (e.dir == MON_SPAWN) {
+    } else if (r->dir == MON_SPAWN) {
         nd_send(local, term_tuplev(4, A("spawn_reply"), term_dup(q->ref), A("error"),
                                    term_dup(q->payload)));
     }
-    term_free(e.a);
-    term_free(e.b);
-    term_free(e.c);
+    dist__mon_free(r);
 }
 
 /* ================================================================ net_kernel */

@@ -61,8 +61,8 @@ void dist__node_down(dconn *c, const char *why, int err)
     int was = atomic_exchange(&c->state, C_DOWN);
     if (was != C_DOWN) c->down_err = err ? err : DIST_ENOCONN;
     c->direct = NULL;
-    dent *links = dist__tab_take_all(&c->links);
-    dent *mons = dist__tab_take_all(&c->mons);
+    dlinkrec *links = dist__links_take_all(&c->links);
+    dmonrec *mons = dist__mons_take_all(&c->mons);
     psig *pend = c->phead;
     c->phead = c->ptail = NULL;
     size_t qb;
@@ -85,34 +85,27 @@ void dist__node_down(dconn *c, const char *why, int err)
     dist__psigs_free(pend);
     size_t nl = 0, nm = 0;
     while (links) {
-        dent *e = links;
-        links = e->next;
-        nd_signal s = {ND_SIG_EXIT, e->b, e->a, dist__a.noconnection, TERM_NONE, 0};
+        dlinkrec *r = links;
+        links = r->next;
+        nd_signal s = {ND_SIG_EXIT, r->remote, r->local, dist__a.noconnection, TERM_NONE, 0};
         nd_dist_deliver(&s);
-        term_free(e->a);
-        term_free(e->b);
-        term_free(e->c);
-        free(e);
+        dist__link_free(r);
         nl++;
     }
     while (mons) {
-        dent *e = mons;
-        mons = e->next;
-        term_t local = term_tuple_elem(e->c, 0), remote = term_tuple_elem(e->c, 1);
-        if (e->dir == MON_OUT) {
-            nd_signal s = {ND_SIG_DOWN, remote, local, dist__a.noconnection, e->a, 0};
+        dmonrec *r = mons;
+        mons = r->next;
+        if (r->dir == MON_OUT) {
+            nd_signal s = {ND_SIG_DOWN, r->remote, r->local, dist__a.noconnection, r->ref, 0};
             nd_dist_deliver(&s);
-        } else if (e->dir == MON_IN) {
-            nd_signal s = {ND_SIG_DEMONITOR, remote, local, TERM_NONE, e->a, 0};
+        } else if (r->dir == MON_IN) {
+            nd_signal s = {ND_SIG_DEMONITOR, r->remote, r->local, TERM_NONE, r->ref, 0};
             nd_dist_deliver(&s);
         } else {
-            nd_send(local, term_tuplev(4, dist__a.spawn_reply, term_dup(e->a), dist__a.error,
-                                       dist__a.noconnection));
+            nd_send(r->local, term_tuplev(4, dist__a.spawn_reply, term_dup(r->ref), dist__a.error,
+                                          dist__a.noconnection));
         }
-        term_free(e->a);
-        term_free(e->b);
-        term_free(e->c);
-        free(e);
+        dist__mon_free(r);
         nm++;
     }
     if (was == C_UP) {
