@@ -4,6 +4,7 @@
 #define DIST_CORE_H
 
 #include "chan.h"
+#include "kapi/kapi.h"
 #include "dist_int.h"
 #include "transport.h"
 
@@ -224,15 +225,8 @@ void dist__shutdown_all(void);
 /* log.c */
 const char *dist__aname(term_t a);
 
-/* sys.c */
-int dist__sys_start(void);
-void dist__sys_exports(void);    /* the built-in exports (before any peer can call them) */
-void dist__global_exports(void); /* global:/pg: exports (global.c) */
-int dist__global_start(void);    /* global_name_server and pg (global.c) */
-void dist__global_stop(void);
-void dist__sys_stop(void);
+/* spawn.c */
 void dist__spawn_request(dconn *c, dist_ctl *ctl);
 void dist__spawn_reply(dconn *c, dist_ctl *ctl);
-void dist__exports_free(void);
 
 #endif

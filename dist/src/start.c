@@ -162,7 +162,7 @@ static void state_free(dist_state *st)
     free(st);
 }
 
-int dist_start(const dist_config *cfg)
+int dist__core_start(const dist_config *cfg)
 {
     if (dist__st) return DIST_ESTATE;
     if (!cfg || !cfg->name) return DIST_EINVAL;
@@ -216,24 +216,18 @@ int dist_start(const dist_config *cfg)
         /* the first connection names us: the loop sets name, node and creation (and libnode's
         ** node) before the connection carries anything, so the hook must be in place */
         nd_set_dist_hook(dist__hook, NULL);
-        dist__sys_exports(); /* rpc:call may arrive as soon as we are named */
         int64_t to = 2 * (int64_t)setup_ms(cfg);
         term_t peer = term_atom(cfg->connect);
         rc = peer == TERM_NONE ? DIST_EINVAL : dist_connect(peer, to);
         if (!rc && st->dynamic) rc = DIST_ENOCONN;
         if (rc) {
-            dist_stop(5000);
+            dist__core_stop(5000);
             return rc == DIST_EINVAL ? rc : DIST_ENOCONN;
         }
         st->cfg.name = st->name;
     }
     nd_set_node(st->node, st->creation);
     nd_set_dist_hook(dist__hook, NULL);
-    rc = dist__sys_start();
-    if (rc) {
-        dist_stop(5000);
-        return rc;
-    }
     dist__log(DIST_LOG_NOTICE,
               "event=started node=%s port=%u creation=%u hidden=%d ticktime=%u transport=%s%s",
               st->name, st->port, st->creation, cfg->hidden || cfg->connect ? 1 : 0, st->ticktime_s,
@@ -247,12 +241,11 @@ int dist_start(const dist_config *cfg)
 ** forever) for the loop to end. DIST_ETIMEOUT leaves the distribution stopping but not freed
 ** (a later call may finish it).
 */
-int dist_stop(int64_t timeout_ms)
+int dist__core_stop(int64_t timeout_ms)
 {
     dist_state *st = dist__st;
     if (!st) return DIST_ESTATE;
     if (!st->stopping) {
-        dist__sys_stop();
         pthread_mutex_lock(&st->mu);
         st->stopping = true;
         pthread_mutex_unlock(&st->mu);

@@ -282,6 +282,8 @@ term_t nd_processes(void);
 
 typedef struct nd_stats {
     uint64_t context_switches, steals, long_schedules, spawns, exits;
+    uint64_t reductions; /* used by every process since the runtime started (erlang:statistics) */
+    unsigned schedulers; /* scheduler threads */
 } nd_stats;
 void nd_get_stats(nd_stats *out);
 
