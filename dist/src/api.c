@@ -76,15 +76,7 @@ static int connect_wait_process(dconn *c, int64_t timeout_ms)
 static int connect_wait_thread(dconn *c, int64_t timeout_ms)
 {
     struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    if (timeout_ms >= 0) {
-        dl.tv_sec += timeout_ms / 1000;
-        dl.tv_nsec += (timeout_ms % 1000) * 1000000;
-        if (dl.tv_nsec >= 1000000000) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000;
-        }
-    }
+    girder__deadline_ts(CLOCK_REALTIME, timeout_ms, &dl);
     int rc = 0;
     pthread_mutex_lock(&c->mu);
     while (atomic_load(&c->state) == C_PENDING) {
@@ -102,11 +94,13 @@ static int connect_wait_thread(dconn *c, int64_t timeout_ms)
 
 int dist_connect(term_t node, int64_t timeout_ms)
 {
-    dist_state *st = dist__st;
+    dist_state *st = dist__enter();
     if (!st) return DIST_ESTATE;
-    if (!term_is_atom(node)) return DIST_EINVAL;
-    if (node == st->node) return 0;
-    dconn *c = dist__conn_get(node, true);
+    dconn *c = NULL;
+    int rc0 = !term_is_atom(node) ? DIST_EINVAL : node == st->node ? 0 : 1;
+    if (rc0 == 1) c = dist__conn_get(node, true);
+    dist__leave(); /* the wait holds only the connection: dist_stop must not wait for it */
+    if (rc0 != 1) return rc0;
     if (!c) return DIST_ENOCONN;
     int rc =
         nd_in_process() ? connect_wait_process(c, timeout_ms) : connect_wait_thread(c, timeout_ms);
@@ -116,7 +110,9 @@ int dist_connect(term_t node, int64_t timeout_ms)
 
 int dist_disconnect(term_t node)
 {
+    if (!dist__enter()) return DIST_ESTATE;
     dconn *c = dist__conn_get(node, false);
+    dist__leave();
     if (!c) return DIST_ENOCONN;
     pthread_mutex_lock(&c->mu);
     c->want_close = true;
@@ -129,7 +125,7 @@ int dist_disconnect(term_t node)
 
 term_t dist_nodes(unsigned which)
 {
-    dist_state *st = dist__st;
+    dist_state *st = dist__enter();
     term_t l = TERM_NIL;
     if (!st) return l;
     pthread_mutex_lock(&st->mu);
@@ -140,12 +136,13 @@ term_t dist_nodes(unsigned which)
             if (which & kind) l = term_cons(c->node, l);
         }
     pthread_mutex_unlock(&st->mu);
+    dist__leave();
     return l;
 }
 
 void dist_get_stats(dist_stats *o)
 {
-    dist_state *st = dist__st;
+    dist_state *st = dist__enter();
     memset(o, 0, sizeof *o);
     if (!st) return;
     dist_sm_stats ss;
@@ -160,9 +157,13 @@ void dist_get_stats(dist_stats *o)
     o->conns_down = atomic_load(&st->st_down);
     o->handshakes_failed = ss.handshakes_failed;
     o->protocol_errors = ss.protocol_errors;
+    dist__leave();
 }
 
 uint16_t dist_listen_port(void)
 {
-    return dist__st ? dist__st->port : 0;
+    dist_state *st = dist__enter();
+    uint16_t port = st ? st->port : 0;
+    if (st) dist__leave();
+    return port;
 }

@@ -208,10 +208,12 @@ static void on_pend_timeout(void *ud)
 ** attempt answered "nok": the peer is dialling us, so the peer stays pending, without a
 ** channel, for one setup time.
 */
-static void chan_fail(dchan *ch, const char *why, int err)
+static void chan_fail(dchan *ch, const char *why0, int err)
 {
     dist_sm *sm = ch->sm;
     if (ch->phase == CH_CLOSED) return;
+    char why[sizeof ch->hs->why]; /* why0 may live in the channel, which closes below */
+    snprintf(why, sizeof why, "%s", why0);
     dist_peer *p = ch->peer;
     int phase = ch->phase;
     bool nok = ch->hs && phase != CH_UP && ch->hs->nok;
@@ -343,7 +345,7 @@ static void on_alloc(void *ud, dist_tr_stream *s, uint8_t **buf, size_t *cap)
     dchan *ch = OPS->stream_ud(s);
     size_t want = RBUF_MIN;
     if (ch->phase == CH_UP && ch->rlen >= 4) {
-        size_t flen = get32(ch->rbuf);
+        size_t flen = girder__get32(ch->rbuf);
         /* room for the whole frame, so that it is decoded where it was read */
         if (flen + 4 > ch->rlen && flen <= sm->cfg.max_message) want = flen + 4 - ch->rlen;
     }
@@ -376,7 +378,7 @@ static void frames(dchan *ch)
     size_t pos = 0;
     while (ch->phase == CH_UP && ch->rlen - pos >= 4) {
         const uint8_t *p = ch->rbuf + pos;
-        size_t flen = get32(p);
+        size_t flen = girder__get32(p);
         if (flen == 0) {
             atomic_fetch_add_explicit(&sm->ticks_in, 1, memory_order_relaxed);
             pos += 4;

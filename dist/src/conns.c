@@ -3,8 +3,67 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 dist_state *dist__st;
+
+/* ================================================================ the gate */
+
+/*
+** Threads other than the loop (senders in the libnode hook, callers of the API) enter the
+** distribution through a gate, so that dist_stop can close it and wait until nobody is inside
+** before it frees the state. The count of those inside is spread over padded slots (one per
+** thread, by first use) so that senders on different schedulers do not share a cache line; only
+** the sum means anything (a process may leave on another thread than it entered on).
+*/
+#define GATE_SLOTS 64
+static struct {
+    _Atomic long n;
+    char pad[64 - sizeof(long)];
+} gate[GATE_SLOTS];
+static atomic_bool gate_open;
+static atomic_uint gate_next;
+static _Thread_local int gate_slot = -1;
+
+dist_state *dist__enter(void)
+{
+    if (gate_slot < 0) gate_slot = (int)(atomic_fetch_add(&gate_next, 1) % GATE_SLOTS);
+    int slot = gate_slot;
+    atomic_fetch_add(&gate[slot].n, 1);
+    if (atomic_load(&gate_open)) return dist__st;
+    atomic_fetch_sub(&gate[slot].n, 1);
+    return NULL;
+}
+
+void dist__leave(void)
+{
+    atomic_fetch_sub(&gate[gate_slot].n, 1);
+}
+
+void dist__gate_open(void)
+{
+    atomic_store(&gate_open, true);
+}
+
+bool dist__gate_closing(void)
+{
+    return !atomic_load(&gate_open);
+}
+
+/* Closes the gate and waits (up to timeout_ms, < 0: forever) until nobody is inside. */
+int dist__gate_close(int64_t timeout_ms)
+{
+    atomic_store(&gate_open, false);
+    int64_t deadline = girder__deadline_ms(timeout_ms);
+    for (;;) {
+        long inside = 0;
+        for (size_t i = 0; i < GATE_SLOTS; i++) inside += atomic_load(&gate[i].n);
+        if (inside <= 0) return 0;
+        if (deadline >= 0 && girder__ms_left(deadline) == 0) return DIST_ETIMEOUT;
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+    }
+}
 
 /* ================================================================ connections */
 

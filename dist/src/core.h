@@ -187,6 +187,11 @@ extern dist_state *dist__st;
 #define TAB_BUCKETS 256
 
 /* conns.c */
+dist_state *dist__enter(void); /* NULL: not started, or stopping */
+void dist__leave(void);
+void dist__gate_open(void);
+bool dist__gate_closing(void);
+int dist__gate_close(int64_t timeout_ms);
 size_t dist__bucket(term_t node);
 dconn *dist__conn_new(term_t node);
 void dist__conn_put(dconn *c);

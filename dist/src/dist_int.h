@@ -9,36 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Big-endian integers, as every multi-byte field of the protocol is. */
-static inline uint32_t get16(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 8) | p[1];
-}
-static inline uint32_t get32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-static inline uint64_t get64(const uint8_t *p)
-{
-    return ((uint64_t)get32(p) << 32) | get32(p + 4);
-}
-static inline void put16(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-static inline void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-static inline void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-}
+/* Every multi-byte field of the protocol is big-endian: girder__get16/32/64, girder__put16/32/64.
+ */
+#include <girder_be.h>
 
 /* ================================================================ distribution flags */
 

@@ -44,9 +44,9 @@ static void emit(dist_hs *hs, const uint8_t *body, size_t n)
     size_t pl = (size_t)hs->plen;
     if (hs->out_len + pl + n > sizeof hs->out) return; /* cannot happen: bodies < HS_MAX_PACKET */
     if (pl == 4)
-        put32(hs->out + hs->out_len, (uint32_t)n);
+        girder__put32(hs->out + hs->out_len, (uint32_t)n);
     else
-        put16(hs->out + hs->out_len, (uint32_t)n);
+        girder__put16(hs->out + hs->out_len, (uint32_t)n);
     memcpy(hs->out + hs->out_len + pl, body, n);
     hs->out_len += pl + n;
 }
@@ -87,15 +87,15 @@ void dist__hs_start(dist_hs *hs, const char *expect_name, int version)
     if (hs->my_flags & DFLAG_NAME_ME) hs->send_version = 6; /* a name request needs 'N' */
     if (hs->send_version == 6) {
         b[0] = 'N';
-        put64(b + 1, hs->my_flags);
-        put32(b + 9, (hs->my_flags & DFLAG_NAME_ME) ? 0 : hs->my_creation);
-        put16(b + 13, (uint32_t)nl);
+        girder__put64(b + 1, hs->my_flags);
+        girder__put32(b + 9, (hs->my_flags & DFLAG_NAME_ME) ? 0 : hs->my_creation);
+        girder__put16(b + 13, (uint32_t)nl);
         memcpy(b + 15, hs->my_name, nl);
         emit(hs, b, 15 + nl);
     } else {
         b[0] = 'n';
-        put16(b + 1, 5);
-        put32(b + 3, (uint32_t)hs->my_flags);
+        girder__put16(b + 1, 5);
+        girder__put32(b + 3, (uint32_t)hs->my_flags);
         memcpy(b + 7, hs->my_name, nl);
         emit(hs, b, 7 + nl);
     }
@@ -148,17 +148,17 @@ static void send_challenge(dist_hs *hs)
     if (hs->named) hs->my_flags = (hs->my_flags & ~DFLAG_PUBLISHED) | DFLAG_NAME_ME;
     if (!hs->peer_old_name || (hs->peer_flags & DFLAG_HANDSHAKE_23)) {
         b[0] = 'N';
-        put64(b + 1, hs->my_flags);
-        put32(b + 9, hs->my_challenge);
-        put32(b + 13, hs->my_creation);
-        put16(b + 17, (uint32_t)nl);
+        girder__put64(b + 1, hs->my_flags);
+        girder__put32(b + 9, hs->my_challenge);
+        girder__put32(b + 13, hs->my_creation);
+        girder__put16(b + 17, (uint32_t)nl);
         memcpy(b + 19, hs->my_name, nl);
         emit(hs, b, 19 + nl);
     } else {
         b[0] = 'n';
-        put16(b + 1, 5);
-        put32(b + 3, (uint32_t)hs->my_flags);
-        put32(b + 7, hs->my_challenge);
+        girder__put16(b + 1, 5);
+        girder__put32(b + 3, (uint32_t)hs->my_flags);
+        girder__put32(b + 7, hs->my_challenge);
         memcpy(b + 11, hs->my_name, nl);
         emit(hs, b, 11 + nl);
     }
@@ -202,9 +202,9 @@ static void emit_named(dist_hs *hs)
     size_t nl = strlen(hs->peer_name);
     b[0] = 's';
     memcpy(b + 1, "named:", 6);
-    put16(b + 7, (uint32_t)nl);
+    girder__put16(b + 7, (uint32_t)nl);
     memcpy(b + 9, hs->peer_name, nl);
-    put32(b + 9 + nl, hs->peer_creation);
+    girder__put32(b + 9 + nl, hs->peer_creation);
     emit(hs, b, 13 + nl);
 }
 
@@ -213,14 +213,14 @@ static int acceptor_name(dist_hs *hs, const uint8_t *p, size_t n)
     const uint8_t *name;
     size_t nl;
     if (n >= 15 && p[0] == 'N') {
-        hs->peer_flags = get64(p + 1);
-        hs->peer_creation = get32(p + 9);
-        nl = get16(p + 13);
+        hs->peer_flags = girder__get64(p + 1);
+        hs->peer_creation = girder__get32(p + 9);
+        nl = girder__get16(p + 13);
         if (15 + nl > n) return fail(hs, "bad name message (length)");
         name = p + 15;
     } else if (n >= 7 && p[0] == 'n') {
-        if (get16(p + 1) != 5) return fail(hs, "bad name message (version)");
-        hs->peer_flags = get32(p + 3);
+        if (girder__get16(p + 1) != 5) return fail(hs, "bad name message (version)");
+        hs->peer_flags = girder__get32(p + 3);
         hs->peer_old_name = true;
         name = p + 7;
         nl = n - 7;
@@ -275,17 +275,17 @@ static int initiator_challenge(dist_hs *hs, const uint8_t *p, size_t n)
     size_t nl;
     bool new_format;
     if (n >= 19 && p[0] == 'N') {
-        hs->peer_flags = get64(p + 1);
-        hs->peer_challenge = get32(p + 9);
-        hs->peer_creation = get32(p + 13);
-        nl = get16(p + 17);
+        hs->peer_flags = girder__get64(p + 1);
+        hs->peer_challenge = girder__get32(p + 9);
+        hs->peer_creation = girder__get32(p + 13);
+        nl = girder__get16(p + 17);
         if (19 + nl > n) return fail(hs, "bad challenge message (length)");
         name = p + 19;
         new_format = true;
     } else if (n >= 11 && p[0] == 'n') {
-        if (get16(p + 1) != 5) return fail(hs, "bad challenge message (version)");
-        hs->peer_flags = get32(p + 3);
-        hs->peer_challenge = get32(p + 7);
+        if (girder__get16(p + 1) != 5) return fail(hs, "bad challenge message (version)");
+        hs->peer_flags = girder__get32(p + 3);
+        hs->peer_challenge = girder__get32(p + 7);
         name = p + 11;
         nl = n - 11;
         new_format = false;
@@ -306,13 +306,13 @@ static int initiator_challenge(dist_hs *hs, const uint8_t *p, size_t n)
     uint8_t b[32];
     if (hs->send_version == 5 && new_format) {
         b[0] = 'c';
-        put32(b + 1, (uint32_t)(hs->my_flags >> 32));
-        put32(b + 5, hs->my_creation);
+        girder__put32(b + 1, (uint32_t)(hs->my_flags >> 32));
+        girder__put32(b + 5, hs->my_creation);
         emit(hs, b, 9);
     }
     hs->my_challenge = challenge(hs);
     b[0] = 'r';
-    put32(b + 1, hs->my_challenge);
+    girder__put32(b + 1, hs->my_challenge);
     dist__digest(hs->cookie, hs->peer_challenge, b + 5);
     emit(hs, b, 21);
     hs->state = I_ACK;
@@ -329,8 +329,8 @@ static int packet(dist_hs *hs, const uint8_t *p, size_t n)
         if (p[0] != 's') return fail(hs, "expected a status message");
         if (n >= 7 && !memcmp(p + 1, "named:", 6)) {
             if (!(hs->my_flags & DFLAG_NAME_ME)) return fail(hs, "named by a peer we did not ask");
-            if (n < 9 || 13 + (size_t)get16(p + 7) > n) return fail(hs, "bad named status");
-            size_t nl = get16(p + 7);
+            if (n < 9 || 13 + (size_t)girder__get16(p + 7) > n) return fail(hs, "bad named status");
+            size_t nl = girder__get16(p + 7);
             const char *nm = (const char *)p + 9;
             const char *at = memchr(nm, '@', nl);
             /* the name must be Name@OurHost, as dist_util checks */
@@ -339,7 +339,7 @@ static int packet(dist_hs *hs, const uint8_t *p, size_t n)
                 return fail(hs, "the peer named us with an invalid name");
             memcpy(hs->my_name, nm, nl);
             hs->my_name[nl] = 0;
-            hs->my_creation = get32(p + 9 + nl);
+            hs->my_creation = girder__get32(p + 9 + nl);
             hs->named = true;
             hs->state = I_CHALLENGE;
             return HS_CONT;
@@ -384,8 +384,8 @@ static int packet(dist_hs *hs, const uint8_t *p, size_t n)
         return fail(hs, "peer gave up its connection attempt (alive/false)");
     case A_COMPLEMENT:
         if (n < 9 || p[0] != 'c') return fail(hs, "expected a complement message");
-        hs->peer_flags = expand(hs->peer_flags | ((uint64_t)get32(p + 1) << 32));
-        hs->peer_creation = get32(p + 5);
+        hs->peer_flags = expand(hs->peer_flags | ((uint64_t)girder__get32(p + 1) << 32));
+        hs->peer_creation = girder__get32(p + 5);
         if (!flags_ok(hs)) {
             hs->state = S_FAILED;
             return HS_FAIL;
@@ -402,7 +402,7 @@ static int packet(dist_hs *hs, const uint8_t *p, size_t n)
         }
         uint8_t b[17];
         b[0] = 'a';
-        dist__digest(hs->cookie, get32(p + 1), b + 1);
+        dist__digest(hs->cookie, girder__get32(p + 1), b + 1);
         emit(hs, b, 17);
         hs->state = S_DONE;
         return HS_DONE;
@@ -414,7 +414,7 @@ static int packet(dist_hs *hs, const uint8_t *p, size_t n)
 
 static size_t plen_of(const dist_hs *hs)
 {
-    return hs->plen == 4 ? get32(hs->in) : get16(hs->in);
+    return hs->plen == 4 ? girder__get32(hs->in) : girder__get16(hs->in);
 }
 
 int dist__hs_feed(dist_hs *hs, const uint8_t *data, size_t len, size_t *used)

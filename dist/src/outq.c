@@ -130,7 +130,8 @@ void dist__busy_wait(dconn *c, const nd_signal *s)
     if (s->kind != ND_SIG_MSG || !nd_in_process()) return;
     for (int i = 0; i < 5000; i++) {
         pthread_mutex_lock(&c->mu);
-        bool busy = c->qbytes > BUSY_LIMIT && atomic_load(&c->state) == C_UP;
+        bool busy =
+            c->qbytes > BUSY_LIMIT && atomic_load(&c->state) == C_UP && !dist__gate_closing();
         pthread_mutex_unlock(&c->mu);
         if (!busy) return;
         nd_sleep(1);

@@ -293,14 +293,11 @@ static int stale_local(const nd_signal *s)
     return 0;
 }
 
-int dist__hook(void *ud, const nd_signal *s)
+static int hook_inside(const nd_signal *s, bool autoconnect)
 {
-    (void)ud;
     term_t node = target_node(s);
     if (!term_is_atom(node)) return 0;
     if (node == dist__st->node) return stale_local(s);
-    bool autoconnect = s->kind == ND_SIG_MSG || s->kind == ND_SIG_LINK ||
-                       s->kind == ND_SIG_MONITOR || s->kind == ND_SIG_EXIT2;
     for (int attempt = 0; attempt < 2; attempt++) {
         dconn *c = dist__conn_get(node, autoconnect);
         if (!c) return autoconnect ? DIST_ENOCONN : 0;
@@ -309,6 +306,18 @@ int dist__hook(void *ud, const nd_signal *s)
         if (rc != SEND_RETRY) return rc;
     }
     return autoconnect ? DIST_ENOCONN : 0;
+}
+
+/* libnode's hook: a signal to a process of another node, from any scheduler thread. */
+int dist__hook(void *ud, const nd_signal *s)
+{
+    (void)ud;
+    bool autoconnect = s->kind == ND_SIG_MSG || s->kind == ND_SIG_LINK ||
+                       s->kind == ND_SIG_MONITOR || s->kind == ND_SIG_EXIT2;
+    if (!dist__enter()) return autoconnect ? DIST_ENOCONN : 0; /* stopping: node-down is done */
+    int rc = hook_inside(s, autoconnect);
+    dist__leave();
+    return rc;
 }
 
 /* Queues a control message built here (I/O thread or sys processes); consumes ctl, payload. */

@@ -249,8 +249,8 @@ void dist__spawn_request(dconn *c, dist_ctl *q)
 
 /* ================================================================ remote spawn (outgoing) */
 
-int dist_spawn_request(term_t node, term_t module, term_t function, term_t args, unsigned opts,
-                       term_t *ref_out)
+static int spawn_request_inside(term_t node, term_t module, term_t function, term_t args,
+                                unsigned opts, term_t *ref_out)
 {
     term_t self = nd_self();
     if (!dist__st) return DIST_ESTATE;
@@ -321,4 +321,13 @@ void dist__spawn_reply(dconn *c, dist_ctl *q)
                                    term_dup(q->payload)));
     }
     dist__mon_free(r);
+}
+
+int dist_spawn_request(term_t node, term_t module, term_t function, term_t args, unsigned opts,
+                       term_t *ref_out)
+{
+    if (!dist__enter()) return DIST_ESTATE;
+    int rc = spawn_request_inside(node, module, function, args, opts, ref_out);
+    dist__leave();
+    return rc;
 }

@@ -126,8 +126,7 @@ static int io_start(dist_state *st)
     }
     if (!wait) return 0;
     struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += sc.setup_ms / 1000 + 2;
+    girder__deadline_ts(CLOCK_REALTIME, (int64_t)sc.setup_ms + 2000, &dl);
     pthread_mutex_lock(&st->start_mu);
     while (!st->started)
         if (pthread_cond_timedwait(&st->start_cv, &st->start_mu, &dl) != 0) break;
@@ -205,8 +204,10 @@ int dist__core_start(const dist_config *cfg)
     pthread_mutex_init(&st->start_mu, NULL);
     pthread_cond_init(&st->start_cv, NULL);
     dist__st = st;
+    dist__gate_open();
     rc = io_start(st); /* listens, registers, sets creation */
     if (rc) {
+        dist__gate_close(-1);
         if (st->tr) io_stop(st, 5000);
         dist__st = NULL;
         state_free(st);
@@ -250,9 +251,14 @@ int dist__core_stop(int64_t timeout_ms)
         st->stopping = true;
         pthread_mutex_unlock(&st->mu);
     }
-    int rc = io_stop(st, timeout_ms); /* node-down for every connection, then the loop ends */
+    /* nobody may be inside (a sender in the hook, an API call) when the state is freed */
+    int64_t deadline = girder__deadline_ms(timeout_ms);
+    int rc = dist__gate_close(timeout_ms);
     if (rc) return rc;
     nd_set_dist_hook(NULL, NULL);
+    /* node-down for every connection, then the loop ends */
+    rc = io_stop(st, deadline < 0 ? -1 : girder__ms_left(deadline));
+    if (rc) return rc;
     pthread_mutex_lock(&st->mu);
     while (st->nodemons) {
         nodemon *m = st->nodemons;

@@ -17,6 +17,7 @@
 #include <uv.h>
 #include <girder/epmd.h>
 #include <girder/epmd_uv.h>
+#include <girder_deadline.h>
 
 typedef struct tcp_tr {
     dist_tr base;
@@ -526,13 +527,7 @@ static int tcp_join(dist_tr *bt, int64_t timeout_ms)
         pthread_join(t->thread, NULL);
     } else {
         struct timespec dl;
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_sec += timeout_ms / 1000;
-        dl.tv_nsec += (timeout_ms % 1000) * 1000000;
-        if (dl.tv_nsec >= 1000000000) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000;
-        }
+        girder__deadline_ts(CLOCK_REALTIME, timeout_ms, &dl);
         if (pthread_timedjoin_np(t->thread, NULL, &dl) != 0) return DIST_ETIMEOUT;
     }
     t->running = false;

@@ -187,7 +187,7 @@ static void nodemon_remove(dist_state *st, term_t pid, term_t node)
     pthread_mutex_unlock(&st->mu);
 }
 
-int dist_monitor_node(term_t node, bool on)
+static int monitor_node_inside(term_t node, bool on)
 {
     dist_state *st = dist__st;
     term_t self = nd_self();
@@ -211,7 +211,7 @@ int dist_monitor_node(term_t node, bool on)
     return 0;
 }
 
-int dist_monitor_nodes(bool on)
+static int monitor_nodes_inside(bool on)
 {
     dist_state *st = dist__st;
     term_t self = nd_self();
@@ -222,4 +222,20 @@ int dist_monitor_nodes(bool on)
         return 0;
     }
     return nodemon_add(st, self, TERM_NONE);
+}
+
+int dist_monitor_node(term_t node, bool on)
+{
+    if (!dist__enter()) return DIST_ESTATE;
+    int rc = monitor_node_inside(node, on);
+    dist__leave();
+    return rc;
+}
+
+int dist_monitor_nodes(bool on)
+{
+    if (!dist__enter()) return DIST_ESTATE;
+    int rc = monitor_nodes_inside(on);
+    dist__leave();
+    return rc;
 }

@@ -540,6 +540,9 @@ static void handle_exit(nd_proc *p, nd_sig *s)
     if (s->kind == SIG_EXIT) {
         nd_rel *r = rel_find(p, REL_LINK, s->from, TERM_NONE);
         if (!r || r->unlinking) {
+            /* an unlink under way is not answered once the connection is lost: its state goes
+            ** with the connection, or it would stay forever */
+            if (r && reason == nd__a_noconnection) rel_remove(p, r);
             nd__sig_free(s);
             return;
         }
