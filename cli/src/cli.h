@@ -87,6 +87,9 @@ int cli_read_all(FILE *f, uint8_t **data, size_t *len);
 int cli_write_all(FILE *f, const void *data, size_t len);
 /* Prints "girder: <fmt>\n" on stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* snprintf for messages and paths: true when the text fit (a message may be cut; a path
+** that does not fit must be refused by the caller). */
+bool cli_fmt(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Directory of the running executable (where girderd and girder-epmd live). 0 or -1. */
 int cli_exe_dir(char *out, size_t n);
 

@@ -56,6 +56,15 @@ void cli_err(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
+bool cli_fmt(char *out, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(out, n, fmt, ap);
+    va_end(ap);
+    return len >= 0 && (size_t)len < n;
+}
+
 int cli_exe_dir(char *out, size_t n)
 {
     ssize_t len = readlink("/proc/self/exe", out, n - 1);
