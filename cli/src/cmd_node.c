@@ -42,8 +42,15 @@ static int parse_text(term_arg *a, const term_text_ctx *ctx)
         return CLI_OK;
     }
     if (!ctx && e.code == TERM_EINVAL) {
-        a->need_ctx = true; /* most likely <0.X.Y>: parsed again with the node's creation */
-        return CLI_OK;
+        /* <0.X.Y> needs the node's creation: check the rest of the text now with a stand-in
+        ** node, and parse it for real once the creation is known */
+        term_text_ctx probe = {A("girder_cli_probe@nohost"), 1};
+        t = term_parse(a->text, strlen(a->text), &probe, &e);
+        if (t != TERM_NONE) {
+            term_free(t);
+            a->need_ctx = true;
+            return CLI_OK;
+        }
     }
     cli_err("%s: %s at byte %zu of '%s'", a->what, e.what[0] ? e.what : term_strerror(e.code),
             e.offset, a->text);

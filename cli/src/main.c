@@ -1,5 +1,6 @@
 /* girder: entry point, flag parsing (flags anywhere on the line), help, command dispatch. */
 #include "cli.h"
+#include "session.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -456,5 +457,5 @@ int main(int argc, char **argv)
             cmd->run == cli_cmd_cluster_up ? CLI_DEFAULT_UP_TIMEOUT_MS : CLI_DEFAULT_TIMEOUT_MS;
     rc = cmd->run(&o);
     free(pos);
-    return rc;
+    return cli_exit(rc);
 }

@@ -336,11 +336,35 @@ int cli_run(int (*body)(void *), void *arg)
     return c.status;
 }
 
+/*
+** dist_stop() is not called: a process ending during it can reach the dist hook after the
+** distribution state is freed (a DOWN to a remote monitor, seen as a rare crash at exit).
+** Closing every connection is what the peers need to see; the program then ends through
+** cli_exit() without tearing the runtime down.
+*/
 void cli_dist_down(void)
 {
     fflush(stdout);
-    dist_stop(1000);
-    nd_shutdown(2000);
+    term_t l = dist_nodes(DIST_CONNECTED);
+    for (term_t x = l; term_is_cons(x); x = term_tl(x)) dist_disconnect(term_hd(x));
+    term_free(l);
+    /* give the I/O thread a moment to send the closes */
+    for (int i = 0; i < 50; i++) {
+        term_t c = dist_nodes(DIST_CONNECTED);
+        bool none = term_is_nil(c);
+        term_free(c);
+        if (none) break;
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+int cli_exit(int status)
+{
+    if (S.self == TERM_NONE) return status;
+    fflush(stdout);
+    fflush(stderr);
+    _exit(status);
 }
 
 /* ================================================================ connecting */

@@ -44,8 +44,11 @@ int cli_dist_up(const cli_opts *o, bool longnames, const cli_cookie *ck, uint16_
 /* Runs body(arg) as a process and returns its status; CLI_FAIL with a line if the deadline
 ** passes (plus a grace second) before it ends. */
 int cli_run(int (*body)(void *), void *arg);
-/* Stops distribution and libnode (bounded). */
+/* Closes every connection of the CLI's node (the runtime stays up; see session.c). */
 void cli_dist_down(void);
+/* Ends the program with status once the CLI's node was started (flushing stdio, without
+** tearing the runtime down); returns status when it never was. */
+int cli_exit(int status);
 
 /* Milliseconds left before the deadline (>= 0). */
 int64_t cli_remaining_ms(void);
