@@ -256,6 +256,18 @@ static bool take_fail(const char *node, char *why, size_t n)
     return found;
 }
 
+/* The command's process blocks in dist_connect() by design; libnode's report of such long
+** slices is noise for a CLI, shown only with --verbose. */
+static void on_long_schedule(term_t pid, uint64_t duration_ns, void *ud)
+{
+    (void)ud;
+    if (!S.verbose) return;
+    char *t = cli_term_text(pid, NULL);
+    fprintf(stderr, "girder: long schedule of %s: %llu ms\n", t,
+            (unsigned long long)(duration_ns / 1000000u));
+    free(t);
+}
+
 int cli_dist_up(const cli_opts *o, bool longnames, const cli_cookie *ck, uint16_t epmd_port)
 {
     S.verbose = o->verbose;
@@ -271,6 +283,7 @@ int cli_dist_up(const cli_opts *o, bool longnames, const cli_cookie *ck, uint16_
     nd_config nc = {0};
     nc.schedulers = 2; /* the command's process blocks in dist_connect; keep one spare */
     nc.stack_size = 256 * 1024;
+    nc.long_schedule = on_long_schedule;
     int rc = nd_init(&nc);
     if (rc) {
         cli_err("the runtime did not start: %s", nd_strerror(rc));
