@@ -5,7 +5,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <girder/epmd.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +82,25 @@ static int lock_dir(const char *dir)
         return -1;
     }
     return fd;
+}
+
+/* Every address host resolves to is a loopback address. */
+static bool host_is_loopback(const char *host)
+{
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, NULL, &hints, &ai) != 0 || !ai) return false;
+    bool lo = true;
+    for (struct addrinfo *a = ai; a && lo; a = a->ai_next) {
+        if (a->ai_family == AF_INET)
+            lo = (ntohl(((struct sockaddr_in *)a->ai_addr)->sin_addr.s_addr) >> 24) == 127;
+        else if (a->ai_family == AF_INET6)
+            lo = IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr);
+        else
+            lo = false;
+    }
+    freeaddrinfo(ai);
+    return lo;
 }
 
 /* Full path of prog on PATH, or false. */
@@ -436,8 +457,10 @@ int cli_cmd_cluster_up(const cli_opts *o)
         char port[16], log[PATH_MAX];
         snprintf(port, sizeof port, "%u", st->epmd_port);
         cli_fmt(log, sizeof log, "%s/%s", dir, CL_EPMD_LOG);
-        /* loopback only when this host's name means loopback (it does on most dev boxes) */
-        bool lo = !getenv("ERL_EPMD_ADDRESS");
+        /* loopback only when this host's name means loopback (it does on most dev boxes):
+        ** nodes look the port mapper up at the address of the host in their names.
+        ** ERL_EPMD_ADDRESS, when set, is passed on and wins. */
+        bool lo = !getenv("ERL_EPMD_ADDRESS") && host_is_loopback(cli_short_host());
         char *argv_lo[] = {gepmd, "-port", port, "-address", "127.0.0.1", NULL};
         char *argv_all[] = {gepmd, "-port", port, NULL};
         pid_t pid = spawn_proc(lo ? argv_lo : argv_all, log, st->epmd_port);
@@ -775,6 +798,7 @@ int cli_cmd_cluster_status(const cli_opts *o)
         printf("port mapper 127.0.0.1:%u %s%s\n", st->epmd_port, epmd_up ? "up" : "down",
                st->epmd.pid ? " (started by cluster up)" : "");
     }
+    fflush(stdout);
     if (!all_up) cli_err("not every node of the cluster in %s is up", dir);
     free(st);
     free(s);
@@ -902,7 +926,11 @@ int cli_cmd_cluster_down(const cli_opts *o)
             if (cl_proc_alive(&st->epmd)) ok = false;
         }
     }
-    if (ok) remove_files(dir, st, false, false);
+    if (ok) {
+        remove_files(dir, st, false, false);
+        /* `up` made ./.girder for the default directory: remove it too when empty */
+        if (!o->dir) rmdir(".girder");
+    }
     if (o->json) {
         cli_json j = {0};
         cli_json_obj(&j);

@@ -248,7 +248,6 @@ static int ping_body(job *jb)
         if (rc) {
             cli_diagnose(node, rc, why, sizeof why);
             status = CLI_FAIL;
-            cli_err("%s", why);
         }
         if (jb->o->json) {
             cli_json_obj(&jb->j);
@@ -263,7 +262,9 @@ static int ping_body(job *jb)
             cli_json_end(&jb->j);
         } else {
             printf("%s %s\n", jb->names[i], rc ? "pang" : "pong");
+            fflush(stdout); /* the reason follows its pang line, even into one file */
         }
+        if (rc) cli_err("%s", why);
     }
     if (jb->o->json) cli_json_end(&jb->j);
     return finish(jb, status, NULL);
