@@ -45,6 +45,21 @@ err_has "^girder: cannot reach the port mapper at 127\.0\.0\.1:1 for $G1: connec
 err_one_line
 export ERL_EPMD_PORT=$PORT
 
+# a name registered with the port mapper at a port where nothing listens
+GHOST_PORT=$(random_port)
+"$PY" -c 'import socket,struct,sys,time
+name = sys.argv[1].encode()
+body = struct.pack(">BHBBHHH", 120, int(sys.argv[2]), 77, 0, 6, 5, len(name)) + name + struct.pack(">H", 0)
+s = socket.create_connection(("127.0.0.1", int(sys.argv[3])))
+s.sendall(struct.pack(">H", len(body)) + body)
+s.recv(16)
+time.sleep(60)' "ghost$SUF" "$GHOST_PORT" "$ERL_EPMD_PORT" &
+PIDS="$PIDS $!"
+wait_for 5 registered "ghost$SUF" || fail "the ghost registration did not happen"
+expect 1 ping "ghost$SUF" $C
+err_has "^girder: ghost$SUF@$HOST is registered at port $GHOST_PORT but refuses connections"
+err_one_line
+
 # a host that does not resolve
 expect 1 ping "x@no-such-host-$$.invalid" $C
 err_has "cannot resolve the host 'no-such-host-$$.invalid'"
