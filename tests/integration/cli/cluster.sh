@@ -5,11 +5,11 @@
 . "$(dirname "$0")/lib.sh"
 D="$TMP/c1"
 
-# a port nobody answers on, so that `cluster up` starts its own port mapper
-for _try in 1 2 3 4 5 6 7 8; do
-    ERL_EPMD_PORT=$(random_port)
-    "$GIRDER_EPMD" -port "$ERL_EPMD_PORT" -names >/dev/null 2>&1 || break
-done
+# a free port (the kernel's choice), so that `cluster up` starts its own port mapper there
+ERL_EPMD_PORT=$("$PY" -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])')
 export ERL_EPMD_PORT
 
 # cluster PIDs of a JSON document on stdout (nodes and the port mapper)

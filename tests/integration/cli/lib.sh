@@ -93,6 +93,7 @@ g() {
     RC=$?
     set -e
     [ "$RC" -ne 124 ] || fail "girder $* hung (killed after 60 s)"
+    if grep -q "Sanitizer\|runtime error:" "$TMP/err"; then cat "$TMP/err"; fail "sanitizer report from girder $*"; fi
 }
 
 # expect STATUS ARGS...: girder ARGS... must exit with STATUS.
