@@ -115,7 +115,7 @@ static void json_node(job *jb)
 static int finish(job *jb, int status, const char *why)
 {
     if (status != CLI_OK && why && why[0]) cli_err("%s", why);
-    if (jb->o->json) {
+    if (jb->o->json && status != CLI_USAGE) { /* usage errors print nothing on stdout */
         cli_json_key(&jb->j, "ok");
         cli_json_bool(&jb->j, status == CLI_OK);
         if (status != CLI_OK && why && why[0]) {
