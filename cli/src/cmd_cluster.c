@@ -326,7 +326,10 @@ static void up_abort(const char *dir, cl_state *st)
     if (!wait_gone(st, true, mono_ms() + 2000)) signal_proc(&st->epmd, SIGKILL);
     wait_gone(st, true, mono_ms() + 1000);
     remove_files(dir, st, true, false);
-    cli_err("stopped what this command started; the logs are in %s", dir);
+    if (access(dir, F_OK) == 0)
+        cli_err("stopped what this command started; the logs are in %s", dir);
+    else
+        cli_err("stopped what this command started");
 }
 
 /* Checks a state left in dir: CLI_OK when there is none or it is stale (then removed),
@@ -434,6 +437,7 @@ int cli_cmd_cluster_up(const cli_opts *o)
     const char *host = cli_short_host();
     int status = CLI_OK;
     char why[1024] = "";
+    bool said = false; /* why is on stderr already (with a log's end) */
 
     /* the port mapper: use one that answers, else start girder-epmd */
     epmd_name_list nl;
@@ -479,7 +483,9 @@ int cli_cmd_cluster_up(const cli_opts *o)
         else {
             cli_fmt(why, sizeof why, "the port mapper girder-epmd did not start on port %u",
                     st->epmd_port);
+            cli_err("cluster up: %s; %s ends with:", why, log);
             log_tail(log, 3);
+            said = true;
             status = CLI_FAIL;
         }
     } else {
@@ -530,14 +536,13 @@ int cli_cmd_cluster_up(const cli_opts *o)
             int ws;
             if (waitpid(nd->proc.pid, &ws, WNOHANG) == nd->proc.pid) {
                 nd->proc.pid = 0;
-                cli_fmt(why, sizeof why,
-                        "%s exited while starting (%s %d); the end of %s:", nd->name,
+                cli_fmt(why, sizeof why, "%s exited while starting (%s %d); see %s", nd->name,
                         WIFEXITED(ws) ? "exit status" : "signal",
                         WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws), nd->log);
                 status = CLI_FAIL;
-                cli_err("%s", why);
+                cli_err("cluster up: %s; it ends with:", why);
                 log_tail(nd->log, 5);
-                why[0] = 0;
+                said = true;
                 break;
             }
             char alive[64];
@@ -583,9 +588,9 @@ int cli_cmd_cluster_up(const cli_opts *o)
     }
 
     if (status != CLI_OK) {
-        if (why[0]) cli_err("cluster up: %s", why);
+        if (why[0] && !said) cli_err("cluster up: %s", why);
         up_abort(dir, st);
-        if (o->json) json_fail(why[0] ? why : "a node did not start; see stderr");
+        if (o->json) json_fail(why[0] ? why : "cluster up failed; see stderr");
         free(st);
         close(lock);
         return CLI_FAIL;
