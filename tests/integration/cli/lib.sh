@@ -3,6 +3,7 @@
 set -eu
 : "${GIRDER:?}" "${GIRDERD:?}" "${GIRDER_EPMD:?}" "${ERL:=erl}"
 PY=/usr/bin/python3
+[ -x "$PY" ] || { echo "FAIL: $PY is needed to check --json output (apt-get install python3)" >&2; exit 1; }
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/girder-cli-test.XXXXXX")
 PIDS=""
 GPIDS=""
