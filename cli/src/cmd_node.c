@@ -586,7 +586,6 @@ static int info_node(job *jb)
         char *rel = string_of(r[0].value), *ver = string_of(r[1].value);
         const char *kind = ver && !strncmp(ver, "Girder", 6) ? "girder" : "erlang";
         int64_t pc = int_or(r[2].value, -1);
-        /* registered names in order */
         term_t reg = r[5].value;
         if (jb->o->json) {
             json_node(jb);
@@ -603,7 +602,7 @@ static int info_node(job *jb)
                    term_atom_name(jb->node, NULL), "kind", kind, "otp_release", rel ? rel : "-",
                    "system_version", ver ? ver : "-", "process_count", (long long)pc);
         }
-        print_atoms(jb, jb->o->json ? "visible_nodes" : "visible_nodes", r[3].value);
+        print_atoms(jb, "visible_nodes", r[3].value);
         print_atoms(jb, "hidden_nodes", r[4].value);
         print_atoms(jb, "registered", reg);
         free(rel);
