@@ -127,7 +127,7 @@ void cli_json_free(cli_json *j);
 
 /* ---------------------------------------------------------------- terms as text */
 
-/* The ~p text of t (malloc'ed; "?" copy on ENOMEM never happens: aborts instead). */
+/* The ~p text of t, malloc'ed (the CLI aborts on ENOMEM). */
 char *cli_term_text(term_t t, const term_text_ctx *ctx);
 /* Appends UTF-8 text for Erlang chardata (binaries, code points, nested lists) to out.
 ** latin1: binaries are latin-1 bytes. 0, or -1 if t is not chardata. */
