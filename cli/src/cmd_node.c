@@ -572,8 +572,11 @@ static int info_node(job *jb)
     cli_rpc_init(&r[5], jb->node, "erlang", "registered", TERM_NIL);
     char why[1024] = "";
     int status = CLI_OK;
-    if (cli_rpc_run(r, 6, 6) != 6) {
-        for (size_t i = 0; i < 6; i++)
+    /* otp_release may be badarg: a Girder node is not an OTP release, and says so */
+    size_t ok = cli_rpc_run(r, 6, 6);
+    bool rel_known = r[0].out == CLI_RPC_RETURN;
+    if (ok != 6 - (rel_known ? 0 : 1)) {
+        for (size_t i = 1; i < 6; i++)
             if (r[i].out != CLI_RPC_RETURN) {
                 char d[900];
                 cli_rpc_describe(&r[i], d, sizeof d);
@@ -583,7 +586,7 @@ static int info_node(job *jb)
             }
         status = CLI_FAIL;
     } else {
-        char *rel = string_of(r[0].value), *ver = string_of(r[1].value);
+        char *rel = rel_known ? string_of(r[0].value) : NULL, *ver = string_of(r[1].value);
         const char *kind = ver && !strncmp(ver, "Girder", 6) ? "girder" : "erlang";
         int64_t pc = int_or(r[2].value, -1);
         term_t reg = r[5].value;

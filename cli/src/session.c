@@ -220,9 +220,10 @@ static bool log_field(const char *line, const char *key, char *out, size_t n)
 
 /* dist's event lines: kept per node for the diagnosis of failed connections; shown with
 ** --verbose. Called from any thread. */
-static void on_log(void *ud, const char *line)
+static void on_log(void *ud, int level, const char *line)
 {
     (void)ud;
+    (void)level;
     if (S.verbose) fprintf(stderr, "girder: dist %s\n", line);
     if (!strstr(line, "event=connect_failed") && !strstr(line, "event=handshake_failed")) return;
     char node[256], why[256];
@@ -451,7 +452,7 @@ void cli_diagnose(term_t node, int rc, char *why, size_t n)
                      alive, ip, S.epmd_port);
         return;
     }
-    if (strstr(reason, "closed by peer") || strstr(reason, "wrong cookie"))
+    if (rc == DIST_EAUTH || strstr(reason, "closed by peer") || strstr(reason, "wrong cookie"))
         snprintf(why, n,
                  "%s (port %d) closed the connection during the handshake: the cookie is most "
                  "likely wrong (girder used the cookie from %s)",

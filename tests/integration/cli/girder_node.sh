@@ -29,7 +29,7 @@ expect 0 info "$G1" $C
 out_has '^kind +girder$'
 out_has '^registered .* kv'
 expect 0 info "$G1" $C --json
-json "d['kind'] == 'girder' and d['otp_release'] == '25' and d['process_count'] > 3 and 'kv' in d['registered'] and '$G2' in d['visible_nodes']"
+json "d['kind'] == 'girder' and d['otp_release'] is None and d['process_count'] > 3 and 'kv' in d['registered'] and '$G2' in d['visible_nodes']"
 expect 0 info "$G1" kv $C
 out_has '^registered_name +kv$'
 out_has '^pid +<0\.[0-9]+\.[0-9]+>$'
