@@ -390,6 +390,8 @@ static char *mfa_text(term_t t)
     return s;
 }
 
+static char *string_of(term_t t);
+
 static int ps_body(job *jb)
 {
     if (connect_or_fail(jb)) return CLI_FAIL;
@@ -403,6 +405,16 @@ static int ps_body(job *jb)
     }
     static const char *items[] = {"registered_name", "status", "message_queue_len",
                                   "reductions",      "memory", "current_function"};
+    /* a Girder node has no current_function (C code has none to report) and answers badarg
+    ** for it, as for any item it cannot answer: ask it for the other five */
+    size_t nitems = 6;
+    term_t ver = cli_call(jb->node, "erlang", "system_info",
+                          term_list(1, (term_t[]){A("system_version")}), why, sizeof why);
+    char *vs = ver != TERM_NONE ? string_of(ver) : NULL;
+    if (vs && !strncmp(vs, "Girder", 6)) nitems = 5;
+    free(vs);
+    term_free(ver);
+    why[0] = 0;
     cli_rpc *rs = calloc((size_t)n + 1, sizeof *rs);
     ps_row *rows = calloc((size_t)n + 1, sizeof *rows);
     if (!rs || !rows) {
@@ -414,9 +426,9 @@ static int ps_body(job *jb)
     size_t i = 0;
     for (term_t l = procs; term_is_cons(l); l = term_tl(l), i++) {
         term_t it[6];
-        for (size_t k = 0; k < 6; k++) it[k] = A(items[k]);
+        for (size_t k = 0; k < nitems; k++) it[k] = A(items[k]);
         cli_rpc_init(&rs[i], jb->node, "erlang", "process_info",
-                     term_list(2, (term_t[]){term_dup(term_hd(l)), term_list(6, it)}));
+                     term_list(2, (term_t[]){term_dup(term_hd(l)), term_list(nitems, it)}));
     }
     int status = CLI_OK;
     if (cli_rpc_run(rs, (size_t)n, 32) != (size_t)n) {
