@@ -19,5 +19,5 @@ if(BENCH_EI)
   # libei's thread-safe errno (__erl_errno) needs -pthread at compile and link, not -lpthread.
   target_compile_options(bench-etf-codec PRIVATE -pthread)
   target_link_options(bench-etf-codec PRIVATE -pthread)
-  target_link_libraries(bench-etf-codec PRIVATE term_codec ${EI_LIBRARY})
+  target_link_libraries(bench-etf-codec PRIVATE girder_term ${EI_LIBRARY})
 endif()

@@ -23,7 +23,7 @@ endforeach()
 
 add_executable(dist-probe ${CMAKE_CURRENT_LIST_DIR}/dist/dist-probe.c)
 target_include_directories(dist-probe PRIVATE ${CMAKE_SOURCE_DIR}/dist/src)
-target_link_libraries(dist-probe PRIVATE dist)
+target_link_libraries(dist-probe PRIVATE girder_dist)
 if(DIST_INT_ERL)
   add_test(NAME dist-int-hostile COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/dist/hostile.sh)
   set_tests_properties(dist-int-hostile PROPERTIES
