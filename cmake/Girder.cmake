@@ -22,12 +22,12 @@ endfunction()
 # One library, compiled once (position-independent, hidden visibility: only what the public
 # headers mark GIRDER_API is exported) and archived twice:
 #   <name>         static; what the tree's executables, tests, benchmarks and fuzz targets link
-#                  (they may use internals); Girder::<short>_static in the tree
-#   <name>_shared  shared lib<name>.so; Girder::<short> in the tree
+#                  (they may use internals); installed as Girder::<short>_static
+#   <name>_shared  shared lib<name>.so; installed as Girder::<short> (alias in the tree too)
 # GIRDER names other Girder libraries this one uses in its public headers or code (the static
 # variant links their static variant, the shared one their shared one). PUBLIC/PRIVATE are
-# outside dependencies as in target_link_libraries. Public headers are <dir>/include/girder/*.h;
-# <dir>/src is the private include directory.
+# outside dependencies as in target_link_libraries. Public headers are <dir>/include/girder/*.h,
+# installed into include/girder/; <dir>/src is the private include directory.
 # INTERNAL_DEFINITIONS are compile definitions of the library's own code that the tree's tests,
 # which include its internal headers, must see as well; they are never exported.
 function(girder_library name short)
@@ -74,4 +74,15 @@ function(girder_library name short)
   endif()
   add_library(Girder::${short} ALIAS ${name}_shared)
   add_library(Girder::${short}_static ALIAS ${name})
+  install(TARGETS ${name} ${name}_shared EXPORT GirderTargets
+          ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+          LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  girder_install_headers(${dir}/include/girder)
+endfunction()
+
+# girder_install_headers(<dir>): installs the public headers <dir>/*.h into include/girder/.
+# Every public header of every library goes there (girderd's module API will too).
+function(girder_install_headers dir)
+  install(DIRECTORY ${dir}/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/girder
+          FILES_MATCHING PATTERN "*.h")
 endfunction()
