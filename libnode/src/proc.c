@@ -21,8 +21,8 @@ void nd__spin_unlock(atomic_flag *f)
 /* Signal nodes are recycled through a small per-thread cache: a node freed by the receiver's
 ** thread is reused by the next send from that thread (the ring and call paths stay off malloc). */
 #define ND__SIG_CACHE 512
-static _Thread_local nd_sig *sig_cache;
-static _Thread_local unsigned sig_cached;
+static ND__TLS nd_sig *sig_cache;
+static ND__TLS unsigned sig_cached;
 
 void nd__sig_cache_drain(void)
 {

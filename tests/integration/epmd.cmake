@@ -5,9 +5,12 @@ add_executable(epmd-stress ${CMAKE_CURRENT_LIST_DIR}/epmd/epmd-stress.c)
 target_include_directories(epmd-stress PRIVATE ${CMAKE_SOURCE_DIR}/epmd/src)
 target_link_libraries(epmd-stress PRIVATE girder_epmd)
 
-find_program(ERLANG_EPMD_EXECUTABLE epmd PATHS /usr/lib/erlang/bin REQUIRED)
-
-foreach(t erl-nodes erlang-epmd cli-compat robustness)
+girder_needs(EPMD_INT_ERL "epmd-int-* (girder-epmd with Erlang's epmd and nodes)" erl epmd)
+set(EPMD_INT_TESTS erl-nodes erlang-epmd cli-compat robustness)
+if(NOT EPMD_INT_ERL)
+  set(EPMD_INT_TESTS "")
+endif()
+foreach(t ${EPMD_INT_TESTS})
   add_test(NAME epmd-int-${t}
     COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/epmd/${t}.sh)
   set_tests_properties(epmd-int-${t} PROPERTIES
