@@ -38,6 +38,7 @@ struct dchan {
     uint64_t bytes_in, last_in, last_out;
     unsigned missed;
     bool hidden;          /* a hidden connection: also tick when nothing was read */
+    bool paused;          /* the owner asked us to stop reading (its decode queue is full) */
     dist_tr_timer *timer; /* connection setup */
     char addr[80];
 };
@@ -609,7 +610,8 @@ static void on_tick(void *ud)
     for (dchan *ch = sm->chans, *n; ch; ch = n) {
         n = ch->next;
         if (ch->phase != CH_UP) continue;
-        bool read = ch->bytes_in != ch->last_in;
+        /* a channel we stopped reading cannot see the peer's ticks: not counted as silence */
+        bool read = ch->bytes_in != ch->last_in || ch->paused;
         if (!read) {
             if (++ch->missed >= sm->cfg.tick_intensity) {
                 sm_log(sm, DIST_LOG_WARNING, "event=net_tick_timeout node=%s ticktime_ms=%u",
@@ -698,6 +700,19 @@ void dist__sm_close(dist_sm *sm, dist_peer *p, const char *why)
     unseat(sm, p);
     OWN->down(OWN->ud, p, why, DIST_ENOCONN);
     OWN->peer_put(OWN->ud, p);
+}
+
+void dist__sm_pause(dist_sm *sm, dist_peer *p, bool pause)
+{
+    dchan *ch = slot(sm, p)->ch;
+    if (!ch || ch->phase != CH_UP || ch->paused == pause) return;
+    ch->paused = pause;
+    if (pause) {
+        OPS->read_stop(ch->s);
+    } else {
+        int rc = OPS->read_start(ch->s);
+        if (rc) chan_fail(ch, "cannot read", rc);
+    }
 }
 
 void dist__sm_kick(dist_sm *sm, dist_peer *p)
