@@ -466,8 +466,12 @@ static hs_status on_decide(void *ud, dist_hs *hs)
 {
     dchan *ch = ud;
     dist_sm *sm = ch->sm;
-    term_t node = term_atom(hs->peer_name);
-    if (node == TERM_NONE || sm->shut || !strcmp(hs->peer_name, sm->name)) return HS_ST_NOT_ALLOWED;
+    if (sm->shut || !strcmp(hs->peer_name, sm->name)) return HS_ST_NOT_ALLOWED;
+    /* The peer is not authenticated yet: a name never seen makes no atom now (anyone could fill
+    ** the atom table with names); no peer can exist for it, so it is simply ok, and hs_done
+    ** makes the atom and the peer once the cookie checked out. */
+    term_t node = term_atom_existing(hs->peer_name, strlen(hs->peer_name));
+    if (node == TERM_NONE) return HS_ST_OK;
     dist_peer *p = OWN->peer_get(OWN->ud, node, true);
     if (!p) return HS_ST_NOT_ALLOWED;
     ch->peer = p;
