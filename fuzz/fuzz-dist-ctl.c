@@ -22,7 +22,7 @@ static void reencode(const dist_ctl *c)
     static dist_rx rx_out; /* the peer's view of that cache */
     static bool rx_init;
     if (!rx_init) {
-        dist__rx_init(&rx_out, 0, 0, true);
+        dist__rx_init(&rx_out, 0, 0, 0, true);
         rx_init = true;
     }
     size_t pos = 0;
@@ -47,7 +47,7 @@ static void reencode(const dist_ctl *c)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static dist_rx rx;
-    dist__rx_init(&rx, 1 << 20, 64, true);
+    dist__rx_init(&rx, 1 << 20, 8 << 20, 64, true);
     rx.cache.atoms[0] = term_atom("a@host");
     rx.cache.atoms[1] = term_atom("b@host");
     size_t pos = 0;

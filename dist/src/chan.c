@@ -38,6 +38,7 @@ struct dchan {
     uint64_t bytes_in, last_in, last_out;
     unsigned missed;
     bool hidden;          /* a hidden connection: also tick when nothing was read */
+    bool paused;          /* the owner asked us to stop reading (its decode queue is full) */
     dist_tr_timer *timer; /* connection setup */
     char addr[80];
 };
@@ -465,8 +466,12 @@ static hs_status on_decide(void *ud, dist_hs *hs)
 {
     dchan *ch = ud;
     dist_sm *sm = ch->sm;
-    term_t node = term_atom(hs->peer_name);
-    if (node == TERM_NONE || sm->shut || !strcmp(hs->peer_name, sm->name)) return HS_ST_NOT_ALLOWED;
+    if (sm->shut || !strcmp(hs->peer_name, sm->name)) return HS_ST_NOT_ALLOWED;
+    /* The peer is not authenticated yet: a name never seen makes no atom now (anyone could fill
+    ** the atom table with names); no peer can exist for it, so it is simply ok, and hs_done
+    ** makes the atom and the peer once the cookie checked out. */
+    term_t node = term_atom_existing(hs->peer_name, strlen(hs->peer_name));
+    if (node == TERM_NONE) return HS_ST_OK;
     dist_peer *p = OWN->peer_get(OWN->ud, node, true);
     if (!p) return HS_ST_NOT_ALLOWED;
     ch->peer = p;
@@ -609,7 +614,8 @@ static void on_tick(void *ud)
     for (dchan *ch = sm->chans, *n; ch; ch = n) {
         n = ch->next;
         if (ch->phase != CH_UP) continue;
-        bool read = ch->bytes_in != ch->last_in;
+        /* a channel we stopped reading cannot see the peer's ticks: not counted as silence */
+        bool read = ch->bytes_in != ch->last_in || ch->paused;
         if (!read) {
             if (++ch->missed >= sm->cfg.tick_intensity) {
                 sm_log(sm, DIST_LOG_WARNING, "event=net_tick_timeout node=%s ticktime_ms=%u",
@@ -698,6 +704,19 @@ void dist__sm_close(dist_sm *sm, dist_peer *p, const char *why)
     unseat(sm, p);
     OWN->down(OWN->ud, p, why, DIST_ENOCONN);
     OWN->peer_put(OWN->ud, p);
+}
+
+void dist__sm_pause(dist_sm *sm, dist_peer *p, bool pause)
+{
+    dchan *ch = slot(sm, p)->ch;
+    if (!ch || ch->phase != CH_UP || ch->paused == pause) return;
+    ch->paused = pause;
+    if (pause) {
+        OPS->read_stop(ch->s);
+    } else {
+        int rc = OPS->read_start(ch->s);
+        if (rc) chan_fail(ch, "cannot read", rc);
+    }
 }
 
 void dist__sm_kick(dist_sm *sm, dist_peer *p)

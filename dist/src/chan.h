@@ -108,6 +108,9 @@ void dist__sm_set_identity(dist_sm *sm, const char *name, uint32_t creation, uin
 void dist__sm_connect(dist_sm *sm, dist_peer *p);
 /* Loop thread: closes p's channel (if any) and brings p down with why. */
 void dist__sm_close(dist_sm *sm, dist_peer *p, const char *why);
+/* Loop thread: stops (true) or resumes reading p's channel; ticks do not count a paused
+** channel's silence. */
+void dist__sm_pause(dist_sm *sm, dist_peer *p, bool pause);
 /* Loop thread: p has output queued; writes it unless a write is in flight. */
 void dist__sm_kick(dist_sm *sm, dist_peer *p);
 /* Loop thread: closes every channel and the tick timer (the owner brought its peers down). */

@@ -77,6 +77,7 @@ dconn *dist__conn_new(term_t node)
     dconn *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->dq_mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     atomic_init(&c->refs, 1);
     atomic_init(&c->state, C_PENDING);
@@ -125,6 +126,7 @@ void dist__conn_put(dconn *c)
     if (c->rx) dist__rx_free(c->rx);
     free(c->rx);
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->dq_mu);
     pthread_cond_destroy(&c->cv);
     free(c);
 }
@@ -177,6 +179,10 @@ void dist__service(dconn *c)
     dist_state *st = dist__st;
     bool wake = false;
     pthread_mutex_lock(&st->svc_mu);
+    if (st->shut) { /* the loop is shutting down or gone: nothing more to ask of it */
+        pthread_mutex_unlock(&st->svc_mu);
+        return;
+    }
     if (!c->svc_queued) {
         c->svc_queued = true;
         atomic_fetch_add(&c->refs, 1);

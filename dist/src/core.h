@@ -134,6 +134,15 @@ struct dist_peer {
     dist_acache acache; /* what the peer's atom cache holds (frames rewritten in wire order) */
     atomic_uint_fast64_t seq;
     atomic_uint_fast64_t out_frames; /* frames sent or queued (ticks are skipped when it moves) */
+    /* decoding (decode.c): messages waiting for a decoder thread, in arrival order */
+    pthread_mutex_t dq_mu;
+    struct rxjob *dq_head, *dq_tail;
+    size_t dq_bytes;
+    bool dq_busy;          /* queued, or a decoder is at it: everything goes through the queue */
+    bool dq_paused;        /* the queue is over its bound: the loop stopped reading */
+    atomic_bool dq_failed; /* a decoder found a protocol error: drop the rest, close */
+    struct dist_peer *dq_ready_next;
+    bool want_resume; /* (mu) the loop reads again */
     /* loop thread only */
     dist_sm_slot sm;
     dist_rx *rx; /* while UP: the atom cache and fragments of this connection */
@@ -170,9 +179,10 @@ typedef struct dist_state {
     dconn *svc_head;
     atomic_bool stopping;
     bool shut; /* the loop began shutting down (svc_mu) */
-    /* the loop */
+    /* the loop, and the decoders of large messages */
     dist_tr *tr;
     dist_sm *sm;
+    struct dist_decoders *dec;
     uint16_t port;
     int start_status;
     bool started;
@@ -217,7 +227,18 @@ int dist__send_ctl(dconn *c, term_t ctl, term_t payload);
 /* updown.c */
 void dist__conn_up(dconn *c, uint64_t flags, uint32_t creation, dist_tr_stream *stream);
 void dist__node_down(dconn *c, const char *why, int err);
+/* The second half of a node-down (signals, node monitors, log), now or from c's decode queue. */
+void dist__node_down_finish(dconn *c, int was, const char *why);
 void dist__nodemon_notify(term_t node, int ev);
+
+/* decode.c */
+typedef struct dist_decoders dist_decoders;
+/* A frame of c's peer (loop thread): decoded and delivered, or queued for a decoder. */
+int dist__rx_take(dconn *c, const uint8_t *f, size_t n, const char **why);
+/* Queues c's node-down behind its undecoded messages; false when there are none (do it now). */
+bool dist__rx_defer_down(dconn *c, int was, const char *why);
+int dist__decoders_start(dist_state *st, unsigned n);
+void dist__decoders_stop(dist_state *st);
 
 /* inbound.c */
 void dist__deliver(dconn *c, dist_ctl *ctl);

@@ -7,6 +7,7 @@
 #include <girder/term.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* Every multi-byte field of the protocol is big-endian: girder__get16/32/64, girder__put16/32/64.
@@ -227,10 +228,26 @@ typedef struct dist_rx {
     size_t nrefs;
     dist_frag *frags;
     size_t nfrags;
+    size_t frag_bytes; /* buffer bytes of every sequence in reassembly: at most max_message */
     size_t max_message;
-    size_t atoms_left; /* new-atom budget of the connection */
-    bool hdr_cache;    /* DIST_HDR_ATOM_CACHE negotiated (else pass-through 'p' frames) */
+    size_t max_heap;           /* what one decoded message may take */
+    _Atomic size_t atoms_left; /* new-atom budget (the loop and a decoder both spend it) */
+    bool hdr_cache;            /* DIST_HDR_ATOM_CACHE negotiated (else pass-through 'p' frames) */
 } dist_rx;
+
+/*
+** A complete message taken from frames, not decoded yet: the bytes of its control message and
+** payload, and the atom cache references of its header. `own`/`own_refs` (when set) belong to
+** the message (a reassembled buffer, the refs saved with a first fragment).
+*/
+typedef struct dist_rxmsg {
+    const uint8_t *data;
+    size_t len;
+    const etf_atom_cache *refs; /* NULL: pass-through, no cache */
+    bool versioned;             /* each term starts with 131 */
+    uint8_t *own;
+    etf_atom_cache *own_refs;
+} dist_rxmsg;
 
 /* The sending side of the atom cache (acache.c): the texts the peer's cache holds per slot. */
 #define DIST_ACACHE_SIZE 2048
@@ -241,12 +258,27 @@ typedef struct dist_acache {
 void dist__acache_free(dist_acache *a);
 int dist__acache_apply(dist_acache *a, etf_buf *b);
 
-void dist__rx_init(dist_rx *rx, size_t max_message, size_t max_new_atoms, bool hdr_cache);
+void dist__rx_init(dist_rx *rx, size_t max_message, size_t max_heap, size_t max_new_atoms,
+                   bool hdr_cache);
 void dist__rx_free(dist_rx *rx);
 /*
-** Decodes one frame (without its 4-byte length; not a tick). Returns 1 with *ctl filled when a
-** message is complete, 0 when a fragment was stored, or DIST_EPROTO / DIST_ENOMEM with *why.
+** Takes one frame (without its 4-byte length; not a tick): updates the atom cache from its
+** header and reassembles fragments. Returns 1 with *m when a message is complete (m->data may
+** point into f), 0 when a fragment was stored, or DIST_EPROTO / DIST_ENOMEM with *why. Cheap:
+** it does not decode terms.
 */
+int dist__rx_message(dist_rx *rx, const uint8_t *f, size_t len, dist_rxmsg *m, const char **why);
+/*
+** Decodes a message's control tuple and payload into *ctl. allow_compressed false refuses
+** compressed terms with GIRDER_ECOMPRESSED (the caller decodes those elsewhere); a message
+** whose terms would exceed rx->max_heap is GIRDER_EHEAP; else 0, DIST_EPROTO or DIST_ENOMEM
+** with *why. Safe to call from another thread than dist__rx_message's, one call at a time.
+*/
+int dist__rx_decode(dist_rx *rx, const dist_rxmsg *m, bool allow_compressed, dist_ctl *ctl,
+                    const char **why);
+/* Frees what the message owns. */
+void dist__rxmsg_release(dist_rxmsg *m);
+/* dist__rx_message then dist__rx_decode (compressed terms allowed): 1 with *ctl, 0, or < 0. */
 int dist__rx_frame(dist_rx *rx, const uint8_t *f, size_t len, dist_ctl *ctl, const char **why);
 
 /*

@@ -63,7 +63,7 @@ static void own_up(void *ud, dist_peer *c, const dist_up_info *info)
     dist_state *st = dist__st;
     c->rx = malloc(sizeof *c->rx);
     if (c->rx)
-        dist__rx_init(c->rx, st->cfg.max_message, st->cfg.max_new_atoms,
+        dist__rx_init(c->rx, st->cfg.max_message, st->cfg.max_heap, st->cfg.max_new_atoms,
                       (info->flags & DFLAG_DIST_HDR_ATOM_CACHE) != 0);
     dist__conn_up(c, info->flags, info->creation, c->rx ? info->stream : NULL);
 }
@@ -85,15 +85,11 @@ static void own_down(void *ud, dist_peer *c, const char *why, int err)
 static int own_frame(void *ud, dist_peer *c, const uint8_t *f, size_t n, const char **why)
 {
     (void)ud;
-    if (!c->rx) return (*why = "out of memory", DIST_ENOMEM);
-    dist_ctl ctl;
-    int rc = dist__rx_frame(c->rx, f, n, &ctl, why);
-    if (rc < 0) {
-        atomic_fetch_add(&dist__st->st_proto, 1);
-        return rc;
-    }
-    if (rc == 1) dist__deliver(c, &ctl);
-    return 0;
+    if (atomic_load(&c->dq_failed))
+        return (*why = "protocol error in an earlier message", DIST_EPROTO);
+    int rc = dist__rx_take(c, f, n, why);
+    if (rc < 0) atomic_fetch_add(&dist__st->st_proto, 1);
+    return rc;
 }
 
 static dist_chunk *own_take_output(void *ud, dist_peer *c, size_t *bytes)
@@ -206,10 +202,11 @@ static void own_service(void *ud)
         list = c->svc_next;
         if (!stopping) {
             pthread_mutex_lock(&c->mu);
-            bool close = c->want_close, connect = c->want_connect;
+            bool close = c->want_close, connect = c->want_connect, resume = c->want_resume;
             const char *why = c->close_why;
-            c->want_close = c->want_connect = false;
+            c->want_close = c->want_connect = c->want_resume = false;
             pthread_mutex_unlock(&c->mu);
+            if (resume && !close) dist__sm_pause(st->sm, c, false);
             if (close)
                 dist__sm_close(st->sm, c, why ? why : "closed");
             else if (connect)

@@ -8,11 +8,13 @@
 
 /* ================================================================ receive */
 
-void dist__rx_init(dist_rx *rx, size_t max_message, size_t max_new_atoms, bool hdr_cache)
+void dist__rx_init(dist_rx *rx, size_t max_message, size_t max_heap, size_t max_new_atoms,
+                   bool hdr_cache)
 {
     memset(rx, 0, sizeof *rx);
     rx->max_message = max_message ? max_message : (size_t)256 << 20;
-    rx->atoms_left = max_new_atoms ? max_new_atoms : 100000;
+    rx->max_heap = max_heap ? max_heap : rx->max_message;
+    atomic_init(&rx->atoms_left, max_new_atoms ? max_new_atoms : 100000);
     rx->hdr_cache = hdr_cache;
 }
 
@@ -31,6 +33,7 @@ void dist__rx_free(dist_rx *rx)
         frag_free(f);
     }
     rx->nfrags = 0;
+    rx->frag_bytes = 0;
 }
 
 /*
@@ -73,11 +76,12 @@ static int parse_cache_refs(dist_rx *rx, const uint8_t *f, size_t len, size_t *p
             if (len - p < al) return (*why = "truncated atom text", DIST_EPROTO);
             term_t a = term_atom_existing((const char *)f + p, al);
             if (a == TERM_NONE) {
-                if (rx->atoms_left == 0) return (*why = "too many new atoms", DIST_EPROTO);
+                if (atomic_load(&rx->atoms_left) == 0)
+                    return (*why = "too many new atoms", DIST_EPROTO);
                 int err = 0;
                 a = term_atom_n((const char *)f + p, al, &err);
                 if (a == TERM_NONE) return (*why = "invalid atom in cache update", DIST_EPROTO);
-                rx->atoms_left--;
+                atomic_fetch_sub(&rx->atoms_left, 1);
             }
             p += al;
             rx->cache.atoms[idx] = a;
@@ -92,31 +96,53 @@ static int parse_cache_refs(dist_rx *rx, const uint8_t *f, size_t len, size_t *p
     return 0;
 }
 
-/* Decodes control message and payload from data (atom refs from refs; versioned: each term
-** starts with 131). Takes care of the connection's new-atom budget. */
-static int decode_msg(dist_rx *rx, const uint8_t *d, size_t len, const etf_atom_cache *refs,
-                      bool versioned, dist_ctl *ctl, const char **why)
+/* Spends n of the connection's new-atom budget (never below zero). */
+static void atoms_spent(dist_rx *rx, size_t n)
 {
-    if (rx->atoms_left == 0) return (*why = "too many new atoms", DIST_EPROTO);
+    size_t left = atomic_load(&rx->atoms_left);
+    while (left && !atomic_compare_exchange_weak(&rx->atoms_left, &left, left > n ? left - n : 0)) {
+    }
+}
+
+int dist__rx_decode(dist_rx *rx, const dist_rxmsg *m, bool allow_compressed, dist_ctl *ctl,
+                    const char **why)
+{
+    memset(ctl, 0, sizeof *ctl);
+    size_t left = atomic_load(&rx->atoms_left);
+    if (left == 0) return (*why = "too many new atoms", DIST_EPROTO);
     etf_decode_opts o = {0};
-    o.cache = refs;
-    o.max_new_atoms = rx->atoms_left;
-    o.no_version = !versioned;
+    o.cache = m->refs;
+    o.max_new_atoms = left;
+    o.no_version = !m->versioned;
+    o.max_uncompressed = rx->max_message;
+    o.max_heap = rx->max_heap;
+    o.no_compressed = !allow_compressed;
     etf_error e = {0};
     size_t used = 0, before = term_atom_count();
-    term_t c = etf_decode(d, len, &o, &used, &e);
+    term_t c = etf_decode(m->data, m->len, &o, &used, &e);
     term_t pl = TERM_NONE;
-    if (c != TERM_NONE && used < len) pl = etf_decode(d + used, len - used, &o, NULL, &e);
-    size_t made = term_atom_count() - before;
-    rx->atoms_left -= made < rx->atoms_left ? made : rx->atoms_left;
-    if (c == TERM_NONE || (used < len && pl == TERM_NONE)) {
+    if (c != TERM_NONE && used < m->len)
+        pl = etf_decode(m->data + used, m->len - used, &o, NULL, &e);
+    size_t after = term_atom_count();
+    atoms_spent(rx, after > before ? after - before : 0);
+    if (c == TERM_NONE || (used < m->len && pl == TERM_NONE)) {
         term_free(c);
+        if (e.code == GIRDER_ECOMPRESSED) return GIRDER_ECOMPRESSED;
         *why = e.code == TERM_EATOMLIMIT ? "too many new atoms"
                : e.code == TERM_ENOMEM   ? "out of memory decoding a message"
+               : e.code == GIRDER_EHEAP  ? "a message that would exceed its memory limit"
                                          : "undecodable term in a message";
         return e.code == TERM_ENOMEM ? DIST_ENOMEM : DIST_EPROTO;
     }
     return dist__ctl_parse(c, pl, ctl, why);
+}
+
+void dist__rxmsg_release(dist_rxmsg *m)
+{
+    free(m->own);
+    free(m->own_refs);
+    m->own = NULL;
+    m->own_refs = NULL;
 }
 
 static dist_frag *frag_find(dist_rx *rx, uint64_t seq, dist_frag ***link)
@@ -129,6 +155,8 @@ static dist_frag *frag_find(dist_rx *rx, uint64_t seq, dist_frag ***link)
     return NULL;
 }
 
+/* Appends to a sequence in reassembly; all sequences of a connection together hold at most
+** max_message bytes of buffer. */
 static int frag_append(dist_rx *rx, dist_frag *fr, const uint8_t *d, size_t n, const char **why)
 {
     if (n == 0) return 0; /* an empty fragment: nothing to add (and buf may still be NULL) */
@@ -137,8 +165,12 @@ static int frag_append(dist_rx *rx, dist_frag *fr, const uint8_t *d, size_t n, c
         size_t nc = fr->cap ? fr->cap : 65536;
         while (nc < fr->len + n) nc *= 2;
         if (nc > rx->max_message) nc = rx->max_message;
+        if (rx->frag_bytes - fr->cap + nc > rx->max_message)
+            return (*why = "fragmented messages in reassembly over the message size limit",
+                    DIST_EPROTO);
         uint8_t *nb = realloc(fr->buf, nc);
         if (!nb) return (*why = "out of memory", DIST_ENOMEM);
+        rx->frag_bytes += nc - fr->cap;
         fr->buf = nb;
         fr->cap = nc;
     }
@@ -147,15 +179,23 @@ static int frag_append(dist_rx *rx, dist_frag *fr, const uint8_t *d, size_t n, c
     return 0;
 }
 
-int dist__rx_frame(dist_rx *rx, const uint8_t *f, size_t len, dist_ctl *ctl, const char **why)
+static void frag_drop(dist_rx *rx, dist_frag *fr)
+{
+    rx->frag_bytes -= fr->cap;
+    frag_free(fr);
+}
+
+int dist__rx_message(dist_rx *rx, const uint8_t *f, size_t len, dist_rxmsg *m, const char **why)
 {
     size_t pos;
     int rc;
-    memset(ctl, 0, sizeof *ctl);
+    memset(m, 0, sizeof *m);
     if (len > rx->max_message) return (*why = "message too large", DIST_EPROTO);
     if (len >= 1 && f[0] == 112) {
-        rc = decode_msg(rx, f + 1, len - 1, NULL, true, ctl, why);
-        return rc ? rc : 1;
+        m->data = f + 1;
+        m->len = len - 1;
+        m->versioned = true;
+        return 1;
     }
     if (len < 2 || f[0] != 131) return (*why = "frame without distribution header", DIST_EPROTO);
     if (!rx->hdr_cache) return (*why = "distribution header not negotiated", DIST_EPROTO);
@@ -163,8 +203,10 @@ int dist__rx_frame(dist_rx *rx, const uint8_t *f, size_t len, dist_ctl *ctl, con
     case 68:
         pos = 2;
         if ((rc = parse_cache_refs(rx, f, len, &pos, why))) return rc;
-        rc = decode_msg(rx, f + pos, len - pos, &rx->refs, false, ctl, why);
-        return rc ? rc : 1;
+        m->data = f + pos;
+        m->len = len - pos;
+        m->refs = &rx->refs;
+        return 1;
     case 69: {
         if (len < 18) return (*why = "truncated fragment header", DIST_EPROTO);
         uint64_t seq = girder__get64(f + 2), id = girder__get64(f + 10);
@@ -172,8 +214,10 @@ int dist__rx_frame(dist_rx *rx, const uint8_t *f, size_t len, dist_ctl *ctl, con
         pos = 18;
         if ((rc = parse_cache_refs(rx, f, len, &pos, why))) return rc;
         if (id == 1) {
-            rc = decode_msg(rx, f + pos, len - pos, &rx->refs, false, ctl, why);
-            return rc ? rc : 1;
+            m->data = f + pos;
+            m->len = len - pos;
+            m->refs = &rx->refs;
+            return 1;
         }
         if (frag_find(rx, seq, NULL)) return (*why = "fragment sequence id reused", DIST_EPROTO);
         if (rx->nfrags >= MAX_FRAG_SEQS)
@@ -188,7 +232,7 @@ int dist__rx_frame(dist_rx *rx, const uint8_t *f, size_t len, dist_ctl *ctl, con
         fr->seq = seq;
         fr->next_id = id - 1;
         if ((rc = frag_append(rx, fr, f + pos, len - pos, why))) {
-            frag_free(fr);
+            frag_drop(rx, fr);
             return rc;
         }
         fr->next = rx->frags;
@@ -208,13 +252,27 @@ int dist__rx_frame(dist_rx *rx, const uint8_t *f, size_t len, dist_ctl *ctl, con
         if (id > 1) return 0;
         *link = fr->next;
         rx->nfrags--;
-        rc = decode_msg(rx, fr->buf, fr->len, fr->refs, false, ctl, why);
-        frag_free(fr);
-        return rc ? rc : 1;
+        rx->frag_bytes -= fr->cap;
+        m->data = m->own = fr->buf;
+        m->len = fr->len;
+        m->refs = m->own_refs = fr->refs;
+        free(fr);
+        return 1;
     }
     default:
         return (*why = "unknown distribution header", DIST_EPROTO);
     }
+}
+
+int dist__rx_frame(dist_rx *rx, const uint8_t *f, size_t len, dist_ctl *ctl, const char **why)
+{
+    dist_rxmsg m;
+    memset(ctl, 0, sizeof *ctl);
+    int rc = dist__rx_message(rx, f, len, &m, why);
+    if (rc <= 0) return rc;
+    rc = dist__rx_decode(rx, &m, true, ctl, why);
+    dist__rxmsg_release(&m);
+    return rc ? rc : 1;
 }
 
 /* ================================================================ control messages */

@@ -144,6 +144,7 @@ static int io_stop(dist_state *st, int64_t timeout_ms)
     dist__sm_wake(st->sm);
     int rc = st->tr->ops->join(st->tr, timeout_ms);
     if (rc) return rc;
+    dist__decoders_stop(st); /* they finish their queues: node-downs queued behind messages */
     dist__sm_free(st->sm);
     st->tr->ops->destroy(st->tr);
     st->sm = NULL;
@@ -205,10 +206,14 @@ int dist__core_start(const dist_config *cfg)
     pthread_cond_init(&st->start_cv, NULL);
     dist__st = st;
     dist__gate_open();
-    rc = io_start(st); /* listens, registers, sets creation */
+    rc = dist__decoders_start(st, cfg->decoders ? cfg->decoders : 2);
+    if (!rc) rc = io_start(st); /* listens, registers, sets creation */
     if (rc) {
         dist__gate_close(-1);
-        if (st->tr) io_stop(st, 5000);
+        if (st->tr)
+            io_stop(st, 5000);
+        else
+            dist__decoders_stop(st);
         dist__st = NULL;
         state_free(st);
         return rc;

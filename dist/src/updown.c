@@ -61,8 +61,6 @@ void dist__node_down(dconn *c, const char *why, int err)
     int was = atomic_exchange(&c->state, C_DOWN);
     if (was != C_DOWN) c->down_err = err ? err : DIST_ENOCONN;
     c->direct = NULL;
-    dlinkrec *links = dist__links_take_all(&c->links);
-    dmonrec *mons = dist__mons_take_all(&c->mons);
     psig *pend = c->phead;
     c->phead = c->ptail = NULL;
     size_t qb;
@@ -72,17 +70,29 @@ void dist__node_down(dconn *c, const char *why, int err)
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
     dist__waiters_notify(w, c->down_err);
+    dist__chunks_free(q);
+    dist__psigs_free(pend);
+    if (was != C_DOWN && !dist__rx_defer_down(c, was, why)) dist__node_down_finish(c, was, why);
+    if (in_tab) dist__conn_put(c);
+}
+
+/*
+** The signals of a node-down: every link over c breaks with noconnection, every monitor fires
+** DOWN noconnection, monitors the peer held are dropped, pending spawn requests fail, node
+** monitors hear of it. Runs after every message received before the connection went (on the
+** loop, or last in c's decode queue).
+*/
+void dist__node_down_finish(dconn *c, int was, const char *why)
+{
+    pthread_mutex_lock(&c->mu);
+    dlinkrec *links = dist__links_take_all(&c->links);
+    dmonrec *mons = dist__mons_take_all(&c->mons);
+    pthread_mutex_unlock(&c->mu);
     if (c->rx) {
         dist__rx_free(c->rx);
         free(c->rx);
         c->rx = NULL;
     }
-    if (was == C_DOWN) {
-        if (in_tab) dist__conn_put(c);
-        return;
-    }
-    dist__chunks_free(q);
-    dist__psigs_free(pend);
     size_t nl = 0, nm = 0;
     while (links) {
         dlinkrec *r = links;
@@ -117,7 +127,6 @@ void dist__node_down(dconn *c, const char *why, int err)
                   dist__aname(c->node), why);
     }
     dist__nodemon_notify(c->node, was == C_UP ? 0 : -1);
-    if (in_tab) dist__conn_put(c);
 }
 
 /* ================================================================ node monitors */

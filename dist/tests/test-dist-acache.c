@@ -52,7 +52,7 @@ static void test_header_bytes(void **s)
     dist_acache ac;
     memset(&ac, 0, sizeof ac);
     dist_rx rx;
-    dist__rx_init(&rx, 0, 0, true);
+    dist__rx_init(&rx, 0, 0, 0, true);
     etf_buf b = {0};
     term_t msg = term_tuplev(3, A("hello"), A("world"), A("hello"));
     frame_of(&ac, msg, &b);
@@ -100,7 +100,7 @@ static void test_long_atom(void **s)
     dist_acache ac;
     memset(&ac, 0, sizeof ac);
     dist_rx rx;
-    dist__rx_init(&rx, 0, 0, true);
+    dist__rx_init(&rx, 0, 0, 0, true);
     etf_buf b = {0};
     char name[200 * 2 + 1];
     for (int i = 0; i < 200; i++) memcpy(name + 2 * i, "\xc3\xa4", 2); /* 200 x U+00E4 */
@@ -128,7 +128,7 @@ static void test_many_atoms(void **s)
     dist_acache ac;
     memset(&ac, 0, sizeof ac);
     dist_rx rx;
-    dist__rx_init(&rx, 0, 0, true);
+    dist__rx_init(&rx, 0, 0, 0, true);
     etf_buf b = {0};
     for (int round = 0; round < 6; round++) {
         term_t elems[400];

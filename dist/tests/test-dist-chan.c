@@ -358,6 +358,20 @@ static void test_wrong_cookie(void **s)
     assert_non_null(strstr(B.logs, "wrong cookie"));
 }
 
+/* A peer that fails authentication leaves no atom behind: names are interned only once the
+** cookie checked out (else anyone could fill the atom table with made-up names). */
+static void test_no_atom_before_auth(void **s)
+{
+    (void)s;
+    node_up(&A, "never_seen_name_4711", "one");
+    node_up(&B, "b", "two");
+    dial(&A, "b");
+    dist__mem_run(net, SIZE_MAX);
+    assert_true(term_atom_existing("never_seen_name_4711@h", 22) == TERM_NONE);
+    assert_int_equal(B.n, 0); /* no peer record either */
+    assert_non_null(strstr(B.logs, "wrong cookie"));
+}
+
 static void test_unknown_name(void **s)
 {
     (void)s;
@@ -556,6 +570,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_handshake_v5, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_cookie, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_atom_before_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stalled_peer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ticks_keep_alive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ticks_silent_peer, setup, teardown),

@@ -19,7 +19,7 @@ static dist_rx rx;
 static int setup(void **s)
 {
     (void)s;
-    dist__rx_init(&rx, 0, 0, true);
+    dist__rx_init(&rx, 0, 0, 0, true);
     return 0;
 }
 static int teardown(void **s)
@@ -88,7 +88,7 @@ static void roundtrip(term_t ctl, term_t payload, uint64_t flags, size_t frag, i
     etf_buf b = {0};
     assert_int_equal(dist__frame_encode(ctl, payload, flags, frag, 77, &b), 0);
     dist_rx r;
-    dist__rx_init(&r, 0, 0, (flags & DFLAG_DIST_HDR_ATOM_CACHE) != 0);
+    dist__rx_init(&r, 0, 0, 0, (flags & DFLAG_DIST_HDR_ATOM_CACHE) != 0);
     size_t pos = 0;
     int rc = 0, frames = 0;
     dist_ctl c;
@@ -314,7 +314,7 @@ static void test_atom_budget(void **s)
 {
     (void)s;
     dist_rx r;
-    dist__rx_init(&r, 0, 5, true);
+    dist__rx_init(&r, 0, 0, 5, true);
     char name[32];
     int rc = 0;
     for (int i = 0; i < 10 && rc >= 0; i++) {
@@ -343,6 +343,36 @@ static void test_atom_budget(void **s)
     dist__rx_free(&r);
 }
 
+/* First fragments of several sequences: together their buffers may not pass max_message. */
+static void test_fragment_memory_bound(void **state)
+{
+    (void)state;
+    dist_rx r;
+    dist__rx_init(&r, 1 << 20, 0, 0, true);
+    size_t chunk = 300 << 10;
+    uint8_t *f = calloc(1, 19 + chunk);
+    f[0] = 131;
+    f[1] = 69;
+    int rc = 0;
+    const char *why = NULL;
+    size_t seqs = 0;
+    for (uint64_t seq = 1; seq <= 10 && rc == 0; seq++) {
+        girder__put64(f + 2, seq);
+        girder__put64(f + 10, 3); /* the first of three fragments */
+        f[18] = 0;                /* no atom cache references */
+        dist_ctl ctl;
+        rc = dist__rx_frame(&r, f, 19 + chunk, &ctl, &why);
+        if (rc == 0) seqs++;
+        assert_true(r.frag_bytes <= (1u << 20));
+    }
+    assert_int_equal(rc, DIST_EPROTO);
+    assert_non_null(strstr(why, "reassembly"));
+    assert_true(seqs >= 1 && seqs < 4);
+    dist__rx_free(&r);
+    assert_int_equal(r.frag_bytes, 0);
+    free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_roundtrips),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
         cmocka_unit_test(test_atom_budget),
+        cmocka_unit_test(test_fragment_memory_bound),
         cmocka_unit_test_setup_teardown(test_altact_sig_send, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -120,8 +120,11 @@ static inline void set_box(dec *d, size_t slot, term_t v)
 ** bytes they are). */
 static int arena_grow(dec *d, size_t need)
 {
+    if (d->opts && d->opts->max_heap && d->hp + need > d->opts->max_heap)
+        return fail(d, GIRDER_EHEAP, 0);
     size_t ncap = d->cap * 2;
     if (ncap > d->bound) ncap = d->bound;
+    if (d->opts && d->opts->max_heap && ncap > d->opts->max_heap) ncap = d->opts->max_heap;
     if (ncap < d->hp + need) ncap = d->hp + need;
     if (ncap / 8 > UINT32_MAX) return fail(d, TERM_ESIZE, 0); /* boff is 32 bits of words */
     uint8_t *na = term__alloc(ncap);
@@ -1122,7 +1125,12 @@ term_t etf_decode(const uint8_t *buf, size_t len, const etf_decode_opts *opts, s
         }
         off = 1;
     }
-    if (len > off && buf[off] == COMPRESSED)
+    if (len > off && buf[off] == COMPRESSED) {
+        if (opts && opts->no_compressed) {
+            if (err) err->code = GIRDER_ECOMPRESSED, err->offset = off;
+            return TERM_NONE;
+        }
         return decode_compressed(buf, len, off, opts, used, err);
+    }
     return decode_plain(buf + off, len - off, opts, used, err, off);
 }

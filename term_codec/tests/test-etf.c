@@ -442,6 +442,78 @@ static void test_alloc_failures(void **state)
     }
 }
 
+/* Tracks the largest single allocation while it is installed. */
+static size_t biggest;
+static void *tracking_alloc(void *ud, void *p, size_t old, size_t n)
+{
+    (void)ud;
+    (void)old;
+    if (n == 0) {
+        free(p);
+        return NULL;
+    }
+    if (n > biggest) biggest = n;
+    return realloc(p, n);
+}
+
+/* max_heap: a term that would need more memory is refused before it is allocated, and a
+** compressed input explodes no further; no_compressed refuses tag 80 altogether. */
+static void test_heap_limit(void **state)
+{
+    (void)state;
+    /* a list of 20000 strings of 60000 characters: 1.2 GB of cons cells from 1.2 MB */
+    size_t nstr = 20000, slen = 60000, len = 1 + 5 + nstr * (3 + slen) + 1;
+    uint8_t *b = malloc(len), *p = b;
+    *p++ = 131;
+    *p++ = 108; /* LIST_EXT */
+    *p++ = (uint8_t)(nstr >> 24), *p++ = (uint8_t)(nstr >> 16);
+    *p++ = (uint8_t)(nstr >> 8), *p++ = (uint8_t)nstr;
+    for (size_t i = 0; i < nstr; i++) {
+        *p++ = 107; /* STRING_EXT */
+        *p++ = (uint8_t)(slen >> 8), *p++ = (uint8_t)slen;
+        memset(p, 'a', slen);
+        p += slen;
+    }
+    *p++ = 106;
+    assert_int_equal((size_t)(p - b), len);
+    etf_decode_opts o = {.max_heap = 16u << 20};
+    etf_error e;
+    biggest = 0;
+    term_set_allocator(tracking_alloc, NULL);
+    assert_true(etf_decode(b, len, &o, NULL, &e) == TERM_NONE);
+    term_set_allocator(NULL, NULL);
+    assert_int_equal(e.code, GIRDER_EHEAP);
+    assert_true(biggest <= (16u << 20));
+    /* the same cap lets a term that fits through */
+    term_t small =
+        etf_decode(b, 1 + 5 + 2 * (3 + slen),
+                   &(etf_decode_opts){.allow_trailing = true, .max_heap = 16u << 20}, NULL, &e);
+    assert_true(small == TERM_NONE); /* the list is cut: truncated, not a heap error */
+    assert_int_equal(e.code, TERM_ETRUNC);
+    /* compressed: 64 MB of one string inflated then refused by the heap cap */
+    etf_buf c = {0};
+    term_t str = term_string("b", 1);
+    term_t l = TERM_NIL;
+    for (int i = 0; i < 100; i++) l = term_cons(term_dup(str), l);
+    assert_int_equal(etf_encode(l, ETF_ENC_COMPRESSED, &c), 0);
+    assert_int_equal(c.data[1], 80);
+    o.max_heap = 1024;
+    assert_true(etf_decode(c.data, c.len, &o, NULL, &e) == TERM_NONE);
+    assert_int_equal(e.code, GIRDER_EHEAP);
+    o.max_heap = 0;
+    o.no_compressed = true;
+    assert_true(etf_decode(c.data, c.len, &o, NULL, &e) == TERM_NONE);
+    assert_int_equal(e.code, GIRDER_ECOMPRESSED);
+    o.no_compressed = false;
+    term_t back = etf_decode(c.data, c.len, &o, NULL, &e);
+    assert_true(term_equal(back, l));
+    term_free(back);
+    term_free(l);
+    term_free(str);
+    etf_buf_free(&c);
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -455,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_compression),
         cmocka_unit_test(test_used_and_no_version),
         cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_heap_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,10 +25,13 @@ endforeach()
 add_executable(dist-probe ${CMAKE_CURRENT_LIST_DIR}/dist/dist-probe.c)
 target_include_directories(dist-probe PRIVATE ${CMAKE_SOURCE_DIR}/dist/src)
 target_link_libraries(dist-probe PRIVATE girder_dist)
+target_link_libraries(dist-probe PRIVATE ZLIB::ZLIB)
 if(DIST_INT_ERL)
-  add_test(NAME dist-int-hostile COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/dist/hostile.sh)
-  set_tests_properties(dist-int-hostile PROPERTIES
-    TIMEOUT 120
-    LABELS "dist;integration"
-    ENVIRONMENT "GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;ERL=${ERL_EXECUTABLE};ERLC=${ERLC_EXECUTABLE};DIST_PROBE=$<TARGET_FILE:dist-probe>")
+  foreach(t hostile bomb)
+    add_test(NAME dist-int-${t} COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/dist/${t}.sh)
+    set_tests_properties(dist-int-${t} PROPERTIES
+      TIMEOUT 120
+      LABELS "dist;integration"
+      ENVIRONMENT "GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;ERL=${ERL_EXECUTABLE};ERLC=${ERLC_EXECUTABLE};DIST_PROBE=$<TARGET_FILE:dist-probe>;DIST_SANITIZED=${DIST_SANITIZED}")
+  endforeach()
 endif()

@@ -65,7 +65,9 @@ typedef struct dist_config {
     bool no_epmd;             /* do not register (tests with fixed ports) */
     int handshake_timeout_ms; /* per handshake step, as net_setuptime; 0 = 7000 */
     size_t max_message;       /* incoming message bytes after reassembly; 0 = 256 MiB */
+    size_t max_heap;          /* memory one decoded incoming message may take; 0 = max_message */
     size_t max_new_atoms;     /* atoms one connection may create; 0 = 100000 */
+    unsigned decoders;        /* threads decoding large or compressed incoming messages; 0 = 2 */
     size_t frag_size;         /* outgoing fragment payload size; 0 = 64 KiB */
     /* One structured line per event ("event=nodeup node=b@h ..."), without newline, at a level
     ** (DIST_LOG_*). Called from any thread. NULL: stderr, with a timestamp and the level. */

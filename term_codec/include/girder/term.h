@@ -331,6 +331,9 @@ typedef struct etf_decode_opts {
     const etf_atom_cache *cache; /* for ATOM_CACHE_REF (82); NULL: refused */
     size_t max_new_atoms;        /* atoms this decode may create; 0 = no limit */
     size_t max_uncompressed;     /* bound for tag 80; 0 = 64 MiB */
+    size_t max_heap;             /* bytes the decoded term may take (GIRDER_EHEAP past it, refused
+                                 ** before the memory is allocated); 0 = 32 per input byte */
+    bool no_compressed;          /* refuse tag 80 with GIRDER_ECOMPRESSED */
     bool no_version;             /* input starts at the tag, without the 131 byte */
     bool allow_trailing;         /* do not fail on bytes after the term */
 } etf_decode_opts;

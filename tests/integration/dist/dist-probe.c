@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 static int connect_port(uint16_t port)
 {
@@ -90,9 +91,10 @@ static int handshake(int fd, const char *me, const char *peer, const char *cooki
 int main(int argc, char **argv)
 {
     if (argc < 5) {
-        fprintf(stderr,
-                "usage: dist-probe MODE NODE COOKIE EPMD_PORT\n"
-                "  modes: garbage-pre wrong-cookie oversize garbage-post atoms halfopen slow\n");
+        fprintf(
+            stderr,
+            "usage: dist-probe MODE NODE COOKIE EPMD_PORT\n"
+            "  modes: garbage-pre wrong-cookie oversize garbage-post atoms halfopen slow bomb\n");
         return 2;
     }
     const char *mode = argv[1], *node = argv[2], *cookie = argv[3];
@@ -165,6 +167,43 @@ int main(int argc, char **argv)
                 if (i % 10000 == 9999) closed = closed_within(fd, 1);
             }
             free(frame);
+            etf_buf_free(&c);
+            term_free(ctl);
+        } else if (!strcmp(mode, "bomb")) {
+            /* REG_SEND to 'nobody' whose payload is a compressed term of 65 KB that inflates to
+            ** 64 MiB of strings: 2 GB of list cells once decoded */
+            size_t n = 1024, slen = 65535, ulen = 5 + n * (3 + slen) + 1;
+            uint8_t *raw = malloc(ulen), *q = raw;
+            *q++ = 108;
+            *q++ = (uint8_t)(n >> 24), *q++ = (uint8_t)(n >> 16), *q++ = (uint8_t)(n >> 8),
+            *q++ = (uint8_t)n;
+            for (size_t i = 0; i < n; i++) {
+                *q++ = 107, *q++ = (uint8_t)(slen >> 8), *q++ = (uint8_t)slen;
+                memset(q, 'a', slen);
+                q += slen;
+            }
+            *q++ = 106;
+            uLongf zl = compressBound(ulen);
+            uint8_t *z = malloc(zl);
+            compress2(z, &zl, raw, ulen, 9);
+            term_t ctl = term_tuplev(4, term_small(DOP_REG_SEND), term_pid(term_atom(me), 1, 0, 7),
+                                     term_atom(""), term_atom("nobody"));
+            etf_buf c = {0};
+            etf_encode(ctl, ETF_ENC_NO_VERSION | ETF_ENC_UTF8_ATOMS, &c);
+            size_t flen = 3 + c.len + 5 + zl;
+            uint8_t *frame = malloc(4 + flen), *f = frame + 4;
+            girder__put32(frame, (uint32_t)flen);
+            *f++ = 131, *f++ = 68, *f++ = 0;
+            memcpy(f, c.data, c.len);
+            f += c.len;
+            *f++ = 80;
+            girder__put32(f, (uint32_t)ulen);
+            memcpy(f + 4, z, zl);
+            send_all(fd, frame, 4 + flen);
+            fprintf(stderr, "probe: sent a %zu-byte bomb inflating to %zu bytes\n", flen, ulen);
+            free(frame);
+            free(z);
+            free(raw);
             etf_buf_free(&c);
             term_free(ctl);
         } else {

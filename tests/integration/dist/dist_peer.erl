@@ -6,7 +6,7 @@
          girder_to_erlang/1, spawn_target/1, simultaneous/1, blast/1, latency/1,
          global_pg/1, aliases/1, atom_cache/1, dynamic_named/1, dynamic_namer/1,
          spawn_monitor_procs/1, die_after/2, stall_responsive/1, builtins/1, old_pid/1,
-         global_hub/1, global_join/1]).
+         global_hub/1, global_join/1, latency_until/1]).
 
 %% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -605,4 +605,29 @@ sync_within(N, Ms) ->
     receive {'DOWN', R, process, _, {synced, ok}} -> ok;
             {'DOWN', R, process, _, Other} -> error({sync_failed, N, Other})
     after Ms + 1000 -> error({global_sync_hangs, N})
+    end.
+
+%% Round trips to G's kv every 10 ms until Flag exists (at least 2 s): the slowest must stay
+%% under MaxMs while another peer attacks G.
+latency_until([G, Flag, MaxMs0]) ->
+    MaxMs = list_to_integer(atom_to_list(MaxMs0)),
+    pong = net_adm:ping(G),
+    ok = gen_server:call({kv, G}, {put, k, 1}),
+    io:format("READY~n"),
+    T0 = erlang:monotonic_time(millisecond),
+    Lat = lat_loop(G, atom_to_list(Flag), T0, []),
+    Max = lists:max(Lat) div 1000,
+    io:format("  ~p round trips during the attack: slowest ~p ms, median ~p us~n",
+              [length(Lat), Max, lists:nth(length(Lat) div 2 + 1, lists:sort(Lat))]),
+    true = Max < MaxMs.
+
+lat_loop(G, Flag, T0, Acc) ->
+    case filelib:is_file(Flag) andalso erlang:monotonic_time(millisecond) - T0 > 2000 of
+        true -> Acc;
+        false ->
+            T = erlang:monotonic_time(microsecond),
+            {ok, _} = gen_server:call({kv, G}, {get, k}, 5000),
+            D = erlang:monotonic_time(microsecond) - T,
+            timer:sleep(10),
+            lat_loop(G, Flag, T0, [D | Acc])
     end.
