@@ -128,8 +128,8 @@ static completion *note_new(uint32_t slot, uint32_t gen, const char *method, con
     q->slot = slot;
     q->gen = gen;
     q->follow = -1;
+    q->len = sb.size; /* release() zeroes it */
     q->data = msgpack_sbuffer_release(&sb);
-    q->len = sb.size;
     return q;
 }
 

@@ -395,9 +395,9 @@ int main(int argc, char **argv)
     dist_export(term_atom("init"), term_atom("stop"), 0, init_stop, NULL);
     dist_export(term_atom("init"), term_atom("stop"), 1, init_stop, NULL);
 
-    char mdir[PATH_MAX];
+    char mdir[PATH_MAX], mdir2[PATH_MAX];
     const char *module_dir =
-        cfg.module_dir ? cfg.module_dir : module_dir_default(mdir, sizeof mdir);
+        cfg.module_dir ? cfg.module_dir : module_dir_default(mdir2, sizeof mdir2);
     if ((rc = gd_mods_start(node, module_dir)) != 0) {
         startup_error("the root supervisor did not start: %s", nd_strerror(rc));
         goto out;
@@ -405,7 +405,13 @@ int main(int argc, char **argv)
     mods_up = true;
     /* A module that fails to load is logged and left out: the node runs without it. */
     char err[512];
-    if (cfg.demo) gd_mods_load("demo", false, err, sizeof err, NULL);
+    /* the demo module is part of the installation, wherever module_dir points */
+    char demo[PATH_MAX + 16];
+    const char *ddir = module_dir_default(mdir, sizeof mdir);
+    if (cfg.demo && ddir) {
+        snprintf(demo, sizeof demo, "%s/demo.so", ddir);
+        gd_mods_load(demo, false, err, sizeof err, NULL);
+    }
     for (size_t i = 0; i < cfg.modules.n; i++)
         gd_mods_load(cfg.modules.v[i], false, err, sizeof err, NULL);
     gd_mods_start_apps(cfg.apps.v, cfg.apps.n);
