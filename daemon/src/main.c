@@ -424,7 +424,7 @@ int main(int argc, char **argv)
             sockpath = sock;
             make_dir = true;
         } else {
-            gd_log(GD_WARNING, "event=no_control_socket reason=\"no XDG_RUNTIME_DIR\"");
+            gd_log(GD_WARNING, "event=no_control_socket reason=\"path too long\"");
         }
     }
     if (sockpath && *sockpath) {

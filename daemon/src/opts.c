@@ -58,8 +58,8 @@ static const gd_option opts[] = {
     /* TLS distribution: proto_dist, ssl_dist_optfile and ssl_dist_opt (as erl's -proto_dist
     ** inet_tls, -ssl_dist_optfile, -ssl_dist_opt) go here once dist/ carries TLS. */
     {"control_socket", NULL, T_PATH, 0, 0, NULL, NULL, "PATH",
-     "control socket (mode 0600); default $XDG_RUNTIME_DIR/girder/<node>.sock, "
-     "/run/girder/<node>.sock for root; \"\": none",
+     "control socket (mode 0600); default $XDG_RUNTIME_DIR/girder/<node>.sock, or "
+     "/run/girder/<node>.sock for root or without XDG_RUNTIME_DIR; \"\": none",
      F(control_socket)},
     {"control_max_clients", NULL, T_INT, 1, 4096, NULL, "64", "N",
      "control clients connected at once; more are refused", F(control_max_clients)},
@@ -448,13 +448,14 @@ static int load_file(gd_config *c, const char *path, FILE *err)
     FILE *f = fopen(path, "r");
     if (!f) return errf(err, &w, "cannot read: %s", strerror(errno)), -1;
     char *text = malloc(MAX_CONFIG_BYTES + 1);
+    errno = 0;
     size_t n = text ? fread(text, 1, MAX_CONFIG_BYTES + 1, f) : 0;
-    int rerr = ferror(f);
+    int rerr = ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
     if (!text) return errf(err, &w, "out of memory"), -1;
     if (rerr) {
         free(text);
-        return errf(err, &w, "cannot read: %s", strerror(EIO)), -1;
+        return errf(err, &w, "cannot read: %s", strerror(rerr)), -1;
     }
     if (n > MAX_CONFIG_BYTES) {
         free(text);
@@ -597,6 +598,21 @@ static void usage(FILE *f)
                "reopens the log file.\n");
 }
 
+/* Text in a markdown table cell: '|' escaped; outside code, '<' too (it would start HTML). */
+static void md_text(FILE *out, const char *s, bool prose)
+{
+    bool code = false;
+    for (const char *p = s; *p; p++) {
+        if (*p == '`') code = !code;
+        if (*p == '|') fputc('\\', out);
+        if (*p == '<' && prose && !code) {
+            fputs("&lt;", out);
+            continue;
+        }
+        fputc(*p, out);
+    }
+}
+
 void gd_options_markdown(FILE *out)
 {
     char buf[64];
@@ -605,10 +621,13 @@ void gd_options_markdown(FILE *out)
     for (size_t i = 0; i < NOPTS; i++) {
         const gd_option *o = &opts[i];
         const char *fl = flag_name(o, buf, sizeof buf);
-        if (o->type == T_BOOL)
+        if (o->type == T_BOOL) {
             fprintf(out, "| `--%s`, `--no-%s` ", fl, fl);
-        else
-            fprintf(out, "| `--%s %s` ", fl, o->meta);
+        } else {
+            fprintf(out, "| `--%s ", fl);
+            md_text(out, o->meta, false);
+            fprintf(out, "` ");
+        }
         fprintf(out, "| `%s` | ", o->key);
         switch (o->type) {
         case T_STR:
@@ -632,11 +651,7 @@ void gd_options_markdown(FILE *out)
         }
         fprintf(out, " | %s%s%s | %s%s%s | ", o->def ? "`" : "", o->def ? o->def : "",
                 o->def ? "`" : "", o->env ? "`" : "", o->env ? o->env : "", o->env ? "`" : "");
-        /* the help text, with '|' escaped for the table */
-        for (const char *p = o->help; *p; p++) {
-            if (*p == '|') fputc('\\', out);
-            fputc(*p, out);
-        }
+        md_text(out, o->help, true);
         fprintf(out, " |\n");
     }
 }
@@ -657,7 +672,7 @@ static void src_text(const gd_config *c, size_t idx, char *buf, size_t n)
         snprintf(buf, n, "%s", opts[idx].env);
         break;
     default:
-        snprintf(buf, n, "default %s", opts[idx].key);
+        snprintf(buf, n, "default");
         break;
     }
 }
@@ -927,13 +942,14 @@ void gd_config_print(const gd_config *c0, FILE *out)
 
 int gd_default_control_socket(const char *node, char *buf, size_t n)
 {
+    /* root always uses /run/girder, so that root's shells (with XDG_RUNTIME_DIR=/run/user/0)
+    ** and system services agree; so does a service user without a session (systemd's
+    ** RuntimeDirectory=girder) */
     const char *dir = getenv("XDG_RUNTIME_DIR");
     int k;
-    if (geteuid() == 0)
-        k = snprintf(buf, n, "/run/girder/%s.sock", node);
-    else if (dir && *dir)
+    if (geteuid() != 0 && dir && *dir)
         k = snprintf(buf, n, "%s/girder/%s.sock", dir, node);
     else
-        return -1;
+        k = snprintf(buf, n, "/run/girder/%s.sock", node);
     return k > 0 && (size_t)k < n ? 0 : -1;
 }

@@ -51,7 +51,7 @@ void gd_config_print(const gd_config *cfg, FILE *out);
 void gd_options_markdown(FILE *out);
 
 /* The default control socket path for a node name: $XDG_RUNTIME_DIR/girder/<node>.sock, or
-** /run/girder/<node>.sock for root. Writes into buf; returns 0, or -1 if it does not fit or no
-** runtime directory is known. */
+** /run/girder/<node>.sock for root (always) and for users without XDG_RUNTIME_DIR. Writes into
+** buf; returns 0, or -1 if it does not fit. */
 int gd_default_control_socket(const char *node, char *buf, size_t n);
 #endif
