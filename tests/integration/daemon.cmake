@@ -20,7 +20,9 @@ foreach(m order_a order_b)
   girder_module(testmod_${m} ${m} ${DAEMON_TEST_DIR}/modules/testapp.c)
   target_compile_definitions(testmod_${m} PRIVATE TESTAPP_NAME="${m}")
 endforeach()
-foreach(m failapp badabi missing hang order_a order_b)
+# the example module, built in tree too (its out-of-tree build is tested against an installation)
+girder_module(testmod_hello hello ${CMAKE_SOURCE_DIR}/daemon/examples/hello/hello.c)
+foreach(m failapp badabi missing hang order_a order_b hello)
   set_target_properties(testmod_${m} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${DAEMON_TEST_MODULES})
   add_dependencies(test-daemon-control testmod_${m})
 endforeach()
@@ -34,4 +36,17 @@ set_tests_properties(integration/daemon_epmd_autostart PROPERTIES TIMEOUT 60 LAB
 
 add_test(NAME daemon-int-control COMMAND test-daemon-control)
 set_tests_properties(daemon-int-control PROPERTIES TIMEOUT 180 LABELS "daemon;integration"
+                     ENVIRONMENT "${DAEMON_TEST_ENV}")
+
+add_test(NAME daemon-int-config COMMAND sh ${DAEMON_TEST_DIR}/config.sh)
+set_tests_properties(daemon-int-config PROPERTIES TIMEOUT 120 LABELS "daemon;integration"
+                     ENVIRONMENT "${DAEMON_TEST_ENV}")
+
+find_program(ERLC_EXECUTABLE erlc REQUIRED)
+add_test(NAME daemon-int-modules COMMAND sh ${DAEMON_TEST_DIR}/modules.sh)
+set_tests_properties(daemon-int-modules PROPERTIES TIMEOUT 180 LABELS "daemon;integration"
+                     ENVIRONMENT "${DAEMON_TEST_ENV}")
+
+add_test(NAME daemon-int-ops COMMAND sh ${DAEMON_TEST_DIR}/ops.sh)
+set_tests_properties(daemon-int-ops PROPERTIES TIMEOUT 180 LABELS "daemon;integration"
                      ENVIRONMENT "${DAEMON_TEST_ENV}")
