@@ -33,9 +33,12 @@ static uint64_t be(const uint8_t *p, int n)
     return v;
 }
 
+enum { H_OK = 0, H_MORE = 1, H_GARBAGE = 2 };
+
 /*
-** One object header at p[0..n): *hdr bytes of header, *skip payload bytes that follow it, *kids
-** child objects (arrays: n, maps: 2n). 0, GD_SCAN_NEED_MORE (header incomplete) or GARBAGE.
+** One object header at p[0..n), n >= 1: *hdr bytes of header, *skip payload bytes that follow
+** it, *kids child objects (arrays: n, maps: 2n). H_OK, H_MORE (the header itself is cut) or
+** H_GARBAGE.
 */
 static int header(const uint8_t *p, size_t n, size_t *hdr, uint64_t *skip, uint64_t *kids)
 {
@@ -43,15 +46,15 @@ static int header(const uint8_t *p, size_t n, size_t *hdr, uint64_t *skip, uint6
     *skip = 0;
     *kids = 0;
     *hdr = 1;
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) return 0;
-    if (b >= 0x80 && b <= 0x8f) return *kids = 2u * (b & 0x0f), 0;
-    if (b >= 0x90 && b <= 0x9f) return *kids = b & 0x0f, 0;
-    if (b >= 0xa0 && b <= 0xbf) return *skip = b & 0x1f, 0;
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) return H_OK;
+    if (b >= 0x80 && b <= 0x8f) return *kids = 2u * (b & 0x0f), H_OK;
+    if (b >= 0x90 && b <= 0x9f) return *kids = b & 0x0f, H_OK;
+    if (b >= 0xa0 && b <= 0xbf) return *skip = b & 0x1f, H_OK;
     int lenbytes = 0, extra = 0;
     uint64_t fixed = 0;
     switch (b) {
     case 0xc1:
-        return GD_SCAN_GARBAGE;
+        return H_GARBAGE;
     case 0xc4: /* bin 8/16/32 */
     case 0xd9: /* str 8/16/32 */
         lenbytes = 1;
@@ -112,24 +115,24 @@ static int header(const uint8_t *p, size_t n, size_t *hdr, uint64_t *skip, uint6
         break;
     case 0xdc: /* array 16/32 */
     case 0xde: /* map 16/32 */
-        if (n < 3) return GD_SCAN_NEED_MORE;
+        if (n < 3) return H_MORE;
         *hdr = 3;
         *kids = be(p + 1, 2) * (b == 0xde ? 2 : 1);
-        return 0;
+        return H_OK;
     case 0xdd:
     case 0xdf:
-        if (n < 5) return GD_SCAN_NEED_MORE;
+        if (n < 5) return H_MORE;
         *hdr = 5;
         *kids = be(p + 1, 4) * (b == 0xdf ? 2 : 1);
-        return 0;
+        return H_OK;
     default:
-        return GD_SCAN_GARBAGE;
+        return H_GARBAGE;
     }
-    if (fixed) return *skip = fixed, 0;
-    if (n < (size_t)(1 + lenbytes)) return GD_SCAN_NEED_MORE;
+    if (fixed) return *skip = fixed, H_OK;
+    if (n < (size_t)(1 + lenbytes)) return H_MORE;
     *skip = be(p + 1, lenbytes) + (uint64_t)extra;
     *hdr = 1 + (size_t)lenbytes;
-    return 0;
+    return H_OK;
 }
 
 int gd_ctl_scan(const uint8_t *p, size_t n, size_t *len)
@@ -149,7 +152,8 @@ int gd_ctl_scan(const uint8_t *p, size_t n, size_t *len)
         size_t hdr;
         uint64_t skip, kids;
         int rc = header(p + i, n - i, &hdr, &skip, &kids);
-        if (rc) return rc;
+        if (rc == H_MORE) return GD_SCAN_NEED_MORE;
+        if (rc == H_GARBAGE) return GD_SCAN_GARBAGE;
         left[depth]--;
         if (skip > n - i - hdr) return GD_SCAN_NEED_MORE; /* also catches huge lengths */
         i += hdr + (size_t)skip;

@@ -661,6 +661,44 @@ static void t_half_open(void)
     if (check(closed && answers == 2, T, "closed=%d answers=%d", closed, answers)) ok(T);
 }
 
+static void t_split(void)
+{
+    const char *T = "a request split inside a header (str8 length byte) is served";
+    ctl_conn c;
+    if (!conn(&c, sock1)) return;
+    /* [0, 31, "log.level", [<<str8 "info">>]] cut right after the 0xd9 */
+    const uint8_t req[] = {0x94, 0x00, 0x1f, 0xa9, 'l',  'o',  'g', '.', 'l', 'e',
+                           'v',  'e',  'l',  0x91, 0xd9, 0x04, 'i', 'n', 'f', 'o'};
+    ctl_send(&c, req, 15);
+    usleep(100000);
+    ctl_send(&c, req + 15, sizeof req - 15);
+    msgpack_unpacked u;
+    bool good = ctl_read(&c, &u, 5000) == 1;
+    if (good) {
+        good =
+            u.data.via.array.ptr[1].via.u64 == 31 && ctl_str_eq(&u.data.via.array.ptr[3], "info");
+        msgpack_unpacked_destroy(&u);
+    }
+    if (check(good, T, "no answer")) ok(T);
+    T = "a request sent one byte at a time is served";
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    ctl_pack_request(&sb, 32, "proc.info", 2, (char *[]){"s:kv", "opt:terms=etf"});
+    for (size_t i = 0; i < sb.size; i++) {
+        ctl_send(&c, sb.data + i, 1);
+        usleep(2000);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    good = ctl_read(&c, &u, 5000) == 1;
+    if (good) {
+        good = u.data.via.array.ptr[1].via.u64 == 32 &&
+               u.data.via.array.ptr[2].type == MSGPACK_OBJECT_NIL;
+        msgpack_unpacked_destroy(&u);
+    }
+    ctl_close(&c);
+    if (check(good, T, "no answer")) ok(T);
+}
+
 static void t_pipeline(void)
 {
     const char *T = "100 pipelined requests in one write are all answered";
@@ -890,6 +928,7 @@ int main(void)
     t_oversized();
     t_slow();
     t_half_open();
+    t_split();
     t_pipeline();
     t_concurrent();
     t_max_clients();
