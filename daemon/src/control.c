@@ -82,7 +82,8 @@ static struct {
     /* shared with processes and the log tap, under qmu */
     pthread_mutex_t qmu;
     completion *qhead, *qtail;
-    bool loop_alive, stop_req;
+    bool loop_alive;
+    atomic_bool stop_req; /* set by gd_control_stop (main thread), read by the loop */
     int *fol_level; /* per slot: -1, or the level of its log stream */
     uint32_t *fol_gen;
     unsigned *fol_queued;
@@ -450,7 +451,7 @@ static void on_connection(uv_stream_t *srv, int status)
     client *c = NULL;
     for (size_t i = 0; i < C.cfg.max_clients && !c; i++)
         if (!C.clients[i].used) c = &C.clients[i];
-    bool stopping = C.stop_req || gd_stopping();
+    bool stopping = atomic_load(&C.stop_req) || gd_stopping();
     if (!c || stopping) {
         uv_pipe_t *t = malloc(sizeof *t);
         if (!t) return;
@@ -503,7 +504,7 @@ static void on_async(uv_async_t *a)
     pthread_mutex_lock(&C.qmu);
     completion *q = C.qhead;
     C.qhead = C.qtail = NULL;
-    bool stop = C.stop_req;
+    bool stop = atomic_load(&C.stop_req);
     pthread_mutex_unlock(&C.qmu);
     while (q) {
         completion *next = q->next;
@@ -561,10 +562,10 @@ static void on_stop_timer(uv_timer_t *t)
 /* Once stopping and every client is closed, closes the loop's own handles so uv_run returns. */
 static void maybe_finish(void)
 {
-    pthread_mutex_lock(&C.qmu);
-    bool stop = C.stop_req;
-    pthread_mutex_unlock(&C.qmu);
-    if (!stop || C.nclients_open > 0 || uv_is_closing((uv_handle_t *)&C.async)) return;
+    /* the stop is under way once on_async has closed the listener */
+    if (!uv_is_closing((uv_handle_t *)&C.server) || C.nclients_open > 0 ||
+        uv_is_closing((uv_handle_t *)&C.async))
+        return;
     pthread_mutex_lock(&C.qmu);
     C.loop_alive = false;
     pthread_mutex_unlock(&C.qmu);
@@ -697,7 +698,7 @@ void gd_control_stop(void)
 {
     if (!C.started) return;
     pthread_mutex_lock(&C.qmu);
-    C.stop_req = true;
+    atomic_store(&C.stop_req, true);
     uv_async_send(&C.async);
     pthread_mutex_unlock(&C.qmu);
     pthread_join(C.thread, NULL);
