@@ -369,8 +369,10 @@ static void process_input(client *c)
         off += len;
     }
     if (c->closing) return;
-    memmove(c->in, c->in + off, c->in_len - off);
-    c->in_len -= off;
+    if (off) {
+        memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
+    }
     if (c->inflight < GD_CTL_MAX_INFLIGHT && c->out_pending < OUT_PAUSE) resume_reading(c);
     if (c->eof && c->inflight == 0 && c->out_pending == 0) client_close(c, "eof");
 }

@@ -59,6 +59,16 @@ uint64_t gd_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* The stop asked by init:stop starts a moment after the call returns, so that rex's answer has
+** left before dist_stop: dist_stop racing a process that is still sending (dist__st going NULL
+** under it) crashed the node now and then. */
+static void delayed_stop(void *arg)
+{
+    (void)arg;
+    nd_sleep(100);
+    gd_request_stop("init:stop");
+}
+
 /* init:stop/0 and init:stop/1 (an exit status 0..255), as the girder CLI stops nodes: answers
 ** ok, then the same graceful shutdown as SIGTERM. */
 static int init_stop(void *ud, term_t args, term_t *res)
@@ -72,7 +82,7 @@ static int init_stop(void *ud, term_t args, term_t *res)
         }
         atomic_store(&exit_status, (int)st);
     }
-    gd_request_stop("init:stop");
+    if (nd_spawn(delayed_stop, NULL, NULL, NULL) != 0) gd_request_stop("init:stop");
     *res = TERM_ATOM_OK;
     return DIST_RETURN;
 }

@@ -33,7 +33,13 @@ trap 'exit 130' INT TERM
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok - $*"; PASSED=$((PASSED + 1)); }
 alive() { kill -0 "$1" 2>/dev/null; }
-random_port() { echo $(( 20000 + ($(od -An -N2 -tu2 /dev/urandom) % 40000) )); }
+# random_port: a port in 20000..59999 nothing listens on (TCP) right now.
+random_port() {
+    while :; do
+        _p=$(( 20000 + ($(od -An -N2 -tu2 /dev/urandom) % 40000) ))
+        ss -Htln "sport = :$_p" 2>/dev/null | grep -q . || { echo "$_p"; return; }
+    done
+}
 
 # wait_for SECONDS CMD...: retries CMD every 0.1 s until it succeeds or time runs out.
 wait_for() {
