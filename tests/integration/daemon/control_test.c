@@ -98,6 +98,15 @@ static void cleanup(void)
         kill(epmd_pid, SIGKILL);
         waitpid(epmd_pid, NULL, 0);
     }
+    /* the nodes' stderr is in the logs: a sanitizer report there fails the test */
+    char grep[700];
+    snprintf(grep, sizeof grep, "grep -l 'Sanitizer\\|runtime error:' %s/g1.log %s/g2.log", tmp,
+             tmp);
+    bool sanitizer = system(grep) == 0;
+    if (sanitizer) {
+        printf("not ok - a sanitizer report in a node's log\n");
+        failures++;
+    }
     if (failures && getenv("KEEP_TMP") == NULL) {
         char cmd[400];
         snprintf(cmd, sizeof cmd, "tail -n 40 %s", log1);
@@ -110,6 +119,7 @@ static void cleanup(void)
         if (system(cmd)) {
         }
     }
+    if (sanitizer) _exit(1); /* main has already chosen its status */
 }
 
 /* A connection, or the test fails. */
