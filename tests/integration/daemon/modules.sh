@@ -79,6 +79,16 @@ for want in order_a:running order_b:running failapp:failed; do
 done
 pass "module.list: the apps' states"
 
+# from another Girder node: d1's demo:spawn_monitor does a spawn_request of order_a:echo_args on m1
+out=$(erl_eval e6 "_ = spawn('$(node d1)', demo, spawn_monitor, ['$G', order_a, echo_args, [a, b], self()]),
+    receive {spawned, P, R} ->
+        receive {down_seen, R, P, Why} -> io:format(\"~p ~p~n\", [node(P), Why])
+        after 5000 -> io:format(\"no_down~n\") end;
+        {spawn_error, E} -> io:format(\"spawn_error ~p~n\", [E])
+    after 5000 -> io:format(\"no_spawn~n\") end")
+[ "$out" = "'$G' normal" ] || [ "$out" = "$G normal" ] || fail "spawn from a Girder node: $out"
+pass "a Girder node spawns a module function remotely (spawn_request from C)"
+
 # ---------------------------------------------------------------- at run time
 ctl "$TMP/m1.sock" module.load "s:$M/hello.so" >"$TMP/load.out" || fail "module.load hello: $(cat "$TMP/load.out")"
 out=$(erl_eval e3 "io:format(\"~p~n\", [rpc:call('$G', hello, greet, [world])])")
