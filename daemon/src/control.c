@@ -84,7 +84,7 @@ static struct {
     completion *qhead, *qtail;
     bool loop_alive;
     atomic_bool stop_req; /* set by gd_control_stop (main thread), read by the loop */
-    int *fol_level; /* per slot: -1, or the level of its log stream */
+    int *fol_level;       /* per slot: -1, or the level of its log stream */
     uint32_t *fol_gen;
     unsigned *fol_queued;
     uint64_t *fol_dropped;

@@ -4,6 +4,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* The version: the library package's where the tree has it, else what CMake says. */
+#if __has_include(<girder/version.h>)
+#include <girder/version.h>
+#define GD_VERSION GIRDER_VERSION_STRING
+#else
+#define GD_VERSION GIRDERD_VERSION
+#endif
+
 typedef struct gd_daemon {
     const char *node;    /* the node's name, once distribution has started */
     unsigned schedulers; /* resolved (never 0) */

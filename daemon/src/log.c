@@ -1,19 +1,30 @@
 /* girderd's log: formats and writes one line per event to stderr or a reopenable file. */
 #include "log.h"
 
+#if __has_include("girder_log.h")
+#include "girder_log.h" /* the library package's one line format */
+#define GD_SHARED_LOG 1
+#endif
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#ifdef GD_SHARED_LOG
+_Static_assert((int)GD_DEBUG == (int)GIRDER_LOG_DEBUG && (int)GD_ERROR == (int)GIRDER_LOG_ERROR,
+               "girderd's levels are the shared log's");
+#else
 static const char *const level_names[] = {"emergency", "alert",  "critical", "error",
                                           "warning",   "notice", "info",     "debug"};
+#endif
 
 /* The destination fd stays the same number for the life of the file: a reopen dup2()s the new
 ** file onto it, so a writer never sees a closed descriptor. */
@@ -23,6 +34,41 @@ static _Atomic(gd_log_tap_fn) log_tap;
 static pthread_mutex_t path_mu = PTHREAD_MUTEX_INITIALIZER;
 static char *log_path;
 
+/* ---------------------------------------------------------------- the line format */
+
+/*
+** The format is every Girder program's: where the tree has the library package's
+** girder_log.h, its functions write the line; until then the same format is written here.
+*/
+#ifdef GD_SHARED_LOG
+const char *gd_level_name(int level)
+{
+    const char *n = girder__log_level_name(level);
+    return n ? n : "?";
+}
+
+int gd_level_parse(const char *name)
+{
+    return girder__log_level_of(name);
+}
+
+const char *gd_q(char *buf, size_t n, const char *s)
+{
+    if (n < 3) {
+        if (n) buf[0] = 0;
+        return buf;
+    }
+    return girder__log_value(buf, n, s, strlen(s));
+}
+
+size_t gd_log_format(char *out, size_t n, int level, const char *component, const char *text)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return girder__log_format(out, n, ns, level, component, "%s", text);
+}
+#else
 const char *gd_level_name(int level)
 {
     return level >= 0 && level <= GD_DEBUG ? level_names[level] : "?";
@@ -34,6 +80,57 @@ int gd_level_parse(const char *name)
         if (!strcmp(name, level_names[i])) return i;
     return -1;
 }
+
+const char *gd_q(char *buf, size_t n, const char *s)
+{
+    if (!n) return buf;
+    bool plain = *s != 0;
+    for (const char *p = s; *p && plain; p++)
+        if ((unsigned char)*p <= ' ' || *p == '"' || *p == '\\' || *p == '=' || *p == 127)
+            plain = false;
+    size_t o = 0;
+    if (plain) {
+        snprintf(buf, n, "%s", s);
+        return buf;
+    }
+    /* room for a closing quote and the NUL is kept back at every step */
+    if (n < 3) {
+        buf[0] = 0;
+        return buf;
+    }
+    buf[o++] = '"';
+    for (const char *p = s; *p && o + 3 < n; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"' || c == '\\') {
+            buf[o++] = '\\';
+            buf[o++] = (char)c;
+        } else if (c < ' ' || c == 127) {
+            if (o + 6 >= n) break;
+            o += (size_t)snprintf(buf + o, n - o, "\\x%02x", c);
+        } else {
+            buf[o++] = (char)c;
+        }
+    }
+    buf[o++] = '"';
+    buf[o] = 0;
+    return buf;
+}
+
+size_t gd_log_format(char *out, size_t n, int level, const char *component, const char *text)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    int k = snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s %s", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, gd_level_name(level), component, text);
+    if (k < 0) return 0;
+    return (size_t)k < n ? (size_t)k : n - 1;
+}
+#endif
+
+/* ---------------------------------------------------------------- the destination */
 
 static int open_log(const char *path)
 {
@@ -102,56 +199,6 @@ int gd_log_level(void)
 void gd_log_set_tap(gd_log_tap_fn fn)
 {
     atomic_store(&log_tap, fn);
-}
-
-const char *gd_q(char *buf, size_t n, const char *s)
-{
-    if (!n) return buf;
-    bool plain = *s != 0;
-    for (const char *p = s; *p && plain; p++)
-        if ((unsigned char)*p <= ' ' || *p == '"' || *p == '\\' || *p == '=' || *p == 127)
-            plain = false;
-    size_t o = 0;
-    if (plain) {
-        snprintf(buf, n, "%s", s);
-        return buf;
-    }
-    /* room for a closing quote and the NUL is kept back at every step */
-    if (n < 3) {
-        buf[0] = 0;
-        return buf;
-    }
-    buf[o++] = '"';
-    for (const char *p = s; *p && o + 3 < n; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c == '"' || c == '\\') {
-            buf[o++] = '\\';
-            buf[o++] = (char)c;
-        } else if (c == '\n') {
-            buf[o++] = '\\';
-            buf[o++] = 'n';
-        } else if (c < ' ' || c == 127) {
-            buf[o++] = ' ';
-        } else {
-            buf[o++] = (char)c;
-        }
-    }
-    buf[o++] = '"';
-    buf[o] = 0;
-    return buf;
-}
-
-size_t gd_log_format(char *out, size_t n, int level, const char *component, const char *text)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    int k = snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s %s", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, gd_level_name(level), component, text);
-    if (k < 0) return 0;
-    return (size_t)k < n ? (size_t)k : n - 1;
 }
 
 static void vlog(int level, const char *component, const char *fmt, va_list ap)

@@ -308,7 +308,8 @@ static const char *module_dir_default(char *buf, size_t n)
     char *slash = strrchr(exe, '/');
     if (!slash) return NULL;
     *slash = 0;
-    if (snprintf(buf, n, "%.*s/../lib/girder/modules", (int)(n > 32 ? n - 32 : 0), exe) >= (int)n)
+    if (snprintf(buf, n, "%.*s/%s", (int)(n > 128 ? n - 128 : 0), exe, GIRDERD_MODULE_DIR_REL) >=
+        (int)n)
         return NULL;
     return buf;
 }

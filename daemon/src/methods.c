@@ -134,7 +134,7 @@ static int m_node_info(call *c)
     term_t nodes = dist_nodes(DIST_CONNECTED);
     msgpack_pack_map(&c->pk, 13);
     kv_str(c, "name", aname(nd_node()));
-    kv_str(c, "version", GIRDER_VERSION);
+    kv_str(c, "version", GD_VERSION);
     kv_int(c, "os_pid", getpid());
     kv_int(c, "uptime_ms", (int64_t)(gd_now_ms() - gd_self.start_ms));
     kv_int(c, "schedulers", gd_self.schedulers);

@@ -1,6 +1,7 @@
 /* girderd's options: the table, argv, the config file (an Erlang proplist), the environment. */
 #include "opts.h"
 
+#include "daemon.h"
 #include "log.h"
 
 #include <errno.h>
@@ -75,8 +76,8 @@ static const gd_option opts[] = {
     {"pid_file", NULL, T_PATH, 0, 0, NULL, NULL, "FILE",
      "write the daemon's pid to FILE once the node is ready; removed at exit", F(pid_file)},
     {"module_dir", NULL, T_PATH, 0, 0, NULL, NULL, "DIR",
-     "where a module given by a bare NAME is found (DIR/NAME.so); default: "
-     "<exe dir>/../lib/girder/modules",
+     "where a module given by a bare NAME is found (DIR/NAME.so); default: girder/modules in "
+     "the installation's library directory",
      F(module_dir)},
     {"modules", "module", T_LIST, 0, 0, NULL, NULL, "PATH|NAME",
      "modules to load at start, in order (the flag repeats)", F(modules)},
@@ -789,7 +790,7 @@ int gd_config_load(gd_config *c, int argc, char **argv, FILE *out, FILE *err)
             goto done;
         }
         if (!strcmp(a, "--version")) {
-            fprintf(out, "girderd %s\n", GIRDER_VERSION);
+            fprintf(out, "girderd %s\n", GD_VERSION);
             rc = GD_EXIT_OK;
             goto done;
         }
