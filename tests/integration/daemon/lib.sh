@@ -13,7 +13,7 @@ cleanup() {
     status=$?
     for p in $PIDS; do kill -TERM "$p" 2>/dev/null || true; done
     for p in $PIDS; do
-        _n=50; while kill -0 "$p" 2>/dev/null && [ $_n -gt 0 ]; do sleep 0.1; _n=$((_n - 1)); done
+        _n=50; while alive "$p" && [ $_n -gt 0 ]; do sleep 0.1; _n=$((_n - 1)); done
         kill -KILL "$p" 2>/dev/null || true
         wait "$p" 2>/dev/null || true
     done
@@ -32,7 +32,13 @@ trap 'exit 130' INT TERM
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok - $*"; PASSED=$((PASSED + 1)); }
-alive() { kill -0 "$1" 2>/dev/null; }
+# alive PID: the process runs (a zombie, exited but not yet waited for, does not count).
+alive() {
+    _st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+    [ -n "$_st" ] && [ "$_st" != Z ]
+}
+# gone PID: the process has exited (waited for or not).
+gone() { ! alive "$1"; }
 # random_port: a port in 20000..59999 nothing listens on (TCP) right now.
 random_port() {
     while :; do

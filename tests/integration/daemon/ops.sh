@@ -68,7 +68,7 @@ kill -TERM "$GPID"
 sleep 1
 alive "$GPID" || fail "the hanging app did not hold the graceful stop (test is void)"
 kill -TERM "$GPID"
-wait_for 5 sh -c "! kill -0 $GPID" || fail "a second SIGTERM did not force the exit"
+wait_for 5 gone "$GPID" || fail "a second SIGTERM did not force the exit"
 wait "$GPID" && st=0 || st=$?
 [ "$st" -eq 1 ] || fail "forced exit status $st, expected 1"
 grep -q 'event=forced_exit signal=SIGTERM' "$TMP/f1.log" || fail "forced exit not logged"
@@ -78,14 +78,14 @@ pass "a second SIGTERM during a stuck shutdown forces the exit (status 1)"
 start_girder i1
 out=$(erl_eval e1 "io:format(\"~p~n\", [rpc:call('$(node i1)', init, stop, [])])")
 [ "$out" = ok ] || fail "init:stop answered $out"
-wait_for 10 sh -c "! kill -0 $GPID" || fail "init:stop did not stop the node"
+wait_for 10 gone "$GPID" || fail "init:stop did not stop the node"
 wait "$GPID" && st=0 || st=$?
 [ "$st" -eq 0 ] || fail "exit status $st after init:stop()"
 grep -q 'event=stopping reason=init:stop' "$TMP/i1.log" || fail "init:stop not logged"
 start_girder i2
 out=$(erl_eval e2 "io:format(\"~p~n\", [rpc:call('$(node i2)', init, stop, [3])])")
 [ "$out" = ok ] || fail "init:stop(3) answered $out"
-wait_for 10 sh -c "! kill -0 $GPID" || fail "init:stop(3) did not stop the node"
+wait_for 10 gone "$GPID" || fail "init:stop(3) did not stop the node"
 wait "$GPID" && st=0 || st=$?
 [ "$st" -eq 3 ] || fail "exit status $st after init:stop(3)"
 pass "init:stop() and init:stop(3) from erl: ok, graceful stop, exit status 0 and 3"
