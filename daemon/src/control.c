@@ -631,7 +631,7 @@ static int make_parent(const char *path, char *err, size_t n)
     for (char *p = dir + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
-        if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
             return snprintf(err, n, "cannot create %s: %s", dir, strerror(errno)), -1;
         *p = '/';
     }
@@ -663,6 +663,9 @@ int gd_control_start(const gd_control_cfg *cfg, char *err, size_t n)
     if (uv_loop_init(&C.loop)) return snprintf(err, n, "event loop: cannot start"), -1;
     uv_pipe_init(&C.loop, &C.server, 0);
     int rc = uv_pipe_bind(&C.server, C.path);
+    /* another node of the port mapper may have removed the (empty) directory in between */
+    for (int i = 0; rc == UV_ENOENT && cfg->make_dir && i < 3; i++)
+        if (make_parent(C.path, err, n) == 0) rc = uv_pipe_bind(&C.server, C.path);
     if (rc == 0 && chmod(C.path, 0600) != 0) rc = -errno;
     if (rc == 0) rc = uv_listen((uv_stream_t *)&C.server, 128, on_connection);
     if (rc) {
@@ -707,6 +710,15 @@ void gd_control_stop(void)
     gd_log_set_tap(NULL);
     uv_loop_close(&C.loop);
     unlink(C.path);
+    /* a per-port-mapper directory made for the default path goes when its last node does */
+    char dir[sizeof C.path];
+    snprintf(dir, sizeof dir, "%s", C.path);
+    char *slash = strrchr(dir, '/');
+    if (C.cfg.make_dir && slash) {
+        *slash = 0;
+        const char *base = strrchr(dir, '/');
+        if (base && !strncmp(base + 1, "epmd-", 5)) rmdir(dir); /* fails while not empty */
+    }
     C.started = false;
 }
 

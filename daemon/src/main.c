@@ -431,7 +431,7 @@ int main(int argc, char **argv)
     const char *sockpath = cfg.control_socket;
     bool make_dir = false;
     if (!sockpath) {
-        if (gd_default_control_socket(node, sock, sizeof sock) == 0) {
+        if (gd_default_control_socket(node, (unsigned)cfg.epmd_port, sock, sizeof sock) == 0) {
             sockpath = sock;
             make_dir = true;
         } else {

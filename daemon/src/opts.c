@@ -59,8 +59,9 @@ static const gd_option opts[] = {
     /* TLS distribution: proto_dist, ssl_dist_optfile and ssl_dist_opt (as erl's -proto_dist
     ** inet_tls, -ssl_dist_optfile, -ssl_dist_opt) go here once dist/ carries TLS. */
     {"control_socket", NULL, T_PATH, 0, 0, NULL, NULL, "PATH",
-     "control socket (mode 0600); default $XDG_RUNTIME_DIR/girder/<node>.sock, or "
-     "/run/girder/<node>.sock for root or without XDG_RUNTIME_DIR; \"\": none",
+     "control socket (mode 0600); default $XDG_RUNTIME_DIR/girder/<node>.sock (/run instead of "
+     "$XDG_RUNTIME_DIR for root or without it; girder/epmd-<port>/ with a port mapper port other "
+     "than 4369); \"\": none",
      F(control_socket)},
     {"control_max_clients", NULL, T_INT, 1, 4096, NULL, "64", "N",
      "control clients connected at once; more are refused", F(control_max_clients)},
@@ -941,16 +942,17 @@ void gd_config_print(const gd_config *c0, FILE *out)
     fprintf(out, "%s].\n", first ? "[" : "");
 }
 
-int gd_default_control_socket(const char *node, char *buf, size_t n)
+int gd_default_control_socket(const char *node, unsigned epmd_port, char *buf, size_t n)
 {
     /* root always uses /run/girder, so that root's shells (with XDG_RUNTIME_DIR=/run/user/0)
     ** and system services agree; so does a service user without a session (systemd's
     ** RuntimeDirectory=girder) */
     const char *dir = getenv("XDG_RUNTIME_DIR");
-    int k;
-    if (geteuid() != 0 && dir && *dir)
-        k = snprintf(buf, n, "%s/girder/%s.sock", dir, node);
-    else
-        k = snprintf(buf, n, "/run/girder/%s.sock", node);
+    if (geteuid() == 0 || !dir || !*dir) dir = "/run";
+    /* a node name is unique only under its port mapper: nodes of other port mappers (test
+    ** clusters, each with its own) get a directory per port mapper port */
+    char sub[32] = "";
+    if (epmd_port != 4369) snprintf(sub, sizeof sub, "epmd-%u/", epmd_port);
+    int k = snprintf(buf, n, "%s/girder/%s%s.sock", dir, sub, node);
     return k > 0 && (size_t)k < n ? 0 : -1;
 }

@@ -50,8 +50,9 @@ void gd_config_print(const gd_config *cfg, FILE *out);
 /* The option table as a markdown table (docs/girderd.md embeds it; a test compares). */
 void gd_options_markdown(FILE *out);
 
-/* The default control socket path for a node name: $XDG_RUNTIME_DIR/girder/<node>.sock, or
-** /run/girder/<node>.sock for root (always) and for users without XDG_RUNTIME_DIR. Writes into
-** buf; returns 0, or -1 if it does not fit. */
-int gd_default_control_socket(const char *node, char *buf, size_t n);
+/* The default control socket path of a node: $XDG_RUNTIME_DIR/girder/<node>.sock, with /run
+** for $XDG_RUNTIME_DIR for root (always) and for users without it; with a port mapper port other
+** than 4369, .../girder/epmd-<port>/<node>.sock. Writes into buf; returns 0, or -1 if it does
+** not fit. */
+int gd_default_control_socket(const char *node, unsigned epmd_port, char *buf, size_t n);
 #endif

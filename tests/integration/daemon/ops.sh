@@ -49,6 +49,20 @@ bad=$(grep -cv '^[0-9-]*T[0-9:.]*Z \(emergency\|alert\|critical\|error\|warning\
 [ "$bad" -eq 0 ] || { grep -v 'event=' "$TMP/o1.log"; fail "$bad log lines not in the format"; }
 pass "every log line is <time> <level> <component> event=... key=value"
 
+# ---------------------------------------------------------------- the default control socket
+# under this test's own port mapper: .../girder/epmd-<port>/<node>.sock
+if [ "$(id -u)" = 0 ] || [ -z "${XDG_RUNTIME_DIR:-}" ]; then rundir=/run; else rundir=$XDG_RUNTIME_DIR; fi
+dsock="$rundir/girder/epmd-$ERL_EPMD_PORT/$(node ds).sock"
+"$GIRDERD" --sname "ds$SUF" --cookie "$COOKIE" >>"$TMP/ds.log" 2>&1 &
+GPID=$!; PIDS="$PIDS $GPID"
+wait_for 20 "$DAEMON_CTL" call "$dsock" api.info || fail "no control socket at $dsock"
+[ "$(stat -c %a "$dsock")" = 600 ] || fail "socket mode $(stat -c %a "$dsock")"
+[ "$(stat -c %a "$(dirname "$dsock")")" = 700 ] || fail "directory mode $(stat -c %a "$(dirname "$dsock")")"
+kill -TERM "$GPID"; wait "$GPID" || fail "ds exit status $?"
+[ ! -e "$dsock" ] || fail "default control socket left behind"
+[ ! -e "$(dirname "$dsock")" ] || fail "the empty epmd-<port> directory left behind"
+pass "the default control socket: $rundir/girder/epmd-<port>/<node>.sock, mode 0600 in a 0700 directory"
+
 # ---------------------------------------------------------------- SIGHUP reopens the log file
 start_girder h1 --log-file "$TMP/h1.file" --log-level info
 mv "$TMP/h1.file" "$TMP/h1.file.1"
