@@ -59,16 +59,6 @@ uint64_t gd_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* The stop asked by init:stop starts a moment after the call returns, so that rex's answer has
-** left before dist_stop: dist_stop racing a process that is still sending (dist__st going NULL
-** under it) crashed the node now and then. */
-static void delayed_stop(void *arg)
-{
-    (void)arg;
-    nd_sleep(100);
-    gd_request_stop("init:stop");
-}
-
 /* init:stop/0 and init:stop/1 (an exit status 0..255), as the girder CLI stops nodes: answers
 ** ok, then the same graceful shutdown as SIGTERM. */
 static int init_stop(void *ud, term_t args, term_t *res)
@@ -82,7 +72,7 @@ static int init_stop(void *ud, term_t args, term_t *res)
         }
         atomic_store(&exit_status, (int)st);
     }
-    if (nd_spawn(delayed_stop, NULL, NULL, NULL) != 0) gd_request_stop("init:stop");
+    gd_request_stop("init:stop");
     *res = TERM_ATOM_OK;
     return DIST_RETURN;
 }
@@ -157,18 +147,13 @@ static int write_pid_file(const char *path)
 
 /* ---------------------------------------------------------------- logs from the libraries */
 
-/* dist's lines are "dist event=... key=value"; the events that mean trouble are warnings. */
-static void dist_log(void *ud, const char *line)
+/* dist's lines come with their level (Erlang logger's, as girderd's). Lines of dist's default
+** format may still start with "dist ": the component is written by girderd. */
+static void dist_log(void *ud, int level, const char *line)
 {
     (void)ud;
-    const char *text = line, *comp = "dist";
-    if (!strncmp(line, "dist ", 5)) text = line + 5;
-    int level = GD_INFO;
-    static const char *const warn[] = {"event=handshake_failed", "event=protocol_error",
-                                       "event=net_tick_timeout", NULL};
-    for (int i = 0; warn[i]; i++)
-        if (!strncmp(text, warn[i], strlen(warn[i]))) level = GD_WARNING;
-    gd_logc(level, comp, "%s", text);
+    if (!strncmp(line, "dist ", 5)) line += 5;
+    gd_logc(level, "dist", "%s", line);
 }
 
 static void long_schedule(term_t pid, uint64_t ns, void *ud)
