@@ -39,11 +39,14 @@ alive() {
 }
 # gone PID: the process has exited (waited for or not).
 gone() { ! alive "$1"; }
-# random_port: a port in 20000..59999 nothing listens on (TCP) right now.
+# random_port: a port below the kernel's ephemeral range (so no outgoing connection can take
+# it meanwhile) that no socket uses right now.
 random_port() {
+    _lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    [ "$_lo" -gt 12000 ] || _lo=32768
     while :; do
-        _p=$(( 20000 + ($(od -An -N2 -tu2 /dev/urandom) % 40000) ))
-        ss -Htln "sport = :$_p" 2>/dev/null | grep -q . || { echo "$_p"; return; }
+        _p=$(( 10000 + ($(od -An -N2 -tu2 /dev/urandom) % (_lo - 10000)) ))
+        ss -Htan "( sport = :$_p )" 2>/dev/null | grep -q . || { echo "$_p"; return; }
     done
 }
 
@@ -81,21 +84,21 @@ ctl() { "$DAEMON_CTL" call "$@"; }
 # start_girder NAME [ARGS...]: girderd --sname NAME$SUF with its control socket at
 # $TMP/NAME.sock and its log at $TMP/NAME.log; sets GPID; waits until the socket answers.
 start_girder() {
-    _n=$1; shift
-    "$GIRDERD" --sname "$_n$SUF" --cookie "$COOKIE" --control-socket "$TMP/$_n.sock" "$@" \
-        >>"$TMP/$_n.log" 2>&1 &
+    _sg=$1; shift
+    "$GIRDERD" --sname "$_sg$SUF" --cookie "$COOKIE" --control-socket "$TMP/$_sg.sock" "$@" \
+        >>"$TMP/$_sg.log" 2>&1 &
     GPID=$!
     PIDS="$PIDS $GPID"
-    wait_for 20 "$DAEMON_CTL" call "$TMP/$_n.sock" api.info || fail "girderd $_n did not start"
+    wait_for 30 "$DAEMON_CTL" call "$TMP/$_sg.sock" api.info || fail "girderd $_sg did not start"
 }
 
 node() { echo "$1$SUF@$HOST"; }
 
 # erl_eval NAME EXPR: runs EXPR on a fresh erl node (bounded); prints what it prints.
 erl_eval() {
-    _n=$1; shift
-    timeout 60 "$ERL" -sname "$_n$SUF" -setcookie "$COOKIE" -noshell -eval "$1" -s init stop \
-        2>>"$TMP/$_n.log"
+    _en=$1; shift
+    timeout 60 "$ERL" -sname "$_en$SUF" -setcookie "$COOKIE" -noshell -eval "$1" -s init stop \
+        2>>"$TMP/$_en.log"
 }
 
 # erl writes crash dumps into its working directory: keep them in ours
