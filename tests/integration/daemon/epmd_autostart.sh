@@ -18,7 +18,7 @@ for try in 1 2 3 4 5 6 7 8; do
 done
 ERL_EPMD_PORT=$port "$bin/girderd" --sname "autostart$$" --cookie c > /dev/null 2>&1 &
 gpid=$!
-for i in $(seq 50); do
+for i in $(seq 200); do  # up to 20 s: sanitizer builds under load start slowly
   for p in /proc/[0-9]*; do
     [ "$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null)" = "girder-epmd -daemon -port $port " ] && epid=${p#/proc/}
   done
