@@ -296,9 +296,13 @@ typedef struct epmd__server_config {
     int relaxed;
     int debug;
     int packet_timeout_s; /* non-registration connections live at most this long */
-    size_t max_conns;     /* connections beyond this are closed at once */
+    size_t max_conns;     /* descriptors for connections, reserve included (0: 1000) */
+    size_t reserve;       /* of which kept for lookups (0: max_conns / 8, 1..1024) */
     epmd__log_fn log;
     void *log_arg;
+    int log_level; /* lines above this GIRDER_LOG_* level are dropped before counting (0: all) */
+    uint64_t log_interval_ms; /* rate limiter (ratelimit.c); 0: its defaults */
+    uint32_t log_per_kind, log_per_peer;
 } epmd__server_config;
 
 typedef struct epmd__conn epmd__conn;
@@ -313,8 +317,14 @@ typedef struct epmd__server {
     int nlisteners; /* slots used */
     int nbound;     /* listeners actually listening */
     uv_timer_t sweep;
-    epmd__conn *conns; /* doubly linked */
-    size_t nconns;
+    epmd__conn *conns;   /* doubly linked */
+    size_t nconns;       /* including those being closed */
+    epmd__pool main;     /* max_conns - reserve slots: registrations and everyone else */
+    epmd__pool reserve;  /* used only when main holds nothing but registrations: lookups only */
+    epmd__conn *current; /* whose request the handler is handling (its lines' peer) */
+    epmd__ratelimit rl;
+    int log_level;
+    uint64_t evicted, refused; /* connections closed to make room / for lack of it */
     uint64_t next_id;
     uint16_t bound_port;
     int closing;
