@@ -4,14 +4,16 @@ target_link_libraries(epmd-probe PRIVATE girder_epmd)
 add_executable(epmd-stress ${CMAKE_CURRENT_LIST_DIR}/epmd/epmd-stress.c)
 target_include_directories(epmd-stress PRIVATE ${CMAKE_SOURCE_DIR}/epmd/src)
 target_link_libraries(epmd-stress PRIVATE girder_epmd)
+add_executable(epmd-flood ${CMAKE_CURRENT_LIST_DIR}/epmd/epmd-flood.c)
+target_link_libraries(epmd-flood PRIVATE girder_epmd Threads::Threads)
 
 find_program(ERLANG_EPMD_EXECUTABLE epmd PATHS /usr/lib/erlang/bin REQUIRED)
 
-foreach(t erl-nodes erlang-epmd cli-compat robustness)
+foreach(t erl-nodes erlang-epmd cli-compat robustness flood)
   add_test(NAME epmd-int-${t}
     COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/epmd/${t}.sh)
   set_tests_properties(epmd-int-${t} PROPERTIES
-    TIMEOUT 90
+    TIMEOUT 120
     LABELS "epmd;integration"
-    ENVIRONMENT "GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;EPMD_PROBE=$<TARGET_FILE:epmd-probe>;EPMD_STRESS=$<TARGET_FILE:epmd-stress>;ERLANG_EPMD=${ERLANG_EPMD_EXECUTABLE};ERL=${ERL_EXECUTABLE}")
+    ENVIRONMENT "GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;EPMD_PROBE=$<TARGET_FILE:epmd-probe>;EPMD_STRESS=$<TARGET_FILE:epmd-stress>;EPMD_FLOOD=$<TARGET_FILE:epmd-flood>;ERLANG_EPMD=${ERLANG_EPMD_EXECUTABLE};ERL=${ERL_EXECUTABLE}")
 endforeach()
