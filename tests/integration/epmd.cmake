@@ -7,6 +7,12 @@ target_link_libraries(epmd-stress PRIVATE girder_epmd)
 add_executable(epmd-flood ${CMAKE_CURRENT_LIST_DIR}/epmd/epmd-flood.c)
 target_link_libraries(epmd-flood PRIVATE girder_epmd Threads::Threads)
 
+if(GIRDER_ASAN OR GIRDER_TSAN)
+  set(EPMD_SANITIZED 1) # time bounds are looser for a sanitized daemon
+else()
+  set(EPMD_SANITIZED 0)
+endif()
+
 find_program(ERLANG_EPMD_EXECUTABLE epmd PATHS /usr/lib/erlang/bin REQUIRED)
 
 foreach(t erl-nodes erlang-epmd cli-compat robustness flood)
@@ -15,5 +21,5 @@ foreach(t erl-nodes erlang-epmd cli-compat robustness flood)
   set_tests_properties(epmd-int-${t} PROPERTIES
     TIMEOUT 120
     LABELS "epmd;integration"
-    ENVIRONMENT "GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;EPMD_PROBE=$<TARGET_FILE:epmd-probe>;EPMD_STRESS=$<TARGET_FILE:epmd-stress>;EPMD_FLOOD=$<TARGET_FILE:epmd-flood>;ERLANG_EPMD=${ERLANG_EPMD_EXECUTABLE};ERL=${ERL_EXECUTABLE}")
+    ENVIRONMENT "GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;EPMD_PROBE=$<TARGET_FILE:epmd-probe>;EPMD_STRESS=$<TARGET_FILE:epmd-stress>;EPMD_FLOOD=$<TARGET_FILE:epmd-flood>;ERLANG_EPMD=${ERLANG_EPMD_EXECUTABLE};ERL=${ERL_EXECUTABLE};EPMD_SANITIZED=${EPMD_SANITIZED}")
 endforeach()
