@@ -23,7 +23,7 @@ struct epmd__conn {
     uv_tcp_t tcp; /* first: handle->data is unused, we cast */
     epmd__server *srv;
     epmd__conn *prev, *next;
-    epmd__slot slot;  /* first member after these: see conn_of() */
+    epmd__slot slot;  /* its place in a pool; conn_of() goes back from it */
     epmd__pool *pool; /* the pool its slot is in (main or reserve), NULL before admission */
     epmd__peer_key key;
     char peer[INET6_ADDRSTRLEN]; /* the peer's address as text, for the log */
@@ -63,6 +63,7 @@ static void emit(epmd__server *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void emit(epmd__server *s, int level, const char *fmt, ...)
 {
+    if (!s->cfg.log) return;
     va_list ap;
     va_start(ap, fmt);
     s->cfg.log(s->cfg.log_arg, level, fmt, ap);
