@@ -23,3 +23,6 @@ foreach(t erl-nodes erlang-epmd cli-compat robustness flood)
     LABELS "epmd;integration"
     ENVIRONMENT "GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;EPMD_PROBE=$<TARGET_FILE:epmd-probe>;EPMD_STRESS=$<TARGET_FILE:epmd-stress>;EPMD_FLOOD=$<TARGET_FILE:epmd-flood>;ERLANG_EPMD=${ERLANG_EPMD_EXECUTABLE};ERL=${ERL_EXECUTABLE};EPMD_SANITIZED=${EPMD_SANITIZED}")
 endforeach()
+# The flood loads both cores for about 30 s: run alone, so that it neither starves the tests
+# with time bounds (a 2 s packet timeout in robustness, latency bounds in dist) nor is starved.
+set_tests_properties(epmd-int-flood PROPERTIES RUN_SERIAL TRUE)
