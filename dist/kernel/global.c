@@ -49,10 +49,11 @@ static void send_to(term_t name, term_t node, term_t msg)
 
 /*
 ** State of the global_name_server (touched only by its own process). All maps are references:
-**   peers:  Node -> {MyTag, HisTag}          sync sessions under way (init_connect seen)
+**   peers:  Node -> {MyTag, HisTag, Vsn}     sync sessions under way (init_connect seen)
 **   names:  Name -> {Pid, Method, MonRef}    the replicated global name table
 **   locks:  ResourceId -> {LockRequesterId, [{Pid, MonRef}]}
-**   known:  Node -> true                     nodes we completed a name exchange with
+**   known:  Node -> Vsn                      nodes in sync with us (their global protocol
+**                                            version, 0 when a third node did not say)
 */
 typedef struct gns {
     term_t peers, names, locks, known;
@@ -201,9 +202,11 @@ static void on_init_connect(gns *g, term_t m)
     term_t vt = term_tuple_elem(m, 1), node = term_tuple_elem(m, 2);
     if (!term_is_tuple(vt) || term_tuple_arity(vt) != 2 || !term_is_atom(node) || node == nd_node())
         return;
-    term_t his_tag = term_tuple_elem(vt, 1);
+    term_t his_tag = term_tuple_elem(vt, 1), vsn = term_tuple_elem(vt, 0);
     term_t my_tag = term_int(g->next_tag++);
-    g->peers = term_map_put(g->peers, node, term_tuplev(2, term_dup(my_tag), term_dup(his_tag)));
+    g->peers = term_map_put(g->peers, node,
+                            term_tuplev(3, term_dup(my_tag), term_dup(his_tag),
+                                        term_is_small(vsn) ? term_dup(vsn) : term_small(0)));
     g->known = term_map_remove(g->known, node);
     term_t locker = term_tuplev(4, KA(locker), KA(no_longer_a_pid), term_map(0, NULL, NULL),
                                 term_dup(nd_self()));
@@ -213,6 +216,25 @@ static void on_init_connect(gns *g, term_t m)
                         locker));
     send_to(KA(global_name_server), node,
             term_tuplev(4, KA(init_connect_ack), nd_node(), term_dup(his_tag), my_tag));
+}
+
+/* Our known nodes but `except`, as global sends them to a peer of protocol version vsn: a list
+** of {Node, Vsn} from version 7 on, of node names before. */
+static term_t known_list(gns *g, term_t except, int64_t vsn)
+{
+    term_t l = TERM_NIL;
+    for (size_t i = 0, k = term_map_size(g->known); i < k; i++) {
+        term_t n = term_map_key(g->known, i);
+        if (n == except) continue;
+        l = term_cons(vsn >= 7 ? term_tuplev(2, n, term_dup(term_map_value(g->known, i))) : n, l);
+    }
+    return l;
+}
+
+static int64_t small_or(term_t t, int64_t dflt)
+{
+    int64_t v;
+    return term_get_int64(t, &v) == 0 ? v : dflt;
 }
 
 /*
@@ -255,19 +277,74 @@ static void on_exchange(gns *g, term_t m)
             continue;
         name_insert(g, term_tuple_elem(e, 0), term_tuple_elem(e, 1), term_tuple_elem(e, 2));
     }
-    cast_to(
-        KA(global_name_server), node,
-        term_tuplev(7, KA(resolved), nd_node(), TERM_NIL, TERM_NIL, KA(unused), TERM_NIL, his_tag));
+    /* HisKnown: our known nodes, so that the peer syncs with them too (sync_others) */
+    cast_to(KA(global_name_server), node,
+            term_tuplev(7, KA(resolved), nd_node(), TERM_NIL,
+                        known_list(g, node, small_or(term_tuple_elem(s, 2), 0)), KA(unused),
+                        TERM_NIL, his_tag));
 }
 
-/* {resolved, Node, HisResolved, HisKnown, _, NamesExt, MyTag}: the session is complete. */
+/*
+** Nodes we learn of through another node (its known list in resolved, or new_nodes): as
+** global's sync_others does, each one not known yet becomes known and is told that we are in
+** sync with it ({in_sync, node(), true}); a newcomer's global:sync() waits for exactly that
+** from every node of the mesh. Elements are Node or {Node, Vsn} (protocol 7 and later).
+*/
+static void sync_others(gns *g, term_t nodes)
+{
+    for (term_t l = nodes; term_is_cons(l); l = term_tl(l)) {
+        term_t e = term_hd(l);
+        term_t n = term_is_tuple(e) && term_tuple_arity(e) == 2 ? term_tuple_elem(e, 0) : e;
+        if (!term_is_atom(n) || n == nd_node() || term_map_get(g->known, n) != TERM_NONE) continue;
+        term_t v =
+            e != n && term_is_small(term_tuple_elem(e, 1)) ? term_tuple_elem(e, 1) : term_small(0);
+        g->known = term_map_put(g->known, n, term_dup(v));
+        cast_to(KA(global_name_server), n, term_tuplev(3, KA(in_sync), nd_node(), TERM_ATOM_TRUE));
+    }
+}
+
+/*
+** {resolved, Node, HisResolved, HisKnown, _, NamesExt, MyTag}: the session is complete. As the
+** node whose side of the session completes, we tell every other node we know about Node and
+** its known nodes ({new_nodes, ...} with no name operations), so that they sync with it, and
+** confirm ourselves to Node's known nodes (in_sync).
+*/
 static void on_resolved(gns *g, term_t m)
 {
     term_t node = term_tuple_elem(m, 1);
-    if (session(g, node, term_tuple_elem(m, 6)) == TERM_NONE) return;
+    term_t s = session(g, node, term_tuple_elem(m, 6));
+    if (s == TERM_NONE) return;
+    term_t vsn = term_dup(term_tuple_elem(s, 2));
     apply_ops(g, term_tuple_elem(m, 2));
     g->peers = term_map_remove(g->peers, node);
-    g->known = term_map_put(g->known, node, TERM_ATOM_TRUE);
+    term_t his_known = term_tuple_elem(m, 3);
+    for (size_t i = 0, k = term_map_size(g->known); i < k; i++) {
+        term_t other = term_map_key(g->known, i);
+        if (other == node) continue;
+        bool vsn_list = small_or(term_map_value(g->known, i), 0) >= 7;
+        term_t nodes = term_cons(vsn_list ? term_tuplev(2, node, term_dup(vsn)) : node, TERM_NIL);
+        for (term_t l = his_known; term_is_cons(l); l = term_tl(l)) {
+            term_t e = term_hd(l);
+            term_t n = term_is_tuple(e) && term_tuple_arity(e) == 2 ? term_tuple_elem(e, 0) : e;
+            if (!term_is_atom(n) || n == other) continue;
+            nodes = term_cons(vsn_list && n != e ? term_dup(e)
+                              : vsn_list         ? term_tuplev(2, n, term_small(0))
+                                                 : n,
+                              nodes);
+        }
+        cast_to(KA(global_name_server), other,
+                term_tuplev(6, KA(new_nodes), nd_node(), TERM_NIL, TERM_NIL, nodes,
+                            term_list(1, (term_t[]){term_tuplev(2, KA(vsn), term_dup(vsn))})));
+    }
+    g->known = term_map_put(g->known, node, vsn);
+    sync_others(g, his_known);
+}
+
+/* {new_nodes, Node, Ops, NamesExt, Nodes, ExtraInfo}: Node synced with Nodes; so are we. */
+static void on_new_nodes(gns *g, term_t m)
+{
+    apply_ops(g, term_tuple_elem(m, 2));
+    sync_others(g, term_tuple_elem(m, 4));
 }
 
 static int gns_init(void *arg, void **state, term_t *reason)
@@ -342,7 +419,7 @@ static int gns_cast(void **state, term_t m, term_t *reason)
     else if (n == 7 && tag == KA(resolved))
         on_resolved(g, m);
     else if (n == 6 && tag == KA(new_nodes))
-        apply_ops(g, term_tuple_elem(m, 2));
+        on_new_nodes(g, m);
     /* in_sync, async_del_lock and the rest need no action from us */
     return ND_NOREPLY;
 }

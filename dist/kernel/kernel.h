@@ -10,7 +10,8 @@
 /* The atoms the kernel layer uses, interned once at start. */
 #define KERNEL_ATOMS(X)                                                                            \
     X(badarg)                                                                                      \
-    X(undefined) X(pg) X(leave) X(join) X(spawn_reply) X(shutdown) X(rex) X(get_members) X(yes) X( \
+    X(undefined)                                                                                   \
+    X(pg) X(leave) X(join) X(spawn_reply) X(shutdown) X(rex) X(get_members) X(yes) X(              \
         which_groups) X(sync) X(global_name_server) X(global) X(error) X(discover) X(badrpc)       \
         X(resolved) X(reductions) X(process_info) X(nodes) X(net_kernel) X(monitor) X(lock_set) X( \
             link) X(is_auth) X(init_connect) X(halt) X(girder_whereis) X(girder_names) X(exit)     \
@@ -33,7 +34,8 @@
                                                             X(connected) X(cancel_connect) X(call) \
                                                                 X(running) X(runnable) X(waiting)  \
                                                                     X(exiting)                     \
-                                                                        X(spawn_setup_timeout)
+                                                                        X(spawn_setup_timeout)     \
+                                                                            X(in_sync) X(vsn)
 
 typedef struct kernel_atoms {
 #define X(name) term_t name;

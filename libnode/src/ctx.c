@@ -26,6 +26,7 @@ void nd__ctx_tramp(void);
 #if defined(__x86_64__)
 __asm__(".text\n"
         ".globl nd__ctx_swap\n"
+        ".hidden nd__ctx_swap\n" /* internal: not exported from the shared library */
         ".type nd__ctx_swap,@function\n"
         "nd__ctx_swap:\n"
         "  pushq %rbp\n"
@@ -45,6 +46,7 @@ __asm__(".text\n"
         "  ret\n"
         ".size nd__ctx_swap,.-nd__ctx_swap\n"
         ".globl nd__ctx_tramp\n"
+        ".hidden nd__ctx_tramp\n" /* internal: not exported from the shared library */
         ".type nd__ctx_tramp,@function\n"
         "nd__ctx_tramp:\n"
         "  movq %r12, %rdi\n"
@@ -55,6 +57,7 @@ __asm__(".text\n"
 #elif defined(__aarch64__)
 __asm__(".text\n"
         ".globl nd__ctx_swap\n"
+        ".hidden nd__ctx_swap\n" /* internal: not exported from the shared library */
         ".type nd__ctx_swap,%function\n"
         "nd__ctx_swap:\n"
         "  sub sp, sp, #160\n"
@@ -85,6 +88,7 @@ __asm__(".text\n"
         "  ret\n"
         ".size nd__ctx_swap,.-nd__ctx_swap\n"
         ".globl nd__ctx_tramp\n"
+        ".hidden nd__ctx_tramp\n" /* internal: not exported from the shared library */
         ".type nd__ctx_tramp,%function\n"
         "nd__ctx_tramp:\n"
         "  mov x0, x19\n"

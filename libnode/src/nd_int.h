@@ -216,7 +216,12 @@ typedef struct nd_sched {
     uint64_t rng;
 } nd_sched;
 
-extern _Thread_local nd_sched *nd__cur_sched;
+/* libnode's thread-locals are few and small: the initial-exec model keeps each access one
+** instruction in the shared library too (not a __tls_get_addr call), at the price of a few
+** bytes of the static TLS block. */
+#define ND__TLS _Thread_local __attribute__((tls_model("initial-exec")))
+
+extern ND__TLS nd_sched *nd__cur_sched;
 
 /* The scheduler of the calling thread. Not inlined: a process may resume on another thread, so
 ** the thread-local must be re-read after every switch, never cached by the compiler. */

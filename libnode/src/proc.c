@@ -21,8 +21,8 @@ void nd__spin_unlock(atomic_flag *f)
 /* Signal nodes are recycled through a small per-thread cache: a node freed by the receiver's
 ** thread is reused by the next send from that thread (the ring and call paths stay off malloc). */
 #define ND__SIG_CACHE 512
-static _Thread_local nd_sig *sig_cache;
-static _Thread_local unsigned sig_cached;
+static ND__TLS nd_sig *sig_cache;
+static ND__TLS unsigned sig_cached;
 
 void nd__sig_cache_drain(void)
 {
@@ -507,7 +507,17 @@ int nd_dist_deliver(const nd_signal *sig)
         }
         to = q->pid;
     } else if (!nd__pid_is_local(to)) {
-        return ND_EINVAL;
+        term_pid_info pi;
+        if (term_pid_get(to, &pi) != 0 || pi.node != nd_node()) return ND_EINVAL;
+        /* a pid of an earlier incarnation of this node (another creation): a dead process,
+        ** which answers as one (a link gets noproc, a monitor a DOWN noproc), as Erlang does */
+        nd_sig *d = nd__sig_new(kinds[sig->kind]);
+        if (!d) return ND_ENOMEM;
+        d->from = term_dup(sig->from);
+        d->ref = term_dup(sig->ref);
+        d->id = sig->id;
+        dead_answer(to, d, nd__a_noproc);
+        return 0;
     }
     nd_sig *s = nd__sig_new(kinds[sig->kind]);
     if (!s) {

@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 nd_runtime nd__rt;
-_Thread_local nd_sched *nd__cur_sched;
+ND__TLS nd_sched *nd__cur_sched;
 
 __attribute__((noinline)) nd_sched *nd__sched_get(void)
 {

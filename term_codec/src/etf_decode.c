@@ -45,6 +45,13 @@ _Static_assert(sizeof(term_box) == 16 && offsetof(term_box, boff) == 4 &&
     ((uint64_t)(type) | (uint64_t)(BOXF_INBLOCK | (flags)) << 8 | (uint64_t)(aux) << 16 | \
      (uint64_t)(n) << 32)
 
+/* An entry of the per-thread atom cache (see acache below). */
+typedef struct acache_ent {
+    uint64_t w0, w1;
+    const char *name;
+    term_t atom;
+} acache_ent;
+
 typedef struct dec {
     const uint8_t *b, *end; /* the input */
     const etf_decode_opts *opts;
@@ -58,6 +65,7 @@ typedef struct dec {
     size_t *maps;       /* pairs: arena offset of a map box, input offset of its tag */
     size_t nmaps, mcap; /* mcap counts words */
     size_t new_atoms;
+    acache_ent (*acache)[2]; /* this thread's atom cache (below), looked up once */
     int err;
     size_t err_off;
     bool arena_heap, slots_heap, maps_heap;
@@ -168,15 +176,10 @@ static int stack_grow(dec *d, size_t **v, size_t *cap, bool *heap, size_t used, 
 ** of a SMALL_ATOM_UTF8_EXT: the length byte and the name. w0 is the first 8 of them (zero
 ** beyond the name), w1 the name's last 8 bytes when it has at least 8 (else 0); with the
 ** length in w0 that decides names of up to 15 bytes, and a hit on a longer one compares its
-** middle too. The length byte is never 0, so the zeroed table matches nothing.
+** middle too. The length byte is never 0, so the zeroed table matches nothing. Two ways per
+** set: a pair of hot atoms that hash alike (there are always a few among the hundred or so a
+** node uses all the time) must not evict each other on every message.
 */
-typedef struct acache_ent {
-    uint64_t w0, w1;
-    const char *name;
-    term_t atom;
-} acache_ent;
-/* Two ways per set: a pair of hot atoms that hash alike (there are always a few among the
-** hundred or so a node uses all the time) must not evict each other on every message. */
 #define ACACHE_BITS 8
 #define ACACHE_MAX  31
 static _Thread_local acache_ent acache[1u << ACACHE_BITS][2];
@@ -191,9 +194,11 @@ static const uint64_t low_bytes[9] = {0,
                                       0xFFFFFFFFFFFFFFull,
                                       0xFFFFFFFFFFFFFFFFull};
 
-static inline acache_ent *acache_set(uint64_t w0, uint64_t w1)
+/* Each decode finds the thread's cache once (d->acache): in a shared library every access to
+** thread-local storage is a call, which the atoms of one term must not pay again and again. */
+static inline acache_ent *acache_set(const dec *d, uint64_t w0, uint64_t w1)
 {
-    return acache[((w0 ^ w1) * 0x9E3779B97F4A7C15ull) >> (64 - ACACHE_BITS)];
+    return d->acache[((w0 ^ w1) * 0x9E3779B97F4A7C15ull) >> (64 - ACACHE_BITS)];
 }
 
 /* A hit on e for the name s of n bytes: the key matches, and for names over 15 bytes the
@@ -261,7 +266,7 @@ static const uint8_t *atom_slow(dec *d, const uint8_t *p, term_t *out)
         memcpy(kb + 1, name, len);
         w0 = load64(kb) & low_bytes[len < 8 ? len + 1 : 8];
         if (len >= 8) w1 = load64(kb + 1 + len - 8);
-        e = acache_set(w0, w1);
+        e = acache_set(d, w0, w1);
         for (int way = 0; way < 2; way++)
             if (acache_hit(&e[way], w0, w1, (const uint8_t *)name, len)) {
                 *out = e[way].atom;
@@ -312,7 +317,7 @@ atom_fast(const dec *d, const uint8_t *p, const uint8_t *end, term_t *out)
     } else {
         return NULL;
     }
-    const acache_ent *e = acache_set(w0, w1);
+    const acache_ent *e = acache_set(d, w0, w1);
     if (!acache_hit(e, w0, w1, s, n) && !acache_hit(++e, w0, w1, s, n)) return NULL;
     *out = e->atom;
     return s + n;
@@ -997,7 +1002,8 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
              .slots = slots_small,
              .scap = SLOTS_SMALL,
              .maps = maps_small,
-             .mcap = 2 * MAPS_SMALL};
+             .mcap = 2 * MAPS_SMALL,
+             .acache = acache};
     term_t result = TERM_NONE;
     const uint8_t *stop = build(&d);
     if (!stop) goto out;

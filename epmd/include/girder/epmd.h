@@ -94,10 +94,10 @@ typedef struct epmd_node_info {
 } epmd_node_info;
 
 /* Fills `info` with the usual values of an OTP 25 node: visible, TCP, versions 6..6. */
-int epmd_node_info_init(epmd_node_info *info, const char *name, uint16_t port);
+GIRDER_API int epmd_node_info_init(epmd_node_info *info, const char *name, uint16_t port);
 
 /* The port epmd uses when epmd_port is 0: ERL_EPMD_PORT if valid, else 4369. */
-uint16_t epmd_default_port(void);
+GIRDER_API uint16_t epmd_default_port(void);
 
 /* A registration lives exactly as long as its connection to epmd. */
 typedef struct epmd_registration {
@@ -113,25 +113,25 @@ typedef struct epmd_registration {
 ** does so for requests from a non-local address); network errors otherwise.
 ** On failure reg->fd is -1 and nothing stays open.
 */
-int epmd_register(const char *host, uint16_t epmd_port, const epmd_node_info *node, int timeout_ms,
-                  epmd_registration *reg);
+GIRDER_API int epmd_register(const char *host, uint16_t epmd_port, const epmd_node_info *node,
+                             int timeout_ms, epmd_registration *reg);
 
 /*
 ** Checks, without blocking, that epmd still holds the registration: returns
 ** 0 if the connection is open, EPMD_ECONNRESET if epmd closed it (the
 ** registration is gone; call epmd_unregister to release the descriptor).
 */
-int epmd_registration_check(const epmd_registration *reg);
+GIRDER_API int epmd_registration_check(const epmd_registration *reg);
 
 /* Ends the registration by closing its connection. Safe to call twice. */
-void epmd_unregister(epmd_registration *reg);
+GIRDER_API void epmd_unregister(epmd_registration *reg);
 
 /*
 ** PORT_PLEASE2: looks `name` up. 0 with `out` filled, EPMD_ENOENT when epmd
 ** does not know the name, other errors as above.
 */
-int epmd_port_please(const char *host, uint16_t epmd_port, const char *name, int timeout_ms,
-                     epmd_node_info *out);
+GIRDER_API int epmd_port_please(const char *host, uint16_t epmd_port, const char *name,
+                                int timeout_ms, epmd_node_info *out);
 
 /* One registered name as NAMES_REQ lists it. */
 typedef struct epmd_name_entry {
@@ -152,22 +152,23 @@ typedef struct epmd_name_list {
 ** NAMES_REQ: lists registered names. On 0 the caller owns `out` and frees
 ** it with epmd_names_free. Lines that are not "name N at port P" give EPMD_EPROTO.
 */
-int epmd_names(const char *host, uint16_t epmd_port, int timeout_ms, epmd_name_list *out);
-void epmd_names_free(epmd_name_list *names);
+GIRDER_API int epmd_names(const char *host, uint16_t epmd_port, int timeout_ms,
+                          epmd_name_list *out);
+GIRDER_API void epmd_names_free(epmd_name_list *names);
 
 /* DUMP_REQ: the raw dump text (lines end in "\n\0" as Erlang's epmd sends them). Free with free().
  */
-int epmd_dump(const char *host, uint16_t epmd_port, int timeout_ms, uint32_t *epmd_port_out,
-              char **text, size_t *text_len);
+GIRDER_API int epmd_dump(const char *host, uint16_t epmd_port, int timeout_ms,
+                         uint32_t *epmd_port_out, char **text, size_t *text_len);
 
 /* KILL_REQ: 0 if epmd answered OK (it exits), EPMD_EPERM if it answered NO (live nodes). */
-int epmd_kill(const char *host, uint16_t epmd_port, int timeout_ms);
+GIRDER_API int epmd_kill(const char *host, uint16_t epmd_port, int timeout_ms);
 
 /*
 ** STOP_REQ: forcibly unregisters `name`. 0 for STOPPED, EPMD_ENOENT for
 ** NOEXIST, EPMD_ECONNRESET when epmd refuses silently (no relaxed command check).
 */
-int epmd_stop(const char *host, uint16_t epmd_port, const char *name, int timeout_ms);
+GIRDER_API int epmd_stop(const char *host, uint16_t epmd_port, const char *name, int timeout_ms);
 
 #ifdef __cplusplus
 }

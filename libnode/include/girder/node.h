@@ -76,7 +76,7 @@ typedef struct nd_platform {
 } nd_platform;
 
 /* The default platform: CLOCK_MONOTONIC and futex/condvar wake-ups. */
-const nd_platform *nd_platform_default(void);
+GIRDER_API const nd_platform *nd_platform_default(void);
 
 /* ---------------------------------------------------------------- runtime */
 
@@ -95,23 +95,22 @@ typedef struct nd_config {
 } nd_config;
 
 /* Starts the runtime (one per program). cfg may be NULL. */
-int nd_init(const nd_config *cfg);
+GIRDER_API int nd_init(const nd_config *cfg);
 /* Kills every process (reason kill), waits up to timeout_ms for them to finish, stops the
 ** schedulers and frees the runtime. ND_ETIMEOUT if some process would not die (then nothing
 ** is freed). */
-int nd_shutdown(int64_t timeout_ms);
+GIRDER_API int nd_shutdown(int64_t timeout_ms);
 
 /* Installs the SIGSEGV/SIGBUS handler (on a per-scheduler sigaltstack) that turns a fault in a
 ** stack's guard page into the exit of that process with reason stack_overflow; other faults
 ** go to the handler that was there before. nd_init() calls it; call it again if something
 ** (a test framework) replaced the handler. */
-int nd_overflow_handler_install(void);
+GIRDER_API int nd_overflow_handler_install(void);
 
 /* The local node name (an atom, 'nonode@nohost' until a distribution layer sets it with
 ** nd_set_node(), see girder/node_dist.h) and creation. */
-term_t nd_node(void);
-uint32_t nd_creation(void);
-void nd_set_node(term_t node_atom, uint32_t creation);
+GIRDER_API term_t nd_node(void);
+GIRDER_API uint32_t nd_creation(void);
 
 /* ---------------------------------------------------------------- processes */
 
@@ -131,40 +130,40 @@ typedef struct nd_spawn_opts {
 ** reference to the new pid. link/monitor options need a calling process (else ND_ENOTPROC).
 ** Fails with ND_EEXIST (and nothing started) if the name is taken.
 */
-int nd_spawn(nd_entry_fn fn, void *arg, const nd_spawn_opts *opts, term_t *pid);
-int nd_spawn_link(nd_entry_fn fn, void *arg, term_t *pid);
-int nd_spawn_monitor(nd_entry_fn fn, void *arg, term_t *pid, term_t *ref);
+GIRDER_API int nd_spawn(nd_entry_fn fn, void *arg, const nd_spawn_opts *opts, term_t *pid);
+GIRDER_API int nd_spawn_link(nd_entry_fn fn, void *arg, term_t *pid);
+GIRDER_API int nd_spawn_monitor(nd_entry_fn fn, void *arg, term_t *pid, term_t *ref);
 
 /* From a thread that is not a process: runs fn(arg) as a process and waits for it to exit
 ** (up to timeout_ms; ND_ETIMEOUT leaves it running). *reason (optional) gets its exit reason. */
-int nd_run(nd_entry_fn fn, void *arg, int64_t timeout_ms, term_t *reason);
+GIRDER_API int nd_run(nd_entry_fn fn, void *arg, int64_t timeout_ms, term_t *reason);
 
 /* The calling process's pid (borrowed), or TERM_NONE outside a process. */
-term_t nd_self(void);
-bool nd_in_process(void);
+GIRDER_API term_t nd_self(void);
+GIRDER_API bool nd_in_process(void);
 /* Ends the calling process with reason (consumed). Outside a process: aborts. */
-_Noreturn void nd_exit(term_t reason);
+GIRDER_API _Noreturn void nd_exit(term_t reason);
 /* Sets the calling process's exit hook: fn(arg, reason) runs on the process's own stack when
 ** it ends, however it ends (return, nd_exit, exit signal, stack overflow), to free what it owns.
 ** It must not block. One hook per process; NULL removes it. */
-int nd_set_exit_hook(void (*fn)(void *arg, term_t reason), void *arg);
+GIRDER_API int nd_set_exit_hook(void (*fn)(void *arg, term_t reason), void *arg);
 /* Sends an exit signal (exit/2) to pid; reason consumed. */
-int nd_exit_signal(term_t pid, term_t reason);
+GIRDER_API int nd_exit_signal(term_t pid, term_t reason);
 /* Gives the scheduler to other runnable processes. */
-void nd_yield(void);
+GIRDER_API void nd_yield(void);
 /* Counts n reductions; yields when the slice is used up. Call it inside long loops. */
-void nd_consume(unsigned n);
+GIRDER_API void nd_consume(unsigned n);
 /* Drops the calling process's stack; fn(arg) runs on a fresh stack when a message or signal
 ** arrives (erlang:hibernate/3). The pending messages are kept. */
-_Noreturn void nd_hibernate(nd_entry_fn fn, void *arg);
+GIRDER_API _Noreturn void nd_hibernate(nd_entry_fn fn, void *arg);
 /* Sleeps (receives nothing) for ms. */
-void nd_sleep(int64_t ms);
-bool nd_is_alive(term_t pid);
+GIRDER_API void nd_sleep(int64_t ms);
+GIRDER_API bool nd_is_alive(term_t pid);
 /* Sets trap_exit; returns the old value (false outside a process). */
-bool nd_trap_exit(bool on);
+GIRDER_API bool nd_trap_exit(bool on);
 
 /* A new unique reference. */
-term_t nd_make_ref(void);
+GIRDER_API term_t nd_make_ref(void);
 
 /* ---------------------------------------------------------------- messages */
 
@@ -172,7 +171,7 @@ term_t nd_make_ref(void);
 ** reference). Sending to a dead pid succeeds and drops the message (as Erlang); an
 ** unregistered name gives ND_ENOTREG. Targets on other nodes go through the distribution
 ** layer's hook (girder/node_dist.h). */
-int nd_send(term_t to, term_t msg);
+GIRDER_API int nd_send(term_t to, term_t msg);
 
 typedef bool (*nd_pred_fn)(term_t msg, void *ud);
 
@@ -198,16 +197,17 @@ typedef struct nd_recv {
 ** the message (clause variables are borrowed from it), or ND_ETIMEOUT. Scanning resumes where it
 ** stopped when new messages arrive, so a receive never rescans what it has rejected.
 */
-int nd_receive_ex(const nd_recv *r, term_t *msg);
-int nd_receive(int64_t timeout_ms, term_t *msg);
-int nd_receive_if(nd_pred_fn pred, void *ud, int64_t timeout_ms, term_t *msg);
-int nd_receive_match(const nd_clause *clauses, size_t n, int64_t timeout_ms, term_t *msg);
+GIRDER_API int nd_receive_ex(const nd_recv *r, term_t *msg);
+GIRDER_API int nd_receive(int64_t timeout_ms, term_t *msg);
+GIRDER_API int nd_receive_if(nd_pred_fn pred, void *ud, int64_t timeout_ms, term_t *msg);
+GIRDER_API int nd_receive_match(const nd_clause *clauses, size_t n, int64_t timeout_ms,
+                                term_t *msg);
 /* Marks the current end of the mailbox; a receive with from_mark skips older messages
 ** (the receive-marker optimisation for "wait for the reply to this ref"). */
-void nd_recv_mark(void);
+GIRDER_API void nd_recv_mark(void);
 
 /* Match-or-crash: returns if t matches p (binding vars), else exits with {badmatch, t}. */
-void nd_assert_match(const term_pattern *p, term_t t, term_t *vars);
+GIRDER_API void nd_assert_match(const term_pattern *p, term_t t, term_t *vars);
 
 /* ---------------------------------------------------------------- aliases */
 
@@ -216,37 +216,37 @@ void nd_assert_match(const term_pattern *p, term_t t, term_t *vars);
 ** process. ND_ALIAS_REPLY: the first message through the alias deactivates it ([reply]).
 ** Messages to an inactive alias are dropped; every alias goes when its process exits. */
 enum { ND_ALIAS_EXPLICIT = 0, ND_ALIAS_REPLY = 1 };
-term_t nd_alias(unsigned flags);
+GIRDER_API term_t nd_alias(unsigned flags);
 /* erlang:unalias/1: true if alias (borrowed) was an active alias of the calling process. */
-bool nd_unalias(term_t alias);
+GIRDER_API bool nd_unalias(term_t alias);
 
 /* ---------------------------------------------------------------- links, monitors */
 
 /* link/1: ND_ENOPROC if pid is dead and the caller does not trap exits; a trapping caller gets
 ** {'EXIT', Pid, noproc} instead. */
-int nd_link(term_t pid);
-int nd_unlink(term_t pid);
+GIRDER_API int nd_link(term_t pid);
+GIRDER_API int nd_unlink(term_t pid);
 /* monitor(process, Target): target is a pid, a registered name atom or {Name, Node}.
 ** *ref gets the monitor reference. A dead target gives a DOWN with noproc at once. */
-int nd_monitor(term_t target, term_t *ref);
+GIRDER_API int nd_monitor(term_t target, term_t *ref);
 enum { ND_DEMONITOR_FLUSH = 1 };
 /* Returns 0, or ND_ENOPROC when the monitor was not active (already fired/removed). */
-int nd_demonitor(term_t ref, unsigned flags);
+GIRDER_API int nd_demonitor(term_t ref, unsigned flags);
 
 /* ---------------------------------------------------------------- registry */
 
-int nd_register(term_t name, term_t pid); /* ND_EEXIST, ND_ENOPROC, ND_EINVAL */
-int nd_unregister(term_t name);           /* ND_ENOTREG */
-term_t nd_whereis(term_t name);           /* a reference, or TERM_NONE */
-term_t nd_registered(void);               /* a list of atoms (a reference) */
+GIRDER_API int nd_register(term_t name, term_t pid); /* ND_EEXIST, ND_ENOPROC, ND_EINVAL */
+GIRDER_API int nd_unregister(term_t name);           /* ND_ENOTREG */
+GIRDER_API term_t nd_whereis(term_t name);           /* a reference, or TERM_NONE */
+GIRDER_API term_t nd_registered(void);               /* a list of atoms (a reference) */
 
 /* ---------------------------------------------------------------- timers */
 
 typedef uint64_t nd_timer_t;
 /* Sends msg (consumed) to dest (pid or name) after ms. */
-int nd_send_after(int64_t ms, term_t dest, term_t msg, nd_timer_t *timer);
+GIRDER_API int nd_send_after(int64_t ms, term_t dest, term_t msg, nd_timer_t *timer);
 /* Cancels; returns the milliseconds that were left (>= 0) or ND_ENOTIMER. */
-int64_t nd_cancel_timer(nd_timer_t timer);
+GIRDER_API int64_t nd_cancel_timer(nd_timer_t timer);
 
 /* ---------------------------------------------------------------- introspection */
 
@@ -272,20 +272,20 @@ typedef struct nd_proc_info {
 } nd_proc_info;
 
 /* Fills *info (release it with nd_proc_info_free); ND_ENOPROC for a dead pid. */
-int nd_process_info(term_t pid, nd_proc_info *info);
-void nd_proc_info_free(nd_proc_info *info);
+GIRDER_API int nd_process_info(term_t pid, nd_proc_info *info);
+GIRDER_API void nd_proc_info_free(nd_proc_info *info);
 /* Number of live processes. */
-size_t nd_process_count(void);
+GIRDER_API size_t nd_process_count(void);
 /* erlang:processes/0: a list (a reference) of the local processes alive at the time of the
 ** call, in creation-slot order. */
-term_t nd_processes(void);
+GIRDER_API term_t nd_processes(void);
 
 typedef struct nd_stats {
     uint64_t context_switches, steals, long_schedules, spawns, exits;
     uint64_t reductions; /* used by every process since the runtime started (erlang:statistics) */
     unsigned schedulers; /* scheduler threads */
 } nd_stats;
-void nd_get_stats(nd_stats *out);
+GIRDER_API void nd_get_stats(nd_stats *out);
 
 /* ---------------------------------------------------------------- server behaviour */
 
@@ -319,16 +319,16 @@ typedef struct nd_server_opts {
 
 /* Starts a server and waits for init. On failure *reason (optional) gets the reason and the
 ** call returns ND_ESTART. */
-int nd_server_start(const nd_server_ops *ops, void *arg, const nd_server_opts *opts, term_t *pid,
-                    term_t *reason);
+GIRDER_API int nd_server_start(const nd_server_ops *ops, void *arg, const nd_server_opts *opts,
+                               term_t *pid, term_t *reason);
 /* call: ND_ETIMEOUT, or ND_EEXIT with *reply = the server's exit reason (noproc if it did not
 ** exist). Works from non-process threads too. */
-int nd_call(term_t server, term_t request, int64_t timeout_ms, term_t *reply);
-int nd_cast(term_t server, term_t msg);
+GIRDER_API int nd_call(term_t server, term_t request, int64_t timeout_ms, term_t *reply);
+GIRDER_API int nd_cast(term_t server, term_t msg);
 /* Replies to a From kept from handle_call (reply consumed). */
-int nd_reply(term_t from, term_t reply);
+GIRDER_API int nd_reply(term_t from, term_t reply);
 /* Stops a server: exit(shutdown-like reason) and waits for it to be gone. */
-int nd_server_stop(term_t server, term_t reason, int64_t timeout_ms);
+GIRDER_API int nd_server_stop(term_t server, term_t reason, int64_t timeout_ms);
 
 /* ---------------------------------------------------------------- supervisors */
 
@@ -365,19 +365,21 @@ typedef struct nd_sup_flags {
 
 /* Starts a supervisor (linked to the caller when opts->link) with its children, in order.
 ** For ND_SIMPLE_ONE_FOR_ONE, children[0] is the template and no child starts now. */
-int nd_supervisor_start(const nd_sup_flags *flags, const nd_child_spec *children, size_t n,
-                        const nd_server_opts *opts, term_t *pid, term_t *reason);
+GIRDER_API int nd_supervisor_start(const nd_sup_flags *flags, const nd_child_spec *children,
+                                   size_t n, const nd_server_opts *opts, term_t *pid,
+                                   term_t *reason);
 /* Child operations: calls to the supervisor, each with a timeout (ND_ETIMEOUT). */
-int nd_sup_start_child(term_t sup, const nd_child_spec *spec, int64_t timeout_ms, term_t *pid);
-int nd_sup_start_dynamic(term_t sup, term_t extra, int64_t timeout_ms,
-                         term_t *pid); /* simple_one_for_one */
-int nd_sup_terminate_child(term_t sup, term_t id_or_pid, int64_t timeout_ms);
-int nd_sup_restart_child(term_t sup, term_t id, int64_t timeout_ms, term_t *pid);
-int nd_sup_delete_child(term_t sup, term_t id, int64_t timeout_ms);
+GIRDER_API int nd_sup_start_child(term_t sup, const nd_child_spec *spec, int64_t timeout_ms,
+                                  term_t *pid);
+GIRDER_API int nd_sup_start_dynamic(term_t sup, term_t extra, int64_t timeout_ms,
+                                    term_t *pid); /* simple_one_for_one */
+GIRDER_API int nd_sup_terminate_child(term_t sup, term_t id_or_pid, int64_t timeout_ms);
+GIRDER_API int nd_sup_restart_child(term_t sup, term_t id, int64_t timeout_ms, term_t *pid);
+GIRDER_API int nd_sup_delete_child(term_t sup, term_t id, int64_t timeout_ms);
 /* [{Id, Pid | undefined, worker | supervisor}] in start order (a reference). */
-int nd_sup_which_children(term_t sup, int64_t timeout_ms, term_t *list);
+GIRDER_API int nd_sup_which_children(term_t sup, int64_t timeout_ms, term_t *list);
 /* [{specs, N}, {active, N}, {supervisors, N}, {workers, N}] (a reference). */
-int nd_sup_count_children(term_t sup, int64_t timeout_ms, term_t *list);
+GIRDER_API int nd_sup_count_children(term_t sup, int64_t timeout_ms, term_t *list);
 
 /* Start function for a child that is a supervisor: arg points at an nd_sup_start_args. */
 typedef struct nd_sup_start_args {
@@ -385,7 +387,7 @@ typedef struct nd_sup_start_args {
     const nd_child_spec *children;
     size_t n;
 } nd_sup_start_args;
-int nd_sup_child_start(void *arg, term_t extra, term_t *pid, term_t *reason);
+GIRDER_API int nd_sup_child_start(void *arg, term_t extra, term_t *pid, term_t *reason);
 
 #ifdef __cplusplus
 }

@@ -74,7 +74,7 @@ static inline const char *term_err_name(int err)
 /* One hook through which every allocation of this library goes (tests fail the Nth).
 ** realloc semantics: (p, 0) frees; (NULL, n) allocates. Set before creating any term. */
 typedef void *(*term_alloc_fn)(void *ud, void *p, size_t old, size_t n);
-void term_set_allocator(term_alloc_fn fn, void *ud);
+GIRDER_API void term_set_allocator(term_alloc_fn fn, void *ud);
 
 /* ------------------------------------------------------------------- types */
 
@@ -97,8 +97,8 @@ typedef enum term_type {
 #define TERM_NONE ((term_t)0)
 #define TERM_NIL  ((term_t)0x6)
 
-term_type term_typeof(term_t t);
-const char *term_type_name(term_type ty);
+GIRDER_API term_type term_typeof(term_t t);
+GIRDER_API const char *term_type_name(term_type ty);
 
 /* Small integers: 62-bit signed, stored in the word. term_int() boxes larger values. */
 #define TERM_SMALL_MAX ((int64_t)((UINT64_C(1) << 61) - 1))
@@ -141,122 +141,123 @@ static inline bool term_is_boxed(term_t t)
 /* ---------------------------------------------------------------- reference counting */
 
 /* Returns t with one more reference (t itself). */
-term_t term_dup(term_t t);
+GIRDER_API term_t term_dup(term_t t);
 /* Drops one reference; frees the value when it was the last. Accepts TERM_NONE. */
-void term_free(term_t t);
+GIRDER_API void term_free(term_t t);
 
 /* ---------------------------------------------------------------- atoms */
 
 /* Atom names are UTF-8, at most 255 characters. The table is global and thread-safe;
 ** atoms are never freed. Returns TERM_NONE (and *err if given) on invalid name or full table. */
-term_t term_atom(const char *name);
-term_t term_atom_n(const char *name, size_t len, int *err);
+GIRDER_API term_t term_atom(const char *name);
+GIRDER_API term_t term_atom_n(const char *name, size_t len, int *err);
 /* Looks up an existing atom without creating it; TERM_NONE if absent. */
-term_t term_atom_existing(const char *name, size_t len);
+GIRDER_API term_t term_atom_existing(const char *name, size_t len);
 /* Name of an atom (NUL-terminated, valid forever); len may be NULL. */
-const char *term_atom_name(term_t atom, size_t *len);
-size_t term_atom_count(void);
+GIRDER_API const char *term_atom_name(term_t atom, size_t *len);
+GIRDER_API size_t term_atom_count(void);
 /* Upper bound on the atom table (default 1048576, as Erlang); set before use. */
-void term_atom_set_limit(size_t max_atoms);
+GIRDER_API void term_atom_set_limit(size_t max_atoms);
 
 /* Common atoms, interned at first use of the library. */
-extern term_t TERM_ATOM_TRUE, TERM_ATOM_FALSE, TERM_ATOM_OK, TERM_ATOM_ERROR, TERM_ATOM_UNDEFINED;
-extern term_t TERM_ATOM_NONODE; /* 'nonode@nohost' */
-void term_init(void);           /* idempotent; called by every constructor that needs it */
+extern GIRDER_API term_t TERM_ATOM_TRUE, TERM_ATOM_FALSE, TERM_ATOM_OK, TERM_ATOM_ERROR,
+    TERM_ATOM_UNDEFINED;
+extern GIRDER_API term_t TERM_ATOM_NONODE; /* 'nonode@nohost' */
+GIRDER_API void term_init(void); /* idempotent; called by every constructor that needs it */
 
 /* ---------------------------------------------------------------- numbers */
 
-term_t term_int(int64_t v); /* small or boxed; TERM_NONE on ENOMEM */
-term_t term_uint(uint64_t v);
+GIRDER_API term_t term_int(int64_t v); /* small or boxed; TERM_NONE on ENOMEM */
+GIRDER_API term_t term_uint(uint64_t v);
 /* Integer from sign and magnitude bytes in little-endian order (ETF bignum layout). */
-term_t term_big_from_bytes(bool negative, const uint8_t *le, size_t n);
-bool term_is_int(term_t t);
-bool term_is_bignum(term_t t);
+GIRDER_API term_t term_big_from_bytes(bool negative, const uint8_t *le, size_t n);
+GIRDER_API bool term_is_int(term_t t);
+GIRDER_API bool term_is_bignum(term_t t);
 /* Exact value if it fits, else ERANGE (ETYPE if not an integer). */
-int term_get_int64(term_t t, int64_t *out);
-int term_get_uint64(term_t t, uint64_t *out);
+GIRDER_API int term_get_int64(term_t t, int64_t *out);
+GIRDER_API int term_get_uint64(term_t t, uint64_t *out);
 /* Bignum view: sign and little-endian magnitude (64-bit limbs). Small ints give ETYPE. */
-int term_big_view(term_t t, bool *negative, const uint64_t **limbs, size_t *nlimbs);
+GIRDER_API int term_big_view(term_t t, bool *negative, const uint64_t **limbs, size_t *nlimbs);
 
-term_t term_float(double d); /* NaN/infinity are not Erlang floats: TERM_NONE */
-bool term_is_float(term_t t);
-double term_float_value(term_t t);
+GIRDER_API term_t term_float(double d); /* NaN/infinity are not Erlang floats: TERM_NONE */
+GIRDER_API bool term_is_float(term_t t);
+GIRDER_API double term_float_value(term_t t);
 
 /* ---------------------------------------------------------------- tuples */
 
 /* Builds a tuple from n consumed elements. */
-term_t term_tuple(size_t n, const term_t *elems);
-term_t term_tuplev(size_t n, ...); /* varargs convenience; consumes each */
-bool term_is_tuple(term_t t);
-size_t term_tuple_arity(term_t t);
-term_t term_tuple_elem(term_t t, size_t i); /* borrowed; 0-based */
+GIRDER_API term_t term_tuple(size_t n, const term_t *elems);
+GIRDER_API term_t term_tuplev(size_t n, ...); /* varargs convenience; consumes each */
+GIRDER_API bool term_is_tuple(term_t t);
+GIRDER_API size_t term_tuple_arity(term_t t);
+GIRDER_API term_t term_tuple_elem(term_t t, size_t i); /* borrowed; 0-based */
 
 /* ---------------------------------------------------------------- lists */
 
-term_t term_cons(term_t head, term_t tail); /* consumes both */
+GIRDER_API term_t term_cons(term_t head, term_t tail); /* consumes both */
 /* A proper list of n consumed elements. */
-term_t term_list(size_t n, const term_t *elems);
+GIRDER_API term_t term_list(size_t n, const term_t *elems);
 /* A list of n consumed elements ending in tail (consumed): improper if tail is not []. */
-term_t term_list_tail(size_t n, const term_t *elems, term_t tail);
-bool term_is_cons(term_t t);
-bool term_is_list(term_t t); /* [] or a cons */
-term_t term_hd(term_t t);    /* borrowed */
-term_t term_tl(term_t t);    /* borrowed */
+GIRDER_API term_t term_list_tail(size_t n, const term_t *elems, term_t tail);
+GIRDER_API bool term_is_cons(term_t t);
+GIRDER_API bool term_is_list(term_t t); /* [] or a cons */
+GIRDER_API term_t term_hd(term_t t);    /* borrowed */
+GIRDER_API term_t term_tl(term_t t);    /* borrowed */
 /* Length of a proper list; -1 for an improper list or a non-list. */
-long term_list_length(term_t t);
+GIRDER_API long term_list_length(term_t t);
 /* A list of small integers (a string in Erlang's sense) from bytes / UTF-8 code points. */
-term_t term_string(const char *s, size_t len);
-term_t term_string_utf8(const char *s, size_t len, int *err);
+GIRDER_API term_t term_string(const char *s, size_t len);
+GIRDER_API term_t term_string_utf8(const char *s, size_t len, int *err);
 
 /* ---------------------------------------------------------------- maps */
 
 /* Builds a map from n consumed keys and values; later duplicates replace earlier ones. */
-term_t term_map(size_t n, const term_t *keys, const term_t *vals);
-bool term_is_map(term_t t);
-size_t term_map_size(term_t t);
+GIRDER_API term_t term_map(size_t n, const term_t *keys, const term_t *vals);
+GIRDER_API bool term_is_map(term_t t);
+GIRDER_API size_t term_map_size(term_t t);
 /* Borrowed value for key, or TERM_NONE. Keys compare exactly (1 and 1.0 differ). */
-term_t term_map_get(term_t map, term_t key);
+GIRDER_API term_t term_map_get(term_t map, term_t key);
 /* New map with key set to val; consumes map, key and val. */
-term_t term_map_put(term_t map, term_t key, term_t val);
+GIRDER_API term_t term_map_put(term_t map, term_t key, term_t val);
 /* New map without key; consumes map (key borrowed). */
-term_t term_map_remove(term_t map, term_t key);
+GIRDER_API term_t term_map_remove(term_t map, term_t key);
 /* i-th entry in map-key order (integers before floats, then term order); borrowed. */
-term_t term_map_key(term_t map, size_t i);
-term_t term_map_value(term_t map, size_t i);
+GIRDER_API term_t term_map_key(term_t map, size_t i);
+GIRDER_API term_t term_map_value(term_t map, size_t i);
 
 /* ---------------------------------------------------------------- binaries and bitstrings */
 
 /* Copies len bytes. Binaries over 64 bytes are shared by reference when sent. */
-term_t term_binary(const void *data, size_t len);
+GIRDER_API term_t term_binary(const void *data, size_t len);
 /* A bitstring of nbits bits from the first bytes of data (bits taken MSB first). */
-term_t term_bitstring(const void *data, size_t nbits);
+GIRDER_API term_t term_bitstring(const void *data, size_t nbits);
 /* Takes ownership of a buffer allocated through term_alloc_raw(): no copy. */
-term_t term_binary_adopt(void *data, size_t len);
-void *term_alloc_raw(size_t n);
-void term_free_raw(void *p, size_t n);
+GIRDER_API term_t term_binary_adopt(void *data, size_t len);
+GIRDER_API void *term_alloc_raw(size_t n);
+GIRDER_API void term_free_raw(void *p, size_t n);
 /* A sub-binary sharing bin's bytes: bit offset and bit size within bin (bin borrowed). */
-term_t term_sub_binary(term_t bin, size_t bit_offset, size_t nbits);
-bool term_is_bitstring(term_t t);
-bool term_is_binary(term_t t); /* whole bytes */
-size_t term_bitstring_bits(term_t t);
-size_t term_binary_size(term_t t); /* bytes, rounded up for bitstrings */
+GIRDER_API term_t term_sub_binary(term_t bin, size_t bit_offset, size_t nbits);
+GIRDER_API bool term_is_bitstring(term_t t);
+GIRDER_API bool term_is_binary(term_t t); /* whole bytes */
+GIRDER_API size_t term_bitstring_bits(term_t t);
+GIRDER_API size_t term_binary_size(term_t t); /* bytes, rounded up for bitstrings */
 /* Pointer to the bytes when the value is byte-aligned in memory, else NULL
 ** (sub-bitstrings at an odd bit offset: use term_bitstring_copy()). */
-const uint8_t *term_binary_data(term_t t);
+GIRDER_API const uint8_t *term_binary_data(term_t t);
 /* Copies the bits MSB-first into out (term_binary_size() bytes); unused low bits are 0. */
-void term_bitstring_copy(term_t t, uint8_t *out);
+GIRDER_API void term_bitstring_copy(term_t t, uint8_t *out);
 
 /* ---------------------------------------------------------------- pids, ports, refs */
 
 /* node is an atom (borrowed). Pid: id and serial as on the wire (15 + 13 bits in old nodes,
 ** 32 + 32 bits in new ones), creation 32 bits. */
-term_t term_pid(term_t node, uint32_t id, uint32_t serial, uint32_t creation);
-term_t term_port(term_t node, uint64_t id, uint32_t creation);
+GIRDER_API term_t term_pid(term_t node, uint32_t id, uint32_t serial, uint32_t creation);
+GIRDER_API term_t term_port(term_t node, uint64_t id, uint32_t creation);
 /* References carry 1..5 32-bit words. */
-term_t term_ref(term_t node, uint32_t creation, size_t nwords, const uint32_t *words);
-bool term_is_pid(term_t t);
-bool term_is_port(term_t t);
-bool term_is_ref(term_t t);
+GIRDER_API term_t term_ref(term_t node, uint32_t creation, size_t nwords, const uint32_t *words);
+GIRDER_API bool term_is_pid(term_t t);
+GIRDER_API bool term_is_port(term_t t);
+GIRDER_API bool term_is_ref(term_t t);
 
 typedef struct term_pid_info {
     term_t node; /* atom */
@@ -273,9 +274,9 @@ typedef struct term_ref_info {
     size_t nwords;
     uint32_t words[5];
 } term_ref_info;
-int term_pid_get(term_t t, term_pid_info *out);
-int term_port_get(term_t t, term_port_info *out);
-int term_ref_get(term_t t, term_ref_info *out);
+GIRDER_API int term_pid_get(term_t t, term_pid_info *out);
+GIRDER_API int term_port_get(term_t t, term_port_info *out);
+GIRDER_API int term_ref_get(term_t t, term_ref_info *out);
 
 /* ---------------------------------------------------------------- funs */
 
@@ -295,11 +296,12 @@ typedef struct term_fun_info {
     size_t nfree;
     const term_t *free; /* borrowed free variables */
 } term_fun_info;
-term_t term_export_fun(term_t module, term_t function, uint32_t arity); /* atoms borrowed */
+GIRDER_API term_t term_export_fun(term_t module, term_t function,
+                                  uint32_t arity); /* atoms borrowed */
 /* Builds a local fun; info's terms and free variables are borrowed (dup'ed inside). */
-term_t term_local_fun(const term_fun_info *info);
-bool term_is_fun(term_t t);
-int term_fun_get(term_t t, term_fun_info *out);
+GIRDER_API term_t term_local_fun(const term_fun_info *info);
+GIRDER_API bool term_is_fun(term_t t);
+GIRDER_API int term_fun_get(term_t t, term_fun_info *out);
 
 /* ---------------------------------------------------------------- order */
 
@@ -308,15 +310,15 @@ int term_fun_get(term_t t, term_fun_info *out);
 ** term_compare_exact() is the order of map keys and =:= (every integer before every float,
 ** at any depth: #{2 => a, 1.5 => b} keeps 2 first).
 ** Both return <0, 0, >0 and never recurse on the C stack. */
-int term_compare(term_t a, term_t b);
-int term_compare_exact(term_t a, term_t b);
-bool term_equal(term_t a, term_t b);       /* =:= */
-bool term_equal_arith(term_t a, term_t b); /* == */
+GIRDER_API int term_compare(term_t a, term_t b);
+GIRDER_API int term_compare_exact(term_t a, term_t b);
+GIRDER_API bool term_equal(term_t a, term_t b);       /* =:= */
+GIRDER_API bool term_equal_arith(term_t a, term_t b); /* == */
 /* A hash consistent with term_equal(). */
-uint64_t term_hash(term_t t);
+GIRDER_API uint64_t term_hash(term_t t);
 
 /* Bytes of memory reachable from the term (storage shared by several parts counted each time). */
-size_t term_memory(term_t t);
+GIRDER_API size_t term_memory(term_t t);
 
 /* ---------------------------------------------------------------- external term format */
 
@@ -342,8 +344,8 @@ typedef struct etf_error {
 ** opts->allow_trailing); with used, *used gets the bytes consumed and bytes may follow.
 ** Returns TERM_NONE on error with *err (optional) filled in. Every length is checked before use;
 ** memory is bounded by a small constant times len (see docs/term_codec.md). */
-term_t etf_decode(const uint8_t *buf, size_t len, const etf_decode_opts *opts, size_t *used,
-                  etf_error *err);
+GIRDER_API term_t etf_decode(const uint8_t *buf, size_t len, const etf_decode_opts *opts,
+                             size_t *used, etf_error *err);
 
 enum {
     ETF_ENC_DETERMINISTIC = 1, /* map keys sorted in every map (default: only maps <= 32) */
@@ -357,13 +359,13 @@ typedef struct etf_buf {
     uint8_t *data;
     size_t len, cap;
 } etf_buf;
-void etf_buf_free(etf_buf *b);
-int etf_buf_reserve(etf_buf *b, size_t extra);
+GIRDER_API void etf_buf_free(etf_buf *b);
+GIRDER_API int etf_buf_reserve(etf_buf *b, size_t extra);
 
 /* Appends the encoding of t (as term_to_binary/1 of OTP 25 does) to out. 0 or error. */
-int etf_encode(term_t t, unsigned flags, etf_buf *out);
+GIRDER_API int etf_encode(term_t t, unsigned flags, etf_buf *out);
 /* Exact encoded size (without compression), or a negative error. */
-long long etf_encoded_size(term_t t, unsigned flags);
+GIRDER_API long long etf_encoded_size(term_t t, unsigned flags);
 
 /* ---------------------------------------------------------------- text syntax */
 
@@ -380,9 +382,9 @@ enum {
 };
 
 /* Appends the text of t to out (NUL-terminated, len excludes the NUL). */
-int term_print(term_t t, unsigned flags, const term_text_ctx *ctx, etf_buf *out);
+GIRDER_API int term_print(term_t t, unsigned flags, const term_text_ctx *ctx, etf_buf *out);
 /* Convenience: malloc'ed string (free with free()); NULL on ENOMEM. */
-char *term_to_string(term_t t, unsigned flags);
+GIRDER_API char *term_to_string(term_t t, unsigned flags);
 
 typedef struct term_parse_error {
     int code;
@@ -392,7 +394,8 @@ typedef struct term_parse_error {
 
 /* Parses one term written in Erlang syntax (a trailing '.' and whitespace are allowed).
 ** Returns a reference or TERM_NONE with *err filled. */
-term_t term_parse(const char *text, size_t len, const term_text_ctx *ctx, term_parse_error *err);
+GIRDER_API term_t term_parse(const char *text, size_t len, const term_text_ctx *ctx,
+                             term_parse_error *err);
 
 /* ---------------------------------------------------------------- patterns */
 
@@ -400,19 +403,19 @@ term_t term_parse(const char *text, size_t len, const term_text_ctx *ctx, term_p
 ** #{k := P} (subset match), repeated variables meaning equality. Immutable and shareable. */
 typedef struct term_pattern term_pattern;
 
-term_pattern *term_pattern_compile(const char *text, size_t len, const term_text_ctx *ctx,
-                                   term_parse_error *err);
-void term_pattern_free(term_pattern *p);
+GIRDER_API term_pattern *term_pattern_compile(const char *text, size_t len,
+                                              const term_text_ctx *ctx, term_parse_error *err);
+GIRDER_API void term_pattern_free(term_pattern *p);
 /* Number of distinct named variables (_Name counts, as it binds; _ does not). */
-size_t term_pattern_nvars(const term_pattern *p);
+GIRDER_API size_t term_pattern_nvars(const term_pattern *p);
 /* Slot of a variable by name, or -1. Slots are numbered in order of first appearance. */
-int term_pattern_var(const term_pattern *p, const char *name);
-const char *term_pattern_var_name(const term_pattern *p, size_t slot);
+GIRDER_API int term_pattern_var(const term_pattern *p, const char *name);
+GIRDER_API const char *term_pattern_var_name(const term_pattern *p, size_t slot);
 
 /* Matches t against p. vars has term_pattern_nvars() slots: a slot holding TERM_NONE is
 ** unbound and gets bound to a borrowed sub-term of t; a slot holding a term is already bound
 ** and must be equal (=:=). On failure the slots are as they were. Allocates nothing. */
-bool term_match(const term_pattern *p, term_t t, term_t *vars);
+GIRDER_API bool term_match(const term_pattern *p, term_t t, term_t *vars);
 
 #ifdef __cplusplus
 }

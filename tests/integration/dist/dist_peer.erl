@@ -5,7 +5,8 @@
          victim/1, ticks_girder/1, wrong_cookie/1, serving/1, remote_spawn/1,
          girder_to_erlang/1, spawn_target/1, simultaneous/1, blast/1, latency/1,
          global_pg/1, aliases/1, atom_cache/1, dynamic_named/1, dynamic_namer/1,
-         spawn_monitor_procs/1, die_after/2, stall_responsive/1, builtins/1]).
+         spawn_monitor_procs/1, die_after/2, stall_responsive/1, builtins/1, old_pid/1,
+         global_hub/1, global_join/1]).
 
 %% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -541,3 +542,67 @@ builtins([G]) ->
     [Anon | _] = rpc:call(G, erlang, processes, []) -- Named,
     [] = rpc:call(G, erlang, process_info, [Anon, registered_name]),
     false = lists:keymember(registered_name, 1, rpc:call(G, erlang, process_info, [Anon])).
+
+%% G is killed and restarted (same name, new creation) while we hold a pid of its first life:
+%% linking to it and monitoring it must answer noproc at once, as Erlang does, and must not
+%% reach the new incarnation's process that happens to have the same number.
+old_pid([G, Flag]) ->
+    process_flag(trap_exit, true),
+    pong = net_adm:ping(G),
+    Old = rpc:call(G, erlang, whereis, [echo]),
+    true = is_pid(Old),
+    io:format("READY~n"),
+    wait_until(fun() -> filelib:is_file(atom_to_list(Flag)) end, 400),
+    wait_until(fun() -> pong =:= net_adm:ping(G) end, 100),
+    New = rpc:call(G, erlang, whereis, [echo]),
+    true = is_pid(New) andalso New =/= Old,
+    T0 = erlang:monotonic_time(millisecond),
+    true = link(Old),
+    {'EXIT', Old, noproc} = expect(fun({'EXIT', _, _}) -> true end, 3000),
+    R = monitor(process, Old),
+    {'DOWN', R, process, Old, noproc} = expect(fun({'DOWN', _, _, _, _}) -> true end, 3000),
+    io:format("  noproc for the old pid after ~p ms~n", [erlang:monotonic_time(millisecond) - T0]),
+    {links, Mine} = process_info(self(), links),
+    false = lists:member(Old, Mine),
+    {links, Theirs} = rpc:call(G, erlang, process_info, [New, links]),
+    false = lists:member(self(), Theirs),
+    {monitored_by, By} = rpc:call(G, erlang, process_info, [New, monitored_by]),
+    false = lists:member(self(), By),
+    nothing(300).
+
+%% A hub of the global mesh: connects to every node given, syncs, and stays up.
+global_hub(Nodes) ->
+    [pong = net_adm:ping(N) || N <- Nodes],
+    ok = global:sync(),
+    io:format("READY~n"),
+    receive after infinity -> ok end.
+
+%% We join the mesh through Hub only (the mesh also holds Others, Girder nodes among them):
+%% global:sync() must complete here and on every other node within seconds, as between Erlang
+%% nodes (each node that learns of us confirms with in_sync).
+global_join([Hub | Others]) ->
+    T0 = erlang:monotonic_time(millisecond),
+    pong = net_adm:ping(Hub),
+    sync_within(node(), 15000),
+    Took = erlang:monotonic_time(millisecond) - T0,
+    Erl = [N || N <- [Hub | Others], not is_girder(N)],
+    [sync_within(N, 15000) || N <- Erl],
+    Known = gen_server:call(global_name_server, get_known),
+    [true = lists:member(N, Known) || N <- [Hub | Others]],
+    %% every Girder node of the mesh knows us too (it sent us in_sync)
+    [true = lists:member(node(), gen_server:call({global_name_server, N}, get_known))
+     || N <- [Hub | Others], is_girder(N)],
+    io:format("  global:sync() on the newcomer took ~p ms; known: ~p~n", [Took, Known]).
+
+is_girder(N) ->
+    case rpc:call(N, erlang, system_info, [system_version]) of
+        "Girder" ++ _ -> true;
+        _ -> false
+    end.
+
+sync_within(N, Ms) ->
+    {_, R} = spawn_monitor(fun() -> exit({synced, rpc:call(N, global, sync, [], Ms)}) end),
+    receive {'DOWN', R, process, _, {synced, ok}} -> ok;
+            {'DOWN', R, process, _, Other} -> error({sync_failed, N, Other})
+    after Ms + 1000 -> error({global_sync_hangs, N})
+    end.
