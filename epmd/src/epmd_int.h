@@ -159,6 +159,131 @@ void epmd__log(epmd__ctx *ctx, int level, const char *fmt, ...)
 #define EPMD__LOG_NAME_CAP (EPMD_MAX_NAME_BYTES * 4 + 3)
 
 /* ---------------------------------------------------------------------------
+** Peers (pool.c): the address a connection comes from, as the unit of fairness.
+** ------------------------------------------------------------------------ */
+
+/* An IPv4 address (as ::ffff:a.b.c.d) or an IPv6 /64 prefix (the rest zero): one holder of
+** addresses counts as one peer, whatever host part it picks. */
+typedef struct epmd__peer_key {
+    uint8_t b[16];
+} epmd__peer_key;
+
+struct sockaddr;
+/* Fills *k from an AF_INET or AF_INET6 address (v4-mapped IPv6 counts as IPv4); 0 or EPMD_EINVAL.
+ */
+int epmd__peer_key_of(const struct sockaddr *sa, epmd__peer_key *k);
+
+/* ---------------------------------------------------------------------------
+** Log rate limiter (ratelimit.c): pure, the caller gives the time.
+**
+** Each event kind (the word after "event=") opens a window at its first line. Within it at
+** most per_kind lines of the kind are let through, and at most per_peer of them for any one
+** peer; the others are counted. When the window is over (the next line of the kind, or a
+** flush, notices), one summary goes to `emit` if anything was held back: the count, the
+** window's length and the peer held back most. So a kind writes at most per_kind + 1 lines per
+** interval, however many events there are.
+** ------------------------------------------------------------------------ */
+
+#define EPMD__RL_INTERVAL_MS 10000
+#define EPMD__RL_PER_KIND    10
+#define EPMD__RL_PER_PEER    3
+#define EPMD__RL_KINDS       32 /* distinct kinds tracked; the last is shared ("other") */
+#define EPMD__RL_PEERS       256
+#define EPMD__RL_PROBE       8
+#define EPMD__RL_EVENT_CAP   32
+
+/* A summary: `suppressed` lines of `event` held back during window_ms, the most severe at
+** `level`; top (may be NULL) is the peer held back most, top_suppressed times. */
+typedef void (*epmd__rl_emit_fn)(void *arg, int level, const char *event, uint32_t suppressed,
+                                 uint64_t window_ms, const epmd__peer_key *top,
+                                 uint32_t top_suppressed);
+
+typedef struct epmd__rl_kind {
+    char event[EPMD__RL_EVENT_CAP]; /* "" while free */
+    int open;                       /* a window is running */
+    uint64_t start_ms;
+    uint32_t shown, suppressed;
+    int level; /* most severe level held back in this window */
+} epmd__rl_kind;
+
+typedef struct epmd__rl_peer {
+    uint8_t used, kind;
+    epmd__peer_key key;
+    uint32_t shown, suppressed;
+} epmd__rl_peer;
+
+typedef struct epmd__ratelimit {
+    uint64_t interval_ms;
+    uint32_t per_kind, per_peer;
+    epmd__rl_emit_fn emit;
+    void *emit_arg;
+    epmd__rl_kind kinds[EPMD__RL_KINDS];
+    epmd__rl_peer peers[EPMD__RL_PEERS]; /* per (kind, peer) counters, a small hash table */
+} epmd__ratelimit;
+
+/* Zero interval/per_kind/per_peer take the defaults above. No allocation. */
+void epmd__rl_init(epmd__ratelimit *rl, uint64_t interval_ms, uint32_t per_kind, uint32_t per_peer,
+                   epmd__rl_emit_fn emit, void *emit_arg);
+/* 1: write this line now; 0: held back (counted). peer may be NULL (a line about no peer). A
+** peer the table has no room for is held to the kind's budget alone. */
+int epmd__rl_check(epmd__ratelimit *rl, const char *event, size_t event_len,
+                   const epmd__peer_key *peer, int level, uint64_t now_ms);
+/* Emits the summaries of windows that are over by now_ms (call it every second or so). */
+void epmd__rl_flush(epmd__ratelimit *rl, uint64_t now_ms);
+/* Ends every window now, emitting what is held back (at shutdown). */
+void epmd__rl_finish(epmd__ratelimit *rl, uint64_t now_ms);
+
+/* ---------------------------------------------------------------------------
+** Connection pool (pool.c): pure bookkeeping of who holds descriptors; no I/O.
+**
+** A pool has `cap` slots. A slot is evictable (its connection holds no name) or held (a
+** registration). Each peer keeps its evictable slots oldest first; the peers sit in a max-heap
+** by their count of evictable slots. The victim, when room is needed, is the oldest evictable
+** slot of the peer that holds the most evictable slots: a flooder gives way first, and an
+** address with one connection gives way only when no address holds two.
+** ------------------------------------------------------------------------ */
+
+typedef struct epmd__pool_peer epmd__pool_peer;
+
+/* Embedded in whatever the caller pools (a connection); zeroed means "in no pool". */
+typedef struct epmd__slot {
+    struct epmd__slot *older, *newer; /* the peer's evictable slots */
+    epmd__pool_peer *peer;            /* NULL: in no pool */
+    int held;
+} epmd__slot;
+
+struct epmd__pool_peer {
+    epmd__pool_peer *hnext;
+    epmd__peer_key key;
+    epmd__slot *oldest, *newest;
+    size_t evictable, held;
+    size_t heap_ix;
+};
+
+typedef struct epmd__pool {
+    size_t cap, used, evictable;
+    epmd__pool_peer **buckets; /* peers by keyed hash of their address */
+    size_t nbuckets;
+    epmd__pool_peer **heap;
+    size_t nheap, heap_cap;
+    uint64_t seed;
+} epmd__pool;
+
+/* 0 or EPMD_ENOMEM. seed keys the address hash (pass something unpredictable). */
+int epmd__pool_init(epmd__pool *p, size_t cap, uint64_t seed);
+void epmd__pool_free(epmd__pool *p);
+/* Puts s (evictable, newest of its peer) in the pool: 0, GIRDER_ENOSPC when full, EPMD_ENOMEM. */
+int epmd__pool_enter(epmd__pool *p, epmd__slot *s, const epmd__peer_key *k);
+/* s now holds a registration: never a victim. */
+void epmd__pool_hold(epmd__pool *p, epmd__slot *s);
+/* Takes s out (no-op if in no pool). */
+void epmd__pool_leave(epmd__pool *p, epmd__slot *s);
+/* The slot to give way, or NULL when every slot is held. */
+epmd__slot *epmd__pool_victim(const epmd__pool *p);
+/* How many evictable slots the peer k has. */
+size_t epmd__pool_peer_evictable(const epmd__pool *p, const epmd__peer_key *k);
+
+/* ---------------------------------------------------------------------------
 ** Server (server.c): the daemon's libuv event loop part.
 ** ------------------------------------------------------------------------ */
 #ifdef UV_VERSION_MAJOR
@@ -171,9 +296,13 @@ typedef struct epmd__server_config {
     int relaxed;
     int debug;
     int packet_timeout_s; /* non-registration connections live at most this long */
-    size_t max_conns;     /* connections beyond this are closed at once */
+    size_t max_conns;     /* descriptors for connections, reserve included (0: 1000) */
+    size_t reserve;       /* of which kept for lookups (0: max_conns / 8, 1..1024) */
     epmd__log_fn log;
     void *log_arg;
+    int log_level; /* lines above this GIRDER_LOG_* level are dropped before counting (0: all) */
+    uint64_t log_interval_ms; /* rate limiter (ratelimit.c); 0: its defaults */
+    uint32_t log_per_kind, log_per_peer;
 } epmd__server_config;
 
 typedef struct epmd__conn epmd__conn;
@@ -188,8 +317,14 @@ typedef struct epmd__server {
     int nlisteners; /* slots used */
     int nbound;     /* listeners actually listening */
     uv_timer_t sweep;
-    epmd__conn *conns; /* doubly linked */
-    size_t nconns;
+    epmd__conn *conns;   /* doubly linked */
+    size_t nconns;       /* including those being closed */
+    epmd__pool main;     /* max_conns - reserve slots: registrations and everyone else */
+    epmd__pool reserve;  /* used only when main holds nothing but registrations: lookups only */
+    epmd__conn *current; /* whose request the handler is handling (its lines' peer) */
+    epmd__ratelimit rl;
+    int log_level;
+    uint64_t evicted, refused; /* connections closed to make room / for lack of it */
     uint64_t next_id;
     uint16_t bound_port;
     int closing;

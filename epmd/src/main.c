@@ -49,7 +49,8 @@ static void usage(void)
         "  -relaxed_command_check   allow -kill with live nodes and -stop (also\n"
         "                           ERL_EPMD_RELAXED_COMMAND_CHECK)\n"
         "  -packet_timeout Seconds  time a non-registration connection may take (default 60)\n"
-        "  -max_connections N       connections held at once (default: file limit - 32)\n"
+        "  -max_connections N       connections held at once, an eighth of them (at most\n"
+        "                           1024) kept for lookups (default: file limit - 32)\n"
         "  -d, -debug               more log lines (repeat for more)\n"
         "  -names                   list names registered with the running epmd\n"
         "  -started                 like -names, silently: exit status says if epmd runs\n"
@@ -293,6 +294,7 @@ int main(int argc, char **argv)
         .packet_timeout_s = o.packet_timeout,
         .max_conns = max_conns,
         .log = log_line,
+        .log_level = GIRDER_LOG_NOTICE + o.debug, /* what log_line shows: no more is counted */
     };
     int r = epmd__server_start(&srv, loop, &cfg);
     if (r) {
@@ -302,8 +304,9 @@ int main(int argc, char **argv)
         return r == EPMD_EADDRINUSE ? 0 : 1;
     }
     log_msg(GIRDER_LOG_NOTICE,
-            "event=started port=%u relaxed_command_check=%d max_connections=%zu pid=%ld",
-            srv.bound_port, o.relaxed, max_conns, (long)getpid());
+            "event=started port=%u relaxed_command_check=%d max_connections=%zu "
+            "reserved_for_lookups=%zu pid=%ld",
+            srv.bound_port, o.relaxed, max_conns, srv.cfg.reserve, (long)getpid());
     uv_signal_init(loop, &g_sigterm);
     uv_signal_init(loop, &g_sigint);
     g_sigterm.data = g_sigint.data = &srv;

@@ -6,7 +6,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <girder/epmd_uv.h>
@@ -23,8 +25,7 @@ typedef struct srv {
     uv_loop_t loop;
     uv_async_t stop;
     epmd__server s;
-    int relaxed;
-    size_t max_conns;
+    epmd__server_config cfg; /* what the test sets; port and addresses are filled in */
     uint16_t port;
     int start_err;
 } srv;
@@ -47,11 +48,11 @@ static void server_thread(void *arg)
     uv_loop_init(&v->loop);
     uv_async_init(&v->loop, &v->stop, on_stop);
     v->stop.data = v;
-    epmd__server_config cfg = {.port = 0,
-                               .addresses = "127.0.0.1",
-                               .relaxed = v->relaxed,
-                               .packet_timeout_s = 2,
-                               .max_conns = v->max_conns ? v->max_conns : 100};
+    epmd__server_config cfg = v->cfg;
+    cfg.port = 0;
+    cfg.addresses = "127.0.0.1";
+    cfg.packet_timeout_s = 2;
+    if (!cfg.max_conns) cfg.max_conns = 100;
     v->start_err = epmd__server_start(&v->s, &v->loop, &cfg);
     v->port = v->s.bound_port;
     v->s.close_cb = on_server_closed; /* KILL closes the server: release the async too */
@@ -61,11 +62,10 @@ static void server_thread(void *arg)
     uv_loop_close(&v->loop);
 }
 
-static srv *server_start_max(int relaxed, size_t max_conns)
+static srv *server_start_cfg(const epmd__server_config *cfg)
 {
     srv *v = calloc(1, sizeof *v);
-    v->relaxed = relaxed;
-    v->max_conns = max_conns;
+    v->cfg = *cfg;
     uv_sem_init(&v->ready, 0);
     uv_thread_create(&v->thread, server_thread, v);
     uv_sem_wait(&v->ready);
@@ -76,7 +76,8 @@ static srv *server_start_max(int relaxed, size_t max_conns)
 
 static srv *server_start(int relaxed)
 {
-    return server_start_max(relaxed, 0);
+    epmd__server_config cfg = {.relaxed = relaxed};
+    return server_start_cfg(&cfg);
 }
 
 static void server_join(srv *v)
@@ -232,35 +233,198 @@ static void test_errors_and_timeouts(void **state)
     assert_int_equal(epmd_port_please(NULL, port, "", 1000, &info), EPMD_EINVAL);
 }
 
-static int raw_connect(uint16_t port)
+/* A connection from source address `from` (any 127/8 address is this host's). */
+static int raw_connect_from(uint16_t port, const char *from)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    inet_pton(AF_INET, from, &src.sin_addr);
+    assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof src), 0);
     struct sockaddr_in a = {
         .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
     return fd;
 }
 
-static void test_connection_limit(void **state)
+/* 1 when epmd has closed fd (end of stream within ms), 0 while it stays open. */
+static int closed_by_epmd(int fd, int ms)
 {
-    srv *v = server_start_max(0, 3);
-    int fds[3];
-    for (int i = 0; i < 3; i++) fds[i] = raw_connect(v->port);
-    usleep(100000);
-    /* Over the limit: accepted and closed at once, without an answer. */
-    epmd_node_info info;
-    assert_int_equal(epmd_port_please(NULL, v->port, "x", T_MS, &info), EPMD_ECONNRESET);
-    /* One silent client leaves: service resumes. */
-    close(fds[0]);
-    int ok = 0;
-    for (int i = 0; i < 200 && !ok; i++) {
-        ok = epmd_port_please(NULL, v->port, "x", T_MS, &info) == EPMD_ENOENT;
-        if (!ok) usleep(10000);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, ms) <= 0) return 0;
+    char b[16];
+    return recv(fd, b, sizeof b, MSG_DONTWAIT) == 0;
+}
+
+/* Once this returns, every connection made before it has been accepted (the backlog is FIFO). */
+static void sync_server(uint16_t port)
+{
+    epmd_name_list l;
+    assert_int_equal(epmd_names(NULL, port, T_MS, &l), 0);
+    epmd_names_free(&l);
+}
+
+static void test_full_pool_evicts_the_biggest_holder(void **state)
+{
+    (void)state;
+    /* 4 ordinary slots (and 1 for lookups, unused here). */
+    epmd__server_config cfg = {.max_conns = 5, .reserve = 1};
+    srv *v = server_start_cfg(&cfg);
+    int h = raw_connect_from(v->port, "127.0.0.1"); /* honest, the oldest */
+    sync_server(v->port);
+    int f[5];
+    for (int i = 0; i < 3; i++) {
+        f[i] = raw_connect_from(v->port, "127.0.0.2"); /* a flooder */
+        if (i < 2) sync_server(v->port);
     }
-    assert_true(ok);
-    close(fds[1]);
-    close(fds[2]);
+    /* Full: 1 + 3 silent clients. A NAMES request still gets its answer; the flooder's oldest
+     * gave way, not the honest one though it is older. */
+    sync_server(v->port);
+    assert_true(closed_by_epmd(f[0], 2000));
+    assert_false(closed_by_epmd(h, 0));
+    /* Full again: a lookup gets its answer, the flooder's next oldest goes. */
+    f[3] = raw_connect_from(v->port, "127.0.0.2");
+    epmd_node_info info;
+    assert_int_equal(epmd_port_please(NULL, v->port, "x", T_MS, &info), EPMD_ENOENT);
+    assert_true(closed_by_epmd(f[1], 2000));
+    assert_false(closed_by_epmd(f[2], 0));
+    assert_false(closed_by_epmd(h, 0));
+    /* Full again: a registration gets an ordinary slot the same way, and keeps it. */
+    f[4] = raw_connect_from(v->port, "127.0.0.2");
+    epmd_node_info_init(&info, "reg", 7300);
+    epmd_registration reg;
+    assert_int_equal(epmd_register(NULL, v->port, &info, T_MS, &reg), 0);
+    assert_true(closed_by_epmd(f[2], 2000));
+    assert_false(closed_by_epmd(f[3], 0));
+    assert_false(closed_by_epmd(h, 0));
+    /* Full (h, f3, f4, reg): the next newcomer again displaces the flooder, never reg. */
+    assert_int_equal(epmd_port_please(NULL, v->port, "reg", T_MS, &info), 0);
+    assert_int_equal(info.port, 7300);
+    assert_true(closed_by_epmd(f[3], 2000));
+    assert_false(closed_by_epmd(h, 0));
+    assert_int_equal(epmd_registration_check(&reg), 0);
+    epmd_unregister(&reg);
+    close(h);
+    for (int i = 0; i < 5; i++) close(f[i]);
     server_stop(v);
+}
+
+static void test_reserve_serves_lookups(void **state)
+{
+    (void)state;
+    /* 2 ordinary slots, both taken by registrations; 1 slot kept for lookups. */
+    epmd__server_config cfg = {.max_conns = 3, .reserve = 1};
+    srv *v = server_start_cfg(&cfg);
+    epmd_node_info n;
+    epmd_registration r1, r2, r3;
+    epmd_node_info_init(&n, "r1", 7401);
+    assert_int_equal(epmd_register(NULL, v->port, &n, T_MS, &r1), 0);
+    epmd_node_info_init(&n, "r2", 7402);
+    assert_int_equal(epmd_register(NULL, v->port, &n, T_MS, &r2), 0);
+    /* Lookups and NAMES are served from the reserve. */
+    epmd_node_info got;
+    assert_int_equal(epmd_port_please(NULL, v->port, "r1", T_MS, &got), 0);
+    assert_int_equal(got.port, 7401);
+    epmd_name_list l;
+    assert_int_equal(epmd_names(NULL, v->port, T_MS, &l), 0);
+    assert_int_equal(l.count, 2);
+    epmd_names_free(&l);
+    /* A third registration would take the reserve for good: closed without an answer. */
+    epmd_node_info_init(&n, "r3", 7403);
+    assert_int_not_equal(epmd_register(NULL, v->port, &n, T_MS, &r3), 0);
+    assert_int_equal(epmd_port_please(NULL, v->port, "r3", T_MS, &got), EPMD_ENOENT);
+    /* A silent client in the reserve gives way to the next lookup. */
+    int idle = raw_connect_from(v->port, "127.0.0.2");
+    assert_int_equal(epmd_port_please(NULL, v->port, "r2", T_MS, &got), 0);
+    assert_int_equal(got.port, 7402);
+    assert_true(closed_by_epmd(idle, 2000));
+    /* The registrations were never touched. */
+    assert_int_equal(epmd_registration_check(&r1), 0);
+    assert_int_equal(epmd_registration_check(&r2), 0);
+    close(idle);
+    epmd_unregister(&r1);
+    epmd_unregister(&r2);
+    server_stop(v);
+}
+
+/* ---- the log, through the rate limiter ---- */
+
+typedef struct logcap {
+    uv_mutex_t mu;
+    char text[65536];
+    size_t len;
+} logcap;
+
+static void capture(void *arg, int level, const char *fmt, va_list ap)
+{
+    (void)level;
+    logcap *c = arg;
+    uv_mutex_lock(&c->mu);
+    if (c->len < sizeof c->text - 2048) {
+        int n = vsnprintf(c->text + c->len, sizeof c->text - c->len - 1, fmt, ap);
+        if (n > 0) c->len += (size_t)n;
+        c->text[c->len++] = '\n';
+        c->text[c->len] = 0;
+    }
+    uv_mutex_unlock(&c->mu);
+}
+
+/* Lines of the captured log that contain `what`. */
+static int log_count(logcap *c, const char *what)
+{
+    uv_mutex_lock(&c->mu);
+    int n = 0;
+    for (const char *p = c->text; (p = strstr(p, what)); p++) n++;
+    uv_mutex_unlock(&c->mu);
+    return n;
+}
+
+static void garbage_from(uint16_t port, const char *from)
+{
+    int fd = raw_connect_from(port, from);
+    assert_int_equal(send(fd, "\x00\x03\x01\x02\x03", 5, 0), 5);
+    assert_true(closed_by_epmd(fd, 2000));
+    close(fd);
+}
+
+static void test_log_rate_limited(void **state)
+{
+    (void)state;
+    logcap *c = calloc(1, sizeof *c);
+    uv_mutex_init(&c->mu);
+    epmd__server_config cfg = {.log = capture,
+                               .log_arg = c,
+                               .log_interval_ms = 1000,
+                               .log_per_kind = 4,
+                               .log_per_peer = 2};
+    srv *v = server_start_cfg(&cfg);
+    for (int i = 0; i < 30; i++) garbage_from(v->port, "127.0.0.1");
+    for (int i = 0; i < 30; i++) garbage_from(v->port, "127.0.0.3");
+    /* 2 lines for each peer, 4 for the kind. */
+    assert_int_equal(log_count(c, "event=request_refused request=unknown"), 4);
+    /* Registrations are always logged. */
+    for (int i = 0; i < 10; i++) {
+        epmd_node_info n;
+        char name[16];
+        snprintf(name, sizeof name, "l%d", i);
+        epmd_node_info_init(&n, name, 7500);
+        epmd_registration r;
+        assert_int_equal(epmd_register(NULL, v->port, &n, T_MS, &r), 0);
+        epmd_unregister(&r);
+        assert_true(wait_name(v->port, name, 0));
+    }
+    assert_int_equal(log_count(c, "event=registered name=l"), 10);
+    assert_int_equal(log_count(c, "event=unregistered name=l"), 10);
+    /* When the window is over, one line sums up what was held back. */
+    int summed = 0;
+    for (int i = 0; i < 300 && !summed; i++) {
+        summed = log_count(c, "event=request_refused suppressed=56 ");
+        if (!summed) usleep(10000);
+    }
+    assert_int_equal(summed, 1);
+    assert_int_equal(log_count(c, " top_peer_suppressed=28"), 1);
+    server_stop(v);
+    uv_mutex_destroy(&c->mu);
+    free(c);
 }
 
 /* ---- libuv registration ---- */
@@ -346,8 +510,12 @@ static void test_uv_register(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_register_lookup_names), cmocka_unit_test(test_relaxed_stop),
-        cmocka_unit_test(test_errors_and_timeouts),   cmocka_unit_test(test_connection_limit),
+        cmocka_unit_test(test_register_lookup_names),
+        cmocka_unit_test(test_relaxed_stop),
+        cmocka_unit_test(test_errors_and_timeouts),
+        cmocka_unit_test(test_full_pool_evicts_the_biggest_holder),
+        cmocka_unit_test(test_reserve_serves_lookups),
+        cmocka_unit_test(test_log_rate_limited),
         cmocka_unit_test(test_uv_register),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -141,6 +141,8 @@ typedef struct job {
     size_t got;
     size_t want; /* read this many then keep the socket; 0: read to end of stream */
     int done, failed;
+    const char *why; /* how it failed, for the message */
+    int err;
 } job;
 
 static void run_jobs(job *jobs, size_t n, int timeout_ms)
@@ -169,7 +171,7 @@ static void run_jobs(job *jobs, size_t n, int timeout_ms)
                 if (w > 0)
                     j->sent += (size_t)w;
                 else if (errno != EAGAIN && errno != EINPROGRESS && errno != ENOTCONN)
-                    j->done = j->failed = 1;
+                    j->done = j->failed = 1, j->why = "send", j->err = errno;
                 continue;
             }
             size_t cap = j->want ? j->want : sizeof j->in;
@@ -179,9 +181,9 @@ static void run_jobs(job *jobs, size_t n, int timeout_ms)
                 if (j->want && j->got == j->want) j->done = 1;
             } else if (r == 0) {
                 j->done = 1;
-                if (j->want) j->failed = 1;
+                if (j->want) j->failed = 1, j->why = "closed before the answer";
             } else if (errno != EAGAIN) {
-                j->done = j->failed = 1;
+                j->done = j->failed = 1, j->why = "recv", j->err = errno;
             }
         }
     }
@@ -203,7 +205,9 @@ static void concurrent(void)
     }
     int64_t t = now_ms();
     run_jobs(jobs, 2 * CLIENTS, 30000);
-    for (int i = 0; i < 2 * CLIENTS; i++) CHECK(!jobs[i].failed, "client %d failed", i);
+    for (int i = 0; i < 2 * CLIENTS; i++)
+        CHECK(!jobs[i].failed, "client %d failed: %s %s (%zu bytes sent, %zu received)", i,
+              jobs[i].why, jobs[i].err ? strerror(jobs[i].err) : "", jobs[i].sent, jobs[i].got);
     for (int i = 0; i < CLIENTS; i++) {
         uint32_t cr;
         int ext;
