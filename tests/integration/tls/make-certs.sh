@@ -19,6 +19,11 @@
 #   self.pem self.key         self-signed, same SANs (no CA at all)
 #   crl.pem                   a CRL of ca that revokes revoked.pem
 #   revoked.pem revoked.key   CA-signed, same SANs, listed in crl.pem
+#   crls/                     crl.pem under its hash name (<hash>.r0), as ssl_crl_hash_dir reads
+#   ipsan.pem ipsan.key       CA-signed, SAN with IP:127.0.0.1 only
+#   wildcn.pem wildcn.key     CA-signed, CN=*.girder.test and no SAN
+#   inter.pem inter.key       an intermediate CA signed by ca
+#   leafi.pem leafi.key       signed by inter, same SANs; leafi-chain.pem = leafi.pem + inter.pem
 set -eu
 dir=${1:?usage: make-certs.sh DIR [HOST...]}
 shift
@@ -69,6 +74,9 @@ basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
 extendedKeyUsage = serverAuth,clientAuth
 subjectAltName = \${ENV::LEAF_SAN}
+[inter]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
 [leaf_nosan]
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
@@ -81,7 +89,7 @@ leaf() {
     _ca=$1 _name=$2 _san=$3
     shift 3
     key "$_name.key"
-    openssl req -new -key "$_name.key" -out "$_name.csr" -subj "/CN=$first" 2>/dev/null
+    openssl req -new -key "$_name.key" -out "$_name.csr" -subj "/CN=${LEAF_CN:-$first}" 2>/dev/null
     _ext=leaf
     [ -n "$_san" ] || _ext=leaf_nosan
     LEAF_SAN=${_san:-DNS:unused} openssl ca -batch -config "db-$_ca/ca.cnf" -extensions "$_ext" \
@@ -101,6 +109,19 @@ leaf ca revoked "$san" -days 3650
 leaf ca2 rogue "$san" -days 3650
 openssl ca -batch -config db-ca/ca.cnf -revoke revoked.pem 2>/dev/null
 openssl ca -batch -config db-ca/ca.cnf -gencrl -out crl.pem 2>/dev/null
+mkdir -p crls
+cp crl.pem "crls/$(openssl crl -hash -noout -in crl.pem).r0"
+leaf ca ipsan "IP:127.0.0.1" -days 3650
+LEAF_CN="*.girder.test" leaf ca wildcn "" -days 3650
+leaf ca inter "" -days 3650 -extensions inter
+ca_from_leaf() { # turns a signed leaf into a CA that can sign (its own openssl ca database)
+    cp -r db-ca "db-$1"
+    : >"db-$1/index.txt"
+    sed -i "s/^certificate = .*/certificate = $1.pem/; s/^private_key = .*/private_key = $1.key/; s/db-ca\//db-$1\//g" "db-$1/ca.cnf"
+}
+ca_from_leaf inter
+leaf inter leafi "$san" -days 3650
+cat leafi.pem inter.pem >leafi-chain.pem
 key self.key
 openssl req -new -x509 -key self.key -out self.pem -days 3650 -subj "/CN=$first" \
     -addext "subjectAltName=$san" 2>/dev/null
