@@ -833,8 +833,7 @@ int dist__tls_writev(dist_tls *t, const struct iovec *iov, int iovcnt, size_t *n
         rc = write_some(t, p, len, &done);
         *n += done;
     }
-    if (rc == 0) rc = flush_stage(t);
-    if (rc == DIST_TLS_AGAIN && t->stage_len) rc = DIST_TLS_AGAIN; /* stage waits for input */
+    if (rc == 0) rc = flush_stage(t); /* AGAIN: the stage is sent once the peer answers */
     return rc;
 }
 

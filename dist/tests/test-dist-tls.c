@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -92,8 +93,8 @@ typedef struct end {
 } end;
 
 static size_t chunk_sizes[] = {1, 7, 13, 1021, 4093, 16411, 65521, 3};
-static size_t split; /* 0: move everything at once; else cycle through odd sizes */
-static size_t split_i;
+static _Thread_local size_t split; /* 0: move everything at once; else cycle through odd sizes */
+static _Thread_local size_t split_i;
 
 /* Moves a's pending output into b, in pieces when split is on. */
 static bool carry(end *a, end *b)
@@ -812,6 +813,41 @@ static void test_chosen_ciphers(void **st)
     dist__tls_ctx_free(sc);
 }
 
+/* ---------------------------------------------------------------- threads */
+
+static dist_tls_ctx *shared_c, *shared_s;
+
+/* Connections of shared contexts on several threads at once (the session cache is shared). */
+static void *conn_thread(void *arg)
+{
+    static uint8_t blob[70000];
+    const char *host = arg;
+    for (int i = 0; i < 15; i++) {
+        end c, s;
+        must_connect(&c, &s, shared_c, shared_s, host);
+        send_all(&c, &s, blob, sizeof blob);
+        send_all(&s, &c, blob, 1000);
+        assert_int_equal(s.got_len, sizeof blob);
+        unpair(&c, &s);
+    }
+    return NULL;
+}
+
+static void test_threads_share_contexts(void **st)
+{
+    (void)st;
+    dist_tls_role cr = role("node", DIST_TLS_V12), sr = role("node", DIST_TLS_V12);
+    sr.fail_if_no_peer_cert = true;
+    shared_c = ctx(&cr, false);
+    shared_s = ctx(&sr, true);
+    pthread_t th[4];
+    static const char *hosts[] = {"localhost", "127.0.0.1", "girder-a.test", "localhost"};
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, conn_thread, (void *)hosts[i]);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    dist__tls_ctx_free(shared_c);
+    dist__tls_ctx_free(shared_s);
+}
+
 /* ---------------------------------------------------------------- cost */
 
 /* Not an assertion on speed: prints what docs/tls.md quotes (MB/s of one engine each way). */
@@ -888,6 +924,7 @@ int main(void)
         cmocka_unit_test(test_crl),
         cmocka_unit_test(test_ctx_errors),
         cmocka_unit_test(test_chosen_ciphers),
+        cmocka_unit_test(test_threads_share_contexts),
         cmocka_unit_test(test_measure_cost),
     };
     return cmocka_run_group_tests(tests, make_certs, remove_certs);
