@@ -21,9 +21,10 @@ static char host[256], tmpdir[64], bindir[PATH_MAX], exe[PATH_MAX];
 static uint16_t eport;
 static int runs = 9;
 
-static void quiet(void *ud, const char *line)
+static void quiet(void *ud, int level, const char *line)
 {
     (void)ud;
+    (void)level;
     (void)line;
 }
 

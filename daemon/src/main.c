@@ -23,9 +23,10 @@ static void usage(FILE *f)
             "  (girder-epmd is started when no port mapper answers). SIGTERM stops cleanly.\n");
 }
 
-static void log_line(void *ud, const char *line)
+static void log_line(void *ud, int level, const char *line)
 {
     (void)ud;
+    (void)level;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -145,7 +146,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "girderd: no port mapper on %u and girder-epmd did not start\n", eport);
             return 1;
         }
-        log_line(NULL, "event=epmd_started");
+        log_line(NULL, DIST_LOG_NOTICE, "event=epmd_started");
     }
     nd_config nc = {0};
     nc.schedulers = scheds;
@@ -166,17 +167,17 @@ int main(int argc, char **argv)
         nd_shutdown(2000);
         return 1;
     }
-    log_line(NULL, "event=ready");
+    log_line(NULL, DIST_LOG_NOTICE, "event=ready");
     int sig = 0;
     while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
     }
     char line[64];
     snprintf(line, sizeof line, "event=stopping signal=%d", sig);
-    log_line(NULL, line);
+    log_line(NULL, DIST_LOG_NOTICE, line);
     nd_server_stop(sup, term_atom("shutdown"), 5000);
     term_free(sup);
     dist_stop(5000);
     nd_shutdown(5000);
-    log_line(NULL, "event=stopped");
+    log_line(NULL, DIST_LOG_NOTICE, "event=stopped");
     return 0;
 }

@@ -56,13 +56,6 @@ static bool copy(rw *w, size_t n)
     return true;
 }
 
-static uint32_t be(const uint8_t *p, int n)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
-    return v;
-}
-
 /*
 ** An atom at the current position: a UTF-8 atom (118, 119) becomes ATOM_CACHE_REF when the
 ** message still has a reference free and no other atom of this message took its slot; other
@@ -74,7 +67,7 @@ static bool atom(rw *w)
     uint8_t tag = w->d[w->pos];
     int lb = tag == 118 || tag == 100 ? 2 : tag == 119 || tag == 115 ? 1 : 0;
     if (!lb || w->len - w->pos < 1u + lb) return false;
-    size_t n = be(w->d + w->pos + 1, lb);
+    size_t n = lb == 2 ? girder__get16(w->d + w->pos + 1) : w->d[w->pos + 1];
     if (w->len - w->pos - 1 - lb < n) return false;
     if (tag == 100 || tag == 115) return copy(w, 1 + lb + n); /* Latin-1: left inline */
     const uint8_t *txt = w->d + w->pos + 1 + lb;
@@ -140,29 +133,30 @@ static bool term(rw *w)
         case 108:
         case 116: {
             if (left < 4) return false;
-            size_t n = be(p, 4);
+            size_t n = girder__get32(p);
             if (n > w->len) return false; /* each element takes at least one byte */
             if (!copy(w, 5)) return false;
             need += tag == 105 ? n : tag == 108 ? n + 1 : 2 * n;
             break;
         }
         case 107:
-            if (left < 2 || !copy(w, 3 + be(p, 2))) return false;
+            if (left < 2 || !copy(w, 3 + girder__get16(p))) return false;
             break;
         case 109:
-            if (left < 4 || !copy(w, 5 + (size_t)be(p, 4))) return false;
+            if (left < 4 || !copy(w, 5 + (size_t)girder__get32(p))) return false;
             break;
         case 77:
-            if (left < 5 || !copy(w, 6 + (size_t)be(p, 4))) return false;
+            if (left < 5 || !copy(w, 6 + (size_t)girder__get32(p))) return false;
             break;
         case 110:
             if (left < 1 || !copy(w, 3 + (size_t)p[0])) return false;
             break;
         case 111:
-            if (left < 4 || !copy(w, 6 + (size_t)be(p, 4))) return false;
+            if (left < 4 || !copy(w, 6 + (size_t)girder__get32(p))) return false;
             break;
         case 112: /* NEW_FUN_EXT: Size counts itself; atoms inside stay inline */
-            if (left < 4 || be(p, 4) < 4 || !copy(w, 1 + (size_t)be(p, 4))) return false;
+            if (left < 4 || girder__get32(p) < 4 || !copy(w, 1 + (size_t)girder__get32(p)))
+                return false;
             break;
         case 113: /* EXPORT_EXT: Module, Function, Arity */
             if (!copy(w, 1)) return false;
@@ -181,7 +175,7 @@ static bool term(rw *w)
         case 90:
         case 114: { /* NEWER/NEW_REFERENCE: Len, Node, Creation, Len words */
             if (left < 2) return false;
-            size_t words = be(p, 2);
+            size_t words = girder__get16(p);
             if (!copy(w, 3) || !atom(w) || !copy(w, (tag == 90 ? 4 : 1) + 4 * words)) return false;
             break;
         }
@@ -236,7 +230,7 @@ static scratch *tls_scratch(void)
 int dist__acache_apply(dist_acache *a, etf_buf *b)
 {
     if (b->len < 8 || b->len > ACACHE_MAX_FRAME || b->data[4] != 131 || b->data[5] != 68 ||
-        b->data[6] != 0 || be(b->data, 4) != b->len - 4)
+        b->data[6] != 0 || girder__get32(b->data) != b->len - 4)
         return 0;
     scratch *sc = tls_scratch();
     if (!sc) return 0;

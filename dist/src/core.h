@@ -1,36 +1,88 @@
-/* dist internals shared by the runtime core (connections, hook, node-down) and the I/O thread. */
+/* dist core internals: connections, the output queue, sending, node-up/down, the machine's owner.
+ */
 #ifndef DIST_CORE_H
 #define DIST_CORE_H
 
+#include "chan.h"
+#include "kapi/kapi.h"
 #include "dist_int.h"
+#include "transport.h"
 
+#include <girder/node_dist.h>
+#include <girder_deadline.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <uv.h>
-#include <girder/epmd.h>
 
-/* ---------------------------------------------------------------- small hash table */
+/* ---------------------------------------------------------------- atoms, interned once */
 
-/* An entry keyed by up to two terms (links: local+remote pids; monitors: the ref in a). */
-typedef struct dent {
-    struct dent *next;
+#define DIST_ATOMS(X)               \
+    X(noconnection, "noconnection") \
+    X(noproc, "noproc")             \
+    X(nodeup, "nodeup")             \
+    X(nodedown, "nodedown")         \
+    X(spawn_reply, "spawn_reply")   \
+    X(error, "error")               \
+    X(empty, "")                    \
+    X(dist_connect, "$dist_connect")
+
+typedef struct dist_atoms {
+#define X(name, text) term_t name;
+    DIST_ATOMS(X)
+#undef X
+} dist_atoms;
+extern dist_atoms dist__a;
+void dist__atoms_init(void);
+
+/* ---------------------------------------------------------------- links and monitors (track.c) */
+
+/* A link between a local process and a process of the peer. */
+typedef struct dlinkrec {
+    struct dlinkrec *next;
     uint64_t h;
-    term_t a, b, c; /* owned */
-    int dir;
-} dent;
+    term_t local, remote; /* pids, owned */
+} dlinkrec;
 
-typedef struct dtab {
-    dent **b;
+typedef enum {
+    MON_OUT = 1, /* local monitors remote (a pid, or {Name, Node}) */
+    MON_IN,      /* remote (a pid) monitors local (a pid), by name when name is an atom */
+    MON_SPAWN    /* local waits for the answer to a spawn request it sent to node `remote` */
+} dmon_dir;
+
+/* A monitor across the connection, keyed by its reference. */
+typedef struct dmonrec {
+    struct dmonrec *next;
+    uint64_t h;
+    term_t ref;
+    dmon_dir dir;
+    term_t local, remote, name; /* owned; name TERM_NONE unless MON_IN by name */
+} dmonrec;
+
+typedef struct dlinks {
+    dlinkrec **b;
     size_t nb, n;
-} dtab;
+} dlinks;
+
+typedef struct dmons {
+    dmonrec **b;
+    size_t nb, n;
+} dmons;
+
+/* Adding an existing key changes nothing; false only when out of memory. Terms are dup'ed. */
+bool dist__links_add(dlinks *t, term_t local, term_t remote);
+bool dist__links_del(dlinks *t, term_t local, term_t remote);
+dlinkrec *dist__links_take_all(dlinks *t); /* a list; free each with dist__link_free */
+void dist__link_free(dlinkrec *r);
+void dist__links_free(dlinks *t);
+bool dist__mons_add(dmons *t, term_t ref, dmon_dir dir, term_t local, term_t remote, term_t name);
+dmonrec *dist__mons_find(dmons *t, term_t ref);
+dmonrec *dist__mons_take(dmons *t, term_t ref); /* removed; free with dist__mon_free */
+dmonrec *dist__mons_take_all(dmons *t);
+void dist__mon_free(dmonrec *r);
+void dist__mons_free(dmons *t);
 
 /* ---------------------------------------------------------------- output queue */
 
-typedef struct dchunk {
-    struct dchunk *next;
-    size_t len, cap;
-    uint8_t *data;
-} dchunk;
+typedef dist_chunk dchunk;
 
 /* A signal kept while the connection is being set up (encoded once the flags are known). */
 typedef struct psig {
@@ -39,18 +91,23 @@ typedef struct psig {
     nd_signal sig;       /* terms dup'ed; kind 0 for a prebuilt ctl */
 } psig;
 
+/* A process waiting in dist_connect: told {'$dist_connect', Ref, Status} (0 or a DIST_E* code)
+** when the connection comes up or fails. */
+typedef struct cwaiter {
+    struct cwaiter *next;
+    term_t pid, ref; /* owned */
+} cwaiter;
+
 /* ---------------------------------------------------------------- connections */
 
-enum { C_PENDING = 1, C_UP, C_DOWN };
-enum { MON_OUT = 1, MON_IN, MON_SPAWN };
-
-typedef struct dsock dsock;
+enum { C_PENDING = PEER_PENDING, C_UP = PEER_UP, C_DOWN = PEER_DOWN };
 
 /*
-** One peer node. Reference counted; the node table holds one reference while the connection
-** is PENDING or UP. Fields under mu unless marked; `sock` belongs to the I/O thread.
+** One peer node (the connection state machine's dist_peer). Reference counted; the node table
+** holds one reference while the connection is PENDING or UP. Fields under mu unless marked;
+** `sm` and `rx` belong to the loop thread.
 */
-typedef struct dconn {
+struct dist_peer {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* PENDING -> UP / DOWN */
     atomic_int refs;
@@ -62,23 +119,27 @@ typedef struct dconn {
     /* out queue */
     dchunk *qhead, *qtail;
     size_t qbytes;
-    bool wpending;        /* on the service list or a write in flight */
-    int fd;               /* the socket while UP, for direct writes (-1: none) */
-    uint64_t last_direct; /* when a sender last wrote directly (ns) */
+    bool wpending;          /* on the service list or a write in flight */
+    dist_tr_stream *direct; /* the stream while UP, for direct writes (NULL: none) */
+    uint64_t last_direct;   /* when a sender last wrote directly (ns) */
     bool svc_queued;
     bool want_connect, want_close;
     const char *close_why;
-    struct dconn *svc_next;
+    struct dist_peer *svc_next;
     psig *phead, *ptail; /* while PENDING */
-    dtab links, mons;
+    cwaiter *waiters;    /* while PENDING */
+    int down_err;        /* why it went down (DIST_E*), once DOWN */
+    dlinks links;
+    dmons mons;
     dist_acache acache; /* what the peer's atom cache holds (frames rewritten in wire order) */
     atomic_uint_fast64_t seq;
     atomic_uint_fast64_t out_frames; /* frames sent or queued (ticks are skipped when it moves) */
-    /* I/O thread only */
-    dsock *sock;
-    uv_timer_t *pend_timer; /* PENDING without a socket (lost a simultaneous connect) */
-    struct dconn *tab_next;
-} dconn;
+    /* loop thread only */
+    dist_sm_slot sm;
+    dist_rx *rx; /* while UP: the atom cache and fragments of this connection */
+    struct dist_peer *tab_next;
+};
+typedef struct dist_peer dconn;
 
 /* ---------------------------------------------------------------- the distribution */
 
@@ -108,64 +169,69 @@ typedef struct dist_state {
     pthread_mutex_t svc_mu;
     dconn *svc_head;
     atomic_bool stopping;
-    /* I/O thread */
-    pthread_t thread;
-    uv_loop_t loop;
-    uv_async_t async;
-    uv_tcp_t listener;
-    uv_timer_t ticker;
-    epmd_uv_registration *epmd;
+    bool shut; /* the loop began shutting down (svc_mu) */
+    /* the loop */
+    dist_tr *tr;
+    dist_sm *sm;
     uint16_t port;
     int start_status;
     bool started;
     pthread_mutex_t start_mu;
     pthread_cond_t start_cv;
-    dsock *socks; /* every open socket */
     /* stats */
-    atomic_uint_fast64_t st_msgs_in, st_msgs_out, st_bytes_in, st_bytes_out, st_ticks_in,
-        st_ticks_out, st_up, st_down, st_hs_failed, st_proto;
+    atomic_uint_fast64_t st_msgs_in, st_msgs_out, st_bytes_direct, st_up, st_down, st_proto;
 } dist_state;
 
 extern dist_state *dist__st;
 
-/* core.c */
+#define TAB_BUCKETS 256
+
+/* conns.c */
+dist_state *dist__enter(void); /* NULL: not started, or stopping */
+void dist__leave(void);
+void dist__gate_open(void);
+bool dist__gate_closing(void);
+int dist__gate_close(int64_t timeout_ms);
+size_t dist__bucket(term_t node);
+dconn *dist__conn_new(term_t node);
 void dist__conn_put(dconn *c);
 dconn *dist__conn_get(term_t node, bool create);
+bool dist__conn_unlink(dconn *c);
 void dist__service(dconn *c);
-int dist__send_ctl(dconn *c, term_t ctl, term_t payload);
-void dist__conn_up(dconn *c, uint64_t flags, uint32_t creation, int fd);
-void dist__conn_fd(dconn *c, int fd);
-void dist__send_tick(dconn *c);
-void dist__node_down(dconn *c, const char *why);
-void dist__deliver(dconn *c, dist_ctl *ctl);
-hs_status dist__decide(term_t peer, dsock *s, dconn **out);
+void dist__psigs_free(psig *p);
+void dist__waiters_notify(cwaiter *w, int status);
+
+/* outq.c */
+int dist__q_push(dconn *c, etf_buf *b);
+int dist__q_send(dconn *c, etf_buf *b, bool *service);
 dchunk *dist__take_queue(dconn *c, size_t *bytes);
-void dist__chunks_free(dchunk *ch);
+void dist__send_tick(dconn *c);
+void dist__busy_wait(dconn *c, const nd_signal *s);
+
+/* send.c */
+bool dist__build_ctl(const nd_signal *s, uint64_t fl, term_t *ctl, term_t *payload);
+int dist__encode(dconn *c, term_t ctl, term_t payload, uint64_t fl, etf_buf *b);
+int dist__hook(void *ud, const nd_signal *s);
+int dist__send_ctl(dconn *c, term_t ctl, term_t payload);
+
+/* updown.c */
+void dist__conn_up(dconn *c, uint64_t flags, uint32_t creation, dist_tr_stream *stream);
+void dist__node_down(dconn *c, const char *why, int err);
 void dist__nodemon_notify(term_t node, int ev);
 
-/* io.c */
-int dist__io_start(void);
-void dist__io_stop(void);
-void dist__io_wake(void);
-void dist__io_start_write(dconn *c);
-void dist__io_detach(dconn *c);
+/* inbound.c */
+void dist__deliver(dconn *c, dist_ctl *ctl);
 
-/* sys.c */
-int dist__sys_start(void);
-void dist__sys_exports(void);    /* the built-in exports (before any peer can call them) */
-void dist__global_exports(void); /* global:/pg: exports (global.c) */
-int dist__global_start(void);    /* global_name_server and pg (global.c) */
-void dist__global_stop(void);
-void dist__sys_stop(void);
+/* owner.c */
+extern const dist_sm_owner dist__owner;
+void dist__started(int status);
+void dist__shutdown_all(void);
+
+/* log.c */
+const char *dist__aname(term_t a);
+
+/* spawn.c */
 void dist__spawn_request(dconn *c, dist_ctl *ctl);
 void dist__spawn_reply(dconn *c, dist_ctl *ctl);
-void dist__exports_free(void);
-
-/* table */
-void dist__tab_free(dtab *t);
-bool dist__tab_add(dtab *t, term_t a, term_t b, term_t c, int dir, bool unique_ab);
-bool dist__tab_del(dtab *t, term_t a, term_t b, dent *out);
-dent *dist__tab_find(dtab *t, term_t a, term_t b);
-dent *dist__tab_take_all(dtab *t);
 
 #endif

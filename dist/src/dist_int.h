@@ -3,41 +3,15 @@
 #define DIST_INT_H
 
 #include <girder/dist.h>
+#include <girder/node_dist.h>
 #include <girder/term.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* Big-endian integers, as every multi-byte field of the protocol is. */
-static inline uint32_t get16(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 8) | p[1];
-}
-static inline uint32_t get32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-static inline uint64_t get64(const uint8_t *p)
-{
-    return ((uint64_t)get32(p) << 32) | get32(p + 4);
-}
-static inline void put16(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-static inline void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-static inline void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-}
+/* Every multi-byte field of the protocol is big-endian: girder__get16/32/64, girder__put16/32/64.
+ */
+#include <girder_be.h>
 
 /* ================================================================ distribution flags */
 
@@ -140,9 +114,11 @@ struct dist_hs {
     /* acceptor: decides the status for peer_name (simultaneous connects, already up) */
     hs_status (*decide)(void *ud, dist_hs *hs);
     void *ud;
-    uint32_t (*rand32)(void *ud); /* challenge source; NULL: getrandom() */
+    uint32_t (*rand32)(void *ud); /* challenges, names, creations (required) */
+    /* length-prefix bytes of every handshake packet: 2 over TCP, 4 inside TLS */
+    int plen;
     /* input reassembly and output to write */
-    uint8_t in[HS_MAX_PACKET + 2];
+    uint8_t in[HS_MAX_PACKET + 4];
     size_t in_len;
     uint8_t out[2 * HS_MAX_PACKET];
     size_t out_len;
@@ -156,7 +132,8 @@ struct dist_hs {
     bool named;
 };
 
-/* Initialises for a role; cookie, names and flags are copied. */
+/* Initialises for a role; cookie, names and flags are copied. Packets get 2-byte length
+** prefixes (set hs->plen = 4 afterwards for TLS). */
 void dist__hs_init(dist_hs *hs, hs_role role, const char *my_name, uint64_t my_flags,
                    uint32_t my_creation, const char *cookie);
 /* Initiator: queues send_name for a peer that supports `version` (5 or 6) named expect. */
@@ -168,6 +145,9 @@ void dist__hs_start(dist_hs *hs, const char *expect_name, int version);
 ** (with hs->why).
 */
 int dist__hs_feed(dist_hs *hs, const uint8_t *data, size_t len, size_t *used);
+/* True while the initiator waits for the challenge ack: a peer that closes now refused our
+** challenge reply, which is what a node with another cookie does. */
+bool dist__hs_awaiting_ack(const dist_hs *hs);
 /* md5(cookie ++ decimal(challenge)) */
 void dist__digest(const char *cookie, uint32_t challenge, uint8_t out[16]);
 
@@ -280,6 +260,7 @@ int dist__frame_encode(term_t ctl, term_t payload, uint64_t flags, size_t frag_s
 
 /* ================================================================ logging */
 
-void dist__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* One structured line "event=... key=value" at a level, through dist_config.log. */
+void dist__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -4,7 +4,6 @@
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 
 enum {
     I_STATUS = 1, /* initiator: waiting for 's' */
@@ -26,13 +25,10 @@ void dist__digest(const char *cookie, uint32_t challenge, uint8_t out[16])
     EVP_Digest(buf, (size_t)n, out, &olen, EVP_md5(), NULL);
 }
 
+/* Randomness comes from the caller (the transport's source): the machine never reads it. */
 static uint32_t challenge(dist_hs *hs)
 {
-    if (hs->rand32) return hs->rand32(hs->ud);
-    uint32_t v = 0;
-    while (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v) {
-    }
-    return v;
+    return hs->rand32(hs->ud);
 }
 
 static int fail(dist_hs *hs, const char *why)
@@ -42,13 +38,17 @@ static int fail(dist_hs *hs, const char *why)
     return HS_FAIL;
 }
 
-/* Appends one packet (2-byte length + body) to the output; bodies are always small. */
+/* Appends one packet (length prefix + body) to the output; bodies are always small. */
 static void emit(dist_hs *hs, const uint8_t *body, size_t n)
 {
-    if (hs->out_len + 2 + n > sizeof hs->out) return; /* cannot happen: bodies < HS_MAX_PACKET */
-    put16(hs->out + hs->out_len, (uint32_t)n);
-    memcpy(hs->out + hs->out_len + 2, body, n);
-    hs->out_len += 2 + n;
+    size_t pl = (size_t)hs->plen;
+    if (hs->out_len + pl + n > sizeof hs->out) return; /* cannot happen: bodies < HS_MAX_PACKET */
+    if (pl == 4)
+        girder__put32(hs->out + hs->out_len, (uint32_t)n);
+    else
+        girder__put16(hs->out + hs->out_len, (uint32_t)n);
+    memcpy(hs->out + hs->out_len + pl, body, n);
+    hs->out_len += pl + n;
 }
 
 static void emit_status(dist_hs *hs, const char *st)
@@ -70,6 +70,12 @@ void dist__hs_init(dist_hs *hs, hs_role role, const char *my_name, uint64_t my_f
     hs->my_creation = my_creation;
     snprintf(hs->cookie, sizeof hs->cookie, "%s", cookie);
     hs->state = role == HS_ACCEPTOR ? A_NAME : I_STATUS;
+    hs->plen = 2;
+}
+
+bool dist__hs_awaiting_ack(const dist_hs *hs)
+{
+    return hs->role == HS_INITIATOR && hs->state == I_ACK;
 }
 
 void dist__hs_start(dist_hs *hs, const char *expect_name, int version)
@@ -81,15 +87,15 @@ void dist__hs_start(dist_hs *hs, const char *expect_name, int version)
     if (hs->my_flags & DFLAG_NAME_ME) hs->send_version = 6; /* a name request needs 'N' */
     if (hs->send_version == 6) {
         b[0] = 'N';
-        put64(b + 1, hs->my_flags);
-        put32(b + 9, (hs->my_flags & DFLAG_NAME_ME) ? 0 : hs->my_creation);
-        put16(b + 13, (uint32_t)nl);
+        girder__put64(b + 1, hs->my_flags);
+        girder__put32(b + 9, (hs->my_flags & DFLAG_NAME_ME) ? 0 : hs->my_creation);
+        girder__put16(b + 13, (uint32_t)nl);
         memcpy(b + 15, hs->my_name, nl);
         emit(hs, b, 15 + nl);
     } else {
         b[0] = 'n';
-        put16(b + 1, 5);
-        put32(b + 3, (uint32_t)hs->my_flags);
+        girder__put16(b + 1, 5);
+        girder__put32(b + 3, (uint32_t)hs->my_flags);
         memcpy(b + 7, hs->my_name, nl);
         emit(hs, b, 7 + nl);
     }
@@ -142,17 +148,17 @@ static void send_challenge(dist_hs *hs)
     if (hs->named) hs->my_flags = (hs->my_flags & ~DFLAG_PUBLISHED) | DFLAG_NAME_ME;
     if (!hs->peer_old_name || (hs->peer_flags & DFLAG_HANDSHAKE_23)) {
         b[0] = 'N';
-        put64(b + 1, hs->my_flags);
-        put32(b + 9, hs->my_challenge);
-        put32(b + 13, hs->my_creation);
-        put16(b + 17, (uint32_t)nl);
+        girder__put64(b + 1, hs->my_flags);
+        girder__put32(b + 9, hs->my_challenge);
+        girder__put32(b + 13, hs->my_creation);
+        girder__put16(b + 17, (uint32_t)nl);
         memcpy(b + 19, hs->my_name, nl);
         emit(hs, b, 19 + nl);
     } else {
         b[0] = 'n';
-        put16(b + 1, 5);
-        put32(b + 3, (uint32_t)hs->my_flags);
-        put32(b + 7, hs->my_challenge);
+        girder__put16(b + 1, 5);
+        girder__put32(b + 3, (uint32_t)hs->my_flags);
+        girder__put32(b + 7, hs->my_challenge);
         memcpy(b + 11, hs->my_name, nl);
         emit(hs, b, 11 + nl);
     }
@@ -196,9 +202,9 @@ static void emit_named(dist_hs *hs)
     size_t nl = strlen(hs->peer_name);
     b[0] = 's';
     memcpy(b + 1, "named:", 6);
-    put16(b + 7, (uint32_t)nl);
+    girder__put16(b + 7, (uint32_t)nl);
     memcpy(b + 9, hs->peer_name, nl);
-    put32(b + 9 + nl, hs->peer_creation);
+    girder__put32(b + 9 + nl, hs->peer_creation);
     emit(hs, b, 13 + nl);
 }
 
@@ -207,14 +213,14 @@ static int acceptor_name(dist_hs *hs, const uint8_t *p, size_t n)
     const uint8_t *name;
     size_t nl;
     if (n >= 15 && p[0] == 'N') {
-        hs->peer_flags = get64(p + 1);
-        hs->peer_creation = get32(p + 9);
-        nl = get16(p + 13);
+        hs->peer_flags = girder__get64(p + 1);
+        hs->peer_creation = girder__get32(p + 9);
+        nl = girder__get16(p + 13);
         if (15 + nl > n) return fail(hs, "bad name message (length)");
         name = p + 15;
     } else if (n >= 7 && p[0] == 'n') {
-        if (get16(p + 1) != 5) return fail(hs, "bad name message (version)");
-        hs->peer_flags = get32(p + 3);
+        if (girder__get16(p + 1) != 5) return fail(hs, "bad name message (version)");
+        hs->peer_flags = girder__get32(p + 3);
         hs->peer_old_name = true;
         name = p + 7;
         nl = n - 7;
@@ -269,17 +275,17 @@ static int initiator_challenge(dist_hs *hs, const uint8_t *p, size_t n)
     size_t nl;
     bool new_format;
     if (n >= 19 && p[0] == 'N') {
-        hs->peer_flags = get64(p + 1);
-        hs->peer_challenge = get32(p + 9);
-        hs->peer_creation = get32(p + 13);
-        nl = get16(p + 17);
+        hs->peer_flags = girder__get64(p + 1);
+        hs->peer_challenge = girder__get32(p + 9);
+        hs->peer_creation = girder__get32(p + 13);
+        nl = girder__get16(p + 17);
         if (19 + nl > n) return fail(hs, "bad challenge message (length)");
         name = p + 19;
         new_format = true;
     } else if (n >= 11 && p[0] == 'n') {
-        if (get16(p + 1) != 5) return fail(hs, "bad challenge message (version)");
-        hs->peer_flags = get32(p + 3);
-        hs->peer_challenge = get32(p + 7);
+        if (girder__get16(p + 1) != 5) return fail(hs, "bad challenge message (version)");
+        hs->peer_flags = girder__get32(p + 3);
+        hs->peer_challenge = girder__get32(p + 7);
         name = p + 11;
         nl = n - 11;
         new_format = false;
@@ -300,13 +306,13 @@ static int initiator_challenge(dist_hs *hs, const uint8_t *p, size_t n)
     uint8_t b[32];
     if (hs->send_version == 5 && new_format) {
         b[0] = 'c';
-        put32(b + 1, (uint32_t)(hs->my_flags >> 32));
-        put32(b + 5, hs->my_creation);
+        girder__put32(b + 1, (uint32_t)(hs->my_flags >> 32));
+        girder__put32(b + 5, hs->my_creation);
         emit(hs, b, 9);
     }
     hs->my_challenge = challenge(hs);
     b[0] = 'r';
-    put32(b + 1, hs->my_challenge);
+    girder__put32(b + 1, hs->my_challenge);
     dist__digest(hs->cookie, hs->peer_challenge, b + 5);
     emit(hs, b, 21);
     hs->state = I_ACK;
@@ -323,8 +329,8 @@ static int packet(dist_hs *hs, const uint8_t *p, size_t n)
         if (p[0] != 's') return fail(hs, "expected a status message");
         if (n >= 7 && !memcmp(p + 1, "named:", 6)) {
             if (!(hs->my_flags & DFLAG_NAME_ME)) return fail(hs, "named by a peer we did not ask");
-            if (n < 9 || 13 + (size_t)get16(p + 7) > n) return fail(hs, "bad named status");
-            size_t nl = get16(p + 7);
+            if (n < 9 || 13 + (size_t)girder__get16(p + 7) > n) return fail(hs, "bad named status");
+            size_t nl = girder__get16(p + 7);
             const char *nm = (const char *)p + 9;
             const char *at = memchr(nm, '@', nl);
             /* the name must be Name@OurHost, as dist_util checks */
@@ -333,7 +339,7 @@ static int packet(dist_hs *hs, const uint8_t *p, size_t n)
                 return fail(hs, "the peer named us with an invalid name");
             memcpy(hs->my_name, nm, nl);
             hs->my_name[nl] = 0;
-            hs->my_creation = get32(p + 9 + nl);
+            hs->my_creation = girder__get32(p + 9 + nl);
             hs->named = true;
             hs->state = I_CHALLENGE;
             return HS_CONT;
@@ -378,8 +384,8 @@ static int packet(dist_hs *hs, const uint8_t *p, size_t n)
         return fail(hs, "peer gave up its connection attempt (alive/false)");
     case A_COMPLEMENT:
         if (n < 9 || p[0] != 'c') return fail(hs, "expected a complement message");
-        hs->peer_flags = expand(hs->peer_flags | ((uint64_t)get32(p + 1) << 32));
-        hs->peer_creation = get32(p + 5);
+        hs->peer_flags = expand(hs->peer_flags | ((uint64_t)girder__get32(p + 1) << 32));
+        hs->peer_creation = girder__get32(p + 5);
         if (!flags_ok(hs)) {
             hs->state = S_FAILED;
             return HS_FAIL;
@@ -396,7 +402,7 @@ static int packet(dist_hs *hs, const uint8_t *p, size_t n)
         }
         uint8_t b[17];
         b[0] = 'a';
-        dist__digest(hs->cookie, get32(p + 1), b + 1);
+        dist__digest(hs->cookie, girder__get32(p + 1), b + 1);
         emit(hs, b, 17);
         hs->state = S_DONE;
         return HS_DONE;
@@ -406,33 +412,38 @@ static int packet(dist_hs *hs, const uint8_t *p, size_t n)
     }
 }
 
+static size_t plen_of(const dist_hs *hs)
+{
+    return hs->plen == 4 ? girder__get32(hs->in) : girder__get16(hs->in);
+}
+
 int dist__hs_feed(dist_hs *hs, const uint8_t *data, size_t len, size_t *used)
 {
-    size_t pos = 0;
+    size_t pos = 0, pl = (size_t)hs->plen;
     int rc = hs->state == S_DONE ? HS_DONE : hs->state == S_FAILED ? HS_FAIL : HS_CONT;
     while (rc == HS_CONT && pos < len) {
-        size_t need = 2;
-        if (hs->in_len >= 2) {
-            size_t plen = get16(hs->in);
-            if (plen > HS_MAX_PACKET) {
+        size_t need = pl;
+        if (hs->in_len >= pl) {
+            size_t n = plen_of(hs);
+            if (n > HS_MAX_PACKET) {
                 rc = fail(hs, "handshake packet too large");
                 break;
             }
-            need = 2 + plen;
+            need = pl + n;
         }
         size_t take = need - hs->in_len;
         if (take > len - pos) take = len - pos;
         memcpy(hs->in + hs->in_len, data + pos, take);
         hs->in_len += take;
         pos += take;
-        if (hs->in_len == 2 && get16(hs->in) > HS_MAX_PACKET) {
+        if (hs->in_len == pl && plen_of(hs) > HS_MAX_PACKET) {
             rc = fail(hs, "handshake packet too large");
             break;
         }
-        if (hs->in_len >= 2 && hs->in_len == 2 + get16(hs->in)) {
-            size_t n = hs->in_len - 2;
+        if (hs->in_len >= pl && hs->in_len == pl + plen_of(hs)) {
+            size_t n = hs->in_len - pl;
             hs->in_len = 0;
-            rc = packet(hs, hs->in + 2, n);
+            rc = packet(hs, hs->in + pl, n);
         }
     }
     if (used) *used = pos;

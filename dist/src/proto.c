@@ -167,7 +167,7 @@ int dist__rx_frame(dist_rx *rx, const uint8_t *f, size_t len, dist_ctl *ctl, con
         return rc ? rc : 1;
     case 69: {
         if (len < 18) return (*why = "truncated fragment header", DIST_EPROTO);
-        uint64_t seq = get64(f + 2), id = get64(f + 10);
+        uint64_t seq = girder__get64(f + 2), id = girder__get64(f + 10);
         if (id == 0) return (*why = "fragment id 0", DIST_EPROTO);
         pos = 18;
         if ((rc = parse_cache_refs(rx, f, len, &pos, why))) return rc;
@@ -198,7 +198,7 @@ int dist__rx_frame(dist_rx *rx, const uint8_t *f, size_t len, dist_ctl *ctl, con
     }
     case 70: {
         if (len < 18) return (*why = "truncated fragment header", DIST_EPROTO);
-        uint64_t seq = get64(f + 2), id = get64(f + 10);
+        uint64_t seq = girder__get64(f + 2), id = girder__get64(f + 10);
         dist_frag **link = NULL;
         dist_frag *fr = frag_find(rx, seq, &link);
         if (!fr) return (*why = "fragment of an unknown sequence", DIST_EPROTO);
@@ -462,7 +462,7 @@ int dist__frame_encode(term_t ctl, term_t payload, uint64_t flags, size_t frag_s
             rc = DIST_EINVAL;
             goto fail;
         }
-        put32(out->data + start, (uint32_t)(out->len - start - 4));
+        girder__put32(out->data + start, (uint32_t)(out->len - start - 4));
         return 0;
     }
     /* Fragments: the first carries the control message and frag_size payload bytes, the rest
@@ -487,11 +487,11 @@ int dist__frame_encode(term_t ctl, term_t payload, uint64_t flags, size_t frag_s
         if (chunk > dlen - off) chunk = dlen - off;
         uint8_t *p = out->data + out->len;
         size_t hl = id == nfrag ? 19 : 18;
-        put32(p, (uint32_t)(hl + chunk));
+        girder__put32(p, (uint32_t)(hl + chunk));
         p[4] = 131;
         p[5] = id == nfrag ? 69 : 70;
-        put64(p + 6, seq);
-        put64(p + 14, id);
+        girder__put64(p + 6, seq);
+        girder__put64(p + 14, id);
         if (id == nfrag) p[22] = 0;
         memcpy(p + 4 + hl, tmp + off, chunk);
         off += chunk;

@@ -12,6 +12,16 @@
 
 static dist_hs a, b; /* a dials b */
 
+static uint32_t seq_rand(void *ud)
+{
+    static uint32_t x = 0x9e3779b9u;
+    (void)ud;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return x;
+}
+
 static hs_status st_answer;
 static hs_status decide(void *ud, dist_hs *hs)
 {
@@ -47,7 +57,9 @@ static void run(int *ra, int *rb, bool slow)
 static void setup_pair(const char *ca, const char *cb, uint64_t fa, uint64_t fb, int version)
 {
     dist__hs_init(&a, HS_INITIATOR, "a@h", fa, 11, ca);
+    a.rand32 = seq_rand;
     dist__hs_init(&b, HS_ACCEPTOR, "b@h", fb, 22, cb);
+    b.rand32 = seq_rand;
     b.decide = decide;
     st_answer = HS_ST_OK;
     dist__hs_start(&a, "b@h", version);
@@ -140,7 +152,9 @@ static void test_flags_and_names(void **s)
     const char *bad[] = {"noat", "@h", "a@", "a@b@c"};
     for (size_t i = 0; i < 4; i++) {
         dist__hs_init(&a, HS_INITIATOR, bad[i], DIST_OUR_FLAGS, 1, "c");
+        a.rand32 = seq_rand;
         dist__hs_init(&b, HS_ACCEPTOR, "b@h", DIST_OUR_FLAGS, 2, "c");
+        b.rand32 = seq_rand;
         dist__hs_start(&a, "b@h", 6);
         size_t used;
         assert_int_equal(dist__hs_feed(&b, a.out, a.out_len, &used), HS_FAIL);
@@ -154,7 +168,9 @@ static void test_dynamic_names(void **s)
     int ra, rb;
     (void)s;
     dist__hs_init(&a, HS_INITIATOR, "h", DIST_OUR_FLAGS | DFLAG_NAME_ME, 0, "c");
+    a.rand32 = seq_rand;
     dist__hs_init(&b, HS_ACCEPTOR, "b@h", DIST_OUR_FLAGS, 22, "c");
+    b.rand32 = seq_rand;
     b.decide = decide;
     st_answer = HS_ST_OK;
     dist__hs_start(&a, "b@h", 5); /* a name request always uses the 'N' message */
@@ -181,28 +197,34 @@ static void test_dynamic_names(void **s)
     assert_true((b.my_flags & DFLAG_PUBLISHED) == 0);
     /* a static initiator named by the peer, or a name request answered "ok": refused */
     dist__hs_init(&a, HS_INITIATOR, "h", DIST_OUR_FLAGS | DFLAG_NAME_ME, 0, "c");
+    a.rand32 = seq_rand;
     dist__hs_start(&a, "b@h", 6);
     static const uint8_t ok[] = {0, 3, 's', 'o', 'k'};
     size_t used;
     assert_int_equal(dist__hs_feed(&a, ok, sizeof ok, &used), HS_FAIL);
     dist__hs_init(&a, HS_INITIATOR, "a@h", DIST_OUR_FLAGS, 1, "c");
+    a.rand32 = seq_rand;
     dist__hs_start(&a, "b@h", 6);
     static const uint8_t named[] = {0, 16, 's', 'n', 'a', 'm', 'e', 'd', ':',
                                     0, 3,  'x', '@', 'h', 0,   0,   0,   1};
     assert_int_equal(dist__hs_feed(&a, named, sizeof named, &used), HS_FAIL);
     /* named with another host than ours: refused */
     dist__hs_init(&a, HS_INITIATOR, "h2", DIST_OUR_FLAGS | DFLAG_NAME_ME, 0, "c");
+    a.rand32 = seq_rand;
     dist__hs_start(&a, "b@h", 6);
     assert_int_equal(dist__hs_feed(&a, named, sizeof named, &used), HS_FAIL);
     /* with our host: adopted */
     dist__hs_init(&a, HS_INITIATOR, "h", DIST_OUR_FLAGS | DFLAG_NAME_ME, 0, "c");
+    a.rand32 = seq_rand;
     dist__hs_start(&a, "b@h", 6);
     assert_int_equal(dist__hs_feed(&a, named, sizeof named, &used), HS_CONT);
     assert_string_equal(a.my_name, "x@h");
     assert_int_equal(a.my_creation, 1);
     /* a name request with a host containing '@' is refused by the acceptor */
     dist__hs_init(&a, HS_INITIATOR, "a@h", DIST_OUR_FLAGS | DFLAG_NAME_ME, 0, "c");
+    a.rand32 = seq_rand;
     dist__hs_init(&b, HS_ACCEPTOR, "b@h", DIST_OUR_FLAGS, 22, "c");
+    b.rand32 = seq_rand;
     dist__hs_start(&a, "b@h", 6);
     assert_int_equal(dist__hs_feed(&b, a.out, a.out_len, &used), HS_FAIL);
 }
@@ -213,6 +235,7 @@ static void test_garbage(void **s)
     uint8_t buf[300];
     for (unsigned seed = 1; seed < 2000; seed++) {
         dist__hs_init(&b, HS_ACCEPTOR, "b@h", DIST_OUR_FLAGS, 2, "c");
+        b.rand32 = seq_rand;
         unsigned x = seed;
         for (size_t i = 0; i < sizeof buf; i++) {
             x = x * 1103515245 + 12345;
@@ -226,6 +249,7 @@ static void test_garbage(void **s)
     }
     /* an oversized packet length fails at once */
     dist__hs_init(&b, HS_ACCEPTOR, "b@h", DIST_OUR_FLAGS, 2, "c");
+    b.rand32 = seq_rand;
     uint8_t big[2] = {0xff, 0xff};
     size_t used;
     assert_int_equal(dist__hs_feed(&b, big, 2, &used), HS_FAIL);

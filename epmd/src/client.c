@@ -11,37 +11,17 @@
 #include <unistd.h>
 
 #include "epmd_int.h"
+#include "girder_deadline.h"
 
 /* Largest NAMES/DUMP answer we accept: 1000s of names fit many times over. */
 #define MAX_TEXT_ANSWER (64u << 20)
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t deadline_of(int timeout_ms)
-{
-    return timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
-}
-
-/* Milliseconds left before `deadline` for poll(): -1 forever, 0 expired. */
-static int left(int64_t deadline)
-{
-    if (deadline < 0) return -1;
-    int64_t l = deadline - now_ms();
-    if (l <= 0) return 0;
-    return l > 0x7fffffff ? 0x7fffffff : (int)l;
-}
 
 /* Waits for `events` on fd until the deadline. 0, EPMD_ETIMEDOUT or an errno. */
 static int wait_fd(int fd, short events, int64_t deadline)
 {
     for (;;) {
         struct pollfd p = {.fd = fd, .events = events};
-        int ms = left(deadline);
+        int ms = girder__ms_left(deadline);
         int r = poll(&p, 1, ms);
         if (r > 0) return 0;
         if (r == 0) return EPMD_ETIMEDOUT;
@@ -225,7 +205,7 @@ int epmd_register(const char *host, uint16_t epmd_port, const epmd_node_info *no
     uint8_t pkt[EPMD_MAX_PACKET];
     int len = epmd__encode_alive2(node, pkt, sizeof pkt);
     if (len < 0) return len;
-    int64_t deadline = deadline_of(timeout_ms);
+    int64_t deadline = girder__deadline_ms(timeout_ms);
     int fd = request(host, epmd_port, pkt, (size_t)len, deadline);
     if (fd < 0) return fd;
     uint8_t ans[8];
@@ -269,7 +249,7 @@ int epmd_port_please(const char *host, uint16_t epmd_port, const char *name, int
     uint8_t pkt[EPMD_MAX_NAME_BYTES + 3];
     int len = epmd__encode_name_req(EPMD_PORT2_REQ, name, pkt, sizeof pkt);
     if (len < 0) return len;
-    int64_t deadline = deadline_of(timeout_ms);
+    int64_t deadline = girder__deadline_ms(timeout_ms);
     int fd = request(host, epmd_port, pkt, (size_t)len, deadline);
     if (fd < 0) return fd;
     uint8_t ans[14 + EPMD_MAX_NAME_BYTES + EPMD_MAX_EXTRA];
@@ -289,7 +269,7 @@ static int text_request(const char *host, uint16_t epmd_port, int type, int time
 {
     uint8_t pkt[3];
     epmd__encode_name_req(type, NULL, pkt, sizeof pkt);
-    int64_t deadline = deadline_of(timeout_ms);
+    int64_t deadline = girder__deadline_ms(timeout_ms);
     int fd = request(host, epmd_port, pkt, sizeof pkt, deadline);
     if (fd < 0) return fd;
     uint8_t p[4];
@@ -297,7 +277,7 @@ static int text_request(const char *host, uint16_t epmd_port, int type, int time
     int r = recv_exact(fd, p, &have, 4, deadline);
     if (r == 0) r = recv_to_eof(fd, text, text_len, deadline);
     close(fd);
-    if (r == 0 && port_out) *port_out = epmd__get32(p);
+    if (r == 0 && port_out) *port_out = girder__get32(p);
     return r;
 }
 
@@ -336,7 +316,7 @@ int epmd_dump(const char *host, uint16_t epmd_port, int timeout_ms, uint32_t *ep
 static int short_answer(const char *host, uint16_t epmd_port, const uint8_t *pkt, size_t len,
                         int timeout_ms, uint8_t *ans, size_t n)
 {
-    int64_t deadline = deadline_of(timeout_ms);
+    int64_t deadline = girder__deadline_ms(timeout_ms);
     int fd = request(host, epmd_port, pkt, len, deadline);
     if (fd < 0) return fd;
     size_t have = 0;

@@ -1,7 +1,7 @@
 /* Girder epmd asynchronous registration for libuv programs: one ALIVE2_REQ on a kept connection. */
 #include <string.h>
 
-#include <uv.h>
+#include <girder/epmd_uv.h>
 
 #include "epmd_int.h"
 
@@ -85,7 +85,7 @@ static void on_connect(uv_connect_t *c, int status)
         finish(reg, status);
         return;
     }
-    size_t len = epmd__get16(reg->buf) + 2u; /* the request encoded by epmd_uv_register */
+    size_t len = girder__get16(reg->buf) + 2u; /* the request encoded by epmd_uv_register */
     uv_buf_t b = uv_buf_init((char *)reg->buf, (unsigned)len);
     reg->write.data = reg;
     int r = uv_write(&reg->write, (uv_stream_t *)&reg->tcp, &b, 1, on_write);

@@ -7,31 +7,12 @@
 #include <stddef.h>
 
 #include "girder/epmd.h"
+#include "girder_be.h"
+#include "girder_log.h"
 
 /* ---------------------------------------------------------------------------
 ** Wire codec (proto.c): pure functions over bytes, no I/O, no allocation.
 ** ------------------------------------------------------------------------ */
-
-static inline uint16_t epmd__get16(const uint8_t *p)
-{
-    return (uint16_t)((p[0] << 8) | p[1]);
-}
-static inline uint32_t epmd__get32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-static inline void epmd__put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-static inline void epmd__put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
 
 /* A decoded request. Pointers borrow from the bytes given to epmd__parse_request. */
 typedef struct epmd__request {
@@ -130,6 +111,8 @@ epmd__node *epmd__registry_remove_name(epmd__registry *r, const uint8_t *name, s
 ** Pure over the registry; the caller does the I/O the result asks for.
 ** ------------------------------------------------------------------------ */
 
+/* A log sink: level is a GIRDER_LOG_* level; fmt/ap write "event=NAME key=value ...", the
+** fields of girder_log.h's line (the sink adds time, level and component). */
 typedef void (*epmd__log_fn)(void *arg, int level, const char *fmt, va_list ap);
 
 typedef struct epmd__ctx {
@@ -167,12 +150,13 @@ typedef struct epmd__reply {
 int epmd__handle_request(epmd__ctx *ctx, const epmd__conn_info *ci, const uint8_t *body, size_t len,
                          epmd__reply *rep);
 
-/* Logs through ctx (level 0: always; higher: with -d). */
+/* Logs through ctx at a GIRDER_LOG_* level (girder-epmd shows notice and above, info with -d,
+** debug with -d -d). */
 void epmd__log(epmd__ctx *ctx, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Writes name as printable text (non-printable bytes as \xNN) into out[cap]; for logs. */
-const char *epmd__printable(const uint8_t *name, size_t len, char *out, size_t cap);
+/* Room for a node name from the wire as a log value (girder__log_value(): escaped, quoted). */
+#define EPMD__LOG_NAME_CAP (EPMD_MAX_NAME_BYTES * 4 + 3)
 
 /* ---------------------------------------------------------------------------
 ** Server (server.c): the daemon's libuv event loop part.

@@ -14,21 +14,6 @@ void epmd__log(epmd__ctx *ctx, int level, const char *fmt, ...)
     va_end(ap);
 }
 
-const char *epmd__printable(const uint8_t *name, size_t len, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len && o + 5 < cap; i++) {
-        uint8_t c = name[i];
-        /* Printable ASCII and UTF-8 bytes pass; control bytes and quotes are escaped. */
-        if ((c >= 0x20 && c < 0x7f && c != '"' && c != '\\') || c >= 0x80)
-            out[o++] = (char)c;
-        else
-            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
-    }
-    if (cap) out[o < cap ? o : cap - 1] = 0;
-    return out;
-}
-
 /* A growable answer buffer; `failed` sticks after an allocation failure. */
 typedef struct obuf {
     uint8_t *p;
@@ -72,7 +57,7 @@ static void ob_printf(obuf *b, const char *fmt, ...)
 static void ob_u32(obuf *b, uint32_t v)
 {
     uint8_t x[4];
-    epmd__put32(x, v);
+    girder__put32(x, v);
     ob_put(b, x, 4);
 }
 
@@ -107,15 +92,15 @@ static const char *req_name(int type)
     case EPMD_STOP_REQ:
         return "STOP_REQ";
     default:
-        return "unknown request";
+        return "unknown";
     }
 }
 
 static int handle_alive2(epmd__ctx *ctx, const epmd__conn_info *ci, const epmd__request *rq,
                          epmd__reply *rep)
 {
-    char pname[EPMD_MAX_NAME_BYTES * 4 + 1];
-    epmd__printable(rq->name, rq->name_len, pname, sizeof pname);
+    char pname[EPMD__LOG_NAME_CAP];
+    girder__log_value(pname, sizeof pname, (const char *)rq->name, rq->name_len);
     int err;
     epmd__node *n = epmd__registry_add(ctx->reg, rq, ci->id, ci->fd, ci->now, &err);
     uint32_t creation = n ? epmd__node_creation(n) : 99; /* 99: Erlang's epmd's error filler */
@@ -125,22 +110,22 @@ static int handle_alive2(epmd__ctx *ctx, const epmd__conn_info *ci, const epmd__
     /* Version-6 nodes expect the 32-bit answer; older ones the 16-bit one. */
     if (rq->highest_version >= 6) {
         x[0] = EPMD_ALIVE2_X_RESP;
-        epmd__put32(x + 2, creation);
+        girder__put32(x + 2, creation);
         ob_put(&b, x, 6);
     } else {
         x[0] = EPMD_ALIVE2_RESP;
-        epmd__put16(x + 2, (uint16_t)creation);
+        girder__put16(x + 2, (uint16_t)creation);
         ob_put(&b, x, 4);
     }
     if (!n) {
-        epmd__log(ctx, 0, "refused ALIVE2_REQ name=\"%s\" conn=%llu: %s", pname,
-                  (unsigned long long)ci->id,
-                  err == EPMD_EEXIST ? "name already registered" : epmd_strerror(err));
+        epmd__log(ctx, GIRDER_LOG_WARNING, "event=register_refused name=%s conn=%llu reason=%s",
+                  pname, (unsigned long long)ci->id,
+                  err == EPMD_EEXIST ? "name_taken_or_invalid" : girder_err_name(err));
         /* The refused client has no use for the connection; Erlang's epmd keeps it, we don't. */
         return finish(&b, rep, EPMD__CLOSE);
     }
-    epmd__log(ctx, 0,
-              "registered name=\"%s\" port=%u creation=%u type=%u proto=%u versions=%u-%u "
+    epmd__log(ctx, GIRDER_LOG_NOTICE,
+              "event=registered name=%s port=%u creation=%u type=%u proto=%u versions=%u-%u "
               "extra=%zu conn=%llu",
               pname, n->info.port, creation, n->info.node_type, n->info.protocol,
               n->info.lowest_version, n->info.highest_version, n->info.extra_len,
@@ -152,10 +137,11 @@ static int handle_alive2(epmd__ctx *ctx, const epmd__conn_info *ci, const epmd__
 
 static int handle_port2(epmd__ctx *ctx, const epmd__request *rq, epmd__reply *rep)
 {
-    char pname[EPMD_MAX_NAME_BYTES * 4 + 1];
-    epmd__printable(rq->name, rq->name_len, pname, sizeof pname);
+    char pname[EPMD__LOG_NAME_CAP];
+    girder__log_value(pname, sizeof pname, (const char *)rq->name, rq->name_len);
     if (!epmd__name_valid(rq->name, rq->name_len)) {
-        epmd__log(ctx, 0, "refused PORT2_REQ: invalid name \"%s\"", pname);
+        epmd__log(ctx, GIRDER_LOG_WARNING, "event=lookup_refused name=%s reason=invalid_name",
+                  pname);
         return finish(&(obuf){0}, rep, EPMD__CLOSE);
     }
     obuf b = {0};
@@ -165,23 +151,23 @@ static int handle_port2(epmd__ctx *ctx, const epmd__request *rq, epmd__reply *re
     if (!n) {
         h[1] = 1;
         ob_put(&b, h, 2);
-        epmd__log(ctx, 1, "PORT2_REQ name=\"%s\": not found", pname);
+        epmd__log(ctx, GIRDER_LOG_INFO, "event=lookup name=%s found=false", pname);
         return finish(&b, rep, EPMD__CLOSE);
     }
     h[1] = 0;
-    epmd__put16(h + 2, n->info.port);
+    girder__put16(h + 2, n->info.port);
     h[4] = n->info.node_type;
     h[5] = n->info.protocol;
-    epmd__put16(h + 6, n->info.highest_version);
-    epmd__put16(h + 8, n->info.lowest_version);
-    epmd__put16(h + 10, (uint16_t)n->info.name_len);
+    girder__put16(h + 6, n->info.highest_version);
+    girder__put16(h + 8, n->info.lowest_version);
+    girder__put16(h + 10, (uint16_t)n->info.name_len);
     ob_put(&b, h, 12);
     ob_put(&b, n->info.name, n->info.name_len);
     uint8_t e[2];
-    epmd__put16(e, (uint16_t)n->info.extra_len);
+    girder__put16(e, (uint16_t)n->info.extra_len);
     ob_put(&b, e, 2);
     ob_put(&b, n->info.extra, n->info.extra_len);
-    epmd__log(ctx, 1, "PORT2_REQ name=\"%s\": port %u", pname, n->info.port);
+    epmd__log(ctx, GIRDER_LOG_INFO, "event=lookup name=%s found=true port=%u", pname, n->info.port);
     return finish(&b, rep, EPMD__CLOSE);
 }
 
@@ -208,7 +194,8 @@ static int handle_names(epmd__ctx *ctx, epmd__reply *rep, int dump)
             ob_put(&b, "", 1);
         }
     }
-    epmd__log(ctx, 1, "%s: %zu names", dump ? "DUMP_REQ" : "NAMES_REQ", ctx->reg->reg_count);
+    epmd__log(ctx, GIRDER_LOG_INFO, "event=%s count=%zu", dump ? "dump" : "names",
+              ctx->reg->reg_count);
     return finish(&b, rep, EPMD__CLOSE);
 }
 
@@ -216,12 +203,13 @@ static int handle_kill(epmd__ctx *ctx, const epmd__conn_info *ci, epmd__reply *r
 {
     obuf b = {0};
     if (!ctx->relaxed && ctx->reg->reg_count > 0) {
-        epmd__log(ctx, 0, "refused KILL_REQ conn=%llu: live nodes and no relaxed command check",
+        epmd__log(ctx, GIRDER_LOG_WARNING,
+                  "event=kill_refused conn=%llu reason=live_nodes_and_no_relaxed_command_check",
                   (unsigned long long)ci->id);
         ob_put(&b, "NO", 2);
         return finish(&b, rep, EPMD__CLOSE);
     }
-    epmd__log(ctx, 0, "KILL_REQ conn=%llu: exiting", (unsigned long long)ci->id);
+    epmd__log(ctx, GIRDER_LOG_NOTICE, "event=kill conn=%llu", (unsigned long long)ci->id);
     ob_put(&b, "OK", 2);
     return finish(&b, rep, EPMD__EXIT);
 }
@@ -229,11 +217,12 @@ static int handle_kill(epmd__ctx *ctx, const epmd__conn_info *ci, epmd__reply *r
 static int handle_stop(epmd__ctx *ctx, const epmd__conn_info *ci, const epmd__request *rq,
                        epmd__reply *rep)
 {
-    char pname[EPMD_MAX_NAME_BYTES * 4 + 1];
-    epmd__printable(rq->name, rq->name_len, pname, sizeof pname);
+    char pname[EPMD__LOG_NAME_CAP];
+    girder__log_value(pname, sizeof pname, (const char *)rq->name, rq->name_len);
     if (!ctx->relaxed) {
         /* Erlang's epmd closes without a word here. */
-        epmd__log(ctx, 0, "refused STOP_REQ name=\"%s\" conn=%llu: no relaxed command check", pname,
+        epmd__log(ctx, GIRDER_LOG_WARNING,
+                  "event=stop_refused name=%s conn=%llu reason=no_relaxed_command_check", pname,
                   (unsigned long long)ci->id);
         return finish(&(obuf){0}, rep, EPMD__CLOSE);
     }
@@ -242,11 +231,12 @@ static int handle_stop(epmd__ctx *ctx, const epmd__conn_info *ci, const epmd__re
     uint64_t owner = live ? live->conn_id : 0; /* retiring forgets it; the server closes it */
     epmd__node *n = epmd__registry_remove_name(ctx->reg, rq->name, rq->name_len);
     if (!n) {
-        epmd__log(ctx, 1, "STOP_REQ name=\"%s\": not registered", pname);
+        epmd__log(ctx, GIRDER_LOG_INFO, "event=stop name=%s found=false", pname);
         ob_put(&b, "NOEXIST", 7);
         return finish(&b, rep, EPMD__CLOSE);
     }
-    epmd__log(ctx, 0, "unregistered name=\"%s\" port=%u creation=%u (STOP_REQ conn=%llu)", pname,
+    epmd__log(ctx, GIRDER_LOG_NOTICE,
+              "event=unregistered name=%s port=%u creation=%u reason=stop_req conn=%llu", pname,
               n->info.port, epmd__node_creation(n), (unsigned long long)ci->id);
     ob_put(&b, "STOPPED", 7);
     rep->stop_conn = owner;
@@ -260,15 +250,17 @@ int epmd__handle_request(epmd__ctx *ctx, const epmd__conn_info *ci, const uint8_
     rep->action = EPMD__CLOSE;
     epmd__request rq;
     if (epmd__parse_request(body, len, &rq) != 0) {
-        epmd__log(ctx, 0, "refused %s (tag %d, %zu bytes) conn=%llu: malformed",
+        epmd__log(ctx, GIRDER_LOG_WARNING,
+                  "event=request_refused request=%s tag=%d bytes=%zu conn=%llu reason=malformed",
                   req_name(len ? body[0] : -1), len ? body[0] : -1, len,
                   (unsigned long long)ci->id);
         return 0;
     }
     /* Registration and administration only from this host, as in Erlang's epmd. */
     if (!ci->local_peer && rq.type != EPMD_PORT2_REQ && rq.type != EPMD_NAMES_REQ) {
-        epmd__log(ctx, 0, "refused %s conn=%llu: not from a local address", req_name(rq.type),
-                  (unsigned long long)ci->id);
+        epmd__log(ctx, GIRDER_LOG_WARNING,
+                  "event=request_refused request=%s conn=%llu reason=not_from_a_local_address",
+                  req_name(rq.type), (unsigned long long)ci->id);
         return 0;
     }
     switch (rq.type) {

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "epmd_int.h"
+#include "girder_deadline.h"
 
 #define CLI_TIMEOUT_MS 10000
 
@@ -58,30 +59,31 @@ static void usage(void)
     exit(1);
 }
 
+/* One line per event in Girder's log format (girder_log.h): on stderr, or to syslog with
+** -daemon (which stamps the time itself, so the line goes without it, at the same priority).
+** Notice and above are shown; -d adds info, -d -d debug. */
 static void log_line(void *arg, int level, const char *fmt, va_list ap)
 {
     (void)arg;
-    if (level > g_debug) return;
-    char msg[2048];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (level > GIRDER_LOG_NOTICE + g_debug) return;
+    char line[2048];
+    size_t n = girder__log_vformat(line, sizeof line, girder__now_ns(CLOCK_REALTIME), level, "epmd",
+                                   fmt, ap);
     if (g_syslog) {
-        syslog(LOG_INFO, "%s", msg);
+        const char *lv = strchr(line, ' '); /* after the time */
+        syslog(level, "%s", lv ? lv + 1 : line);
         return;
     }
-    char ts[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    fprintf(stderr, "girder-epmd: %s %s\n", ts, msg);
+    line[n] = '\n';
+    fwrite(line, 1, n + 1, stderr);
 }
 
-static void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void log_msg(const char *fmt, ...)
+static void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void log_msg(int level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    log_line(NULL, 0, fmt, ap);
+    log_line(NULL, level, fmt, ap);
     va_end(ap);
 }
 
@@ -251,7 +253,7 @@ static void on_stopped(epmd__server *s)
 static void on_signal(uv_signal_t *h, int signum)
 {
     epmd__server *s = h->data;
-    log_msg("got signal %d: stopping", signum);
+    log_msg(GIRDER_LOG_NOTICE, "event=stopping signal=%d", signum);
     epmd__server_close(s, on_stopped);
 }
 
@@ -299,8 +301,9 @@ int main(int argc, char **argv)
         /* Like Erlang's epmd: finding one already running is not a failure (erl relies on it). */
         return r == EPMD_EADDRINUSE ? 0 : 1;
     }
-    log_msg("started port=%u relaxed_command_check=%d max_connections=%zu pid=%ld", srv.bound_port,
-            o.relaxed, max_conns, (long)getpid());
+    log_msg(GIRDER_LOG_NOTICE,
+            "event=started port=%u relaxed_command_check=%d max_connections=%zu pid=%ld",
+            srv.bound_port, o.relaxed, max_conns, (long)getpid());
     uv_signal_init(loop, &g_sigterm);
     uv_signal_init(loop, &g_sigint);
     g_sigterm.data = g_sigint.data = &srv;
@@ -310,6 +313,6 @@ int main(int argc, char **argv)
     srv.close_cb = on_stopped;
     uv_run(loop, UV_RUN_DEFAULT);
     uv_loop_close(loop);
-    log_msg("stopped%s", srv.killed ? " (KILL_REQ)" : "");
+    log_msg(GIRDER_LOG_NOTICE, "event=stopped kill_req=%s", srv.killed ? "true" : "false");
     return 0;
 }

@@ -7,7 +7,7 @@
 int epmd__frame_size(const uint8_t *buf, size_t got)
 {
     if (got < 2) return 0;
-    size_t body = epmd__get16(buf);
+    size_t body = girder__get16(buf);
     if (body == 0 || body + 2 > EPMD_MAX_PACKET) return EPMD_EMSGSIZE;
     return (int)(body + 2);
 }
@@ -71,14 +71,14 @@ int epmd__parse_request(const uint8_t *body, size_t len, epmd__request *req)
     case EPMD_ALIVE2_REQ: {
         /* tag port(2) type proto high(2) low(2) nlen(2) name elen(2) extra */
         if (len < 13) return EPMD_EPROTO;
-        req->port = epmd__get16(body + 1);
+        req->port = girder__get16(body + 1);
         req->node_type = body[3];
         req->protocol = body[4];
-        req->highest_version = epmd__get16(body + 5);
-        req->lowest_version = epmd__get16(body + 7);
-        size_t nlen = epmd__get16(body + 9);
+        req->highest_version = girder__get16(body + 5);
+        req->lowest_version = girder__get16(body + 7);
+        size_t nlen = girder__get16(body + 9);
         if (nlen + 13 > len) return EPMD_EPROTO;
-        size_t elen = epmd__get16(body + 11 + nlen);
+        size_t elen = girder__get16(body + 11 + nlen);
         /* Exact size: trailing bytes mean a confused or hostile sender. */
         if (nlen + elen + 13 != len) return EPMD_EPROTO;
         if (nlen == 0 || memchr(body + 11, 0, nlen)) return EPMD_EPROTO;
@@ -116,16 +116,16 @@ int epmd__encode_alive2(const epmd_node_info *node, uint8_t *out, size_t cap)
     size_t body = 13 + node->name_len + node->extra_len;
     if (body + 2 > cap || body + 2 > EPMD_MAX_PACKET) return EPMD_EMSGSIZE;
     uint8_t *p = out;
-    epmd__put16(p, (uint16_t)body);
+    girder__put16(p, (uint16_t)body);
     p[2] = EPMD_ALIVE2_REQ;
-    epmd__put16(p + 3, node->port);
+    girder__put16(p + 3, node->port);
     p[5] = node->node_type;
     p[6] = node->protocol;
-    epmd__put16(p + 7, node->highest_version);
-    epmd__put16(p + 9, node->lowest_version);
-    epmd__put16(p + 11, (uint16_t)node->name_len);
+    girder__put16(p + 7, node->highest_version);
+    girder__put16(p + 9, node->lowest_version);
+    girder__put16(p + 11, (uint16_t)node->name_len);
     memcpy(p + 13, node->name, node->name_len);
-    epmd__put16(p + 13 + node->name_len, (uint16_t)node->extra_len);
+    girder__put16(p + 13 + node->name_len, (uint16_t)node->extra_len);
     memcpy(p + 15 + node->name_len, node->extra, node->extra_len);
     return (int)(body + 2);
 }
@@ -140,7 +140,7 @@ int epmd__encode_name_req(int type, const char *name, uint8_t *out, size_t cap)
         nlen = 0;
     }
     if (3 + nlen > cap) return EPMD_EMSGSIZE;
-    epmd__put16(out, (uint16_t)(1 + nlen));
+    girder__put16(out, (uint16_t)(1 + nlen));
     out[2] = (uint8_t)type;
     if (nlen) memcpy(out + 3, name, nlen);
     return (int)(3 + nlen);
@@ -159,7 +159,7 @@ int epmd__decode_alive_resp(const uint8_t *buf, size_t len, uint32_t *creation, 
     if (len < need) return (int)need;
     if (buf[1] != 0) return EPMD_EEXIST;
     *extended = buf[0] == EPMD_ALIVE2_X_RESP;
-    *creation = *extended ? epmd__get32(buf + 2) : epmd__get16(buf + 2);
+    *creation = *extended ? girder__get32(buf + 2) : girder__get16(buf + 2);
     return 0;
 }
 
@@ -170,19 +170,19 @@ int epmd__decode_port2_resp(const uint8_t *buf, size_t len, epmd_node_info *out)
     if (buf[0] != EPMD_PORT2_RESP) return EPMD_EPROTO;
     if (buf[1] != 0) return EPMD_ENOENT;
     if (len < 12) return 12;
-    size_t nlen = epmd__get16(buf + 10);
+    size_t nlen = girder__get16(buf + 10);
     if (nlen == 0 || nlen > EPMD_MAX_NAME_BYTES) return EPMD_EPROTO;
     if (len < 14 + nlen) return (int)(14 + nlen);
-    size_t elen = epmd__get16(buf + 12 + nlen);
+    size_t elen = girder__get16(buf + 12 + nlen);
     if (elen > EPMD_MAX_EXTRA) return EPMD_EPROTO;
     if (len < 14 + nlen + elen) return (int)(14 + nlen + elen);
     if (memchr(buf + 12, 0, nlen)) return EPMD_EPROTO;
     memset(out, 0, offsetof(epmd_node_info, name));
-    out->port = epmd__get16(buf + 2);
+    out->port = girder__get16(buf + 2);
     out->node_type = buf[4];
     out->protocol = buf[5];
-    out->highest_version = epmd__get16(buf + 6);
-    out->lowest_version = epmd__get16(buf + 8);
+    out->highest_version = girder__get16(buf + 6);
+    out->lowest_version = girder__get16(buf + 8);
     out->name_len = nlen;
     memcpy(out->name, buf + 12, nlen);
     out->name[nlen] = 0;

@@ -36,6 +36,9 @@ typedef struct wreq {
     int action;
 } wreq;
 
+/* Free text (a reason) as one log value, in a buffer that lives to the end of the statement. */
+#define LOGVAL(text) girder__log_value((char[128]){0}, 128, (text), strlen(text))
+
 static void slog(epmd__server *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void slog(epmd__server *s, int level, const char *fmt, ...)
@@ -72,12 +75,14 @@ static void conn_close(epmd__conn *c, const char *why)
     epmd__server *s = c->srv;
     epmd__node *n = epmd__registry_remove_conn(&s->reg, c->id);
     if (n) {
-        char pname[EPMD_MAX_NAME_BYTES * 4 + 1];
-        slog(s, 0, "unregistered name=\"%s\" port=%u creation=%u conn=%llu (%s)",
-             epmd__printable((const uint8_t *)n->info.name, n->info.name_len, pname, sizeof pname),
-             n->info.port, epmd__node_creation(n), (unsigned long long)c->id, why);
+        char pname[EPMD__LOG_NAME_CAP];
+        slog(s, GIRDER_LOG_NOTICE,
+             "event=unregistered name=%s port=%u creation=%u conn=%llu reason=%s",
+             girder__log_value(pname, sizeof pname, n->info.name, n->info.name_len), n->info.port,
+             epmd__node_creation(n), (unsigned long long)c->id, LOGVAL(why));
     } else {
-        slog(s, 2, "closing conn=%llu (%s)", (unsigned long long)c->id, why);
+        slog(s, GIRDER_LOG_DEBUG, "event=conn_closed conn=%llu reason=%s",
+             (unsigned long long)c->id, LOGVAL(why));
     }
     c->state = C_CLOSING;
     if (c->prev)
@@ -125,7 +130,8 @@ static void process(epmd__conn *c, const uint8_t *body, size_t len)
         .id = c->id, .fd = c->fd, .local_peer = c->local_peer, .now = (uint32_t)time(NULL)};
     epmd__reply rep;
     if (epmd__handle_request(&s->ctx, &ci, body, len, &rep) != 0)
-        slog(s, 0, "out of memory answering conn=%llu", (unsigned long long)c->id);
+        slog(s, GIRDER_LOG_ERROR, "event=out_of_memory conn=%llu during=answer",
+             (unsigned long long)c->id);
     if (rep.stop_conn) {
         epmd__conn *victim = find_conn(s, rep.stop_conn);
         if (victim) conn_close(victim, "STOP_REQ");
@@ -181,23 +187,26 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (c->state != C_READING) return;
     if (nread < 0) {
         if (c->got > 0)
-            slog(s, 0, "refused truncated request conn=%llu: %zu bytes then %s",
+            slog(s, GIRDER_LOG_WARNING,
+                 "event=request_refused conn=%llu reason=truncated bytes=%zu then=%s",
                  (unsigned long long)c->id, c->got,
-                 nread == UV_EOF ? "end of stream" : uv_strerror((int)nread));
-        conn_close(c, nread == UV_EOF ? "end of stream" : uv_strerror((int)nread));
+                 nread == UV_EOF ? "end_of_stream" : girder_err_name((int)nread));
+        conn_close(c, nread == UV_EOF ? "end of stream" : girder_strerror((int)nread));
         return;
     }
     c->got += (size_t)nread;
     int size = epmd__frame_size(c->buf, c->got);
     if (size < 0) {
-        slog(s, 0, "refused request conn=%llu: invalid length %u", (unsigned long long)c->id,
-             epmd__get16(c->buf));
+        slog(s, GIRDER_LOG_WARNING,
+             "event=request_refused conn=%llu reason=invalid_length length=%u",
+             (unsigned long long)c->id, girder__get16(c->buf));
         conn_close(c, "invalid length");
         return;
     }
     if (size == 0 || c->got < (size_t)size) return;
     if (c->got > (size_t)size) {
-        slog(s, 0, "refused request conn=%llu: %zu bytes after a %d-byte packet",
+        slog(s, GIRDER_LOG_WARNING,
+             "event=request_refused conn=%llu reason=trailing_bytes trailing=%zu packet=%d",
              (unsigned long long)c->id, c->got - (size_t)size, size);
         conn_close(c, "trailing bytes");
         return;
@@ -236,7 +245,7 @@ static void on_connection(uv_stream_t *server, int status)
     if (status < 0 || s->closing) return;
     epmd__conn *c = calloc(1, sizeof *c);
     if (!c) {
-        slog(s, 0, "out of memory accepting a connection");
+        slog(s, GIRDER_LOG_ERROR, "event=out_of_memory during=accept");
         return; /* it stays in the backlog; we try again at the next one */
     }
     c->srv = s;
@@ -256,14 +265,15 @@ static void on_connection(uv_stream_t *server, int status)
     uv_fileno((uv_handle_t *)&c->tcp, &fd);
     c->fd = fd;
     if (s->nconns > s->cfg.max_conns) {
-        slog(s, 0, "refused connection conn=%llu: %zu connections open (limit %zu)",
+        slog(s, GIRDER_LOG_WARNING,
+             "event=conn_refused conn=%llu reason=too_many_connections open=%zu limit=%zu",
              (unsigned long long)c->id, s->nconns - 1, s->cfg.max_conns);
         conn_close(c, "too many connections");
         return;
     }
     c->local_peer = is_local_peer(&c->tcp);
-    slog(s, 2, "accepted conn=%llu fd=%d local=%d", (unsigned long long)c->id, c->fd,
-         c->local_peer);
+    slog(s, GIRDER_LOG_DEBUG, "event=conn_accepted conn=%llu fd=%d local=%d",
+         (unsigned long long)c->id, c->fd, c->local_peer);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) conn_close(c, "read failed");
 }
 
@@ -282,8 +292,8 @@ static void on_sweep(uv_timer_t *t)
         next = c->next;
         if (c->state != C_READING && c->state != C_REPLYING) continue;
         if (now - c->started_ms < limit) continue;
-        slog(s, c->got > 0 || c->state == C_REPLYING ? 0 : 1,
-             "closing conn=%llu: %s not done within %d s", (unsigned long long)c->id,
+        slog(s, c->got > 0 || c->state == C_REPLYING ? GIRDER_LOG_WARNING : GIRDER_LOG_INFO,
+             "event=conn_timeout conn=%llu unfinished=%s limit_s=%d", (unsigned long long)c->id,
              c->state == C_READING ? "request" : "answer", s->cfg.packet_timeout_s);
         conn_close(c, "timed out");
     }
@@ -326,13 +336,15 @@ static int listen_on(epmd__server *s, struct sockaddr_storage *sa, int fatal)
     else
         ((struct sockaddr_in *)sa)->sin_port = htons(port);
     if (s->nlisteners >= EPMD__MAX_LISTEN) {
-        slog(s, 0, "cannot listen on more than %d addresses", EPMD__MAX_LISTEN);
+        slog(s, GIRDER_LOG_ERROR, "event=listen_failed reason=too_many_addresses limit=%d",
+             EPMD__MAX_LISTEN);
         return EPMD_EINVAL;
     }
     uv_tcp_t *t = &s->listeners[s->nlisteners];
     int r = uv_tcp_init_ex(s->loop, t, sa->ss_family);
     if (r < 0) {
-        slog(s, fatal ? 0 : 1, "cannot open a socket for %s: %s", text, uv_strerror(r));
+        slog(s, fatal ? GIRDER_LOG_ERROR : GIRDER_LOG_INFO,
+             "event=listen_failed address=%s stage=socket reason=%s", text, girder_err_name(r));
         return fatal ? r : 0;
     }
     t->data = s;
@@ -340,11 +352,12 @@ static int listen_on(epmd__server *s, struct sockaddr_storage *sa, int fatal)
     r = uv_tcp_bind(t, (struct sockaddr *)sa, sa->ss_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
     if (r == 0) r = uv_listen((uv_stream_t *)t, SOMAXCONN, on_connection);
     if (r == UV_EADDRINUSE) {
-        slog(s, 0, "there is already an epmd running at port %u on %s", port, text);
+        slog(s, GIRDER_LOG_ERROR, "event=already_running port=%u address=%s", port, text);
         return EPMD_EADDRINUSE;
     }
     if (r < 0) {
-        slog(s, fatal ? 0 : 1, "cannot listen on %s port %u: %s", text, port, uv_strerror(r));
+        slog(s, fatal ? GIRDER_LOG_ERROR : GIRDER_LOG_INFO,
+             "event=listen_failed address=%s port=%u reason=%s", text, port, girder_err_name(r));
         s->listener_closed[s->nlisteners - 1] = 1;
         s->pending_closes++;
         uv_close((uv_handle_t *)t, on_listener_closed);
@@ -359,7 +372,7 @@ static int listen_on(epmd__server *s, struct sockaddr_storage *sa, int fatal)
                 ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
                                                 : ((struct sockaddr_in *)&got)->sin_port);
     }
-    slog(s, 1, "listening on %s port %u", text, s->bound_port);
+    slog(s, GIRDER_LOG_INFO, "event=listening address=%s port=%u", text, s->bound_port);
     return 0;
 }
 
@@ -384,7 +397,9 @@ static int listen_all(epmd__server *s)
     if (!tmp) return EPMD_ENOMEM;
     for (char *tok = strtok_r(tmp, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
         if (parse_addr(tok, 0, &sa) != 0) {
-            slog(s, 0, "cannot parse IP address \"%s\"", tok);
+            char v[128];
+            slog(s, GIRDER_LOG_ERROR, "event=bad_address address=%s",
+                 girder__log_value(v, sizeof v, tok, strlen(tok)));
             r = EPMD_EINVAL;
             break;
         }

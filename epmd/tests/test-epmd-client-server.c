@@ -9,7 +9,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <uv.h>
+#include <girder/epmd_uv.h>
 #include <cmocka.h>
 
 #include "epmd_int.h"

@@ -3,6 +3,7 @@
 #define GIRDER_ND_INT_H
 
 #include <girder/node.h>
+#include <girder/node_dist.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -211,6 +212,7 @@ typedef struct nd_sched {
     _Atomic uint64_t slice_seq;
     _Atomic uint32_t cur_id, cur_serial; /* 0 id: idle */
     _Atomic uint64_t switches, steals;   /* written by this scheduler only (relaxed) */
+    _Atomic uint64_t reds;               /* reductions its processes used (same rule) */
     uint64_t rng;
 } nd_sched;
 

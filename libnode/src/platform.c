@@ -1,6 +1,6 @@
 /* The default platform: monotonic clock and per-thread parkers (mutex + condition variable). */
 #include "nd_int.h"
-#include <time.h>
+#include "girder_deadline.h"
 
 struct nd_parker {
     pthread_mutex_t mu;
@@ -10,9 +10,7 @@ struct nd_parker {
 
 static uint64_t dflt_now(void *ud)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return girder__now_ns(CLOCK_MONOTONIC);
 }
 
 static nd_parker *dflt_parker_new(void *ud)
@@ -44,7 +42,7 @@ static void dflt_park(void *ud, nd_parker *pk, uint64_t deadline)
             pthread_cond_wait(&pk->cv, &pk->mu);
         } else {
             if (dflt_now(ud) >= deadline) break;
-            struct timespec ts = {(time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u)};
+            struct timespec ts = girder__ts_of_ns(deadline);
             pthread_cond_timedwait(&pk->cv, &pk->mu, &ts);
         }
     }

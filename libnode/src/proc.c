@@ -1,5 +1,6 @@
 /* Processes: the pid table, spawn and exit, signals (links, monitors, exit rules) and sending. */
 #include "nd_int.h"
+#include "girder_deadline.h"
 
 /* ================================================================ small helpers */
 
@@ -539,6 +540,9 @@ static void handle_exit(nd_proc *p, nd_sig *s)
     if (s->kind == SIG_EXIT) {
         nd_rel *r = rel_find(p, REL_LINK, s->from, TERM_NONE);
         if (!r || r->unlinking) {
+            /* an unlink under way is not answered once the connection is lost: its state goes
+            ** with the connection, or it would stay forever */
+            if (r && reason == nd__a_noconnection) rel_remove(p, r);
             nd__sig_free(s);
             return;
         }
@@ -922,17 +926,9 @@ int nd_run(nd_entry_fn fn, void *arg, int64_t timeout_ms, term_t *reason)
     }
     pthread_mutex_lock(&w->mu);
     struct timespec ts;
-    if (timeout_ms >= 0) {
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += timeout_ms / 1000;
-        ts.tv_nsec += (timeout_ms % 1000) * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-    }
+    bool timed = girder__deadline_ts(CLOCK_MONOTONIC, timeout_ms, &ts);
     while (!w->done) {
-        if (timeout_ms < 0)
+        if (!timed)
             pthread_cond_wait(&w->cv, &w->mu);
         else if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0 && !w->done)
             break;

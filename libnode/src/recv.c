@@ -1,6 +1,6 @@
 /* Selective receive: scan the private inner queue in arrival order, wait for more, time out. */
 #include "nd_int.h"
-#include <time.h>
+#include "girder_deadline.h"
 
 static bool accepts(const nd_recv *r, term_t msg, int *which)
 {
@@ -106,7 +106,7 @@ void nd_sleep(int64_t ms)
 {
     nd_proc *p = nd__self();
     if (!p) {
-        struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+        struct timespec ts = girder__ts_of_ms(ms);
         nanosleep(&ts, NULL);
         return;
     }

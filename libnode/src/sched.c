@@ -363,11 +363,15 @@ void nd__switch_out(nd_proc *p, int why)
     p->why = (uint8_t)why;
     int32_t used = (int32_t)nd__rt.cfg.reductions - p->reds;
     /* only the scheduler running p writes this: no locked add needed */
-    if (used > 0)
+    if (used > 0) {
         atomic_store_explicit(&p->total_reds,
                               atomic_load_explicit(&p->total_reds, memory_order_relaxed) +
                                   (uint64_t)used,
                               memory_order_relaxed);
+        atomic_store_explicit(&s->reds,
+                              atomic_load_explicit(&s->reds, memory_order_relaxed) + (uint64_t)used,
+                              memory_order_relaxed);
+    }
     bool dying = why == WHY_EXIT || why == WHY_HIBERNATE;
     s->prev = p;
     nd_proc *next = NULL;
@@ -652,10 +656,12 @@ int nd_shutdown(int64_t timeout_ms)
 
 void nd_get_stats(nd_stats *out)
 {
-    out->context_switches = out->steals = 0;
+    out->context_switches = out->steals = out->reductions = 0;
+    out->schedulers = nd__rt.nsched;
     for (unsigned i = 0; i < nd__rt.nsched; i++) {
         out->context_switches += atomic_load(&nd__rt.scheds[i].switches);
         out->steals += atomic_load(&nd__rt.scheds[i].steals);
+        out->reductions += atomic_load(&nd__rt.scheds[i].reds);
     }
     out->long_schedules = atomic_load(&nd__rt.st_long);
     out->spawns = atomic_load(&nd__rt.st_spawns);

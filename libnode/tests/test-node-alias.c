@@ -1,6 +1,7 @@
 /* Tests: process aliases (alias/unalias, reply aliases, exit, inbound ALIAS_SEND, remote aliases).
  */
 #include "nd_test.h"
+#include <girder/node_dist.h>
 #include <stdatomic.h>
 
 /* Sends what it receives, {To, Msg}, to To (an alias or a pid), then waits for the next. */

@@ -222,10 +222,38 @@ static void test_long_schedule(void **state)
     assert_int_equal(st.long_schedules, 1);
 }
 
+/* A process that counts 40,000 reductions (ten slices) is charged them, and so is the node. */
+static _Atomic uint64_t own_reds;
+static void spender(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 400; i++) nd_consume(100);
+    nd_proc_info pi;
+    assert_int_equal(nd_process_info(nd_self(), &pi), 0);
+    atomic_store(&own_reds, pi.reductions);
+    nd_proc_info_free(&pi);
+}
+
+static void test_reductions(void **state)
+{
+    (void)state;
+    nd_stats a, b;
+    nd_get_stats(&a);
+    assert_true(a.schedulers >= 1);
+    assert_int_equal(nd_run(spender, NULL, 10000, NULL), 0);
+    nd_get_stats(&b);
+    /* what was charged before the last slice ended: at least the nine full slices */
+    assert_true(atomic_load(&own_reds) >= 36000);
+    assert_true(atomic_load(&own_reds) <= 41000);
+    assert_true(b.reductions - a.reductions >= 40000);
+    assert_true(b.reductions - a.reductions < 60000);
+}
+
 static void test_errors(void **state)
 {
-    assert_string_equal(nd_err_name(ND_ENOPROC), "ND_ENOPROC");
+    assert_string_equal(nd_err_name(ND_ENOPROC), "ENOPROC");
     assert_string_equal(nd_strerror(ND_ETIMEOUT), "timed out");
+    assert_int_equal(ND_ETIMEOUT, GIRDER_ETIMEDOUT);
     assert_int_equal(nd_link(TERM_NONE), ND_ENOTPROC);
     assert_int_equal(nd_init(NULL), ND_ESTATE);
 }
@@ -237,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_yield),         cmocka_unit_test(test_stack_overflow),
         cmocka_unit_test(test_hibernate),     cmocka_unit_test(test_errors),
         cmocka_unit_test(test_long_schedule), cmocka_unit_test(test_stack_size),
+        cmocka_unit_test(test_reductions),
     };
     return cmocka_run_group_tests(tests, nd_test_setup, nd_test_teardown);
 }

@@ -1,6 +1,7 @@
 /* Tests: erlang:processes/0 (nd_processes) and monitors adopted from the dist layer
  * (nd_monitor_adopt). */
 #include "nd_test.h"
+#include <girder/node_dist.h>
 #include <stdatomic.h>
 
 static void sleeper(void *arg)

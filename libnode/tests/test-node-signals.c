@@ -1,6 +1,7 @@
 /* Tests: monitors (by pid and by name, demonitor+flush), registry, timers, spawn options,
 ** unlink, and the distribution hook (outgoing signals and injected remote ones). */
 #include "nd_test.h"
+#include <girder/node_dist.h>
 #include <pthread.h>
 #include <stdatomic.h>
 

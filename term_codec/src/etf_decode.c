@@ -1,6 +1,7 @@
 /* External term format decoder: one validating pass that builds into scratch, then one copy. */
 #include "term_int.h"
 #include "etf_tags.h"
+#include "girder_be.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -64,22 +65,6 @@ typedef struct dec {
 
 #define REL_CAP(cap) ((cap) / 16)
 
-static inline uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)((p[0] << 8) | p[1]);
-}
-static inline uint32_t get32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return __builtin_bswap32(v);
-}
-static inline uint64_t get64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return __builtin_bswap64(v);
-}
 static inline uint64_t load64(const void *p)
 {
     uint64_t v;
@@ -234,7 +219,7 @@ static const uint8_t *atom_slow(dec *d, const uint8_t *p, term_t *out)
     case ATOM_EXT:
     case ATOM_UTF8_EXT:
         if (end - p < 2) goto trunc;
-        n = get16(p);
+        n = girder__get16(p);
         p += 2;
         utf8 = tag == ATOM_UTF8_EXT;
         break;
@@ -357,7 +342,7 @@ static inline __attribute__((always_inline)) const uint8_t *leaf(const dec *d, c
         return p + 2;
     }
     if (tag == INTEGER_EXT && end - p >= 5) {
-        *v = term__make_small((int32_t)get32(p + 1));
+        *v = term__make_small((int32_t)girder__get32(p + 1));
         return p + 5;
     }
     if (tag == NIL_EXT) {
@@ -420,7 +405,7 @@ static const uint8_t *read_int_field(dec *d, const uint8_t *p, term_t *out)
         return p + 2;
     case INTEGER_EXT:
         if (end - p < 5) goto trunc;
-        *out = term__make_small((int32_t)get32(p + 1));
+        *out = term__make_small((int32_t)girder__get32(p + 1));
         return p + 5;
     case SMALL_BIG_EXT:
         if (end - p < 3 || (size_t)(end - p - 3) < p[1]) goto trunc;
@@ -445,9 +430,9 @@ static inline __attribute__((always_inline)) const uint8_t *read_pid(dec *d, con
     box_pid *x = (box_pid *)(void *)(d->arena + off);
     put_hdr(d->arena, off, HW(BOX_PID, 0, 0, 0));
     x->node = node;
-    x->id = get32(p);
-    x->serial = get32(p + 4);
-    x->creation = k == 12 ? get32(p + 8) : p[8];
+    x->id = girder__get32(p);
+    x->serial = girder__get32(p + 4);
+    x->creation = k == 12 ? girder__get32(p + 8) : p[8];
     *out = off;
     return p + k;
 }
@@ -468,7 +453,7 @@ static inline __attribute__((always_inline)) const uint8_t *read_ref(dec *d, con
     size_t n = 1;
     if (tag != REFERENCE_EXT) {
         if (end - p < 2) goto trunc;
-        n = get16(p);
+        n = girder__get16(p);
         p += 2;
         if (n < 1 || n > 5) return fail(d, TERM_ESIZE, (size_t)(start - d->b)), NULL;
     }
@@ -483,14 +468,14 @@ static inline __attribute__((always_inline)) const uint8_t *read_ref(dec *d, con
     r->node = node;
     memset(r->words, 0, sizeof r->words);
     if (tag == REFERENCE_EXT) {
-        r->words[0] = get32(p);
+        r->words[0] = girder__get32(p);
         r->creation = p[4];
         *out = off;
         return p + 5;
     }
-    r->creation = cr == 4 ? get32(p) : p[0];
+    r->creation = cr == 4 ? girder__get32(p) : p[0];
     p += cr;
-    for (size_t i = 0; i < n; i++) r->words[i] = get32(p + 4 * i);
+    for (size_t i = 0; i < n; i++) r->words[i] = girder__get32(p + 4 * i);
     *out = off;
     return p + 4 * n;
 trunc:
@@ -511,11 +496,11 @@ static const uint8_t *read_port(dec *d, const uint8_t *p, term_t *out)
     put_hdr(d->arena, off, HW(BOX_PORT, 0, 0, 0));
     x->node = node;
     if (tag == V4_PORT_EXT) {
-        x->id = get64(p);
-        x->creation = get32(p + 8);
+        x->id = girder__get64(p);
+        x->creation = girder__get32(p + 8);
     } else {
-        x->id = get32(p);
-        x->creation = tag == NEW_PORT_EXT ? get32(p + 4) : p[4];
+        x->id = girder__get32(p);
+        x->creation = tag == NEW_PORT_EXT ? girder__get32(p + 4) : p[4];
     }
     *out = off;
     return p + k;
@@ -574,12 +559,12 @@ static const uint8_t *read_fun(dec *d, const uint8_t *p, term_t *out, size_t *fr
     if (*p == NEW_FUN_EXT) {
         /* Size(4) Arity(1) Uniq(16) Index(4) NumFree(4) Module OldIndex OldUniq Pid Free */
         if (end - p < 30) goto trunc;
-        size_t size = get32(p + 1);
+        size_t size = girder__get32(p + 1);
         if (size > (size_t)(end - start) - 1 || size < 29) return fail(d, TERM_ESIZE, soff), NULL;
         arity = p[5];
         uniq = p + 6;
-        index = get32(p + 22);
-        n = get32(p + 26);
+        index = girder__get32(p + 22);
+        n = girder__get32(p + 26);
         p += 30;
         if (!(p = read_atom(d, p, &module)) || !(p = read_int_field(d, p, &oidx)) ||
             !(p = read_int_field(d, p, &ouniq)) || !(p = read_pid_field(d, p, &pid)))
@@ -587,7 +572,7 @@ static const uint8_t *read_fun(dec *d, const uint8_t *p, term_t *out, size_t *fr
     } else {
         /* NumFree(4) Pid Module Index Uniq Free */
         if (end - p < 5) goto trunc;
-        n = get32(p + 1);
+        n = girder__get32(p + 1);
         p += 5;
         if (!(p = read_pid_field(d, p, &pid)) || !(p = read_atom(d, p, &module)) ||
             !(p = read_int_field(d, p, &oidx)) || !(p = read_int_field(d, p, &ouniq)))
@@ -703,7 +688,7 @@ static const uint8_t *build(dec *d)
             break;
         case INTEGER_EXT:
             NEED(5);
-            set_slot(arena, slot, term__make_small((int32_t)get32(p + 1)));
+            set_slot(arena, slot, term__make_small((int32_t)girder__get32(p + 1)));
             p += 5;
             break;
         case SMALL_ATOM_UTF8_EXT:
@@ -725,7 +710,7 @@ static const uint8_t *build(dec *d)
             goto tuple;
         case LARGE_TUPLE_EXT:
             NEED(5);
-            n = get32(p + 1);
+            n = girder__get32(p + 1);
             p += 5;
             if (n > (size_t)(end - p)) return fail(d, TERM_ESIZE, (size_t)(start - d->b)), NULL;
         tuple:
@@ -746,7 +731,7 @@ static const uint8_t *build(dec *d)
             continue;
         case MAP_EXT:
             NEED(5);
-            n = get32(p + 1);
+            n = girder__get32(p + 1);
             p += 5;
             if (n > (size_t)(end - p) / 2) return fail(d, TERM_ESIZE, (size_t)(start - d->b)), NULL;
             PUSHN(2 * n);
@@ -775,7 +760,7 @@ static const uint8_t *build(dec *d)
             continue;
         case STRING_EXT: {
             NEED(3);
-            n = get16(p + 1);
+            n = girder__get16(p + 1);
             p += 3;
             NEED(n);
             const uint8_t *s = p;
@@ -798,7 +783,7 @@ static const uint8_t *build(dec *d)
         }
         case LIST_EXT:
             NEED(5);
-            n = get32(p + 1);
+            n = girder__get32(p + 1);
             p += 5;
             if (n >= (size_t)(end - p)) return fail(d, TERM_ESIZE, (size_t)(start - d->b)), NULL;
             PUSHN(n + 1);
@@ -830,7 +815,7 @@ static const uint8_t *build(dec *d)
         case BIT_BINARY_EXT: {
             unsigned bits = 8;
             NEED(5);
-            n = get32(p + 1);
+            n = girder__get32(p + 1);
             p += 5;
             if (*start == BIT_BINARY_EXT) {
                 NEED(1);
@@ -853,7 +838,7 @@ static const uint8_t *build(dec *d)
         }
         case NEW_FLOAT_EXT: {
             NEED(9);
-            uint64_t bits = get64(p + 1);
+            uint64_t bits = girder__get64(p + 1);
             if (((bits >> 52) & 0x7FF) == 0x7FF)
                 return fail(d, TERM_EFLOAT, (size_t)(start - d->b)), NULL;
             ALLOC(sizeof(box_float));
@@ -873,7 +858,7 @@ static const uint8_t *build(dec *d)
             break;
         case LARGE_BIG_EXT:
             NEED(6);
-            n = get32(p + 1);
+            n = girder__get32(p + 1);
             p += 6;
             NEED(n);
             HELPER(read_big(d, p, n, start[5] != 0, &v));
@@ -1087,7 +1072,7 @@ static __attribute__((noinline)) term_t decode_compressed(const uint8_t *buf, si
         if (err) err->code = TERM_ETRUNC, err->offset = len;
         return TERM_NONE;
     }
-    size_t ulen = get32(buf + off + 1);
+    size_t ulen = girder__get32(buf + off + 1);
     size_t max = opts && opts->max_uncompressed ? opts->max_uncompressed : (size_t)64 << 20;
     size_t clen = len - off - 5;
     /* zlib cannot expand more than ~1032:1; a larger claim is a bomb or a lie. */

@@ -1,6 +1,7 @@
 /* External term format encoder: the bytes OTP 25's term_to_binary/1,2 produce, iteratively. */
 #include "term_int.h"
 #include "etf_tags.h"
+#include "girder_be.h"
 
 #include <zlib.h>
 
@@ -17,22 +18,6 @@ _Static_assert(SLACK >= 3 + TERM__ATOM_PAD, "an atom of up to TERM__ATOM_PAD byt
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "etf_encode.c stores bignum limbs as little-endian bytes"
 #endif
-
-static inline void put16(uint8_t *p, unsigned v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-static inline void put32(uint8_t *p, uint32_t v)
-{
-    v = __builtin_bswap32(v);
-    memcpy(p, &v, 4);
-}
-static inline void put64(uint8_t *p, uint64_t v)
-{
-    v = __builtin_bswap64(v);
-    memcpy(p, &v, 8);
-}
 
 enum { F_SEQ, F_MAP, F_LIST, F_PATCH };
 
@@ -95,7 +80,7 @@ static inline uint8_t *put_atom(uint8_t *p, const term__atom_entry *a, unsigned 
             p += 2;
         } else {
             p[0] = ATOM_UTF8_EXT;
-            put16(p + 1, (unsigned)len);
+            girder__put16(p + 1, (unsigned)len);
             p += 3;
         }
     } else {
@@ -111,10 +96,10 @@ static inline uint8_t *put_atom(uint8_t *p, const term__atom_entry *a, unsigned 
                 }
                 p[n++] = ch;
             }
-            put16(p - 2, (unsigned)n);
+            girder__put16(p - 2, (unsigned)n);
             return p + n;
         }
-        put16(p - 2, (unsigned)len);
+        girder__put16(p - 2, (unsigned)len);
     }
     if (len <= TERM__ATOM_PAD) /* names are zero-padded that far */
         memcpy(p, a->name, TERM__ATOM_PAD);
@@ -140,7 +125,7 @@ static uint8_t *put_magnitude(uint8_t *p, bool neg, const uint64_t *limbs, size_
         p += 3;
     } else {
         p[0] = LARGE_BIG_EXT;
-        put32(p + 1, (uint32_t)nbytes);
+        girder__put32(p + 1, (uint32_t)nbytes);
         p[5] = neg;
         p += 6;
     }
@@ -160,7 +145,7 @@ static inline uint8_t *put_small(uint8_t *p, int64_t v)
     }
     if (v >= INT32_MIN && v <= INT32_MAX) {
         p[0] = INTEGER_EXT;
-        put32(p + 1, (uint32_t)(int32_t)v);
+        girder__put32(p + 1, (uint32_t)(int32_t)v);
         return p + 5;
     }
     uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
@@ -172,9 +157,9 @@ static uint8_t *put_pid(uint8_t *p, const box_pid *x, unsigned flags)
 {
     *p++ = NEW_PID_EXT;
     p = put_atom(p, atom_entry(x->node), flags);
-    put32(p, x->id);
-    put32(p + 4, x->serial);
-    put32(p + 8, x->creation);
+    girder__put32(p, x->id);
+    girder__put32(p + 4, x->serial);
+    girder__put32(p + 8, x->creation);
     return p + 12;
 }
 
@@ -251,7 +236,7 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
                 p += 2;
             } else {
                 p[0] = LARGE_TUPLE_EXT;
-                put32(p + 1, (uint32_t)n);
+                girder__put32(p + 1, (uint32_t)n);
                 p += 5;
             }
             seq = el;
@@ -261,7 +246,7 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
         case BOX_MAP: {
             const term_t *kv = ((const box_map *)b)->kv;
             p[0] = MAP_EXT;
-            put32(p + 1, (uint32_t)n);
+            girder__put32(p + 1, (uint32_t)n);
             p += 5;
             if (n == 0) goto next;
             PUSH(F_MAP, fp->p = kv, n, 0);
@@ -284,7 +269,7 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
             uint8_t *h = o->data + at;
             if (x == TERM_NIL) {
                 h[0] = STRING_EXT;
-                put16(h + 1, (unsigned)k);
+                girder__put16(h + 1, (unsigned)k);
                 goto next;
             }
             ENSURE(2 + k);
@@ -296,7 +281,7 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
             h[0] = LIST_EXT;
             p += 2 + k;
             if (term__box_type(x) != BOX_CONS) { /* improper, after k bytes */
-                put32(h + 1, (uint32_t)k);
+                girder__put32(h + 1, (uint32_t)k);
                 t = x;
                 continue;
             }
@@ -313,7 +298,7 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
             }
             ENSURE(6 + nb);
             p[0] = last ? BIT_BINARY_EXT : BINARY_EXT;
-            put32(p + 1, (uint32_t)nb);
+            girder__put32(p + 1, (uint32_t)nb);
             p += 5;
             if (last) *p++ = (uint8_t)last;
             if (bb->h.aux == 0 && !last)
@@ -327,7 +312,7 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
             uint64_t bits;
             memcpy(&bits, &((const box_float *)b)->d, 8);
             p[0] = NEW_FLOAT_EXT;
-            put64(p + 1, bits);
+            girder__put64(p + 1, bits);
             p += 9;
             goto next;
         }
@@ -346,10 +331,10 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
             size_t nw = x->h.aux;
             ENSURE(3 + atom_room(atom_entry(x->node)) + 4 + 4 * nw);
             p[0] = NEWER_REFERENCE_EXT;
-            put16(p + 1, (unsigned)nw);
+            girder__put16(p + 1, (unsigned)nw);
             p = put_atom(p + 3, atom_entry(x->node), flags);
-            put32(p, x->creation);
-            for (size_t i = 0; i < nw; i++) put32(p + 4 + 4 * i, x->words[i]);
+            girder__put32(p, x->creation);
+            for (size_t i = 0; i < nw; i++) girder__put32(p + 4 + 4 * i, x->words[i]);
             p += 4 + 4 * nw;
             goto next;
         }
@@ -361,12 +346,12 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
             *p = v4 ? V4_PORT_EXT : NEW_PORT_EXT;
             p = put_atom(p + 1, atom_entry(x->node), flags);
             if (v4) {
-                put64(p, x->id);
-                put32(p + 8, x->creation);
+                girder__put64(p, x->id);
+                girder__put32(p + 8, x->creation);
                 p += 12;
             } else {
-                put32(p, (uint32_t)x->id);
-                put32(p + 4, x->creation);
+                girder__put32(p, (uint32_t)x->id);
+                girder__put32(p + 4, x->creation);
                 p += 8;
             }
             goto next;
@@ -390,7 +375,7 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
                 ENSURE(5 + 13 + atom_room(atom_entry(pid->node)) +
                        atom_room(atom_entry(fn->module)));
                 p[0] = FUN_EXT;
-                put32(p + 1, (uint32_t)n);
+                girder__put32(p + 1, (uint32_t)n);
                 p = put_pid(p + 5, pid, flags);
                 p = put_atom(p, atom_entry(fn->module), flags);
                 if (n) PUSH(F_SEQ, fp->p = fn->free, n, 0);
@@ -403,8 +388,8 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
                 p[0] = NEW_FUN_EXT;
                 p[5] = (uint8_t)fn->arity;
                 memcpy(p + 6, fn->uniq, 16);
-                put32(p + 22, fn->index);
-                put32(p + 26, (uint32_t)n);
+                girder__put32(p + 22, fn->index);
+                girder__put32(p + 26, (uint32_t)n);
                 p = put_atom(p + 30, atom_entry(fn->module), flags);
                 PUSH(F_PATCH, fp->at = at, 0, 0);
                 if (n) PUSH(F_SEQ, fp->p = fn->free, n, 0);
@@ -431,7 +416,7 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
         case F_LIST:
             goto list_run;
         default: /* F_PATCH */
-            put32(o->data + f->at + 1, (uint32_t)((size_t)(p - o->data) - f->at - 1));
+            girder__put32(o->data + f->at + 1, (uint32_t)((size_t)(p - o->data) - f->at - 1));
             fp--;
             goto next;
         }
@@ -462,7 +447,7 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
         f = fp - 1;
         for (term_t x = f->x;;) {
             if (term__box_type(x) != BOX_CONS) { /* the tail, in place of this frame */
-                put32(o->data + f->at + 1, (uint32_t)f->n);
+                girder__put32(o->data + f->at + 1, (uint32_t)f->n);
                 fp--;
                 t = x;
                 goto descend;
@@ -512,7 +497,7 @@ static __attribute__((noinline)) int encode_compressed(term_t t, unsigned flags,
                 rc = TERM_EZLIB;
             } else if (5 + clen < plain.len) {
                 p[0] = COMPRESSED;
-                put32(p + 1, (uint32_t)plain.len);
+                girder__put32(p + 1, (uint32_t)plain.len);
                 out->len += 5 + clen;
             } else {
                 rc = term__buf_put(out, plain.data, plain.len);

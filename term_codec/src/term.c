@@ -6,36 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* ==================================================================== errors */
-
-const char *term_strerror(int err)
-{
-    switch (err) {
-    case 0:
-        return "success";
-#define XX(name, msg) \
-    case TERM_##name: \
-        return msg;
-        TERM_ERRNO_MAP(XX)
-#undef XX
-    }
-    return "unknown error";
-}
-
-const char *term_err_name(int err)
-{
-    switch (err) {
-    case 0:
-        return "OK";
-#define XX(name, msg) \
-    case TERM_##name: \
-        return #name;
-        TERM_ERRNO_MAP(XX)
-#undef XX
-    }
-    return "UNKNOWN";
-}
-
 /* ==================================================================== allocation */
 
 static void *default_alloc(void *ud, void *p, size_t old, size_t n)

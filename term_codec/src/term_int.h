@@ -118,6 +118,11 @@ static inline int term__box_type(term_t t)
 {
     return term_is_boxed(t) ? term__box(t)->type : 0;
 }
+/* A small integer from a value the caller knows to be in range (no check, unlike term_small). */
+static inline term_t term__make_small(int64_t v)
+{
+    return ((uint64_t)v << 2) | 1;
+}
 static inline term_t term__make_atom(uint32_t index)
 {
     return ((term_t)index << 3) | 2;

@@ -6,7 +6,8 @@ if(GIRDER_ASAN OR GIRDER_TSAN)
 else()
   set(DIST_SANITIZED 0)
 endif()
-foreach(t basic nodedown ticks mesh elixir interleave global aliases atom_cache dynamic spawnmon)
+foreach(t basic nodedown ticks mesh elixir interleave global aliases atom_cache dynamic spawnmon
+          nonblocking)
   add_test(NAME dist-int-${t} COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/dist/${t}.sh)
   set_tests_properties(dist-int-${t} PROPERTIES
     TIMEOUT 120

@@ -19,30 +19,35 @@ extern "C" {
 
 /* ---------------------------------------------------------------- error codes */
 
-#define DIST_ERRNO_MAP(XX)                                                 \
-    XX(ENOMEM, "out of memory")                                            \
-    XX(EINVAL, "invalid argument")                                         \
-    XX(ESTATE, "distribution not started, or already started")             \
-    XX(ENAME, "invalid node name")                                         \
-    XX(ECOOKIE, "no cookie given and ~/.erlang.cookie unreadable")         \
-    XX(ELISTEN, "cannot listen for distribution connections")              \
-    XX(EEPMD, "registration with the port mapper failed")                  \
-    XX(ENOCONN, "node not reachable (no port mapper entry, refused, ...)") \
-    XX(ETIMEOUT, "timed out")                                              \
-    XX(ENOTPROC, "must be called from inside a process")                   \
-    XX(EEXIST, "already exported")                                         \
-    XX(EPROTO, "protocol error")
-
+/* Every fallible call returns 0 or a negative code of Girder's one error space (error.h).
+** The DIST_ names are the codes this library returns, kept as aliases for existing callers;
+** DIST_ETIMEOUT is GIRDER_ETIMEDOUT. */
 enum {
-    DIST_OK = 0,
-    DIST__ERR_FIRST = -300,
-#define DIST__ERR_ENUM(name, msg) DIST_##name,
-    DIST_ERRNO_MAP(DIST__ERR_ENUM)
-#undef DIST__ERR_ENUM
+    DIST_OK = GIRDER_OK,
+    DIST_ENOMEM = GIRDER_ENOMEM,
+    DIST_EINVAL = GIRDER_EINVAL,
+    DIST_ESTATE = GIRDER_ESTATE,
+    DIST_ENAME = GIRDER_ENAME,
+    DIST_ECOOKIE = GIRDER_ECOOKIE,
+    DIST_ELISTEN = GIRDER_ELISTEN,
+    DIST_EEPMD = GIRDER_EEPMD,
+    DIST_ENOCONN = GIRDER_ENOCONN,
+    DIST_ETIMEOUT = GIRDER_ETIMEDOUT,
+    DIST_ENOTPROC = GIRDER_ENOTPROC,
+    DIST_EEXIST = GIRDER_EEXIST,
+    DIST_EPROTO = GIRDER_EPROTO,
+    DIST_EAUTH = GIRDER_EAUTH,
 };
 
-const char *dist_strerror(int err);
-const char *dist_err_name(int err);
+/* Aliases of girder_strerror() and girder_err_name(), which know every Girder code. */
+static inline const char *dist_strerror(int err)
+{
+    return girder_strerror(err);
+}
+static inline const char *dist_err_name(int err)
+{
+    return girder_err_name(err);
+}
 
 /* ---------------------------------------------------------------- start and stop */
 
@@ -62,11 +67,23 @@ typedef struct dist_config {
     size_t max_message;       /* incoming message bytes after reassembly; 0 = 256 MiB */
     size_t max_new_atoms;     /* atoms one connection may create; 0 = 100000 */
     size_t frag_size;         /* outgoing fragment payload size; 0 = 64 KiB */
-    /* One structured line per event ("dist event=nodeup node=b@h ..."), without newline.
-    ** Called from any thread. NULL: stderr with a timestamp. */
-    void (*log)(void *ud, const char *line);
+    /* One structured line per event ("event=nodeup node=b@h ..."), without newline, at a level
+    ** (DIST_LOG_*). Called from any thread. NULL: stderr, with a timestamp and the level. */
+    void (*log)(void *ud, int level, const char *line);
     void *log_ud;
 } dist_config;
+
+/* Log levels: Erlang logger's, most severe first. */
+enum {
+    DIST_LOG_EMERGENCY = 0,
+    DIST_LOG_ALERT,
+    DIST_LOG_CRITICAL,
+    DIST_LOG_ERROR,
+    DIST_LOG_WARNING,
+    DIST_LOG_NOTICE,
+    DIST_LOG_INFO,
+    DIST_LOG_DEBUG
+};
 
 /*
 ** Starts distribution: listens, registers with the port mapper (creation comes from it), names
@@ -77,30 +94,39 @@ typedef struct dist_config {
 ** names libnode's node and starts the system processes; DIST_ENOCONN if that node is not
 ** reached. A dynamically named node is hidden.
 */
-int dist_start(const dist_config *cfg);
-/* Closes every connection (node-down for each), unregisters and stops the I/O thread. */
-int dist_stop(int64_t timeout_ms);
+GIRDER_API int dist_start(const dist_config *cfg);
+/* Stops the system processes, closes every connection (node-down for each), unregisters, and
+** waits up to timeout_ms (< 0: forever) for the I/O loop to end: DIST_ETIMEOUT if it did not
+** (the distribution is then stopping but not freed; call again to finish). */
+GIRDER_API int dist_stop(int64_t timeout_ms);
 /* The listening port (0 when not started). */
-uint16_t dist_listen_port(void);
+GIRDER_API uint16_t dist_listen_port(void);
 
 /* ---------------------------------------------------------------- nodes */
 
-/* Connects to node (an atom) unless connected; 0 when up, DIST_ENOCONN, DIST_ETIMEOUT. */
-int dist_connect(term_t node, int64_t timeout_ms);
+/*
+** Connects to node (an atom) unless connected. 0 when up; else why not: DIST_ETIMEOUT, DIST_EAUTH
+** (the peer refused our cookie), the port mapper lookup's error (EPMD_ENOENT: no such name on
+** that host; EPMD_ECONNREFUSED: no port mapper there; EPMD_EHOSTUNREACH: unknown host), or
+** DIST_ENOCONN. Inside a process it waits as a process (a receive), so the other processes of
+** its scheduler keep running; elsewhere it blocks the calling thread.
+*/
+GIRDER_API int dist_connect(term_t node, int64_t timeout_ms);
 /* Closes the connection to node: node-down (noconnection) on both sides. */
-int dist_disconnect(term_t node);
-/* net_adm:ping/1: 0 for pong, DIST_ENOCONN for pang. From any thread. */
-int dist_ping(term_t node, int64_t timeout_ms);
+GIRDER_API int dist_disconnect(term_t node);
+/* net_adm:ping/1: 0 for pong; pang is an error, as dist_connect's (or DIST_ENOCONN when the
+** connection came up but the peer's net_kernel did not answer). From any thread. */
+GIRDER_API int dist_ping(term_t node, int64_t timeout_ms);
 
 enum { DIST_VISIBLE = 1, DIST_HIDDEN = 2, DIST_CONNECTED = 3 };
 /* A list (a reference) of the nodes connected in the given categories (erlang:nodes/1). */
-term_t dist_nodes(unsigned which);
+GIRDER_API term_t dist_nodes(unsigned which);
 
 /* monitor_node(Node, On) for the calling process: one {nodedown, Node} message per call when
 ** the connection goes down, or at once when it cannot be set up. */
-int dist_monitor_node(term_t node, bool on);
+GIRDER_API int dist_monitor_node(term_t node, bool on);
 /* net_kernel:monitor_nodes(On): {nodeup, Node} and {nodedown, Node} for every node. */
-int dist_monitor_nodes(bool on);
+GIRDER_API int dist_monitor_nodes(bool on);
 
 /* ---------------------------------------------------------------- exported C functions */
 
@@ -116,7 +142,7 @@ enum { DIST_RETURN = 0, DIST_ERROR = 1, DIST_EXIT = 2, DIST_THROW = 3 };
 typedef int (*dist_fun)(void *ud, term_t args, term_t *result);
 
 /* Exports fn under {module, function, arity} (atoms borrowed). DIST_EEXIST if taken. */
-int dist_export(term_t module, term_t function, unsigned arity, dist_fun fn, void *ud);
+GIRDER_API int dist_export(term_t module, term_t function, unsigned arity, dist_fun fn, void *ud);
 
 /* ---------------------------------------------------------------- remote spawn */
 
@@ -126,20 +152,20 @@ int dist_export(term_t module, term_t function, unsigned arity, dist_fun fn, voi
 ** {spawn_reply, Ref, error, Reason}; with a monitor, Ref is also the monitor reference.
 */
 enum { DIST_SPAWN_LINK = 1, DIST_SPAWN_MONITOR = 2 };
-int dist_spawn_request(term_t node, term_t module, term_t function, term_t args, unsigned opts,
-                       term_t *ref);
+GIRDER_API int dist_spawn_request(term_t node, term_t module, term_t function, term_t args,
+                                  unsigned opts, term_t *ref);
 
 /* ---------------------------------------------------------------- global and pg */
 
 /* global:whereis_name/1 as this node's replica of global's name table knows it: a pid (a
 ** reference) or TERM_NONE. Names come from the Erlang nodes this node synchronised with. */
-term_t dist_global_whereis(term_t name);
+GIRDER_API term_t dist_global_whereis(term_t name);
 /* pg:join/2 and pg:leave/2 in the default scope for a local pid (borrowed): the Erlang
 ** nodes' pg sees it. DIST_EINVAL for a pid not local (or, for leave, not a member). */
-int dist_pg_join(term_t group, term_t pid);
-int dist_pg_leave(term_t group, term_t pid);
+GIRDER_API int dist_pg_join(term_t group, term_t pid);
+GIRDER_API int dist_pg_leave(term_t group, term_t pid);
 /* pg:get_members/1 in the default scope: local and remote members (a list, a reference). */
-term_t dist_pg_members(term_t group);
+GIRDER_API term_t dist_pg_members(term_t group);
 
 /* ---------------------------------------------------------------- statistics */
 
@@ -147,7 +173,7 @@ typedef struct dist_stats {
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out, ticks_in, ticks_out;
     uint64_t conns_up, conns_down, handshakes_failed, protocol_errors;
 } dist_stats;
-void dist_get_stats(dist_stats *out);
+GIRDER_API void dist_get_stats(dist_stats *out);
 
 #ifdef __cplusplus
 }

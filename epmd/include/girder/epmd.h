@@ -2,9 +2,11 @@
 #ifndef GIRDER_EPMD_H
 #define GIRDER_EPMD_H
 
-#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <girder/error.h>
+#include <girder/export.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,34 +39,37 @@ extern "C" {
 #define EPMD_MAX_PACKET (3 * EPMD_MAX_NAME_BYTES - 1)
 
 /* ---------------------------------------------------------------------------
-** Errors: 0 on success, a negative errno value on failure (libuv's rule).
+** Errors: 0 on success, or a negative code of Girder's one error space
+** (girder/error.h): a negative errno where one fits, so system and libuv
+** errors pass through unchanged. The EPMD_ names are aliases kept for
+** existing callers.
 ** ------------------------------------------------------------------------ */
-#define EPMD_ERRNO_MAP(XX)                                                 \
-    XX(EINVAL, "invalid argument")                                         \
-    XX(ENOMEM, "out of memory")                                            \
-    XX(ETIMEDOUT, "timed out")                                             \
-    XX(ECONNREFUSED, "connection refused (no epmd listening)")             \
-    XX(ECONNRESET, "epmd closed the connection without a complete answer") \
-    XX(EPROTO, "malformed answer from epmd")                               \
-    XX(ENOENT, "name not registered")                                      \
-    XX(EEXIST, "registration refused (name taken or invalid)")             \
-    XX(EPERM, "refused by epmd")                                           \
-    XX(ENAMETOOLONG, "node name too long")                                 \
-    XX(EMSGSIZE, "request or answer too large")                            \
-    XX(EHOSTUNREACH, "host unreachable or unknown")                        \
-    XX(EADDRINUSE, "address already in use")                               \
-    XX(EIO, "input/output error")
-
 enum {
-#define XX(code, _) EPMD_##code = -code,
-    EPMD_ERRNO_MAP(XX)
-#undef XX
+    EPMD_EINVAL = GIRDER_EINVAL,
+    EPMD_ENOMEM = GIRDER_ENOMEM,
+    EPMD_ETIMEDOUT = GIRDER_ETIMEDOUT,
+    EPMD_ECONNREFUSED = GIRDER_ECONNREFUSED,
+    EPMD_ECONNRESET = GIRDER_ECONNRESET,
+    EPMD_EPROTO = GIRDER_EPROTO,
+    EPMD_ENOENT = GIRDER_ENOENT,
+    EPMD_EEXIST = GIRDER_EEXIST,
+    EPMD_EPERM = GIRDER_EPERM,
+    EPMD_ENAMETOOLONG = GIRDER_ENAMETOOLONG,
+    EPMD_EMSGSIZE = GIRDER_EMSGSIZE,
+    EPMD_EHOSTUNREACH = GIRDER_EHOSTUNREACH,
+    EPMD_EADDRINUSE = GIRDER_EADDRINUSE,
+    EPMD_EIO = GIRDER_EIO,
 };
 
-/* Text for an error code (any negative errno works). Never NULL. */
-const char *epmd_strerror(int err);
-/* Symbolic name ("ETIMEDOUT") for an error code. Never NULL. */
-const char *epmd_err_name(int err);
+/* Aliases of girder_strerror() and girder_err_name(). */
+static inline const char *epmd_strerror(int err)
+{
+    return girder_strerror(err);
+}
+static inline const char *epmd_err_name(int err)
+{
+    return girder_err_name(err);
+}
 
 /* ---------------------------------------------------------------------------
 ** Client. Every call is blocking with a timeout in milliseconds (< 0: wait
@@ -163,51 +168,6 @@ int epmd_kill(const char *host, uint16_t epmd_port, int timeout_ms);
 ** NOEXIST, EPMD_ECONNRESET when epmd refuses silently (no relaxed command check).
 */
 int epmd_stop(const char *host, uint16_t epmd_port, const char *name, int timeout_ms);
-
-/* ---------------------------------------------------------------------------
-** Asynchronous registration for libuv programs (the dist layer). Include
-** <uv.h> before this header to get it. The handle is caller-allocated; it
-** must stay valid until close_cb runs.
-** ------------------------------------------------------------------------ */
-#ifdef UV_VERSION_MAJOR
-typedef struct epmd_uv_registration epmd_uv_registration;
-
-/*
-** Called once when the registration completes or fails (status 0 or a
-** negative error), then, for a live registration, once more with
-** EPMD_ECONNRESET if epmd closes the connection (the registration is gone).
-*/
-typedef void (*epmd_uv_cb)(epmd_uv_registration *reg, int status);
-typedef void (*epmd_uv_close_cb)(epmd_uv_registration *reg);
-
-struct epmd_uv_registration {
-    void *data;        /* for the caller */
-    uint32_t creation; /* valid after a status-0 callback */
-    int extended;
-    /* private */
-    uv_tcp_t tcp;
-    uv_connect_t connect;
-    uv_write_t write;
-    uv_timer_t timer;
-    epmd_uv_cb cb;
-    epmd_uv_close_cb close_cb;
-    int state;
-    int pending_closes;
-    size_t got;
-    uint8_t buf[EPMD_MAX_PACKET + 1];
-};
-
-/*
-** Starts registering `node` with the epmd at `addr` (numeric IPv4/IPv6 and
-** port). Returns 0 if started (cb will run) or a negative error (cb will
-** not). Either way the handles exist afterwards: end with epmd_uv_unregister.
-*/
-int epmd_uv_register(uv_loop_t *loop, epmd_uv_registration *reg, const struct sockaddr *addr,
-                     const epmd_node_info *node, int timeout_ms, epmd_uv_cb cb);
-
-/* Ends the registration (or aborts it) and closes the handles; no cb after this. */
-void epmd_uv_unregister(epmd_uv_registration *reg, epmd_uv_close_cb close_cb);
-#endif
 
 #ifdef __cplusplus
 }

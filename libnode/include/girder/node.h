@@ -21,33 +21,37 @@ extern "C" {
 
 /* ---------------------------------------------------------------- error codes */
 
-#define ND_ERRNO_MAP(XX)                                                \
-    XX(ENOMEM, "out of memory")                                         \
-    XX(EINVAL, "invalid argument")                                      \
-    XX(ENOPROC, "no such process")                                      \
-    XX(ETIMEOUT, "timed out")                                           \
-    XX(ENOTPROC, "must be called from inside a process")                \
-    XX(EEXIST, "name already registered or process already has a name") \
-    XX(ENOTREG, "name not registered")                                  \
-    XX(ELIMIT, "process table full")                                    \
-    XX(ESTATE, "runtime not started or already started")                \
-    XX(ENOTIMER, "no such timer (fired or cancelled)")                  \
-    XX(EEXIT, "the called process exited")                              \
-    XX(ENODIST, "remote target but no distribution hook installed")     \
-    XX(ENOCHILD, "no such child")                                       \
-    XX(ERUNNING, "child is running")                                    \
-    XX(ESTART, "start function failed")
-
+/* Every fallible call returns 0 or a negative code of Girder's one error space (error.h).
+** The ND_ names are the codes this library returns, kept as aliases for existing callers;
+** ND_ETIMEOUT is GIRDER_ETIMEDOUT. */
 enum {
-    ND_OK = 0,
-    ND__ERR_FIRST = -200,
-#define ND__ERR_ENUM(name, msg) ND_##name,
-    ND_ERRNO_MAP(ND__ERR_ENUM)
-#undef ND__ERR_ENUM
+    ND_OK = GIRDER_OK,
+    ND_ENOMEM = GIRDER_ENOMEM,
+    ND_EINVAL = GIRDER_EINVAL,
+    ND_ENOPROC = GIRDER_ENOPROC,
+    ND_ETIMEOUT = GIRDER_ETIMEDOUT,
+    ND_ENOTPROC = GIRDER_ENOTPROC,
+    ND_EEXIST = GIRDER_EEXIST,
+    ND_ENOTREG = GIRDER_ENOTREG,
+    ND_ELIMIT = GIRDER_ELIMIT,
+    ND_ESTATE = GIRDER_ESTATE,
+    ND_ENOTIMER = GIRDER_ENOTIMER,
+    ND_EEXIT = GIRDER_EEXIT,
+    ND_ENODIST = GIRDER_ENODIST,
+    ND_ENOCHILD = GIRDER_ENOCHILD,
+    ND_ERUNNING = GIRDER_ERUNNING,
+    ND_ESTART = GIRDER_ESTART,
 };
 
-const char *nd_strerror(int err);
-const char *nd_err_name(int err);
+/* Aliases of girder_strerror() and girder_err_name(), which know every Girder code. */
+static inline const char *nd_strerror(int err)
+{
+    return girder_strerror(err);
+}
+static inline const char *nd_err_name(int err)
+{
+    return girder_err_name(err);
+}
 
 /* Timeouts are milliseconds; ND_INFINITY waits forever, 0 polls. */
 #define ND_INFINITY ((int64_t)-1)
@@ -103,10 +107,10 @@ int nd_shutdown(int64_t timeout_ms);
 ** (a test framework) replaced the handler. */
 int nd_overflow_handler_install(void);
 
-/* The local node name (an atom, 'nonode@nohost' until dist sets it) and creation. */
+/* The local node name (an atom, 'nonode@nohost' until a distribution layer sets it with
+** nd_set_node(), see girder/node_dist.h) and creation. */
 term_t nd_node(void);
 uint32_t nd_creation(void);
-/* Set by a distribution layer before it starts; pids created earlier keep the old name. */
 void nd_set_node(term_t node_atom, uint32_t creation);
 
 /* ---------------------------------------------------------------- processes */
@@ -165,9 +169,9 @@ term_t nd_make_ref(void);
 /* ---------------------------------------------------------------- messages */
 
 /* Sends msg (consumed) to a pid, a registered name (atom), {Name, Node} or an alias (a
-** reference; the dist hook sees ND_SIG_MSG with `to` a reference for a remote alias). Sending to a
-*dead
-** pid succeeds and drops the message (as Erlang); an unregistered name gives ND_ENOTREG. */
+** reference). Sending to a dead pid succeeds and drops the message (as Erlang); an
+** unregistered name gives ND_ENOTREG. Targets on other nodes go through the distribution
+** layer's hook (girder/node_dist.h). */
 int nd_send(term_t to, term_t msg);
 
 typedef bool (*nd_pred_fn)(term_t msg, void *ud);
@@ -225,14 +229,6 @@ int nd_unlink(term_t pid);
 /* monitor(process, Target): target is a pid, a registered name atom or {Name, Node}.
 ** *ref gets the monitor reference. A dead target gives a DOWN with noproc at once. */
 int nd_monitor(term_t target, term_t *ref);
-/* Gives process owner (a local pid) a monitor of target (a pid) under reference ref, as if
-** owner had called monitor/2 and got ref, without sending a MONITOR signal: the target's side
-** already holds it (spawn_request's monitor option). From any thread; signals pushed to owner
-** after this call are handled after it, so a DOWN that follows finds the monitor (called by
-** owner itself, it takes effect at once). All
-** borrowed. ND_ENOPROC if owner is dead (if it dies before handling it, the target side is
-** sent a DEMONITOR). */
-int nd_monitor_adopt(term_t owner, term_t target, term_t ref);
 enum { ND_DEMONITOR_FLUSH = 1 };
 /* Returns 0, or ND_ENOPROC when the monitor was not active (already fired/removed). */
 int nd_demonitor(term_t ref, unsigned flags);
@@ -286,44 +282,10 @@ term_t nd_processes(void);
 
 typedef struct nd_stats {
     uint64_t context_switches, steals, long_schedules, spawns, exits;
+    uint64_t reductions; /* used by every process since the runtime started (erlang:statistics) */
+    unsigned schedulers; /* scheduler threads */
 } nd_stats;
 void nd_get_stats(nd_stats *out);
-
-/* ---------------------------------------------------------------- distribution hook */
-
-/*
-** The signals that travel between processes. A distribution layer installs nd_dist_hook to
-** carry signals addressed to remote pids, and calls nd_dist_deliver() for signals arriving
-** from remote pids (for node-down it delivers ND_SIG_EXIT / ND_SIG_DOWN with noconnection).
-** All terms are borrowed for the duration of the call.
-*/
-typedef enum nd_sig_kind {
-    ND_SIG_MSG = 1,       /* payload = message; to may be {Name, Node} */
-    ND_SIG_EXIT,          /* link broken by from's death; payload = reason */
-    ND_SIG_EXIT2,         /* exit/2; payload = reason */
-    ND_SIG_LINK,          /* from links to to */
-    ND_SIG_UNLINK_ID,     /* id = unlink id */
-    ND_SIG_UNLINK_ID_ACK, /* id = unlink id */
-    ND_SIG_MONITOR,       /* ref; to may be {Name, Node} */
-    ND_SIG_DEMONITOR,     /* ref */
-    ND_SIG_DOWN           /* ref, payload = reason; from = monitored pid or {Name, Node} */
-} nd_sig_kind;
-
-typedef struct nd_signal {
-    nd_sig_kind kind;
-    term_t from, to, payload, ref;
-    uint64_t id;
-} nd_signal;
-
-typedef int (*nd_dist_fn)(void *ud, const nd_signal *sig);
-/* Installs (or with NULL removes) the hook for signals to pids of other nodes. */
-void nd_set_dist_hook(nd_dist_fn fn, void *ud);
-/* Injects a signal from a remote process to a local one (to is a local pid, or a name for
-** ND_SIG_MSG / ND_SIG_MONITOR, or a local alias reference for ND_SIG_MSG and ND_SIG_EXIT2: the
-** alias's owner gets it while the alias is active). Returns 0 even when the
-*target is dead (the signal then gets
-** Erlang's dead-target answer, sent back through the hook). */
-int nd_dist_deliver(const nd_signal *sig);
 
 /* ---------------------------------------------------------------- server behaviour */
 
@@ -335,9 +297,9 @@ enum { ND_REPLY = 0, ND_NOREPLY = 1, ND_STOP = 2 };
 ** the duration of a call. On ND_REPLY *reply (owned) is sent to the caller; on ND_STOP the
 ** server calls terminate and exits with *reason (owned; if *reply is set it is sent first).
 ** terminate runs once whenever a started server ends, however it ends (stop, handler crash,
-** exit signal, even kill: C state must always be freed). Wire shapes are Erlang's: {'$gen_call',
-*{From, Tag}, Req} -> {Tag, Reply},
-** {'$gen_cast', Msg}. An idle server holds no stack. NULL handlers ignore the message.
+** exit signal, even kill: C state must always be freed). Wire shapes are Erlang's:
+** {'$gen_call', {From, Tag}, Req} -> {Tag, Reply}, and {'$gen_cast', Msg}. An idle server
+** holds no stack. NULL handlers ignore the message.
 */
 typedef struct nd_server_ops {
     /* 0 to start, or ND_STOP with *reason = why init failed. */

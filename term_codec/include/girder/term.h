@@ -6,6 +6,9 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+#include <girder/error.h>
+#include <girder/export.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -29,40 +32,42 @@ typedef uint64_t term_t;
 
 /* ---------------------------------------------------------------- error codes */
 
-/* Every fallible call returns 0 or one of these (negative) codes. */
-#define TERM_ERRNO_MAP(XX)                                        \
-    XX(ENOMEM, "out of memory")                                   \
-    XX(EINVAL, "invalid argument")                                \
-    XX(ETRUNC, "input ends too early")                            \
-    XX(EVERSION, "missing or wrong version byte (131)")           \
-    XX(ETAG, "unknown or unsupported tag")                        \
-    XX(EATOM, "invalid atom (too long, bad UTF-8 or bad length)") \
-    XX(EATOMLIMIT, "atom table full or new-atom budget exceeded") \
-    XX(EUTF8, "invalid UTF-8")                                    \
-    XX(EBIG, "integer too large")                                 \
-    XX(EFLOAT, "invalid float (NaN, infinity or unparsable)")     \
-    XX(ESIZE, "size field inconsistent or too large")             \
-    XX(EZLIB, "compressed data invalid or size mismatch")         \
-    XX(EBITS, "invalid bit count")                                \
-    XX(EDUPKEY, "duplicate map key")                              \
-    XX(ECACHE, "atom cache reference without cache entry")        \
-    XX(ETRAILING, "trailing bytes after the term")                \
-    XX(ESYNTAX, "syntax error")                                   \
-    XX(ENOTSUP, "not supported")                                  \
-    XX(EDEPTH, "nesting too deep")                                \
-    XX(ETYPE, "wrong term type")                                  \
-    XX(ERANGE, "value out of range")
-
+/* Every fallible call returns 0 or a negative code of Girder's one error space (error.h).
+** The TERM_ names are the codes this library returns, kept as aliases for existing callers. */
 enum {
-    TERM_OK = 0,
-#define TERM__ERR_ENUM(name, msg) TERM_##name,
-    TERM__ERR_FIRST = -100,
-    TERM_ERRNO_MAP(TERM__ERR_ENUM)
-#undef TERM__ERR_ENUM
+    TERM_OK = GIRDER_OK,
+    TERM_ENOMEM = GIRDER_ENOMEM,
+    TERM_EINVAL = GIRDER_EINVAL,
+    TERM_ETRUNC = GIRDER_ETRUNC,
+    TERM_EVERSION = GIRDER_EVERSION,
+    TERM_ETAG = GIRDER_ETAG,
+    TERM_EATOM = GIRDER_EATOM,
+    TERM_EATOMLIMIT = GIRDER_EATOMLIMIT,
+    TERM_EUTF8 = GIRDER_EUTF8,
+    TERM_EBIG = GIRDER_EBIG,
+    TERM_EFLOAT = GIRDER_EFLOAT,
+    TERM_ESIZE = GIRDER_ESIZE,
+    TERM_EZLIB = GIRDER_EZLIB,
+    TERM_EBITS = GIRDER_EBITS,
+    TERM_EDUPKEY = GIRDER_EDUPKEY,
+    TERM_ECACHE = GIRDER_ECACHE,
+    TERM_ETRAILING = GIRDER_ETRAILING,
+    TERM_ESYNTAX = GIRDER_ESYNTAX,
+    TERM_ENOTSUP = GIRDER_ENOTSUP,
+    TERM_EDEPTH = GIRDER_EDEPTH,
+    TERM_ETYPE = GIRDER_ETYPE,
+    TERM_ERANGE = GIRDER_ERANGE,
 };
 
-const char *term_strerror(int err);
-const char *term_err_name(int err);
+/* Aliases of girder_strerror() and girder_err_name(), which know every Girder code. */
+static inline const char *term_strerror(int err)
+{
+    return girder_strerror(err);
+}
+static inline const char *term_err_name(int err)
+{
+    return girder_err_name(err);
+}
 
 /* --------------------------------------------------------------- allocation */
 
@@ -106,8 +111,12 @@ static inline int64_t term_small_value(term_t t)
 {
     return (int64_t)t >> 2;
 }
-static inline term_t term__make_small(int64_t v)
+/* The small integer v without a call or an allocation, for values known to fit (constants,
+** counters): v must lie in TERM_SMALL_MIN..TERM_SMALL_MAX, else the result is TERM_NONE. The
+** result needs no term_free(). term_int() takes any int64_t. */
+static inline term_t term_small(int64_t v)
 {
+    if (v < TERM_SMALL_MIN || v > TERM_SMALL_MAX) return TERM_NONE;
     return ((uint64_t)v << 2) | 1;
 }
 

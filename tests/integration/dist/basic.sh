@@ -3,9 +3,10 @@
 . "$(dirname "$0")/lib.sh"
 start_epmd
 compile_peer
-start_girder g1
+start_girder g1 --schedulers 2
 G1=$(node g1)
 peer a basic "$G1"; passed a basic
+peer s builtins "$G1"; passed s builtins
 peer b big "$G1"; passed b big
 start_girder gh --hidden
 peer c hidden "$(node gh)"; passed c hidden

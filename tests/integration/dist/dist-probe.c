@@ -52,11 +52,18 @@ static int closed_within(int fd, int ms)
     return 0;
 }
 
+static uint32_t probe_rand(void *ud)
+{
+    (void)ud;
+    return (uint32_t)random();
+}
+
 /* Runs our half of the handshake over fd (blocking); 0 when up. */
 static int handshake(int fd, const char *me, const char *peer, const char *cookie)
 {
     static dist_hs hs;
     dist__hs_init(&hs, HS_INITIATOR, me, DIST_OUR_FLAGS | DFLAG_PUBLISHED, 7, cookie);
+    hs.rand32 = probe_rand;
     dist__hs_start(&hs, peer, 6);
     for (;;) {
         if (hs.out_len) {
@@ -132,9 +139,8 @@ int main(int argc, char **argv)
             send_all(fd, bad, sizeof bad);
         } else if (!strcmp(mode, "atoms")) {
             /* REG_SEND to 'nobody' with a fresh atom each time, in big batches */
-            term_t ctl =
-                term_tuplev(4, term__make_small(DOP_REG_SEND), term_pid(term_atom(me), 1, 0, 7),
-                            term_atom(""), term_atom("nobody"));
+            term_t ctl = term_tuplev(4, term_small(DOP_REG_SEND), term_pid(term_atom(me), 1, 0, 7),
+                                     term_atom(""), term_atom("nobody"));
             etf_buf c = {0};
             etf_encode(ctl, ETF_ENC_NO_VERSION | ETF_ENC_UTF8_ATOMS, &c);
             uint8_t *frame = malloc(4 + 3 + c.len + 2 + 32);

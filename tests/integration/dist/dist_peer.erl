@@ -5,7 +5,7 @@
          victim/1, ticks_girder/1, wrong_cookie/1, serving/1, remote_spawn/1,
          girder_to_erlang/1, spawn_target/1, simultaneous/1, blast/1, latency/1,
          global_pg/1, aliases/1, atom_cache/1, dynamic_named/1, dynamic_namer/1,
-         spawn_monitor_procs/1, die_after/2]).
+         spawn_monitor_procs/1, die_after/2, stall_responsive/1, builtins/1]).
 
 %% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -469,3 +469,75 @@ spawn_monitor_procs([G]) ->
     true = length(Procs) =:= rpc:call(G, erlang, system_info, [process_count]) orelse
            abs(length(Procs) - rpc:call(G, erlang, system_info, [process_count])) < 3,
     ok.
+
+%% A process of G (one scheduler) pings S, which never answers the handshake: G's setup time
+%% passes before it gives up. Meanwhile calls into G must keep answering within MaxMs each.
+stall_responsive([G, S, MaxMs0]) ->
+    MaxMs = list_to_integer(atom_to_list(MaxMs0)),
+    pong = net_adm:ping(G),
+    G = rpc:call(G, erlang, node, []),
+    Self = self(),
+    T0 = erlang:monotonic_time(millisecond),
+    spawn(fun() -> R = rpc:call(G, net_adm, ping, [S], 30000),
+                   Self ! {pinged, R, erlang:monotonic_time(millisecond) - T0} end),
+    timer:sleep(100),
+    {Lats, Result, Took} = stall_calls(G, []),
+    Max = lists:max(Lats) div 1000,
+    io:format("  ~p calls while g1 dialled a frozen node for ~p ms (~p); slowest ~p ms~n",
+              [length(Lats), Took, Result, Max]),
+    pang = Result,
+    true = Took >= 2500,
+    true = length(Lats) >= 20,
+    true = Max =< MaxMs.
+
+stall_calls(G, Acc) ->
+    receive {pinged, R, Took} -> {Acc, R, Took}
+    after 0 ->
+        T0 = erlang:monotonic_time(microsecond),
+        G = rpc:call(G, erlang, node, [], 10000),
+        ok = gen_server:call({kv, G}, {put, stall, length(Acc)}, 10000),
+        T1 = erlang:monotonic_time(microsecond),
+        timer:sleep(50),
+        stall_calls(G, [T1 - T0 | Acc])
+    end.
+
+%% The built-ins a Girder node answers by rpc tell the truth or say badarg, as Erlang does for an
+%% item it does not know.
+builtins([G]) ->
+    pong = net_adm:ping(G),
+    Badarg = fun(M, F, A) -> {badrpc, {'EXIT', {badarg, _}}} = rpc:call(G, M, F, A) end,
+    step("statistics: {Total, SinceLastCall}"),
+    {R1, _} = rpc:call(G, erlang, statistics, [reductions]),
+    [ok = gen_server:call({kv, G}, {put, K, K}) || K <- lists:seq(1, 200)],
+    {R2, D2} = rpc:call(G, erlang, statistics, [reductions]),
+    true = R2 > R1, true = D2 > 0, true = D2 =< R2 - R1,
+    {W1, _} = rpc:call(G, erlang, statistics, [wall_clock]),
+    timer:sleep(200),
+    {W2, DW} = rpc:call(G, erlang, statistics, [wall_clock]),
+    true = W2 - W1 >= 200, true = DW >= 200, true = DW =< W2 - W1 + 5,
+    {_, _} = rpc:call(G, erlang, statistics, [runtime]),
+    {_, 0} = rpc:call(G, erlang, statistics, [context_switches]),
+    Badarg(erlang, statistics, [run_queue_lengths_bogus]),
+    step("system_info: schedulers as configured, nothing made up"),
+    2 = rpc:call(G, erlang, system_info, [schedulers]),
+    true = is_integer(rpc:call(G, erlang, system_info, [process_count])),
+    Badarg(erlang, system_info, [otp_release]),
+    Badarg(erlang, system_info, [bogus]),
+    step("process_info: Erlang's shapes, badarg for an unknown item"),
+    Kv = rpc:call(G, erlang, whereis, [kv]),
+    {reductions, KR1} = rpc:call(G, erlang, process_info, [Kv, reductions]),
+    [ok = gen_server:call({kv, G}, {put, x, K}) || K <- lists:seq(1, 100)],
+    {reductions, KR2} = rpc:call(G, erlang, process_info, [Kv, reductions]),
+    true = KR2 > KR1,
+    {registered_name, kv} = rpc:call(G, erlang, process_info, [Kv, registered_name]),
+    Echo = rpc:call(G, erlang, whereis, [echo]),
+    [{status, _}, {trap_exit, _}] = rpc:call(G, erlang, process_info, [Echo, [status, trap_exit]]),
+    Badarg(erlang, process_info, [Kv, heap_size]),
+    Badarg(erlang, process_info, [Kv, [status, bogus]]),
+    All = rpc:call(G, erlang, process_info, [Kv]),
+    {registered_name, kv} = lists:keyfind(registered_name, 1, All),
+    {message_queue_len, 0} = lists:keyfind(message_queue_len, 1, All),
+    Named = [rpc:call(G, erlang, whereis, [N]) || N <- rpc:call(G, erlang, registered, [])],
+    [Anon | _] = rpc:call(G, erlang, processes, []) -- Named,
+    [] = rpc:call(G, erlang, process_info, [Anon, registered_name]),
+    false = lists:keymember(registered_name, 1, rpc:call(G, erlang, process_info, [Anon])).

@@ -332,7 +332,7 @@ int main(int argc, char **argv)
     send_raw(fd, "\x00\x01n", 3);
     shutdown(fd, SHUT_WR);
     ssize_t n = read_until_close(fd, buf, sizeof buf, 3000);
-    CHECK(n > 4 && epmd__get32(buf) == g_port && memmem(buf, (size_t)n, "name keeper at", 14),
+    CHECK(n > 4 && girder__get32(buf) == g_port && memmem(buf, (size_t)n, "name keeper at", 14),
           "NAMES after half-close: %zd bytes", n);
     close(fd);
     /* Registration then half-close: epmd takes EOF as the node's end. */

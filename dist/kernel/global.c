@@ -1,10 +1,8 @@
 /* Responders for Erlang's `global` (global_name_server) and `pg` (the default scope) protocols. */
-#include "core.h"
+#include "kernel.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
-
-#define A(s) term_atom(s)
 
 /* The protocol version we announce in init_connect: OTP 25's global (?vsn = 8). */
 #define GLOBAL_VSN 8
@@ -33,16 +31,16 @@ static bool list_has(term_t list, term_t x)
 }
 
 /* {Name, Node} ! {'$gen_cast', Msg}; msg consumed. */
-static void cast_to(const char *name, term_t node, term_t msg)
+static void cast_to(term_t name, term_t node, term_t msg)
 {
-    term_t to = term_tuplev(2, A(name), node);
+    term_t to = term_tuplev(2, name, node);
     nd_cast(to, msg);
     term_free(to);
 }
 
-static void send_to(const char *name, term_t node, term_t msg)
+static void send_to(term_t name, term_t node, term_t msg)
 {
-    term_t to = term_tuplev(2, A(name), node);
+    term_t to = term_tuplev(2, name, node);
     nd_send(to, msg);
     term_free(to);
 }
@@ -99,10 +97,10 @@ static void apply_ops(gns *g, term_t ops)
         term_t op = term_hd(l);
         if (!term_is_tuple(op) || term_tuple_arity(op) != 2) continue;
         term_t what = term_tuple_elem(op, 0), arg = term_tuple_elem(op, 1);
-        if (what == A("insert") && term_is_tuple(arg) && term_tuple_arity(arg) == 3)
+        if (what == KA(insert) && term_is_tuple(arg) && term_tuple_arity(arg) == 3)
             name_insert(g, term_tuple_elem(arg, 0), term_tuple_elem(arg, 1),
                         term_tuple_elem(arg, 2));
-        else if (what == A("delete"))
+        else if (what == KA(delete))
             name_delete(g, arg, true);
     }
 }
@@ -207,14 +205,14 @@ static void on_init_connect(gns *g, term_t m)
     term_t my_tag = term_int(g->next_tag++);
     g->peers = term_map_put(g->peers, node, term_tuplev(2, term_dup(my_tag), term_dup(his_tag)));
     g->known = term_map_remove(g->known, node);
-    term_t locker = term_tuplev(4, A("locker"), A("no_longer_a_pid"), term_map(0, NULL, NULL),
+    term_t locker = term_tuplev(4, KA(locker), KA(no_longer_a_pid), term_map(0, NULL, NULL),
                                 term_dup(nd_self()));
-    cast_to("global_name_server", node,
-            term_tuplev(4, A("init_connect"),
-                        term_tuplev(2, term__make_small(GLOBAL_VSN), term_dup(my_tag)), nd_node(),
+    cast_to(KA(global_name_server), node,
+            term_tuplev(4, KA(init_connect),
+                        term_tuplev(2, term_small(GLOBAL_VSN), term_dup(my_tag)), nd_node(),
                         locker));
-    send_to("global_name_server", node,
-            term_tuplev(4, A("init_connect_ack"), nd_node(), term_dup(his_tag), my_tag));
+    send_to(KA(global_name_server), node,
+            term_tuplev(4, KA(init_connect_ack), nd_node(), term_dup(his_tag), my_tag));
 }
 
 /*
@@ -228,13 +226,12 @@ static void on_lock_set(gns *g, term_t m)
     if (node == TERM_NONE || term_tuple_elem(m, 2) != TERM_ATOM_TRUE) return;
     term_t s = session(g, node, term_tuple_elem(m, 4));
     if (s == TERM_NONE) return;
-    term_t cur = term_map_get(g->locks, A("global"));
+    term_t cur = term_map_get(g->locks, KA(global));
     bool ok = cur == TERM_NONE ||
               (term_is_list(term_tuple_elem(cur, 0)) && list_has(term_tuple_elem(cur, 0), pid));
-    cast_to("global_name_server", node,
-            term_tuplev(5, A("lock_set"), term_dup(nd_self()),
-                        ok ? TERM_ATOM_TRUE : TERM_ATOM_FALSE, TERM_NIL,
-                        term_dup(term_tuple_elem(s, 1))));
+    cast_to(KA(global_name_server), node,
+            term_tuplev(5, KA(lock_set), term_dup(nd_self()), ok ? TERM_ATOM_TRUE : TERM_ATOM_FALSE,
+                        TERM_NIL, term_dup(term_tuple_elem(s, 1))));
 }
 
 /*
@@ -248,8 +245,8 @@ static void on_exchange(gns *g, term_t m)
     term_t s = session(g, node, term_tuple_elem(m, 4));
     if (s == TERM_NONE) return;
     term_t his_tag = term_dup(term_tuple_elem(s, 1));
-    cast_to("global_name_server", node,
-            term_tuplev(5, A("exchange"), nd_node(), name_list(g), TERM_NIL, term_dup(his_tag)));
+    cast_to(KA(global_name_server), node,
+            term_tuplev(5, KA(exchange), nd_node(), name_list(g), TERM_NIL, term_dup(his_tag)));
     for (term_t l = term_tuple_elem(m, 2); term_is_cons(l); l = term_tl(l)) {
         term_t e = term_hd(l);
         if (!term_is_tuple(e) || term_tuple_arity(e) != 3) continue;
@@ -258,9 +255,9 @@ static void on_exchange(gns *g, term_t m)
             continue;
         name_insert(g, term_tuple_elem(e, 0), term_tuple_elem(e, 1), term_tuple_elem(e, 2));
     }
-    cast_to("global_name_server", node,
-            term_tuplev(7, A("resolved"), nd_node(), TERM_NIL, TERM_NIL, A("unused"), TERM_NIL,
-                        his_tag));
+    cast_to(
+        KA(global_name_server), node,
+        term_tuplev(7, KA(resolved), nd_node(), TERM_NIL, TERM_NIL, KA(unused), TERM_NIL, his_tag));
 }
 
 /* {resolved, Node, HisResolved, HisKnown, _, NamesExt, MyTag}: the session is complete. */
@@ -278,7 +275,7 @@ static int gns_init(void *arg, void **state, term_t *reason)
     (void)arg;
     gns *g = gns_new();
     if (!g) {
-        *reason = A("enomem");
+        *reason = KA(enomem);
         return ND_STOP;
     }
     *state = g;
@@ -293,35 +290,35 @@ static int gns_call(void **state, term_t req, term_t from, term_t *reply, term_t
     term_t fpid = term_tuple_elem(from, 0);
     size_t n = term_is_tuple(req) ? term_tuple_arity(req) : 0;
     term_t tag = n ? term_tuple_elem(req, 0) : req;
-    if (n == 2 && tag == A("set_lock")) {
+    if (n == 2 && tag == KA(set_lock)) {
         *reply = lock_set(g, term_tuple_elem(req, 1), fpid) ? TERM_ATOM_TRUE : TERM_ATOM_FALSE;
-    } else if (n == 2 && tag == A("del_lock")) {
+    } else if (n == 2 && tag == KA(del_lock)) {
         term_t lock = term_tuple_elem(req, 1);
         if (term_is_tuple(lock) && term_tuple_arity(lock) == 2)
             lock_release(g, term_tuple_elem(lock, 0), term_tuple_elem(lock, 1), fpid);
         *reply = TERM_ATOM_TRUE;
-    } else if ((n == 4 && tag == A("register")) || (n == 5 && tag == A("register_ext"))) {
+    } else if ((n == 4 && tag == KA(register_)) || (n == 5 && tag == KA(register_ext))) {
         name_insert(g, term_tuple_elem(req, 1), term_tuple_elem(req, 2), term_tuple_elem(req, 3));
-        *reply = A("yes");
-    } else if (n == 2 && tag == A("unregister")) {
+        *reply = KA(yes);
+    } else if (n == 2 && tag == KA(unregister)) {
         name_delete(g, term_tuple_elem(req, 1), true);
         *reply = TERM_ATOM_OK;
-    } else if (n == 2 && tag == A("girder_whereis")) {
+    } else if (n == 2 && tag == KA(girder_whereis)) {
         term_t e = term_map_get(g->names, term_tuple_elem(req, 1));
-        *reply = e == TERM_NONE ? A("undefined") : term_dup(term_tuple_elem(e, 0));
-    } else if (req == A("girder_names")) {
+        *reply = e == TERM_NONE ? KA(undefined) : term_dup(term_tuple_elem(e, 0));
+    } else if (req == KA(girder_names)) {
         term_t l = TERM_NIL;
         for (size_t i = 0, k = term_map_size(g->names); i < k; i++)
             l = term_cons(term_dup(term_map_key(g->names, i)), l);
         *reply = l;
-    } else if (req == A("get_known") || req == A("get_synced")) {
+    } else if (req == KA(get_known) || req == KA(get_synced)) {
         term_t l = TERM_NIL;
         for (size_t i = 0, k = term_map_size(g->known); i < k; i++)
             l = term_cons(term_dup(term_map_key(g->known, i)), l);
         *reply = l;
-    } else if (req == A("get_protocol_version")) {
-        *reply = term__make_small(GLOBAL_VSN);
-    } else if (n == 2 && tag == A("sync")) {
+    } else if (req == KA(get_protocol_version)) {
+        *reply = term_small(GLOBAL_VSN);
+    } else if (n == 2 && tag == KA(sync)) {
         *reply = TERM_ATOM_OK; /* nothing of our own to wait for */
     } else {
         return ND_NOREPLY; /* registrar funs and the like: Erlang code we cannot run */
@@ -336,15 +333,15 @@ static int gns_cast(void **state, term_t m, term_t *reason)
     if (!term_is_tuple(m)) return ND_NOREPLY;
     size_t n = term_tuple_arity(m);
     term_t tag = term_tuple_elem(m, 0);
-    if (n == 4 && tag == A("init_connect"))
+    if (n == 4 && tag == KA(init_connect))
         on_init_connect(g, m);
-    else if (n == 5 && tag == A("lock_set"))
+    else if (n == 5 && tag == KA(lock_set))
         on_lock_set(g, m);
-    else if (n == 5 && tag == A("exchange"))
+    else if (n == 5 && tag == KA(exchange))
         on_exchange(g, m);
-    else if (n == 7 && tag == A("resolved"))
+    else if (n == 7 && tag == KA(resolved))
         on_resolved(g, m);
-    else if (n == 6 && tag == A("new_nodes"))
+    else if (n == 6 && tag == KA(new_nodes))
         apply_ops(g, term_tuple_elem(m, 2));
     /* in_sync, async_del_lock and the rest need no action from us */
     return ND_NOREPLY;
@@ -357,12 +354,12 @@ static int gns_info(void **state, term_t m, term_t *reason)
     if (!term_is_tuple(m)) return ND_NOREPLY;
     size_t n = term_tuple_arity(m);
     term_t tag = term_tuple_elem(m, 0);
-    if (n == 5 && tag == A("DOWN")) {
+    if (n == 5 && tag == KA(DOWN)) {
         gns_down(g, term_tuple_elem(m, 1), term_tuple_elem(m, 3));
-    } else if (n == 2 && tag == A("nodedown")) {
+    } else if (n == 2 && tag == KA(nodedown)) {
         g->peers = term_map_remove(g->peers, term_tuple_elem(m, 1));
         g->known = term_map_remove(g->known, term_tuple_elem(m, 1));
-    } else if (n == 3 && tag == A("cancel_connect")) {
+    } else if (n == 3 && tag == KA(cancel_connect)) {
         /* the peer restarts the session with a new init_connect */
         if (session(g, term_tuple_elem(m, 1), term_tuple_elem(m, 2)) != TERM_NONE)
             g->peers = term_map_remove(g->peers, term_tuple_elem(m, 1));
@@ -474,10 +471,10 @@ static void pg_local_update(pgs *p, term_t group, term_t pid, bool join)
     else
         p->local = term_map_put(p->local, term_dup(group), nl);
     if (join)
-        pg_broadcast(
-            p, term_tuplev(4, A("join"), term_dup(nd_self()), term_dup(group), term_dup(pid)));
+        pg_broadcast(p,
+                     term_tuplev(4, KA(join), term_dup(nd_self()), term_dup(group), term_dup(pid)));
     else
-        pg_broadcast(p, term_tuplev(4, A("leave"), term_dup(nd_self()), term_dup(pid),
+        pg_broadcast(p, term_tuplev(4, KA(leave), term_dup(nd_self()), term_dup(pid),
                                     term_cons(term_dup(group), TERM_NIL)));
 }
 
@@ -493,7 +490,7 @@ static int pg_init(void *arg, void **state, term_t *reason)
     (void)arg;
     pgs *p = calloc(1, sizeof *p);
     if (!p) {
-        *reason = A("enomem");
+        *reason = KA(enomem);
         return ND_STOP;
     }
     p->local = term_map(0, NULL, NULL);
@@ -511,9 +508,9 @@ static int pg_call(void **state, term_t req, term_t from, term_t *reply, term_t 
     (void)reason;
     size_t n = term_is_tuple(req) ? term_tuple_arity(req) : 0;
     term_t tag = n ? term_tuple_elem(req, 0) : TERM_NONE;
-    if (n == 3 && (tag == A("join") || tag == A("leave")) && term_is_pid(term_tuple_elem(req, 2)) &&
+    if (n == 3 && (tag == KA(join) || tag == KA(leave)) && term_is_pid(term_tuple_elem(req, 2)) &&
         node_of(term_tuple_elem(req, 2)) == nd_node()) {
-        bool join = tag == A("join");
+        bool join = tag == KA(join);
         term_t group = term_tuple_elem(req, 1), pid = term_tuple_elem(req, 2);
         term_t members = term_map_get(p->local, group);
         bool was = members != TERM_NONE && list_has(members, pid);
@@ -522,8 +519,8 @@ static int pg_call(void **state, term_t req, term_t from, term_t *reply, term_t 
             nd_demonitor(term_map_get(p->lmons, pid), 0);
             p->lmons = term_map_remove(p->lmons, pid);
         }
-        *reply = join || was ? TERM_ATOM_OK : A("not_joined");
-    } else if (n == 2 && tag == A("get_members")) {
+        *reply = join || was ? TERM_ATOM_OK : KA(not_joined);
+    } else if (n == 2 && tag == KA(get_members)) {
         term_t group = term_tuple_elem(req, 1);
         term_t m = term_map_get(p->local, group);
         term_t out = m == TERM_NONE ? TERM_NIL : term_dup(m);
@@ -533,7 +530,7 @@ static int pg_call(void **state, term_t req, term_t from, term_t *reply, term_t 
                 out = term_cons(term_dup(term_hd(l)), out);
         }
         *reply = out;
-    } else if (req == A("which_groups")) {
+    } else if (req == KA(which_groups)) {
         term_t out = TERM_NIL;
         for (size_t i = 0, k = term_map_size(p->local); i < k; i++)
             out = term_cons(term_dup(term_map_key(p->local, i)), out);
@@ -545,7 +542,7 @@ static int pg_call(void **state, term_t req, term_t from, term_t *reply, term_t 
         }
         *reply = out;
     } else {
-        *reply = A("badarg");
+        *reply = KA(badarg);
     }
     return ND_REPLY;
 }
@@ -555,7 +552,7 @@ static int pg_cast(void **state, term_t m, term_t *reason)
     pgs *p = *state;
     (void)reason;
     /* {sync, Peer, [{Group, [Pid]}]}: the peer's complete view replaces what we had */
-    if (term_is_tuple(m) && term_tuple_arity(m) == 3 && term_tuple_elem(m, 0) == A("sync") &&
+    if (term_is_tuple(m) && term_tuple_arity(m) == 3 && term_tuple_elem(m, 0) == KA(sync) &&
         term_is_pid(term_tuple_elem(m, 1))) {
         term_t groups = term_map(0, NULL, NULL);
         for (term_t l = term_tuple_elem(m, 2); term_is_cons(l); l = term_tl(l)) {
@@ -576,25 +573,24 @@ static int pg_info(void **state, term_t m, term_t *reason)
     if (!term_is_tuple(m)) return ND_NOREPLY;
     size_t n = term_tuple_arity(m);
     term_t tag = term_tuple_elem(m, 0);
-    if (n == 2 && tag == A("discover") && term_is_pid(term_tuple_elem(m, 1))) {
+    if (n == 2 && tag == KA(discover) && term_is_pid(term_tuple_elem(m, 1))) {
         term_t peer = term_tuple_elem(m, 1);
-        nd_send(peer,
-                term_tuplev(2, A("$gen_cast"),
-                            term_tuplev(3, A("sync"), term_dup(nd_self()), pg_local_list(p))));
+        nd_send(peer, term_tuplev(2, KA(gen_cast),
+                                  term_tuplev(3, KA(sync), term_dup(nd_self()), pg_local_list(p))));
         if (term_map_get(p->remote, peer) == TERM_NONE) {
             pg_add_peer(p, peer, term_map(0, NULL, NULL));
-            nd_send(peer, term_tuplev(2, A("discover"), term_dup(nd_self())));
+            nd_send(peer, term_tuplev(2, KA(discover), term_dup(nd_self())));
         }
-    } else if (n == 4 && tag == A("join")) {
+    } else if (n == 4 && tag == KA(join)) {
         term_t pids = pids_of(term_tuple_elem(m, 3));
         pg_remote_update(p, term_tuple_elem(m, 1), term_tuple_elem(m, 2), pids, true);
         term_free(pids);
-    } else if (n == 4 && tag == A("leave")) {
+    } else if (n == 4 && tag == KA(leave)) {
         term_t pids = pids_of(term_tuple_elem(m, 2));
         for (term_t l = term_tuple_elem(m, 3); term_is_cons(l); l = term_tl(l))
             pg_remote_update(p, term_tuple_elem(m, 1), term_hd(l), pids, false);
         term_free(pids);
-    } else if (n == 5 && tag == A("DOWN")) {
+    } else if (n == 5 && tag == KA(DOWN)) {
         term_t pid = term_tuple_elem(m, 3);
         if (term_map_get(p->remote, pid) != TERM_NONE) {
             p->remote = term_map_remove(p->remote, pid);
@@ -615,13 +611,13 @@ static int pg_info(void **state, term_t m, term_t *reason)
             }
             if (left != TERM_NIL)
                 pg_broadcast(p,
-                             term_tuplev(4, A("leave"), term_dup(nd_self()), term_dup(pid), left));
+                             term_tuplev(4, KA(leave), term_dup(nd_self()), term_dup(pid), left));
             else
                 term_free(left);
         }
-    } else if (n == 2 && tag == A("nodeup") && term_tuple_elem(m, 1) != nd_node()) {
+    } else if (n == 2 && tag == KA(nodeup) && term_tuple_elem(m, 1) != nd_node()) {
         /* as pg does: ask the new node's scope process to join our overlay */
-        send_to("pg", term_tuple_elem(m, 1), term_tuplev(2, A("discover"), term_dup(nd_self())));
+        send_to(KA(pg), term_tuple_elem(m, 1), term_tuplev(2, KA(discover), term_dup(nd_self())));
     }
     return ND_NOREPLY;
 }
@@ -646,7 +642,7 @@ static term_t gns_pid, pg_pid;
 term_t dist_global_whereis(term_t name)
 {
     term_t reply = TERM_NONE;
-    if (nd_call(A("global_name_server"), term_tuplev(2, A("girder_whereis"), term_dup(name)), 5000,
+    if (nd_call(KA(global_name_server), term_tuplev(2, KA(girder_whereis), term_dup(name)), 5000,
                 &reply) != 0 ||
         !term_is_pid(reply)) {
         term_free(reply);
@@ -657,13 +653,13 @@ term_t dist_global_whereis(term_t name)
 
 static int pg_request(term_t req, term_t *reply)
 {
-    return nd_call(A("pg"), req, 5000, reply) == 0 ? 0 : DIST_ESTATE;
+    return nd_call(KA(pg), req, 5000, reply) == 0 ? 0 : DIST_ESTATE;
 }
 
 int dist_pg_join(term_t group, term_t pid)
 {
     term_t r = TERM_NONE;
-    int rc = pg_request(term_tuplev(3, A("join"), term_dup(group), term_dup(pid)), &r);
+    int rc = pg_request(term_tuplev(3, KA(join), term_dup(group), term_dup(pid)), &r);
     if (rc == 0 && r != TERM_ATOM_OK) rc = DIST_EINVAL;
     term_free(r);
     return rc;
@@ -672,7 +668,7 @@ int dist_pg_join(term_t group, term_t pid)
 int dist_pg_leave(term_t group, term_t pid)
 {
     term_t r = TERM_NONE;
-    int rc = pg_request(term_tuplev(3, A("leave"), term_dup(group), term_dup(pid)), &r);
+    int rc = pg_request(term_tuplev(3, KA(leave), term_dup(group), term_dup(pid)), &r);
     if (rc == 0 && r != TERM_ATOM_OK) rc = DIST_EINVAL;
     term_free(r);
     return rc;
@@ -681,7 +677,7 @@ int dist_pg_leave(term_t group, term_t pid)
 term_t dist_pg_members(term_t group)
 {
     term_t r = TERM_NONE;
-    if (pg_request(term_tuplev(2, A("get_members"), term_dup(group)), &r) != 0) return TERM_NIL;
+    if (pg_request(term_tuplev(2, KA(get_members), term_dup(group)), &r) != 0) return TERM_NIL;
     return r;
 }
 
@@ -689,7 +685,7 @@ static int bi_global_whereis(void *ud, term_t args, term_t *res)
 {
     (void)ud;
     term_t p = dist_global_whereis(term_hd(args));
-    *res = p == TERM_NONE ? A("undefined") : p;
+    *res = p == TERM_NONE ? KA(undefined) : p;
     return DIST_RETURN;
 }
 
@@ -697,7 +693,7 @@ static int bi_global_names(void *ud, term_t args, term_t *res)
 {
     (void)ud;
     (void)args;
-    if (nd_call(A("global_name_server"), A("girder_names"), 5000, res) != 0) *res = TERM_NIL;
+    if (nd_call(KA(global_name_server), KA(girder_names), 5000, res) != 0) *res = TERM_NIL;
     return DIST_RETURN;
 }
 
@@ -706,7 +702,7 @@ static int bi_pg_members(void *ud, term_t args, term_t *res)
     (void)ud;
     term_t group = term_hd(args);
     if (term_is_cons(term_tl(args))) { /* get_members(Scope, Group): only the default scope */
-        if (group != A("pg")) {
+        if (group != KA(pg)) {
             *res = TERM_NIL;
             return DIST_RETURN;
         }
@@ -720,33 +716,33 @@ static int bi_pg_groups(void *ud, term_t args, term_t *res)
 {
     (void)ud;
     (void)args;
-    if (pg_request(A("which_groups"), res) != 0) *res = TERM_NIL;
+    if (pg_request(KA(which_groups), res) != 0) *res = TERM_NIL;
     return DIST_RETURN;
 }
 
 void dist__global_exports(void)
 {
-    dist_export(A("global"), A("whereis_name"), 1, bi_global_whereis, NULL);
-    dist_export(A("global"), A("registered_names"), 0, bi_global_names, NULL);
-    dist_export(A("pg"), A("get_members"), 1, bi_pg_members, NULL);
-    dist_export(A("pg"), A("get_members"), 2, bi_pg_members, NULL);
-    dist_export(A("pg"), A("which_groups"), 0, bi_pg_groups, NULL);
+    dist_export(KA(global), KA(whereis_name), 1, bi_global_whereis, NULL);
+    dist_export(KA(global), KA(registered_names), 0, bi_global_names, NULL);
+    dist_export(KA(pg), KA(get_members), 1, bi_pg_members, NULL);
+    dist_export(KA(pg), KA(get_members), 2, bi_pg_members, NULL);
+    dist_export(KA(pg), KA(which_groups), 0, bi_pg_groups, NULL);
 }
 
 int dist__global_start(void)
 {
     nd_server_opts o = {0};
-    o.name = A("global_name_server");
+    o.name = KA(global_name_server);
     int rc = nd_server_start(&gns_ops, NULL, &o, &gns_pid, NULL);
     if (rc) return rc;
-    o.name = A("pg");
+    o.name = KA(pg);
     return nd_server_start(&pg_ops, NULL, &o, &pg_pid, NULL);
 }
 
 void dist__global_stop(void)
 {
-    if (pg_pid != TERM_NONE) nd_server_stop(pg_pid, A("shutdown"), 2000);
-    if (gns_pid != TERM_NONE) nd_server_stop(gns_pid, A("shutdown"), 2000);
+    if (pg_pid != TERM_NONE) nd_server_stop(pg_pid, KA(shutdown), 2000);
+    if (gns_pid != TERM_NONE) nd_server_stop(gns_pid, KA(shutdown), 2000);
     term_free(pg_pid);
     term_free(gns_pid);
     pg_pid = gns_pid = TERM_NONE;

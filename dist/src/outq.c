@@ -1,0 +1,139 @@
+/* dist output queue: frames for a peer, written by senders directly or by the loop thread. */
+#include "core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CHUNK_SIZE 65536
+#define BIG_FRAME  16384 /* frames at least this big are queued without a copy */
+
+/* ================================================================ the output queue */
+
+/* Appends the frames in b to c's queue (mu held): small ones are copied into the tail chunk,
+** big ones adopt b's storage (b is then emptied). */
+int dist__q_push(dconn *c, etf_buf *b)
+{
+    if (b->len == 0) return 0;
+    if (b->len >= BIG_FRAME) {
+        dchunk *ch = malloc(sizeof *ch);
+        if (!ch) return DIST_ENOMEM;
+        ch->next = NULL;
+        ch->data = b->data;
+        ch->len = b->len;
+        ch->cap = b->cap;
+        b->data = NULL;
+        b->len = b->cap = 0;
+        if (c->qtail)
+            c->qtail->next = ch;
+        else
+            c->qhead = ch;
+        c->qtail = ch;
+        c->qbytes += ch->len;
+        return 0;
+    }
+    dchunk *t = c->qtail;
+    if (!t || t->cap - t->len < b->len || t->cap != CHUNK_SIZE) {
+        t = malloc(sizeof *t);
+        if (t) t->data = malloc(CHUNK_SIZE);
+        if (!t || !t->data) {
+            free(t);
+            return DIST_ENOMEM;
+        }
+        t->next = NULL;
+        t->len = 0;
+        t->cap = CHUNK_SIZE;
+        if (c->qtail)
+            c->qtail->next = t;
+        else
+            c->qhead = t;
+        c->qtail = t;
+    }
+    memcpy(t->data + t->len, b->data, b->len);
+    t->len += b->len;
+    c->qbytes += b->len;
+    b->len = 0;
+    return 0;
+}
+
+dchunk *dist__take_queue(dconn *c, size_t *bytes)
+{
+    dchunk *q = c->qhead;
+    *bytes = c->qbytes;
+    c->qhead = c->qtail = NULL;
+    c->qbytes = 0;
+    return q;
+}
+
+/*
+** Queues the frames in b for c (mu held, state UP). An idle connection (nothing queued, no write
+** in flight) gets them written at once from this thread, which saves the I/O thread's wake-up
+** on the latency path; whatever the socket does not take goes to the queue. Returns 0 or
+** ENOMEM; *service says the I/O thread must be told.
+*/
+#define DIRECT_MAX    65536
+#define DIRECT_GAP_NS 20000
+int dist__q_send(dconn *c, etf_buf *b, bool *service)
+{
+    atomic_fetch_add_explicit(&c->out_frames, 1, memory_order_relaxed);
+    /* a sender that wrote less than DIRECT_GAP ago is streaming: batching through the I/O
+    ** thread beats one system call per message */
+    dist_tr *tr = dist__st->tr;
+    uint64_t now = tr->ops->now_ns(tr);
+    bool streaming = now - c->last_direct < DIRECT_GAP_NS;
+    if (!c->wpending && !streaming && c->direct && tr->ops->try_write && b->len <= DIRECT_MAX) {
+        c->last_direct = now;
+        ssize_t w = tr->ops->try_write(c->direct, b->data, b->len);
+        if (w == (ssize_t)b->len) {
+            atomic_fetch_add_explicit(&dist__st->st_bytes_direct, b->len, memory_order_relaxed);
+            b->len = 0;
+            return 0;
+        }
+        if (w > 0) {
+            memmove(b->data, b->data + w, b->len - (size_t)w);
+            b->len -= (size_t)w;
+            atomic_fetch_add_explicit(&dist__st->st_bytes_direct, (uint64_t)w,
+                                      memory_order_relaxed);
+        }
+        /* the stream is full or failing: the loop writes the rest, or finds the error */
+    }
+    if (streaming) c->last_direct = now;
+    int rc = dist__q_push(c, b);
+    if (!rc && !c->wpending) *service = c->wpending = true;
+    return rc;
+}
+
+/* A tick (an empty frame), through the queue so it never lands inside another frame. */
+void dist__send_tick(dconn *c)
+{
+    static const uint8_t zero[4];
+    etf_buf b = {0};
+    bool service = false;
+    if (etf_buf_reserve(&b, 4) != 0) return;
+    memcpy(b.data, zero, 4);
+    b.len = 4;
+    pthread_mutex_lock(&c->mu);
+    if (atomic_load(&c->state) == C_UP) dist__q_send(c, &b, &service);
+    pthread_mutex_unlock(&c->mu);
+    etf_buf_free(&b);
+    if (service) dist__service(c);
+}
+
+/*
+** Back-pressure, as Erlang's busy distribution port: a process sending a message to a node whose
+** queue holds more than BUSY_LIMIT bytes sleeps until the I/O thread has written it down (or
+** the connection is gone, or a few seconds passed). Only messages, only from processes, and
+** before any lock is taken; exit and monitor signals never wait.
+*/
+#define BUSY_LIMIT ((size_t)8 << 20)
+void dist__busy_wait(dconn *c, const nd_signal *s)
+{
+    if (s->kind != ND_SIG_MSG || !nd_in_process()) return;
+    for (int i = 0; i < 5000; i++) {
+        pthread_mutex_lock(&c->mu);
+        bool busy =
+            c->qbytes > BUSY_LIMIT && atomic_load(&c->state) == C_UP && !dist__gate_closing();
+        pthread_mutex_unlock(&c->mu);
+        if (!busy) return;
+        nd_sleep(1);
+    }
+}

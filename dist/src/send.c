@@ -1,0 +1,362 @@
+/* dist sending: libnode signals to control messages, encoded in the sender's thread, and queued. */
+#include "core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ================================================================ control messages out */
+
+static term_t ghost_pid(void)
+{
+    return term_pid(dist__st->node, 0, 0, dist__st->creation);
+}
+
+static term_t sender(term_t from)
+{
+    return term_is_pid(from) ? term_dup(from) : ghost_pid();
+}
+
+/* The name in {Name, Node}, or the term itself (dup'ed). */
+static term_t proc_of(term_t to)
+{
+    if (term_is_tuple(to) && term_tuple_arity(to) == 2) return term_dup(term_tuple_elem(to, 0));
+    return term_dup(to);
+}
+
+/*
+** Builds the control tuple (and payload) for a libnode signal given the negotiated flags.
+** Returns false on ENOMEM. A message to an alias for a peer without DFLAG_ALIAS has no wire
+** form: true with *ctl = TERM_NONE (the message is dropped, as Erlang drops it).
+*/
+bool dist__build_ctl(const nd_signal *s, uint64_t fl, term_t *ctl, term_t *payload)
+{
+    term_t c = TERM_NONE, p = TERM_NONE;
+    bool pl = (fl & DFLAG_EXIT_PAYLOAD) != 0;
+    switch (s->kind) {
+    case ND_SIG_MSG:
+        if (term_is_ref(s->to)) {
+            *ctl = *payload = TERM_NONE;
+            if (fl & DFLAG_ALTACT_SIG) /* OTP 28+: ALIAS_SEND is deprecated there */
+                c = term_tuplev(4, term_small(DOP_ALTACT_SIG_SEND), term_small(ALTACT_ALIAS),
+                                sender(s->from), term_dup(s->to));
+            else if (fl & DFLAG_ALIAS)
+                c = term_tuplev(3, term_small(DOP_ALIAS_SEND), sender(s->from), term_dup(s->to));
+            else
+                return true;
+            p = term_dup(s->payload);
+            break;
+        }
+        p = term_dup(s->payload);
+        if (term_is_tuple(s->to))
+            c = term_tuplev(4, term_small(DOP_REG_SEND), sender(s->from), dist__a.empty,
+                            proc_of(s->to));
+        else if ((fl & DFLAG_SEND_SENDER) && term_is_pid(s->from))
+            c = term_tuplev(3, term_small(DOP_SEND_SENDER), term_dup(s->from), term_dup(s->to));
+        else
+            c = term_tuplev(3, term_small(DOP_SEND), dist__a.empty, term_dup(s->to));
+        break;
+    case ND_SIG_EXIT:
+    case ND_SIG_EXIT2: {
+        bool ex = s->kind == ND_SIG_EXIT;
+        if (pl) {
+            c = term_tuplev(3, term_small(ex ? DOP_PAYLOAD_EXIT : DOP_PAYLOAD_EXIT2),
+                            sender(s->from), term_dup(s->to));
+            p = term_dup(s->payload);
+        } else {
+            c = term_tuplev(4, term_small(ex ? DOP_EXIT : DOP_EXIT2), sender(s->from),
+                            term_dup(s->to), term_dup(s->payload));
+        }
+        break;
+    }
+    case ND_SIG_LINK:
+        c = term_tuplev(3, term_small(DOP_LINK), sender(s->from), term_dup(s->to));
+        break;
+    case ND_SIG_UNLINK_ID:
+    case ND_SIG_UNLINK_ID_ACK:
+        c = term_tuplev(4,
+                        term_small(s->kind == ND_SIG_UNLINK_ID ? DOP_UNLINK_ID : DOP_UNLINK_ID_ACK),
+                        term_uint(s->id ? s->id : 1), sender(s->from), term_dup(s->to));
+        break;
+    case ND_SIG_MONITOR:
+    case ND_SIG_DEMONITOR:
+        c = term_tuplev(4, term_small(s->kind == ND_SIG_MONITOR ? DOP_MONITOR_P : DOP_DEMONITOR_P),
+                        sender(s->from), proc_of(s->to), term_dup(s->ref));
+        break;
+    case ND_SIG_DOWN:
+        if (pl) {
+            c = term_tuplev(4, term_small(DOP_PAYLOAD_MONITOR_P_EXIT), proc_of(s->from),
+                            term_dup(s->to), term_dup(s->ref));
+            p = term_dup(s->payload);
+        } else {
+            c = term_tuplev(5, term_small(DOP_MONITOR_P_EXIT), proc_of(s->from), term_dup(s->to),
+                            term_dup(s->ref), term_dup(s->payload));
+        }
+        break;
+    }
+    if (c == TERM_NONE) {
+        term_free(p);
+        return false;
+    }
+    *ctl = c;
+    *payload = p;
+    return true;
+}
+
+/* Each sending thread encodes into its own buffer, kept between calls (and freed with the
+** thread through a key destructor). */
+static _Thread_local etf_buf tls_buf;
+
+static _Thread_local bool tls_keyed;
+
+static pthread_key_t tls_key;
+
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+
+static void tls_destroy(void *p)
+{
+    etf_buf_free(p);
+}
+
+static void tls_key_init(void)
+{
+    pthread_key_create(&tls_key, tls_destroy);
+}
+
+static etf_buf *tls_get(void)
+{
+    if (!tls_keyed) {
+        pthread_once(&tls_once, tls_key_init);
+        pthread_setspecific(tls_key, &tls_buf);
+        tls_keyed = true;
+    }
+    return &tls_buf;
+}
+
+static void tls_trim(void)
+{
+    tls_buf.len = 0;
+    if (tls_buf.cap > (1u << 20)) etf_buf_free(&tls_buf);
+}
+
+int dist__encode(dconn *c, term_t ctl, term_t payload, uint64_t fl, etf_buf *b)
+{
+    uint64_t seq = atomic_fetch_add(&c->seq, 1) + 1;
+    return dist__frame_encode(ctl, payload, fl, dist__st->frag_size, seq, b);
+}
+
+/* ================================================================ tracking */
+
+/* Records what a signal leaving this node changes in the links/monitors over c (mu held). */
+static void track_out(dconn *c, const nd_signal *s)
+{
+    switch (s->kind) {
+    case ND_SIG_LINK:
+        if (term_is_pid(s->from)) dist__links_add(&c->links, s->from, s->to);
+        break;
+    case ND_SIG_UNLINK_ID:
+    case ND_SIG_EXIT:
+        if (term_is_pid(s->from)) dist__links_del(&c->links, s->from, s->to);
+        break;
+    case ND_SIG_MONITOR:
+        if (term_is_pid(s->from))
+            dist__mons_add(&c->mons, s->ref, MON_OUT, s->from, s->to, TERM_NONE);
+        break;
+    case ND_SIG_DEMONITOR:
+    case ND_SIG_DOWN:
+        dist__mon_free(dist__mons_take(&c->mons, s->ref));
+        break;
+    default:
+        break;
+    }
+}
+
+/* ================================================================ the hook */
+
+enum { SEND_RETRY = 1 };
+
+/* The name a monitor by name was set up with (DOWN reports it as FromProc), or TERM_NONE. */
+static term_t monitor_name(dconn *c, term_t ref)
+{
+    term_t name = TERM_NONE;
+    pthread_mutex_lock(&c->mu);
+    dmonrec *r = dist__mons_find(&c->mons, ref);
+    if (r && r->dir == MON_IN && term_is_atom(r->name)) name = r->name;
+    pthread_mutex_unlock(&c->mu);
+    return name;
+}
+
+static int send_sig(dconn *c, const nd_signal *s0)
+{
+    nd_signal named;
+    const nd_signal *s = s0;
+    if (s0->kind == ND_SIG_DOWN) {
+        term_t name = monitor_name(c, s0->ref);
+        if (name != TERM_NONE) {
+            named = *s0;
+            named.from = name;
+            s = &named;
+        }
+    }
+    dist__busy_wait(c, s);
+    etf_buf *b = tls_get();
+    bool encoded = false;
+    int rc = 0;
+    if (atomic_load(&c->state) == C_UP) {
+        term_t ctl, pl;
+        if (!dist__build_ctl(s, atomic_load(&c->flags), &ctl, &pl)) return DIST_ENOMEM;
+        if (ctl == TERM_NONE) return 0;
+        rc = dist__encode(c, ctl, pl, atomic_load(&c->flags), b);
+        term_free(ctl);
+        term_free(pl);
+        if (rc) {
+            tls_trim();
+            return rc;
+        }
+        encoded = true;
+    }
+    bool service = false;
+    pthread_mutex_lock(&c->mu);
+    int state = atomic_load(&c->state);
+    if (state == C_DOWN) {
+        pthread_mutex_unlock(&c->mu);
+        tls_trim();
+        return SEND_RETRY;
+    }
+    if (state == C_UP) {
+        if (!encoded) {
+            term_t ctl, pl;
+            if (!dist__build_ctl(s, atomic_load(&c->flags), &ctl, &pl)) {
+                rc = DIST_ENOMEM;
+            } else if (ctl != TERM_NONE) {
+                rc = dist__encode(c, ctl, pl, atomic_load(&c->flags), b);
+                term_free(ctl);
+                term_free(pl);
+                encoded = true;
+            }
+        }
+        if (!rc && encoded && (atomic_load(&c->flags) & DFLAG_DIST_HDR_ATOM_CACHE))
+            rc = dist__acache_apply(&c->acache, b);
+        if (!rc && encoded) rc = dist__q_send(c, b, &service);
+    } else {
+        psig *p = calloc(1, sizeof *p);
+        if (!p) {
+            rc = DIST_ENOMEM;
+        } else {
+            p->sig = *s;
+            p->sig.from = term_dup(s->from);
+            p->sig.to = term_dup(s->to);
+            p->sig.payload = term_dup(s->payload);
+            p->sig.ref = term_dup(s->ref);
+            if (c->ptail)
+                c->ptail->next = p;
+            else
+                c->phead = p;
+            c->ptail = p;
+        }
+    }
+    if (!rc) track_out(c, s);
+    pthread_mutex_unlock(&c->mu);
+    tls_trim();
+    if (service) dist__service(c);
+    if (!rc) atomic_fetch_add_explicit(&dist__st->st_msgs_out, 1, memory_order_relaxed);
+    return rc;
+}
+
+static term_t target_node(const nd_signal *s)
+{
+    term_t to = s->to;
+    if (term_is_tuple(to) && term_tuple_arity(to) == 2) return term_tuple_elem(to, 1);
+    term_pid_info pi;
+    if (term_pid_get(to, &pi) == 0) return pi.node;
+    term_ref_info ri;
+    if (term_ref_get(to, &ri) == 0) return ri.node; /* an alias */
+    return TERM_NONE;
+}
+
+/* A pid of this node's name but another creation: an old incarnation, so noproc. */
+static int stale_local(const nd_signal *s)
+{
+    if (!term_is_pid(s->from)) return 0;
+    nd_signal a = {0};
+    a.from = s->to;
+    a.to = s->from;
+    a.payload = dist__a.noproc;
+    if (s->kind == ND_SIG_LINK) {
+        a.kind = ND_SIG_EXIT;
+    } else if (s->kind == ND_SIG_MONITOR) {
+        a.kind = ND_SIG_DOWN;
+        a.ref = s->ref;
+    } else {
+        return 0;
+    }
+    nd_dist_deliver(&a);
+    return 0;
+}
+
+static int hook_inside(const nd_signal *s, bool autoconnect)
+{
+    term_t node = target_node(s);
+    if (!term_is_atom(node)) return 0;
+    if (node == dist__st->node) return stale_local(s);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        dconn *c = dist__conn_get(node, autoconnect);
+        if (!c) return autoconnect ? DIST_ENOCONN : 0;
+        int rc = send_sig(c, s);
+        dist__conn_put(c);
+        if (rc != SEND_RETRY) return rc;
+    }
+    return autoconnect ? DIST_ENOCONN : 0;
+}
+
+/* libnode's hook: a signal to a process of another node, from any scheduler thread. */
+int dist__hook(void *ud, const nd_signal *s)
+{
+    (void)ud;
+    bool autoconnect = s->kind == ND_SIG_MSG || s->kind == ND_SIG_LINK ||
+                       s->kind == ND_SIG_MONITOR || s->kind == ND_SIG_EXIT2;
+    if (!dist__enter()) return autoconnect ? DIST_ENOCONN : 0; /* stopping: node-down is done */
+    int rc = hook_inside(s, autoconnect);
+    dist__leave();
+    return rc;
+}
+
+/* Queues a control message built here (I/O thread or sys processes); consumes ctl, payload. */
+int dist__send_ctl(dconn *c, term_t ctl, term_t payload)
+{
+    int rc = 0;
+    bool service = false;
+    pthread_mutex_lock(&c->mu);
+    int state = atomic_load(&c->state);
+    if (state == C_UP) {
+        etf_buf b = {0};
+        rc = dist__encode(c, ctl, payload, atomic_load(&c->flags), &b);
+        if (!rc && (atomic_load(&c->flags) & DFLAG_DIST_HDR_ATOM_CACHE))
+            rc = dist__acache_apply(&c->acache, &b);
+        if (!rc) rc = dist__q_send(c, &b, &service);
+        etf_buf_free(&b);
+        term_free(ctl);
+        term_free(payload);
+    } else if (state == C_PENDING) {
+        psig *p = calloc(1, sizeof *p);
+        if (p) {
+            p->ctl = ctl;
+            p->payload = payload;
+            if (c->ptail)
+                c->ptail->next = p;
+            else
+                c->phead = p;
+            c->ptail = p;
+        } else {
+            term_free(ctl);
+            term_free(payload);
+            rc = DIST_ENOMEM;
+        }
+    } else {
+        term_free(ctl);
+        term_free(payload);
+        rc = DIST_ENOCONN;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (service) dist__service(c);
+    return rc;
+}

@@ -1,0 +1,70 @@
+/* libnode's provider API: what a distribution layer (dist/) uses to carry signals between nodes. */
+#ifndef GIRDER_NODE_DIST_H
+#define GIRDER_NODE_DIST_H
+
+#include <girder/node.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+** Applications use girder/node.h; this header is for the one layer that connects a libnode
+** runtime to other nodes. It names the node, receives every signal addressed to a process of
+** another node through a hook, and injects the signals that arrive from other nodes.
+*/
+
+/* Names the local node; called by the distribution layer before it starts. Pids created
+** earlier keep the old name. */
+GIRDER_API void nd_set_node(term_t node_atom, uint32_t creation);
+
+/*
+** The signals that travel between processes. A distribution layer installs a hook with
+** nd_set_dist_hook() to carry signals addressed to remote pids, and calls nd_dist_deliver()
+** for signals arriving from remote pids (for node-down it delivers ND_SIG_EXIT / ND_SIG_DOWN
+** with reason noconnection). All terms are borrowed for the duration of the call.
+*/
+typedef enum nd_sig_kind {
+    ND_SIG_MSG = 1,       /* payload = message; to may be {Name, Node} or an alias (a ref) */
+    ND_SIG_EXIT,          /* link broken by from's death; payload = reason */
+    ND_SIG_EXIT2,         /* exit/2; payload = reason */
+    ND_SIG_LINK,          /* from links to to */
+    ND_SIG_UNLINK_ID,     /* id = unlink id */
+    ND_SIG_UNLINK_ID_ACK, /* id = unlink id */
+    ND_SIG_MONITOR,       /* ref; to may be {Name, Node} */
+    ND_SIG_DEMONITOR,     /* ref */
+    ND_SIG_DOWN           /* ref, payload = reason; from = monitored pid or {Name, Node} */
+} nd_sig_kind;
+
+typedef struct nd_signal {
+    nd_sig_kind kind;
+    term_t from, to, payload, ref;
+    uint64_t id;
+} nd_signal;
+
+typedef int (*nd_dist_fn)(void *ud, const nd_signal *sig);
+/* Installs (or with NULL removes) the hook for signals to pids of other nodes. */
+GIRDER_API void nd_set_dist_hook(nd_dist_fn fn, void *ud);
+
+/*
+** Injects a signal from a remote process to a local one. `to` is a local pid; or a name, for
+** ND_SIG_MSG and ND_SIG_MONITOR; or a local alias reference, for ND_SIG_MSG and ND_SIG_EXIT2
+** (the alias's owner gets it while the alias is active). Returns 0 even when the target is
+** dead: the signal then gets Erlang's dead-target answer, sent back through the hook.
+*/
+GIRDER_API int nd_dist_deliver(const nd_signal *sig);
+
+/*
+** Gives process owner (a local pid) a monitor of target (a pid) under reference ref, as if
+** owner had called monitor/2 and got ref, without sending a MONITOR signal: the target's side
+** already holds it (spawn_request's monitor option). From any thread; signals pushed to owner
+** after this call are handled after it, so a DOWN that follows finds the monitor (called by
+** owner itself, it takes effect at once). All arguments are borrowed. ND_ENOPROC if owner is
+** dead (if it dies before handling it, the target side is sent a DEMONITOR).
+*/
+GIRDER_API int nd_monitor_adopt(term_t owner, term_t target, term_t ref);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
