@@ -1,53 +1,206 @@
-/* girderd: a Girder node daemon — libnode + Erlang distribution + the demo module. */
-#include "demo.h"
+/* girderd: a Girder node daemon — configuration, start-up, modules, control socket, signals,
+ * shutdown. */
+#include "control.h"
+#include "daemon.h"
+#include "log.h"
+#include "mods.h"
+#include "opts.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <girder/dist.h>
 #include <girder/epmd.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-static void usage(FILE *f)
+gd_daemon gd_self;
+
+/* ---------------------------------------------------------------- stop requests */
+
+static pthread_mutex_t stop_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stop_cv = PTHREAD_COND_INITIALIZER;
+static atomic_bool stop_flag;
+static char stop_why[64];
+static atomic_int exit_status;
+
+void gd_request_stop(const char *why)
 {
-    fprintf(f,
-            "usage: girderd --sname NAME | --name NAME@HOST [--cookie C] [--hidden]\n"
-            "               [--listen-port P] [--ticktime S] [--setuptime S] [--schedulers N]\n"
-            "       girderd --sname undefined --connect NODE ...  (a dynamic name given by NODE)\n"
-            "  cookie: --cookie, else ~/.erlang.cookie; port mapper: ERL_EPMD_PORT or 4369\n"
-            "  (girder-epmd is started when no port mapper answers). SIGTERM stops cleanly.\n");
+    pthread_mutex_lock(&stop_mu);
+    if (!atomic_load(&stop_flag)) {
+        snprintf(stop_why, sizeof stop_why, "%s", why);
+        atomic_store(&stop_flag, true);
+        pthread_cond_broadcast(&stop_cv);
+    }
+    pthread_mutex_unlock(&stop_mu);
 }
 
-static void log_line(void *ud, int level, const char *line)
+bool gd_stopping(void)
+{
+    return atomic_load(&stop_flag);
+}
+
+uint64_t gd_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The stop asked by init:stop starts a moment after the call returns, so that rex's answer has
+** left before dist_stop: dist_stop racing a process that is still sending (dist__st going NULL
+** under it) crashed the node now and then. */
+static void delayed_stop(void *arg)
+{
+    (void)arg;
+    nd_sleep(100);
+    gd_request_stop("init:stop");
+}
+
+/* init:stop/0 and init:stop/1 (an exit status 0..255), as the girder CLI stops nodes: answers
+** ok, then the same graceful shutdown as SIGTERM. */
+static int init_stop(void *ud, term_t args, term_t *res)
 {
     (void)ud;
-    (void)level;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ girderd %s\n", tm.tm_year + 1900,
-            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-            line);
-    fflush(stderr);
+    if (term_is_cons(args)) {
+        int64_t st;
+        if (term_get_int64(term_hd(args), &st) || st < 0 || st > 255) {
+            *res = term_atom("badarg");
+            return DIST_ERROR;
+        }
+        atomic_store(&exit_status, (int)st);
+    }
+    if (nd_spawn(delayed_stop, NULL, NULL, NULL) != 0) gd_request_stop("init:stop");
+    *res = TERM_ATOM_OK;
+    return DIST_RETURN;
+}
+
+/* ---------------------------------------------------------------- signals */
+
+static sigset_t sigs;
+
+/* The signal thread: SIGHUP reopens the log; SIGTERM/SIGINT ask for the graceful stop, and one
+** more during the shutdown ends the process at once. */
+static void *signal_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int sig;
+        if (sigwait(&sigs, &sig) != 0) continue;
+        if (sig == SIGHUP) {
+            int rc = gd_log_reopen();
+            if (rc)
+                gd_log(GD_ERROR, "event=log_reopen_failed reason=\"%s\"", strerror(-rc));
+            else
+                gd_log(GD_NOTICE, "event=log_reopened");
+            continue;
+        }
+        const char *name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+        if (!gd_stopping()) {
+            gd_request_stop(name);
+        } else {
+            gd_log(GD_WARNING, "event=forced_exit signal=%s", name);
+            _exit(1);
+        }
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- systemd, pid file */
+
+/* sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET (a path, or @abstract). */
+static void notify(const char *msg)
+{
+    const char *p = getenv("NOTIFY_SOCKET");
+    if (!p || !*p) return;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t n = strlen(p);
+    if (n >= sizeof sa.sun_path) return;
+    memcpy(sa.sun_path, p, n);
+    if (sa.sun_path[0] == '@') sa.sun_path[0] = 0;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    ssize_t w = sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+                       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
+    if (w < 0) gd_log(GD_WARNING, "event=notify_failed reason=\"%s\"", strerror(errno));
+    close(fd);
+}
+
+/* Writes the pid through a temporary file and a rename, so a reader never sees half of it. */
+static int write_pid_file(const char *path)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp)
+        return -ENAMETOOLONG;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -errno;
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+    int rc = write(fd, buf, (size_t)n) == n ? 0 : -EIO;
+    if (close(fd) != 0 && !rc) rc = -errno;
+    if (!rc && rename(tmp, path) != 0) rc = -errno;
+    if (rc) unlink(tmp);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- logs from the libraries */
+
+/* dist's lines come with an Erlang logger level, numbered as girderd's own. */
+static void dist_log(void *ud, int level, const char *line)
+{
+    (void)ud;
+    gd_logc(level, "dist", "%s", line);
+}
+
+static void long_schedule(term_t pid, uint64_t ns, void *ud)
+{
+    (void)ud;
+    char *p = term_to_string(pid, TERM_PRINT_W);
+    gd_logc(GD_WARNING, "libnode", "event=long_schedule pid=%s ms=%llu", p ? p : "?",
+            (unsigned long long)(ns / 1000000));
+    free(p);
+}
+
+/* ---------------------------------------------------------------- start-up checks */
+
+static bool log_to_file;
+
+/* A start-up failure: one line on stderr (and in the log file, if there is one). */
+static void startup_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void startup_error(const char *fmt, ...)
+{
+    char msg[1024], q[1100];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "girderd: %s\n", msg);
+    if (log_to_file) gd_log(GD_ERROR, "event=start_failed reason=%s", gd_q(q, sizeof q, msg));
 }
 
 /* Starts girder-epmd (next to this executable) as a daemon on port, as erl starts epmd. */
-static int start_epmd(uint16_t port)
+static int start_epmd(uint16_t port, char *path, size_t pathlen)
 {
-    char exe[PATH_MAX], path[PATH_MAX + 32], portstr[16];
+    char exe[PATH_MAX], portstr[16];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n <= 0) return -1;
     exe[n] = 0;
     char *slash = strrchr(exe, '/');
     if (!slash) return -1;
     *slash = 0;
-    snprintf(path, sizeof path, "%s/girder-epmd", exe);
+    snprintf(path, pathlen, "%s/girder-epmd", exe);
     snprintf(portstr, sizeof portstr, "%u", port);
     pid_t pid = fork();
     if (pid < 0) return -1;
@@ -62,6 +215,7 @@ static int start_epmd(uint16_t port)
     }
     int status;
     waitpid(pid, &status, 0); /* -daemon detaches: the parent returns at once */
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
     for (int i = 0; i < 50; i++) {
         epmd_name_list nl;
         if (epmd_names(NULL, port, 200, &nl) == 0) {
@@ -73,111 +227,249 @@ static int start_epmd(uint16_t port)
     return -1;
 }
 
+static int ensure_epmd(const gd_config *cfg)
+{
+    uint16_t port = (uint16_t)cfg->epmd_port;
+    epmd_name_list nl;
+    int rc = epmd_names(NULL, port, 2000, &nl);
+    if (rc == 0) {
+        epmd_names_free(&nl);
+        return 0;
+    }
+    if (rc != EPMD_ECONNREFUSED) {
+        startup_error("the port mapper on port %u does not answer: %s", port, epmd_strerror(rc));
+        return -1;
+    }
+    if (!cfg->start_epmd) {
+        startup_error("no port mapper on port %u (and start_epmd is false)", port);
+        return -1;
+    }
+    char path[PATH_MAX + 16];
+    if (start_epmd(port, path, sizeof path) != 0) {
+        startup_error("no port mapper on port %u, and %s did not start one", port, path);
+        return -1;
+    }
+    gd_log(GD_INFO, "event=epmd_started port=%u", port);
+    return 0;
+}
+
+/* The name must not be registered already: erl says "the name ... seems to be in use". */
+static int check_name_free(const gd_config *cfg)
+{
+    const char *full = cfg->sname ? cfg->sname : cfg->name;
+    char alive[256];
+    size_t n = strcspn(full, "@");
+    if (n >= sizeof alive) n = sizeof alive - 1;
+    memcpy(alive, full, n);
+    alive[n] = 0;
+    epmd_node_info info;
+    if (epmd_port_please(NULL, (uint16_t)cfg->epmd_port, alive, 2000, &info) == 0) {
+        startup_error("the name %s seems to be in use by another node (registered with the port "
+                      "mapper on port %lld, distribution port %u)",
+                      alive, cfg->epmd_port, info.port);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_port_free(const gd_config *cfg)
+{
+    if (!cfg->listen_port) return 0;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->listen_port)};
+    if (cfg->listen_addr && inet_pton(AF_INET, cfg->listen_addr, &sa.sin_addr) != 1) {
+        startup_error("listen_addr %s is not a numeric IPv4 address", cfg->listen_addr);
+        return -1;
+    }
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd < 0) return 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa), e = errno;
+    close(fd);
+    if (rc != 0) {
+        startup_error("cannot listen on distribution port %lld: %s", cfg->listen_port, strerror(e));
+        return -1;
+    }
+    return 0;
+}
+
+static const char *module_dir_default(char *buf, size_t n)
+{
+    char exe[PATH_MAX];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k <= 0) return NULL;
+    exe[k] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return NULL;
+    *slash = 0;
+    if (snprintf(buf, n, "%.*s/%s", (int)(n > 128 ? n - 128 : 0), exe, GIRDERD_MODULE_DIR_REL) >=
+        (int)n)
+        return NULL;
+    return buf;
+}
+
+/* ---------------------------------------------------------------- main */
+
+static bool is_dynamic(const char *name)
+{
+    return !strcmp(name, "undefined") || !strncmp(name, "undefined@", 10);
+}
+
 int main(int argc, char **argv)
 {
-    dist_config cfg = {0};
-    unsigned scheds = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--sname") && v) {
-            cfg.name = v;
-            i++;
-        } else if (!strcmp(a, "--name") && v) {
-            cfg.name = v;
-            cfg.longnames = true;
-            i++;
-        } else if (!strcmp(a, "--cookie") && v) {
-            cfg.cookie = v;
-            i++;
-        } else if (!strcmp(a, "--connect") && v) {
-            cfg.connect = v;
-            i++;
-        } else if (!strcmp(a, "--hidden")) {
-            cfg.hidden = true;
-        } else if (!strcmp(a, "--listen-port") && v) {
-            cfg.listen_port = (uint16_t)atoi(v);
-            i++;
-        } else if (!strcmp(a, "--ticktime") && v) {
-            cfg.ticktime_s = (unsigned)atoi(v);
-            i++;
-        } else if (!strcmp(a, "--setuptime") && v) {
-            cfg.handshake_timeout_ms = atoi(v) * 1000;
-            i++;
-        } else if (!strcmp(a, "--schedulers") && v) {
-            scheds = (unsigned)atoi(v);
-            i++;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return 0;
-        } else {
-            usage(stderr);
-            return 2;
-        }
+    gd_config cfg;
+    int rc = gd_config_load(&cfg, argc, argv, stdout, stderr);
+    if (rc != GD_RUN) {
+        gd_config_free(&cfg);
+        return rc == GD_EXIT_OK ? 0 : 2;
     }
-    if (!cfg.name) {
-        usage(stderr);
-        return 2;
+    if (cfg.check_only) {
+        gd_config_print(&cfg, stdout);
+        gd_config_free(&cfg);
+        return 0;
     }
-    if ((!strcmp(cfg.name, "undefined") || !strncmp(cfg.name, "undefined@", 10)) && !cfg.connect) {
-        fprintf(stderr, "girderd: a dynamic name (undefined) needs --connect NODE\n");
-        return 2;
-    }
-    if (cfg.longnames && !strchr(cfg.name, '@') && !cfg.connect) {
-        fprintf(stderr, "girderd: --name needs NAME@HOST\n");
-        return 2;
-    }
-    cfg.log = log_line;
-    /* Every thread inherits this mask; the main thread takes the signals with sigwait. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    uint16_t eport = epmd_default_port();
-    epmd_name_list nl;
-    int erc = epmd_names(NULL, eport, 1000, &nl);
-    if (erc == 0) {
-        epmd_names_free(&nl);
-    } else if (erc == EPMD_ECONNREFUSED) {
-        if (start_epmd(eport) != 0) {
-            fprintf(stderr, "girderd: no port mapper on %u and girder-epmd did not start\n", eport);
+    if (cfg.log_file) {
+        if ((rc = gd_log_open(cfg.log_file)) != 0) {
+            fprintf(stderr, "girderd: log file %s: %s\n", cfg.log_file, strerror(-rc));
+            gd_config_free(&cfg);
             return 1;
         }
-        log_line(NULL, DIST_LOG_NOTICE, "event=epmd_started");
+        log_to_file = true;
     }
+    int status = 1;
+    bool nd_up = false, dist_up = false, mods_up = false, ctl_up = false, pid_written = false;
+
+    /* Every thread inherits this mask; the signal thread takes the signals with sigwait. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    pthread_t sig_thread;
+    if (pthread_create(&sig_thread, NULL, signal_main, NULL) != 0) {
+        startup_error("cannot start the signal thread");
+        goto out;
+    }
+    pthread_detach(sig_thread);
+
+    const char *nm = cfg.sname ? cfg.sname : cfg.name;
+    bool dynamic = is_dynamic(nm);
+    if (!dynamic && (ensure_epmd(&cfg) || check_name_free(&cfg) || check_port_free(&cfg))) goto out;
+
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    gd_self.schedulers =
+        cfg.schedulers ? (unsigned)cfg.schedulers : (unsigned)(online > 0 ? online : 1);
+    gd_self.hidden = cfg.hidden || dynamic;
+    gd_self.start_ms = gd_now_ms();
     nd_config nc = {0};
-    nc.schedulers = scheds;
-    if (nd_init(&nc) != 0) {
-        fprintf(stderr, "girderd: runtime did not start\n");
-        return 1;
+    nc.schedulers = gd_self.schedulers;
+    nc.long_schedule = long_schedule;
+    if ((rc = nd_init(&nc)) != 0) {
+        startup_error("the runtime did not start: %s", nd_strerror(rc));
+        goto out;
     }
-    int rc = dist_start(&cfg);
-    if (rc) {
-        fprintf(stderr, "girderd: distribution did not start: %s\n", dist_strerror(rc));
-        nd_shutdown(2000);
-        return 1;
+    nd_up = true;
+
+    dist_config dc = {0};
+    dc.name = nm;
+    dc.longnames = cfg.name != NULL;
+    dc.connect = cfg.connect;
+    dc.cookie = cfg.cookie;
+    dc.hidden = cfg.hidden;
+    dc.listen_addr = cfg.listen_addr;
+    dc.listen_port = (uint16_t)cfg.listen_port;
+    dc.epmd_port = (uint16_t)cfg.epmd_port;
+    dc.ticktime_s = (unsigned)cfg.ticktime;
+    dc.handshake_timeout_ms = (int)cfg.setuptime * 1000;
+    dc.log = dist_log;
+    if ((rc = dist_start(&dc)) != 0) {
+        if (rc == DIST_EEPMD)
+            startup_error("registration with the port mapper on port %lld failed (name %s in "
+                          "use?)",
+                          cfg.epmd_port, nm);
+        else if (rc == DIST_ENOCONN && dynamic)
+            startup_error("%s (the node that names this one) is not reachable", cfg.connect);
+        else
+            startup_error("distribution did not start: %s", dist_strerror(rc));
+        goto out;
     }
-    term_t sup = TERM_NONE;
-    if ((rc = demo_start(&sup)) != 0) {
-        fprintf(stderr, "girderd: demo supervisor did not start (%d)\n", rc);
-        dist_stop(2000);
-        nd_shutdown(2000);
-        return 1;
+    dist_up = true;
+    const char *node = term_atom_name(nd_node(), NULL);
+    gd_self.node = node;
+    dist_export(term_atom("init"), term_atom("stop"), 0, init_stop, NULL);
+    dist_export(term_atom("init"), term_atom("stop"), 1, init_stop, NULL);
+
+    char mdir[PATH_MAX], mdir2[PATH_MAX];
+    const char *module_dir =
+        cfg.module_dir ? cfg.module_dir : module_dir_default(mdir2, sizeof mdir2);
+    if ((rc = gd_mods_start(node, module_dir)) != 0) {
+        startup_error("the root supervisor did not start: %s", nd_strerror(rc));
+        goto out;
     }
-    log_line(NULL, DIST_LOG_NOTICE, "event=ready");
-    int sig = 0;
-    while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+    mods_up = true;
+    /* A module that fails to load is logged and left out: the node runs without it. */
+    char err[512];
+    /* the demo module is part of the installation, wherever module_dir points */
+    char demo[PATH_MAX + 16];
+    const char *ddir = module_dir_default(mdir, sizeof mdir);
+    if (cfg.demo && ddir) {
+        snprintf(demo, sizeof demo, "%s/demo.so", ddir);
+        gd_mods_load(demo, false, err, sizeof err, NULL);
     }
-    char line[64];
-    snprintf(line, sizeof line, "event=stopping signal=%d", sig);
-    log_line(NULL, DIST_LOG_NOTICE, line);
-    nd_server_stop(sup, term_atom("shutdown"), 5000);
-    term_free(sup);
-    dist_stop(5000);
-    nd_shutdown(5000);
-    log_line(NULL, DIST_LOG_NOTICE, "event=stopped");
-    return 0;
+    for (size_t i = 0; i < cfg.modules.n; i++)
+        gd_mods_load(cfg.modules.v[i], false, err, sizeof err, NULL);
+    gd_mods_start_apps(cfg.apps.v, cfg.apps.n);
+
+    char sock[PATH_MAX];
+    const char *sockpath = cfg.control_socket;
+    bool make_dir = false;
+    if (!sockpath) {
+        if (gd_default_control_socket(node, sock, sizeof sock) == 0) {
+            sockpath = sock;
+            make_dir = true;
+        } else {
+            gd_log(GD_WARNING, "event=no_control_socket reason=\"path too long\"");
+        }
+    }
+    if (sockpath && *sockpath) {
+        gd_control_cfg cc = {sockpath, make_dir, (size_t)cfg.control_max_clients,
+                             (size_t)cfg.control_max_request, (unsigned)cfg.control_idle_timeout};
+        if (gd_control_start(&cc, err, sizeof err) != 0) {
+            startup_error("%s", err);
+            goto out;
+        }
+        ctl_up = true;
+    }
+    if (cfg.pid_file && (rc = write_pid_file(cfg.pid_file)) != 0) {
+        startup_error("pid file %s: %s", cfg.pid_file, strerror(-rc));
+        goto out;
+    }
+    pid_written = cfg.pid_file != NULL;
+    char q[PATH_MAX + 8];
+    gd_log(GD_INFO, "event=ready node=%s port=%u control=%s schedulers=%u", node,
+           dist_listen_port(), gd_q(q, sizeof q, ctl_up ? sockpath : "none"), gd_self.schedulers);
+    notify("READY=1");
+
+    pthread_mutex_lock(&stop_mu);
+    while (!atomic_load(&stop_flag)) pthread_cond_wait(&stop_cv, &stop_mu);
+    pthread_mutex_unlock(&stop_mu);
+    gd_log(GD_INFO, "event=stopping reason=%s", stop_why);
+    notify("STOPPING=1");
+    status = atomic_load(&exit_status);
+
+out:
+    if (status != 0 && !gd_stopping()) gd_request_stop("start_failed");
+    if (ctl_up) gd_control_stop();
+    if (mods_up) gd_mods_stop();
+    if (dist_up) dist_stop(5000);
+    if (nd_up && nd_shutdown(5000) != 0) gd_log(GD_WARNING, "event=shutdown_timeout");
+    if (nd_up) {
+        gd_control_free();
+        gd_mods_free();
+    }
+    if (pid_written) unlink(cfg.pid_file);
+    if (dist_up || status == 0) gd_log(GD_INFO, "event=stopped status=%d", status);
+    gd_config_free(&cfg);
+    gd_log_close();
+    return status;
 }

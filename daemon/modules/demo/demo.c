@@ -1,6 +1,6 @@
-/* The built-in demo module: echo, kv (server behaviour) and watch, for trying interop from Erlang.
- */
-#include "demo.h"
+/* The demo module of girderd (echo, kv, watch, ...): a loadable module like any other, for trying
+ * interop. */
+#include <girder/module.h>
 
 #include <girder/dist.h>
 #include <stdlib.h>
@@ -238,24 +238,22 @@ static int spawn_monitor_export(void *ud, term_t args, term_t *res)
     return DIST_RETURN;
 }
 
-/* ---------------------------------------------------------------- the root supervisor */
+/* ---------------------------------------------------------------- the module */
 
-int demo_start(term_t *sup)
-{
-    term_t demo = A("demo");
-    dist_export(demo, A("echo"), 0, echo_export, NULL);
-    dist_export(demo, A("watch"), 2, watch_export, NULL);
-    dist_export(demo, A("alias"), 1, alias_export, NULL);
-    dist_export(demo, A("spawn_monitor"), 5, spawn_monitor_export, NULL);
-    nd_child_spec kids[2] = {
-        {A("echo"), echo_start, NULL, ND_PERMANENT, 2000, ND_WORKER},
-        {A("kv"), kv_start, NULL, ND_PERMANENT, 2000, ND_WORKER},
-    };
-    nd_sup_flags fl = {ND_ONE_FOR_ONE, 10, 10000};
-    nd_server_opts o = {0};
-    o.name = A("girder_sup");
-    term_t reason = TERM_NONE;
-    int rc = nd_supervisor_start(&fl, kids, 2, &o, sup, &reason);
-    term_free(reason);
-    return rc;
-}
+static const girder_export exports[] = {
+    {"echo", 0, echo_export, NULL},
+    {"watch", 2, watch_export, NULL},
+    {"alias", 1, alias_export, NULL},
+    {"spawn_monitor", 5, spawn_monitor_export, NULL},
+};
+
+static const girder_child children[] = {
+    {"echo", echo_start, NULL, ND_PERMANENT, 2000, ND_WORKER},
+    {"kv", kv_start, NULL, ND_PERMANENT, 2000, ND_WORKER},
+};
+
+/* The demo app: the registered echo and kv under a one_for_one supervisor. */
+static const girder_app app = {ND_ONE_FOR_ONE, 10, 10000, children, GIRDER_COUNT(children), NULL};
+
+GIRDER_MODULE(.name = "demo", .version = "1.0.0", .exports = exports,
+              .nexports = GIRDER_COUNT(exports), .app = &app);

@@ -1,0 +1,112 @@
+#!/bin/sh
+# Modules and apps with real Erlang peers: loaded from the config file and at run time, called by
+# rpc:call and spawned remotely from erl, one runtime with the node (the module's processes are
+# the node's), refused modules leave the node serving, `apps` picks and orders the apps.
+. "$(dirname "$0")/lib.sh"
+: "${TEST_MODULE_DIR:?}"
+M=$TEST_MODULE_DIR
+start_epmd
+
+# app_state SOCKET MODULE: the app state module.list reports for MODULE.
+app_state() {
+    ctl "$1" module.list | sed 's/},{"abi"/}\n{"abi"/g' | grep "\"name\":\"$2\"" \
+        | sed 's/.*"app":"\([a-z_]*\)".*/\1/'
+}
+
+# ---------------------------------------------------------------- the demo module by default
+start_girder d1
+G=$(node d1)
+[ "$(app_state "$TMP/d1.sock" demo)" = running ] || fail "demo not loaded: $(ctl "$TMP/d1.sock" module.list)"
+out=$(erl_eval e1 "io:format(\"~p~n\", [gen_server:call({kv, '$G'}, {put, k, 1})])")
+[ "$out" = ok ] || fail "kv of the demo module: $out"
+pass "the demo module is loaded by default and its app runs (kv answers erl)"
+start_girder d2 --no-demo
+G2=$(node d2)
+ctl "$TMP/d2.sock" module.list >"$TMP/list.out"
+[ "$(cat "$TMP/list.out")" = "ok []" ] || fail "--no-demo: $(cat "$TMP/list.out")"
+out=$(erl_eval e2 "io:format(\"~p ~p~n\", [rpc:call('$G2', erlang, whereis, [kv]),
+    element(1, element(2, rpc:call('$G2', demo, echo, [])))])")
+[ "$out" = "undefined 'EXIT'" ] || fail "--no-demo: $out"
+pass "--no-demo: no demo module, no kv, demo:echo is undef"
+
+# ---------------------------------------------------------------- from the config file
+cat >"$TMP/m.config" <<CFG
+[{sname, "m1$SUF"}, {cookie, "$COOKIE"}, {control_socket, "$TMP/m1.sock"},
+ {module_dir, "$M"},
+ {modules, ["order_a", "$M/order_b.so", "$M/badabi.so", "$M/missing.so", "$M/failapp.so"]}].
+CFG
+"$GIRDERD" --config "$TMP/m.config" >>"$TMP/m1.log" 2>&1 &
+GPID=$!; PIDS="$PIDS $GPID"
+wait_for 20 "$DAEMON_CTL" call "$TMP/m1.sock" api.info || fail "m1 did not start"
+G=$(node m1)
+grep -q 'event=module_refused .*badabi.so reason=".*built for module ABI 999; this girderd has ABI 1"' "$TMP/m1.log" \
+    || fail "badabi not refused"
+grep -q 'event=module_refused .*missing.so reason=".*undefined symbol: girder_test_no_such_function"' "$TMP/m1.log" \
+    || fail "missing not refused"
+grep -q 'event=app_start_failed app=failapp reason=.*refused' "$TMP/m1.log" || fail "failapp's app did not fail"
+pass "modules from the config file: wrong ABI and missing symbol refused, a failing app logged"
+cat >"$TMP/mods_peer.erl" <<ERL
+-module(mods_peer).
+-export([main/1]).
+main([G0]) ->
+    G = list_to_atom(G0),
+    pong = net_adm:ping(G),
+    pong = rpc:call(G, order_a, ping, []),
+    {x, "y"} = rpc:call(G, order_b, echo_args, [x, "y"]),
+    {x, "y"} = erpc:call(G, order_b, echo_args, [x, "y"]),
+    still_callable = rpc:call(G, failapp, hello, []),
+    {badrpc, {'EXIT', {undef, _}}} = rpc:call(G, badabi, anything, []),
+    %% a module function spawned remotely runs on G and ends normally
+    {P, R} = spawn_monitor(G, order_a, echo_args, [a, b]),
+    G = node(P),
+    receive {'DOWN', R, process, P, normal} -> ok after 5000 -> exit(no_down) end,
+    %% the app's processes belong to the node's runtime: erlang:processes() of G lists them
+    W1 = rpc:call(G, erlang, whereis, [order_a_w1]),
+    true = is_pid(W1) andalso node(W1) =:= G,
+    true = lists:member(W1, rpc:call(G, erlang, processes, [])),
+    pong = gen_server:call({order_b_w2, G}, hi),
+    io:format("PASS~n"),
+    halt().
+ERL
+(cd "$TMP" && erlc mods_peer.erl) || fail "erlc"
+timeout 60 "$ERL" -sname "p1$SUF" -setcookie "$COOKIE" -noshell -pa "$TMP" -run mods_peer main "$G" \
+    >"$TMP/p1.out" 2>&1 || true
+grep -q '^PASS' "$TMP/p1.out" || { cat "$TMP/p1.out"; fail "erl peer against modules from the config file"; }
+pass "erl: rpc:call/erpc:call into modules, a remote spawn of a module function, one runtime"
+for want in order_a:running order_b:running failapp:failed; do
+    [ "$(app_state "$TMP/m1.sock" "${want%%:*}")" = "${want#*:}" ] \
+        || fail "module.list: $want: $(ctl "$TMP/m1.sock" module.list)"
+done
+pass "module.list: the apps' states"
+
+# from another Girder node: d1's demo:spawn_monitor does a spawn_request of order_a:echo_args on m1
+out=$(erl_eval e6 "_ = spawn('$(node d1)', demo, spawn_monitor, ['$G', order_a, echo_args, [a, b], self()]),
+    receive {spawned, P, R} ->
+        receive {down_seen, R, P, Why} -> io:format(\"~p ~p~n\", [node(P), Why])
+        after 5000 -> io:format(\"no_down~n\") end;
+        {spawn_error, E} -> io:format(\"spawn_error ~p~n\", [E])
+    after 5000 -> io:format(\"no_spawn~n\") end")
+[ "$out" = "'$G' normal" ] || [ "$out" = "$G normal" ] || fail "spawn from a Girder node: $out"
+pass "a Girder node spawns a module function remotely (spawn_request from C)"
+
+# ---------------------------------------------------------------- at run time
+ctl "$TMP/m1.sock" module.load "s:$M/hello.so" >"$TMP/load.out" || fail "module.load hello: $(cat "$TMP/load.out")"
+out=$(erl_eval e3 "io:format(\"~p~n\", [rpc:call('$G', hello, greet, [world])])")
+[ "$out" = "{hello,world}" ] || fail "hello:greet after module.load: $out"
+out=$(erl_eval e4 "{P, R} = spawn_monitor('$G', hello, greet, [x]),
+    receive {'DOWN', R, process, P, Why} -> io:format(\"~p ~p~n\", [node(P), Why]) after 5000 -> io:format(\"timeout~n\") end")
+[ "$out" = "$G normal" ] || fail "remote spawn of hello:greet: $out"
+pass "module.load at run time: erl calls hello:greet(world) -> {hello,world} and spawns it remotely"
+ctl "$TMP/m1.sock" module.load "s:$M/badabi.so" >"$TMP/load.out" && fail "badabi loaded at run time"
+grep -q 'built for module ABI 999' "$TMP/load.out" || fail "badabi: $(cat "$TMP/load.out")"
+out=$(erl_eval e5 "io:format(\"~p ~p~n\", [net_adm:ping('$G'), rpc:call('$G', hello, greet, [again])])")
+[ "$out" = "pong {hello,again}" ] || fail "the node after a refused module: $out"
+pass "a wrong-ABI module is refused at run time and the node keeps serving"
+
+# ---------------------------------------------------------------- the apps key
+start_girder a1 --no-demo --module-dir "$M" --module order_a --module order_b --app order_b --app nosuch
+[ "$(app_state "$TMP/a1.sock" order_a)" = not_started ] || fail "order_a: $(ctl "$TMP/a1.sock" module.list)"
+[ "$(app_state "$TMP/a1.sock" order_b)" = running ] || fail "order_b: $(ctl "$TMP/a1.sock" module.list)"
+grep -q 'event=app_start_failed app=nosuch reason="no module of that name loaded"' "$TMP/a1.log" || fail "unknown app not logged"
+pass "apps: only the apps listed start; an unknown one is logged"
+echo "$PASSED passed, 0 failed"

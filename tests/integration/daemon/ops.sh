@@ -1,0 +1,129 @@
+#!/bin/sh
+# Operating girderd: READY=1/STOPPING=1 on NOTIFY_SOCKET, the pid file, SIGTERM's graceful order
+# (apps in reverse, each through its supervisor, then distribution), SIGHUP reopening the log
+# file, a second signal forcing the exit, init:stop from erl, one-line start-up failures.
+. "$(dirname "$0")/lib.sh"
+: "${TEST_MODULE_DIR:?}"
+M=$TEST_MODULE_DIR
+start_epmd
+
+# ---------------------------------------------------------------- systemd notify, pid file, order
+"$DAEMON_CTL" notify-recv "$TMP/notify" 60 2 >"$TMP/notify.out" 2>&1 &
+NPID=$!; PIDS="$PIDS $NPID"
+wait_for 5 test -S "$TMP/notify" || fail "no notify socket"
+GIRDER_TEST_ORDER=$TMP/order NOTIFY_SOCKET=$TMP/notify "$GIRDERD" --sname "o1$SUF" \
+    --cookie "$COOKIE" --control-socket "$TMP/o1.sock" --log-file "$TMP/o1.log" \
+    --pid-file "$TMP/o1.pid" --module-dir "$M" --module order_a --module order_b &
+GPID=$!; PIDS="$PIDS $GPID"
+wait_for 20 grep -q '^READY=1$' "$TMP/notify.out" || fail "no READY=1 on NOTIFY_SOCKET"
+registered "o1$SUF" || fail "READY=1 before the node was registered"
+ctl "$TMP/o1.sock" api.info >/dev/null || fail "READY=1 before the control socket served"
+pass "READY=1 on NOTIFY_SOCKET once registered and serving"
+[ "$(cat "$TMP/o1.pid")" = "$GPID" ] || fail "pid file holds $(cat "$TMP/o1.pid"), not $GPID"
+pass "the pid file holds the daemon's pid"
+kill -TERM "$GPID"
+wait "$GPID" && st=0 || st=$?
+[ "$st" -eq 0 ] || fail "exit status $st after SIGTERM"
+wait_for 5 grep -q '^STOPPING=1$' "$TMP/notify.out" || fail "no STOPPING=1"
+pass "SIGTERM: exit status 0, STOPPING=1 sent"
+cat >"$TMP/order.want" <<WANT
+terminate order_b w2
+terminate order_b w1
+stop order_b app
+terminate order_a w2
+terminate order_a w1
+stop order_a app
+WANT
+diff -u "$TMP/order.want" "$TMP/order" || fail "apps did not stop in reverse order through their supervisors"
+pass "apps stop in reverse start order, each child through its supervisor, then the app's stop()"
+# in the log: the apps stop before distribution does
+grep -o 'event=app_stopped app=order_[ab]\|dist event=stopped\|event=stopped status=0' "$TMP/o1.log" \
+    | tr '\n' ',' >"$TMP/seq"
+[ "$(cat "$TMP/seq")" = "event=app_stopped app=order_b,event=app_stopped app=order_a,dist event=stopped,event=stopped status=0," ] \
+    || fail "shutdown sequence in the log: $(cat "$TMP/seq")"
+[ ! -e "$TMP/o1.pid" ] || fail "pid file left behind"
+[ ! -e "$TMP/o1.sock" ] || fail "control socket left behind"
+pass "apps stop before distribution; pid file and socket removed"
+# every line of the log is "<time> <level> <component> event=..."
+bad=$(grep -cv '^[0-9-]*T[0-9:.]*Z \(emergency\|alert\|critical\|error\|warning\|notice\|info\|debug\) [a-z_]* event=[a-z_]*' "$TMP/o1.log" || true)
+[ "$bad" -eq 0 ] || { grep -v 'event=' "$TMP/o1.log"; fail "$bad log lines not in the format"; }
+pass "every log line is <time> <level> <component> event=... key=value"
+
+# ---------------------------------------------------------------- SIGHUP reopens the log file
+start_girder h1 --log-file "$TMP/h1.file" --log-level info
+mv "$TMP/h1.file" "$TMP/h1.file.1"
+kill -HUP "$GPID"
+wait_for 5 grep -q 'event=log_reopened' "$TMP/h1.file" || fail "no event=log_reopened in the new file"
+ctl "$TMP/h1.sock" log.level s:info >/dev/null
+wait_for 5 grep -q 'event=log_level' "$TMP/h1.file" || fail "lines after SIGHUP not in the new file"
+grep -q 'event=ready' "$TMP/h1.file.1" || fail "the old file lost its lines"
+grep -q 'event=log_level' "$TMP/h1.file.1" && fail "a line after SIGHUP went to the old file"
+alive "$GPID" || fail "SIGHUP killed the node"
+pass "SIGHUP reopens the log file (logrotate's move-then-HUP works)"
+kill -TERM "$GPID"; wait "$GPID" || fail "h1 exit status $?"
+
+# ---------------------------------------------------------------- a second signal forces the exit
+start_girder f1 --no-demo --module-dir "$M" --module hang
+kill -TERM "$GPID"
+sleep 1
+alive "$GPID" || fail "the hanging app did not hold the graceful stop (test is void)"
+kill -TERM "$GPID"
+wait_for 5 sh -c "! kill -0 $GPID" || fail "a second SIGTERM did not force the exit"
+wait "$GPID" && st=0 || st=$?
+[ "$st" -eq 1 ] || fail "forced exit status $st, expected 1"
+grep -q 'event=forced_exit signal=SIGTERM' "$TMP/f1.log" || fail "forced exit not logged"
+pass "a second SIGTERM during a stuck shutdown forces the exit (status 1)"
+
+# ---------------------------------------------------------------- init:stop from Erlang
+start_girder i1
+out=$(erl_eval e1 "io:format(\"~p~n\", [rpc:call('$(node i1)', init, stop, [])])")
+[ "$out" = ok ] || fail "init:stop answered $out"
+wait_for 10 sh -c "! kill -0 $GPID" || fail "init:stop did not stop the node"
+wait "$GPID" && st=0 || st=$?
+[ "$st" -eq 0 ] || fail "exit status $st after init:stop()"
+grep -q 'event=stopping reason=init:stop' "$TMP/i1.log" || fail "init:stop not logged"
+start_girder i2
+out=$(erl_eval e2 "io:format(\"~p~n\", [rpc:call('$(node i2)', init, stop, [3])])")
+[ "$out" = ok ] || fail "init:stop(3) answered $out"
+wait_for 10 sh -c "! kill -0 $GPID" || fail "init:stop(3) did not stop the node"
+wait "$GPID" && st=0 || st=$?
+[ "$st" -eq 3 ] || fail "exit status $st after init:stop(3)"
+pass "init:stop() and init:stop(3) from erl: ok, graceful stop, exit status 0 and 3"
+
+# ---------------------------------------------------------------- start-up failures
+# expect_startup_failure WHAT PATTERN ARGS...: girderd must exit non-zero within 30 s with one
+# "girderd: " line on stderr matching PATTERN.
+expect_startup_failure() {
+    _what=$1; _pat=$2; shift 2
+    set +e
+    timeout 30 "$GIRDERD" "$@" >"$TMP/sf.out" 2>"$TMP/sf.err"
+    _rc=$?
+    set -e
+    [ "$_rc" -ne 0 ] && [ "$_rc" -ne 124 ] || { cat "$TMP/sf.err"; fail "$_what: exit $_rc"; }
+    [ "$(grep -c '^girderd: ' "$TMP/sf.err")" -eq 1 ] || { cat "$TMP/sf.err"; fail "$_what: not one line"; }
+    grep -q "^girderd: $_pat" "$TMP/sf.err" || { cat "$TMP/sf.err"; fail "$_what: no line matching $_pat"; }
+    pass "start-up failure, $_what: $(grep '^girderd: ' "$TMP/sf.err") (exit $_rc)"
+}
+P=$(random_port)
+start_girder s1 --listen-port "$P"
+expect_startup_failure "name taken" "the name s1$SUF seems to be in use by another node" \
+    --sname "s1$SUF" --cookie c --control-socket "$TMP/x.sock"
+expect_startup_failure "port in use" "cannot listen on distribution port $P: Address already in use" \
+    --sname "s2$SUF" --cookie c --listen-port "$P" --control-socket "$TMP/x.sock"
+expect_startup_failure "control socket in use" "control socket $TMP/s1.sock is in use by a running process" \
+    --sname "s3$SUF" --cookie c --control-socket "$TMP/s1.sock"
+registered "s3$SUF" && fail "a failed start left its name registered"
+NOPORT=$(random_port)
+expect_startup_failure "port mapper unreachable" "no port mapper on port $NOPORT (and start_epmd is false)" \
+    --sname "s4$SUF" --cookie c --epmd-port "$NOPORT" --no-start-epmd
+mkdir -p "$TMP/lonely"
+cp "$GIRDERD" "$TMP/lonely/girderd"   # no girder-epmd beside it
+set +e
+timeout 30 "$TMP/lonely/girderd" --sname "s5$SUF" --cookie c --epmd-port "$NOPORT" --no-demo \
+    >"$TMP/sf.out" 2>"$TMP/sf.err"
+rc=$?
+set -e
+[ "$rc" -eq 1 ] && grep -q "^girderd: no port mapper on port $NOPORT, and $TMP/lonely/girder-epmd did not start one" "$TMP/sf.err" \
+    || { cat "$TMP/sf.err"; fail "port mapper not startable: exit $rc"; }
+pass "start-up failure, port mapper not startable: $(grep '^girderd: ' "$TMP/sf.err")"
+echo "$PASSED passed, 0 failed"
