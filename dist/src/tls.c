@@ -310,6 +310,29 @@ static void subject_of(X509 *x, char *buf, size_t len)
     BIO_free(b);
 }
 
+/* "DNS names: a, b" of a certificate's subjectAltName, or what OTP looks at without one. */
+static void dns_names(X509 *cert, char *buf, size_t len)
+{
+    GENERAL_NAMES *sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    int n = sans ? sk_GENERAL_NAME_num(sans) : 0;
+    size_t k = (size_t)snprintf(buf, len, "%s", n > 0 ? "DNS names:" : "no subjectAltName: the CN");
+    int shown = 0;
+    for (int i = 0; i < n && k < len; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
+        if (g->type != GEN_DNS) continue;
+        const unsigned char *d = ASN1_STRING_get0_data(g->d.dNSName);
+        int dn = ASN1_STRING_length(g->d.dNSName);
+        char v[64];
+        size_t m = 0;
+        for (int j = 0; j < dn && m < sizeof v - 1; j++) /* the peer's bytes: printable only */
+            v[m++] = d[j] > ' ' && d[j] < 0x7f && d[j] != '"' && d[j] != '\\' ? (char)d[j] : '?';
+        v[m] = 0;
+        k += (size_t)snprintf(buf + k, len - k, "%s %s", shown++ ? "," : "", v);
+    }
+    if (n > 0 && !shown && k < len) snprintf(buf + k, len - k, " none");
+    GENERAL_NAMES_free(sans);
+}
+
 static int verify_cb(int ok, X509_STORE_CTX *xs)
 {
     SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
@@ -333,8 +356,11 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
         !otp_host_matches(cert, t->host)) {
         X509_STORE_CTX_set_error(xs, X509_V_ERR_HOSTNAME_MISMATCH);
         subject_of(cert, subj, sizeof subj);
+        char names[200];
+        dns_names(cert, names, sizeof names);
         snprintf(t->verify_why, sizeof t->verify_why,
-                 "certificate host name mismatch: '%s' is not a DNS name of %s", t->host, subj);
+                 "certificate host name mismatch: '%s' is not a DNS name of %s (%s)", t->host, subj,
+                 names);
         return 0;
     }
     return 1;
