@@ -588,6 +588,11 @@ void dist__tls_ctx_set_rekey(dist_tls_ctx *c, uint64_t tls13_bytes, uint64_t tls
     c->renegotiate_at = tls12_records ? tls12_records : OTP_RENEGOTIATE_AT;
 }
 
+void dist__tls_ctx_ref(dist_tls_ctx *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+}
+
 void dist__tls_ctx_free(dist_tls_ctx *c)
 {
     if (!c || atomic_fetch_sub(&c->refs, 1) != 1) return;

@@ -4,6 +4,8 @@
 
 #include "tls_config.h"
 
+#include <girder/dist.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,6 +32,8 @@ typedef struct dist_tls_ctx dist_tls_ctx;
 */
 int dist__tls_ctx_new(const dist_tls_role *role, bool server, dist_tls_ctx **out, char *err,
                       size_t errlen);
+/* Takes one more reference (each dist__tls_ctx_free drops one). */
+void dist__tls_ctx_ref(dist_tls_ctx *c);
 void dist__tls_ctx_free(dist_tls_ctx *c);
 /* When to re-key by ourselves, as OTP does: TLS 1.3 KeyUpdate after this many plaintext bytes
 ** (OTP: 388736063997 for AES-GCM), TLS 1.2 renegotiation after this many records (OTP: 2^28).
@@ -114,5 +118,18 @@ unsigned dist__tls_key_updates(const dist_tls *t);
 
 /* OTP 25's host-name rule (see dist__tls_new), for a PEM or DER certificate in memory (tests). */
 bool dist__tls_host_matches(const void *cert_pem, size_t len, const char *host);
+
+/* ---------------------------------------------------------------- from dist_config */
+
+/*
+** Reads cfg's TLS options (ssl_dist_optfile, ssl_dist_opt) and builds the server and client
+** contexts (*server, *client: one reference each). Returns 0, DIST_EINVAL for an unknown
+** proto_dist, or DIST_ETLSCONF / DIST_ENOMEM with err naming the file (or -ssl_dist_opt), the
+** role, the option and why. warn (may be NULL) gets one line per option read but not honoured.
+*/
+int dist__tls_contexts(const dist_config *cfg, dist_tls_ctx **server, dist_tls_ctx **client,
+                       char *err, size_t errlen, dist_tls_warn_fn warn, void *ud);
+/* cfg asks for TLS (proto_dist "inet_tls"). */
+bool dist__tls_wanted(const dist_config *cfg);
 
 #endif

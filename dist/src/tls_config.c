@@ -874,6 +874,7 @@ int dist__tls_config_load(const char *path, int argc, const char *const *argv, d
             dist__tls_role_defaults(f[i]);
         } else if (argc > 0) { /* inet_tls_dist:get_ssl_dist_arguments/1 */
             *out[i] = *a[i];
+            out[i]->from_args = true;
             dist__tls_role_defaults(a[i]);
         } else { /* only {erl_dist, true}: ssl's own defaults, TLS 1.3 and 1.2 */
             out[i]->versions = DIST_TLS_V12 | DIST_TLS_V13;

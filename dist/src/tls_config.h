@@ -28,6 +28,7 @@ enum { DIST_TLS_SNI_DEFAULT = 0, DIST_TLS_SNI_NAME, DIST_TLS_SNI_DISABLE };
 */
 typedef struct dist_tls_role {
     bool given;       /* the role came from the file or the arguments (else all defaults) */
+    bool from_args;   /* dist__tls_config_load took it from the -ssl_dist_opt arguments */
     char *certfile;   /* PEM; NULL: no certificate */
     char *keyfile;    /* PEM; NULL: the key is in certfile (OTP: keyfile defaults to certfile) */
     char *password;   /* for an encrypted keyfile; NULL: none */
