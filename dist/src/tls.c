@@ -9,6 +9,7 @@
 #include <openssl/x509v3.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -449,8 +450,24 @@ static int check_cipher_names(SSL_CTX *c, const char *list, char *err, size_t er
     return 0;
 }
 
+/* A file OpenSSL is about to read must be readable: say why not in the system's words (OpenSSL
+** would only say "system lib"). */
+static int check_file(char *err, size_t errlen, bool server, const char *opt, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f) {
+        fclose(f);
+        return 0;
+    }
+    int e = errno;
+    ERR_clear_error();
+    return ctx_fail(err, errlen, server, opt, "cannot read %s: %s", path, strerror(e));
+}
+
 static int load_dh(SSL_CTX *c, const char *path, char *err, size_t errlen)
 {
+    int rc = check_file(err, errlen, true, "dhfile", path);
+    if (rc) return rc;
     BIO *b = BIO_new_file(path, "r");
     EVP_PKEY *dh = b ? PEM_read_bio_Parameters(b, NULL) : NULL;
     BIO_free(b);
@@ -508,6 +525,9 @@ static int configure(dist_tls_ctx *x, const dist_tls_role *r, char *err, size_t 
     SSL_CTX_set_default_passwd_cb_userdata(c, r->password);
     if (r->certfile) {
         const char *key = r->keyfile ? r->keyfile : r->certfile;
+        if ((rc = check_file(err, errlen, sv, "certfile", r->certfile)) ||
+            (r->keyfile && (rc = check_file(err, errlen, sv, "keyfile", r->keyfile))))
+            return rc;
         if (SSL_CTX_use_certificate_chain_file(c, r->certfile) != 1)
             return ctx_fail(err, errlen, sv, "certfile", "cannot use %s", r->certfile);
         if (SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1)
@@ -522,6 +542,7 @@ static int configure(dist_tls_ctx *x, const dist_tls_role *r, char *err, size_t 
     SSL_CTX_set_default_passwd_cb_userdata(c, NULL); /* the role struct may go away */
     /* trust */
     if (r->cacertfile) {
+        if ((rc = check_file(err, errlen, sv, "cacertfile", r->cacertfile))) return rc;
         if (SSL_CTX_load_verify_locations(c, r->cacertfile, NULL) != 1)
             return ctx_fail(err, errlen, sv, "cacertfile", "cannot load %s", r->cacertfile);
         if (sv && r->verify_peer) {
