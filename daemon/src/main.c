@@ -382,11 +382,20 @@ int main(int argc, char **argv)
     dc.ticktime_s = (unsigned)cfg.ticktime;
     dc.handshake_timeout_ms = (int)cfg.setuptime * 1000;
     dc.log = dist_log;
+    dc.proto_dist = cfg.proto_dist;
+    dc.ssl_dist_optfile = cfg.ssl_dist_optfile;
+    dc.ssl_dist_opt = (const char *const *)cfg.ssl_dist_opt.v;
+    dc.ssl_dist_opt_count = (int)cfg.ssl_dist_opt.n;
     if ((rc = dist_start(&dc)) != 0) {
         if (rc == DIST_EEPMD)
             startup_error("registration with the port mapper on port %lld failed (name %s in "
                           "use?)",
                           cfg.epmd_port, nm);
+        else if (rc == DIST_ETLSCONF)
+            startup_error(
+                "TLS distribution did not start: %s (the log line event=tls_config_failed "
+                "says which file, option or key)",
+                dist_strerror(rc));
         else if (rc == DIST_ENOCONN && dynamic)
             startup_error("%s (the node that names this one) is not reachable", cfg.connect);
         else
