@@ -360,6 +360,7 @@ int main(int argc, char **argv)
     gd_self.schedulers =
         cfg.schedulers ? (unsigned)cfg.schedulers : (unsigned)(online > 0 ? online : 1);
     gd_self.hidden = cfg.hidden || dynamic;
+    gd_self.tls = !strcmp(cfg.proto_dist, "inet_tls");
     gd_self.start_ms = gd_now_ms();
     nd_config nc = {0};
     nc.schedulers = gd_self.schedulers;
