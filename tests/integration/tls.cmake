@@ -1,0 +1,10 @@
+# TLS distribution integration tests: girderd and real erl nodes over mutual TLS.
+find_program(ERLC_EXECUTABLE erlc REQUIRED)
+find_program(OPENSSL_EXECUTABLE openssl REQUIRED)
+set(TLS_TEST_ENV
+  "GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;GIRDER=$<TARGET_FILE:girder>;ERL=${ERL_EXECUTABLE};ERLC=${ERLC_EXECUTABLE}")
+foreach(v 12 13)
+  add_test(NAME tls-int-interop-${v} COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/tls/interop.sh ${v})
+  set_tests_properties(tls-int-interop-${v} PROPERTIES
+    TIMEOUT 180 LABELS "dist;tls;integration" ENVIRONMENT "${TLS_TEST_ENV}")
+endforeach()
