@@ -348,7 +348,7 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
             return 1; /* OTP's best_effort: no CRL to be found is not a failure */
         if (!t->verify_why[0]) {
             if (cert) subject_of(cert, subj, sizeof subj);
-            snprintf(t->verify_why, sizeof t->verify_why, "certificate %s at depth %d (%s)",
+            snprintf(t->verify_why, sizeof t->verify_why, "%s at depth %d (%s)",
                      X509_verify_cert_error_string(e), depth, subj);
         }
         return 0;
@@ -367,13 +367,29 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
     return 1;
 }
 
+/* An alert's name; OpenSSL 3.0 calls the ones TLS 1.3 added "unknown". */
+static const char *alert_name(int ret)
+{
+    switch (ret & 0xff) {
+    case 109:
+        return "missing extension";
+    case 115:
+        return "unknown PSK identity";
+    case 116:
+        return "certificate required";
+    case 120:
+        return "no application protocol";
+    }
+    return SSL_alert_desc_string_long(ret);
+}
+
 static void info_cb(const SSL *ssl, int where, int ret)
 {
     dist_tls *t = SSL_get_ex_data(ssl, ssl_index);
     if (!t) return;
     if ((where & SSL_CB_ALERT) && (ret >> 8) == SSL3_AL_FATAL)
         snprintf(t->alert, sizeof t->alert, "%s fatal alert '%s'",
-                 (where & SSL_CB_READ) ? "received" : "sent", SSL_alert_desc_string_long(ret));
+                 (where & SSL_CB_READ) ? "received" : "sent", alert_name(ret));
 }
 
 static void msg_cb(int write_p, int version, int content_type, const void *buf, size_t len,
