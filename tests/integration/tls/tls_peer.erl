@@ -1,6 +1,6 @@
 %% Erlang side of the TLS integration tests (besides dist_peer's cases, run over TLS too).
 -module(tls_peer).
--export([main/1, girder_dials/1, refused/1, girder_pings/1]).
+-export([main/1, girder_dials/1, refused/1, girder_pings/1, keeper/1, still_served/1]).
 
 %% erl -noshell -pa DIR -run tls_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -43,6 +43,21 @@ refused([G]) ->
 girder_pings([G, N, Want]) ->
     pong = net_adm:ping(G),
     Want = rpc:call(G, net_adm, ping, [N]),
+    ok.
+
+%% A good peer that stays connected to G through the refusals (the script kills it).
+keeper([G]) ->
+    pong = net_adm:ping(G),
+    monitor_node(G, true),
+    io:format("READY~n"),
+    receive {nodedown, G} -> io:format("NODEDOWN~n"), halt(1) end.
+
+%% After the refusals: K (the keeper) is still connected to G, and G still serves.
+still_served([G, K]) ->
+    pong = net_adm:ping(G),
+    true = lists:member(K, rpc:call(G, erlang, nodes, [])),
+    {echo, G} ! {self(), still},
+    receive still -> ok after 5000 -> error(not_served) end,
     ok.
 
 wait(_F, 0) -> error(wait_timeout);
