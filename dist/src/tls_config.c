@@ -813,7 +813,9 @@ int dist__tls_config_args(int argc, const char *const *argv, dist_tls_config *cf
     uint64_t seen[2] = {0, 0};
     int rc = 0;
     config_init(cfg);
-    if (argc % 2) return fail(&R, NULL, "options come in pairs (key value); %d words", argc);
+    if (argc % 2)
+        return fail(&R, NULL, "options come in pairs (key value), got %d word%s", argc,
+                    argc == 1 ? "" : "s");
     for (int i = 0; i < argc && rc == 0; i += 2) {
         const char *k = argv[i];
         bool server = strncmp(k, "server_", 7) == 0;

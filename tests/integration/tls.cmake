@@ -14,3 +14,6 @@ set_tests_properties(tls-int-refusals PROPERTIES
 add_test(NAME tls-int-cli COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/tls/cli.sh)
 set_tests_properties(tls-int-cli PROPERTIES
   TIMEOUT 180 LABELS "cli;tls;integration" ENVIRONMENT "${TLS_TEST_ENV}")
+add_test(NAME tls-int-girderd COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/tls/girderd.sh)
+set_tests_properties(tls-int-girderd PROPERTIES
+  TIMEOUT 120 LABELS "daemon;tls;integration" ENVIRONMENT "${TLS_TEST_ENV}")
