@@ -19,6 +19,7 @@ run() {
     _st=0
     timeout 60 "$GIRDER" "$@" >"$TMP/out" 2>"$TMP/err" || _st=$?
     [ "$_st" = "$_want" ] || { cat "$TMP/out" "$TMP/err"; fail "girder $* exited $_st, not $_want"; }
+    if grep -q "Sanitizer\|runtime error:" "$TMP/err"; then cat "$TMP/err"; fail "sanitizer: girder $*"; fi
 }
 
 log "node commands over TLS, on girderd and erl"
