@@ -381,8 +381,11 @@ static void on_alloc(void *ud, dist_tr_stream *s, uint8_t **buf, size_t *cap)
     *cap = ch->rcap - ch->rlen;
 }
 
+/* Drops the first used bytes of the read buffer. Nothing moves while a frame is still arriving
+** (used 0): a large frame read in pieces would otherwise be moved onto itself once per piece. */
 static void consume(dchan *ch, size_t used)
 {
+    if (!used) return;
     memmove(ch->rbuf, ch->rbuf + used, ch->rlen - used);
     ch->rlen -= used;
 }
