@@ -5,6 +5,7 @@
 
 #include <girder/dist.h>
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,12 @@
 ** never from inside write()), and its buffers go back to the machine. One inner write is in
 ** flight at a time, covering everything pending.
 **
+** Direct writes: a sender's thread may encrypt a message and write it to an idle connection
+** itself (try_write), as over TCP. So the engine and the write state of a stream are guarded
+** by the stream's mutex, which is never held while the machine is called. Ciphertext that the
+** socket did not take at once is left to the loop: the stream goes on the transport's kick
+** list and the loop is woken (the inner transport's wake comes back to in_wake here first).
+**
 ** Reading: after each inner read, the handshake is driven or the plaintext decrypted into the
 ** machine's own read buffer (chan.c's, grown to a whole frame), until the engine needs more.
 **
@@ -36,6 +43,8 @@ typedef struct tls_tr {
     dist_tls_ctx *server, *client;
     void (*log)(void *ud, int level, const char *line);
     void *log_ud;
+    pthread_mutex_t kick_mu;
+    dist_tr_stream *kicks; /* streams the loop must look at (direct writes left work) */
 } tls_tr;
 
 /* One write of the machine: its buffers (the machine keeps them until reported) and req. */
@@ -51,20 +60,27 @@ typedef struct wreq {
 struct dist_tr_stream {
     tls_tr *t;
     dist_tr_stream *in; /* the inner stream */
-    dist_tls *e;        /* NULL until the inner stream is connected */
     void *ud;
-    dist_tr_timer *defer;  /* the inner transport's: reports completions outside of write() */
-    wreq *q, *qtail;       /* writes not wholly encrypted yet */
+    dist_tr_timer *defer; /* the inner transport's: reports completions outside of write() */
+    /* loop thread only */
     wreq *done, *donetail; /* encrypted, completion not reported yet (oldest first) */
-    size_t inflight;       /* ciphertext bytes of the inner write in flight */
-    dist_iov txv[TX_IOV];
-    int busy;      /* callbacks of this stream on the stack */
-    int deliver;   /* an error to report through read() once reading (0: none) */
-    bool outgoing; /* we are the TLS client */
-    bool reading, closing, failed, eof, pumping, repump;
+    int busy;              /* callbacks of this stream on the stack */
+    bool outgoing;         /* we are the TLS client */
+    bool reading, eof;
     uint64_t rx_bytes; /* ciphertext received */
     char host[256];    /* client: the peer's host */
-    char why[300];     /* failed: why (OpenSSL's reason) */
+    /* kick list (t->kick_mu) */
+    dist_tr_stream *kick_next;
+    bool kicked;
+    /* under mu: shared with a sender in try_write */
+    pthread_mutex_t mu;
+    dist_tls *e;     /* NULL until the inner stream is connected */
+    wreq *q, *qtail; /* writes not wholly encrypted yet */
+    size_t inflight; /* ciphertext bytes of the inner write in flight */
+    dist_iov txv[TX_IOV];
+    int deliver; /* an error to report through read() once reading (0: none) */
+    bool closing, failed;
+    char why[300]; /* failed: why (OpenSSL's reason) */
 };
 
 #define T(x)  ((tls_tr *)(x))
@@ -93,23 +109,31 @@ static void sanitize(char *s)
             *s = '?';
 }
 
+static void lock(dist_tr_stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+}
+
+static void unlock(dist_tr_stream *s)
+{
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* ================================================================ stream lifetime */
 
 static void stream_free(dist_tr_stream *s)
 {
     tls_tr *t = s->t;
     if (s->defer) IN(t)->timer_free(s->defer);
-    while (s->q) {
-        wreq *w = s->q;
-        s->q = w->next;
-        free(w);
-    }
-    while (s->done) {
-        wreq *w = s->done;
-        s->done = w->next;
-        free(w);
-    }
+    wreq *lists[2] = {s->q, s->done};
+    for (int i = 0; i < 2; i++)
+        while (lists[i]) {
+            wreq *w = lists[i];
+            lists[i] = w->next;
+            free(w);
+        }
     dist__tls_free(s->e);
+    pthread_mutex_destroy(&s->mu);
     free(s);
 }
 
@@ -118,14 +142,10 @@ static void enter(dist_tr_stream *s)
     s->busy++;
 }
 
-/* Ends a callback; false when the stream is gone (or closing) and the caller must stop. */
-static bool leave(dist_tr_stream *s)
+/* Ends a callback; frees a stream closed meanwhile once no callback of it is left. */
+static void leave(dist_tr_stream *s)
 {
-    if (--s->busy == 0 && s->closing) {
-        stream_free(s);
-        return false;
-    }
-    return !s->closing;
+    if (--s->busy == 0 && s->closing) stream_free(s);
 }
 
 static void on_defer(void *ud);
@@ -142,17 +162,45 @@ static dist_tr_stream *stream_new(tls_tr *t, void *ud, bool outgoing)
         free(s);
         return NULL;
     }
+    pthread_mutex_init(&s->mu, NULL);
     return s;
 }
 
-/* ================================================================ writing */
+/* Any thread: asks the loop to look at s (in_wake). */
+static void kick(dist_tr_stream *s)
+{
+    tls_tr *t = s->t;
+    pthread_mutex_lock(&t->kick_mu);
+    if (!s->kicked) {
+        s->kicked = true;
+        s->kick_next = t->kicks;
+        t->kicks = s;
+    }
+    pthread_mutex_unlock(&t->kick_mu);
+    IN(t)->wake(t->inner);
+}
+
+static void unkick(dist_tr_stream *s)
+{
+    tls_tr *t = s->t;
+    pthread_mutex_lock(&t->kick_mu);
+    if (s->kicked)
+        for (dist_tr_stream **l = &t->kicks; *l; l = &(*l)->kick_next)
+            if (*l == s) {
+                *l = s->kick_next;
+                break;
+            }
+    s->kicked = false;
+    pthread_mutex_unlock(&t->kick_mu);
+}
+
+/* ================================================================ writing (mu held) */
 
 /* Hands the pending ciphertext to the inner stream unless a write is in flight. */
 static void flush(dist_tr_stream *s)
 {
     if (s->inflight || !s->e || !s->in || s->closing) return;
-    size_t pending = dist__tls_tx_pending(s->e);
-    if (!pending) return;
+    if (!dist__tls_tx_pending(s->e)) return;
     struct iovec v[TX_IOV];
     int k = dist__tls_tx_iov(s->e, v, TX_IOV);
     size_t bytes = 0;
@@ -162,9 +210,7 @@ static void flush(dist_tr_stream *s)
     }
     int rc = IN(s->t)->write(s->in, s->txv, (size_t)k, NULL);
     if (rc) {
-        /* the inner stream is failing: its read side reports it */
-        s->failed = true;
-        snprintf(s->why, sizeof s->why, "cannot write: %s", dist_strerror(rc));
+        /* the inner stream is failing: reported through read() */
         if (!s->deliver) s->deliver = rc;
         IN(s->t)->timer_start(s->defer, 0, 0);
         return;
@@ -172,84 +218,88 @@ static void flush(dist_tr_stream *s)
     s->inflight = bytes;
 }
 
-/* The engine failed: keep its reason, send its alert, and report it through read(). */
-static void engine_failed(dist_tr_stream *s)
+/* The engine failed: keep its reason and report it through read(). */
+static void mark_failed(dist_tr_stream *s)
 {
+    if (s->failed) return;
     s->failed = true;
     snprintf(s->why, sizeof s->why, "%s", dist__tls_why(s->e));
     sanitize(s->why);
-    flush(s); /* the alert, if OpenSSL queued one */
-    if (s->in) IN(s->t)->read_stop(s->in);
     if (!s->deliver) s->deliver = DIST_ETLS;
 }
 
-/*
-** Encrypts queued writes while the ciphertext waiting stays under the bound; wholly taken writes
-** move to the done list. Then writes what is pending. Never calls the machine.
-*/
-static void pump(dist_tr_stream *s)
+/* Loop thread: the engine failed; its alert goes out, reading stops. */
+static void engine_failed(dist_tr_stream *s)
 {
-    if (s->pumping) {
-        s->repump = true;
-        return;
-    }
-    s->pumping = true;
-    do {
-        s->repump = false;
-        while (s->q && !s->closing && !s->failed && s->e && dist__tls_established(s->e)) {
-            size_t pending = dist__tls_tx_pending(s->e);
-            if (pending >= DIST_TLS_TX_HIGH) break;
-            size_t budget = DIST_TLS_TX_HIGH - pending;
-            wreq *w = s->q;
-            struct iovec v[16];
-            int k = 0;
-            size_t sum = 0;
-            for (size_t i = w->i; i < w->n && k < 16 && sum < budget; i++) {
-                size_t off = i == w->i ? w->off : 0;
-                size_t len = w->iov[i].len - off;
-                if (len > budget - sum) len = budget - sum;
-                v[k].iov_base = (void *)(w->iov[i].base + off);
-                v[k].iov_len = len;
-                sum += len;
-                k++;
-            }
-            size_t took = 0;
-            int rc = k ? dist__tls_writev(s->e, v, k, &took) : 0;
-            while (took) { /* advance the write's cursor */
-                size_t left = w->iov[w->i].len - w->off;
-                size_t a = took < left ? took : left;
-                w->off += a;
-                took -= a;
-                if (w->off == w->iov[w->i].len) {
-                    w->i++;
-                    w->off = 0;
-                }
-            }
-            while (w->i < w->n && w->iov[w->i].len == 0) w->i++;
-            if (w->i == w->n) {
-                s->q = w->next;
-                if (!s->q) s->qtail = NULL;
-                w->next = NULL;
-                if (s->donetail)
-                    s->donetail->next = w;
-                else
-                    s->done = w;
-                s->donetail = w;
-            }
-            if (rc == DIST_TLS_AGAIN) break; /* a renegotiation waits for the peer's answer */
-            if (rc < 0) {
-                engine_failed(s);
-                break;
+    mark_failed(s);
+    flush(s); /* the alert, if OpenSSL queued one */
+    if (s->in) IN(s->t)->read_stop(s->in);
+}
+
+/*
+** Loop thread: encrypts queued writes while the ciphertext waiting stays under the bound; wholly
+** taken writes move to the done list. Then writes what is pending. Never calls the machine.
+*/
+static void pump_locked(dist_tr_stream *s)
+{
+    while (s->q && !s->closing && !s->failed && s->e && dist__tls_established(s->e)) {
+        size_t pending = dist__tls_tx_pending(s->e);
+        if (pending >= DIST_TLS_TX_HIGH) break;
+        size_t budget = DIST_TLS_TX_HIGH - pending;
+        wreq *w = s->q;
+        struct iovec v[16];
+        int k = 0;
+        size_t sum = 0;
+        for (size_t i = w->i; i < w->n && k < 16 && sum < budget; i++) {
+            size_t off = i == w->i ? w->off : 0;
+            size_t len = w->iov[i].len - off;
+            if (len > budget - sum) len = budget - sum;
+            v[k].iov_base = (void *)(w->iov[i].base + off);
+            v[k].iov_len = len;
+            sum += len;
+            k++;
+        }
+        size_t took = 0;
+        int rc = k ? dist__tls_writev(s->e, v, k, &took) : 0;
+        while (took) { /* advance the write's cursor */
+            size_t left = w->iov[w->i].len - w->off;
+            size_t a = took < left ? took : left;
+            w->off += a;
+            took -= a;
+            if (w->off == w->iov[w->i].len) {
+                w->i++;
+                w->off = 0;
             }
         }
-        flush(s);
-    } while (s->repump && !s->closing);
-    s->pumping = false;
+        while (w->i < w->n && w->iov[w->i].len == 0) w->i++;
+        if (w->i == w->n) {
+            s->q = w->next;
+            if (!s->q) s->qtail = NULL;
+            w->next = NULL;
+            if (s->donetail)
+                s->donetail->next = w;
+            else
+                s->done = w;
+            s->donetail = w;
+        }
+        if (rc == DIST_TLS_AGAIN) break; /* a renegotiation waits for the peer's answer */
+        if (rc < 0) {
+            engine_failed(s);
+            break;
+        }
+    }
+    flush(s);
+}
+
+static void pump(dist_tr_stream *s)
+{
+    lock(s);
+    pump_locked(s);
+    unlock(s);
 }
 
 static int tls_write(dist_tr_stream *s, const dist_iov *iov, size_t n, void *req)
 {
-    if (s->closing || s->failed) return DIST_ENOCONN;
     wreq *w = malloc(sizeof *w + n * sizeof *iov);
     if (!w) return DIST_ENOMEM;
     w->next = NULL;
@@ -257,26 +307,75 @@ static int tls_write(dist_tr_stream *s, const dist_iov *iov, size_t n, void *req
     w->n = n;
     w->i = w->off = 0;
     memcpy(w->iov, iov, n * sizeof *iov);
+    lock(s);
+    if (s->closing || s->failed) {
+        unlock(s);
+        free(w);
+        return DIST_ENOCONN;
+    }
     if (s->qtail)
         s->qtail->next = w;
     else
         s->q = w;
     s->qtail = w;
-    pump(s);
-    if (s->done || s->deliver) IN(s->t)->timer_start(s->defer, 0, 0);
+    pump_locked(s);
+    bool later = s->done || s->deliver;
+    unlock(s);
+    if (later) IN(s->t)->timer_start(s->defer, 0, 0);
     return 0;
 }
 
-/* ================================================================ reading */
+/*
+** A sender's thread: encrypts p and writes it to the socket itself when the connection is idle
+** (nothing queued, pending or in flight), as TCP's try_write. Returns the plaintext bytes taken
+** (0: the caller queues), or DIST_ETLS when the engine failed (the loop reports it). Ciphertext
+** the socket does not take at once stays in the engine for the loop to write (kick).
+*/
+static ssize_t tls_try_write(dist_tr_stream *s, const uint8_t *p, size_t n)
+{
+    if (!IN(s->t)->try_write) return 0; /* an inner transport without direct writes */
+    lock(s);
+    if (s->closing || s->failed || !s->e || !dist__tls_established(s->e) || s->q || s->inflight ||
+        dist__tls_tx_pending(s->e)) {
+        unlock(s);
+        return 0;
+    }
+    struct iovec v = {(void *)p, n};
+    size_t took = 0;
+    int rc = dist__tls_writev(s->e, &v, 1, &took);
+    if (rc < 0) {
+        mark_failed(s);
+        unlock(s);
+        kick(s);
+        return DIST_ETLS;
+    }
+    bool left = rc == DIST_TLS_AGAIN; /* data staged behind a renegotiation */
+    while (dist__tls_tx_pending(s->e)) {
+        struct iovec o;
+        if (dist__tls_tx_iov(s->e, &o, 1) != 1) break;
+        ssize_t w = IN(s->t)->try_write(s->in, o.iov_base, o.iov_len);
+        if (w > 0) dist__tls_tx_consume(s->e, (size_t)w);
+        if (w != (ssize_t)o.iov_len) break; /* full (or failing: the loop finds out) */
+    }
+    left = left || dist__tls_tx_pending(s->e);
+    unlock(s);
+    if (left) kick(s);
+    return (ssize_t)took;
+}
 
-/* Decrypts into the machine's buffers while it reads; then reports completions and errors.
-** Called inside a callback of s (busy). */
+/* ================================================================ reading (loop thread) */
+
+/* Decrypts into the machine's buffers while it reads. Inside a callback of s (busy). */
 static void drain(dist_tr_stream *s)
 {
     tls_tr *t = s->t;
     dist_tr_user *u = &t->base.user;
-    while (s->reading && !s->closing && !s->failed && !s->eof && s->e &&
-           dist__tls_established(s->e)) {
+    for (;;) {
+        lock(s);
+        bool go = s->reading && !s->closing && !s->failed && !s->eof && s->e &&
+                  dist__tls_established(s->e);
+        unlock(s);
+        if (!go) break;
         uint8_t *buf = NULL;
         size_t cap = 0;
         u->alloc(u->ud, s, &buf, &cap);
@@ -287,12 +386,15 @@ static void drain(dist_tr_stream *s)
         }
         size_t got = 0;
         int rc = 0;
+        lock(s);
         while (got < cap) { /* fill the buffer: a record gives at most 16 KiB */
             size_t k = 0;
             rc = dist__tls_read(s->e, buf + got, cap - got, &k);
             got += k;
             if (rc) break;
         }
+        if (rc < 0 && rc != DIST_TLS_EOF) engine_failed(s);
+        unlock(s);
         if (got) {
             u->read(u->ud, s, (ssize_t)got);
             if (s->closing) return;
@@ -302,13 +404,11 @@ static void drain(dist_tr_stream *s)
             u->read(u->ud, s, DIST_ENOCONN);
             return;
         }
-        if (rc < 0) {
-            engine_failed(s);
-            break;
-        }
-        if (rc == DIST_TLS_AGAIN) break;
+        if (rc) break; /* AGAIN, or failed (reported by report()) */
     }
+    lock(s);
     flush(s); /* answers to a renegotiation or KeyUpdate */
+    unlock(s);
 }
 
 /* Reports what waits for the machine: finished writes, then an error. Inside a callback. */
@@ -324,11 +424,12 @@ static void report(dist_tr_stream *s)
         if (!s->closing) u->written(u->ud, s, 0, w->req);
         free(w);
     }
-    if (s->deliver && s->reading && !s->closing) {
-        int err = s->deliver;
-        s->deliver = 0;
-        u->read(u->ud, s, err);
-    }
+    if (s->closing || !s->reading) return;
+    lock(s);
+    int err = s->deliver;
+    s->deliver = 0;
+    unlock(s);
+    if (err) u->read(u->ud, s, err);
 }
 
 static void on_defer(void *ud)
@@ -343,23 +444,32 @@ static void on_defer(void *ud)
 /* The handshake went as far as it could; once it is done, queued writes go out. */
 static void handshake(dist_tr_stream *s)
 {
-    if (dist__tls_established(s->e)) return;
-    int rc = dist__tls_handshake(s->e);
-    if (rc < 0) {
-        engine_failed(s);
+    char subj[256] = "-", version[32] = "", cipher[96] = "";
+    bool resumed = false;
+    lock(s);
+    if (s->failed || dist__tls_established(s->e)) {
+        unlock(s);
         return;
     }
-    flush(s);
+    int rc = dist__tls_handshake(s->e);
+    if (rc < 0)
+        engine_failed(s);
+    else
+        flush(s);
+    if (rc == 0) {
+        if (dist__tls_peer_subject(s->e, subj, sizeof subj) != 0) snprintf(subj, sizeof subj, "-");
+        snprintf(version, sizeof version, "%s", dist__tls_version(s->e));
+        snprintf(cipher, sizeof cipher, "%s", dist__tls_cipher(s->e));
+        resumed = dist__tls_resumed(s->e);
+    }
+    unlock(s);
     if (rc != 0) return;
-    char subj[256] = "-";
-    if (dist__tls_peer_subject(s->e, subj, sizeof subj) != 0) snprintf(subj, sizeof subj, "-");
     sanitize(subj);
     char peer[80];
     IN(s->t)->stream_peer(s->in, peer, sizeof peer);
     tls_log(s->t, DIST_LOG_INFO,
             "event=tls_up peer=%s role=%s version=%s cipher=%s peer_cert=\"%s\" resumed=%d", peer,
-            s->outgoing ? "client" : "server", dist__tls_version(s->e), dist__tls_cipher(s->e),
-            subj, dist__tls_resumed(s->e) ? 1 : 0);
+            s->outgoing ? "client" : "server", version, cipher, subj, resumed ? 1 : 0);
     pump(s);
 }
 
@@ -369,7 +479,9 @@ static void in_alloc(void *ud, dist_tr_stream *in, uint8_t **buf, size_t *cap)
 {
     tls_tr *t = ud;
     dist_tr_stream *s = IN(t)->stream_ud(in);
+    lock(s);
     *buf = s->e ? dist__tls_rx_space(s->e, cap) : NULL;
+    unlock(s);
     if (!*buf) *cap = 0;
 }
 
@@ -380,14 +492,21 @@ static void in_read(void *ud, dist_tr_stream *in, ssize_t n)
     enter(s);
     if (n < 0) {
         /* end of stream or error under TLS; before the handshake ended, stream_fault says so */
+        lock(s);
         if (!s->deliver) s->deliver = (int)n;
+        unlock(s);
         IN(t)->read_stop(in);
-    } else if (!s->failed && !s->eof) {
-        dist__tls_rx_commit(s->e, (size_t)n);
+    } else if (!s->eof) {
+        lock(s);
+        bool failed = s->failed;
+        if (!failed) dist__tls_rx_commit(s->e, (size_t)n);
+        unlock(s);
         s->rx_bytes += (uint64_t)n;
-        handshake(s);
-        drain(s);
-        pump(s);
+        if (!failed) {
+            handshake(s);
+            drain(s);
+            pump(s);
+        }
     }
     if (!s->closing) report(s);
     leave(s);
@@ -399,13 +518,15 @@ static void in_written(void *ud, dist_tr_stream *in, int status, void *req)
     dist_tr_stream *s = IN(t)->stream_ud(in);
     (void)req;
     enter(s);
+    lock(s);
     dist__tls_tx_consume(s->e, s->inflight);
     s->inflight = 0;
     if (status < 0) {
         if (!s->deliver) s->deliver = status;
     } else {
-        pump(s);
+        pump_locked(s);
     }
+    unlock(s);
     if (!s->closing) report(s);
     leave(s);
 }
@@ -440,23 +561,54 @@ static void in_connected(void *ud, dist_tr_stream *in, int status, int version, 
     dist_tr_stream *s = IN(t)->stream_ud(in);
     dist_tr_user *u = &t->base.user;
     enter(s);
-    if (status == 0 && !(s->e = dist__tls_new(t->client, s->host))) {
+    dist_tls *e = status == 0 ? dist__tls_new(t->client, s->host) : NULL;
+    if (status == 0 && !e) {
         status = DIST_ENOMEM;
         why = "out of memory for a TLS connection";
     }
+    lock(s);
+    s->e = e;
+    unlock(s);
     if (status == 0 && (status = IN(t)->read_start(in)) != 0) why = "cannot read";
     if (status == 0) {
         handshake(s); /* the ClientHello */
-        u->connected(u->ud, s, s->failed ? DIST_ETLS : 0, version, s->failed ? s->why : NULL);
+        lock(s);
+        bool failed = s->failed;
+        char w[sizeof s->why];
+        snprintf(w, sizeof w, "%s", s->why);
+        unlock(s);
+        u->connected(u->ud, s, failed ? DIST_ETLS : 0, version, failed ? w : NULL);
     } else {
         u->connected(u->ud, s, status, 0, why);
     }
     leave(s);
 }
 
+/* The loop was woken: first the streams direct writes left work to (ciphertext the socket did
+** not take, or a failure to report), then the machine's own wake. */
 static void in_wake(void *ud)
 {
     tls_tr *t = ud;
+    for (;;) {
+        pthread_mutex_lock(&t->kick_mu);
+        dist_tr_stream *s = t->kicks;
+        if (s) {
+            t->kicks = s->kick_next;
+            s->kicked = false;
+        }
+        pthread_mutex_unlock(&t->kick_mu);
+        if (!s) break;
+        enter(s);
+        lock(s);
+        bool failed = s->failed;
+        if (failed)
+            engine_failed(s);
+        else
+            flush(s);
+        unlock(s);
+        if (!s->closing) report(s);
+        leave(s);
+    }
     t->base.user.wake(t->base.user.ud);
 }
 
@@ -506,7 +658,10 @@ static int tls_read_start(dist_tr_stream *s)
 {
     if (s->reading) return 0;
     s->reading = true;
-    int rc = s->in && s->e ? IN(s->t)->read_start(s->in) : 0;
+    lock(s);
+    bool up = s->in && s->e;
+    unlock(s);
+    int rc = up ? IN(s->t)->read_start(s->in) : 0;
     /* whatever arrived meanwhile (plaintext in the engine, an error) is reported from a timer */
     IN(s->t)->timer_start(s->defer, 0, 0);
     return rc;
@@ -516,37 +671,48 @@ static int tls_read_start(dist_tr_stream *s)
 static void tls_read_stop(dist_tr_stream *s)
 {
     s->reading = false;
-    if (s->in && s->e && dist__tls_established(s->e)) IN(s->t)->read_stop(s->in);
+    lock(s);
+    bool up = s->in && s->e && dist__tls_established(s->e);
+    unlock(s);
+    if (up) IN(s->t)->read_stop(s->in);
 }
 
 static void tls_close(dist_tr_stream *s)
 {
-    if (!s || s->closing) return;
-    s->closing = true;
+    if (!s) return;
+    lock(s);
+    if (s->closing) {
+        unlock(s);
+        return;
+    }
     if (s->e && s->in) {
         /* close_notify when the connection was up; a failure's alert may still be pending */
         if (dist__tls_established(s->e) && !s->failed) dist__tls_close(s->e);
-        s->closing = false;
         flush(s);
-        s->closing = true;
     }
+    s->closing = true;
+    unlock(s);
+    unkick(s);
     if (s->in) IN(s->t)->close(s->in);
     if (!s->busy) stream_free(s);
 }
 
 static bool tls_fault(dist_tr_stream *s, char *buf, size_t cap)
 {
-    if (!s->e) return false; /* no connection yet: the dial's own error says it */
-    if (s->failed) {
+    bool fault = false;
+    lock(s);
+    if (!s->e) {
+        /* no connection yet: the dial's own error says it */
+    } else if (s->failed) {
         snprintf(buf, cap, "%s", s->why);
-        return true;
-    }
-    if (!dist__tls_established(s->e)) {
+        fault = true;
+    } else if (!dist__tls_established(s->e)) {
         snprintf(buf, cap, "TLS handshake not finished (%llu bytes from the peer)",
                  (unsigned long long)s->rx_bytes);
-        return true;
+        fault = true;
     }
-    return false;
+    unlock(s);
+    return fault;
 }
 
 /* ================================================================ the rest: the inner transport's
@@ -572,6 +738,7 @@ static void tls_destroy(dist_tr *bt)
     tls_tr *t = T(bt);
     if (!t) return;
     IN(t)->destroy(t->inner);
+    pthread_mutex_destroy(&t->kick_mu);
     dist__tls_ctx_free(t->server);
     dist__tls_ctx_free(t->client);
     free(t);
@@ -660,7 +827,7 @@ static const dist_tr_ops tls_ops = {
     .read_start = tls_read_start,
     .read_stop = tls_read_stop,
     .write = tls_write,
-    .try_write = NULL, /* the engine is one thread's at a time: senders queue */
+    .try_write = tls_try_write,
     .close = tls_close,
     .stream_fault = tls_fault,
     .timer_new = tls_timer_new,
@@ -686,6 +853,7 @@ dist_tr *dist__tls_tr_new(dist_tr *inner, struct dist_tls_ctx *server, struct di
     dist__tls_ctx_ref(client);
     t->log = log;
     t->log_ud = log_ud;
+    pthread_mutex_init(&t->kick_mu, NULL);
     dist_tr_user u = {t,       in_accepted, in_connected, in_alloc,
                       in_read, in_written,  in_wake,      in_published};
     inner->user = u;

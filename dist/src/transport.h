@@ -85,8 +85,9 @@ typedef struct dist_tr_ops {
     /*
     ** From any thread, while the user guarantees the stream stays open and no write() is in
     ** flight on it: writes what the stream takes at once without blocking. Returns the bytes
-    ** written (possibly 0), or < 0 when the stream is failing (the loop will see it). NULL when the
-    ** transport cannot (TLS): callers queue instead.
+    ** taken (possibly 0), or < 0 when the stream is failing (the loop will see it). Bytes taken
+    ** are the transport's to deliver (TLS may leave ciphertext for its loop to write). NULL when
+    ** the transport cannot (the in-memory one): callers queue instead.
     */
     ssize_t (*try_write)(dist_tr_stream *s, const uint8_t *p, size_t n);
     /* Closes; no callback for s comes after this returns (an in-flight write's req is not
