@@ -1,8 +1,13 @@
 # TLS distribution integration tests: girderd and real erl nodes over mutual TLS.
 find_program(ERLC_EXECUTABLE erlc REQUIRED)
 find_program(OPENSSL_EXECUTABLE openssl REQUIRED)
+if(GIRDER_ASAN OR GIRDER_TSAN)
+  set(TLS_SANITIZED 1)
+else()
+  set(TLS_SANITIZED 0)
+endif()
 set(TLS_TEST_ENV
-  "GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;GIRDER=$<TARGET_FILE:girder>;ERL=${ERL_EXECUTABLE};ERLC=${ERLC_EXECUTABLE}")
+  "GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;GIRDER=$<TARGET_FILE:girder>;ERL=${ERL_EXECUTABLE};ERLC=${ERLC_EXECUTABLE};DIST_SANITIZED=${TLS_SANITIZED}")
 foreach(v 12 13)
   add_test(NAME tls-int-interop-${v} COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/tls/interop.sh ${v})
   set_tests_properties(tls-int-interop-${v} PROPERTIES
@@ -17,3 +22,6 @@ set_tests_properties(tls-int-cli PROPERTIES
 add_test(NAME tls-int-girderd COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/tls/girderd.sh)
 set_tests_properties(tls-int-girderd PROPERTIES
   TIMEOUT 120 LABELS "daemon;tls;integration" ENVIRONMENT "${TLS_TEST_ENV}")
+add_test(NAME tls-int-interleave COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/tls/interleave.sh)
+set_tests_properties(tls-int-interleave PROPERTIES
+  TIMEOUT 180 LABELS "dist;tls;integration" ENVIRONMENT "${TLS_TEST_ENV}")
