@@ -15,7 +15,8 @@ foreach(v 12 13)
 endforeach()
 add_test(NAME tls-int-refusals COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/tls/refusals.sh)
 set_tests_properties(tls-int-refusals PROPERTIES
-  TIMEOUT 180 LABELS "dist;tls;integration" ENVIRONMENT "${TLS_TEST_ENV}")
+  TIMEOUT 180 LABELS "dist;tls;integration"
+  ENVIRONMENT "${TLS_TEST_ENV};DAEMON_CTL=$<TARGET_FILE:daemon-ctl>")
 add_test(NAME tls-int-cli COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/tls/cli.sh)
 set_tests_properties(tls-int-cli PROPERTIES
   TIMEOUT 180 LABELS "cli;tls;integration" ENVIRONMENT "${TLS_TEST_ENV}")

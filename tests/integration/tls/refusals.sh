@@ -14,7 +14,8 @@ optfile "$TMP/rogue.conf" rogue
 optfile "$TMP/expired.conf" expired
 optfile "$TMP/other.conf" otherhost
 GOOD=$(tls_args "$TMP/good.conf")
-start_girder g1 --proto-dist inet_tls --ssl-dist-optfile "$TMP/g1.conf" --setuptime 2
+start_girder g1 --proto-dist inet_tls --ssl-dist-optfile "$TMP/g1.conf" --setuptime 2 \
+    --control-socket "$TMP/g1.sock"
 G1=$(node g1)
 G1LOG="$TMP/g1.log"
 ERL_ARGS=$GOOD start_erl k -run tls_peer main keeper "$G1"
@@ -85,5 +86,13 @@ alive "$KPID" || fail "the keeper went down"
 ERL_ARGS=$GOOD tpeer z still_served "$G1" "$(node k)" >/dev/null
 grep -q "^PASS still_served" "$TMP/z.out" || { cat "$TMP/z.out"; fail "g1 stopped serving"; }
 if grep -q "event=nodedown node=k$SUF@" "$G1LOG"; then fail "the keeper's connection dropped"; fi
-[ "$(grep -c "event=tls_failed" "$G1LOG")" -ge 9 ] || fail "fewer TLS failures logged than refusals"
+N=$(grep -c "event=tls_failed" "$G1LOG")
+[ "$N" -ge 10 ] || fail "fewer TLS failures logged ($N) than refusals"
+if [ -n "${DAEMON_CTL:-}" ]; then
+    "$DAEMON_CTL" call "$TMP/g1.sock" node.info >"$TMP/info.out" || fail "node.info: $(cat "$TMP/info.out")"
+    grep -q '"tls": *true' "$TMP/info.out" || fail "node.info does not say tls: $(cat "$TMP/info.out")"
+    grep -q "\"tls_failures\": *$N\b" "$TMP/info.out" ||
+        fail "node.info's tls_failures is not the $N logged: $(cat "$TMP/info.out")"
+    log "node.info: tls true, tls_failures $N"
+fi
 log "tls refusals: ok"
