@@ -126,7 +126,8 @@ GIRDER_API int dist_tls_check(const dist_config *cfg, char *err, size_t errlen);
 /*
 ** Connects to node (an atom) unless connected. 0 when up; else why not: DIST_ETIMEOUT, DIST_EAUTH
 ** (the peer refused our cookie), the port mapper lookup's error (EPMD_ENOENT: no such name on
-** that host; EPMD_ECONNREFUSED: no port mapper there; EPMD_EHOSTUNREACH: unknown host), or
+** that host; EPMD_ECONNREFUSED: no port mapper there; EPMD_EHOSTUNREACH: unknown host),
+** DIST_ETLS (TLS refused the connection: the log line event=tls_failed says why), or
 ** DIST_ENOCONN. Inside a process it waits as a process (a receive), so the other processes of
 ** its scheduler keep running; elsewhere it blocks the calling thread.
 */
