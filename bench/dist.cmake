@@ -1,7 +1,12 @@
-# dist benchmarks: node-to-node throughput and round trip, Girder<->Girder vs erl<->erl.
-add_executable(bench-dist-tcp ${CMAKE_CURRENT_LIST_DIR}/bench-dist-tcp.c ${CMAKE_CURRENT_LIST_DIR}/bench_child.c)
+# dist benchmarks: node-to-node throughput and round trip over TCP and TLS, Girder<->Girder vs erl<->erl.
+# one program, built for TCP and for TLS (mutual TLS, certificates made per run)
+add_executable(bench-dist-tcp ${CMAKE_CURRENT_LIST_DIR}/bench-dist.c ${CMAKE_CURRENT_LIST_DIR}/bench_child.c)
 target_link_libraries(bench-dist-tcp PRIVATE girder_dist)
 target_compile_definitions(bench-dist-tcp PRIVATE BENCH_ERL_DIR="${CMAKE_CURRENT_LIST_DIR}/erl")
+add_executable(bench-dist-tls ${CMAKE_CURRENT_LIST_DIR}/bench-dist.c ${CMAKE_CURRENT_LIST_DIR}/bench_child.c)
+target_link_libraries(bench-dist-tls PRIVATE girder_dist)
+target_compile_definitions(bench-dist-tls PRIVATE BENCH_ERL_DIR="${CMAKE_CURRENT_LIST_DIR}/erl"
+  BENCH_TLS=1 BENCH_MAKE_CERTS="${CMAKE_SOURCE_DIR}/tests/integration/tls/make-certs.sh")
 
 add_executable(bench-dist-nodedown ${CMAKE_CURRENT_LIST_DIR}/bench-dist-nodedown.c ${CMAKE_CURRENT_LIST_DIR}/bench_child.c)
 target_link_libraries(bench-dist-nodedown PRIVATE girder_dist)

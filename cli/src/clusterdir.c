@@ -17,6 +17,7 @@
 **   girder-cluster 1
 **   epmd <port> <pid> <starttime>          pid 0: a port mapper that was already running
 **   node <name> <kind> <pid> <starttime> <log> <ctl or ->
+**   tls <optfile>                          only for a cluster over TLS distribution
 */
 #define CL_MAGIC "girder-cluster\t1"
 
@@ -35,6 +36,7 @@ int cl_save(const char *dir, const cl_state *st)
         if (!field_ok(st->nodes[i].name) || !field_ok(st->nodes[i].log) ||
             !field_ok(st->nodes[i].ctl))
             return -EINVAL;
+    if (!field_ok(st->tls_optfile)) return -EINVAL;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return -errno;
     FILE *f = fdopen(fd, "w");
@@ -46,6 +48,7 @@ int cl_save(const char *dir, const cl_state *st)
     }
     fprintf(f, "%s\n", CL_MAGIC);
     fprintf(f, "epmd\t%u\t%d\t%llu\n", st->epmd_port, (int)st->epmd.pid, st->epmd.start);
+    if (st->tls_optfile[0]) fprintf(f, "tls\t%s\n", st->tls_optfile);
     for (size_t i = 0; i < st->n; i++) {
         const cl_node *nd = &st->nodes[i];
         fprintf(f, "node\t%s\t%s\t%d\t%llu\t%s\t%s\n", nd->name, nd->kind, (int)nd->proc.pid,
@@ -124,6 +127,8 @@ int cl_load(const char *dir, cl_state *st)
             st->epmd_port = (uint16_t)a;
             st->epmd.pid = (pid_t)b;
             st->epmd.start = c;
+        } else if (!strcmp(fl[0], "tls") && nf == 2 && fl[1][0]) {
+            if (!copy_field(st->tls_optfile, sizeof st->tls_optfile, fl[1])) rc = -EINVAL;
         } else if (!strcmp(fl[0], "node") && nf == 7 && st->n < CL_MAX_NODES &&
                    parse_ull(fl[3], INT32_MAX, &b) && parse_ull(fl[4], ~0ULL, &c)) {
             cl_node *nd = &st->nodes[st->n];

@@ -29,7 +29,8 @@ typedef struct cl_node {
 /* About 150 KB: allocate it on the heap. */
 typedef struct cl_state {
     uint16_t epmd_port;
-    cl_proc epmd; /* the port mapper `up` started; pid 0 when it found one running */
+    char tls_optfile[CL_PATH]; /* the nodes run TLS distribution with this optfile; "": TCP */
+    cl_proc epmd;              /* the port mapper `up` started; pid 0 when it found one running */
     size_t n;
     cl_node nodes[CL_MAX_NODES];
 } cl_state;

@@ -217,8 +217,8 @@ static void remove_files(const char *dir, const cl_state *st, bool keep_logs, bo
     rmdir(dir); /* fails, as it should, when something else is left in it */
 }
 
-/* The cluster's cookie and port for the CLI's node. */
-static int cluster_cookie(const char *dir, cli_cookie *ck)
+/* The cluster's cookie and protocol (TLS with its optfile, or TCP) for the CLI's node. */
+static int cluster_cookie(const char *dir, const cl_state *st, cli_cookie *ck)
 {
     memset(ck, 0, sizeof *ck);
     if (cl_read_cookie(dir, ck->value, sizeof ck->value) != 0) {
@@ -226,6 +226,8 @@ static int cluster_cookie(const char *dir, cli_cookie *ck)
         return CLI_FAIL;
     }
     snprintf(ck->source, sizeof ck->source, "%s/%s", dir, CL_COOKIE_FILE);
+    ck->tls = st->tls_optfile[0] != 0;
+    snprintf(ck->optfile, sizeof ck->optfile, "%s", st->tls_optfile);
     return CLI_OK;
 }
 
@@ -366,6 +368,19 @@ int cli_cmd_cluster_up(const cli_opts *o)
 {
     int rc = cli_check_proto(o);
     if (rc) return rc;
+    /* over TLS every node gets the optfile; erl wants it by an absolute path */
+    char optfile[PATH_MAX] = "";
+    if (o->proto_dist && !strcmp(o->proto_dist, "inet_tls")) {
+        if (!o->ssl_optfile) {
+            cli_err("cluster up over TLS needs --ssl-dist-optfile F (the nodes' certificates)");
+            return CLI_USAGE;
+        }
+        if (!realpath(o->ssl_optfile, optfile) || strpbrk(optfile, "\t\n")) {
+            cli_err("--ssl-dist-optfile %s: %s", o->ssl_optfile,
+                    optfile[0] ? "a tab or newline in the path" : strerror(errno));
+            return CLI_USAGE;
+        }
+    }
     long n = o->n >= 0 ? o->n : 3, k = o->erlang;
     const char *prefix = o->prefix ? o->prefix : "g";
     bool ok = prefix[0] >= 'a' && prefix[0] <= 'z' && strlen(prefix) <= 32;
@@ -433,6 +448,7 @@ int cli_cmd_cluster_up(const cli_opts *o)
         return CLI_FAIL;
     }
     st->epmd_port = epmd_default_port();
+    snprintf(st->tls_optfile, sizeof st->tls_optfile, "%s", optfile);
     uint64_t deadline = mono_ms() + (uint64_t)o->timeout_ms;
     const char *host = cli_short_host();
     int status = CLI_OK;
@@ -508,9 +524,17 @@ int cli_cmd_cluster_up(const cli_opts *o)
         snprintf(nd->kind, sizeof nd->kind, "%s", is_erl ? "erlang" : "girder");
         cli_fmt(nd->log, sizeof nd->log, "%s/%s.log", dir, sname);
         unlink(nd->log);
-        char *gargv[] = {girderd, "--sname", sname, "--cookie", cookie, NULL};
-        char *eargv[] = {erl,        "-sname",   sname,         "-setcookie", cookie,
-                         "-noshell", "-noinput", "-start_epmd", "false",      NULL};
+        char *gargv[] = {girderd,    "--sname",
+                         sname,      "--cookie",
+                         cookie,     "--proto-dist",
+                         "inet_tls", "--ssl-dist-optfile",
+                         optfile,    NULL};
+        char *eargv[] = {erl,     "-sname",      sname,      "-setcookie",
+                         cookie,  "-noshell",    "-noinput", "-start_epmd",
+                         "false", "-proto_dist", "inet_tls", "-ssl_dist_optfile",
+                         optfile, NULL};
+        if (!optfile[0]) /* plain TCP: the argument lists end before the TLS flags */
+            gargv[5] = eargv[9] = NULL;
         pid_t pid = spawn_proc(is_erl ? eargv : gargv, nd->log, st->epmd_port);
         if (pid < 0) {
             cli_fmt(why, sizeof why, "cannot start %s: %s", sname, strerror(errno));
@@ -577,7 +601,7 @@ int cli_cmd_cluster_up(const cli_opts *o)
         cli_opts dopt = *o;
         uint64_t now = mono_ms();
         dopt.timeout_ms = deadline > now ? (int64_t)(deadline - now) : 1;
-        status = cluster_cookie(dir, &ck);
+        status = cluster_cookie(dir, st, &ck);
         if (status == CLI_OK) status = cli_dist_up(&dopt, false, &ck, st->epmd_port);
         if (status == CLI_OK) {
             up_ctx u = {st, ""};
@@ -732,7 +756,7 @@ int cli_cmd_cluster_status(const cli_opts *o)
     }
     if (any) {
         cli_cookie ck;
-        rc = cluster_cookie(dir, &ck);
+        rc = cluster_cookie(dir, st, &ck);
         if (!rc) rc = cli_dist_up(o, false, &ck, st->epmd_port);
         if (!rc) {
             cli_run(status_body, s);
@@ -887,7 +911,7 @@ int cli_cmd_cluster_down(const cli_opts *o)
         cli_cookie ck;
         cli_opts dopt = *o;
         dopt.timeout_ms = o->timeout_ms < 5000 ? o->timeout_ms : 5000; /* for the asking */
-        if (cluster_cookie(dir, &ck) == CLI_OK &&
+        if (cluster_cookie(dir, st, &ck) == CLI_OK &&
             cli_dist_up(&dopt, false, &ck, st->epmd_port) == CLI_OK) {
             cli_run(down_body, d);
             cli_dist_down();

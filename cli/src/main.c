@@ -17,7 +17,9 @@ const char cli_shared_flags_help[] =
     "  --json              print one JSON document on stdout (see docs/cli.md)\n"
     "  --dir DIR           the cluster directory (default ./.girder/cluster)\n"
     "  --proto-dist inet_tcp|inet_tls, --ssl-dist-optfile F\n"
-    "                      distribution protocol; TLS is not yet supported\n"
+    "                      distribution over TCP (default), or over TLS with erl's optfile F\n"
+    "                      (the nodes' own -ssl_dist_optfile); a node of the cluster in --dir\n"
+    "                      is reached with the cluster's protocol unless --proto-dist says\n"
     "  --verbose           show the distribution layer's event lines on stderr\n"
     "  -h, --help          this help\n"
     "NODE is name@host, or a bare name meaning name@<this host's short name>.\n"
@@ -128,6 +130,7 @@ static const cli_command commands[] = {
      CLI_F_SHARED, 1, 1, cli_cmd_stop},
     {"cluster up", "start a local cluster",
      "usage: girder cluster up [-n N] [--erlang K] [--prefix P] [--cookie C] [--dir DIR]\n"
+     "                         [--proto-dist inet_tls --ssl-dist-optfile F]\n"
      "                         [--timeout MS] [--json] [--verbose]\n"
      "\n"
      "Starts a port mapper (girder-epmd) if none answers on ERL_EPMD_PORT (default 4369), N\n"
@@ -136,10 +139,13 @@ static const cli_command commands[] = {
      "them into a full mesh; records the cluster in DIR (default ./.girder/cluster: the\n"
      "cookie, mode 0400, and each node's name, OS pid, log file); prints a table of the\n"
      "nodes. It returns when every node is up, or says why not and stops what it started.\n"
-     "It refuses to start over a cluster that is running in DIR.\n"
+     "It refuses to start over a cluster that is running in DIR. Over TLS every node, girderd\n"
+     "and erl alike, gets --proto-dist inet_tls with the optfile F (by its absolute path), and\n"
+     "later commands on the cluster's nodes use it too.\n"
      "\n"
      "example:\n"
-     "  girder cluster up -n 3 --erlang 1\n",
+     "  girder cluster up -n 3 --erlang 1\n"
+     "  girder cluster up -n 2 --erlang 1 --proto-dist inet_tls --ssl-dist-optfile tls.conf\n",
      CLI_F_COOKIE | CLI_F_TIMEOUT | CLI_F_JSON | CLI_F_DIR | CLI_F_PROTO | CLI_F_SSLOPT |
          CLI_F_VERBOSE | CLI_F_HELP | CLI_F_N | CLI_F_ERLANG | CLI_F_PREFIX,
      0, 0, cli_cmd_cluster_up},

@@ -33,7 +33,7 @@ static struct {
     pthread_mutex_t mu; /* guards fails (written by dist's I/O thread) */
     struct {
         char node[256];
-        char why[256];
+        char why[600];
     } fails[MAX_FAILS];
     size_t nfails;
     struct {
@@ -148,6 +148,14 @@ int cli_cookie_resolve(const cli_opts *o, char names[][256], size_t n, cli_cooki
         for (size_t i = 0; i < n && !member; i++) member = cl_find(st, names[i]) >= 0;
         if (member && !(env && *env)) *epmd_port = st->epmd_port;
     }
+    if (o->proto_dist) { /* checked by cli_check_proto */
+        out->tls = !strcmp(o->proto_dist, "inet_tls");
+        if (out->tls && o->ssl_optfile)
+            snprintf(out->optfile, sizeof out->optfile, "%s", o->ssl_optfile);
+    } else if (member && st->tls_optfile[0]) {
+        out->tls = true;
+        snprintf(out->optfile, sizeof out->optfile, "%s", st->tls_optfile);
+    }
     free(st);
     if (o->cookie) {
         if (!o->cookie[0] || strlen(o->cookie) >= sizeof out->value) {
@@ -186,9 +194,20 @@ int cli_check_proto(const cli_opts *o)
         cli_err("--proto-dist %s: unknown protocol (inet_tcp or inet_tls)", p);
         return CLI_USAGE;
     }
-    if ((p && !strcmp(p, "inet_tls")) || o->ssl_optfile) {
-        cli_err("TLS distribution (--proto-dist inet_tls --ssl-dist-optfile F) is not yet "
-                "supported by girder; plain TCP (inet_tcp) is");
+    bool tls = p && !strcmp(p, "inet_tls");
+    if (o->ssl_optfile && !tls) {
+        cli_err("--ssl-dist-optfile is for TLS distribution: add --proto-dist inet_tls");
+        return CLI_USAGE;
+    }
+    if (!tls) return CLI_OK;
+    dist_config cfg = {0};
+    cfg.proto_dist = p;
+    cfg.ssl_dist_optfile = o->ssl_optfile;
+    char err[1000];
+    int rc = dist_tls_check(&cfg, err, sizeof err);
+    if (rc) {
+        cli_err("%s: %s", o->ssl_optfile ? "--ssl-dist-optfile" : "--proto-dist inet_tls",
+                err[0] ? err : dist_strerror(rc));
         return CLI_USAGE;
     }
     return CLI_OK;
@@ -225,8 +244,9 @@ static void on_log(void *ud, int level, const char *line)
     (void)ud;
     (void)level;
     if (S.verbose) fprintf(stderr, "girder: dist %s\n", line);
-    if (!strstr(line, "event=connect_failed") && !strstr(line, "event=handshake_failed")) return;
-    char node[256], why[256];
+    bool precise = strstr(line, "event=handshake_failed") || strstr(line, "event=tls_failed");
+    if (!strstr(line, "event=connect_failed") && !precise) return;
+    char node[256], why[600];
     if (!log_field(line, "node", node, sizeof node) || !log_field(line, "reason", why, sizeof why))
         return;
     pthread_mutex_lock(&S.mu);
@@ -235,9 +255,9 @@ static void on_log(void *ud, int level, const char *line)
     if (i == S.nfails && S.nfails < MAX_FAILS) S.nfails++;
     if (i < S.nfails) {
         snprintf(S.fails[i].node, sizeof S.fails[i].node, "%s", node);
-        /* the first reason of an attempt is the precise one (handshake_failed precedes the
-        ** connect_failed line that repeats it) */
-        if (strstr(line, "event=handshake_failed") || !S.fails[i].why[0])
+        /* the first reason of an attempt is the precise one (handshake_failed or tls_failed
+        ** precedes the connect_failed line that repeats it) */
+        if (precise || !S.fails[i].why[0])
             snprintf(S.fails[i].why, sizeof S.fails[i].why, "%s", why);
     }
     pthread_mutex_unlock(&S.mu);
@@ -301,6 +321,16 @@ int cli_dist_up(const cli_opts *o, bool longnames, const cli_cookie *ck, uint16_
     int64_t hs = o->timeout_ms < 7000 ? o->timeout_ms : 7000;
     cfg.handshake_timeout_ms = hs > 0 ? (int)hs : 1;
     cfg.log = on_log;
+    if (ck->tls) {
+        cfg.proto_dist = "inet_tls";
+        cfg.ssl_dist_optfile = ck->optfile[0] ? ck->optfile : NULL;
+        char err[1000];
+        if ((rc = dist_tls_check(&cfg, err, sizeof err)) != 0) {
+            cli_err("TLS distribution: %s", err[0] ? err : dist_strerror(rc));
+            nd_shutdown(1000);
+            return CLI_FAIL;
+        }
+    }
     rc = dist_start(&cfg);
     if (rc) {
         cli_err("distribution did not start: %s", dist_strerror(rc));
@@ -407,7 +437,7 @@ void cli_diagnose(term_t node, int rc, char *why, size_t n)
 {
     const char *name = term_atom_name(node, NULL);
     const char *at = strchr(name, '@');
-    char alive[256], host[256], ip[64], reason[256] = "";
+    char alive[256], host[256], ip[64], reason[600] = "";
     size_t al = at ? (size_t)(at - name) : 0;
     if (!at || al >= sizeof alive) {
         snprintf(why, n, "%s is not a valid node name", name);
@@ -452,7 +482,21 @@ void cli_diagnose(term_t node, int rc, char *why, size_t n)
                      alive, ip, S.epmd_port);
         return;
     }
-    if (rc == DIST_EAUTH || strstr(reason, "closed by peer") || strstr(reason, "wrong cookie"))
+    if (strstr(reason, "TLS handshake not finished"))
+        snprintf(why, n,
+                 "%s (port %d) did not complete the TLS handshake: %s (does it run TLS "
+                 "distribution, -proto_dist inet_tls?)",
+                 name, port, reason);
+    else if (rc == DIST_ETLS || !strncmp(reason, "TLS ", 4))
+        snprintf(why, n, "TLS failure with %s (port %d): %s", name, port, reason);
+    else if (rc != DIST_EAUTH && !S.cookie.tls && strstr(reason, "closed by peer"))
+        /* closed before our challenge reply: not a cookie check (that comes later) */
+        snprintf(why, n,
+                 "%s (port %d) closed the connection during the handshake, before checking the "
+                 "cookie: it may run TLS distribution (then add --proto-dist inet_tls "
+                 "--ssl-dist-optfile F), or the cookie is wrong (girder used the cookie from %s)",
+                 name, port, S.cookie.source);
+    else if (rc == DIST_EAUTH || strstr(reason, "closed by peer") || strstr(reason, "wrong cookie"))
         snprintf(why, n,
                  "%s (port %d) closed the connection during the handshake: the cookie is most "
                  "likely wrong (girder used the cookie from %s)",

@@ -19,18 +19,23 @@ int cli_node_name(const char *arg, char *out, size_t n);
 typedef struct cli_cookie {
     char value[256];
     char source[PATH_MAX + 40]; /* "--cookie", "/dir/cookie (the cluster's)", "~/.erlang.cookie" */
+    bool tls;                   /* TLS distribution (--proto-dist inet_tls, or the cluster's) */
+    char optfile[PATH_MAX];     /* with tls: the optfile ("": none, OTP's bare defaults) */
 } cli_cookie;
 
 /*
 ** The cookie for talking to nodes[0..n): --cookie if given; else the cookie of the cluster in
 ** --dir (default ./.girder/cluster) when one of the nodes belongs to it; else
 ** ~/.erlang.cookie. Also picks the port mapper port: ERL_EPMD_PORT if set, else the cluster's
-** when a node belongs to it, else 4369. CLI_OK, or CLI_USAGE after printing why.
+** when a node belongs to it, else 4369; and the protocol: --proto-dist if given, else the
+** cluster's (TLS with its optfile) when a node belongs to it, else TCP. CLI_OK, or CLI_USAGE
+** after printing why.
 */
 int cli_cookie_resolve(const cli_opts *o, char names[][256], size_t n, cli_cookie *out,
                        uint16_t *epmd_port);
 
-/* --proto-dist / --ssl-dist-optfile: CLI_OK for plain TCP, else CLI_USAGE with a message. */
+/* --proto-dist / --ssl-dist-optfile: CLI_OK when they are valid (with inet_tls, the optfile
+** and the files it names are read now), else CLI_USAGE with a message. */
 int cli_check_proto(const cli_opts *o);
 
 /* ---------------------------------------------------------------- the CLI's node */

@@ -17,6 +17,7 @@ typedef struct gd_daemon {
     unsigned schedulers; /* resolved (never 0) */
     uint64_t start_ms;   /* CLOCK_MONOTONIC at start */
     bool hidden;
+    bool tls; /* distribution over TLS (proto_dist inet_tls) */
 } gd_daemon;
 
 extern gd_daemon gd_self;

@@ -147,12 +147,10 @@ static int write_pid_file(const char *path)
 
 /* ---------------------------------------------------------------- logs from the libraries */
 
-/* dist's lines come with their level (Erlang logger's, as girderd's). Lines of dist's default
-** format may still start with "dist ": the component is written by girderd. */
+/* dist's lines come with an Erlang logger level, numbered as girderd's own. */
 static void dist_log(void *ud, int level, const char *line)
 {
     (void)ud;
-    if (!strncmp(line, "dist ", 5)) line += 5;
     gd_logc(level, "dist", "%s", line);
 }
 
@@ -352,6 +350,7 @@ int main(int argc, char **argv)
     gd_self.schedulers =
         cfg.schedulers ? (unsigned)cfg.schedulers : (unsigned)(online > 0 ? online : 1);
     gd_self.hidden = cfg.hidden || dynamic;
+    gd_self.tls = !strcmp(cfg.proto_dist, "inet_tls");
     gd_self.start_ms = gd_now_ms();
     nd_config nc = {0};
     nc.schedulers = gd_self.schedulers;
@@ -374,11 +373,20 @@ int main(int argc, char **argv)
     dc.ticktime_s = (unsigned)cfg.ticktime;
     dc.handshake_timeout_ms = (int)cfg.setuptime * 1000;
     dc.log = dist_log;
+    dc.proto_dist = cfg.proto_dist;
+    dc.ssl_dist_optfile = cfg.ssl_dist_optfile;
+    dc.ssl_dist_opt = (const char *const *)cfg.ssl_dist_opt.v;
+    dc.ssl_dist_opt_count = (int)cfg.ssl_dist_opt.n;
     if ((rc = dist_start(&dc)) != 0) {
         if (rc == DIST_EEPMD)
             startup_error("registration with the port mapper on port %lld failed (name %s in "
                           "use?)",
                           cfg.epmd_port, nm);
+        else if (rc == DIST_ETLSCONF)
+            startup_error(
+                "TLS distribution did not start: %s (the log line event=tls_config_failed "
+                "says which file, option or key)",
+                dist_strerror(rc));
         else if (rc == DIST_ENOCONN && dynamic)
             startup_error("%s (the node that names this one) is not reachable", cfg.connect);
         else

@@ -147,17 +147,18 @@ static int m_node_info(call *c)
     gd_ctl_pack_str(&c->pk, "nodes");
     pack_node_list(c, nodes);
     kv_int(c, "listen_port", dist_listen_port());
-    kv_bool(c, "tls", false);
+    kv_bool(c, "tls", gd_self.tls);
     kv_bool(c, "hidden", gd_self.hidden);
     kv_int(c, "creation", nd_creation());
     gd_ctl_pack_str(&c->pk, "dist");
-    msgpack_pack_map(&c->pk, 6);
+    msgpack_pack_map(&c->pk, 7);
     kv_int(c, "msgs_in", (int64_t)ds.msgs_in);
     kv_int(c, "msgs_out", (int64_t)ds.msgs_out);
     kv_int(c, "bytes_in", (int64_t)ds.bytes_in);
     kv_int(c, "bytes_out", (int64_t)ds.bytes_out);
     kv_int(c, "conns_up", (int64_t)ds.conns_up);
     kv_int(c, "handshakes_failed", (int64_t)ds.handshakes_failed);
+    kv_int(c, "tls_failures", (int64_t)ds.tls_failures);
     term_free(nodes);
     return 0;
 }

@@ -5,6 +5,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <girder/dist.h>
 #include <girder/term.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -13,7 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef enum { T_STR, T_PATH, T_INT, T_BOOL, T_LEVEL, T_LIST } otype;
+/* T_WORDS: a list whose flag takes every following word up to the next --flag (erl's
+** -ssl_dist_opt); in the file, a list of strings or atoms. */
+typedef enum { T_STR, T_PATH, T_INT, T_BOOL, T_LEVEL, T_LIST, T_WORDS } otype;
 
 typedef struct gd_option {
     const char *key;  /* config key */
@@ -56,8 +59,17 @@ static const gd_option opts[] = {
      "net_setuptime: timeout of each handshake step", F(setuptime)},
     {"schedulers", NULL, T_INT, 0, 1024, "ND_SCHEDULERS", "0", "N",
      "scheduler threads; 0: one per online core", F(schedulers)},
-    /* TLS distribution: proto_dist, ssl_dist_optfile and ssl_dist_opt (as erl's -proto_dist
-    ** inet_tls, -ssl_dist_optfile, -ssl_dist_opt) go here once dist/ carries TLS. */
+    {"proto_dist", NULL, T_STR, 0, 0, NULL, "inet_tcp", "inet_tcp|inet_tls",
+     "distribution over plain TCP, or over TLS as erl's `-proto_dist inet_tls` (docs/tls.md)",
+     F(proto_dist)},
+    {"ssl_dist_optfile", NULL, T_PATH, 0, 0, NULL, NULL, "FILE",
+     "with inet_tls: erl's `-ssl_dist_optfile`, the TLS options `[{server, Opts}, {client, "
+     "Opts}]` (the same file as the Erlang nodes')",
+     F(ssl_dist_optfile)},
+    {"ssl_dist_opt", NULL, T_WORDS, 0, 0, NULL, NULL, "KEY VALUE...",
+     "with inet_tls: erl's `-ssl_dist_opt` words (`server_certfile F client_verify verify_peer "
+     "...`); a role the optfile gives is taken from the optfile",
+     F(ssl_dist_opt)},
     {"control_socket", NULL, T_PATH, 0, 0, NULL, NULL, "PATH",
      "control socket (mode 0600); default $XDG_RUNTIME_DIR/girder/<node>.sock (/run instead of "
      "$XDG_RUNTIME_DIR for root or without it; girder/epmd-<port>/ with a port mapper port other "
@@ -155,7 +167,7 @@ static void clear_value(gd_config *c, const gd_option *o)
         char **p = field(c, o);
         free(*p);
         *p = NULL;
-    } else if (o->type == T_LIST) {
+    } else if (o->type == T_LIST || o->type == T_WORDS) {
         list_free(field(c, o));
     }
 }
@@ -212,6 +224,10 @@ static int set_from_text(gd_config *c, const gd_option *o, const char *s, const 
     }
     case T_LIST:
         if (!*s) return errf(err, w, "an empty name"), -1;
+        if (list_push(field(c, o), s)) return errf(err, w, "out of memory"), -1;
+        return 0;
+    case T_WORDS:
+        if (!*s) return errf(err, w, "an empty word"), -1;
         if (list_push(field(c, o), s)) return errf(err, w, "out of memory"), -1;
         return 0;
     }
@@ -336,6 +352,23 @@ static int set_from_term(gd_config *c, const gd_option *o, term_t v, const char 
                         shown(v, sb, sizeof sb)),
                    -1;
         *(long long *)field(c, o) = l;
+        return 0;
+    }
+    case T_WORDS: {
+        if (term_list_length(v) < 0)
+            return errf(err, w, "expected a list of words, got %s", shown(v, sb, sizeof sb)), -1;
+        gd_strlist *l = field(c, o);
+        list_free(l);
+        for (term_t x = v; term_is_cons(x); x = term_tl(x)) {
+            char *s = term_cstr(term_hd(x));
+            if (!s || !*s || list_push(l, s)) {
+                free(s);
+                return errf(err, w, "expected a list of words (strings or atoms), got element %s",
+                            shown(term_hd(x), sb, sizeof sb)),
+                       -1;
+            }
+            free(s);
+        }
         return 0;
     }
     case T_LIST: {
@@ -546,6 +579,8 @@ out:
 typedef struct pending {
     const gd_option *o;
     const char *value;
+    char **words; /* T_WORDS: argv's words, nwords of them */
+    int nwords;
     char flag[64]; /* as written, for messages */
 } pending;
 
@@ -650,6 +685,9 @@ void gd_options_markdown(FILE *out)
         case T_LIST:
             fprintf(out, "list of strings");
             break;
+        case T_WORDS:
+            fprintf(out, "list of words");
+            break;
         }
         fprintf(out, " | %s%s%s | %s%s%s | ", o->def ? "`" : "", o->def ? o->def : "",
                 o->def ? "`" : "", o->env ? "`" : "", o->env ? o->env : "", o->env ? "`" : "");
@@ -718,6 +756,42 @@ static bool is_dynamic(const char *name)
     return !strcmp(name, "undefined") || !strncmp(name, "undefined@", 10);
 }
 
+/* proto_dist, and with inet_tls the TLS options as the distribution will read them: the
+** optfile, every certificate, key and CA file (a missing one is one line naming it). */
+static int validate_tls(gd_config *c, FILE *err)
+{
+    char a[600];
+    size_t ip = idx_of("proto_dist"), io = idx_of("ssl_dist_optfile"), iw = idx_of("ssl_dist_opt");
+    bool tls = !strcmp(c->proto_dist, "inet_tls");
+    if (!tls && strcmp(c->proto_dist, "inet_tcp")) {
+        src_text(c, ip, a, sizeof a);
+        fprintf(err, "girderd: %s: expected inet_tcp or inet_tls, got \"%s\"\n", a, c->proto_dist);
+        return -1;
+    }
+    if (!tls && (c->ssl_dist_optfile || c->ssl_dist_opt.n)) {
+        src_text(c, c->ssl_dist_optfile ? io : iw, a, sizeof a);
+        fprintf(err,
+                "girderd: %s: TLS options, but proto_dist is inet_tcp (add --proto-dist "
+                "inet_tls)\n",
+                a);
+        return -1;
+    }
+    if (!tls) return 0;
+    dist_config dc = {0};
+    dc.proto_dist = c->proto_dist;
+    dc.ssl_dist_optfile = c->ssl_dist_optfile;
+    dc.ssl_dist_opt = (const char *const *)c->ssl_dist_opt.v;
+    dc.ssl_dist_opt_count = (int)c->ssl_dist_opt.n;
+    char e[1000];
+    int rc = dist_tls_check(&dc, e, sizeof e);
+    if (rc) {
+        src_text(c, c->ssl_dist_optfile ? io : c->ssl_dist_opt.n ? iw : ip, a, sizeof a);
+        fprintf(err, "girderd: %s: %s\n", a, e[0] ? e : dist_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
 static int validate(gd_config *c, FILE *err)
 {
     char a[600], b[600];
@@ -753,6 +827,7 @@ static int validate(gd_config *c, FILE *err)
         fprintf(err, "girderd: %s: a short name's host has no dots, got \"%s\"\n", a, c->sname);
         return -1;
     }
+    if (validate_tls(c, err)) return -1;
     if (!c->cookie && check_cookie_file(err)) return -1;
     if (c->cookie && !*c->cookie) {
         src_text(c, idx_of("cookie"), a, sizeof a);
@@ -831,7 +906,21 @@ int gd_config_load(gd_config *c, int argc, char **argv, FILE *out, FILE *err)
         pending *p = &pend[np++];
         p->o = o;
         snprintf(p->flag, sizeof p->flag, "--%.*s", (int)nlen, name);
-        if (o->type == T_BOOL) {
+        if (o->type == T_WORDS) {
+            if (val) {
+                fprintf(err, "girderd: %s takes words (%s), not =VALUE\n", p->flag, o->meta);
+                goto done;
+            }
+            p->words = argv + i + 1;
+            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2)) {
+                i++;
+                p->nwords++;
+            }
+            if (!p->nwords) {
+                fprintf(err, "girderd: %s needs words (%s)\n", p->flag, o->meta);
+                goto done;
+            }
+        } else if (o->type == T_BOOL) {
             if (neg && val) {
                 fprintf(err, "girderd: %s takes no value\n", p->flag);
                 goto done;
@@ -862,7 +951,12 @@ int gd_config_load(gd_config *c, int argc, char **argv, FILE *out, FILE *err)
         snprintf(w.text, sizeof w.text, "%s", pend[k].flag);
         /* a list given by flags replaces the list from the file or environment */
         if (c->src[idx] != GD_SRC_FLAG) clear_value(c, pend[k].o);
-        if (set_from_text(c, pend[k].o, pend[k].value, &w, err)) goto done;
+        if (pend[k].o->type == T_WORDS) {
+            for (int j = 0; j < pend[k].nwords; j++)
+                if (set_from_text(c, pend[k].o, pend[k].words[j], &w, err)) goto done;
+        } else if (set_from_text(c, pend[k].o, pend[k].value, &w, err)) {
+            goto done;
+        }
         c->src[idx] = GD_SRC_FLAG;
     }
     if (validate(c, err)) goto done;
@@ -926,7 +1020,8 @@ void gd_config_print(const gd_config *c0, FILE *out)
         case T_LEVEL:
             fprintf(out, "%s", gd_level_name((int)*(long long *)field(c, o)));
             break;
-        case T_LIST: {
+        case T_LIST:
+        case T_WORDS: {
             const gd_strlist *l = field(c, o);
             fputc('[', out);
             for (size_t k = 0; k < l->n; k++) {

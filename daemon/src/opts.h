@@ -17,6 +17,8 @@ typedef enum { GD_SRC_DEFAULT = 0, GD_SRC_ENV, GD_SRC_FILE, GD_SRC_FLAG } gd_src
 /* The resolved configuration. Strings are owned (NULL: not set). */
 typedef struct gd_config {
     char *sname, *name, *cookie, *connect, *listen_addr;
+    char *proto_dist, *ssl_dist_optfile; /* TLS distribution (erl's -proto_dist ...) */
+    gd_strlist ssl_dist_opt;             /* erl's -ssl_dist_opt words: key value key value ... */
     bool hidden, start_epmd, demo;
     long long listen_port, epmd_port, ticktime, setuptime, schedulers;
     char *control_socket; /* NULL: the default path; "": no control socket */

@@ -157,6 +157,7 @@ void dist_get_stats(dist_stats *o)
     o->conns_down = atomic_load(&st->st_down);
     o->handshakes_failed = ss.handshakes_failed;
     o->protocol_errors = ss.protocol_errors;
+    o->tls_failures = ss.layer_failures;
     dist__leave();
 }
 

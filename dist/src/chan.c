@@ -54,7 +54,7 @@ struct dist_sm {
     dchan *chans;
     dist_tr_timer *ticker;
     bool shut;
-    atomic_uint_fast64_t bytes_in, bytes_out, ticks_in, ticks_out, hs_failed, proto;
+    atomic_uint_fast64_t bytes_in, bytes_out, ticks_in, ticks_out, hs_failed, proto, layer_failed;
 };
 
 #define OPS (sm->tr->ops)
@@ -213,18 +213,34 @@ static void chan_fail(dchan *ch, const char *why0, int err)
 {
     dist_sm *sm = ch->sm;
     if (ch->phase == CH_CLOSED) return;
-    char why[sizeof ch->hs->why]; /* why0 may live in the channel, which closes below */
+    char why[sizeof ch->hs->why + 320]; /* why0 may live in the channel, which closes below */
     snprintf(why, sizeof why, "%s", why0);
     dist_peer *p = ch->peer;
     int phase = ch->phase;
     bool nok = ch->hs && phase != CH_UP && ch->hs->nok;
+    const char *pname = ch->hs && ch->hs->peer_name[0] ? ch->hs->peer_name : node_text(sm, p);
+    /* a failure of the transport's own layer (TLS) is that layer's, one line with its reason */
+    char fault[300];
+    bool layer = ch->s && OPS->stream_fault && OPS->stream_fault(ch->s, fault, sizeof fault);
+    if (layer) {
+        char both[sizeof fault + sizeof why + 4];
+        /* a handshake cut short (closed, timed out) says how */
+        snprintf(both, sizeof both, "%s%s%s", fault, err != DIST_ETLS ? ": " : "",
+                 err != DIST_ETLS ? why : "");
+        size_t n = strlen(both) < sizeof why ? strlen(both) : sizeof why - 1;
+        memcpy(why, both, n);
+        why[n] = 0;
+        atomic_fetch_add(&sm->layer_failed, 1);
+        sm_log(sm, DIST_LOG_WARNING, "event=%s_failed peer=%s node=%s reason=\"%s\"", OPS->name,
+               ch->addr, pname, why);
+    }
     if (phase != CH_UP) {
         atomic_fetch_add(&sm->hs_failed, 1);
-        if (!nok && phase != CH_CONNECTING) /* a failed lookup or dial: the peer's down says it */
+        /* a failed lookup or dial: the peer's down says it */
+        if (!nok && phase != CH_CONNECTING && !layer)
             sm_log(sm, DIST_LOG_WARNING, "event=%s peer=%s node=%s reason=\"%s\"",
                    strncmp(why, "simultaneous", 12) ? "handshake_failed" : "simultaneous_connect",
-                   ch->addr, ch->hs && ch->hs->peer_name[0] ? ch->hs->peer_name : node_text(sm, p),
-                   why);
+                   ch->addr, pname, why);
     }
     bool carrying = p && slot(sm, p)->ch == ch;
     if (!carrying) {
@@ -366,8 +382,11 @@ static void on_alloc(void *ud, dist_tr_stream *s, uint8_t **buf, size_t *cap)
     *cap = ch->rcap - ch->rlen;
 }
 
+/* Drops the first used bytes of the read buffer. Nothing moves while a frame is still arriving
+** (used 0): a large frame read in pieces would otherwise be moved onto itself once per piece. */
 static void consume(dchan *ch, size_t used)
 {
+    if (!used) return;
     memmove(ch->rbuf, ch->rbuf + used, ch->rlen - used);
     ch->rlen -= used;
 }
@@ -429,6 +448,8 @@ static void on_read(void *ud, dist_tr_stream *s, ssize_t n)
                       "the peer closed the connection after our challenge reply "
                       "(its cookie differs from ours)",
                       DIST_EAUTH);
+        } else if (n == DIST_ETLS) {
+            chan_fail(ch, "TLS failure", DIST_ETLS); /* the transport's stream_fault says which */
         } else {
             chan_fail(ch, "connection closed by peer", DIST_ENOCONN);
         }
@@ -753,4 +774,5 @@ void dist__sm_stats(dist_sm *sm, dist_sm_stats *o)
     o->ticks_out = atomic_load(&sm->ticks_out);
     o->handshakes_failed = atomic_load(&sm->hs_failed);
     o->protocol_errors = atomic_load(&sm->proto);
+    o->layer_failures = atomic_load(&sm->layer_failed);
 }

@@ -120,6 +120,7 @@ void dist__sm_wake(dist_sm *sm);
 
 typedef struct dist_sm_stats {
     uint64_t bytes_in, bytes_out, ticks_in, ticks_out, handshakes_failed, protocol_errors;
+    uint64_t layer_failures; /* channels failed in the transport's own layer (TLS) */
 } dist_sm_stats;
 void dist__sm_stats(dist_sm *sm, dist_sm_stats *out);
 

@@ -1,5 +1,6 @@
 /* dist start and stop: names, the cookie, the transport and machine, the loop thread. */
 #include "core.h"
+#include "tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,13 +76,66 @@ static int setup_ms(const dist_config *cfg)
     return cfg->handshake_timeout_ms > 0 ? cfg->handshake_timeout_ms : 7000;
 }
 
+static void tls_line(void *ud, int level, const char *line)
+{
+    (void)ud;
+    dist__log(level, "%s", line);
+}
+
+static void tls_warn(void *ud, const char *line)
+{
+    char why[800];
+    (void)ud;
+    snprintf(why, sizeof why, "%s", line);
+    for (char *p = why; *p; p++)
+        if (*p == '"') *p = '\'';
+    dist__log(DIST_LOG_WARNING, "event=tls_option_warning reason=\"%s\"", why);
+}
+
+/*
+** The transport: TCP, or TLS over TCP when the configuration asks for it (its contexts are built
+** here, so that a refused option, file or key stops the start with a line saying which).
+*/
+static int transport_new(dist_state *st)
+{
+    dist_tr_user none = {0};
+    dist_tls_ctx *srv = NULL, *cli = NULL;
+    if (st->cfg.proto_dist && strcmp(st->cfg.proto_dist, "inet_tcp")) {
+        char err[800];
+        int rc = dist__tls_contexts(&st->cfg, &srv, &cli, err, sizeof err, tls_warn, NULL);
+        if (rc) {
+            for (char *p = err; *p; p++)
+                if (*p == '"') *p = '\'';
+            dist__log(DIST_LOG_ERROR, "event=tls_config_failed reason=\"%s\"", err);
+            return rc;
+        }
+    }
+    st->tr = dist__tcp_new(&none, st->cfg.epmd_port);
+    if (st->tr && srv) {
+        dist_tr *tls = dist__tls_tr_new(st->tr, srv, cli, tls_line, NULL);
+        if (tls)
+            st->tr = tls;
+        else {
+            st->tr->ops->destroy(st->tr);
+            st->tr = NULL;
+        }
+    }
+    dist__tls_ctx_free(srv); /* the transport holds its own references */
+    dist__tls_ctx_free(cli);
+    /* the option words and the file were read: nothing of them is kept */
+    st->cfg.ssl_dist_optfile = NULL;
+    st->cfg.ssl_dist_opt = NULL;
+    st->cfg.ssl_dist_opt_count = 0;
+    st->cfg.proto_dist = srv ? "inet_tls" : "inet_tcp";
+    return st->tr ? 0 : DIST_ENOMEM;
+}
+
 /* Makes the transport and the machine, listens, registers; returns once the creation is known
 ** (from the port mapper, or made up when there is none) or registration failed. */
 static int io_start(dist_state *st)
 {
-    dist_tr_user none = {0};
-    st->tr = dist__tcp_new(&none, st->cfg.epmd_port);
-    if (!st->tr) return DIST_ENOMEM;
+    int trc = transport_new(st);
+    if (trc) return trc;
     dist_sm_config sc = {0};
     sc.name = st->name;
     sc.cookie = st->cookie;

@@ -85,13 +85,22 @@ typedef struct dist_tr_ops {
     /*
     ** From any thread, while the user guarantees the stream stays open and no write() is in
     ** flight on it: writes what the stream takes at once without blocking. Returns the bytes
-    ** written (possibly 0), or < 0 when the stream is failing (the loop will see it). NULL when the
-    ** transport cannot (TLS): callers queue instead.
+    ** taken (possibly 0), or < 0 when the stream is failing (the loop will see it). Bytes taken
+    ** are the transport's to deliver (TLS may leave ciphertext for its loop to write). NULL when
+    ** the transport cannot (the in-memory one): callers queue instead.
     */
     ssize_t (*try_write)(dist_tr_stream *s, const uint8_t *p, size_t n);
     /* Closes; no callback for s comes after this returns (an in-flight write's req is not
     ** reported: the user frees what it kept for it). */
     void (*close)(dist_tr_stream *s);
+    /*
+    ** Optional (NULL when the transport has no protocol of its own under the distribution, as
+    ** TCP): whether the stream's own layer (TLS) failed or never finished its setup. Returns
+    ** false when it is up and healthy, or not started yet (no connection); else true with why
+    ** in buf (OpenSSL's reason, or that its handshake did not finish). The machine asks when a
+    ** channel fails, to report the failure as that layer's (event=<name>_failed).
+    */
+    bool (*stream_fault)(dist_tr_stream *s, char *buf, size_t cap);
 
     dist_tr_timer *(*timer_new)(dist_tr *t, void (*cb)(void *ud), void *ud);
     /* (Re)arms: cb after ms, then every repeat_ms if non-zero. */
@@ -116,6 +125,22 @@ struct dist_tr {
 
 /* TCP over libuv (tr_tcp.c): epmd_port is the port mapper's port (0: ERL_EPMD_PORT/4369). */
 dist_tr *dist__tcp_new(const dist_tr_user *user, uint16_t epmd_port);
+
+/*
+** The TLS transport (tr_tls.c): a decorator running the TLS engine (tls.h) over the streams of
+** inner, which it takes over (inner's user becomes the decorator; destroy frees inner too).
+** server and client are the contexts of the two roles; the transport takes a reference to each.
+** Connections run TLS from their first byte (a client sends the host part of the node name it
+** dials as SNI and checks the server certificate against it), then carry plaintext with the
+** handshake's 4-byte length prefixes, as OTP's inet_tls_dist. log (may be NULL) gets one line
+** per TLS connection set up; failures are the machine's to log (stream_fault).
+*/
+struct dist_tls_ctx;
+dist_tr *dist__tls_tr_new(dist_tr *inner, struct dist_tls_ctx *server, struct dist_tls_ctx *client,
+                          void (*log)(void *ud, int level, const char *line), void *log_ud);
+/* Ciphertext the TLS transport keeps waiting to be sent per connection before it stops taking
+** plaintext from the machine (a write in flight counts). */
+#define DIST_TLS_TX_HIGH (256u << 10)
 
 /*
 ** The in-memory transport (tr_mem.c), for tests and, later, a simulator: a network of

@@ -37,6 +37,8 @@ enum {
     DIST_EEXIST = GIRDER_EEXIST,
     DIST_EPROTO = GIRDER_EPROTO,
     DIST_EAUTH = GIRDER_EAUTH,
+    DIST_ETLS = GIRDER_ETLS,
+    DIST_ETLSCONF = GIRDER_ETLSCONF,
 };
 
 /* Aliases of girder_strerror() and girder_err_name(), which know every Girder code. */
@@ -73,6 +75,14 @@ typedef struct dist_config {
     ** (DIST_LOG_*). Called from any thread. NULL: stderr, with a timestamp and the level. */
     void (*log)(void *ud, int level, const char *line);
     void *log_ud;
+    /* Erlang's -proto_dist: NULL or "inet_tcp" (plain TCP), "inet_tls" (TLS; docs/tls.md). With
+    ** TLS, the options come from an optfile (erl's -ssl_dist_optfile) and/or the words of erl's
+    ** -ssl_dist_opt ("server_certfile", "F", "client_verify", "verify_peer", ...), combined as
+    ** OTP 25 does; both are read by dist_start, not kept. */
+    const char *proto_dist;
+    const char *ssl_dist_optfile;
+    const char *const *ssl_dist_opt;
+    int ssl_dist_opt_count;
 } dist_config;
 
 /* Log levels: Erlang logger's, most severe first. */
@@ -103,13 +113,23 @@ GIRDER_API int dist_start(const dist_config *cfg);
 GIRDER_API int dist_stop(int64_t timeout_ms);
 /* The listening port (0 when not started). */
 GIRDER_API uint16_t dist_listen_port(void);
+/*
+** Checks cfg's choice of protocol and TLS options as dist_start would (reads the optfile, loads
+** certificates, keys and CAs) without starting anything: 0 (also for plain TCP), DIST_EINVAL
+** for an unknown proto_dist, or DIST_ETLSCONF / DIST_ENOMEM with err naming the file or
+** -ssl_dist_opt, the role, the option and why. Warnings (options read but not honoured) go to
+** cfg->log when set. dist_start logs the same message (event=tls_config_failed) and returns the
+** same code.
+*/
+GIRDER_API int dist_tls_check(const dist_config *cfg, char *err, size_t errlen);
 
 /* ---------------------------------------------------------------- nodes */
 
 /*
 ** Connects to node (an atom) unless connected. 0 when up; else why not: DIST_ETIMEOUT, DIST_EAUTH
 ** (the peer refused our cookie), the port mapper lookup's error (EPMD_ENOENT: no such name on
-** that host; EPMD_ECONNREFUSED: no port mapper there; EPMD_EHOSTUNREACH: unknown host), or
+** that host; EPMD_ECONNREFUSED: no port mapper there; EPMD_EHOSTUNREACH: unknown host),
+** DIST_ETLS (TLS refused the connection: the log line event=tls_failed says why), or
 ** DIST_ENOCONN. Inside a process it waits as a process (a receive), so the other processes of
 ** its scheduler keep running; elsewhere it blocks the calling thread.
 */
@@ -174,6 +194,7 @@ GIRDER_API term_t dist_pg_members(term_t group);
 typedef struct dist_stats {
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out, ticks_in, ticks_out;
     uint64_t conns_up, conns_down, handshakes_failed, protocol_errors;
+    uint64_t tls_failures; /* connections closed for a TLS failure (logged as event=tls_failed) */
 } dist_stats;
 GIRDER_API void dist_get_stats(dist_stats *out);
 

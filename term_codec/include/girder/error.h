@@ -17,82 +17,84 @@ extern "C" {
 **
 ** XX(NAME, value, "message"): the enum constant is GIRDER_<NAME>.
 */
-#define GIRDER_ERRNO_MAP(XX)                                                \
-    /* errno counterparts */                                                \
-    XX(ENOMEM, -ENOMEM, "out of memory")                                    \
-    XX(EINVAL, -EINVAL, "invalid argument")                                 \
-    XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                  \
-    XX(ENOENT, -ENOENT, "no such entry (name not found)")                   \
-    XX(EEXIST, -EEXIST, "already exists (name taken or already done)")      \
-    XX(EPERM, -EPERM, "operation refused")                                  \
-    XX(ECONNREFUSED, -ECONNREFUSED, "connection refused")                   \
-    XX(ECONNRESET, -ECONNRESET, "connection closed by the peer")            \
-    XX(EPROTO, -EPROTO, "protocol error (malformed data from the peer)")    \
-    XX(ENAMETOOLONG, -ENAMETOOLONG, "name too long")                        \
-    XX(EMSGSIZE, -EMSGSIZE, "message or request too large")                 \
-    XX(EHOSTUNREACH, -EHOSTUNREACH, "host unreachable or unknown")          \
-    XX(EADDRINUSE, -EADDRINUSE, "address already in use")                   \
-    XX(EIO, -EIO, "input/output error")                                     \
-    XX(ERANGE, -ERANGE, "value out of range")                               \
-    XX(ENOTSUP, -ENOTSUP, "not supported")                                  \
-    XX(EAGAIN, -EAGAIN, "resource temporarily unavailable")                 \
-    XX(EINTR, -EINTR, "interrupted by a signal")                            \
-    XX(EPIPE, -EPIPE, "broken pipe (the peer has gone)")                    \
-    XX(EACCES, -EACCES, "permission denied")                                \
-    XX(EBADF, -EBADF, "bad file descriptor")                                \
-    XX(EMFILE, -EMFILE, "too many open files in this process")              \
-    XX(ENFILE, -ENFILE, "too many open files in the system")                \
-    XX(ENOSPC, -ENOSPC, "no space left")                                    \
-    XX(ENOTCONN, -ENOTCONN, "socket not connected")                         \
-    XX(ECONNABORTED, -ECONNABORTED, "connection aborted")                   \
-    XX(EADDRNOTAVAIL, -EADDRNOTAVAIL, "address not available on this host") \
-    XX(ENETUNREACH, -ENETUNREACH, "network unreachable")                    \
-    XX(ENETDOWN, -ENETDOWN, "network is down")                              \
-    XX(EAFNOSUPPORT, -EAFNOSUPPORT, "address family not supported")         \
-    XX(ENOBUFS, -ENOBUFS, "no buffer space available")                      \
-    XX(ECANCELED, -ECANCELED, "cancelled")                                  \
-    XX(EALREADY, -EALREADY, "operation already in progress")                \
-    XX(EINPROGRESS, -EINPROGRESS, "operation in progress")                  \
-    XX(EBUSY, -EBUSY, "resource busy")                                      \
-    /* terms: the external term format, text syntax and patterns */         \
-    XX(ETRUNC, -1000, "input ends too early")                               \
-    XX(EVERSION, -1001, "missing or wrong version byte (131)")              \
-    XX(ETAG, -1002, "unknown or unsupported tag")                           \
-    XX(EATOM, -1003, "invalid atom (too long, bad UTF-8 or bad length)")    \
-    XX(EATOMLIMIT, -1004, "atom table full or new-atom budget exceeded")    \
-    XX(EUTF8, -1005, "invalid UTF-8")                                       \
-    XX(EBIG, -1006, "integer too large")                                    \
-    XX(EFLOAT, -1007, "invalid float (NaN, infinity or unparsable)")        \
-    XX(ESIZE, -1008, "size field inconsistent or too large")                \
-    XX(EZLIB, -1009, "compressed data invalid or size mismatch")            \
-    XX(EBITS, -1010, "invalid bit count")                                   \
-    XX(EDUPKEY, -1011, "duplicate map key")                                 \
-    XX(ECACHE, -1012, "atom cache reference without cache entry")           \
-    XX(ETRAILING, -1013, "trailing bytes after the term")                   \
-    XX(ESYNTAX, -1014, "syntax error")                                      \
-    XX(EDEPTH, -1015, "nesting too deep")                                   \
-    XX(ETYPE, -1016, "wrong term type")                                     \
-    /* processes */                                                         \
-    XX(ENOPROC, -1017, "no such process")                                   \
-    XX(ENOTPROC, -1018, "must be called from inside a process")             \
-    XX(ENOTREG, -1019, "name not registered")                               \
-    XX(ELIMIT, -1020, "process table full")                                 \
-    XX(ESTATE, -1021, "not started, or already started")                    \
-    XX(ENOTIMER, -1022, "no such timer (fired or cancelled)")               \
-    XX(EEXIT, -1023, "the called process exited")                           \
-    XX(ENODIST, -1024, "remote target but no distribution hook installed")  \
-    XX(ENOCHILD, -1025, "no such child")                                    \
-    XX(ERUNNING, -1026, "child is running")                                 \
-    XX(ESTART, -1027, "start function failed")                              \
-    /* distribution */                                                      \
-    XX(ENAME, -1028, "invalid node name")                                   \
-    XX(ECOOKIE, -1029, "no cookie given and ~/.erlang.cookie unreadable")   \
-    XX(ELISTEN, -1030, "cannot listen for distribution connections")        \
-    XX(EEPMD, -1031, "registration with the port mapper failed")            \
+#define GIRDER_ERRNO_MAP(XX)                                                      \
+    /* errno counterparts */                                                      \
+    XX(ENOMEM, -ENOMEM, "out of memory")                                          \
+    XX(EINVAL, -EINVAL, "invalid argument")                                       \
+    XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                        \
+    XX(ENOENT, -ENOENT, "no such entry (name not found)")                         \
+    XX(EEXIST, -EEXIST, "already exists (name taken or already done)")            \
+    XX(EPERM, -EPERM, "operation refused")                                        \
+    XX(ECONNREFUSED, -ECONNREFUSED, "connection refused")                         \
+    XX(ECONNRESET, -ECONNRESET, "connection closed by the peer")                  \
+    XX(EPROTO, -EPROTO, "protocol error (malformed data from the peer)")          \
+    XX(ENAMETOOLONG, -ENAMETOOLONG, "name too long")                              \
+    XX(EMSGSIZE, -EMSGSIZE, "message or request too large")                       \
+    XX(EHOSTUNREACH, -EHOSTUNREACH, "host unreachable or unknown")                \
+    XX(EADDRINUSE, -EADDRINUSE, "address already in use")                         \
+    XX(EIO, -EIO, "input/output error")                                           \
+    XX(ERANGE, -ERANGE, "value out of range")                                     \
+    XX(ENOTSUP, -ENOTSUP, "not supported")                                        \
+    XX(EAGAIN, -EAGAIN, "resource temporarily unavailable")                       \
+    XX(EINTR, -EINTR, "interrupted by a signal")                                  \
+    XX(EPIPE, -EPIPE, "broken pipe (the peer has gone)")                          \
+    XX(EACCES, -EACCES, "permission denied")                                      \
+    XX(EBADF, -EBADF, "bad file descriptor")                                      \
+    XX(EMFILE, -EMFILE, "too many open files in this process")                    \
+    XX(ENFILE, -ENFILE, "too many open files in the system")                      \
+    XX(ENOSPC, -ENOSPC, "no space left")                                          \
+    XX(ENOTCONN, -ENOTCONN, "socket not connected")                               \
+    XX(ECONNABORTED, -ECONNABORTED, "connection aborted")                         \
+    XX(EADDRNOTAVAIL, -EADDRNOTAVAIL, "address not available on this host")       \
+    XX(ENETUNREACH, -ENETUNREACH, "network unreachable")                          \
+    XX(ENETDOWN, -ENETDOWN, "network is down")                                    \
+    XX(EAFNOSUPPORT, -EAFNOSUPPORT, "address family not supported")               \
+    XX(ENOBUFS, -ENOBUFS, "no buffer space available")                            \
+    XX(ECANCELED, -ECANCELED, "cancelled")                                        \
+    XX(EALREADY, -EALREADY, "operation already in progress")                      \
+    XX(EINPROGRESS, -EINPROGRESS, "operation in progress")                        \
+    XX(EBUSY, -EBUSY, "resource busy")                                            \
+    /* terms: the external term format, text syntax and patterns */               \
+    XX(ETRUNC, -1000, "input ends too early")                                     \
+    XX(EVERSION, -1001, "missing or wrong version byte (131)")                    \
+    XX(ETAG, -1002, "unknown or unsupported tag")                                 \
+    XX(EATOM, -1003, "invalid atom (too long, bad UTF-8 or bad length)")          \
+    XX(EATOMLIMIT, -1004, "atom table full or new-atom budget exceeded")          \
+    XX(EUTF8, -1005, "invalid UTF-8")                                             \
+    XX(EBIG, -1006, "integer too large")                                          \
+    XX(EFLOAT, -1007, "invalid float (NaN, infinity or unparsable)")              \
+    XX(ESIZE, -1008, "size field inconsistent or too large")                      \
+    XX(EZLIB, -1009, "compressed data invalid or size mismatch")                  \
+    XX(EBITS, -1010, "invalid bit count")                                         \
+    XX(EDUPKEY, -1011, "duplicate map key")                                       \
+    XX(ECACHE, -1012, "atom cache reference without cache entry")                 \
+    XX(ETRAILING, -1013, "trailing bytes after the term")                         \
+    XX(ESYNTAX, -1014, "syntax error")                                            \
+    XX(EDEPTH, -1015, "nesting too deep")                                         \
+    XX(ETYPE, -1016, "wrong term type")                                           \
+    /* processes */                                                               \
+    XX(ENOPROC, -1017, "no such process")                                         \
+    XX(ENOTPROC, -1018, "must be called from inside a process")                   \
+    XX(ENOTREG, -1019, "name not registered")                                     \
+    XX(ELIMIT, -1020, "process table full")                                       \
+    XX(ESTATE, -1021, "not started, or already started")                          \
+    XX(ENOTIMER, -1022, "no such timer (fired or cancelled)")                     \
+    XX(EEXIT, -1023, "the called process exited")                                 \
+    XX(ENODIST, -1024, "remote target but no distribution hook installed")        \
+    XX(ENOCHILD, -1025, "no such child")                                          \
+    XX(ERUNNING, -1026, "child is running")                                       \
+    XX(ESTART, -1027, "start function failed")                                    \
+    /* distribution */                                                            \
+    XX(ENAME, -1028, "invalid node name")                                         \
+    XX(ECOOKIE, -1029, "no cookie given and ~/.erlang.cookie unreadable")         \
+    XX(ELISTEN, -1030, "cannot listen for distribution connections")              \
+    XX(EEPMD, -1031, "registration with the port mapper failed")                  \
     XX(ENOCONN, -1032, "node not reachable (no port mapper entry, refused, ...)") \
     XX(EAUTH, -1033, "the peer refused our cookie (the cookies differ)")              \
     XX(EHEAP, -1034, "the decoded term would exceed its memory limit")                \
-    XX(ECOMPRESSED, -1035, "a compressed term where none is accepted")
+    XX(ECOMPRESSED, -1035, "a compressed term where none is accepted")                       \
+    XX(ETLS, -1036, "TLS failure (certificate, handshake or record)")                 \
+    XX(ETLSCONF, -1037, "TLS configuration refused (file, option or key)")
 
 enum {
     GIRDER_OK = 0,

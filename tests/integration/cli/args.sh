@@ -77,12 +77,14 @@ err_has '^girder: PID: '
 expect 2 rpc g1 "'unterminated" node
 err_has 'MOD: .* is not an atom'
 
-# TLS flags parse but are refused for now, with a clear message
+# TLS flags: the optfile is read before anything else; usage errors say what is missing
 expect 2 ping g1 --proto-dist inet_tls --ssl-dist-optfile /nonexistent.conf
-err_has 'TLS distribution .* not yet supported'
+err_has '^girder: --ssl-dist-optfile: /nonexistent.conf: cannot open'
 err_one_line
+expect 2 ping g1 --ssl-dist-optfile /nonexistent.conf
+err_has 'add --proto-dist inet_tls'
 expect 2 cluster up --proto-dist inet_tls
-err_has 'not yet supported'
+err_has 'cluster up over TLS needs --ssl-dist-optfile'
 expect 2 ping g1 --proto-dist sctp
 err_has 'unknown protocol'
 

@@ -1,5 +1,5 @@
-/* BENCH dist_tcp_throughput and dist_roundtrip: Girder<->Girder vs erl<->erl on loopback, same run.
- */
+/* BENCH dist_tcp_throughput and dist_roundtrip (or, built with BENCH_TLS, their TLS twins):
+ * Girder<->Girder vs erl<->erl on loopback, same run. */
 #include <girder/dist.h>
 #include <girder/epmd.h>
 #include <limits.h>
@@ -20,6 +20,33 @@ static const char *cookie = "girder_bench";
 static char host[256], tmpdir[64], bindir[PATH_MAX];
 static uint16_t eport;
 static long n_msgs = 300000, n_rt = 20000;
+
+/* Over TLS every node, Girder's and erl's, uses one optfile (mutual TLS with certificates made
+** for this run by make-certs.sh); over TCP, none. */
+#ifdef BENCH_TLS
+#define PROTO         "tls"
+#define NAME_TP       "dist_tls_throughput"
+#define NAME_RT       "dist_tls_roundtrip"
+#define NAME_MIXED_TP "dist_tls_mixed_throughput"
+#define NAME_MIXED_RT "dist_tls_mixed_roundtrip"
+static char optfile[PATH_MAX]; /* "": TCP */
+#else
+#define PROTO         "tcp"
+#define NAME_TP       "dist_tcp_throughput"
+#define NAME_RT       "dist_roundtrip"
+#define NAME_MIXED_TP "dist_mixed_throughput"
+#define NAME_MIXED_RT "dist_mixed_roundtrip"
+static char optfile[PATH_MAX] = "";
+#endif
+
+/* erl's flags for the protocol */
+static const char *erl_proto(void)
+{
+    static char buf[PATH_MAX + 64];
+    if (!optfile[0]) return "";
+    snprintf(buf, sizeof buf, "-proto_dist inet_tls -ssl_dist_optfile %s", optfile);
+    return buf;
+}
 
 /* ---------------------------------------------------------------- Girder receiver node */
 
@@ -68,6 +95,10 @@ static int start_girder_node(const char *name, bool receiver)
     dc.cookie = cookie;
     dc.epmd_port = eport;
     dc.log = NULL;
+    if (optfile[0]) {
+        dc.proto_dist = "inet_tls";
+        dc.ssl_dist_optfile = optfile;
+    }
     if (dist_start(&dc) != 0) return -1;
     if (receiver) {
         nd_spawn_opts o = {0};
@@ -161,11 +192,11 @@ static double girder_run(nd_entry_fn fn, const char *node, long n)
 
 static bench_child erl_receiver(const char *name)
 {
-    char cmd[1024];
+    char cmd[2 * PATH_MAX + 1024];
     snprintf(cmd, sizeof cmd,
-             "ERL_EPMD_PORT=%u exec erl -sname %s -setcookie %s -noshell -pa %s "
+             "ERL_EPMD_PORT=%u exec erl -sname %s -setcookie %s -noshell -pa %s %s "
              "-eval 'io:format(\"READY~n\"), dist_bench:receiver().'",
-             eport, name, cookie, tmpdir);
+             eport, name, cookie, tmpdir, erl_proto());
     bench_child c = bench_spawn(cmd);
     bench_read_until(&c, "READY", NULL);
     return c;
@@ -173,11 +204,11 @@ static bench_child erl_receiver(const char *name)
 
 static double erl_sender(const char *fn, const char *target, long n)
 {
-    char cmd[1024];
+    char cmd[2 * PATH_MAX + 1024];
     snprintf(cmd, sizeof cmd,
-             "ERL_EPMD_PORT=%u exec erl -sname bsend_erl_%d -setcookie %s -noshell -pa %s "
+             "ERL_EPMD_PORT=%u exec erl -sname bsend_erl_%d -setcookie %s -noshell -pa %s %s "
              "-eval 'dist_bench:%s(%s@%s, %ld), halt().'",
-             eport, (int)getpid(), cookie, tmpdir, fn, target, host, n);
+             eport, (int)getpid(), cookie, tmpdir, erl_proto(), fn, target, host, n);
     bench_child c = bench_spawn(cmd);
     double v = -1;
     bench_read_until(&c, NULL, &v);
@@ -202,8 +233,9 @@ int main(int argc, char **argv)
     *strrchr(bindir, '/') = 0;
     gethostname(host, sizeof host);
     if (strchr(host, '.')) *strchr(host, '.') = 0;
-    if (argc == 4 && !strcmp(argv[1], "--node")) {
+    if ((argc == 4 || argc == 5) && !strcmp(argv[1], "--node")) {
         eport = (uint16_t)atoi(argv[3]);
+        if (argc == 5) snprintf(optfile, sizeof optfile, "%s", argv[4]);
         return node_main(argv[2]);
     }
     if (getenv("BENCH_DIST_MSGS")) n_msgs = atol(getenv("BENCH_DIST_MSGS"));
@@ -213,13 +245,29 @@ int main(int argc, char **argv)
     char cmd[2 * PATH_MAX + 256];
     snprintf(cmd, sizeof cmd, "erlc -o %s %s/dist_bench.erl", tmpdir, BENCH_ERL_DIR);
     if (system(cmd) != 0) return 1;
+#ifdef BENCH_TLS
+    /* certificates for this host, and the optfile every node of the run uses */
+    snprintf(cmd, sizeof cmd, "sh %s %s/certs >/dev/null", BENCH_MAKE_CERTS, tmpdir);
+    if (system(cmd) != 0) return 1;
+    snprintf(optfile, sizeof optfile, "%s/tls.conf", tmpdir);
+    FILE *of = fopen(optfile, "w");
+    if (!of) return 1;
+    fprintf(of,
+            "[{server, [{certfile, \"%s/certs/node.pem\"}, {keyfile, \"%s/certs/node.key\"},\n"
+            "           {cacertfile, \"%s/certs/ca.pem\"}, {verify, verify_peer},\n"
+            "           {fail_if_no_peer_cert, true}]},\n"
+            " {client, [{certfile, \"%s/certs/node.pem\"}, {keyfile, \"%s/certs/node.key\"},\n"
+            "           {cacertfile, \"%s/certs/ca.pem\"}, {verify, verify_peer}]}].\n",
+            tmpdir, tmpdir, tmpdir, tmpdir, tmpdir, tmpdir);
+    fclose(of);
+#endif
     /* a private port mapper on a random port */
     bench_child epmd = bench_start_epmd(bindir, (unsigned)getpid() * 7u, &eport);
     if (epmd.pid < 0) return 1;
     char gname[64], ename[64], erecv[64];
     snprintf(gname, sizeof gname, "brecv_g_%d", (int)getpid());
     snprintf(erecv, sizeof erecv, "brecv_e_%d", (int)getpid());
-    snprintf(cmd, sizeof cmd, "exec %s --node %s %u", exe, gname, eport);
+    snprintf(cmd, sizeof cmd, "exec %s --node %s %u %s", exe, gname, eport, optfile);
     bench_child grecv = bench_spawn(cmd);
     bench_read_until(&grecv, "READY", NULL);
     bench_child ercv = erl_receiver(erecv);
@@ -228,6 +276,7 @@ int main(int argc, char **argv)
     double e_tp = erl_sender("throughput", erecv, n_msgs);
     double e_rt = erl_sender("roundtrip", erecv, n_rt);
     double ge_tp_e2g = erl_sender("throughput", gname, n_msgs);
+    double ge_rt_e2g = erl_sender("roundtrip", gname, n_rt);
 
     snprintf(ename, sizeof ename, "bsend_g_%d", (int)getpid());
     if (start_girder_node(ename, false) != 0) return 1;
@@ -237,11 +286,15 @@ int main(int argc, char **argv)
     double g_rt = girder_run(rt_body, full, n_rt);
     snprintf(full, sizeof full, "%s@%s", erecv, host);
     double ge_tp_g2e = girder_run(tp_body, full, n_msgs);
+    double ge_rt_g2e = girder_run(rt_body, full, n_rt);
 
-    print("dist_tcp_throughput", g_tp, e_tp, "msgs/s", true);
-    print("dist_roundtrip", g_rt, e_rt, "us", false);
-    printf("INFO dist_mixed_throughput girder_to_erlang=%.1f erlang_to_girder=%.1f unit=msgs/s\n",
+    print(NAME_TP, g_tp, e_tp, "msgs/s", true);
+    print(NAME_RT, g_rt, e_rt, "us", false);
+    printf("INFO %s girder_to_erlang=%.1f erlang_to_girder=%.1f unit=msgs/s\n", NAME_MIXED_TP,
            ge_tp_g2e, ge_tp_e2g);
+    printf("INFO %s girder_to_erlang=%.1f erlang_to_girder=%.1f unit=us\n", NAME_MIXED_RT,
+           ge_rt_g2e, ge_rt_e2g);
+    fprintf(stderr, "bench-dist (%s): %ld messages, %ld round trips\n", PROTO, n_msgs, n_rt);
     fflush(stdout);
     dist_stop(2000);
     nd_shutdown(2000);

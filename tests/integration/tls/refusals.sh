@@ -1,0 +1,98 @@
+#!/bin/sh
+# TLS refusals, each with its log line, while a good peer stays connected and served: no client
+# certificate (1.2 and 1.3), unknown CA (Girder as server and as client), expired certificate,
+# host-name mismatch, plain TCP against TLS both ways, garbage, a stalled handshake.
+. "$(dirname "$0")/lib.sh"
+start_epmd
+make_certs
+"$ERLC" -o "$TMP" "$TLSDIR/tls_peer.erl" || fail "erlc tls_peer"
+optfile "$TMP/g1.conf" node "'tlsv1.2', 'tlsv1.3'"
+optfile "$TMP/good.conf" node
+optfile "$TMP/nocert.conf" node "" none
+optfile "$TMP/nocert13.conf" node "'tlsv1.3'" none
+optfile "$TMP/rogue.conf" rogue
+optfile "$TMP/expired.conf" expired
+optfile "$TMP/other.conf" otherhost
+GOOD=$(tls_args "$TMP/good.conf")
+start_girder g1 --proto-dist inet_tls --ssl-dist-optfile "$TMP/g1.conf" --setuptime 2 \
+    --control-socket "$TMP/g1.sock"
+G1=$(node g1)
+G1LOG="$TMP/g1.log"
+ERL_ARGS=$GOOD start_erl k -run tls_peer main keeper "$G1"
+KPID=$EPID
+wait_for 20 grep -q READY "$TMP/k.log" || fail "keeper not ready"
+
+# refused_by_g1 NAME CONF TEXT: an erl node with CONF cannot reach g1; g1 logs TEXT.
+refused_by_g1() {
+    ERL_ARGS="$2" tpeer "$1" refused "$G1" >/dev/null
+    grep -q "^PASS refused" "$TMP/$1.out" || { cat "$TMP/$1.out"; fail "$1 was not refused"; }
+    wait_for 10 tls_failed "$G1LOG" "$3" || fail "$1: g1 did not log a TLS failure with '$3'"
+    log "refused, logged: $(grep event=tls_failed "$G1LOG" | grep -- "$3" | tail -n 1 | sed 's/.*event=/event=/')"
+}
+refused_by_g1 n1 "$(tls_args "$TMP/nocert.conf")" "peer did not return a certificate"
+refused_by_g1 n2 "$(tls_args "$TMP/nocert13.conf")" "sent fatal alert 'certificate required'"
+refused_by_g1 n3 "$(tls_args "$TMP/rogue.conf")" "unable to get local issuer certificate"
+refused_by_g1 n4 "$(tls_args "$TMP/expired.conf")" "certificate has expired"
+refused_by_g1 n5 "" "TLS handshake failed: wrong version number" # plain TCP
+
+# failed_for NAME TEXT: g1 logged a TLS failure with TEXT for node NAME.
+failed_for() { grep event=tls_failed "$G1LOG" | grep "node=$1$SUF@" | grep -q -- "$2"; }
+
+# g1_cannot_reach NAME CONF TEXT: g1, asked by a good peer, cannot reach an erl node NAME
+# running with CONF; g1 logs TEXT for it.
+g1_cannot_reach() {
+    ERL_ARGS="$2" start_erl "$1"
+    ERL_ARGS=$GOOD tpeer "q$1" girder_pings "$G1" "$(node "$1")" pang >/dev/null
+    grep -q "^PASS girder_pings" "$TMP/q$1.out" || { cat "$TMP/q$1.out"; fail "g1 reached $1"; }
+    wait_for 10 failed_for "$1" "$3" || fail "$1: g1 did not log a TLS failure with '$3'"
+    log "refused, logged: $(grep event=tls_failed "$G1LOG" | grep -- "$3" | tail -n 1 | sed 's/.*event=/event=/')"
+}
+g1_cannot_reach r "$(tls_args "$TMP/rogue.conf")" "unable to get local issuer certificate"
+g1_cannot_reach o "$(tls_args "$TMP/other.conf")" "host name mismatch: '$HOST' is not a DNS name"
+g1_cannot_reach p "" "TLS handshake not finished (0 bytes from the peer): handshake timeout" # plain
+
+# raw PORT PAYLOAD_HEX HOLD: connects to PORT, sends the bytes, keeps the socket up to HOLD s;
+# prints how many seconds passed before the node closed it.
+raw() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import socket, sys, time
+port, payload, hold = int(sys.argv[1]), bytes.fromhex(sys.argv[2]), float(sys.argv[3])
+s = socket.create_connection(("127.0.0.1", port), timeout=hold)
+t0 = time.time()
+s.sendall(payload)
+try:
+    while s.recv(4096):
+        pass
+except socket.timeout:
+    pass
+print("%.1f" % (time.time() - t0))
+PY
+}
+PORT=$(dist_port g1)
+[ -n "$PORT" ] || fail "no port for g1"
+GARBAGE=$(od -An -N200 -tx1 /dev/urandom | tr -d ' \n')
+T=$(raw "$PORT" "$GARBAGE" 10)
+log "garbage: closed after $T s"
+wait_for 10 tls_failed "$G1LOG" "TLS handshake failed" || fail "no log line for garbage"
+N0=$(grep -c "event=tls_failed" "$G1LOG")
+T=$(raw "$PORT" 1603010200 10) # a record header that promises 512 bytes, then nothing
+log "stalled handshake: closed after $T s (setuptime 2)"
+awk -v t="$T" 'BEGIN { exit !(t >= 1.5 && t < 6) }' || fail "a stalled handshake was closed after $T s"
+wait_for 10 tls_failed "$G1LOG" "TLS handshake not finished (5 bytes from the peer): handshake timeout" ||
+    fail "no log line for the stalled handshake"
+
+log "the keeper is still connected, and g1 still serves"
+alive "$KPID" || fail "the keeper went down"
+ERL_ARGS=$GOOD tpeer z still_served "$G1" "$(node k)" >/dev/null
+grep -q "^PASS still_served" "$TMP/z.out" || { cat "$TMP/z.out"; fail "g1 stopped serving"; }
+if grep -q "event=nodedown node=k$SUF@" "$G1LOG"; then fail "the keeper's connection dropped"; fi
+N=$(grep -c "event=tls_failed" "$G1LOG")
+[ "$N" -ge 10 ] || fail "fewer TLS failures logged ($N) than refusals"
+if [ -n "${DAEMON_CTL:-}" ]; then
+    "$DAEMON_CTL" call "$TMP/g1.sock" node.info >"$TMP/info.out" || fail "node.info: $(cat "$TMP/info.out")"
+    grep -q '"tls": *true' "$TMP/info.out" || fail "node.info does not say tls: $(cat "$TMP/info.out")"
+    grep -q "\"tls_failures\": *$N\b" "$TMP/info.out" ||
+        fail "node.info's tls_failures is not the $N logged: $(cat "$TMP/info.out")"
+    log "node.info: tls true, tls_failures $N"
+fi
+log "tls refusals: ok"
