@@ -134,7 +134,6 @@ static void spawn_body(void *arg)
 {
     spawn_job *j = arg;
     term_t m;
-    nd_set_exit_hook(job_hook, j);
     if (nd_receive_if(is_go, &j->go, 10000, &m) < 0) nd_exit(A("spawn_setup_timeout"));
     term_free(m);
     term_t res, reason;
@@ -212,7 +211,9 @@ void dist__spawn_request(dconn *c, dist_ctl *q)
             j->f = f;
             j->args = term_dup(args);
         }
-        if (nd_spawn(spawn_body, j, NULL, &pid) != 0) {
+        /* the hook from the start: a process killed before it runs still frees its job */
+        nd_spawn_opts so = {.exit_hook = job_hook, .exit_hook_arg = j};
+        if (nd_spawn(spawn_body, j, &so, &pid) != 0) {
             job_free(j);
             pid = TERM_NONE;
         }

@@ -123,6 +123,11 @@ typedef struct nd_spawn_opts {
     bool trap_exit;    /* start with trap_exit set */
     term_t name;       /* atom to register at start (TERM_NONE: none) */
     term_t *monitor_ref;
+    /* As nd_set_exit_hook from the start: runs however the process ends, even when it is
+    ** killed before fn ever runs (so arg's memory is never lost). Not called when nd_spawn
+    ** fails: the caller still owns arg then. */
+    void (*exit_hook)(void *arg, term_t reason);
+    void *exit_hook_arg;
 } nd_spawn_opts;
 
 /*

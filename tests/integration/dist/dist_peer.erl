@@ -6,7 +6,7 @@
          girder_to_erlang/1, spawn_target/1, simultaneous/1, blast/1, latency/1,
          global_pg/1, aliases/1, atom_cache/1, dynamic_named/1, dynamic_namer/1,
          spawn_monitor_procs/1, die_after/2, stall_responsive/1, builtins/1, old_pid/1,
-         global_hub/1, global_join/1, latency_until/1]).
+         global_hub/1, global_join/1, latency_until/1, reconnect_cycles/1]).
 
 %% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -631,3 +631,17 @@ lat_loop(G, Flag, T0, Acc) ->
             timer:sleep(10),
             lat_loop(G, Flag, T0, [D | Acc])
     end.
+
+%% N cycles of disconnect_node then ping, back to back: each ping must be pong, even when the new
+%% connection's handshake reaches G before G has seen the old connection close.
+reconnect_cycles([G, N0]) ->
+    N = list_to_integer(atom_to_list(N0)),
+    pong = net_adm:ping(G),
+    T0 = erlang:monotonic_time(millisecond),
+    Pangs = lists:foldl(fun(_, Acc) ->
+                                erlang:disconnect_node(G),
+                                case net_adm:ping(G) of pong -> Acc; pang -> Acc + 1 end
+                        end, 0, lists:seq(1, N)),
+    io:format("  ~p disconnect/ping cycles in ~p ms: ~p pang~n",
+              [N, erlang:monotonic_time(millisecond) - T0, Pangs]),
+    0 = Pangs.
