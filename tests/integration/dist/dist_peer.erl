@@ -6,7 +6,8 @@
          girder_to_erlang/1, spawn_target/1, simultaneous/1, blast/1, latency/1,
          global_pg/1, aliases/1, atom_cache/1, dynamic_named/1, dynamic_namer/1,
          spawn_monitor_procs/1, die_after/2, stall_responsive/1, builtins/1, old_pid/1,
-         global_hub/1, global_join/1, latency_until/1, reconnect_cycles/1]).
+         global_hub/1, global_join/1, latency_until/1, reconnect_cycles/1,
+         soak_honest/1, soak_churn/1]).
 
 %% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -23,7 +24,7 @@ main([Case | Args]) ->
             io:format("PASS ~s~n", [Case]), halt(0);
         {done, Err} ->
             io:format("FAIL ~s: ~p~n", [Case, Err]), halt(1)
-    after 60000 ->
+    after case os:getenv("DIST_PEER_TIMEOUT_MS") of false -> 60000; T -> list_to_integer(T) end ->
             io:format("FAIL ~s: timeout (~p)~n", [Case, erlang:process_info(Pid, current_stacktrace)]),
             halt(1)
     end.
@@ -645,3 +646,48 @@ reconnect_cycles([G, N0]) ->
     io:format("  ~p disconnect/ping cycles in ~p ms: ~p pang~n",
               [N, erlang:monotonic_time(millisecond) - T0, Pangs]),
     0 = Pangs.
+
+%% Soak: honest traffic for Secs seconds (kv calls, rpc, sends to echo, a remote spawn with a
+%% link now and then); every answer is checked.
+soak_honest([G, Secs0]) ->
+    Secs = list_to_integer(atom_to_list(Secs0)),
+    process_flag(trap_exit, true),
+    pong = net_adm:ping(G),
+    End = erlang:monotonic_time(millisecond) + Secs * 1000,
+    N = soak_honest_loop(G, End, 0),
+    io:format("  honest: ~p rounds~n", [N]).
+
+soak_honest_loop(G, End, N) ->
+    case erlang:monotonic_time(millisecond) > End of
+        true -> N;
+        false ->
+            K = N rem 1000,
+            ok = gen_server:call({kv, G}, {put, K, N}, 10000),
+            {ok, N} = gen_server:call({kv, G}, {get, K}, 10000),
+            G = rpc:call(G, erlang, node, [], 10000),
+            {echo, G} ! {self(), {n, N}},
+            receive {n, N} -> ok after 10000 -> error({no_echo, N}) end,
+            case N rem 200 of
+                0 -> P = spawn_link(G, demo, echo, []), exit(P, kill),
+                     receive {'EXIT', P, killed} -> ok after 10000 -> error(no_exit) end;
+                _ -> ok
+            end,
+            soak_honest_loop(G, End, N + 1)
+    end.
+
+%% Soak: connection churn for Secs seconds (disconnect, then ping again).
+soak_churn([G, Secs0]) ->
+    Secs = list_to_integer(atom_to_list(Secs0)),
+    End = erlang:monotonic_time(millisecond) + Secs * 1000,
+    N = soak_churn_loop(G, End, 0),
+    io:format("  churn: ~p reconnects~n", [N]).
+
+soak_churn_loop(G, End, N) ->
+    case erlang:monotonic_time(millisecond) > End of
+        true -> N;
+        false ->
+            pong = net_adm:ping(G),
+            erlang:disconnect_node(G),
+            timer:sleep(20),
+            soak_churn_loop(G, End, N + 1)
+    end.
