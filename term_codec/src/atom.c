@@ -3,6 +3,9 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 /*
 ** Atoms live in chunks that never move, indexed by atom number; a fixed open-addressing hash
@@ -27,12 +30,73 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 term_t TERM_ATOM_TRUE, TERM_ATOM_FALSE, TERM_ATOM_OK, TERM_ATOM_ERROR, TERM_ATOM_UNDEFINED,
     TERM_ATOM_NONODE;
 
-static uint32_t hash_name(const char *s, size_t len)
+/* ==================================================================== keyed hashing */
+
+/*
+** Names from outside must not be able to collide on purpose: with an unkeyed hash a peer could
+** send names that all land in one probe chain and make every lookup walk it. So names are
+** hashed with SipHash-1-3 (Aumasson and Bernstein) under a key drawn at first use.
+*/
+static uint64_t sip_k0, sip_k1;
+static _Atomic bool sip_ready;
+static pthread_once_t sip_once = PTHREAD_ONCE_INIT;
+
+static void sip_init(void)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)s[i]) * 16777619u;
-    return h;
+    uint64_t k[2];
+    if (getrandom(k, sizeof k, GRND_NONBLOCK) != (ssize_t)sizeof k) {
+        /* No entropy yet (early boot): a weaker key still differs from run to run. */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        k[0] = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
+        k[1] = (uint64_t)(uintptr_t)&ts ^ ((uint64_t)ts.tv_sec << 32);
+    }
+    sip_k0 = k[0];
+    sip_k1 = k[1];
+    atomic_store_explicit(&sip_ready, true, memory_order_release);
 }
+
+#define ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                  \
+    do {                                                          \
+        v0 += v1, v1 = ROTL(v1, 13), v1 ^= v0, v0 = ROTL(v0, 32); \
+        v2 += v3, v3 = ROTL(v3, 16), v3 ^= v2;                    \
+        v0 += v3, v3 = ROTL(v3, 21), v3 ^= v0;                    \
+        v2 += v1, v1 = ROTL(v1, 17), v1 ^= v2, v2 = ROTL(v2, 32); \
+    } while (0)
+
+uint64_t term__keyed_hash(const void *p, size_t len)
+{
+    if (!atomic_load_explicit(&sip_ready, memory_order_acquire)) pthread_once(&sip_once, sip_init);
+    const uint8_t *s = p;
+    uint64_t v0 = sip_k0 ^ 0x736f6d6570736575ull, v1 = sip_k1 ^ 0x646f72616e646f6dull;
+    uint64_t v2 = sip_k0 ^ 0x6c7967656e657261ull, v3 = sip_k1 ^ 0x7465646279746573ull;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t m;
+        memcpy(&m, s + i, 8); /* little-endian machines only (the codecs assert it) */
+        v3 ^= m;
+        SIPROUND;
+        v0 ^= m;
+    }
+    uint64_t b = (uint64_t)len << 56;
+    for (size_t k = 0; i + k < len; k++) b |= (uint64_t)s[i + k] << (8 * k);
+    v3 ^= b;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+uint32_t term__atom_hash(const char *s, size_t len)
+{
+    uint64_t h = term__keyed_hash(s, len);
+    return (uint32_t)(h ^ (h >> 32));
+}
+#define hash_name term__atom_hash
 
 /* The hash table is sized once for SLOTS_CAP/2 atoms: the limit can move up to that. */
 #define SLOTS_CAP ((size_t)1 << 22)

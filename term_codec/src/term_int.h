@@ -177,6 +177,10 @@ static inline const term__atom_entry *term__atom_entry_of(uint32_t index)
 }
 /* The UTF-8 name and its byte length. */
 const char *term__atom_name(uint32_t index, size_t *len);
+/* The table's hash of a name (keyed per process: names cannot be chosen to collide). */
+uint32_t term__atom_hash(const char *s, size_t len);
+/* A 64-bit keyed hash of bytes (SipHash-1-3 under the process's random key). */
+uint64_t term__keyed_hash(const void *p, size_t len);
 /* Validates UTF-8 and counts code points; false if invalid. */
 bool term__utf8_count(const uint8_t *s, size_t len, size_t *chars);
 /* Appends latin-1 bytes converted to UTF-8 into buf (2*len bytes room). Returns length. */
