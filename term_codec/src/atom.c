@@ -1,4 +1,5 @@
-/* The node-global atom table: lock-free lookups, inserts under one mutex, never freed. */
+/* The node-global atom table (lock-free lookups, inserts under one mutex, never freed), the
+ * external quota, and foreign atoms. */
 #include "term_int.h"
 
 #include <pthread.h>
@@ -24,6 +25,8 @@ static _Atomic uint32_t *slots; /* atom index + 1, or 0 */
 static size_t slot_mask;
 static _Atomic size_t natoms;
 static size_t atom_limit = 1048576;
+static _Atomic size_t n_external;        /* atoms interned by decodes */
+static size_t external_quota = SIZE_MAX; /* written and read under lock */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -127,8 +130,10 @@ static long lookup(const char *s, size_t len, uint32_t h)
     }
 }
 
-/* Inserts a validated name; lock held. Returns the index or a negative error. */
-static long insert_locked(const char *s, size_t len, uint32_t h, bool latin1, bool ascii)
+/* Inserts a validated name; lock held. Returns the index or a negative error. An external
+** insert (a decode's) must also fit the external quota, and counts against it when it adds. */
+static long insert_locked(const char *s, size_t len, uint32_t h, bool latin1, bool ascii,
+                          bool external)
 {
     if (!slots) {
         /* calloc, not the hook: the table lives as long as the process, and a large calloc
@@ -141,6 +146,8 @@ static long insert_locked(const char *s, size_t len, uint32_t h, bool latin1, bo
     if (found >= 0) return found;
     size_t idx = atomic_load_explicit(&natoms, memory_order_relaxed);
     if (idx >= atom_limit) return TERM_EATOMLIMIT;
+    if (external && atomic_load_explicit(&n_external, memory_order_relaxed) >= external_quota)
+        return TERM_EATOMLIMIT;
     size_t ci = idx >> CHUNK_BITS;
     if (!chunks[ci]) {
         chunks[ci] = calloc(CHUNK_SIZE, sizeof *chunks[ci]);
@@ -161,6 +168,7 @@ static long insert_locked(const char *s, size_t len, uint32_t h, bool latin1, bo
     while (atomic_load_explicit(&slots[i], memory_order_relaxed) != 0) i = (i + 1) & slot_mask;
     atomic_store_explicit(&slots[i], (uint32_t)idx + 1, memory_order_release);
     atomic_store_explicit(&natoms, idx + 1, memory_order_release);
+    if (external) atomic_fetch_add_explicit(&n_external, 1, memory_order_relaxed);
     return (long)idx;
 }
 
@@ -185,8 +193,7 @@ __attribute__((constructor)) static void atoms_ctor(void)
     term_init();
 }
 
-/* Checks an atom name: valid UTF-8 of at most 255 code points. */
-static int check_name(const char *s, size_t len, bool *latin1, bool *ascii)
+int term__atom_check(const char *s, size_t len, bool *latin1, bool *ascii)
 {
     size_t chars;
     if (len > 255 * 4) return TERM_EATOM;
@@ -216,10 +223,10 @@ term_t term_atom_n(const char *name, size_t len, int *err)
     long idx = lookup(name, len, h);
     if (idx >= 0) return term__make_atom((uint32_t)idx);
     bool latin1, ascii;
-    int rc = check_name(name, len, &latin1, &ascii);
+    int rc = term__atom_check(name, len, &latin1, &ascii);
     if (rc == 0) {
         pthread_mutex_lock(&lock);
-        idx = insert_locked(name, len, h, latin1, ascii);
+        idx = insert_locked(name, len, h, latin1, ascii, false);
         pthread_mutex_unlock(&lock);
         if (idx < 0) rc = (int)idx;
     }
@@ -254,14 +261,101 @@ const char *term__atom_name(uint32_t index, size_t *len)
 
 const char *term_atom_name(term_t atom, size_t *len)
 {
+    if (term_atom_is_interned(atom)) return term__atom_name((uint32_t)(atom >> 3), len);
     if (!term_is_atom(atom)) {
         if (len) *len = 0;
         return NULL;
     }
-    return term__atom_name(term_atom_index(atom), len);
+    const term__atom_entry *e = term__fatom_entry(term__box(atom));
+    if (len) *len = e->len;
+    return e->name;
 }
 
 size_t term_atom_count(void)
 {
     return atomic_load_explicit(&natoms, memory_order_acquire);
+}
+
+/* ==================================================================== the external quota */
+
+void term_atom_set_external_quota(size_t max_atoms)
+{
+    pthread_mutex_lock(&lock);
+    external_quota = max_atoms;
+    pthread_mutex_unlock(&lock);
+}
+
+size_t term_atom_external_quota(void)
+{
+    pthread_mutex_lock(&lock);
+    size_t q = external_quota;
+    pthread_mutex_unlock(&lock);
+    return q;
+}
+
+size_t term_atom_external_count(void)
+{
+    return atomic_load_explicit(&n_external, memory_order_relaxed);
+}
+
+term_t term__atom_lookup(const char *s, size_t len, uint32_t h)
+{
+    long idx = lookup(s, len, h);
+    return idx >= 0 ? term__make_atom((uint32_t)idx) : TERM_NONE;
+}
+
+term_t term__atom_intern_external(const char *s, size_t len, uint32_t h, bool latin1, bool ascii,
+                                  int *err, bool *created)
+{
+    pthread_mutex_lock(&lock);
+    size_t before = atomic_load_explicit(&natoms, memory_order_relaxed);
+    long idx = insert_locked(s, len, h, latin1, ascii, true);
+    *created = atomic_load_explicit(&natoms, memory_order_relaxed) != before;
+    pthread_mutex_unlock(&lock);
+    if (idx < 0) {
+        *err = (int)idx;
+        return TERM_NONE;
+    }
+    return term__make_atom((uint32_t)idx);
+}
+
+/* ==================================================================== foreign atoms */
+
+term_t term__fatom_new(const char *s, size_t len, uint32_t h, bool latin1, bool ascii)
+{
+    size_t size = term__fatom_size(len);
+    term_box *b = term__new_box(BOX_FATOM, size);
+    if (!b) return TERM_NONE;
+    term__atom_entry *e = (term__atom_entry *)(void *)(b + 1);
+    /* zero-padded like table entries, so the encoder may copy short names as whole words */
+    memset(e, 0, size - sizeof(term_box));
+    e->len = (uint32_t)len;
+    e->hash = h;
+    e->latin1 = latin1;
+    e->ascii = ascii;
+    if (len) memcpy(e->name, s, len);
+    b->n = (uint32_t)len;
+    return term__from_box(b);
+}
+
+term_t term_atom_foreign_new(const char *name, size_t len, int *err)
+{
+    bool latin1, ascii;
+    int rc = term__atom_check(name, len, &latin1, &ascii);
+    term_t t = TERM_NONE;
+    if (rc == 0) {
+        t = term__fatom_new(name, len, hash_name(name, len), latin1, ascii);
+        if (t == TERM_NONE) rc = TERM_ENOMEM;
+    }
+    if (rc && err) *err = rc;
+    return t;
+}
+
+term_t term_atom_canonical(term_t t)
+{
+    if (term_atom_is_interned(t)) return t;
+    if (!term_is_atom(t)) return TERM_NONE;
+    const term__atom_entry *e = term__fatom_entry(term__box(t));
+    long idx = lookup(e->name, e->len, e->hash);
+    return idx >= 0 ? term__make_atom((uint32_t)idx) : term_dup(t);
 }

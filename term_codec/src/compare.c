@@ -38,11 +38,13 @@ static int cmp_u64(uint64_t a, uint64_t b)
     return (a > b) - (a < b);
 }
 
+/* Atoms order by name, UTF-8 bytes compared as unsigned (code point order), whether interned
+** or foreign: an interned and a foreign atom of the same name are equal. */
 static int cmp_atoms(term_t a, term_t b)
 {
     if (a == b) return 0;
-    const term__atom_entry *ea = term__atom_entry_of(term_atom_index(a));
-    const term__atom_entry *eb = term__atom_entry_of(term_atom_index(b));
+    const term__atom_entry *ea = term__atom_entry_any(a);
+    const term__atom_entry *eb = term__atom_entry_any(b);
     /* Names are zero-padded to 16 bytes: their first 8 bytes, read big-endian, order them
     ** as memcmp then length would, unless they tie (a name may hold a zero byte). */
     uint64_t wa, wb;
@@ -270,14 +272,13 @@ uint64_t term_hash(term_t t)
     if (term__stack_push(&s, t)) return 0;
     while (s.n > 0) {
         term_t x = s.v[--s.n];
+        if (term_is_atom(x)) { /* by name: interned and foreign atoms hash alike */
+            const term__atom_entry *e = term__atom_entry_any(x);
+            h = hash_bytes(mix(h, 3), (const uint8_t *)e->name, e->len);
+            continue;
+        }
         if (!term_is_boxed(x)) {
-            if (term_is_atom(x)) {
-                size_t len;
-                const char *nm = term_atom_name(x, &len);
-                h = hash_bytes(mix(h, 3), (const uint8_t *)nm, len);
-            } else {
-                h = mix(h, x);
-            }
+            h = mix(h, x);
             continue;
         }
         term_box *b = term__box(x);
@@ -413,8 +414,23 @@ size_t term_memory(term_t t)
             break;
         }
         case BOX_FUN:
+            rc = term__stack_push(&s, ((box_fun *)b)->module);
             for (uint32_t i = 0; i < b->n && !rc; i++)
                 rc = term__stack_push(&s, ((box_fun *)b)->free[i]);
+            break;
+        /* atoms inside are counted when they are foreign (boxes of their own) */
+        case BOX_PID:
+            rc = term__stack_push(&s, ((box_pid *)b)->node);
+            break;
+        case BOX_PORT:
+            rc = term__stack_push(&s, ((box_port *)b)->node);
+            break;
+        case BOX_REF:
+            rc = term__stack_push(&s, ((box_ref *)b)->node);
+            break;
+        case BOX_EXPORT:
+            rc = term__stack_push(&s, ((box_export *)b)->module);
+            if (!rc) rc = term__stack_push(&s, ((box_export *)b)->function);
             break;
         }
         if (rc) break;

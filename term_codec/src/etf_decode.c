@@ -24,6 +24,12 @@
 ** doubles, at most twice that while decoding. The relocation list has one 4-byte entry per
 ** box at most (a binary's data pointer being the second of a 40-byte box), so it is sized
 ** as a sixteenth of the arena and never checked.
+**
+** Foreign atoms (new names past the atom budget, with opts->foreign_atoms) are boxes of their
+** own, outside the arena: the decode keeps one reference to each distinct one in a set keyed
+** by name, and hands them to the block, which lists them in its last words and drops them
+** when it is freed. Words that point at them are absolute pointers, never relocated. A
+** distinct name takes at least 3 input bytes and its atom under 80 bytes.
 */
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -45,6 +51,16 @@ _Static_assert(sizeof(term_box) == 16 && offsetof(term_box, boff) == 4 &&
     ((uint64_t)(type) | (uint64_t)(BOXF_INBLOCK | (flags)) << 8 | (uint64_t)(aux) << 16 | \
      (uint64_t)(n) << 32)
 
+/* The foreign atoms of one decode, one reference each, found by name through an open-addressing
+** index (slot = atom's table hash, which is keyed, so names cannot be made to collide). */
+typedef struct fset {
+    term_t *v;     /* the atoms */
+    size_t n, cap; /* v's length and capacity */
+    uint32_t *idx; /* position in v + 1, or 0; mask + 1 slots */
+    size_t mask;
+    size_t made; /* how many of v this decode made (the others came from the atom cache) */
+} fset;
+
 typedef struct dec {
     const uint8_t *b, *end; /* the input */
     const etf_decode_opts *opts;
@@ -57,7 +73,8 @@ typedef struct dec {
     size_t scap;
     size_t *maps;       /* pairs: arena offset of a map box, input offset of its tag */
     size_t nmaps, mcap; /* mcap counts words */
-    size_t new_atoms;
+    size_t new_atoms;   /* atoms this decode interned */
+    fset fs;
     int err;
     size_t err_off;
     bool arena_heap, slots_heap, maps_heap;
@@ -206,6 +223,122 @@ static inline bool acache_hit(const acache_ent *e, uint64_t w0, uint64_t w1, con
                         load64(e->name + n - 16) == load64(s + n - 16)));
 }
 
+/* ---------------------------------------------------------------- foreign atoms */
+
+static void fset_free(fset *fs)
+{
+    for (size_t i = 0; i < fs->n; i++) term_free(fs->v[i]);
+    term__dealloc(fs->v, fs->cap * sizeof(term_t));
+    term__dealloc(fs->idx, (fs->mask + 1) * sizeof(uint32_t));
+    memset(fs, 0, sizeof *fs);
+}
+
+/* The foreign atom of this decode named s (len bytes, table hash h), or TERM_NONE. */
+static term_t fset_find(const fset *fs, const char *s, size_t len, uint32_t h)
+{
+    if (!fs->n) return TERM_NONE;
+    for (size_t i = h & fs->mask;; i = (i + 1) & fs->mask) {
+        uint32_t k = fs->idx[i];
+        if (!k) return TERM_NONE;
+        const term__atom_entry *e = term__atom_entry_any(fs->v[k - 1]);
+        if (e->hash == h && e->len == len && memcmp(e->name, s, len) == 0) return fs->v[k - 1];
+    }
+}
+
+/* Adds a (a reference the set takes over, or drops on failure): 0 or ENOMEM / ESIZE. */
+static int fset_add(fset *fs, term_t a)
+{
+    if (fs->n == fs->cap) {
+        size_t ncap = fs->cap ? fs->cap * 2 : 8;
+        if (ncap > UINT32_MAX) goto size; /* block headers count them in 32 bits */
+        term_t *nv = term__realloc(fs->v, fs->cap * sizeof(term_t), ncap * sizeof(term_t));
+        if (!nv) goto nomem;
+        fs->v = nv;
+        fs->cap = ncap;
+    }
+    if (2 * (fs->n + 1) > fs->mask + 1 || !fs->idx) { /* at most half full */
+        size_t nslots = fs->idx ? 2 * (fs->mask + 1) : 32;
+        uint32_t *ni = term__alloc(nslots * sizeof(uint32_t));
+        if (!ni) goto nomem;
+        memset(ni, 0, nslots * sizeof(uint32_t));
+        for (size_t k = 0; k < fs->n; k++) {
+            size_t i = term__atom_entry_any(fs->v[k])->hash & (nslots - 1);
+            while (ni[i]) i = (i + 1) & (nslots - 1);
+            ni[i] = (uint32_t)(k + 1);
+        }
+        term__dealloc(fs->idx, (fs->mask + 1) * sizeof(uint32_t));
+        fs->idx = ni;
+        fs->mask = nslots - 1;
+    }
+    size_t i = term__atom_entry_any(a)->hash & fs->mask;
+    while (fs->idx[i]) i = (i + 1) & fs->mask;
+    fs->idx[i] = (uint32_t)(fs->n + 1);
+    fs->v[fs->n++] = a;
+    return 0;
+nomem:
+    term_free(a);
+    return TERM_ENOMEM;
+size:
+    term_free(a);
+    return TERM_ESIZE;
+}
+
+/* An atom from the atom cache that is foreign: this decode's atom of that name (so one per
+** name), taking a reference of its own. 0 or an error code. */
+static int cached_foreign(dec *d, term_t *a, size_t off)
+{
+    const term__atom_entry *e = term__atom_entry_any(*a);
+    term_t f = fset_find(&d->fs, e->name, e->len, e->hash);
+    if (f != TERM_NONE) {
+        *a = f;
+        return 0;
+    }
+    int rc = fset_add(&d->fs, term_dup(*a));
+    return rc ? fail(d, rc, off) : 0;
+}
+
+/*
+** A name not found interned: interned within the budget (opts->max_new_atoms), the external
+** quota and the table, else a foreign atom with opts->foreign_atoms, else EATOMLIMIT. A name
+** met before in this decode as a foreign atom gets that atom. 0 or an error code.
+*/
+static __attribute__((noinline)) int new_atom(dec *d, const char *name, size_t len, uint32_t h,
+                                              size_t off, term_t *out)
+{
+    term_t a = fset_find(&d->fs, name, len, h);
+    if (a != TERM_NONE) {
+        *out = a;
+        return 0;
+    }
+    const etf_decode_opts *o = d->opts;
+    bool foreign = o && o->foreign_atoms;
+    size_t max = o ? o->max_new_atoms : 0;
+    bool latin1, ascii;
+    if (term__atom_check(name, len, &latin1, &ascii)) return fail(d, TERM_EATOM, off);
+    if (foreign ? d->new_atoms < max : (max == 0 || d->new_atoms < max)) {
+        int err = 0;
+        bool created = false;
+        a = term__atom_intern_external(name, len, h, latin1, ascii, &err, &created);
+        if (a != TERM_NONE) {
+            d->new_atoms += created;
+            *out = a;
+            return 0;
+        }
+        if (err != TERM_EATOMLIMIT || !foreign) return fail(d, err, off);
+    } else if (!foreign) {
+        return fail(d, TERM_EATOMLIMIT, off);
+    }
+    a = term__fatom_new(name, len, h, latin1, ascii);
+    if (a == TERM_NONE) return fail(d, TERM_ENOMEM, off);
+    int rc = fset_add(&d->fs, a);
+    if (rc) return fail(d, rc, off);
+    d->fs.made++;
+    *out = a;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- any atom */
+
 /* Any atom encoding at p, or an atom cache reference: the new position, or NULL with d->err
 ** set. Finds, or creates within the budget, the atom and remembers it in the cache. */
 static const uint8_t *atom_slow(dec *d, const uint8_t *p, term_t *out)
@@ -233,6 +366,7 @@ static const uint8_t *atom_slow(dec *d, const uint8_t *p, term_t *out)
         if (p == end) goto trunc;
         term_t a = d->opts && d->opts->cache ? d->opts->cache->atoms[*p] : TERM_NONE;
         if (!term_is_atom(a)) return fail(d, TERM_ECACHE, off), NULL;
+        if (!term_atom_is_interned(a) && cached_foreign(d, &a, off)) return NULL;
         *out = a;
         return p + 1;
     }
@@ -268,16 +402,10 @@ static const uint8_t *atom_slow(dec *d, const uint8_t *p, term_t *out)
                 return p;
             }
     }
-    term_t a = term_atom_existing(name, len);
-    if (a == TERM_NONE) {
-        size_t max = d->opts ? d->opts->max_new_atoms : 0;
-        if (max && d->new_atoms >= max) return fail(d, TERM_EATOMLIMIT, off), NULL;
-        int err = 0;
-        a = term_atom_n(name, len, &err);
-        if (a == TERM_NONE) return fail(d, err == TERM_EUTF8 ? TERM_EATOM : err, off), NULL;
-        d->new_atoms++;
-    }
-    if (e) {
+    uint32_t h = term__atom_hash(name, len);
+    term_t a = term__atom_lookup(name, len, h);
+    if (a == TERM_NONE && new_atom(d, name, len, h, off, &a)) return NULL;
+    if (e && term_atom_is_interned(a)) { /* foreign atoms die: never cached */
         e[1] = e[0]; /* the newest goes first, the older one stays as second way */
         e->w0 = w0;
         e->w1 = w1;
@@ -1007,11 +1135,14 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     }
     term_t root;
     memcpy(&root, d.arena + ROOT_OFF, sizeof root);
-    if (d.hp == BLK_HDR) { /* an immediate: every box is reachable from the root */
-        result = root;
+    if (d.hp == BLK_HDR) {
+        /* an immediate or a foreign atom: every box is reachable from the root, so the set
+        ** holds at most the root, whose reference goes to the caller */
+        result = term_dup(root);
         goto out;
     }
-    box_block *blk = term__alloc(d.hp);
+    size_t atoms_at = d.hp, nf = d.fs.n; /* the block's foreign atoms go in its last words */
+    box_block *blk = term__alloc(d.hp + nf * sizeof(term_t));
     if (!blk) {
         fail(&d, TERM_ENOMEM, 0);
         goto out;
@@ -1037,9 +1168,15 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     size_t bad_off = 0;
     int rc = finish_maps(&d, (uint8_t *)blk, &bad_off);
     if (rc) {
-        term__dealloc(blk, d.hp);
+        term__dealloc(blk, d.hp + nf * sizeof(term_t));
         fail(&d, rc, bad_off);
         goto out;
+    }
+    if (nf) { /* the set's references become the block's */
+        memcpy((uint8_t *)blk + atoms_at, d.fs.v, nf * sizeof(term_t));
+        blk->h.n = (uint32_t)nf;
+        blk->size = atoms_at + nf * sizeof(term_t);
+        d.fs.n = 0;
     }
     /* The reference the caller gets is the block's first reference. */
     result = root;
@@ -1050,6 +1187,11 @@ out:
     }
     if (d.slots_heap) term__dealloc(d.slots, d.scap * sizeof(size_t));
     if (d.maps_heap) term__dealloc(d.maps, d.mcap * sizeof(size_t));
+    if (opts && opts->stats) {
+        opts->stats->interned += d.new_atoms;
+        opts->stats->foreign += d.fs.made;
+    }
+    if (d.fs.cap) fset_free(&d.fs);
     if (d.err) {
         if (err) {
             err->code = d.err;
@@ -1105,6 +1247,7 @@ term_t etf_decode(const uint8_t *buf, size_t len, const etf_decode_opts *opts, s
                   etf_error *err)
 {
     size_t off = 0;
+    if (opts && opts->stats) *opts->stats = (etf_decode_stats){0, 0};
     if (!opts || !opts->no_version) {
         if (len < 1) {
             if (err) err->code = TERM_ETRUNC, err->offset = 0;
