@@ -361,7 +361,9 @@ uint64_t term_hash(term_t t)
         }
         case BOX_FUN: {
             box_fun *f = (box_fun *)b;
-            h = mix(mix(h, f->arity), f->index);
+            /* only what term_compare() looks at: a fun built with another index or arity
+            ** but the same module, old index and old uniq is equal, so must hash alike */
+            h = mix(h, b->n);
             if (term__stack_push(&s, f->module) || term__stack_push(&s, f->old_index) ||
                 term__stack_push(&s, f->old_uniq))
                 goto oom;
