@@ -75,6 +75,7 @@ typedef struct dec {
     size_t nmaps, mcap; /* mcap counts words */
     size_t new_atoms;   /* atoms this decode interned */
     fset fs;
+    bool all_foreign; /* tests: every atom written out becomes foreign, interned or not */
     int err;
     size_t err_off;
     bool arena_heap, slots_heap, maps_heap;
@@ -315,7 +316,9 @@ static __attribute__((noinline)) int new_atom(dec *d, const char *name, size_t l
     size_t max = o ? o->max_new_atoms : 0;
     bool latin1, ascii;
     if (term__atom_check(name, len, &latin1, &ascii)) return fail(d, TERM_EATOM, off);
-    if (foreign ? d->new_atoms < max : (max == 0 || d->new_atoms < max)) {
+    if (d->all_foreign) {
+        /* no interning at all */
+    } else if (foreign ? d->new_atoms < max : (max == 0 || d->new_atoms < max)) {
         int err = 0;
         bool created = false;
         a = term__atom_intern_external(name, len, h, latin1, ascii, &err, &created);
@@ -403,7 +406,7 @@ static const uint8_t *atom_slow(dec *d, const uint8_t *p, term_t *out)
             }
     }
     uint32_t h = term__atom_hash(name, len);
-    term_t a = term__atom_lookup(name, len, h);
+    term_t a = d->all_foreign ? TERM_NONE : term__atom_lookup(name, len, h);
     if (a == TERM_NONE && new_atom(d, name, len, h, off, &a)) return NULL;
     if (e && term_atom_is_interned(a)) { /* foreign atoms die: never cached */
         e[1] = e[0]; /* the newest goes first, the older one stays as second way */
@@ -1109,7 +1112,7 @@ static uint8_t *inflate_term(const uint8_t *src, size_t srclen, size_t outlen, i
 ** The result is an immediate, or a member of one block holding the whole term.
 */
 static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts *opts,
-                           size_t *used, etf_error *err, size_t base_off)
+                           size_t *used, etf_error *err, size_t base_off, bool all_foreign)
 {
     _Alignas(16) uint8_t arena_small[ARENA_SMALL];
     uint32_t rel_small[REL_CAP(ARENA_SMALL)];
@@ -1125,7 +1128,8 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
              .slots = slots_small,
              .scap = SLOTS_SMALL,
              .maps = maps_small,
-             .mcap = 2 * MAPS_SMALL};
+             .mcap = 2 * MAPS_SMALL,
+             .all_foreign = all_foreign};
     term_t result = TERM_NONE;
     const uint8_t *stop = build(&d);
     if (!stop) goto out;
@@ -1208,7 +1212,8 @@ out:
 ** that the common path of etf_decode() needs no stack frame. */
 static __attribute__((noinline)) term_t decode_compressed(const uint8_t *buf, size_t len,
                                                           size_t off, const etf_decode_opts *opts,
-                                                          size_t *used, etf_error *err)
+                                                          size_t *used, etf_error *err,
+                                                          bool all_foreign)
 {
     if (len - off < 5) {
         if (err) err->code = TERM_ETRUNC, err->offset = len;
@@ -1231,7 +1236,7 @@ static __attribute__((noinline)) term_t decode_compressed(const uint8_t *buf, si
     etf_decode_opts o = opts ? *opts : (etf_decode_opts){0};
     o.allow_trailing = false;
     etf_error e2;
-    term_t t = decode_plain(raw, ulen, &o, NULL, &e2, 0);
+    term_t t = decode_plain(raw, ulen, &o, NULL, &e2, 0, all_foreign);
     term__dealloc(raw, ulen);
     if (t == TERM_NONE) {
         /* Offsets inside compressed data refer to the inflated bytes; say so by code. */
@@ -1243,8 +1248,10 @@ static __attribute__((noinline)) term_t decode_compressed(const uint8_t *buf, si
     return t;
 }
 
-term_t etf_decode(const uint8_t *buf, size_t len, const etf_decode_opts *opts, size_t *used,
-                  etf_error *err)
+static inline __attribute__((always_inline)) term_t decode(const uint8_t *buf, size_t len,
+                                                           const etf_decode_opts *opts,
+                                                           size_t *used, etf_error *err,
+                                                           bool all_foreign)
 {
     size_t off = 0;
     if (opts && opts->stats) *opts->stats = (etf_decode_stats){0, 0};
@@ -1260,6 +1267,20 @@ term_t etf_decode(const uint8_t *buf, size_t len, const etf_decode_opts *opts, s
         off = 1;
     }
     if (len > off && buf[off] == COMPRESSED)
-        return decode_compressed(buf, len, off, opts, used, err);
-    return decode_plain(buf + off, len - off, opts, used, err, off);
+        return decode_compressed(buf, len, off, opts, used, err, all_foreign);
+    return decode_plain(buf + off, len - off, opts, used, err, off, all_foreign);
+}
+
+term_t etf_decode(const uint8_t *buf, size_t len, const etf_decode_opts *opts, size_t *used,
+                  etf_error *err)
+{
+    return decode(buf, len, opts, used, err, false);
+}
+
+term_t term__etf_decode_all_foreign(const uint8_t *buf, size_t len, const etf_decode_opts *opts,
+                                    etf_error *err)
+{
+    /* the per-thread cache would answer with interned atoms before the slow path is asked */
+    memset(acache, 0, sizeof acache);
+    return decode(buf, len, opts, NULL, err, true);
 }

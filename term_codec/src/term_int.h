@@ -211,6 +211,10 @@ term_t term__atom_intern_external(const char *s, size_t len, uint32_t h, bool la
                                   int *err, bool *created);
 /* Looks up a name with its table hash; TERM_NONE if not interned. */
 term_t term__atom_lookup(const char *s, size_t len, uint32_t h);
+/* For tests and fuzzing: etf_decode() (without used) where every atom written out, interned
+** or not, becomes a foreign atom (one per distinct name), so any term has a foreign twin. */
+term_t term__etf_decode_all_foreign(const uint8_t *buf, size_t len, const etf_decode_opts *opts,
+                                    etf_error *err);
 /* Validates UTF-8 and counts code points; false if invalid. */
 bool term__utf8_count(const uint8_t *s, size_t len, size_t *chars);
 /* Appends latin-1 bytes converted to UTF-8 into buf (2*len bytes room). Returns length. */

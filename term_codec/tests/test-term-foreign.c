@@ -14,6 +14,16 @@
 
 /* ---------------------------------------------------------------- helpers */
 
+typedef struct vec {
+    const char *name;
+    const uint8_t *bytes;
+    size_t len;
+} vec;
+
+static const vec vectors[] = {
+#include "etf_vectors.h"
+};
+
 /* A foreign atom named s (a reference). */
 static term_t fa(const char *s)
 {
@@ -287,6 +297,33 @@ static void test_print_and_encode(void **state)
     term_free(mk[0]);
     term_free(mk[1]);
     term_free(fnode);
+}
+
+/* Every vector made by real Erlang has a foreign twin (all its atoms foreign) that is the same
+** term, prints the same and encodes to Erlang's very bytes. */
+static void test_erlang_vectors_twin(void **state)
+{
+    (void)state;
+    size_t foreign = 0;
+    for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
+        const vec *v = &vectors[i];
+        etf_decode_stats st;
+        etf_decode_opts o = {.stats = &st};
+        etf_error e;
+        term_t f = term__etf_decode_all_foreign(v->bytes, v->len, &o, &e);
+        if (f == TERM_NONE) fail_msg("%s: %s at %zu", v->name, term_err_name(e.code), e.offset);
+        foreign += st.foreign;
+        term_t t = etf_decode(v->bytes, v->len, NULL, NULL, NULL);
+        assert_same_term(f, t);
+        etf_buf b = {0};
+        assert_int_equal(etf_encode(f, 0, &b), 0);
+        if (b.len != v->len || memcmp(b.data, v->bytes, v->len) != 0)
+            fail_msg("%s: the twin's bytes differ from Erlang's", v->name);
+        etf_buf_free(&b);
+        term_free(f);
+        term_free(t);
+    }
+    assert_true(foreign >= 40); /* 48 with today's vectors */
 }
 
 /* Map keys: a foreign key and the interned key of the same name are the same key. */
@@ -790,6 +827,7 @@ int main(void)
         cmocka_unit_test(test_basics),
         cmocka_unit_test(test_order_and_sorting),
         cmocka_unit_test(test_print_and_encode),
+        cmocka_unit_test(test_erlang_vectors_twin),
         cmocka_unit_test(test_maps),
         cmocka_unit_test(test_patterns),
         cmocka_unit_test(test_refcounts),
