@@ -226,7 +226,9 @@ static bool is_local(const term_text_ctx *ctx, unsigned flags, term_t node, uint
 {
     return !(flags & TERM_PRINT_EXPLICIT) && ctx && ctx->node != TERM_NONE &&
            ctx->creation == creation &&
-           (ctx->node == node || (!term_atom_is_interned(node) && term_equal(ctx->node, node)));
+           (ctx->node == node ||
+            ((!term_atom_is_interned(node) || !term_atom_is_interned(ctx->node)) &&
+             term_equal(ctx->node, node)));
 }
 
 /* "0" for the context node, else "node:creation". */

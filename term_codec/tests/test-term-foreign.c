@@ -280,6 +280,12 @@ static void test_print_and_encode(void **state)
     txt = (char *)b.data;
     assert_string_equal(txt, "<0.5.6>");
     etf_buf_free(&b);
+    term_text_ctx fctx = {.node = fnode, .creation = 7}; /* and the other way round */
+    term_t ipid = term_pid(inode, 5, 6, 7);
+    assert_int_equal(term_print(ipid, 0, &fctx, &b), 0);
+    assert_string_equal((char *)b.data, "<0.5.6>");
+    etf_buf_free(&b);
+    term_free(ipid);
     /* the text reads back as the interned atom */
     assert_int_equal(term_print(fnode, 0, NULL, &b), 0);
     assert_string_equal((char *)b.data, "fq_node@host");
