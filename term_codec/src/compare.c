@@ -43,8 +43,14 @@ static int cmp_u64(uint64_t a, uint64_t b)
 static int cmp_atoms(term_t a, term_t b)
 {
     if (a == b) return 0;
-    const term__atom_entry *ea = term__atom_entry_any(a);
-    const term__atom_entry *eb = term__atom_entry_any(b);
+    const term__atom_entry *ea, *eb;
+    if (TERM__UNLIKELY((a & b & 7) != 2)) { /* a foreign one (tag 000) among them */
+        ea = term__atom_entry_any(a);
+        eb = term__atom_entry_any(b);
+    } else {
+        ea = term__atom_entry_of((uint32_t)(a >> 3));
+        eb = term__atom_entry_of((uint32_t)(b >> 3));
+    }
     /* Names are zero-padded to 16 bytes: their first 8 bytes, read big-endian, order them
     ** as memcmp then length would, unless they tie (a name may hold a zero byte). */
     uint64_t wa, wb;

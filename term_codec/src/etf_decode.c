@@ -74,8 +74,7 @@ typedef struct dec {
     size_t *maps;       /* pairs: arena offset of a map box, input offset of its tag */
     size_t nmaps, mcap; /* mcap counts words */
     size_t new_atoms;   /* atoms this decode interned */
-    fset fs;
-    bool all_foreign; /* tests: every atom written out becomes foreign, interned or not */
+    fset *fs;           /* NULL until the decode meets a foreign atom */
     int err;
     size_t err_off;
     bool arena_heap, slots_heap, maps_heap;
@@ -226,18 +225,32 @@ static inline bool acache_hit(const acache_ent *e, uint64_t w0, uint64_t w1, con
 
 /* ---------------------------------------------------------------- foreign atoms */
 
-static void fset_free(fset *fs)
+/* Tests: every atom written out decodes foreign (term__etf_decode_all_foreign()). */
+static _Thread_local bool all_foreign;
+
+static __attribute__((noinline)) void fset_free(fset *fs)
 {
     for (size_t i = 0; i < fs->n; i++) term_free(fs->v[i]);
     term__dealloc(fs->v, fs->cap * sizeof(term_t));
     term__dealloc(fs->idx, (fs->mask + 1) * sizeof(uint32_t));
-    memset(fs, 0, sizeof *fs);
+    term__dealloc(fs, sizeof *fs);
+}
+
+/* The decode's set, made at first use: NULL with d->err set on ENOMEM. */
+static fset *fset_of(dec *d, size_t off)
+{
+    if (!d->fs) {
+        d->fs = term__alloc(sizeof *d->fs);
+        if (!d->fs) return fail(d, TERM_ENOMEM, off), NULL;
+        memset(d->fs, 0, sizeof *d->fs);
+    }
+    return d->fs;
 }
 
 /* The foreign atom of this decode named s (len bytes, table hash h), or TERM_NONE. */
 static term_t fset_find(const fset *fs, const char *s, size_t len, uint32_t h)
 {
-    if (!fs->n) return TERM_NONE;
+    if (!fs || !fs->n) return TERM_NONE;
     for (size_t i = h & fs->mask;; i = (i + 1) & fs->mask) {
         uint32_t k = fs->idx[i];
         if (!k) return TERM_NONE;
@@ -289,12 +302,13 @@ size:
 static int cached_foreign(dec *d, term_t *a, size_t off)
 {
     const term__atom_entry *e = term__atom_entry_any(*a);
-    term_t f = fset_find(&d->fs, e->name, e->len, e->hash);
+    term_t f = fset_find(d->fs, e->name, e->len, e->hash);
     if (f != TERM_NONE) {
         *a = f;
         return 0;
     }
-    int rc = fset_add(&d->fs, term_dup(*a));
+    fset *fs = fset_of(d, off);
+    int rc = fs ? fset_add(fs, term_dup(*a)) : TERM_ENOMEM;
     return rc ? fail(d, rc, off) : 0;
 }
 
@@ -306,7 +320,7 @@ static int cached_foreign(dec *d, term_t *a, size_t off)
 static __attribute__((noinline)) int new_atom(dec *d, const char *name, size_t len, uint32_t h,
                                               size_t off, term_t *out)
 {
-    term_t a = fset_find(&d->fs, name, len, h);
+    term_t a = fset_find(d->fs, name, len, h);
     if (a != TERM_NONE) {
         *out = a;
         return 0;
@@ -316,7 +330,7 @@ static __attribute__((noinline)) int new_atom(dec *d, const char *name, size_t l
     size_t max = o ? o->max_new_atoms : 0;
     bool latin1, ascii;
     if (term__atom_check(name, len, &latin1, &ascii)) return fail(d, TERM_EATOM, off);
-    if (d->all_foreign) {
+    if (all_foreign) {
         /* no interning at all */
     } else if (foreign ? d->new_atoms < max : (max == 0 || d->new_atoms < max)) {
         int err = 0;
@@ -331,11 +345,13 @@ static __attribute__((noinline)) int new_atom(dec *d, const char *name, size_t l
     } else if (!foreign) {
         return fail(d, TERM_EATOMLIMIT, off);
     }
+    fset *fs = fset_of(d, off);
+    if (!fs) return d->err;
     a = term__fatom_new(name, len, h, latin1, ascii);
     if (a == TERM_NONE) return fail(d, TERM_ENOMEM, off);
-    int rc = fset_add(&d->fs, a);
+    int rc = fset_add(fs, a);
     if (rc) return fail(d, rc, off);
-    d->fs.made++;
+    fs->made++;
     *out = a;
     return 0;
 }
@@ -406,7 +422,7 @@ static const uint8_t *atom_slow(dec *d, const uint8_t *p, term_t *out)
             }
     }
     uint32_t h = term__atom_hash(name, len);
-    term_t a = d->all_foreign ? TERM_NONE : term__atom_lookup(name, len, h);
+    term_t a = all_foreign ? TERM_NONE : term__atom_lookup(name, len, h);
     if (a == TERM_NONE && new_atom(d, name, len, h, off, &a)) return NULL;
     if (e && term_atom_is_interned(a)) { /* foreign atoms die: never cached */
         e[1] = e[0]; /* the newest goes first, the older one stays as second way */
@@ -1112,7 +1128,7 @@ static uint8_t *inflate_term(const uint8_t *src, size_t srclen, size_t outlen, i
 ** The result is an immediate, or a member of one block holding the whole term.
 */
 static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts *opts,
-                           size_t *used, etf_error *err, size_t base_off, bool all_foreign)
+                           size_t *used, etf_error *err, size_t base_off)
 {
     _Alignas(16) uint8_t arena_small[ARENA_SMALL];
     uint32_t rel_small[REL_CAP(ARENA_SMALL)];
@@ -1128,8 +1144,7 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
              .slots = slots_small,
              .scap = SLOTS_SMALL,
              .maps = maps_small,
-             .mcap = 2 * MAPS_SMALL,
-             .all_foreign = all_foreign};
+             .mcap = 2 * MAPS_SMALL};
     term_t result = TERM_NONE;
     const uint8_t *stop = build(&d);
     if (!stop) goto out;
@@ -1142,10 +1157,12 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     if (d.hp == BLK_HDR) {
         /* an immediate or a foreign atom: every box is reachable from the root, so the set
         ** holds at most the root, whose reference goes to the caller */
-        result = term_dup(root);
+        result = root;
+        if (TERM__UNLIKELY(d.fs != NULL)) term_dup(root);
         goto out;
     }
-    size_t atoms_at = d.hp, nf = d.fs.n; /* the block's foreign atoms go in its last words */
+    /* the block's foreign atoms go in its last words */
+    size_t atoms_at = d.hp, nf = TERM__UNLIKELY(d.fs != NULL) ? d.fs->n : 0;
     box_block *blk = term__alloc(d.hp + nf * sizeof(term_t));
     if (!blk) {
         fail(&d, TERM_ENOMEM, 0);
@@ -1176,11 +1193,11 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
         fail(&d, rc, bad_off);
         goto out;
     }
-    if (nf) { /* the set's references become the block's */
-        memcpy((uint8_t *)blk + atoms_at, d.fs.v, nf * sizeof(term_t));
+    if (TERM__UNLIKELY(nf != 0)) { /* the set's references become the block's */
+        memcpy((uint8_t *)blk + atoms_at, d.fs->v, nf * sizeof(term_t));
         blk->h.n = (uint32_t)nf;
         blk->size = atoms_at + nf * sizeof(term_t);
-        d.fs.n = 0;
+        d.fs->n = 0;
     }
     /* The reference the caller gets is the block's first reference. */
     result = root;
@@ -1192,10 +1209,10 @@ out:
     if (d.slots_heap) term__dealloc(d.slots, d.scap * sizeof(size_t));
     if (d.maps_heap) term__dealloc(d.maps, d.mcap * sizeof(size_t));
     if (opts && opts->stats) {
-        opts->stats->interned += d.new_atoms;
-        opts->stats->foreign += d.fs.made;
+        opts->stats->interned = d.new_atoms;
+        opts->stats->foreign = d.fs ? d.fs->made : 0;
     }
-    if (d.fs.cap) fset_free(&d.fs);
+    if (TERM__UNLIKELY(d.fs != NULL)) fset_free(d.fs);
     if (d.err) {
         if (err) {
             err->code = d.err;
@@ -1212,9 +1229,9 @@ out:
 ** that the common path of etf_decode() needs no stack frame. */
 static __attribute__((noinline)) term_t decode_compressed(const uint8_t *buf, size_t len,
                                                           size_t off, const etf_decode_opts *opts,
-                                                          size_t *used, etf_error *err,
-                                                          bool all_foreign)
+                                                          size_t *used, etf_error *err)
 {
+    if (opts && opts->stats) *opts->stats = (etf_decode_stats){0, 0}; /* in case of failure */
     if (len - off < 5) {
         if (err) err->code = TERM_ETRUNC, err->offset = len;
         return TERM_NONE;
@@ -1236,7 +1253,7 @@ static __attribute__((noinline)) term_t decode_compressed(const uint8_t *buf, si
     etf_decode_opts o = opts ? *opts : (etf_decode_opts){0};
     o.allow_trailing = false;
     etf_error e2;
-    term_t t = decode_plain(raw, ulen, &o, NULL, &e2, 0, all_foreign);
+    term_t t = decode_plain(raw, ulen, &o, NULL, &e2, 0);
     term__dealloc(raw, ulen);
     if (t == TERM_NONE) {
         /* Offsets inside compressed data refer to the inflated bytes; say so by code. */
@@ -1248,39 +1265,37 @@ static __attribute__((noinline)) term_t decode_compressed(const uint8_t *buf, si
     return t;
 }
 
-static inline __attribute__((always_inline)) term_t decode(const uint8_t *buf, size_t len,
-                                                           const etf_decode_opts *opts,
-                                                           size_t *used, etf_error *err,
-                                                           bool all_foreign)
+/* A failure before any decoding: the error, and zero counts. */
+static __attribute__((noinline)) term_t early_fail(const etf_decode_opts *opts, etf_error *err,
+                                                   int code)
 {
-    size_t off = 0;
     if (opts && opts->stats) *opts->stats = (etf_decode_stats){0, 0};
-    if (!opts || !opts->no_version) {
-        if (len < 1) {
-            if (err) err->code = TERM_ETRUNC, err->offset = 0;
-            return TERM_NONE;
-        }
-        if (buf[0] != ETF_VERSION) {
-            if (err) err->code = TERM_EVERSION, err->offset = 0;
-            return TERM_NONE;
-        }
-        off = 1;
-    }
-    if (len > off && buf[off] == COMPRESSED)
-        return decode_compressed(buf, len, off, opts, used, err, all_foreign);
-    return decode_plain(buf + off, len - off, opts, used, err, off, all_foreign);
+    if (err) err->code = code, err->offset = 0;
+    return TERM_NONE;
 }
 
 term_t etf_decode(const uint8_t *buf, size_t len, const etf_decode_opts *opts, size_t *used,
                   etf_error *err)
 {
-    return decode(buf, len, opts, used, err, false);
+    size_t off = 0;
+    if (!opts || !opts->no_version) {
+        if (len < 1) return early_fail(opts, err, TERM_ETRUNC);
+        if (buf[0] != ETF_VERSION) return early_fail(opts, err, TERM_EVERSION);
+        off = 1;
+    }
+    if (len > off && buf[off] == COMPRESSED)
+        return decode_compressed(buf, len, off, opts, used, err);
+    return decode_plain(buf + off, len - off, opts, used, err, off);
 }
 
 term_t term__etf_decode_all_foreign(const uint8_t *buf, size_t len, const etf_decode_opts *opts,
                                     etf_error *err)
 {
-    /* the per-thread cache would answer with interned atoms before the slow path is asked */
+    /* the per-thread cache would answer with interned atoms before the slow path is asked,
+    ** and nothing enters it meanwhile: foreign atoms are never cached */
     memset(acache, 0, sizeof acache);
-    return decode(buf, len, opts, NULL, err, true);
+    all_foreign = true;
+    term_t t = etf_decode(buf, len, opts, NULL, err);
+    all_foreign = false;
+    return t;
 }

@@ -248,10 +248,12 @@ static inline term_t *block_atoms(box_block *blk)
     return (term_t *)(void *)((char *)blk + blk->size) - blk->h.n;
 }
 
-static __attribute__((noinline)) void free_block_atoms(box_block *blk)
+/* Frees a block that holds foreign atoms (out of line: the common free stays a tail call). */
+static __attribute__((noinline)) void free_block_with_atoms(box_block *blk)
 {
     term_t *a = block_atoms(blk);
     for (uint32_t i = 0; i < blk->h.n; i++) term_free(a[i]);
+    term__dealloc(blk, blk->size);
 }
 
 /*
@@ -270,8 +272,10 @@ void term_free(term_t t)
         ** locked decrement is skipped; acquire still orders the other owners' releases. */
         if (atomic_load_explicit(&blk->h.rc, memory_order_acquire) == 1 ||
             atomic_fetch_sub_explicit(&blk->h.rc, 1, memory_order_acq_rel) == 1) {
-            if (TERM__UNLIKELY(blk->h.n)) free_block_atoms(blk);
-            term__dealloc(blk, blk->size);
+            if (TERM__UNLIKELY(blk->h.n))
+                free_block_with_atoms(blk);
+            else
+                term__dealloc(blk, blk->size);
         }
         return;
     }
