@@ -38,19 +38,9 @@ static int cmp_u64(uint64_t a, uint64_t b)
     return (a > b) - (a < b);
 }
 
-/* Atoms order by name, UTF-8 bytes compared as unsigned (code point order), whether interned
-** or foreign: an interned and a foreign atom of the same name are equal. */
-static int cmp_atoms(term_t a, term_t b)
+/* Orders two atom names as memcmp then length would. */
+static int cmp_names(const term__atom_entry *ea, const term__atom_entry *eb)
 {
-    if (a == b) return 0;
-    const term__atom_entry *ea, *eb;
-    if (TERM__UNLIKELY((a & b & 7) != 2)) { /* a foreign one (tag 000) among them */
-        ea = term__atom_entry_any(a);
-        eb = term__atom_entry_any(b);
-    } else {
-        ea = term__atom_entry_of((uint32_t)(a >> 3));
-        eb = term__atom_entry_of((uint32_t)(b >> 3));
-    }
     /* Names are zero-padded to 16 bytes: their first 8 bytes, read big-endian, order them
     ** as memcmp then length would, unless they tie (a name may hold a zero byte). */
     uint64_t wa, wb;
@@ -65,6 +55,17 @@ static int cmp_atoms(term_t a, term_t b)
     int c = memcmp(ea->name, eb->name, la < lb ? la : lb);
     if (c) return c < 0 ? -1 : 1;
     return cmp_u64(la, lb);
+}
+
+/* Atoms order by name, UTF-8 bytes compared as unsigned (code point order), whether interned
+** or foreign: an interned and a foreign atom of the same name are equal. */
+static inline int cmp_atoms(term_t a, term_t b)
+{
+    if (a == b) return 0;
+    if (TERM__UNLIKELY((a & b & 7) != 2)) /* a foreign one (tag 000) among them */
+        return cmp_names(term__atom_entry_any(a), term__atom_entry_any(b));
+    return cmp_names(term__atom_entry_of((uint32_t)(a >> 3)),
+                     term__atom_entry_of((uint32_t)(b >> 3)));
 }
 
 /* Node order: name, then creation. */
@@ -220,7 +221,9 @@ static int compare(term_t a, term_t b, bool exact)
     if (a == b) return 0;
     /* Fast paths that need no stack. */
     if (term_is_small(a) && term_is_small(b)) return term__cmp_int_int(a, b);
-    if (term_is_atom(a) && term_is_atom(b)) return cmp_atoms(a, b);
+    if (term_atom_is_interned(a) && term_atom_is_interned(b)) /* foreign: the general path */
+        return cmp_names(term__atom_entry_of((uint32_t)(a >> 3)),
+                         term__atom_entry_of((uint32_t)(b >> 3)));
     term__stack s;
     term__stack_init(&s);
     int c = step(&s, a, b, exact);

@@ -51,14 +51,16 @@ _Static_assert(sizeof(term_box) == 16 && offsetof(term_box, boff) == 4 &&
     ((uint64_t)(type) | (uint64_t)(BOXF_INBLOCK | (flags)) << 8 | (uint64_t)(aux) << 16 | \
      (uint64_t)(n) << 32)
 
-/* The foreign atoms of one decode, one reference each, found by name through an open-addressing
-** index (slot = atom's table hash, which is keyed, so names cannot be made to collide). */
+/* The new atoms of one decode, made at its first new name (off the common path): how many it
+** interned, and its foreign atoms, one reference each, found by name through an
+** open-addressing index (slot = atom's table hash, which is keyed, so names cannot be made to
+** collide). */
 typedef struct fset {
-    term_t *v;     /* the atoms */
-    size_t n, cap; /* v's length and capacity */
-    uint32_t *idx; /* position in v + 1, or 0; mask + 1 slots */
+    size_t interned; /* new atoms this decode interned (its budget) */
+    term_t *v;       /* the foreign atoms */
+    size_t n, cap;   /* v's length and capacity */
+    uint32_t *idx;   /* position in v + 1, or 0; mask + 1 slots */
     size_t mask;
-    size_t made; /* how many of v this decode made (the others came from the atom cache) */
 } fset;
 
 typedef struct dec {
@@ -73,7 +75,6 @@ typedef struct dec {
     size_t scap;
     size_t *maps;       /* pairs: arena offset of a map box, input offset of its tag */
     size_t nmaps, mcap; /* mcap counts words */
-    size_t new_atoms;   /* atoms this decode interned */
     fset *fs;           /* NULL until the decode meets a foreign atom */
     int err;
     size_t err_off;
@@ -320,7 +321,9 @@ static int cached_foreign(dec *d, term_t *a, size_t off)
 static __attribute__((noinline)) int new_atom(dec *d, const char *name, size_t len, uint32_t h,
                                               size_t off, term_t *out)
 {
-    term_t a = fset_find(d->fs, name, len, h);
+    fset *fs = fset_of(d, off);
+    if (!fs) return d->err;
+    term_t a = fset_find(fs, name, len, h);
     if (a != TERM_NONE) {
         *out = a;
         return 0;
@@ -332,12 +335,13 @@ static __attribute__((noinline)) int new_atom(dec *d, const char *name, size_t l
     if (term__atom_check(name, len, &latin1, &ascii)) return fail(d, TERM_EATOM, off);
     if (all_foreign) {
         /* no interning at all */
-    } else if (foreign ? d->new_atoms < max : (max == 0 || d->new_atoms < max)) {
+    } else if (foreign ? fs->interned < max : (max == 0 || fs->interned < max)) {
         int err = 0;
         bool created = false;
         a = term__atom_intern_external(name, len, h, latin1, ascii, &err, &created);
         if (a != TERM_NONE) {
-            d->new_atoms += created;
+            fs->interned += created;
+            if (o && o->stats) o->stats->interned += created;
             *out = a;
             return 0;
         }
@@ -345,13 +349,11 @@ static __attribute__((noinline)) int new_atom(dec *d, const char *name, size_t l
     } else if (!foreign) {
         return fail(d, TERM_EATOMLIMIT, off);
     }
-    fset *fs = fset_of(d, off);
-    if (!fs) return d->err;
     a = term__fatom_new(name, len, h, latin1, ascii);
     if (a == TERM_NONE) return fail(d, TERM_ENOMEM, off);
     int rc = fset_add(fs, a);
     if (rc) return fail(d, rc, off);
-    fs->made++;
+    if (o && o->stats) o->stats->foreign++;
     *out = a;
     return 0;
 }
@@ -1161,9 +1163,10 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
         if (TERM__UNLIKELY(d.fs != NULL)) term_dup(root);
         goto out;
     }
-    /* the block's foreign atoms go in its last words */
-    size_t atoms_at = d.hp, nf = TERM__UNLIKELY(d.fs != NULL) ? d.fs->n : 0;
-    box_block *blk = term__alloc(d.hp + nf * sizeof(term_t));
+    /* the block's foreign atoms go in its last words, reserved in the arena */
+    size_t atoms_at = 0;
+    if (TERM__UNLIKELY(d.fs != NULL) && d.fs->n && !(atoms_at = d_alloc(&d, d.fs->n * 8))) goto out;
+    box_block *blk = term__alloc(d.hp);
     if (!blk) {
         fail(&d, TERM_ENOMEM, 0);
         goto out;
@@ -1189,14 +1192,13 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     size_t bad_off = 0;
     int rc = finish_maps(&d, (uint8_t *)blk, &bad_off);
     if (rc) {
-        term__dealloc(blk, d.hp + nf * sizeof(term_t));
+        term__dealloc(blk, d.hp);
         fail(&d, rc, bad_off);
         goto out;
     }
-    if (TERM__UNLIKELY(nf != 0)) { /* the set's references become the block's */
-        memcpy((uint8_t *)blk + atoms_at, d.fs->v, nf * sizeof(term_t));
-        blk->h.n = (uint32_t)nf;
-        blk->size = atoms_at + nf * sizeof(term_t);
+    if (TERM__UNLIKELY(atoms_at != 0)) { /* the set's references become the block's */
+        memcpy((uint8_t *)blk + atoms_at, d.fs->v, d.fs->n * sizeof(term_t));
+        blk->h.n = (uint32_t)d.fs->n;
         d.fs->n = 0;
     }
     /* The reference the caller gets is the block's first reference. */
@@ -1208,10 +1210,6 @@ out:
     }
     if (d.slots_heap) term__dealloc(d.slots, d.scap * sizeof(size_t));
     if (d.maps_heap) term__dealloc(d.maps, d.mcap * sizeof(size_t));
-    if (opts && opts->stats) {
-        opts->stats->interned = d.new_atoms;
-        opts->stats->foreign = d.fs ? d.fs->made : 0;
-    }
     if (TERM__UNLIKELY(d.fs != NULL)) fset_free(d.fs);
     if (d.err) {
         if (err) {
@@ -1231,7 +1229,6 @@ static __attribute__((noinline)) term_t decode_compressed(const uint8_t *buf, si
                                                           size_t off, const etf_decode_opts *opts,
                                                           size_t *used, etf_error *err)
 {
-    if (opts && opts->stats) *opts->stats = (etf_decode_stats){0, 0}; /* in case of failure */
     if (len - off < 5) {
         if (err) err->code = TERM_ETRUNC, err->offset = len;
         return TERM_NONE;
@@ -1265,27 +1262,29 @@ static __attribute__((noinline)) term_t decode_compressed(const uint8_t *buf, si
     return t;
 }
 
-/* A failure before any decoding: the error, and zero counts. */
-static __attribute__((noinline)) term_t early_fail(const etf_decode_opts *opts, etf_error *err,
-                                                   int code)
-{
-    if (opts && opts->stats) *opts->stats = (etf_decode_stats){0, 0};
-    if (err) err->code = code, err->offset = 0;
-    return TERM_NONE;
-}
-
 term_t etf_decode(const uint8_t *buf, size_t len, const etf_decode_opts *opts, size_t *used,
                   etf_error *err)
 {
     size_t off = 0;
+    int code;
+    if (opts && TERM__UNLIKELY(opts->stats != NULL)) *opts->stats = (etf_decode_stats){0, 0};
     if (!opts || !opts->no_version) {
-        if (len < 1) return early_fail(opts, err, TERM_ETRUNC);
-        if (buf[0] != ETF_VERSION) return early_fail(opts, err, TERM_EVERSION);
+        if (len < 1) {
+            code = TERM_ETRUNC;
+            goto fail;
+        }
+        if (buf[0] != ETF_VERSION) {
+            code = TERM_EVERSION;
+            goto fail;
+        }
         off = 1;
     }
     if (len > off && buf[off] == COMPRESSED)
         return decode_compressed(buf, len, off, opts, used, err);
     return decode_plain(buf + off, len - off, opts, used, err, off);
+fail:
+    if (err) err->code = code, err->offset = 0;
+    return TERM_NONE;
 }
 
 term_t term__etf_decode_all_foreign(const uint8_t *buf, size_t len, const etf_decode_opts *opts,

@@ -261,24 +261,8 @@ static __attribute__((noinline)) void free_block_with_atoms(box_block *blk)
 ** costs no C stack. Block members point only inside their block, at immediates, or at the
 ** foreign atoms the block holds a reference to.
 */
-void term_free(term_t t)
+static __attribute__((noinline)) void free_standalone(term_t t)
 {
-    if (!term_is_boxed(t)) return;
-    term_box *m = term__box(t);
-    if (m->flags & BOXF_INBLOCK) {
-        /* A decoded term: members of a block point only inside it, so the whole is one free. */
-        box_block *blk = (box_block *)(void *)((uint64_t *)m - m->boff);
-        /* A count of 1 is our own reference: no other thread can dup or drop one, so the
-        ** locked decrement is skipped; acquire still orders the other owners' releases. */
-        if (atomic_load_explicit(&blk->h.rc, memory_order_acquire) == 1 ||
-            atomic_fetch_sub_explicit(&blk->h.rc, 1, memory_order_acq_rel) == 1) {
-            if (TERM__UNLIKELY(blk->h.n))
-                free_block_with_atoms(blk);
-            else
-                term__dealloc(blk, blk->size);
-        }
-        return;
-    }
     term_box *dead = NULL;
     release(t, &dead);
     while (dead) {
@@ -338,6 +322,28 @@ void term_free(term_t t)
             break;
         }
         term__dealloc(b, term__box_size(b));
+    }
+}
+
+/* The decoded-message case stays a leaf: no frame, one free() as a tail call. */
+void term_free(term_t t)
+{
+    if (!term_is_boxed(t)) return;
+    term_box *m = term__box(t);
+    if (!(m->flags & BOXF_INBLOCK)) {
+        free_standalone(t);
+        return;
+    }
+    /* A decoded term: members of a block point only inside it, so the whole is one free. */
+    box_block *blk = (box_block *)(void *)((uint64_t *)m - m->boff);
+    /* A count of 1 is our own reference: no other thread can dup or drop one, so the locked
+    ** decrement is skipped; acquire still orders the other owners' releases. */
+    if (atomic_load_explicit(&blk->h.rc, memory_order_acquire) == 1 ||
+        atomic_fetch_sub_explicit(&blk->h.rc, 1, memory_order_acq_rel) == 1) {
+        if (TERM__UNLIKELY(blk->h.n))
+            free_block_with_atoms(blk);
+        else
+            term__dealloc(blk, blk->size);
     }
 }
 

@@ -190,6 +190,13 @@ static void test_order_and_sorting(void **state)
     }
     term_t f = fa("fq_m");
     assert_true(term_compare(term_int(5), f) < 0); /* number < atom */
+    /* [] (tag 110) is no atom (tag 010), whichever representation the atom has: atom < nil */
+    for (size_t i = 0; i < 2 * n; i++) {
+        assert_true(term_compare(v[i], TERM_NIL) < 0);
+        assert_true(term_compare(TERM_NIL, v[i]) > 0);
+        assert_true(term_compare_exact(TERM_NIL, v[i]) > 0);
+        assert_false(term_equal(TERM_NIL, v[i]));
+    }
     term_t r = term_ref(f, 1, 1, (uint32_t[]){1});
     assert_true(term_compare(f, r) < 0); /* atom < reference */
     term_t t = term_tuplev(1, term_dup(f));
