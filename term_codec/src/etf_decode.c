@@ -29,7 +29,8 @@
 ** own, outside the arena: the decode keeps one reference to each distinct one in a set keyed
 ** by name, and hands them to the block, which lists them in its last words and drops them
 ** when it is freed. Words that point at them are absolute pointers, never relocated. A
-** distinct name takes at least 3 input bytes and its atom under 80 bytes.
+** distinct name takes at least 3 input bytes, and its atom 26 bytes plus the name padded to at
+** least 32, plus a word in the block: the bounds above still hold.
 */
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -75,7 +76,7 @@ typedef struct dec {
     size_t scap;
     size_t *maps;       /* pairs: arena offset of a map box, input offset of its tag */
     size_t nmaps, mcap; /* mcap counts words */
-    fset *fs;           /* NULL until the decode meets a foreign atom */
+    fset *fs;           /* NULL until the decode meets a new name */
     int err;
     size_t err_off;
     bool arena_heap, slots_heap, maps_heap;

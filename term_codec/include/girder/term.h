@@ -130,7 +130,9 @@ static inline term_t term_small(int64_t v)
 **   from outside that may not be interned (etf_decode_opts.foreign_atoms); it is dup'ed and
 **   freed like any boxed term, and dies with its last reference.
 ** Only identity differs: atoms compare with term_equal(), not ==, unless both are interned
-** (term_atom_canonical() gives the interned one when it exists).
+** (term_atom_canonical() gives the interned one when it exists). A decoder never makes a
+** foreign atom for a name interned before the decode, so == against atoms interned at start-up
+** (constants) stays exact for decoded terms.
 */
 #define TERM__BOX_FATOM 14 /* box type of a foreign atom, at byte 8 of its box (term_int.h) */
 static inline bool term_atom_is_interned(term_t t)
