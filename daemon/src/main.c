@@ -390,6 +390,9 @@ int main(int argc, char **argv)
     dc.epmd_port = (uint16_t)cfg.epmd_port;
     dc.ticktime_s = (unsigned)cfg.ticktime;
     dc.handshake_timeout_ms = (int)cfg.setuptime * 1000;
+    dc.max_new_atoms = (size_t)cfg.max_new_atoms;
+    dc.atom_reserve = (size_t)cfg.atom_reserve;
+    dc.atoms_disconnect = cfg.atoms_disconnect;
     dc.log = dist_log;
     dc.proto_dist = cfg.proto_dist;
     dc.ssl_dist_optfile = cfg.ssl_dist_optfile;

@@ -180,7 +180,7 @@ static void spawn_body(void *arg)
 static bool opt_present(term_t opts, term_t atom)
 {
     for (term_t l = opts; term_is_cons(l); l = term_tl(l))
-        if (term_hd(l) == atom) return true;
+        if (term_equal(term_hd(l), atom)) return true;
     return false;
 }
 
@@ -198,7 +198,8 @@ void dist__spawn_request(dconn *c, dist_ctl *q)
     term_t pid = TERM_NONE;
     if (j) {
         j->go = nd_make_ref();
-        if (m == A("erpc") && f == A("execute_call") && term_list_length(args) == 4) {
+        if (term_equal(m, A("erpc")) && term_equal(f, A("execute_call")) &&
+            term_list_length(args) == 4) {
             term_t l = args;
             j->erpc_ref = term_dup(term_hd(l));
             l = term_tl(l);

@@ -112,6 +112,14 @@ void term_atom_set_limit(size_t max_atoms)
     pthread_mutex_unlock(&lock);
 }
 
+size_t term_atom_limit(void)
+{
+    pthread_mutex_lock(&lock);
+    size_t n = atom_limit;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
 static atom_entry *entry_at(uint32_t index)
 {
     return (atom_entry *)term__atom_entry_of(index);
@@ -349,6 +357,38 @@ term_t term_atom_foreign_new(const char *name, size_t len, int *err)
     }
     if (rc && err) *err = rc;
     return t;
+}
+
+term_t term_atom_from_outside(const char *name, size_t len, size_t *budget, bool *created,
+                             int *err)
+{
+    if (created) *created = false;
+    uint32_t h = hash_name(name, len);
+    long idx = lookup(name, len, h);
+    if (idx >= 0) return term__make_atom((uint32_t)idx);
+    bool latin1, ascii;
+    int rc = term__atom_check(name, len, &latin1, &ascii);
+    if (rc) {
+        if (err) *err = rc;
+        return TERM_NONE;
+    }
+    if (budget && *budget > 0) {
+        bool made = false;
+        rc = 0;
+        term_t a = term__atom_intern_external(name, len, h, latin1, ascii, &rc, &made);
+        if (a != TERM_NONE) {
+            if (made) --*budget;
+            if (created) *created = made;
+            return a;
+        }
+        if (rc != TERM_EATOMLIMIT) {
+            if (err) *err = rc;
+            return TERM_NONE;
+        }
+    }
+    term_t f = term__fatom_new(name, len, h, latin1, ascii);
+    if (f == TERM_NONE && err) *err = TERM_ENOMEM;
+    return f;
 }
 
 term_t term_atom_canonical(term_t t)

@@ -714,6 +714,7 @@ static void test_external_quota(void **state)
     /* a full table: decodes go foreign, term_atom() fails as it always did */
     size_t n = term_atom_count();
     term_atom_set_limit(n + 1);
+    assert_int_equal(term_atom_limit(), n + 1);
     w.n = 0;
     w1(&w, 131), w1(&w, 104), w1(&w, 3);
     watom(&w, "fq_full1"), watom(&w, "fq_full2"), watom(&w, "fq_full3");
@@ -728,6 +729,48 @@ static void test_external_quota(void **state)
     term_free(t);
     term_atom_set_limit(1048576);
     assert_true(term_atom("fq_full4") != TERM_NONE);
+}
+
+/* term_atom_from_outside: interned names as they are, new ones within the budget and the
+** quota, foreign past either, invalid names refused. */
+static void test_from_outside(void **state)
+{
+    (void)state;
+    size_t budget = 1;
+    bool made = true;
+    int err = 0;
+    term_t ok = term_atom_from_outside("ok", 2, &budget, &made, &err);
+    assert_true(ok == TERM_ATOM_OK);
+    assert_false(made);
+    assert_int_equal(budget, 1);
+    size_t ext = term_atom_external_count();
+    term_t a = term_atom_from_outside("fo_new1", 7, &budget, &made, &err);
+    assert_true(term_atom_is_interned(a));
+    assert_true(made);
+    assert_int_equal(budget, 0);
+    assert_int_equal(term_atom_external_count(), ext + 1);
+    assert_true(term_atom_existing("fo_new1", 7) == a);
+    term_t f = term_atom_from_outside("fo_new2", 7, &budget, &made, &err);
+    assert_false(term_atom_is_interned(f));
+    assert_false(made);
+    assert_true(term_atom_existing("fo_new2", 7) == TERM_NONE);
+    assert_string_equal(term_atom_name(f, NULL), "fo_new2");
+    term_free(f);
+    /* the quota wins over the budget */
+    budget = 5;
+    term_atom_set_external_quota(term_atom_external_count());
+    f = term_atom_from_outside("fo_new3", 7, &budget, &made, &err);
+    assert_false(term_atom_is_interned(f));
+    assert_int_equal(budget, 5);
+    term_free(f);
+    term_atom_set_external_quota(SIZE_MAX);
+    /* NULL budget: nothing new interned */
+    f = term_atom_from_outside("fo_new4", 7, NULL, NULL, &err);
+    assert_false(term_atom_is_interned(f));
+    term_free(f);
+    assert_true(term_atom_from_outside("\xff\xfe", 2, &budget, &made, &err) == TERM_NONE);
+    assert_int_equal(err, TERM_EUTF8);
+    assert_int_equal(budget, 5);
 }
 
 /* ---------------------------------------------------------------- failures and threads */
@@ -850,6 +893,7 @@ int main(void)
         cmocka_unit_test(test_decode_cache),
         cmocka_unit_test(test_decode_errors_release),
         cmocka_unit_test(test_external_quota),
+        cmocka_unit_test(test_from_outside),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_threads),
     };

@@ -68,7 +68,14 @@ typedef struct dist_config {
     int handshake_timeout_ms; /* per handshake step, as net_setuptime; 0 = 7000 */
     size_t max_message;       /* incoming message bytes after reassembly; 0 = 256 MiB */
     size_t max_heap;          /* memory one decoded incoming message may take; 0 = max_message */
-    size_t max_new_atoms;     /* atoms one connection may create; 0 = 100000 */
+    /* Atoms from peers (docs/distribution.md): each peer node (by name, across its connections)
+    ** may add max_new_atoms to the atom table (0 = 100000); decodes of all peers together add
+    ** at most the table's limit minus atom_reserve (0 = an eighth of the limit; kept for local
+    ** code and node names). Past either, a peer's new names arrive as foreign atoms, or with
+    ** atoms_disconnect the peer is disconnected. */
+    size_t max_new_atoms;
+    size_t atom_reserve;
+    bool atoms_disconnect;
     unsigned decoders;        /* threads decoding large or compressed incoming messages; 0 = 2 */
     size_t frag_size;         /* outgoing fragment payload size; 0 = 64 KiB */
     /* One structured line per event ("event=nodeup node=b@h ..."), without newline, at a level

@@ -240,6 +240,8 @@ GIRDER_API int nd_demonitor(term_t ref, unsigned flags);
 
 /* ---------------------------------------------------------------- registry */
 
+/* A foreign atom (term.h) as name is interned (ND_ENOMEM when the table is full); lookups by a
+** foreign atom find the process registered under its name. */
 GIRDER_API int nd_register(term_t name, term_t pid); /* ND_EEXIST, ND_ENOPROC, ND_EINVAL */
 GIRDER_API int nd_unregister(term_t name);           /* ND_ENOTREG */
 GIRDER_API term_t nd_whereis(term_t name);           /* a reference, or TERM_NONE */

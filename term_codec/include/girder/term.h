@@ -184,10 +184,17 @@ GIRDER_API const char *term_atom_name(term_t atom, size_t *len);
 GIRDER_API size_t term_atom_count(void);
 /* Upper bound on the atom table (default 1048576, as Erlang); set before use. */
 GIRDER_API void term_atom_set_limit(size_t max_atoms);
+GIRDER_API size_t term_atom_limit(void);
 
 /* A new foreign atom named name, whether or not the name is interned (tests, and callers that
 ** must not grow the table). Returns a reference; TERM_NONE with *err on an invalid name. */
 GIRDER_API term_t term_atom_foreign_new(const char *name, size_t len, int *err);
+/* An atom for a name that came from outside (UTF-8): the interned atom if the name is interned;
+** else, while *budget > 0 and the external quota and the table allow, a newly interned one
+** (--*budget, *created true); else a new foreign atom. budget NULL interns nothing new. Returns
+** a reference (term_free() it); TERM_NONE with *err on an invalid name or out of memory. */
+GIRDER_API term_t term_atom_from_outside(const char *name, size_t len, size_t *budget,
+                                         bool *created, int *err);
 /* The interned atom with t's name if there is one by now, else a new reference to t (so the
 ** result is always term_free()d). t must be an atom, else TERM_NONE. Never interns. */
 GIRDER_API term_t term_atom_canonical(term_t t);

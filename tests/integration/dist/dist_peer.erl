@@ -7,7 +7,7 @@
          global_pg/1, aliases/1, atom_cache/1, dynamic_named/1, dynamic_namer/1,
          spawn_monitor_procs/1, die_after/2, stall_responsive/1, builtins/1, old_pid/1,
          global_hub/1, global_join/1, latency_until/1, reconnect_cycles/1,
-         soak_honest/1, soak_churn/1]).
+         soak_honest/1, soak_churn/1, atom_count/1, fresh_atoms/1]).
 
 %% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -691,3 +691,34 @@ soak_churn_loop(G, End, N) ->
             timer:sleep(20),
             soak_churn_loop(G, End, N + 1)
     end.
+
+%% Prints G's atom table size: "ATOMS N".
+atom_count([G]) ->
+    pong = net_adm:ping(G),
+    N = rpc:call(G, erlang, system_info, [atom_count]),
+    true = is_integer(N),
+    io:format("ATOMS ~p~n", [N]).
+
+%% An honest peer's never-seen atoms work whatever the state of G's atom table: as kv keys and
+%% values, echoed back intact, compared by Girder code, used as a registered name.
+fresh_atoms([G, Tag]) ->
+    T = atom_to_list(Tag),
+    pong = net_adm:ping(G),
+    K = list_to_atom("fresh_key_" ++ T),
+    V = list_to_atom("fresh_val_" ++ T),
+    step("kv put and get with never-seen atoms"),
+    ok = gen_server:call({kv, G}, {put, K, V}),
+    {ok, V} = gen_server:call({kv, G}, {get, K}),
+    error = gen_server:call({kv, G}, {get, list_to_atom("fresh_other_" ++ T)}),
+    step("echoed back intact"),
+    {echo, G} ! {self(), {K, [V, K, #{K => V}]}},
+    {K, [V, K, #{K := V}]} = expect(fun(_) -> true end, 3000),
+    step("a never-seen registered name"),
+    N = list_to_atom("fresh_name_" ++ T),
+    undefined = rpc:call(G, erlang, whereis, [N]),
+    P = spawn(G, demo, echo, []),
+    true = rpc:call(G, erlang, register, [N, P]),
+    P = rpc:call(G, erlang, whereis, [N]),
+    {N, G} ! {self(), by_fresh_name},
+    by_fresh_name = expect(by_fresh_name, 3000),
+    exit(P, kill).
