@@ -187,6 +187,24 @@ int main(int argc, char **argv)
                 printf("%s: %s\n", mode, closed ? "closed" : "still open");
                 return closed ? 1 : 0;
             }
+        } else if (!strcmp(mode, "frags")) {
+            /* first fragments of ever new sequences, 5 MiB each, none ever completed: the node
+            ** must close the connection once they hold more than max_message together */
+            size_t chunk = (size_t)5 << 20;
+            uint8_t *frame = calloc(1, 4 + 19 + chunk);
+            girder__put32(frame, (uint32_t)(19 + chunk));
+            frame[4] = 131;
+            frame[5] = 69;
+            unsigned n = 0;
+            for (uint64_t seq = 1; seq <= 200 && !closed; seq++, n++) {
+                girder__put64(frame + 6, seq);
+                girder__put64(frame + 14, 1000); /* the first of 1000 fragments */
+                frame[22] = 0;                   /* no atom cache references */
+                send_all(fd, frame, 4 + 19 + chunk);
+                closed = closed_within(fd, 1);
+            }
+            fprintf(stderr, "probe: sent %u first fragments of 5 MiB\n", n);
+            free(frame);
         } else if (!strcmp(mode, "bomb")) {
             /* REG_SEND to 'nobody' whose payload is a compressed term of 65 KB that inflates to
             ** 64 MiB of strings: 2 GB of list cells once decoded */
