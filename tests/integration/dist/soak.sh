@@ -22,14 +22,18 @@ sample() {
     echo "$(( $(date +%s) - T0 )) $rss $fds $thr" >>"$TMP/samples"
 }
 T0=$(date +%s)
-MODES="garbage-pre wrong-cookie oversize garbage-post halfopen slow bomb"
+# atoms-keep: one flooding peer name, 20 000 fresh atoms per visit (past its budget they are
+# foreign atoms, which must be freed); frags: 256 MiB of unfinished fragments, cut off
+MODES="garbage-pre atoms-keep frags wrong-cookie oversize garbage-post bomb halfopen slow"
+NMODES=9
 i=0
 while [ $(( $(date +%s) - T0 )) -lt "$SECS" ]; do
     sample
     # one hostile peer at a time, in turn (each bounded; halfopen and slow take a few seconds)
     set -- $MODES
-    shift $(( i % 7 ))
-    timeout 30 "$DIST_PROBE" "$1" "$G1" "$COOKIE" "$ERL_EPMD_PORT" >>"$TMP/probe.log" 2>&1 || true
+    shift $(( i % NMODES ))
+    PROBE_NAME=soakflood$$ PROBE_TAG=$i PROBE_ATOMS=20000 \
+        timeout 30 "$DIST_PROBE" "$1" "$G1" "$COOKIE" "$ERL_EPMD_PORT" >>"$TMP/probe.log" 2>&1 || true
     alive "$GPID" || fail "girderd died (probe $1)"
     i=$((i + 1))
     sleep 1
