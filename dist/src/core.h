@@ -134,6 +134,12 @@ struct dist_peer {
     dist_acache acache; /* what the peer's atom cache holds (frames rewritten in wire order) */
     atomic_uint_fast64_t seq;
     atomic_uint_fast64_t out_frames; /* frames sent or queued (ticks are skipped when it moves) */
+    /* metrics (dist_connections): bytes of frames received and handed to the connection,
+    ** messages (control messages) in and out, busy episodes of the output queue */
+    atomic_uint_fast64_t m_bytes_in, m_bytes_out, m_msgs_in, m_msgs_out, m_busy;
+    bool busy; /* (mu) in a busy episode: the queue passed BUSY_LIMIT, not yet drained */
+    uint64_t busy_logged_ns; /* (mu) when the last busy line was logged */
+    uint64_t busy_unlogged;  /* (mu) episodes since then */
     /* decoding (decode.c): messages waiting for a decoder thread, in arrival order */
     pthread_mutex_t dq_mu;
     struct rxjob *dq_head, *dq_tail;

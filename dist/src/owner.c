@@ -92,6 +92,7 @@ static int own_frame(void *ud, dist_peer *c, const uint8_t *f, size_t n, const c
     (void)ud;
     if (atomic_load(&c->dq_failed))
         return (*why = "protocol error in an earlier message", DIST_EPROTO);
+    atomic_fetch_add_explicit(&c->m_bytes_in, n + 4, memory_order_relaxed);
     int rc = dist__rx_take(c, f, n, why);
     if (rc < 0) atomic_fetch_add(&dist__st->st_proto, 1);
     return rc;

@@ -76,8 +76,8 @@ typedef struct dist_config {
     size_t max_new_atoms;
     size_t atom_reserve;
     bool atoms_disconnect;
-    unsigned decoders;        /* threads decoding large or compressed incoming messages; 0 = 2 */
-    size_t frag_size;         /* outgoing fragment payload size; 0 = 64 KiB */
+    unsigned decoders; /* threads decoding large or compressed incoming messages; 0 = 2 */
+    size_t frag_size;  /* outgoing fragment payload size; 0 = 64 KiB */
     /* One structured line per event ("event=nodeup node=b@h ..."), without newline, at a level
     ** (DIST_LOG_*). Called from any thread. NULL: stderr, with a timestamp and the level. */
     void (*log)(void *ud, int level, const char *line);
@@ -204,6 +204,22 @@ typedef struct dist_stats {
     uint64_t tls_failures; /* connections closed for a TLS failure (logged as event=tls_failed) */
 } dist_stats;
 GIRDER_API void dist_get_stats(dist_stats *out);
+
+/* One connection to a peer node, as dist_connections() sees it. */
+typedef struct dist_conn_info {
+    char node[256]; /* the peer's name */
+    bool up;        /* false: being set up */
+    bool visible;   /* both sides visible (not a hidden connection) */
+    uint32_t creation;
+    uint64_t msgs_in, msgs_out;   /* control messages (messages, signals) received and sent */
+    uint64_t bytes_in, bytes_out; /* frames received; frames handed to the connection */
+    size_t out_queue;             /* bytes waiting in the output queue now */
+    uint64_t busy_events; /* times the output queue passed 8 MiB and senders waited (each also
+                          ** an event=busy_dist_port log line, at most one per 10 s) */
+} dist_conn_info;
+/* Fills out[0..max) with the current connections (in no particular order); returns how many
+** there are, which may be more than max. */
+GIRDER_API size_t dist_connections(dist_conn_info *out, size_t max);
 
 #ifdef __cplusplus
 }

@@ -7,7 +7,8 @@
          global_pg/1, aliases/1, atom_cache/1, dynamic_named/1, dynamic_namer/1,
          spawn_monitor_procs/1, die_after/2, stall_responsive/1, builtins/1, old_pid/1,
          global_hub/1, global_join/1, latency_until/1, reconnect_cycles/1,
-         soak_honest/1, soak_churn/1, atom_count/1, fresh_atoms/1]).
+         soak_honest/1, soak_churn/1, atom_count/1, fresh_atoms/1,
+         busy_flood/1]).
 
 %% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -722,3 +723,19 @@ fresh_atoms([G, Tag]) ->
     {N, G} ! {self(), by_fresh_name},
     by_fresh_name = expect(by_fresh_name, 3000),
     exit(P, kill).
+
+%% Girder's echo sends Count messages of 1 MB to a process on V, a node the test script stops
+%% (SIGSTOP) once Flag1 exists: G's output queue to V fills and its senders wait (busy).
+busy_flood([G, V, Flag, Count0]) ->
+    Count = list_to_integer(atom_to_list(Count0)),
+    pong = net_adm:ping(G),
+    pong = net_adm:ping(V),
+    Sink = rpc:call(V, erlang, spawn, [timer, sleep, [infinity]]),
+    true = is_pid(Sink),
+    {echo, G} ! {Sink, hello},
+    wait_until(fun() -> lists:member(V, rpc:call(G, erlang, nodes, [])) end, 100),
+    io:format("READY~n"),
+    wait_until(fun() -> filelib:is_file(atom_to_list(Flag)) end, 600),
+    Big = binary:copy(<<"x">>, 1 bsl 20),
+    [{echo, G} ! {Sink, {I, Big}} || I <- lists:seq(1, Count)],
+    io:format("SENT~n").
