@@ -8,7 +8,7 @@ start_epmd
 compile_peer
 start_girder g1
 G1=$(node g1)
-MAXMS=500; [ "${DIST_SANITIZED:-0}" = 1 ] && MAXMS=2000
+MAXMS=500; [ "${DIST_SANITIZED:-0}" = 1 ] && MAXMS=5000
 peer_bg b latency_until "$G1" "$TMP/frags-done" "$MAXMS"
 wait_for 20 grep -q READY "$TMP/b.out" || { cat "$TMP/b.out"; fail "peer b not ready"; }
 rss() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
