@@ -3,8 +3,10 @@ BUILD       ?= build
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 600
+SOAK_SECONDS ?= 1800
+RECONNECT_CYCLES ?= 10000
 
-.PHONY: all deps build test unit bench asan tsan fuzz fuzz-build format clean
+.PHONY: all deps build test unit bench asan tsan fuzz fuzz-build soak format clean
 
 all: build
 
@@ -38,6 +40,12 @@ fuzz-build: deps
 # Runs every fuzz target for FUZZ_SECONDS each (FUZZ_TARGETS to choose).
 fuzz: fuzz-build
 	@./scripts/run-fuzz.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The long reliability run: 30 minutes of honest traffic, churn and hostile peers against one
+# girderd with memory, descriptors and threads sampled, then 10,000 reconnect races
+# (docs/reliability.md). `make test` runs both briefly.
+soak: build
+	SOAK_SECONDS=$(SOAK_SECONDS) RECONNECT_CYCLES=$(RECONNECT_CYCLES) ./scripts/run-soak.sh $(BUILD)
 
 format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i

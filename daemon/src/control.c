@@ -187,6 +187,15 @@ static void follow_set(client *c, int level)
 
 /* ---------------------------------------------------------------- requests as processes */
 
+/* The request is freed however its process ends (a request process killed midway included). */
+static void job_free(void *arg, term_t reason)
+{
+    job *j = arg;
+    (void)reason;
+    gd_ctl_req_free(&j->req);
+    free(j);
+}
+
 static void job_body(void *arg)
 {
     job *j = arg;
@@ -206,8 +215,6 @@ static void job_body(void *arg)
     } else {
         msgpack_sbuffer_destroy(&out);
     }
-    gd_ctl_req_free(&j->req);
-    free(j);
     if (fx.stop_node) gd_request_stop("control");
 }
 
@@ -332,7 +339,8 @@ static void handle_frame(client *c, const uint8_t *p, size_t len)
     j->slot = c->slot;
     j->gen = c->gen;
     uint32_t msgid = j->req.msgid;
-    rc = nd_spawn(job_body, j, NULL, NULL);
+    nd_spawn_opts so = {.exit_hook = job_free, .exit_hook_arg = j};
+    rc = nd_spawn(job_body, j, &so, NULL);
     if (rc) {
         gd_ctl_req_free(&j->req);
         free(j);

@@ -25,6 +25,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 gd_daemon gd_self;
 
@@ -299,6 +302,20 @@ static const char *module_dir_default(char *buf, size_t n)
 
 /* ---------------------------------------------------------------- main */
 
+/* glibc raises its mmap threshold to the size of each large block freed (up to 32 MiB), after
+** which blocks below it come from the freeing thread's arena, whose top is never given back
+** while it is smaller than the trim threshold (raised with it). One hostile 64 MiB message then
+** leaves each decoder thread ~32 MiB larger for good. A fixed threshold keeps large blocks
+** mapped and unmapped when freed; a threshold the user set (environment) is left alone. */
+static void malloc_policy(void)
+{
+#ifdef __GLIBC__
+    const char *tun = getenv("GLIBC_TUNABLES");
+    if (getenv("MALLOC_MMAP_THRESHOLD_") || (tun && strstr(tun, "mmap_threshold"))) return;
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
+}
+
 static bool is_dynamic(const char *name)
 {
     return !strcmp(name, "undefined") || !strncmp(name, "undefined@", 10);
@@ -325,6 +342,7 @@ int main(int argc, char **argv)
         }
         log_to_file = true;
     }
+    malloc_policy();
     int status = 1;
     bool nd_up = false, dist_up = false, mods_up = false, ctl_up = false, pid_written = false;
 
@@ -372,6 +390,9 @@ int main(int argc, char **argv)
     dc.epmd_port = (uint16_t)cfg.epmd_port;
     dc.ticktime_s = (unsigned)cfg.ticktime;
     dc.handshake_timeout_ms = (int)cfg.setuptime * 1000;
+    dc.max_new_atoms = (size_t)cfg.max_new_atoms;
+    dc.atom_reserve = (size_t)cfg.atom_reserve;
+    dc.atoms_disconnect = cfg.atoms_disconnect;
     dc.log = dist_log;
     dc.proto_dist = cfg.proto_dist;
     dc.ssl_dist_optfile = cfg.ssl_dist_optfile;

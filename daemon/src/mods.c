@@ -618,7 +618,6 @@ static void job_hook(void *arg, term_t reason)
 static void spawn_body(void *arg)
 {
     spawn_job *j = arg;
-    nd_set_exit_hook(job_hook, j);
     term_t res = TERM_NONE, stack;
     int rc = j->b->fn(j->b->ud, j->args, &res);
     if (res == TERM_NONE) res = rc == DIST_RETURN ? TERM_ATOM_OK : A("undefined");
@@ -645,7 +644,9 @@ int gd_mods_spawn(term_t module, term_t function, term_t args, term_t *pid)
     spawn_job *j = malloc(sizeof *j);
     if (!j) return ND_ENOMEM;
     *j = (spawn_job){b, module, function, term_dup(args)};
-    int rc = nd_spawn(spawn_body, j, NULL, pid);
+    /* the hook from the start: a process killed before it runs still frees its job */
+    nd_spawn_opts so = {.exit_hook = job_hook, .exit_hook_arg = j};
+    int rc = nd_spawn(spawn_body, j, &so, pid);
     if (rc) job_hook(j, TERM_NONE);
     return rc;
 }

@@ -57,6 +57,18 @@ static const gd_option opts[] = {
      "net_ticktime: a tick every SECONDS/4; a peer silent for about SECONDS is down", F(ticktime)},
     {"setuptime", NULL, T_INT, 1, 3600, NULL, "7", "SECONDS",
      "net_setuptime: timeout of each handshake step", F(setuptime)},
+    {"max_new_atoms", NULL, T_INT, 1, 1048576, NULL, "100000", "N",
+     "atoms one peer node (by name, across reconnects) may add to the atom table; its further "
+     "new names arrive as foreign atoms (docs/distribution.md)",
+     F(max_new_atoms)},
+    {"atom_reserve", NULL, T_INT, 0, 1048575, NULL, "0", "N",
+     "atom table entries that peers' atoms may never take (kept for local code and node names); "
+     "0: an eighth of the table",
+     F(atom_reserve)},
+    {"atoms_disconnect", NULL, T_BOOL, 0, 0, NULL, "false", NULL,
+     "disconnect a peer past its max_new_atoms (or when the reserve is reached) instead of "
+     "giving it foreign atoms",
+     F(atoms_disconnect)},
     {"schedulers", NULL, T_INT, 0, 1024, "ND_SCHEDULERS", "0", "N",
      "scheduler threads; 0: one per online core", F(schedulers)},
     {"proto_dist", NULL, T_STR, 0, 0, NULL, "inet_tcp", "inet_tcp|inet_tls",

@@ -19,8 +19,9 @@ typedef struct gd_config {
     char *sname, *name, *cookie, *connect, *listen_addr;
     char *proto_dist, *ssl_dist_optfile; /* TLS distribution (erl's -proto_dist ...) */
     gd_strlist ssl_dist_opt;             /* erl's -ssl_dist_opt words: key value key value ... */
-    bool hidden, start_epmd, demo;
+    bool hidden, start_epmd, demo, atoms_disconnect;
     long long listen_port, epmd_port, ticktime, setuptime, schedulers;
+    long long max_new_atoms, atom_reserve;
     char *control_socket; /* NULL: the default path; "": no control socket */
     long long control_max_clients, control_max_request, control_idle_timeout;
     char *log_file, *pid_file, *module_dir;

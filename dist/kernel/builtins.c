@@ -67,6 +67,20 @@ static int bi_registered(void *ud, term_t args, term_t *res)
     return DIST_RETURN;
 }
 
+/* register/2 as Erlang's: true, or badarg (a name taken or undefined, a process registered or
+** dead, not a local pid). */
+static int bi_register(void *ud, term_t args, term_t *res)
+{
+    (void)ud;
+    term_t name = term_hd(args), pid = term_hd(term_tl(args));
+    if (nd_register(name, pid) != 0) {
+        *res = KA(badarg);
+        return DIST_ERROR;
+    }
+    *res = TERM_ATOM_TRUE;
+    return DIST_RETURN;
+}
+
 static int bi_whereis(void *ud, term_t args, term_t *res)
 {
     (void)ud;
@@ -213,6 +227,10 @@ static int bi_system_info(void *ud, term_t args, term_t *res)
         *res = term_int((int64_t)st.schedulers);
     } else if (k == KA(machine)) {
         *res = term_string("Girder", 6);
+    } else if (k == KA(atom_count)) {
+        *res = term_int((int64_t)term_atom_count());
+    } else if (k == KA(atom_limit)) {
+        *res = term_int((int64_t)term_atom_limit());
     } else {
         *res = KA(badarg);
         return DIST_ERROR;
@@ -328,6 +346,7 @@ void dist__builtins_export(void)
     dist_export(e, KA(nodes), 0, bi_nodes, NULL);
     dist_export(e, KA(nodes), 1, bi_nodes, NULL);
     dist_export(e, KA(registered), 0, bi_registered, NULL);
+    dist_export(e, KA(register_), 2, bi_register, NULL);
     dist_export(e, KA(processes), 0, bi_processes, NULL);
     dist_export(e, KA(whereis), 1, bi_whereis, NULL);
     dist_export(e, KA(is_process_alive), 1, bi_is_process_alive, NULL);

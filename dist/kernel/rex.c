@@ -21,7 +21,6 @@ static void rex_job_hook(void *arg, term_t reason)
 static void rex_worker(void *arg)
 {
     rex_job *j = arg;
-    nd_set_exit_hook(rex_job_hook, j);
     term_t res;
     int rc = dist__apply(j->m, j->f, j->args, &res);
     term_t reply;
@@ -57,7 +56,8 @@ static bool rex_spawn(term_t req, term_t from)
     j->f = term_tuple_elem(req, 2);
     j->args = term_dup(term_tuple_elem(req, 3));
     j->from = term_dup(from);
-    if (nd_spawn(rex_worker, j, NULL, NULL) != 0) {
+    nd_spawn_opts so = {.exit_hook = rex_job_hook, .exit_hook_arg = j};
+    if (nd_spawn(rex_worker, j, &so, NULL) != 0) {
         term_free(j->args);
         term_free(j->from);
         free(j);

@@ -1,6 +1,7 @@
 /* dist public API for connections: connect (waiting as a process inside one), nodes, stats. */
 #include "core.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -159,6 +160,46 @@ void dist_get_stats(dist_stats *o)
     o->protocol_errors = ss.protocol_errors;
     o->tls_failures = ss.layer_failures;
     dist__leave();
+}
+
+size_t dist_connections(dist_conn_info *out, size_t max)
+{
+    dist_state *st = dist__enter();
+    if (!st) return 0;
+    /* references taken under the table's lock; each connection's own lock is taken after it
+    ** (never both at once) */
+    dconn **cs = max ? calloc(max, sizeof *cs) : NULL;
+    size_t n = 0, k = 0;
+    pthread_mutex_lock(&st->mu);
+    for (size_t b = 0; b < TAB_BUCKETS; b++)
+        for (dconn *c = st->tab[b]; c; c = c->tab_next, n++)
+            if (cs && k < max) {
+                atomic_fetch_add(&c->refs, 1);
+                cs[k++] = c;
+            }
+    pthread_mutex_unlock(&st->mu);
+    for (size_t i = 0; i < k; i++) {
+        dconn *c = cs[i];
+        dist_conn_info *o = &out[i];
+        memset(o, 0, sizeof *o);
+        const char *name = dist__aname(c->node);
+        snprintf(o->node, sizeof o->node, "%s", name ? name : "");
+        o->up = atomic_load(&c->state) == C_UP;
+        o->msgs_in = atomic_load_explicit(&c->m_msgs_in, memory_order_relaxed);
+        o->msgs_out = atomic_load_explicit(&c->m_msgs_out, memory_order_relaxed);
+        o->bytes_in = atomic_load_explicit(&c->m_bytes_in, memory_order_relaxed);
+        o->bytes_out = atomic_load_explicit(&c->m_bytes_out, memory_order_relaxed);
+        o->busy_events = atomic_load_explicit(&c->m_busy, memory_order_relaxed);
+        pthread_mutex_lock(&c->mu);
+        o->visible = c->published;
+        o->creation = c->creation;
+        o->out_queue = c->qbytes;
+        pthread_mutex_unlock(&c->mu);
+        dist__conn_put(c);
+    }
+    free(cs);
+    dist__leave();
+    return max && !cs ? 0 : n;
 }
 
 uint16_t dist_listen_port(void)

@@ -134,6 +134,12 @@ struct dist_peer {
     dist_acache acache; /* what the peer's atom cache holds (frames rewritten in wire order) */
     atomic_uint_fast64_t seq;
     atomic_uint_fast64_t out_frames; /* frames sent or queued (ticks are skipped when it moves) */
+    /* metrics (dist_connections): bytes of frames received and handed to the connection,
+    ** messages (control messages) in and out, busy episodes of the output queue */
+    atomic_uint_fast64_t m_bytes_in, m_bytes_out, m_msgs_in, m_msgs_out, m_busy;
+    bool busy; /* (mu) in a busy episode: the queue passed BUSY_LIMIT, not yet drained */
+    uint64_t busy_logged_ns; /* (mu) when the last busy line was logged */
+    uint64_t busy_unlogged;  /* (mu) episodes since then */
     /* decoding (decode.c): messages waiting for a decoder thread, in arrival order */
     pthread_mutex_t dq_mu;
     struct rxjob *dq_head, *dq_tail;
@@ -188,6 +194,10 @@ typedef struct dist_state {
     bool started;
     pthread_mutex_t start_mu;
     pthread_cond_t start_cv;
+    /* atoms from peers (budget.c) */
+    pthread_mutex_t budget_mu;
+    dist_atom_budget **budgets; /* TAB_BUCKETS chains */
+    bool quota_ours;            /* dist_start set the external atom quota (dist_stop lifts it) */
     /* stats */
     atomic_uint_fast64_t st_msgs_in, st_msgs_out, st_bytes_direct, st_up, st_down, st_proto;
 } dist_state;
@@ -202,6 +212,11 @@ void dist__leave(void);
 void dist__gate_open(void);
 bool dist__gate_closing(void);
 int dist__gate_close(int64_t timeout_ms);
+/* The interned atom of a node name (keys of dist's tables are interned atoms, compared with ==):
+** node itself when interned; for a foreign atom (term.h) the interned one, made when make (a
+** name this node is about to use: connect, monitor) else looked up. TERM_NONE when absent, not
+** an atom, or the table is full. */
+term_t dist__node_atom(term_t node, bool make);
 size_t dist__bucket(term_t node);
 dconn *dist__conn_new(term_t node);
 void dist__conn_put(dconn *c);
@@ -230,6 +245,13 @@ void dist__node_down(dconn *c, const char *why, int err);
 /* The second half of a node-down (signals, node monitors, log), now or from c's decode queue. */
 void dist__node_down_finish(dconn *c, int was, const char *why);
 void dist__nodemon_notify(term_t node, int ev);
+
+/* budget.c */
+dist_atom_budget *dist__atom_budget(term_t node);
+int dist__atom_budgets_init(dist_state *st, const dist_config *cfg);
+void dist__atom_budgets_free(dist_state *st);
+/* Logs, once per peer node and reason, that its new atoms went foreign (or it was refused). */
+void dist__atoms_report(dconn *c);
 
 /* decode.c */
 typedef struct dist_decoders dist_decoders;

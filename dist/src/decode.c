@@ -65,13 +65,12 @@ static rxjob *job_of(dist_rxmsg *m)
         j->m.data = j->m.own = b;
     }
     if (m->refs && !m->own_refs) {
-        etf_atom_cache *r = malloc(sizeof *r);
+        etf_atom_cache *r = dist__refs_copy(m->refs, m->nrefs);
         if (!r) {
             if (!m->own) free(j->m.own);
             free(j);
             return NULL;
         }
-        memcpy(r, m->refs, sizeof *r);
         j->m.refs = j->m.own_refs = r;
     }
     m->own = NULL; /* moved into the job */
@@ -119,6 +118,7 @@ int dist__rx_take(dconn *c, const uint8_t *f, size_t n, const char **why)
     if (!c->rx) return (*why = "out of memory", DIST_ENOMEM);
     dist_rxmsg m;
     int rc = dist__rx_message(c->rx, f, n, &m, why);
+    dist__atoms_report(c);
     if (rc <= 0) return rc;
     pthread_mutex_lock(&c->dq_mu);
     bool busy = c->dq_busy;
@@ -126,6 +126,7 @@ int dist__rx_take(dconn *c, const uint8_t *f, size_t n, const char **why)
     if (!busy && m.len <= INLINE_MAX) {
         dist_ctl ctl;
         rc = dist__rx_decode(c->rx, &m, false, &ctl, why);
+        dist__atoms_report(c);
         if (rc == 0) {
             dist__rxmsg_release(&m);
             dist__deliver(c, &ctl);
@@ -171,6 +172,7 @@ static void run_job(dconn *c, rxjob *j)
     dist_ctl ctl;
     const char *why = NULL;
     int rc = dist__rx_decode(c->rx, &j->m, true, &ctl, &why);
+    dist__atoms_report(c);
     if (rc == 0) {
         dist__deliver(c, &ctl);
         return;

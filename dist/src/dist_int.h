@@ -218,21 +218,43 @@ typedef struct dist_frag {
     uint64_t seq, next_id; /* next_id: the fragment id expected next */
     uint8_t *buf;
     size_t len, cap;
-    etf_atom_cache *refs; /* atom cache references of the first fragment */
+    etf_atom_cache *refs; /* atom cache references of the first fragment (owned: see dist_rx) */
+    size_t nrefs;
     struct dist_frag *next;
 } dist_frag;
 
+/*
+** The atoms one peer node added to the atom table, across its connections (the loop and the
+** decoders of each connection spend it). Past max_new_atoms the peer's new names decode as
+** foreign atoms (term.h), or with atoms_disconnect its connection is closed. Flags say what
+** happened since, for one log line each.
+*/
+typedef struct dist_atom_budget {
+    struct dist_atom_budget *next;
+    term_t node;
+    _Atomic size_t interned;
+    atomic_bool over_budget, over_quota; /* a foreign atom was made for this reason */
+    atomic_bool logged_budget, logged_quota;
+} dist_atom_budget;
+
+/*
+** Every atom in cache, refs and the refs of fragments and jobs (dist_rxmsg.own_refs) holds a
+** reference: a foreign atom lives as long as the last of them (interned ones need none).
+*/
 typedef struct dist_rx {
     etf_atom_cache cache; /* 2048 entries, the connection's atom cache */
-    etf_atom_cache refs;  /* per message: index of ATOM_CACHE_REF -> atom */
+    etf_atom_cache refs;  /* per message: index of ATOM_CACHE_REF -> atom (first 256 used) */
     size_t nrefs;
     dist_frag *frags;
     size_t nfrags;
     size_t frag_bytes; /* buffer bytes of every sequence in reassembly: at most max_message */
     size_t max_message;
-    size_t max_heap;           /* what one decoded message may take */
-    _Atomic size_t atoms_left; /* new-atom budget (the loop and a decoder both spend it) */
-    bool hdr_cache;            /* DIST_HDR_ATOM_CACHE negotiated (else pass-through 'p' frames) */
+    size_t max_heap;          /* what one decoded message may take */
+    size_t max_new_atoms;     /* the peer's budget (budget->interned counts against it) */
+    dist_atom_budget *budget; /* the peer node's, or own_budget */
+    dist_atom_budget own_budget;
+    bool atoms_disconnect; /* past the budget: a protocol error, not foreign atoms */
+    bool hdr_cache;        /* DIST_HDR_ATOM_CACHE negotiated (else pass-through 'p' frames) */
 } dist_rx;
 
 /*
@@ -244,9 +266,10 @@ typedef struct dist_rxmsg {
     const uint8_t *data;
     size_t len;
     const etf_atom_cache *refs; /* NULL: pass-through, no cache */
+    size_t nrefs;               /* entries of refs in use */
     bool versioned;             /* each term starts with 131 */
     uint8_t *own;
-    etf_atom_cache *own_refs;
+    etf_atom_cache *own_refs; /* holds a reference to each of its nrefs atoms */
 } dist_rxmsg;
 
 /* The sending side of the atom cache (acache.c): the texts the peer's cache holds per slot. */
@@ -261,6 +284,11 @@ int dist__acache_apply(dist_acache *a, etf_buf *b);
 void dist__rx_init(dist_rx *rx, size_t max_message, size_t max_heap, size_t max_new_atoms,
                    bool hdr_cache);
 void dist__rx_free(dist_rx *rx);
+/* A copy of the first n entries of src, each atom with a reference of its own (the rest of the
+** 256 an ATOM_CACHE_REF can name cleared); NULL when out of memory. */
+etf_atom_cache *dist__refs_copy(const etf_atom_cache *src, size_t n);
+/* Drops the references of the first n entries of r and frees it. */
+void dist__refs_free(etf_atom_cache *r, size_t n);
 /*
 ** Takes one frame (without its 4-byte length; not a tick): updates the atom cache from its
 ** header and reassembles fragments. Returns 1 with *m when a message is complete (m->data may

@@ -21,6 +21,7 @@ void dist__deliver(dconn *c, dist_ctl *m)
     s.ref = m->ref;
     s.id = m->id;
     atomic_fetch_add_explicit(&dist__st->st_msgs_in, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->m_msgs_in, 1, memory_order_relaxed);
     switch (m->op) {
     case DOP_SEND:
         if (!local_pid(m->to)) break;

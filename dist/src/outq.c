@@ -61,6 +61,7 @@ dchunk *dist__take_queue(dconn *c, size_t *bytes)
     *bytes = c->qbytes;
     c->qhead = c->qtail = NULL;
     c->qbytes = 0;
+    c->busy = false; /* the episode ends when the I/O thread takes the queue */
     return q;
 }
 
@@ -75,6 +76,7 @@ dchunk *dist__take_queue(dconn *c, size_t *bytes)
 int dist__q_send(dconn *c, etf_buf *b, bool *service)
 {
     atomic_fetch_add_explicit(&c->out_frames, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->m_bytes_out, b->len, memory_order_relaxed);
     /* a sender that wrote less than DIRECT_GAP ago is streaming: batching through the I/O
     ** thread beats one system call per message */
     dist_tr *tr = dist__st->tr;
@@ -124,7 +126,32 @@ void dist__send_tick(dconn *c)
 ** the connection is gone, or a few seconds passed). Only messages, only from processes, and
 ** before any lock is taken; exit and monitor signals never wait.
 */
-#define BUSY_LIMIT ((size_t)8 << 20)
+#define BUSY_LIMIT      ((size_t)8 << 20)
+#define BUSY_LOG_GAP_NS (10 * 1000000000ull) /* at most one busy line per connection per 10 s */
+
+/* The start of a busy episode (mu held): counted, and logged as Erlang's system monitor reports
+** busy_dist_port, at most once per BUSY_LOG_GAP_NS per connection with the episodes since. */
+static void busy_begin(dconn *c, term_t sender)
+{
+    c->busy = true;
+    atomic_fetch_add_explicit(&c->m_busy, 1, memory_order_relaxed);
+    c->busy_unlogged++;
+    uint64_t now = dist__st->tr->ops->now_ns(dist__st->tr);
+    if (c->busy_logged_ns && now - c->busy_logged_ns < BUSY_LOG_GAP_NS) return;
+    etf_buf pb = {0};
+    if (term_print(sender, 0, NULL, &pb) != 0 || etf_buf_reserve(&pb, 1) != 0) pb.len = 0;
+    if (pb.data) pb.data[pb.len] = 0;
+    dist__log(DIST_LOG_WARNING,
+              "event=busy_dist_port node=%s queued=%zu limit=%zu sender=%s episodes=%llu "
+              "episodes_total=%llu",
+              dist__aname(c->node), c->qbytes, BUSY_LIMIT, pb.data ? (char *)pb.data : "?",
+              (unsigned long long)c->busy_unlogged,
+              (unsigned long long)atomic_load_explicit(&c->m_busy, memory_order_relaxed));
+    etf_buf_free(&pb);
+    c->busy_logged_ns = now;
+    c->busy_unlogged = 0;
+}
+
 void dist__busy_wait(dconn *c, const nd_signal *s)
 {
     if (s->kind != ND_SIG_MSG || !nd_in_process()) return;
@@ -132,6 +159,7 @@ void dist__busy_wait(dconn *c, const nd_signal *s)
         pthread_mutex_lock(&c->mu);
         bool busy =
             c->qbytes > BUSY_LIMIT && atomic_load(&c->state) == C_UP && !dist__gate_closing();
+        if (busy && !c->busy) busy_begin(c, s->from);
         pthread_mutex_unlock(&c->mu);
         if (!busy) return;
         nd_sleep(1);

@@ -11,7 +11,7 @@ static dist_peer *own_peer_get(void *ud, term_t node, bool create)
 {
     (void)ud;
     dist_state *st = dist__st;
-    if (!term_is_atom(node)) return NULL;
+    if ((node = dist__node_atom(node, create)) == TERM_NONE) return NULL;
     pthread_mutex_lock(&st->mu);
     dconn *c = st->tab[dist__bucket(node)];
     while (c && c->node != node) c = c->tab_next;
@@ -62,9 +62,14 @@ static void own_up(void *ud, dist_peer *c, const dist_up_info *info)
     (void)ud;
     dist_state *st = dist__st;
     c->rx = malloc(sizeof *c->rx);
-    if (c->rx)
+    if (c->rx) {
         dist__rx_init(c->rx, st->cfg.max_message, st->cfg.max_heap, st->cfg.max_new_atoms,
                       (info->flags & DFLAG_DIST_HDR_ATOM_CACHE) != 0);
+        /* the peer's budget spans its connections; without memory for it, this one's own */
+        dist_atom_budget *b = dist__atom_budget(c->node);
+        if (b) c->rx->budget = b;
+        c->rx->atoms_disconnect = st->cfg.atoms_disconnect;
+    }
     dist__conn_up(c, info->flags, info->creation, c->rx ? info->stream : NULL);
 }
 
@@ -87,6 +92,7 @@ static int own_frame(void *ud, dist_peer *c, const uint8_t *f, size_t n, const c
     (void)ud;
     if (atomic_load(&c->dq_failed))
         return (*why = "protocol error in an earlier message", DIST_EPROTO);
+    atomic_fetch_add_explicit(&c->m_bytes_in, n + 4, memory_order_relaxed);
     int rc = dist__rx_take(c, f, n, why);
     if (rc < 0) atomic_fetch_add(&dist__st->st_proto, 1);
     return rc;

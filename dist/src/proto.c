@@ -14,14 +14,43 @@ void dist__rx_init(dist_rx *rx, size_t max_message, size_t max_heap, size_t max_
     memset(rx, 0, sizeof *rx);
     rx->max_message = max_message ? max_message : (size_t)256 << 20;
     rx->max_heap = max_heap ? max_heap : rx->max_message;
-    atomic_init(&rx->atoms_left, max_new_atoms ? max_new_atoms : 100000);
+    rx->max_new_atoms = max_new_atoms ? max_new_atoms : 100000;
+    rx->budget = &rx->own_budget;
     rx->hdr_cache = hdr_cache;
+}
+
+/* A reference of the holder's own to a (free for an interned atom). */
+static inline term_t ref_take(term_t a)
+{
+    return term_atom_is_interned(a) ? a : term_dup(a);
+}
+
+static inline void ref_drop(term_t a)
+{
+    if (!term_atom_is_interned(a)) term_free(a);
+}
+
+etf_atom_cache *dist__refs_copy(const etf_atom_cache *src, size_t n)
+{
+    size_t keep = n > 256 ? n : 256;
+    etf_atom_cache *r = malloc(sizeof *r);
+    if (!r) return NULL;
+    for (size_t i = 0; i < n; i++) r->atoms[i] = ref_take(src->atoms[i]);
+    for (size_t i = n; i < keep; i++) r->atoms[i] = TERM_NONE;
+    return r;
+}
+
+void dist__refs_free(etf_atom_cache *r, size_t n)
+{
+    if (!r) return;
+    for (size_t i = 0; i < n; i++) ref_drop(r->atoms[i]);
+    free(r);
 }
 
 static void frag_free(dist_frag *f)
 {
     free(f->buf);
-    free(f->refs);
+    dist__refs_free(f->refs, f->nrefs);
     free(f);
 }
 
@@ -34,6 +63,38 @@ void dist__rx_free(dist_rx *rx)
     }
     rx->nfrags = 0;
     rx->frag_bytes = 0;
+    for (size_t i = 0; i < rx->nrefs; i++) ref_drop(rx->refs.atoms[i]);
+    rx->nrefs = 0;
+    for (size_t i = 0; i < DIST_ACACHE_SIZE; i++) {
+        ref_drop(rx->cache.atoms[i]);
+        rx->cache.atoms[i] = TERM_NONE;
+    }
+}
+
+/* What is left of the peer's budget of new atoms. */
+static size_t atoms_left(const dist_rx *rx)
+{
+    size_t spent = atomic_load_explicit(&rx->budget->interned, memory_order_relaxed);
+    return spent < rx->max_new_atoms ? rx->max_new_atoms - spent : 0;
+}
+
+/*
+** Accounts for what one decode (or cache update) did with new names: interned ones against the
+** budget; foreign ones noted by reason (left: the budget before it). With atoms_disconnect a
+** foreign atom is a protocol error with *why.
+*/
+static int atoms_spent(dist_rx *rx, size_t left, size_t interned, size_t foreign,
+                       const char **why)
+{
+    dist_atom_budget *b = rx->budget;
+    if (interned) atomic_fetch_add_explicit(&b->interned, interned, memory_order_relaxed);
+    if (!foreign) return 0;
+    bool budget = left <= interned; /* else the quota or the table said no */
+    atomic_store_explicit(budget ? &b->over_budget : &b->over_quota, true, memory_order_relaxed);
+    if (!rx->atoms_disconnect) return 0;
+    *why = budget ? "the peer exceeded its budget of new atoms (max_new_atoms)"
+                  : "no room for the peer's new atoms (the atom quota of peers is used up)";
+    return DIST_EPROTO;
 }
 
 /*
@@ -46,8 +107,12 @@ static int parse_cache_refs(dist_rx *rx, const uint8_t *f, size_t len, size_t *p
     size_t p = *pos;
     if (p >= len) return (*why = "truncated distribution header", DIST_EPROTO);
     size_t n = f[p++];
-    size_t old = rx->nrefs;
-    for (size_t i = n; i < old; i++) rx->refs.atoms[i] = TERM_NONE;
+    /* the previous message's references go; the ones past n are cleared, so a stray
+    ** ATOM_CACHE_REF fails */
+    for (size_t i = 0; i < rx->nrefs; i++) {
+        ref_drop(rx->refs.atoms[i]);
+        rx->refs.atoms[i] = TERM_NONE;
+    }
     rx->nrefs = 0;
     if (n == 0) {
         *pos = p;
@@ -63,6 +128,7 @@ static int parse_cache_refs(dist_rx *rx, const uint8_t *f, size_t len, size_t *p
         unsigned nib = NIBBLE(i);
         if (p >= len) return (*why = "truncated atom cache reference", DIST_EPROTO);
         size_t idx = (size_t)(nib & 7) * 256 + f[p++];
+        term_t *e = &rx->cache.atoms[idx];
         if (nib & 8) {
             size_t al;
             if (long_atoms) {
@@ -74,65 +140,79 @@ static int parse_cache_refs(dist_rx *rx, const uint8_t *f, size_t len, size_t *p
                 al = f[p++];
             }
             if (len - p < al) return (*why = "truncated atom text", DIST_EPROTO);
-            term_t a = term_atom_existing((const char *)f + p, al);
-            if (a == TERM_NONE) {
-                if (atomic_load(&rx->atoms_left) == 0)
-                    return (*why = "too many new atoms", DIST_EPROTO);
-                int err = 0;
-                a = term_atom_n((const char *)f + p, al, &err);
-                if (a == TERM_NONE) return (*why = "invalid atom in cache update", DIST_EPROTO);
-                atomic_fetch_sub(&rx->atoms_left, 1);
+            size_t left = atoms_left(rx), l = left;
+            bool made = false;
+            int err = 0;
+            term_t a = term_atom_from_outside((const char *)f + p, al, &l, &made, &err);
+            if (a == TERM_NONE)
+                return err == TERM_ENOMEM ? (*why = "out of memory", DIST_ENOMEM)
+                                          : (*why = "invalid atom in cache update", DIST_EPROTO);
+            int rc = atoms_spent(rx, left, made, !term_atom_is_interned(a), why);
+            if (rc) {
+                term_free(a);
+                return rc;
             }
             p += al;
-            rx->cache.atoms[idx] = a;
-        } else if (!term_is_atom(rx->cache.atoms[idx])) {
+            ref_drop(*e);
+            *e = a;
+        } else if (!term_is_atom(*e)) {
             return (*why = "reference to an empty atom cache entry", DIST_EPROTO);
+        } else if (!term_atom_is_interned(*e)) {
+            /* a foreign entry whose name has been interned since: use the interned atom, so
+            ** that == against it holds for what this entry decodes to from now on */
+            term_t c = term_atom_canonical(*e);
+            if (term_atom_is_interned(c)) {
+                term_free(*e);
+                *e = c;
+            } else {
+                term_free(c);
+            }
         }
-        rx->refs.atoms[i] = rx->cache.atoms[idx];
+        rx->refs.atoms[i] = ref_take(*e);
+        rx->nrefs = i + 1;
     }
 #undef NIBBLE
-    rx->nrefs = n;
     *pos = p;
     return 0;
-}
-
-/* Spends n of the connection's new-atom budget (never below zero). */
-static void atoms_spent(dist_rx *rx, size_t n)
-{
-    size_t left = atomic_load(&rx->atoms_left);
-    while (left && !atomic_compare_exchange_weak(&rx->atoms_left, &left, left > n ? left - n : 0)) {
-    }
 }
 
 int dist__rx_decode(dist_rx *rx, const dist_rxmsg *m, bool allow_compressed, dist_ctl *ctl,
                     const char **why)
 {
     memset(ctl, 0, sizeof *ctl);
-    size_t left = atomic_load(&rx->atoms_left);
-    if (left == 0) return (*why = "too many new atoms", DIST_EPROTO);
+    etf_decode_stats st1 = {0}, st2 = {0};
+    size_t left = atoms_left(rx);
     etf_decode_opts o = {0};
     o.cache = m->refs;
     o.max_new_atoms = left;
+    o.foreign_atoms = true; /* past the budget or the quota: foreign atoms (or the error below) */
+    o.stats = &st1;
     o.no_version = !m->versioned;
     o.max_uncompressed = rx->max_message;
     o.max_heap = rx->max_heap;
     o.no_compressed = !allow_compressed;
     etf_error e = {0};
-    size_t used = 0, before = term_atom_count();
+    size_t used = 0;
     term_t c = etf_decode(m->data, m->len, &o, &used, &e);
     term_t pl = TERM_NONE;
-    if (c != TERM_NONE && used < m->len)
+    if (c != TERM_NONE && used < m->len) {
+        o.max_new_atoms = left > st1.interned ? left - st1.interned : 0;
+        o.stats = &st2;
         pl = etf_decode(m->data + used, m->len - used, &o, NULL, &e);
-    size_t after = term_atom_count();
-    atoms_spent(rx, after > before ? after - before : 0);
+    }
+    int arc = atoms_spent(rx, left, st1.interned + st2.interned, st1.foreign + st2.foreign, why);
     if (c == TERM_NONE || (used < m->len && pl == TERM_NONE)) {
         term_free(c);
         if (e.code == GIRDER_ECOMPRESSED) return GIRDER_ECOMPRESSED;
-        *why = e.code == TERM_EATOMLIMIT ? "too many new atoms"
-               : e.code == TERM_ENOMEM   ? "out of memory decoding a message"
-               : e.code == GIRDER_EHEAP  ? "a message that would exceed its memory limit"
-                                         : "undecodable term in a message";
+        *why = e.code == TERM_ENOMEM   ? "out of memory decoding a message"
+               : e.code == GIRDER_EHEAP ? "a message that would exceed its memory limit"
+                                        : "undecodable term in a message";
         return e.code == TERM_ENOMEM ? DIST_ENOMEM : DIST_EPROTO;
+    }
+    if (arc) {
+        term_free(c);
+        term_free(pl);
+        return arc;
     }
     return dist__ctl_parse(c, pl, ctl, why);
 }
@@ -140,7 +220,7 @@ int dist__rx_decode(dist_rx *rx, const dist_rxmsg *m, bool allow_compressed, dis
 void dist__rxmsg_release(dist_rxmsg *m)
 {
     free(m->own);
-    free(m->own_refs);
+    dist__refs_free(m->own_refs, m->nrefs);
     m->own = NULL;
     m->own_refs = NULL;
 }
@@ -206,6 +286,7 @@ int dist__rx_message(dist_rx *rx, const uint8_t *f, size_t len, dist_rxmsg *m, c
         m->data = f + pos;
         m->len = len - pos;
         m->refs = &rx->refs;
+        m->nrefs = rx->nrefs;
         return 1;
     case 69: {
         if (len < 18) return (*why = "truncated fragment header", DIST_EPROTO);
@@ -217,18 +298,19 @@ int dist__rx_message(dist_rx *rx, const uint8_t *f, size_t len, dist_rxmsg *m, c
             m->data = f + pos;
             m->len = len - pos;
             m->refs = &rx->refs;
+            m->nrefs = rx->nrefs;
             return 1;
         }
         if (frag_find(rx, seq, NULL)) return (*why = "fragment sequence id reused", DIST_EPROTO);
         if (rx->nfrags >= MAX_FRAG_SEQS)
             return (*why = "too many fragmented messages", DIST_EPROTO);
         dist_frag *fr = calloc(1, sizeof *fr);
-        if (fr) fr->refs = malloc(sizeof *fr->refs);
+        if (fr) fr->refs = dist__refs_copy(&rx->refs, rx->nrefs);
         if (!fr || !fr->refs) {
-            if (fr) frag_free(fr);
+            free(fr);
             return (*why = "out of memory", DIST_ENOMEM);
         }
-        memcpy(fr->refs, &rx->refs, sizeof *fr->refs);
+        fr->nrefs = rx->nrefs;
         fr->seq = seq;
         fr->next_id = id - 1;
         if ((rc = frag_append(rx, fr, f + pos, len - pos, why))) {
@@ -256,6 +338,7 @@ int dist__rx_message(dist_rx *rx, const uint8_t *f, size_t len, dist_rxmsg *m, c
         m->data = m->own = fr->buf;
         m->len = fr->len;
         m->refs = m->own_refs = fr->refs;
+        m->nrefs = fr->nrefs;
         free(fr);
         return 1;
     }

@@ -258,7 +258,10 @@ static int send_sig(dconn *c, const nd_signal *s0)
     pthread_mutex_unlock(&c->mu);
     tls_trim();
     if (service) dist__service(c);
-    if (!rc) atomic_fetch_add_explicit(&dist__st->st_msgs_out, 1, memory_order_relaxed);
+    if (!rc) {
+        atomic_fetch_add_explicit(&dist__st->st_msgs_out, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->m_msgs_out, 1, memory_order_relaxed);
+    }
     return rc;
 }
 

@@ -134,7 +134,6 @@ static void spawn_body(void *arg)
 {
     spawn_job *j = arg;
     term_t m;
-    nd_set_exit_hook(job_hook, j);
     if (nd_receive_if(is_go, &j->go, 10000, &m) < 0) nd_exit(A("spawn_setup_timeout"));
     term_free(m);
     term_t res, reason;
@@ -181,7 +180,7 @@ static void spawn_body(void *arg)
 static bool opt_present(term_t opts, term_t atom)
 {
     for (term_t l = opts; term_is_cons(l); l = term_tl(l))
-        if (term_hd(l) == atom) return true;
+        if (term_equal(term_hd(l), atom)) return true;
     return false;
 }
 
@@ -199,7 +198,8 @@ void dist__spawn_request(dconn *c, dist_ctl *q)
     term_t pid = TERM_NONE;
     if (j) {
         j->go = nd_make_ref();
-        if (m == A("erpc") && f == A("execute_call") && term_list_length(args) == 4) {
+        if (term_equal(m, A("erpc")) && term_equal(f, A("execute_call")) &&
+            term_list_length(args) == 4) {
             term_t l = args;
             j->erpc_ref = term_dup(term_hd(l));
             l = term_tl(l);
@@ -212,7 +212,9 @@ void dist__spawn_request(dconn *c, dist_ctl *q)
             j->f = f;
             j->args = term_dup(args);
         }
-        if (nd_spawn(spawn_body, j, NULL, &pid) != 0) {
+        /* the hook from the start: a process killed before it runs still frees its job */
+        nd_spawn_opts so = {.exit_hook = job_hook, .exit_hook_arg = j};
+        if (nd_spawn(spawn_body, j, &so, &pid) != 0) {
             job_free(j);
             pid = TERM_NONE;
         }

@@ -208,6 +208,7 @@ static int io_stop(dist_state *st, int64_t timeout_ms)
 
 static void state_free(dist_state *st)
 {
+    dist__atom_budgets_free(st);
     free(st->tab);
     pthread_mutex_destroy(&st->mu);
     pthread_mutex_destroy(&st->svc_mu);
@@ -253,6 +254,12 @@ int dist__core_start(const dist_config *cfg)
     if (!st->tab) {
         free(st);
         return DIST_ENOMEM;
+    }
+    if ((rc = dist__atom_budgets_init(st, cfg))) {
+        dist__atom_budgets_free(st);
+        free(st->tab);
+        free(st);
+        return rc;
     }
     pthread_mutex_init(&st->mu, NULL);
     pthread_mutex_init(&st->svc_mu, NULL);

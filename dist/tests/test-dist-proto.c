@@ -310,36 +310,98 @@ static void test_malformed(void **s)
     dist__rx_free(&rx);
 }
 
-static void test_atom_budget(void **s)
+/* A REG_SEND frame whose header caches the fresh atom name at index i and whose payload is it. */
+static size_t budget_frame(uint8_t *f, int i, char *name, size_t cap)
+{
+    int n = snprintf(name, cap, "budget_%d_%d", (int)getpid(), i);
+    size_t k = 0;
+    f[k++] = 131, f[k++] = 68, f[k++] = 1, f[k++] = 0x08, f[k++] = (uint8_t)i;
+    f[k++] = (uint8_t)n;
+    memcpy(f + k, name, (size_t)n);
+    k += (size_t)n;
+    etf_buf b = {0};
+    term_t ctl = term_tuplev(4, term_int(DOP_REG_SEND), pid("a@h", 1), A(""), A("x"));
+    etf_encode(ctl, ETF_ENC_NO_VERSION, &b);
+    memcpy(f + k, b.data, b.len);
+    k += b.len;
+    f[k++] = 82, f[k++] = 0; /* payload: the cached atom */
+    etf_buf_free(&b);
+    term_free(ctl);
+    return k;
+}
+
+/* With atoms_disconnect, the first name past the budget is a protocol error with its reason. */
+static void test_atom_budget_disconnect(void **s)
+{
+    (void)s;
+    dist_rx r;
+    dist__rx_init(&r, 0, 0, 5, true);
+    r.atoms_disconnect = true;
+    char name[32];
+    uint8_t f[128];
+    int rc = 0, ok = 0;
+    const char *why = NULL;
+    for (int i = 0; i < 10 && rc >= 0; i++) {
+        size_t k = budget_frame(f, i, name, sizeof name);
+        dist_ctl c;
+        rc = dist__rx_frame(&r, f, k, &c, &why);
+        if (rc == 1) ok++, dist__ctl_free(&c);
+    }
+    assert_int_equal(rc, DIST_EPROTO);
+    assert_int_equal(ok, 5);
+    assert_non_null(strstr(why, "max_new_atoms"));
+    assert_true(atomic_load(&r.budget->over_budget));
+    dist__rx_free(&r);
+}
+
+/*
+** By default names past the budget decode as foreign atoms: every frame is delivered with its
+** name intact, the atom table grows by the budget only, and the budget is spent exactly.
+*/
+static void test_atom_budget_foreign(void **s)
 {
     (void)s;
     dist_rx r;
     dist__rx_init(&r, 0, 0, 5, true);
     char name[32];
-    int rc = 0;
-    for (int i = 0; i < 10 && rc >= 0; i++) {
-        /* a REG_SEND to a fresh atom name: {6, Pid, '', fresh_N} with a cache header entry */
-        int n = snprintf(name, sizeof name, "budget_%d_%d", (int)getpid(), i);
-        uint8_t f[128];
-        size_t k = 0;
-        f[k++] = 131, f[k++] = 68, f[k++] = 1, f[k++] = 0x08, f[k++] = (uint8_t)i;
-        f[k++] = (uint8_t)n;
-        memcpy(f + k, name, (size_t)n);
-        k += (size_t)n;
-        etf_buf b = {0};
-        term_t ctl = term_tuplev(4, term_int(DOP_REG_SEND), pid("a@h", 1), A(""), A("x"));
-        etf_encode(ctl, ETF_ENC_NO_VERSION, &b);
-        memcpy(f + k, b.data, b.len);
-        k += b.len;
-        f[k++] = 82, f[k++] = 0; /* payload: the cached atom */
+    uint8_t f[128];
+    size_t before = term_atom_count();
+    for (int i = 0; i < 10; i++) {
+        size_t k = budget_frame(f, 100 + i, name, sizeof name);
         dist_ctl c;
-        const char *why;
-        rc = dist__rx_frame(&r, f, k, &c, &why);
-        if (rc == 1) dist__ctl_free(&c);
-        etf_buf_free(&b);
-        term_free(ctl);
+        const char *why = NULL;
+        assert_int_equal(dist__rx_frame(&r, f, k, &c, &why), 1);
+        assert_true(term_is_atom(c.payload));
+        assert_int_equal(term_atom_is_interned(c.payload), i < 5);
+        size_t len;
+        const char *got = term_atom_name(c.payload, &len);
+        assert_int_equal(len, strlen(name));
+        assert_memory_equal(got, name, len);
+        dist__ctl_free(&c);
     }
-    assert_int_equal(rc, DIST_EPROTO);
+    assert_int_equal(atomic_load(&r.budget->interned), 5);
+    assert_int_equal(term_atom_count() - before, 5);
+    assert_true(atomic_load(&r.budget->over_budget));
+    /* once a foreign name is interned by local code, the cached entry decodes to that atom */
+    snprintf(name, sizeof name, "budget_%d_%d", (int)getpid(), 107);
+    term_t local = term_atom(name);
+    static const uint8_t again_hdr[] = {131, 68, 1, 0x00, 107};
+    uint8_t g[128];
+    memcpy(g, again_hdr, sizeof again_hdr);
+    size_t k = sizeof again_hdr;
+    etf_buf b = {0};
+    term_t ctl = term_tuplev(4, term_int(DOP_REG_SEND), pid("a@h", 1), A(""), A("x"));
+    etf_encode(ctl, ETF_ENC_NO_VERSION, &b);
+    memcpy(g + k, b.data, b.len);
+    k += b.len;
+    g[k++] = 82, g[k++] = 0;
+    dist_ctl c;
+    const char *why = NULL;
+    assert_int_equal(dist__rx_frame(&r, g, k, &c, &why), 1);
+    assert_true(c.payload == local);
+    dist__ctl_free(&c);
+    etf_buf_free(&b);
+    term_free(ctl);
     dist__rx_free(&r);
 }
 
@@ -379,7 +441,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_doc_example, setup, teardown),
         cmocka_unit_test(test_roundtrips),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
-        cmocka_unit_test(test_atom_budget),
+        cmocka_unit_test(test_atom_budget_disconnect),
+        cmocka_unit_test(test_atom_budget_foreign),
         cmocka_unit_test(test_fragment_memory_bound),
         cmocka_unit_test_setup_teardown(test_altact_sig_send, setup, teardown),
     };

@@ -853,8 +853,8 @@ static int spawn_internal(nd_entry_fn fn, void *arg, const nd_spawn_opts *opts, 
     p->tmo.proc = p;
     p->tmo.deadline = ND__NO_DEADLINE;
     p->waiter = waiter;
-    p->exit_hook = NULL;
-    p->exit_hook_arg = NULL;
+    p->exit_hook = opts->exit_hook;
+    p->exit_hook_arg = opts->exit_hook_arg;
     p->next_unlink_id = 0;
     p->aliases = TERM_NIL;
     p->naliases = 0;

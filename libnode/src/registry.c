@@ -27,9 +27,20 @@ static bool entry_live(const reg_ent *e)
            atomic_load(&p->state) != PS_EXITING;
 }
 
+/* The interned atom of name: names in the table are interned atoms (compared with ==). A foreign
+** atom (from a peer, term.h) is interned when registering (make), else looked up; TERM_NONE when
+** its name has never been interned (no process can be registered under it). */
+static term_t interned(term_t name, bool make)
+{
+    if (term_atom_is_interned(name)) return name;
+    size_t len;
+    const char *s = term_atom_name(name, &len);
+    return make ? term_atom_n(s, len, NULL) : term_atom_existing(s, len);
+}
+
 static reg_ent *find(term_t name)
 {
-    if (!r_cap) return NULL;
+    if (!r_cap || name == TERM_NONE) return NULL;
     for (size_t i = slot_of(name);; i = (i + 1) & (r_cap - 1)) {
         if (r_tab[i].name == TERM_NONE) return NULL;
         if (r_tab[i].name == name) return &r_tab[i];
@@ -70,7 +81,10 @@ void nd__registry_destroy(void)
 
 int nd_register(term_t name, term_t pid)
 {
-    if (!term_is_atom(name) || name == nd__a_undefined) return ND_EINVAL;
+    if (!term_is_atom(name)) return ND_EINVAL;
+    name = interned(name, true);
+    if (name == TERM_NONE) return ND_ENOMEM; /* the atom table is full */
+    if (name == nd__a_undefined) return ND_EINVAL;
     nd_proc *q = nd__proc_get(pid);
     if (!q) return term_is_pid(pid) ? ND_ENOPROC : ND_EINVAL;
     int rc = 0;
@@ -105,6 +119,7 @@ int nd_register(term_t name, term_t pid)
 int nd_unregister(term_t name)
 {
     if (!term_is_atom(name)) return ND_EINVAL;
+    name = interned(name, false);
     pthread_mutex_lock(&r_mu);
     reg_ent *e = find(name);
     bool live = e && entry_live(e);
@@ -133,6 +148,7 @@ void nd__unregister_proc(nd_proc *p)
 nd_proc *nd__whereis_proc(term_t name)
 {
     if (!term_is_atom(name)) return NULL;
+    name = interned(name, false);
     nd_proc *q = NULL;
     pthread_mutex_lock(&r_mu);
     reg_ent *e = find(name);

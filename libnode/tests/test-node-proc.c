@@ -249,6 +249,46 @@ static void test_reductions(void **state)
     assert_true(b.reductions - a.reductions < 60000);
 }
 
+/* A spawn's exit hook runs even when the process is killed before its function ever ran. */
+static atomic_int hook_calls, body_ran;
+static void count_hook(void *arg, term_t reason)
+{
+    (void)arg;
+    (void)reason;
+    atomic_fetch_add(&hook_calls, 1);
+}
+static void never_body(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&body_ran, 1);
+}
+static void killer(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100; i++) {
+        term_t pid;
+        nd_spawn_opts o = {.exit_hook = count_hook};
+        assert_int_equal(nd_spawn(never_body, NULL, &o, &pid), 0);
+        nd_exit_signal(pid, A("kill")); /* before it is scheduled: we have not yielded */
+        term_free(pid);
+    }
+}
+
+static void test_spawn_exit_hook(void **state)
+{
+    (void)state;
+    atomic_store(&hook_calls, 0);
+    atomic_store(&body_ran, 0);
+    assert_int_equal(nd_run(killer, NULL, 10000, NULL), 0);
+    for (int i = 0; i < 1000 && atomic_load(&hook_calls) < 100; i++) {
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(atomic_load(&hook_calls), 100);
+    /* the path under test: most were killed before they ran (another scheduler may steal one) */
+    assert_true(atomic_load(&body_ran) < 50);
+}
+
 static void test_errors(void **state)
 {
     assert_string_equal(nd_err_name(ND_ENOPROC), "ENOPROC");
@@ -265,7 +305,7 @@ int main(void)
         cmocka_unit_test(test_yield),         cmocka_unit_test(test_stack_overflow),
         cmocka_unit_test(test_hibernate),     cmocka_unit_test(test_errors),
         cmocka_unit_test(test_long_schedule), cmocka_unit_test(test_stack_size),
-        cmocka_unit_test(test_reductions),
+        cmocka_unit_test(test_reductions),    cmocka_unit_test(test_spawn_exit_hook),
     };
     return cmocka_run_group_tests(tests, nd_test_setup, nd_test_teardown);
 }

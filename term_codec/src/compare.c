@@ -38,11 +38,9 @@ static int cmp_u64(uint64_t a, uint64_t b)
     return (a > b) - (a < b);
 }
 
-static int cmp_atoms(term_t a, term_t b)
+/* Orders two atom names as memcmp then length would. */
+static int cmp_names(const term__atom_entry *ea, const term__atom_entry *eb)
 {
-    if (a == b) return 0;
-    const term__atom_entry *ea = term__atom_entry_of(term_atom_index(a));
-    const term__atom_entry *eb = term__atom_entry_of(term_atom_index(b));
     /* Names are zero-padded to 16 bytes: their first 8 bytes, read big-endian, order them
     ** as memcmp then length would, unless they tie (a name may hold a zero byte). */
     uint64_t wa, wb;
@@ -57,6 +55,17 @@ static int cmp_atoms(term_t a, term_t b)
     int c = memcmp(ea->name, eb->name, la < lb ? la : lb);
     if (c) return c < 0 ? -1 : 1;
     return cmp_u64(la, lb);
+}
+
+/* Atoms order by name, UTF-8 bytes compared as unsigned (code point order), whether interned
+** or foreign: an interned and a foreign atom of the same name are equal. */
+static inline int cmp_atoms(term_t a, term_t b)
+{
+    if (a == b) return 0;
+    if (TERM__UNLIKELY((a & b & 7) != 2)) /* a foreign one (tag 000) among them */
+        return cmp_names(term__atom_entry_any(a), term__atom_entry_any(b));
+    return cmp_names(term__atom_entry_of((uint32_t)(a >> 3)),
+                     term__atom_entry_of((uint32_t)(b >> 3)));
 }
 
 /* Node order: name, then creation. */
@@ -212,7 +221,9 @@ static int compare(term_t a, term_t b, bool exact)
     if (a == b) return 0;
     /* Fast paths that need no stack. */
     if (term_is_small(a) && term_is_small(b)) return term__cmp_int_int(a, b);
-    if (term_is_atom(a) && term_is_atom(b)) return cmp_atoms(a, b);
+    if (term_atom_is_interned(a) && term_atom_is_interned(b)) /* foreign: the general path */
+        return cmp_names(term__atom_entry_of((uint32_t)(a >> 3)),
+                         term__atom_entry_of((uint32_t)(b >> 3)));
     term__stack s;
     term__stack_init(&s);
     int c = step(&s, a, b, exact);
@@ -270,14 +281,13 @@ uint64_t term_hash(term_t t)
     if (term__stack_push(&s, t)) return 0;
     while (s.n > 0) {
         term_t x = s.v[--s.n];
+        if (term_is_atom(x)) { /* by name: interned and foreign atoms hash alike */
+            const term__atom_entry *e = term__atom_entry_any(x);
+            h = hash_bytes(mix(h, 3), (const uint8_t *)e->name, e->len);
+            continue;
+        }
         if (!term_is_boxed(x)) {
-            if (term_is_atom(x)) {
-                size_t len;
-                const char *nm = term_atom_name(x, &len);
-                h = hash_bytes(mix(h, 3), (const uint8_t *)nm, len);
-            } else {
-                h = mix(h, x);
-            }
+            h = mix(h, x);
             continue;
         }
         term_box *b = term__box(x);
@@ -360,7 +370,9 @@ uint64_t term_hash(term_t t)
         }
         case BOX_FUN: {
             box_fun *f = (box_fun *)b;
-            h = mix(mix(h, f->arity), f->index);
+            /* only what term_compare() looks at: a fun built with another index or arity
+            ** but the same module, old index and old uniq is equal, so must hash alike */
+            h = mix(h, b->n);
             if (term__stack_push(&s, f->module) || term__stack_push(&s, f->old_index) ||
                 term__stack_push(&s, f->old_uniq))
                 goto oom;
@@ -413,8 +425,23 @@ size_t term_memory(term_t t)
             break;
         }
         case BOX_FUN:
+            rc = term__stack_push(&s, ((box_fun *)b)->module);
             for (uint32_t i = 0; i < b->n && !rc; i++)
                 rc = term__stack_push(&s, ((box_fun *)b)->free[i]);
+            break;
+        /* atoms inside are counted when they are foreign (boxes of their own) */
+        case BOX_PID:
+            rc = term__stack_push(&s, ((box_pid *)b)->node);
+            break;
+        case BOX_PORT:
+            rc = term__stack_push(&s, ((box_port *)b)->node);
+            break;
+        case BOX_REF:
+            rc = term__stack_push(&s, ((box_ref *)b)->node);
+            break;
+        case BOX_EXPORT:
+            rc = term__stack_push(&s, ((box_export *)b)->module);
+            if (!rc) rc = term__stack_push(&s, ((box_export *)b)->function);
             break;
         }
         if (rc) break;

@@ -24,6 +24,13 @@
 ** doubles, at most twice that while decoding. The relocation list has one 4-byte entry per
 ** box at most (a binary's data pointer being the second of a 40-byte box), so it is sized
 ** as a sixteenth of the arena and never checked.
+**
+** Foreign atoms (new names past the atom budget, with opts->foreign_atoms) are boxes of their
+** own, outside the arena: the decode keeps one reference to each distinct one in a set keyed
+** by name, and hands them to the block, which lists them in its last words and drops them
+** when it is freed. Words that point at them are absolute pointers, never relocated. A
+** distinct name takes at least 3 input bytes, and its atom 26 bytes plus the name padded to at
+** least 32, plus a word in the block: the bounds above still hold.
 */
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -52,6 +59,18 @@ typedef struct acache_ent {
     term_t atom;
 } acache_ent;
 
+/* The new atoms of one decode, made at its first new name (off the common path): how many it
+** interned, and its foreign atoms, one reference each, found by name through an
+** open-addressing index (slot = atom's table hash, which is keyed, so names cannot be made to
+** collide). */
+typedef struct fset {
+    size_t interned; /* new atoms this decode interned (its budget) */
+    term_t *v;       /* the foreign atoms */
+    size_t n, cap;   /* v's length and capacity */
+    uint32_t *idx;   /* position in v + 1, or 0; mask + 1 slots */
+    size_t mask;
+} fset;
+
 typedef struct dec {
     const uint8_t *b, *end; /* the input */
     const etf_decode_opts *opts;
@@ -64,8 +83,8 @@ typedef struct dec {
     size_t scap;
     size_t *maps;       /* pairs: arena offset of a map box, input offset of its tag */
     size_t nmaps, mcap; /* mcap counts words */
-    size_t new_atoms;
     acache_ent (*acache)[2]; /* this thread's atom cache (below), looked up once */
+    fset *fs;           /* NULL until the decode meets a new name */
     int err;
     size_t err_off;
     bool arena_heap, slots_heap, maps_heap;
@@ -214,6 +233,142 @@ static inline bool acache_hit(const acache_ent *e, uint64_t w0, uint64_t w1, con
                         load64(e->name + n - 16) == load64(s + n - 16)));
 }
 
+/* ---------------------------------------------------------------- foreign atoms */
+
+/* Tests: every atom written out decodes foreign (term__etf_decode_all_foreign()). */
+static _Thread_local bool all_foreign;
+
+static __attribute__((noinline)) void fset_free(fset *fs)
+{
+    for (size_t i = 0; i < fs->n; i++) term_free(fs->v[i]);
+    term__dealloc(fs->v, fs->cap * sizeof(term_t));
+    term__dealloc(fs->idx, (fs->mask + 1) * sizeof(uint32_t));
+    term__dealloc(fs, sizeof *fs);
+}
+
+/* The decode's set, made at first use: NULL with d->err set on ENOMEM. */
+static fset *fset_of(dec *d, size_t off)
+{
+    if (!d->fs) {
+        d->fs = term__alloc(sizeof *d->fs);
+        if (!d->fs) return fail(d, TERM_ENOMEM, off), NULL;
+        memset(d->fs, 0, sizeof *d->fs);
+    }
+    return d->fs;
+}
+
+/* The foreign atom of this decode named s (len bytes, table hash h), or TERM_NONE. */
+static term_t fset_find(const fset *fs, const char *s, size_t len, uint32_t h)
+{
+    if (!fs || !fs->n) return TERM_NONE;
+    for (size_t i = h & fs->mask;; i = (i + 1) & fs->mask) {
+        uint32_t k = fs->idx[i];
+        if (!k) return TERM_NONE;
+        const term__atom_entry *e = term__atom_entry_any(fs->v[k - 1]);
+        if (e->hash == h && e->len == len && memcmp(e->name, s, len) == 0) return fs->v[k - 1];
+    }
+}
+
+/* Adds a (a reference the set takes over, or drops on failure): 0 or ENOMEM / ESIZE. */
+static int fset_add(fset *fs, term_t a)
+{
+    if (fs->n == fs->cap) {
+        size_t ncap = fs->cap ? fs->cap * 2 : 8;
+        if (ncap > UINT32_MAX) goto size; /* block headers count them in 32 bits */
+        term_t *nv = term__realloc(fs->v, fs->cap * sizeof(term_t), ncap * sizeof(term_t));
+        if (!nv) goto nomem;
+        fs->v = nv;
+        fs->cap = ncap;
+    }
+    if (2 * (fs->n + 1) > fs->mask + 1 || !fs->idx) { /* at most half full */
+        size_t nslots = fs->idx ? 2 * (fs->mask + 1) : 32;
+        uint32_t *ni = term__alloc(nslots * sizeof(uint32_t));
+        if (!ni) goto nomem;
+        memset(ni, 0, nslots * sizeof(uint32_t));
+        for (size_t k = 0; k < fs->n; k++) {
+            size_t i = term__atom_entry_any(fs->v[k])->hash & (nslots - 1);
+            while (ni[i]) i = (i + 1) & (nslots - 1);
+            ni[i] = (uint32_t)(k + 1);
+        }
+        term__dealloc(fs->idx, (fs->mask + 1) * sizeof(uint32_t));
+        fs->idx = ni;
+        fs->mask = nslots - 1;
+    }
+    size_t i = term__atom_entry_any(a)->hash & fs->mask;
+    while (fs->idx[i]) i = (i + 1) & fs->mask;
+    fs->idx[i] = (uint32_t)(fs->n + 1);
+    fs->v[fs->n++] = a;
+    return 0;
+nomem:
+    term_free(a);
+    return TERM_ENOMEM;
+size:
+    term_free(a);
+    return TERM_ESIZE;
+}
+
+/* An atom from the atom cache that is foreign: this decode's atom of that name (so one per
+** name), taking a reference of its own. 0 or an error code. */
+static int cached_foreign(dec *d, term_t *a, size_t off)
+{
+    const term__atom_entry *e = term__atom_entry_any(*a);
+    term_t f = fset_find(d->fs, e->name, e->len, e->hash);
+    if (f != TERM_NONE) {
+        *a = f;
+        return 0;
+    }
+    fset *fs = fset_of(d, off);
+    int rc = fs ? fset_add(fs, term_dup(*a)) : TERM_ENOMEM;
+    return rc ? fail(d, rc, off) : 0;
+}
+
+/*
+** A name not found interned: interned within the budget (opts->max_new_atoms), the external
+** quota and the table, else a foreign atom with opts->foreign_atoms, else EATOMLIMIT. A name
+** met before in this decode as a foreign atom gets that atom. 0 or an error code.
+*/
+static __attribute__((noinline)) int new_atom(dec *d, const char *name, size_t len, uint32_t h,
+                                              size_t off, term_t *out)
+{
+    fset *fs = fset_of(d, off);
+    if (!fs) return d->err;
+    term_t a = fset_find(fs, name, len, h);
+    if (a != TERM_NONE) {
+        *out = a;
+        return 0;
+    }
+    const etf_decode_opts *o = d->opts;
+    bool foreign = o && o->foreign_atoms;
+    size_t max = o ? o->max_new_atoms : 0;
+    bool latin1, ascii;
+    if (term__atom_check(name, len, &latin1, &ascii)) return fail(d, TERM_EATOM, off);
+    if (all_foreign) {
+        /* no interning at all */
+    } else if (foreign ? fs->interned < max : (max == 0 || fs->interned < max)) {
+        int err = 0;
+        bool created = false;
+        a = term__atom_intern_external(name, len, h, latin1, ascii, &err, &created);
+        if (a != TERM_NONE) {
+            fs->interned += created;
+            if (o && o->stats) o->stats->interned += created;
+            *out = a;
+            return 0;
+        }
+        if (err != TERM_EATOMLIMIT || !foreign) return fail(d, err, off);
+    } else if (!foreign) {
+        return fail(d, TERM_EATOMLIMIT, off);
+    }
+    a = term__fatom_new(name, len, h, latin1, ascii);
+    if (a == TERM_NONE) return fail(d, TERM_ENOMEM, off);
+    int rc = fset_add(fs, a);
+    if (rc) return fail(d, rc, off);
+    if (o && o->stats) o->stats->foreign++;
+    *out = a;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- any atom */
+
 /* Any atom encoding at p, or an atom cache reference: the new position, or NULL with d->err
 ** set. Finds, or creates within the budget, the atom and remembers it in the cache. */
 static const uint8_t *atom_slow(dec *d, const uint8_t *p, term_t *out)
@@ -241,6 +396,7 @@ static const uint8_t *atom_slow(dec *d, const uint8_t *p, term_t *out)
         if (p == end) goto trunc;
         term_t a = d->opts && d->opts->cache ? d->opts->cache->atoms[*p] : TERM_NONE;
         if (!term_is_atom(a)) return fail(d, TERM_ECACHE, off), NULL;
+        if (!term_atom_is_interned(a) && cached_foreign(d, &a, off)) return NULL;
         *out = a;
         return p + 1;
     }
@@ -276,16 +432,10 @@ static const uint8_t *atom_slow(dec *d, const uint8_t *p, term_t *out)
                 return p;
             }
     }
-    term_t a = term_atom_existing(name, len);
-    if (a == TERM_NONE) {
-        size_t max = d->opts ? d->opts->max_new_atoms : 0;
-        if (max && d->new_atoms >= max) return fail(d, TERM_EATOMLIMIT, off), NULL;
-        int err = 0;
-        a = term_atom_n(name, len, &err);
-        if (a == TERM_NONE) return fail(d, err == TERM_EUTF8 ? TERM_EATOM : err, off), NULL;
-        d->new_atoms++;
-    }
-    if (e) {
+    uint32_t h = term__atom_hash(name, len);
+    term_t a = all_foreign ? TERM_NONE : term__atom_lookup(name, len, h);
+    if (a == TERM_NONE && new_atom(d, name, len, h, off, &a)) return NULL;
+    if (e && term_atom_is_interned(a)) { /* foreign atoms die: never cached */
         e[1] = e[0]; /* the newest goes first, the older one stays as second way */
         e->w0 = w0;
         e->w1 = w1;
@@ -1016,10 +1166,16 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     }
     term_t root;
     memcpy(&root, d.arena + ROOT_OFF, sizeof root);
-    if (d.hp == BLK_HDR) { /* an immediate: every box is reachable from the root */
+    if (d.hp == BLK_HDR) {
+        /* an immediate or a foreign atom: every box is reachable from the root, so the set
+        ** holds at most the root, whose reference goes to the caller */
         result = root;
+        if (TERM__UNLIKELY(d.fs != NULL)) term_dup(root);
         goto out;
     }
+    /* the block's foreign atoms go in its last words, reserved in the arena */
+    size_t atoms_at = 0;
+    if (TERM__UNLIKELY(d.fs != NULL) && d.fs->n && !(atoms_at = d_alloc(&d, d.fs->n * 8))) goto out;
     box_block *blk = term__alloc(d.hp);
     if (!blk) {
         fail(&d, TERM_ENOMEM, 0);
@@ -1050,6 +1206,11 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
         fail(&d, rc, bad_off);
         goto out;
     }
+    if (TERM__UNLIKELY(atoms_at != 0)) { /* the set's references become the block's */
+        memcpy((uint8_t *)blk + atoms_at, d.fs->v, d.fs->n * sizeof(term_t));
+        blk->h.n = (uint32_t)d.fs->n;
+        d.fs->n = 0;
+    }
     /* The reference the caller gets is the block's first reference. */
     result = root;
 out:
@@ -1059,6 +1220,7 @@ out:
     }
     if (d.slots_heap) term__dealloc(d.slots, d.scap * sizeof(size_t));
     if (d.maps_heap) term__dealloc(d.maps, d.mcap * sizeof(size_t));
+    if (TERM__UNLIKELY(d.fs != NULL)) fset_free(d.fs);
     if (d.err) {
         if (err) {
             err->code = d.err;
@@ -1114,14 +1276,16 @@ term_t etf_decode(const uint8_t *buf, size_t len, const etf_decode_opts *opts, s
                   etf_error *err)
 {
     size_t off = 0;
+    int code;
+    if (opts && TERM__UNLIKELY(opts->stats != NULL)) *opts->stats = (etf_decode_stats){0, 0};
     if (!opts || !opts->no_version) {
         if (len < 1) {
-            if (err) err->code = TERM_ETRUNC, err->offset = 0;
-            return TERM_NONE;
+            code = TERM_ETRUNC;
+            goto fail;
         }
         if (buf[0] != ETF_VERSION) {
-            if (err) err->code = TERM_EVERSION, err->offset = 0;
-            return TERM_NONE;
+            code = TERM_EVERSION;
+            goto fail;
         }
         off = 1;
     }
@@ -1133,4 +1297,19 @@ term_t etf_decode(const uint8_t *buf, size_t len, const etf_decode_opts *opts, s
         return decode_compressed(buf, len, off, opts, used, err);
     }
     return decode_plain(buf + off, len - off, opts, used, err, off);
+fail:
+    if (err) err->code = code, err->offset = 0;
+    return TERM_NONE;
+}
+
+term_t term__etf_decode_all_foreign(const uint8_t *buf, size_t len, const etf_decode_opts *opts,
+                                    etf_error *err)
+{
+    /* the per-thread cache would answer with interned atoms before the slow path is asked,
+    ** and nothing enters it meanwhile: foreign atoms are never cached */
+    memset(acache, 0, sizeof acache);
+    all_foreign = true;
+    term_t t = etf_decode(buf, len, opts, NULL, err);
+    all_foreign = false;
+    return t;
 }

@@ -108,9 +108,10 @@ static inline uint8_t *put_atom(uint8_t *p, const term__atom_entry *a, unsigned 
     return p + len;
 }
 
+/* Interned or foreign: both encode from the same kind of entry, so to the same bytes. */
 static inline const term__atom_entry *atom_entry(term_t a)
 {
-    return term__atom_entry_of(term_atom_index(a));
+    return term__atom_entry_any(a);
 }
 
 /* SMALL_BIG_EXT or LARGE_BIG_EXT of a magnitude; room for 6 + 8 * nl bytes must be there. */
@@ -197,22 +198,22 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
     } while (0)
 
 /* Writes the immediate x: a small integer, an atom or [] (anything else is no term). */
-#define PUT_IMM(x)                                               \
-    do {                                                         \
-        term_t x_ = (x);                                         \
-        ENSURE(SLACK);                                           \
-        if (term_is_small(x_)) {                                 \
-            p = put_small(p, term_small_value(x_));              \
-        } else if (term_is_atom(x_)) {                           \
-            const term__atom_entry *a_ = atom_entry(x_);         \
-            if (a_->len > TERM__ATOM_PAD) ENSURE(atom_room(a_)); \
-            p = put_atom(p, a_, flags);                          \
-        } else if (x_ == TERM_NIL) {                             \
-            *p++ = NIL_EXT;                                      \
-        } else {                                                 \
-            rc = TERM_EINVAL;                                    \
-            goto out;                                            \
-        }                                                        \
+#define PUT_IMM(x)                                                                 \
+    do {                                                                           \
+        term_t x_ = (x);                                                           \
+        ENSURE(SLACK);                                                             \
+        if (term_is_small(x_)) {                                                   \
+            p = put_small(p, term_small_value(x_));                                \
+        } else if (term_atom_is_interned(x_)) {                                    \
+            const term__atom_entry *a_ = term__atom_entry_of((uint32_t)(x_ >> 3)); \
+            if (a_->len > TERM__ATOM_PAD) ENSURE(atom_room(a_));                   \
+            p = put_atom(p, a_, flags);                                            \
+        } else if (x_ == TERM_NIL) {                                               \
+            *p++ = NIL_EXT;                                                        \
+        } else {                                                                   \
+            rc = TERM_EINVAL;                                                      \
+            goto out;                                                              \
+        }                                                                          \
     } while (0)
 
     /* t is the term to encode next; seq[0..left) a run of terms after it (tuple elements). */
@@ -314,6 +315,12 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
             p[0] = NEW_FLOAT_EXT;
             girder__put64(p + 1, bits);
             p += 9;
+            goto next;
+        }
+        case BOX_FATOM: {
+            const term__atom_entry *a = term__fatom_entry(b);
+            ENSURE(atom_room(a));
+            p = put_atom(p, a, flags);
             goto next;
         }
         case BOX_BIG:

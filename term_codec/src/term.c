@@ -163,6 +163,8 @@ term_type term_typeof(term_t t)
     case BOX_FUN:
     case BOX_EXPORT:
         return TERM_T_FUN;
+    case BOX_FATOM:
+        return TERM_T_ATOM;
     }
     return TERM_T_NONE;
 }
@@ -221,6 +223,8 @@ size_t term__box_size(const term_box *b)
         return sizeof(box_export);
     case BOX_BLOCK:
         return ((const box_block *)b)->size;
+    case BOX_FATOM:
+        return term__fatom_size(b->n);
     }
     return sizeof(term_box);
 }
@@ -238,24 +242,27 @@ static inline void release(term_t t, term_box **dead)
     *dead = b;
 }
 
+/* The foreign atoms a block holds a reference to: its last h.n words. */
+static inline term_t *block_atoms(box_block *blk)
+{
+    return (term_t *)(void *)((char *)blk + blk->size) - blk->h.n;
+}
+
+/* Frees a block that holds foreign atoms (out of line: the common free stays a tail call). */
+static __attribute__((noinline)) void free_block_with_atoms(box_block *blk)
+{
+    term_t *a = block_atoms(blk);
+    for (uint32_t i = 0; i < blk->h.n; i++) term_free(a[i]);
+    term__dealloc(blk, blk->size);
+}
+
 /*
 ** Frees iteratively: dying boxes form an intrusive stack, so a list or a nest a million deep
-** costs no C stack. Block members never hold references outside their block.
+** costs no C stack. Block members point only inside their block, at immediates, or at the
+** foreign atoms the block holds a reference to.
 */
-void term_free(term_t t)
+static __attribute__((noinline)) void free_standalone(term_t t)
 {
-    if (!term_is_boxed(t)) return;
-    term_box *m = term__box(t);
-    if (m->flags & BOXF_INBLOCK) {
-        /* A decoded term: members of a block point only inside it, so the whole is one free. */
-        box_block *blk = (box_block *)(void *)((uint64_t *)m - m->boff);
-        /* A count of 1 is our own reference: no other thread can dup or drop one, so the
-        ** locked decrement is skipped; acquire still orders the other owners' releases. */
-        if (atomic_load_explicit(&blk->h.rc, memory_order_acquire) == 1 ||
-            atomic_fetch_sub_explicit(&blk->h.rc, 1, memory_order_acq_rel) == 1)
-            term__dealloc(blk, blk->size);
-        return;
-    }
     term_box *dead = NULL;
     release(t, &dead);
     while (dead) {
@@ -284,16 +291,59 @@ void term_free(term_t t)
             break;
         case BOX_FUN: {
             box_fun *x = (box_fun *)b;
+            release(x->module, &dead);
             release(x->old_index, &dead);
             release(x->old_uniq, &dead);
             release(x->pid, &dead);
             for (uint32_t i = 0; i < b->n; i++) release(x->free[i], &dead);
             break;
         }
+        /* node, module and function atoms may be foreign (boxed) */
+        case BOX_PID:
+            release(((box_pid *)b)->node, &dead);
+            break;
+        case BOX_PORT:
+            release(((box_port *)b)->node, &dead);
+            break;
+        case BOX_REF:
+            release(((box_ref *)b)->node, &dead);
+            break;
+        case BOX_EXPORT:
+            release(((box_export *)b)->module, &dead);
+            release(((box_export *)b)->function, &dead);
+            break;
+        case BOX_BLOCK: {
+            box_block *blk = (box_block *)b;
+            term_t *a = block_atoms(blk);
+            for (uint32_t i = 0; i < blk->h.n; i++) release(a[i], &dead);
+            break;
+        }
         default:
             break;
         }
         term__dealloc(b, term__box_size(b));
+    }
+}
+
+/* The decoded-message case stays a leaf: no frame, one free() as a tail call. */
+void term_free(term_t t)
+{
+    if (!term_is_boxed(t)) return;
+    term_box *m = term__box(t);
+    if (!(m->flags & BOXF_INBLOCK)) {
+        free_standalone(t);
+        return;
+    }
+    /* A decoded term: members of a block point only inside it, so the whole is one free. */
+    box_block *blk = (box_block *)(void *)((uint64_t *)m - m->boff);
+    /* A count of 1 is our own reference: no other thread can dup or drop one, so the locked
+    ** decrement is skipped; acquire still orders the other owners' releases. */
+    if (atomic_load_explicit(&blk->h.rc, memory_order_acquire) == 1 ||
+        atomic_fetch_sub_explicit(&blk->h.rc, 1, memory_order_acq_rel) == 1) {
+        if (TERM__UNLIKELY(blk->h.n))
+            free_block_with_atoms(blk);
+        else
+            term__dealloc(blk, blk->size);
     }
 }
 
@@ -978,7 +1028,7 @@ term_t term_pid(term_t node, uint32_t id, uint32_t serial, uint32_t creation)
     if (!term_is_atom(node)) return TERM_NONE;
     box_pid *b = term__new_box(BOX_PID, sizeof(box_pid));
     if (!b) return TERM_NONE;
-    b->node = node;
+    b->node = term_dup(node);
     b->id = id;
     b->serial = serial;
     b->creation = creation;
@@ -990,7 +1040,7 @@ term_t term_port(term_t node, uint64_t id, uint32_t creation)
     if (!term_is_atom(node)) return TERM_NONE;
     box_port *b = term__new_box(BOX_PORT, sizeof(box_port));
     if (!b) return TERM_NONE;
-    b->node = node;
+    b->node = term_dup(node);
     b->id = id;
     b->creation = creation;
     return term__from_box(b);
@@ -1001,7 +1051,7 @@ term_t term_ref(term_t node, uint32_t creation, size_t nwords, const uint32_t *w
     if (!term_is_atom(node) || nwords < 1 || nwords > 5) return TERM_NONE;
     box_ref *b = term__new_box(BOX_REF, sizeof(box_ref));
     if (!b) return TERM_NONE;
-    b->node = node;
+    b->node = term_dup(node);
     b->creation = creation;
     b->h.aux = (uint16_t)nwords;
     memset(b->words, 0, sizeof b->words);
@@ -1061,8 +1111,8 @@ term_t term_export_fun(term_t module, term_t function, uint32_t arity)
     if (!term_is_atom(module) || !term_is_atom(function) || arity > 255) return TERM_NONE;
     box_export *b = term__new_box(BOX_EXPORT, sizeof(box_export));
     if (!b) return TERM_NONE;
-    b->module = module;
-    b->function = function;
+    b->module = term_dup(module);
+    b->function = term_dup(function);
     b->arity = arity;
     return term__from_box(b);
 }
@@ -1080,7 +1130,7 @@ term_t term_local_fun(const term_fun_info *info)
     if (!b) return TERM_NONE;
     b->h.n = (uint32_t)info->nfree;
     if (info->old_form) b->h.flags |= BOXF_OLDFUN;
-    b->module = info->module;
+    b->module = term_dup(info->module);
     b->old_index = term_dup(info->old_index);
     b->old_uniq = term_dup(info->old_uniq);
     b->pid = term_dup(info->pid);

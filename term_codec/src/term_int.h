@@ -26,8 +26,10 @@ enum {
     BOX_REF, /* aux = number of words */
     BOX_FUN, /* local fun */
     BOX_EXPORT,
-    BOX_BLOCK /* decoder block header */
+    BOX_BLOCK, /* decoder block header; n = foreign atoms it holds (its last n words) */
+    BOX_FATOM  /* foreign atom: a term__atom_entry follows the header; never in a block */
 };
+_Static_assert(BOX_FATOM == TERM__BOX_FATOM, "term.h's term_is_atom() reads this type");
 
 enum { BOXF_INBLOCK = 1, BOXF_NEG = 2, BOXF_OLDFUN = 4 };
 
@@ -102,9 +104,10 @@ typedef struct {
     uint32_t arity;
 } box_export;
 typedef struct {
-    term_box h; /* rc counts references to any member */
+    term_box h; /* rc counts references to any member; n = foreign atoms held at the end */
     size_t size;
 } box_block;
+_Static_assert(offsetof(term_box, type) == 8, "term.h's term_is_atom() reads byte 8");
 
 static inline term_box *term__box(term_t t)
 {
@@ -175,8 +178,43 @@ static inline const term__atom_entry *term__atom_entry_of(uint32_t index)
     return atomic_load_explicit(&c[index & ((1u << TERM__ATOM_CHUNK_BITS) - 1)],
                                 memory_order_acquire);
 }
+/* A foreign atom's box: the header, then its entry (name padded as in the table). */
+static inline const term__atom_entry *term__fatom_entry(const term_box *b)
+{
+    return (const term__atom_entry *)(const void *)(b + 1);
+}
+static inline size_t term__fatom_size(size_t len)
+{
+    size_t nbytes = len + 1 > TERM__ATOM_PAD ? len + 1 : TERM__ATOM_PAD;
+    return sizeof(term_box) + offsetof(term__atom_entry, name) + nbytes;
+}
+/* The entry of any atom, interned or foreign. */
+static inline const term__atom_entry *term__atom_entry_any(term_t t)
+{
+    if (term_atom_is_interned(t)) return term__atom_entry_of((uint32_t)(t >> 3));
+    return term__fatom_entry(term__box(t));
+}
 /* The UTF-8 name and its byte length. */
 const char *term__atom_name(uint32_t index, size_t *len);
+/* Checks an atom name (valid UTF-8, at most 255 code points) and classifies it. */
+int term__atom_check(const char *s, size_t len, bool *latin1, bool *ascii);
+/* The table's hash of a name (keyed per process: names cannot be chosen to collide). */
+uint32_t term__atom_hash(const char *s, size_t len);
+/* A 64-bit keyed hash of bytes (SipHash-1-3 under the process's random key). */
+uint64_t term__keyed_hash(const void *p, size_t len);
+/* A new foreign atom (rc 1) for a name that passed term__atom_check(); TERM_NONE on ENOMEM. */
+term_t term__fatom_new(const char *s, size_t len, uint32_t h, bool latin1, bool ascii);
+/* For decodes: the interned atom for a checked name, creating it within the external quota
+** and the table limit; TERM_NONE with *err (EATOMLIMIT or ENOMEM) otherwise. *created tells
+** whether this call added it. */
+term_t term__atom_intern_external(const char *s, size_t len, uint32_t h, bool latin1, bool ascii,
+                                  int *err, bool *created);
+/* Looks up a name with its table hash; TERM_NONE if not interned. */
+term_t term__atom_lookup(const char *s, size_t len, uint32_t h);
+/* For tests and fuzzing: etf_decode() (without used) where every atom written out, interned
+** or not, becomes a foreign atom (one per distinct name), so any term has a foreign twin. */
+term_t term__etf_decode_all_foreign(const uint8_t *buf, size_t len, const etf_decode_opts *opts,
+                                    etf_error *err);
 /* Validates UTF-8 and counts code points; false if invalid. */
 bool term__utf8_count(const uint8_t *s, size_t len, size_t *chars);
 /* Appends latin-1 bytes converted to UTF-8 into buf (2*len bytes room). Returns length. */

@@ -224,8 +224,11 @@ static int print_bits(etf_buf *b, term_t t, unsigned flags)
 
 static bool is_local(const term_text_ctx *ctx, unsigned flags, term_t node, uint32_t creation)
 {
-    return !(flags & TERM_PRINT_EXPLICIT) && ctx && ctx->node != TERM_NONE && ctx->node == node &&
-           ctx->creation == creation;
+    return !(flags & TERM_PRINT_EXPLICIT) && ctx && ctx->node != TERM_NONE &&
+           ctx->creation == creation &&
+           (ctx->node == node ||
+            ((!term_atom_is_interned(node) || !term_atom_is_interned(ctx->node)) &&
+             term_equal(ctx->node, node)));
 }
 
 /* "0" for the context node, else "node:creation". */

@@ -6,7 +6,7 @@ else()
   set(DIST_SANITIZED 0)
 endif()
 set(DIST_INT_TESTS basic nodedown ticks mesh interleave global aliases atom_cache dynamic spawnmon
-    nonblocking restart global_join)
+    nonblocking restart global_join reconnect)
 girder_needs(DIST_INT_ERL "dist-int-* (girderd with Erlang nodes)" erl erlc)
 girder_needs(DIST_INT_ELIXIR "dist-int-elixir" elixir)
 if(NOT DIST_INT_ERL)
@@ -27,11 +27,13 @@ target_include_directories(dist-probe PRIVATE ${CMAKE_SOURCE_DIR}/dist/src)
 target_link_libraries(dist-probe PRIVATE girder_dist)
 target_link_libraries(dist-probe PRIVATE ZLIB::ZLIB)
 if(DIST_INT_ERL)
-  foreach(t hostile bomb)
+  foreach(t hostile bomb soak atoms frags busy)
     add_test(NAME dist-int-${t} COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/dist/${t}.sh)
     set_tests_properties(dist-int-${t} PROPERTIES
       TIMEOUT 120
       LABELS "dist;integration"
       ENVIRONMENT "GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;ERL=${ERL_EXECUTABLE};ERLC=${ERLC_EXECUTABLE};DIST_PROBE=$<TARGET_FILE:dist-probe>;DIST_SANITIZED=${DIST_SANITIZED}")
   endforeach()
+  # one minute of soak here; `make soak` runs thirty (scripts/run-soak.sh)
+  set_tests_properties(dist-int-soak PROPERTIES TIMEOUT 300)
 endif()

@@ -77,7 +77,10 @@ typedef struct girder_module {
     size_t nexports;
     const girder_app *app; /* NULL: no app */
     /* Optional: runs once at load, before the exports are visible and from a process. 0 to
-    ** accept; anything else refuses the module with the message written to err. */
+    ** accept; anything else refuses the module with the message written to err. The place to
+    ** intern (term_atom) the atoms the module compares decoded terms with using ==: a peer's
+    ** name not interned before it is decoded may arrive as a foreign atom (term.h), equal to
+    ** the interned one by term_equal() only. */
     int (*load)(const girder_host *host, char *err, size_t errlen);
 } girder_module;
 

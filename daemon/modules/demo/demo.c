@@ -3,6 +3,7 @@
 #include <girder/module.h>
 
 #include <girder/dist.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define A(s) term_atom(s)
@@ -252,8 +253,24 @@ static const girder_child children[] = {
     {"kv", kv_start, NULL, ND_PERMANENT, 2000, ND_WORKER},
 };
 
+/* The atoms this module compares decoded terms with (==), interned at load as Erlang interns a
+** module's atoms when it loads it: a peer's atom that is not interned before it is decoded may
+** arrive as a foreign atom (term.h), equal by term_equal() but not by ==. */
+static int demo_load(const girder_host *host, char *err, size_t errlen)
+{
+    (void)host;
+    static const char *const names[] = {"stop", "crash",       "put",     "get",     "EXIT",
+                                        "DOWN", "spawn_reply", "unalias", "spawned", "down_seen"};
+    for (size_t i = 0; i < GIRDER_COUNT(names); i++)
+        if (term_atom(names[i]) == TERM_NONE) {
+            snprintf(err, errlen, "the atom table is full");
+            return -1;
+        }
+    return 0;
+}
+
 /* The demo app: the registered echo and kv under a one_for_one supervisor. */
 static const girder_app app = {ND_ONE_FOR_ONE, 10, 10000, children, GIRDER_COUNT(children), NULL};
 
 GIRDER_MODULE(.name = "demo", .version = "1.0.0", .exports = exports,
-              .nexports = GIRDER_COUNT(exports), .app = &app);
+              .nexports = GIRDER_COUNT(exports), .app = &app, .load = demo_load);

@@ -68,9 +68,16 @@ typedef struct dist_config {
     int handshake_timeout_ms; /* per handshake step, as net_setuptime; 0 = 7000 */
     size_t max_message;       /* incoming message bytes after reassembly; 0 = 256 MiB */
     size_t max_heap;          /* memory one decoded incoming message may take; 0 = max_message */
-    size_t max_new_atoms;     /* atoms one connection may create; 0 = 100000 */
-    unsigned decoders;        /* threads decoding large or compressed incoming messages; 0 = 2 */
-    size_t frag_size;         /* outgoing fragment payload size; 0 = 64 KiB */
+    /* Atoms from peers (docs/distribution.md): each peer node (by name, across its connections)
+    ** may add max_new_atoms to the atom table (0 = 100000); decodes of all peers together add
+    ** at most the table's limit minus atom_reserve (0 = an eighth of the limit; kept for local
+    ** code and node names). Past either, a peer's new names arrive as foreign atoms, or with
+    ** atoms_disconnect the peer is disconnected. */
+    size_t max_new_atoms;
+    size_t atom_reserve;
+    bool atoms_disconnect;
+    unsigned decoders; /* threads decoding large or compressed incoming messages; 0 = 2 */
+    size_t frag_size;  /* outgoing fragment payload size; 0 = 64 KiB */
     /* One structured line per event ("event=nodeup node=b@h ..."), without newline, at a level
     ** (DIST_LOG_*). Called from any thread. NULL: stderr, with a timestamp and the level. */
     void (*log)(void *ud, int level, const char *line);
@@ -197,6 +204,22 @@ typedef struct dist_stats {
     uint64_t tls_failures; /* connections closed for a TLS failure (logged as event=tls_failed) */
 } dist_stats;
 GIRDER_API void dist_get_stats(dist_stats *out);
+
+/* One connection to a peer node, as dist_connections() sees it. */
+typedef struct dist_conn_info {
+    char node[256]; /* the peer's name */
+    bool up;        /* false: being set up */
+    bool visible;   /* both sides visible (not a hidden connection) */
+    uint32_t creation;
+    uint64_t msgs_in, msgs_out;   /* control messages (messages, signals) received and sent */
+    uint64_t bytes_in, bytes_out; /* frames received; frames handed to the connection */
+    size_t out_queue;             /* bytes waiting in the output queue now */
+    uint64_t busy_events; /* times the output queue passed 8 MiB and senders waited (each also
+                          ** an event=busy_dist_port log line, at most one per 10 s) */
+} dist_conn_info;
+/* Fills out[0..max) with the current connections (in no particular order); returns how many
+** there are, which may be more than max. */
+GIRDER_API size_t dist_connections(dist_conn_info *out, size_t max);
 
 #ifdef __cplusplus
 }

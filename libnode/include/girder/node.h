@@ -123,6 +123,11 @@ typedef struct nd_spawn_opts {
     bool trap_exit;    /* start with trap_exit set */
     term_t name;       /* atom to register at start (TERM_NONE: none) */
     term_t *monitor_ref;
+    /* As nd_set_exit_hook from the start: runs however the process ends, even when it is
+    ** killed before fn ever runs (so arg's memory is never lost). Not called when nd_spawn
+    ** fails: the caller still owns arg then. */
+    void (*exit_hook)(void *arg, term_t reason);
+    void *exit_hook_arg;
 } nd_spawn_opts;
 
 /*
@@ -235,6 +240,8 @@ GIRDER_API int nd_demonitor(term_t ref, unsigned flags);
 
 /* ---------------------------------------------------------------- registry */
 
+/* A foreign atom (term.h) as name is interned (ND_ENOMEM when the table is full); lookups by a
+** foreign atom find the process registered under its name. */
 GIRDER_API int nd_register(term_t name, term_t pid); /* ND_EEXIST, ND_ENOPROC, ND_EINVAL */
 GIRDER_API int nd_unregister(term_t name);           /* ND_ENOTREG */
 GIRDER_API term_t nd_whereis(term_t name);           /* a reference, or TERM_NONE */

@@ -24,7 +24,8 @@ extern "C" {
 **    keep it longer.
 ** 4. Terms never change after construction, so any term may be read, dup'ed and freed from
 **    any thread at the same time; reference counts are atomic.
-** 5. Immediates (small integers, atoms, []) need no freeing; term_free() on them is a no-op.
+** 5. Immediates (small integers, interned atoms, []) need no freeing and term_free() on them is
+**    a no-op, but a foreign atom (term_atom_is_interned() false) is counted like any box.
 */
 
 /* A term is one machine word: an immediate or a pointer to a reference-counted box. */
@@ -120,14 +121,35 @@ static inline term_t term_small(int64_t v)
     return ((uint64_t)v << 2) | 1;
 }
 
-/* Atoms: immediates holding an index into the node-global atom table. */
-static inline bool term_is_atom(term_t t)
+/*
+** Atoms come in two representations that are the same atom in every observable way (type,
+** name, equality, order, hash, printing, encoding, pattern matching):
+** - an interned atom is an immediate holding its index in the node-global atom table; it lives
+**   forever and needs no reference counting;
+** - a foreign atom is a reference-counted box holding the name, made by the decoder for atoms
+**   from outside that may not be interned (etf_decode_opts.foreign_atoms); it is dup'ed and
+**   freed like any boxed term, and dies with its last reference.
+** Only identity differs: atoms compare with term_equal(), not ==, unless both are interned
+** (term_atom_canonical() gives the interned one when it exists). A decoder never makes a
+** foreign atom for a name interned before the decode, so == against atoms interned at start-up
+** (constants) stays exact for decoded terms.
+*/
+#define TERM__BOX_FATOM 14 /* box type of a foreign atom, at byte 8 of its box (term_int.h) */
+static inline bool term_atom_is_interned(term_t t)
 {
     return (t & 7) == 2;
 }
+static inline bool term_is_atom(term_t t)
+{
+    return (t & 7) == 2 ||
+           (t != 0 && (t & 7) == 0 && ((const uint8_t *)(uintptr_t)t)[8] == TERM__BOX_FATOM);
+}
+/* The table index of an interned atom; TERM_ATOM_NO_INDEX for a foreign atom (or a non-atom).
+** Tables keyed by the index hold interned atoms only: canonicalise first. */
+#define TERM_ATOM_NO_INDEX UINT32_MAX
 static inline uint32_t term_atom_index(term_t t)
 {
-    return (uint32_t)(t >> 3);
+    return term_atom_is_interned(t) ? (uint32_t)(t >> 3) : TERM_ATOM_NO_INDEX;
 }
 static inline bool term_is_nil(term_t t)
 {
@@ -148,16 +170,43 @@ GIRDER_API void term_free(term_t t);
 /* ---------------------------------------------------------------- atoms */
 
 /* Atom names are UTF-8, at most 255 characters. The table is global and thread-safe;
-** atoms are never freed. Returns TERM_NONE (and *err if given) on invalid name or full table. */
+** interned atoms are never freed. term_atom() and term_atom_n() intern (for local code: the
+** external quota does not apply). Returns TERM_NONE (and *err if given) on invalid name or
+** full table. */
 GIRDER_API term_t term_atom(const char *name);
 GIRDER_API term_t term_atom_n(const char *name, size_t len, int *err);
-/* Looks up an existing atom without creating it; TERM_NONE if absent. */
+/* Looks up an existing interned atom without creating it; TERM_NONE if absent. */
 GIRDER_API term_t term_atom_existing(const char *name, size_t len);
-/* Name of an atom (NUL-terminated, valid forever); len may be NULL. */
+/* Name of an atom (NUL-terminated; valid forever for an interned atom, as long as the atom for
+** a foreign one); len may be NULL. NULL for a non-atom. */
 GIRDER_API const char *term_atom_name(term_t atom, size_t *len);
+/* Number of interned atoms. */
 GIRDER_API size_t term_atom_count(void);
 /* Upper bound on the atom table (default 1048576, as Erlang); set before use. */
 GIRDER_API void term_atom_set_limit(size_t max_atoms);
+GIRDER_API size_t term_atom_limit(void);
+
+/* A new foreign atom named name, whether or not the name is interned (tests, and callers that
+** must not grow the table). Returns a reference; TERM_NONE with *err on an invalid name. */
+GIRDER_API term_t term_atom_foreign_new(const char *name, size_t len, int *err);
+/* An atom for a name that came from outside (UTF-8): the interned atom if the name is interned;
+** else, while *budget > 0 and the external quota and the table allow, a newly interned one
+** (--*budget, *created true); else a new foreign atom. budget NULL interns nothing new. Returns
+** a reference (term_free() it); TERM_NONE with *err on an invalid name or out of memory. */
+GIRDER_API term_t term_atom_from_outside(const char *name, size_t len, size_t *budget,
+                                         bool *created, int *err);
+/* The interned atom with t's name if there is one by now, else a new reference to t (so the
+** result is always term_free()d). t must be an atom, else TERM_NONE. Never interns. */
+GIRDER_API term_t term_atom_canonical(term_t t);
+
+/* The external quota: the most atoms decodes may intern in all, node-wide, so that local code
+** and node names keep room in the table (default: no quota, SIZE_MAX). A decode that meets it
+** makes foreign atoms or fails with EATOMLIMIT (etf_decode_opts.foreign_atoms). Lowering it
+** below the count only stops further interning. */
+GIRDER_API void term_atom_set_external_quota(size_t max_atoms);
+GIRDER_API size_t term_atom_external_quota(void);
+/* Atoms interned by decodes so far (counted against the quota). */
+GIRDER_API size_t term_atom_external_count(void);
 
 /* Common atoms, interned at first use of the library. */
 extern GIRDER_API term_t TERM_ATOM_TRUE, TERM_ATOM_FALSE, TERM_ATOM_OK, TERM_ATOM_ERROR,
@@ -322,20 +371,37 @@ GIRDER_API size_t term_memory(term_t t);
 
 /* ---------------------------------------------------------------- external term format */
 
-/* The distribution atom cache: index (0..2047) -> atom; provided by dist/. */
+/* The distribution atom cache: index (0..2047) -> atom; provided by dist/. Entries may be
+** foreign atoms (the cache owns those references; a decoded term takes its own). */
 typedef struct etf_atom_cache {
     term_t atoms[2048];
 } etf_atom_cache;
 
+/* What a decode did with atoms it did not find interned (filled in on success and failure). */
+typedef struct etf_decode_stats {
+    size_t interned; /* new atoms this decode added to the table */
+    size_t foreign;  /* distinct foreign atoms this decode made */
+} etf_decode_stats;
+
+/*
+** New atoms (names not interned yet) are interned while the decode's budget (max_new_atoms),
+** the node-wide external quota and the table allow. Past that, without foreign_atoms the
+** decode fails with EATOMLIMIT; with foreign_atoms each new name becomes a foreign atom, one
+** per distinct name in the decode. With foreign_atoms, max_new_atoms is exact: 0 interns none
+** (every new name is foreign), SIZE_MAX leaves only the quota. Atoms already interned always
+** decode to the interned atom.
+*/
 typedef struct etf_decode_opts {
     const etf_atom_cache *cache; /* for ATOM_CACHE_REF (82); NULL: refused */
-    size_t max_new_atoms;        /* atoms this decode may create; 0 = no limit */
+    size_t max_new_atoms;        /* atoms this decode may intern; 0 = no limit (see above) */
     size_t max_uncompressed;     /* bound for tag 80; 0 = 64 MiB */
     size_t max_heap;             /* bytes the decoded term may take (GIRDER_EHEAP past it, refused
                                  ** before the memory is allocated); 0 = 32 per input byte */
     bool no_compressed;          /* refuse tag 80 with GIRDER_ECOMPRESSED */
     bool no_version;             /* input starts at the tag, without the 131 byte */
     bool allow_trailing;         /* do not fail on bytes after the term */
+    bool foreign_atoms;          /* past the budget or quota: foreign atoms, not EATOMLIMIT */
+    etf_decode_stats *stats;     /* if not NULL: receives the counts of this decode */
 } etf_decode_opts;
 
 typedef struct etf_error {

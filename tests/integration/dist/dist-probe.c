@@ -91,10 +91,11 @@ static int handshake(int fd, const char *me, const char *peer, const char *cooki
 int main(int argc, char **argv)
 {
     if (argc < 5) {
-        fprintf(
-            stderr,
-            "usage: dist-probe MODE NODE COOKIE EPMD_PORT\n"
-            "  modes: garbage-pre wrong-cookie oversize garbage-post atoms halfopen slow bomb\n");
+        fprintf(stderr,
+                "usage: dist-probe MODE NODE COOKIE EPMD_PORT\n"
+                "  modes: garbage-pre wrong-cookie oversize garbage-post atoms atoms-keep halfopen "
+                "slow bomb\n"
+                "  env: PROBE_NAME (our alive name), PROBE_ATOMS, PROBE_TAG (atoms modes)\n");
         return 2;
     }
     const char *mode = argv[1], *node = argv[2], *cookie = argv[3];
@@ -102,7 +103,12 @@ int main(int argc, char **argv)
     char alive[256];
     snprintf(alive, sizeof alive, "%.*s", (int)(strchr(node, '@') - node), node);
     char me[300];
-    snprintf(me, sizeof me, "probe%d@%s", (int)getpid(), strchr(node, '@') + 1);
+    /* PROBE_NAME: the alive part of our name (a peer that reconnects under one name) */
+    const char *pname = getenv("PROBE_NAME");
+    if (pname)
+        snprintf(me, sizeof me, "%s@%s", pname, strchr(node, '@') + 1);
+    else
+        snprintf(me, sizeof me, "probe%d@%s", (int)getpid(), strchr(node, '@') + 1);
     epmd_node_info info;
     if (epmd_port_please("127.0.0.1", eport, alive, 3000, &info) != 0) {
         fprintf(stderr, "probe: no port for %s\n", alive);
@@ -139,16 +145,23 @@ int main(int argc, char **argv)
         } else if (!strcmp(mode, "garbage-post")) {
             static const uint8_t bad[] = {0, 0, 0, 6, 131, 68, 0, 104, 9, 97};
             send_all(fd, bad, sizeof bad);
-        } else if (!strcmp(mode, "atoms")) {
-            /* REG_SEND to 'nobody' with a fresh atom each time, in big batches */
+        } else if (!strcmp(mode, "atoms") || !strcmp(mode, "atoms-keep")) {
+            /* REG_SEND to 'nobody' with a fresh atom each time (PROBE_ATOMS of them, default
+            ** 400000; names unique per PROBE_TAG, default the pid). atoms: the node must close
+            ** the connection; atoms-keep: it must keep it open (foreign atoms) */
+            const char *ns = getenv("PROBE_ATOMS"), *tag = getenv("PROBE_TAG");
+            unsigned count = ns ? (unsigned)strtoul(ns, NULL, 10) : 400000;
+            char tagbuf[32];
+            if (!tag) snprintf(tagbuf, sizeof tagbuf, "%u", (unsigned)getpid()), tag = tagbuf;
             term_t ctl = term_tuplev(4, term_small(DOP_REG_SEND), term_pid(term_atom(me), 1, 0, 7),
                                      term_atom(""), term_atom("nobody"));
             etf_buf c = {0};
             etf_encode(ctl, ETF_ENC_NO_VERSION | ETF_ENC_UTF8_ATOMS, &c);
-            uint8_t *frame = malloc(4 + 3 + c.len + 2 + 32);
-            for (unsigned i = 0; i < 400000 && !closed; i++) {
-                char a[32];
-                int an = snprintf(a, sizeof a, "flood_%u_%u", (unsigned)getpid(), i);
+            uint8_t *frame = malloc(4 + 3 + c.len + 2 + 300);
+            unsigned i;
+            for (i = 0; i < count && !closed; i++) {
+                char a[256];
+                int an = snprintf(a, sizeof a, "flood_%.200s_%u", tag, i);
                 size_t n = 0;
                 frame[4 + n++] = 131;
                 frame[4 + n++] = 68;
@@ -159,16 +172,39 @@ int main(int argc, char **argv)
                 frame[4 + n++] = (uint8_t)an;
                 memcpy(frame + 4 + n, a, (size_t)an);
                 n += (size_t)an;
-                frame[0] = (uint8_t)(n >> 24);
-                frame[1] = (uint8_t)(n >> 16);
-                frame[2] = (uint8_t)(n >> 8);
-                frame[3] = (uint8_t)n;
+                girder__put32(frame, (uint32_t)n);
                 send_all(fd, frame, 4 + n);
                 if (i % 10000 == 9999) closed = closed_within(fd, 1);
             }
+            fprintf(stderr, "probe: %s sent %u new atoms\n", me, i);
             free(frame);
             etf_buf_free(&c);
             term_free(ctl);
+            if (!strcmp(mode, "atoms-keep")) {
+                /* the node must still be there for us: nothing closes within 2 s */
+                closed = closed || closed_within(fd, 2000);
+                close(fd);
+                printf("%s: %s\n", mode, closed ? "closed" : "still open");
+                return closed ? 1 : 0;
+            }
+        } else if (!strcmp(mode, "frags")) {
+            /* first fragments of ever new sequences, 5 MiB each, none ever completed: the node
+            ** must close the connection once they hold more than max_message together */
+            size_t chunk = (size_t)5 << 20;
+            uint8_t *frame = calloc(1, 4 + 19 + chunk);
+            girder__put32(frame, (uint32_t)(19 + chunk));
+            frame[4] = 131;
+            frame[5] = 69;
+            unsigned n = 0;
+            for (uint64_t seq = 1; seq <= 200 && !closed; seq++, n++) {
+                girder__put64(frame + 6, seq);
+                girder__put64(frame + 14, 1000); /* the first of 1000 fragments */
+                frame[22] = 0;                   /* no atom cache references */
+                send_all(fd, frame, 4 + 19 + chunk);
+                closed = closed_within(fd, 1);
+            }
+            fprintf(stderr, "probe: sent %u first fragments of 5 MiB\n", n);
+            free(frame);
         } else if (!strcmp(mode, "bomb")) {
             /* REG_SEND to 'nobody' whose payload is a compressed term of 65 KB that inflates to
             ** 64 MiB of strings: 2 GB of list cells once decoded */

@@ -6,7 +6,9 @@
          girder_to_erlang/1, spawn_target/1, simultaneous/1, blast/1, latency/1,
          global_pg/1, aliases/1, atom_cache/1, dynamic_named/1, dynamic_namer/1,
          spawn_monitor_procs/1, die_after/2, stall_responsive/1, builtins/1, old_pid/1,
-         global_hub/1, global_join/1, latency_until/1]).
+         global_hub/1, global_join/1, latency_until/1, reconnect_cycles/1,
+         soak_honest/1, soak_churn/1, atom_count/1, fresh_atoms/1,
+         busy_flood/1]).
 
 %% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -23,7 +25,7 @@ main([Case | Args]) ->
             io:format("PASS ~s~n", [Case]), halt(0);
         {done, Err} ->
             io:format("FAIL ~s: ~p~n", [Case, Err]), halt(1)
-    after 60000 ->
+    after case os:getenv("DIST_PEER_TIMEOUT_MS") of false -> 60000; T -> list_to_integer(T) end ->
             io:format("FAIL ~s: timeout (~p)~n", [Case, erlang:process_info(Pid, current_stacktrace)]),
             halt(1)
     end.
@@ -631,3 +633,109 @@ lat_loop(G, Flag, T0, Acc) ->
             timer:sleep(10),
             lat_loop(G, Flag, T0, [D | Acc])
     end.
+
+%% N cycles of disconnect_node then ping, back to back: each ping must be pong, even when the new
+%% connection's handshake reaches G before G has seen the old connection close.
+reconnect_cycles([G, N0]) ->
+    N = list_to_integer(atom_to_list(N0)),
+    pong = net_adm:ping(G),
+    T0 = erlang:monotonic_time(millisecond),
+    Pangs = lists:foldl(fun(_, Acc) ->
+                                erlang:disconnect_node(G),
+                                case net_adm:ping(G) of pong -> Acc; pang -> Acc + 1 end
+                        end, 0, lists:seq(1, N)),
+    io:format("  ~p disconnect/ping cycles in ~p ms: ~p pang~n",
+              [N, erlang:monotonic_time(millisecond) - T0, Pangs]),
+    0 = Pangs.
+
+%% Soak: honest traffic for Secs seconds (kv calls, rpc, sends to echo, a remote spawn with a
+%% link now and then); every answer is checked.
+soak_honest([G, Secs0]) ->
+    Secs = list_to_integer(atom_to_list(Secs0)),
+    process_flag(trap_exit, true),
+    pong = net_adm:ping(G),
+    End = erlang:monotonic_time(millisecond) + Secs * 1000,
+    N = soak_honest_loop(G, End, 0),
+    io:format("  honest: ~p rounds~n", [N]).
+
+soak_honest_loop(G, End, N) ->
+    case erlang:monotonic_time(millisecond) > End of
+        true -> N;
+        false ->
+            K = N rem 1000,
+            ok = gen_server:call({kv, G}, {put, K, N}, 10000),
+            {ok, N} = gen_server:call({kv, G}, {get, K}, 10000),
+            G = rpc:call(G, erlang, node, [], 10000),
+            {echo, G} ! {self(), {n, N}},
+            receive {n, N} -> ok after 10000 -> error({no_echo, N}) end,
+            case N rem 200 of
+                0 -> P = spawn_link(G, demo, echo, []), exit(P, kill),
+                     receive {'EXIT', P, killed} -> ok after 10000 -> error(no_exit) end;
+                _ -> ok
+            end,
+            soak_honest_loop(G, End, N + 1)
+    end.
+
+%% Soak: connection churn for Secs seconds (disconnect, then ping again).
+soak_churn([G, Secs0]) ->
+    Secs = list_to_integer(atom_to_list(Secs0)),
+    End = erlang:monotonic_time(millisecond) + Secs * 1000,
+    N = soak_churn_loop(G, End, 0),
+    io:format("  churn: ~p reconnects~n", [N]).
+
+soak_churn_loop(G, End, N) ->
+    case erlang:monotonic_time(millisecond) > End of
+        true -> N;
+        false ->
+            pong = net_adm:ping(G),
+            erlang:disconnect_node(G),
+            timer:sleep(20),
+            soak_churn_loop(G, End, N + 1)
+    end.
+
+%% Prints G's atom table size: "ATOMS N".
+atom_count([G]) ->
+    pong = net_adm:ping(G),
+    N = rpc:call(G, erlang, system_info, [atom_count]),
+    true = is_integer(N),
+    io:format("ATOMS ~p~n", [N]).
+
+%% An honest peer's never-seen atoms work whatever the state of G's atom table: as kv keys and
+%% values, echoed back intact, compared by Girder code, used as a registered name.
+fresh_atoms([G, Tag]) ->
+    T = atom_to_list(Tag),
+    pong = net_adm:ping(G),
+    K = list_to_atom("fresh_key_" ++ T),
+    V = list_to_atom("fresh_val_" ++ T),
+    step("kv put and get with never-seen atoms"),
+    ok = gen_server:call({kv, G}, {put, K, V}),
+    {ok, V} = gen_server:call({kv, G}, {get, K}),
+    error = gen_server:call({kv, G}, {get, list_to_atom("fresh_other_" ++ T)}),
+    step("echoed back intact"),
+    {echo, G} ! {self(), {K, [V, K, #{K => V}]}},
+    {K, [V, K, #{K := V}]} = expect(fun(_) -> true end, 3000),
+    step("a never-seen registered name"),
+    N = list_to_atom("fresh_name_" ++ T),
+    undefined = rpc:call(G, erlang, whereis, [N]),
+    P = spawn(G, demo, echo, []),
+    true = rpc:call(G, erlang, register, [N, P]),
+    P = rpc:call(G, erlang, whereis, [N]),
+    {N, G} ! {self(), by_fresh_name},
+    by_fresh_name = expect(by_fresh_name, 3000),
+    exit(P, kill).
+
+%% Girder's echo sends Count messages of 1 MB to a process on V, a node the test script stops
+%% (SIGSTOP) once Flag1 exists: G's output queue to V fills and its senders wait (busy).
+busy_flood([G, V, Flag, Count0]) ->
+    Count = list_to_integer(atom_to_list(Count0)),
+    pong = net_adm:ping(G),
+    pong = net_adm:ping(V),
+    Sink = rpc:call(V, erlang, spawn, [timer, sleep, [infinity]]),
+    true = is_pid(Sink),
+    {echo, G} ! {Sink, hello},
+    wait_until(fun() -> lists:member(V, rpc:call(G, erlang, nodes, [])) end, 100),
+    io:format("READY~n"),
+    wait_until(fun() -> filelib:is_file(atom_to_list(Flag)) end, 600),
+    Big = binary:copy(<<"x">>, 1 bsl 20),
+    [{echo, G} ! {Sink, {I, Big}} || I <- lists:seq(1, Count)],
+    io:format("SENT~n").

@@ -4,7 +4,9 @@
 : "${DIST_PROBE:?}"
 start_epmd
 compile_peer
-start_girder g1 --setuptime 3
+# --atoms-disconnect: the atom flood below must cost the flooder its connection (atoms.sh
+# tests the default, foreign atoms)
+start_girder g1 --setuptime 3 --atoms-disconnect --max-new-atoms 50000
 G1=$(node g1)
 peer a serving "$G1"; passed a serving
 fds() { ls "/proc/$GPID/fd" | wc -l; }
@@ -17,7 +19,8 @@ for m in garbage-pre wrong-cookie oversize garbage-post halfopen slow atoms; do
 done
 grep -q "wrong cookie" "$TMP/g1.log" || fail "no wrong-cookie log line"
 grep -q "reason=\"oversized frame\"\|over the limit" "$TMP/g1.log" || fail "no oversize log line"
-grep -q "too many new atoms" "$TMP/g1.log" || fail "no atom-flood log line"
+grep -q "event=atom_budget_exhausted .*action=disconnect" "$TMP/g1.log" || fail "no atom-flood log line"
+grep -q "budget of new atoms (max_new_atoms)" "$TMP/g1.log" || fail "no atom-flood close reason"
 grep -q "handshake timeout" "$TMP/g1.log" || fail "no handshake timeout log line"
 # an Erlang node with the wrong cookie gets pang, and the node still serves everybody else
 COOKIE_SAVE=$COOKIE; COOKIE=wrong

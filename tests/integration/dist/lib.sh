@@ -94,7 +94,7 @@ compile_peer() { "$ERLC" -o "$TMP" "$HERE/dist_peer.erl" || fail "erlc"; }
 peer() {
     _n=$1; _case=$2; shift 2
     # shellcheck disable=SC2086
-    timeout 90 "$ERL" -sname "$_n$SUF" -setcookie "$COOKIE" -noshell -pa "$TMP" ${ERL_ARGS:-} \
+    timeout "${PEER_TIMEOUT:-90}" "$ERL" -sname "$_n$SUF" -setcookie "$COOKIE" -noshell -pa "$TMP" ${ERL_ARGS:-} \
         -run dist_peer main "$_case" "$@" >"$TMP/$_n.out" 2>&1 || true
     cat "$TMP/$_n.out"
 }
@@ -103,7 +103,7 @@ peer() {
 peer_bg() {
     _n=$1; _case=$2; shift 2
     # shellcheck disable=SC2086
-    timeout 90 "$ERL" -sname "$_n$SUF" -setcookie "$COOKIE" -noshell -pa "$TMP" ${ERL_ARGS:-} \
+    timeout "${PEER_TIMEOUT:-90}" "$ERL" -sname "$_n$SUF" -setcookie "$COOKIE" -noshell -pa "$TMP" ${ERL_ARGS:-} \
         -run dist_peer main "$_case" "$@" >"$TMP/$_n.out" 2>&1 &
     PPID_BG=$!
     PIDS="$PIDS $PPID_BG"

@@ -23,10 +23,16 @@ gen([CountS, SeedS, Dir]) ->
 %% Phase 3: DIR/N.out came from the plain input through `decode | encode`, DIR/N.z.out from
 %% the compressed one through `decode --format w | encode`; both must equal the original term,
 %% and be byte-identical to term_to_binary/1 unless the term holds a map of over 32 keys.
-check([Dir]) ->
+%% With "foreign", the outputs checked are DIR/N.f.out and DIR/N.fz.out, which
+%% term-foreign-roundtrip wrote from decodes where every new atom was foreign.
+check([Dir]) -> check(Dir, {".out", ".z.out"});
+check([Dir, "foreign"]) -> check(Dir, {".f.out", ".fz.out"}).
+
+check(Dir, Outs) ->
     {ok, B} = file:read_file(filename:join(Dir, "terms.etf")),
     Terms = binary_to_term(B),
-    Results = [check_one(Dir, I, T) || {I, T} <- lists:zip(lists:seq(1, length(Terms)), Terms)],
+    Results = [check_one(Dir, Outs, I, T)
+               || {I, T} <- lists:zip(lists:seq(1, length(Terms)), Terms)],
     Failed = [R || R <- Results, R =/= ok],
     Types = lists:usort(lists:flatmap(fun types/1, Terms)),
     io:format("types covered: ~w~n", [Types]),
@@ -39,10 +45,10 @@ check([Dir]) ->
 
 name(Dir, I, Ext) -> filename:join(Dir, integer_to_list(I) ++ Ext).
 
-check_one(Dir, I, T) ->
+check_one(Dir, {Out, ZOut}, I, T) ->
     Plain = term_to_binary(T),
     Exact = not has_big_map(T),
-    case {file:read_file(name(Dir, I, ".out")), file:read_file(name(Dir, I, ".z.out"))} of
+    case {file:read_file(name(Dir, I, Out)), file:read_file(name(Dir, I, ZOut))} of
         {{ok, B1}, {ok, B2}} ->
             case catch {binary_to_term(B1), binary_to_term(B2)} of
                 {T1, T2} when T1 =:= T, T2 =:= T ->
