@@ -942,11 +942,15 @@ int cli_cmd_cluster_down(const cli_opts *o)
     const char *epmd = "not started by cluster up";
     if (st->epmd.pid) {
         epmd_name_list nl;
+        size_t others = 0;
+        if (cl_proc_alive(&st->epmd) && epmd_names("127.0.0.1", st->epmd_port, 1000, &nl) == 0) {
+            others = nl.count;
+            epmd_names_free(&nl);
+        }
         if (!cl_proc_alive(&st->epmd)) {
             epmd = "already down";
-        } else if (epmd_names("127.0.0.1", st->epmd_port, 1000, &nl) == 0 && nl.count > 0) {
+        } else if (others > 0) {
             epmd = "left running: other nodes are registered with it";
-            epmd_names_free(&nl);
         } else {
             kill(st->epmd.pid, SIGTERM);
             if (!wait_gone(st, true, mono_ms() + 2000)) kill(st->epmd.pid, SIGKILL);

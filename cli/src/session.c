@@ -28,6 +28,8 @@ static struct {
     int64_t timeout_ms;
     uint16_t epmd_port;
     bool verbose;
+    bool down;  /* cli_dist_down() ran */
+    bool stuck; /* ... and the runtime did not stop: it cannot be freed */
     cli_cookie cookie;
     FILE *io;
     pthread_mutex_t mu; /* guards fails (written by dist's I/O thread) */
@@ -381,31 +383,32 @@ int cli_run(int (*body)(void *), void *arg)
 }
 
 /*
-** dist_stop() is not called: a process ending during it can reach the dist hook after the
-** distribution state is freed (a DOWN to a remote monitor, seen as a rare crash at exit).
-** Closing every connection is what the peers need to see; the program then ends through
-** cli_exit() without tearing the runtime down.
+** dist_stop() closes every connection (the peers see this node go) and waits, behind its gate,
+** for every thread that is inside distribution; nd_shutdown() then ends the processes and frees
+** the runtime. Both are bounded; if either does not finish, the runtime cannot be freed and
+** cli_exit() ends the program without it.
 */
 void cli_dist_down(void)
 {
     fflush(stdout);
-    term_t l = dist_nodes(DIST_CONNECTED);
-    for (term_t x = l; term_is_cons(x); x = term_tl(x)) dist_disconnect(term_hd(x));
-    term_free(l);
-    /* give the I/O thread a moment to send the closes */
-    for (int i = 0; i < 50; i++) {
-        term_t c = dist_nodes(DIST_CONNECTED);
-        bool none = term_is_nil(c);
-        term_free(c);
-        if (none) break;
-        struct timespec ts = {0, 2000000};
-        nanosleep(&ts, NULL);
+    if (S.self == TERM_NONE || S.down) return;
+    S.down = true;
+    int rc = dist_stop(3000);
+    if (rc) {
+        cli_err("the distribution layer did not stop within 3 s: %s", dist_strerror(rc));
+        S.stuck = true;
+        return;
+    }
+    if ((rc = nd_shutdown(3000)) != 0) {
+        cli_err("the runtime did not stop within 3 s: %s", nd_strerror(rc));
+        S.stuck = true;
     }
 }
 
 int cli_exit(int status)
 {
-    if (S.self == TERM_NONE) return status;
+    if (S.self != TERM_NONE && !S.down) cli_dist_down();
+    if (!S.stuck) return status;
     fflush(stdout);
     fflush(stderr);
     _exit(status);
