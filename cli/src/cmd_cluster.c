@@ -169,6 +169,23 @@ static void log_tail(const char *path, int lines)
     for (int i = n > lines ? n - lines : 0; i < n; i++) fprintf(stderr, "    %s\n", ring[i % 8]);
 }
 
+/* Prints, indented on stderr, the last lines of a log that contain needle (at most 3); false
+** when there is none. */
+static bool log_lines_with(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) return false;
+    char ring[3][512], line[512];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (strstr(line, needle)) snprintf(ring[n++ % 3], sizeof ring[0], "%s", line);
+    }
+    fclose(f);
+    for (int i = n > 3 ? n - 3 : 0; i < n; i++) fprintf(stderr, "    %s\n", ring[i % 3]);
+    return n > 0;
+}
+
 /* Sends sig to a recorded process if it is still the one recorded. */
 static void signal_proc(const cl_proc *p, int sig)
 {
@@ -413,9 +430,11 @@ int cli_cmd_cluster_up(const cli_opts *o)
             cli_err("cluster up over TLS needs --ssl-dist-optfile F (the nodes' certificates)");
             return CLI_USAGE;
         }
-        if (!realpath(o->ssl_optfile, optfile) || strpbrk(optfile, "\t\n")) {
+        /* realpath may leave part of a path in optfile when it fails */
+        bool found = realpath(o->ssl_optfile, optfile) != NULL;
+        if (!found || strpbrk(optfile, "\t\n")) {
             cli_err("--ssl-dist-optfile %s: %s", o->ssl_optfile,
-                    optfile[0] ? "a tab or newline in the path" : strerror(errno));
+                    found ? "a tab or newline in the path" : strerror(errno));
             return CLI_USAGE;
         }
     }
@@ -467,9 +486,12 @@ int cli_cmd_cluster_up(const cli_opts *o)
         const char *spec = o->modules[m];
         mods[m] = modpath[m];
         if (strchr(spec, '/')) {
-            if (!realpath(spec, modpath[m]) || strpbrk(modpath[m], "\t\n")) {
-                cli_err("--module %s: %s", spec,
-                        modpath[m][0] ? "a tab or newline in the path" : strerror(errno));
+            if (!realpath(spec, modpath[m])) {
+                cli_err("--module %s: %s", spec, strerror(errno));
+                return CLI_USAGE;
+            }
+            if (strpbrk(modpath[m], "\t\n")) {
+                cli_err("--module %s: a tab or newline in the path", spec);
                 return CLI_USAGE;
             }
             continue;
@@ -705,13 +727,14 @@ int cli_cmd_cluster_up(const cli_opts *o)
                 cli_ctl_has_module(nd->ctl, ctl_timeout(deadline), mods[m], cwhy, sizeof cwhy);
             if (has == 1) continue;
             if (has == 0)
-                cli_fmt(why, sizeof why,
-                        "%s did not load the module %s; its log ends with:", nd->name, mods[m]);
+                cli_fmt(why, sizeof why, "%s did not load the module %s; its log says:", nd->name,
+                        mods[m]);
             else
                 cli_fmt(why, sizeof why,
-                        "cannot ask %s for its modules: %s; its log ends with:", nd->name, cwhy);
+                        "cannot ask %s for its modules: %s; its log says:", nd->name, cwhy);
             cli_err("cluster up: %s", why);
-            log_tail(nd->log, 3);
+            /* girderd logs why it refused a module (girderd.md, Modules and apps) */
+            if (!log_lines_with(nd->log, "event=module_refused")) log_tail(nd->log, 3);
             said = true;
             status = CLI_FAIL;
         }
