@@ -64,7 +64,8 @@ report(Sup, Victim, T0) ->
 
 timeline(Sup, T0) ->
     Es = girder_events(Sup) ++ events(),
-    lists:sort([E || E = {T, _, What, _, _, _, _} <- Es, T >= T0, What =/= watching]).
+    %% stable by time: events of one millisecond keep the order each log recorded them in
+    lists:keysort(1, [E || E = {T, _, What, _, _, _, _} <- Es, T >= T0, What =/= watching]).
 
 girder_events(Sup) ->
     case rpc:call(Sup, workload, events, [], 5000) of
