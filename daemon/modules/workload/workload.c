@@ -298,8 +298,11 @@ static int worker_start(void *arg, term_t extra, term_t *pid, term_t *reason)
                                      : event(A("restarted"), slot->id, term_dup(p), node,
                                              term_tuplev(2, A("was_on"), old_node));
     nd_cast(A("workload_events"), term_tuplev(2, A("started"), e));
-    if (wname != TERM_NONE)
-        nd_send(term_tuplev(2, wname, wnode), term_tuplev(3, A("watch"), slot->id, term_dup(p)));
+    if (wname != TERM_NONE) {
+        term_t to = term_tuplev(2, wname, wnode); /* nd_send consumes the message only */
+        nd_send(to, term_tuplev(3, A("watch"), slot->id, term_dup(p)));
+        term_free(to);
+    }
     *pid = p;
     return 0;
 }

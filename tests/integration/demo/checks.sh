@@ -96,3 +96,15 @@ expect 1 rpc "$G1" workload workers $C
 err_has 'not_started'
 expect 0 rpc "$G3" erlang whereis '[workload_w2]' $C
 out_has '^undefined$'
+
+# with a watcher: e1 is told of every worker it starts and monitors it. The workload is left
+# running: the cleanup stops g1 with SIGTERM and reads its log, so a sanitizer build checks
+# what the sends to {demo_watcher, e1} left behind.
+expect 0 rpc "$G1" workload start "[['$G3'], 3, {demo_watcher, '$E1'}]" $C
+out_has '^\{ok,<0\.[0-9]+\.[0-9]+>\}$'
+watching() {
+    "$GIRDER" rpc "$E1" demo_watcher events $C 2>/dev/null >"$TMP/wev" &&
+        [ "$(grep -o ",watching,w[123],<$G3:[0-9.]*>,$G3,none}" "$TMP/wev" | sort -u | wc -l)" -eq 3 ]
+}
+wait_for 5 watching || { cat "$TMP/wev"; fail "the watcher on e1 was not told of w1..w3 on g3"; }
+ok
