@@ -17,10 +17,11 @@ build: deps
 
 # The README's first command: builds what the demo runs (the CLI, girderd with the workload
 # module, the port mapper), then scripts/demo.sh starts a cluster, kills a node and checks
-# the recovery (status 0 only when it was seen).
+# the recovery (status 0 only when it was seen). The build runs outside make's recursion, so
+# that gmake does not print its directories around every line of the demo's output.
 demo: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
-	cmake --build $(BUILD) -j $(JOBS) --target girder girderd girder-epmd
+	env -u MAKELEVEL -u MAKEFLAGS -u MFLAGS cmake --build $(BUILD) -j $(JOBS) --target girder girderd girder-epmd
 	./scripts/demo.sh $(BUILD)/bin
 
 # Every test: unit tests, integration tests against real Erlang nodes.
