@@ -22,7 +22,7 @@ _girder() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         w=${COMP_WORDS[i]}
         case "$w" in
-        --cookie|--timeout|--proto-dist|--ssl-dist-optfile|--sort|--limit|-n|--erlang|--prefix)
+        --cookie|--timeout|--proto-dist|--ssl-dist-optfile|--sort|--limit|-n|--erlang|--prefix|--module)
             ((i++)) ;;
         --dir)
             ((i++)); dir=${COMP_WORDS[i]} ;;
@@ -38,7 +38,7 @@ _girder() {
     --sort) COMPREPLY=($(compgen -W "reductions memory mailbox" -- "$cur")); return ;;
     --proto-dist) COMPREPLY=($(compgen -W "inet_tcp inet_tls" -- "$cur")); return ;;
     --dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
-    --ssl-dist-optfile) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --ssl-dist-optfile|--module) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --cookie|--timeout|--limit|-n|--erlang|--prefix) return ;;
     esac
 
@@ -55,7 +55,7 @@ _girder() {
             return
         fi
         case "$sub" in
-        up) flags="-n --erlang --prefix --cookie --dir --timeout --json --verbose --proto-dist --ssl-dist-optfile --help" ;;
+        up) flags="-n --erlang --prefix --module --cookie --dir --timeout --json --verbose --proto-dist --ssl-dist-optfile --help" ;;
         *) flags="--dir --timeout --json --verbose --help" ;;
         esac
         COMPREPLY=($(compgen -W "$flags" -- "$cur"))

@@ -16,6 +16,8 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 #define CLI_DEFAULT_TIMEOUT_MS    10000
 #define CLI_DEFAULT_UP_TIMEOUT_MS 30000
 #define CLI_DEFAULT_DIR           ".girder/cluster"
+/* `cluster up --module M` may repeat this many times. */
+#define CLI_MAX_MODULES 8
 
 /* ---------------------------------------------------------------- options */
 
@@ -34,6 +36,7 @@ enum {
     CLI_F_ERLANG = 1u << 10,
     CLI_F_PREFIX = 1u << 11,
     CLI_F_HELP = 1u << 12,
+    CLI_F_MODULE = 1u << 13,
 };
 /* Flags every node command takes. */
 #define CLI_F_SHARED                                                                      \
@@ -46,6 +49,8 @@ typedef struct cli_opts {
     int64_t timeout_ms; /* CLI_DEFAULT_TIMEOUT_MS unless --timeout */
     long limit, n, erlang;
     bool json, verbose;
+    const char *modules[CLI_MAX_MODULES]; /* --module, in order */
+    int nmodules;
     int argc; /* positional arguments after the command word(s) */
     char **argv;
 } cli_opts;

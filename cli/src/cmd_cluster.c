@@ -1,6 +1,7 @@
 /* `girder cluster up|status|down`: a local cluster of girderd and erl nodes, kept in a directory.
  */
 #include "clusterdir.h"
+#include "ctl.h"
 #include "session.h"
 
 #include <errno.h>
@@ -14,11 +15,13 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define A(s) term_atom(s)
+#define A(s)     term_atom(s)
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ================================================================ helpers */
 
@@ -166,6 +169,23 @@ static void log_tail(const char *path, int lines)
     for (int i = n > lines ? n - lines : 0; i < n; i++) fprintf(stderr, "    %s\n", ring[i % 8]);
 }
 
+/* Prints, indented on stderr, the last lines of a log that contain needle (at most 3); false
+** when there is none. */
+static bool log_lines_with(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) return false;
+    char ring[3][512], line[512];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (strstr(line, needle)) snprintf(ring[n++ % 3], sizeof ring[0], "%s", line);
+    }
+    fclose(f);
+    for (int i = n > 3 ? n - 3 : 0; i < n; i++) fprintf(stderr, "    %s\n", ring[i % 3]);
+    return n > 0;
+}
+
 /* Sends sig to a recorded process if it is still the one recorded. */
 static void signal_proc(const cl_proc *p, int sig)
 {
@@ -206,6 +226,11 @@ static void remove_files(const char *dir, const cl_state *st, bool keep_logs, bo
         snprintf(path, sizeof path, "%s/%s", dir, CL_EPMD_LOG);
         unlink(path);
     }
+    /* the control sockets in dir (a node killed by hand leaves its socket file behind) */
+    for (size_t i = 0; st && i < st->n; i++)
+        if (!strncmp(st->nodes[i].ctl, dir, dl) && st->nodes[i].ctl[dl] == '/' &&
+            !strchr(st->nodes[i].ctl + dl + 1, '/'))
+            unlink(st->nodes[i].ctl);
     snprintf(path, sizeof path, "%s/%s", dir, CL_STATE_FILE);
     unlink(path);
     snprintf(path, sizeof path, "%s/%s", dir, CL_COOKIE_FILE);
@@ -260,6 +285,36 @@ static void json_proc_pid(cli_json *j, const cl_proc *p)
         cli_json_int(j, p->pid);
     else
         cli_json_null(j);
+}
+
+/*
+** The control socket a girderd of the cluster gets: DIR/<sname>.sock, or, when that path is too
+** long for a Unix socket address, girderd's own default (docs/girderd.md), or none ("") when
+** that is too long as well.
+*/
+static void control_socket_path(const char *dir, const char *node, const char *sname,
+                                uint16_t epmd_port, char out[CL_PATH])
+{
+    const size_t max = sizeof(((struct sockaddr_un *)0)->sun_path);
+    char p[CL_PATH];
+    int k = snprintf(p, sizeof p, "%s/%s.sock", dir, sname);
+    if (k <= 0 || (size_t)k >= max) {
+        const char *run = getenv("XDG_RUNTIME_DIR");
+        if (geteuid() == 0 || !run || !*run) run = "/run";
+        char sub[32] = "";
+        if (epmd_port != 4369) snprintf(sub, sizeof sub, "epmd-%u/", epmd_port);
+        k = snprintf(p, sizeof p, "%s/girder/%s%s.sock", run, sub, node);
+        if (k <= 0 || (size_t)k >= max || strpbrk(p, "\t\n")) p[0] = 0;
+    }
+    memcpy(out, p, strlen(p) + 1);
+}
+
+/* The control timeout for one node: what is left of the command's, at most 3 s. */
+static int64_t ctl_timeout(uint64_t deadline)
+{
+    uint64_t now = mono_ms();
+    int64_t left = deadline > now ? (int64_t)(deadline - now) : 1;
+    return left < 3000 ? left : 3000;
 }
 
 /* ================================================================ up */
@@ -375,9 +430,11 @@ int cli_cmd_cluster_up(const cli_opts *o)
             cli_err("cluster up over TLS needs --ssl-dist-optfile F (the nodes' certificates)");
             return CLI_USAGE;
         }
-        if (!realpath(o->ssl_optfile, optfile) || strpbrk(optfile, "\t\n")) {
+        /* realpath may leave part of a path in optfile when it fails */
+        bool found = realpath(o->ssl_optfile, optfile) != NULL;
+        if (!found || strpbrk(optfile, "\t\n")) {
             cli_err("--ssl-dist-optfile %s: %s", o->ssl_optfile,
-                    optfile[0] ? "a tab or newline in the path" : strerror(errno));
+                    found ? "a tab or newline in the path" : strerror(errno));
             return CLI_USAGE;
         }
     }
@@ -419,6 +476,41 @@ int cli_cmd_cluster_up(const cli_opts *o)
     if (k > 0 && !find_on_path("erl", erl, sizeof erl)) {
         cli_err("--erlang %ld needs erl on PATH (Debian: apt-get install erlang-base)", k);
         return CLI_FAIL;
+    }
+    /* modules for every girderd: a bare NAME (girderd's module directory) or a file, which
+    ** girderd gets by its absolute path */
+    static char modpath[CLI_MAX_MODULES][PATH_MAX];
+    char *mods[CLI_MAX_MODULES];
+    int nmods = o->nmodules;
+    for (int m = 0; m < nmods; m++) {
+        const char *spec = o->modules[m];
+        mods[m] = modpath[m];
+        if (strchr(spec, '/')) {
+            if (!realpath(spec, modpath[m])) {
+                cli_err("--module %s: %s", spec, strerror(errno));
+                return CLI_USAGE;
+            }
+            if (strpbrk(modpath[m], "\t\n")) {
+                cli_err("--module %s: a tab or newline in the path", spec);
+                return CLI_USAGE;
+            }
+            continue;
+        }
+        bool word = spec[0] && strlen(spec) < 200;
+        for (const char *p = spec; word && *p; p++)
+            word = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                   (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.';
+        if (!word || spec[0] == '.') {
+            cli_err("--module '%s': give a module name (letters, digits, _ - .) or a path to a "
+                    ".so file",
+                    spec);
+            return CLI_USAGE;
+        }
+        snprintf(modpath[m], PATH_MAX, "%s", spec);
+    }
+    if (nmods && n == 0) {
+        cli_err("--module is for girderd nodes, and -n 0 starts none");
+        return CLI_USAGE;
     }
     char dir[PATH_MAX];
     if ((rc = cluster_dir(o, true, dir, sizeof dir)) != 0) {
@@ -524,17 +616,30 @@ int cli_cmd_cluster_up(const cli_opts *o)
         snprintf(nd->kind, sizeof nd->kind, "%s", is_erl ? "erlang" : "girder");
         cli_fmt(nd->log, sizeof nd->log, "%s/%s.log", dir, sname);
         unlink(nd->log);
-        char *gargv[] = {girderd,    "--sname",
-                         sname,      "--cookie",
-                         cookie,     "--proto-dist",
-                         "inet_tls", "--ssl-dist-optfile",
-                         optfile,    NULL};
-        char *eargv[] = {erl,     "-sname",      sname,      "-setcookie",
-                         cookie,  "-noshell",    "-noinput", "-start_epmd",
-                         "false", "-proto_dist", "inet_tls", "-ssl_dist_optfile",
-                         optfile, NULL};
-        if (!optfile[0]) /* plain TCP: the argument lists end before the TLS flags */
-            gargv[5] = eargv[9] = NULL;
+        if (!is_erl) control_socket_path(dir, nd->name, sname, st->epmd_port, nd->ctl);
+        char *gargv[16 + CLI_MAX_MODULES * 2], *eargv[16];
+        int ga = 0, ea = 0;
+        char *g_fixed[] = {girderd, "--sname",          sname,  "--cookie",
+                           cookie,  "--control-socket", nd->ctl};
+        for (size_t f = 0; f < COUNT(g_fixed); f++) gargv[ga++] = g_fixed[f];
+        char *e_fixed[] = {erl,        "-sname",   sname,         "-setcookie", cookie,
+                           "-noshell", "-noinput", "-start_epmd", "false"};
+        for (size_t f = 0; f < COUNT(e_fixed); f++) eargv[ea++] = e_fixed[f];
+        if (optfile[0]) {
+            gargv[ga++] = "--proto-dist";
+            gargv[ga++] = "inet_tls";
+            gargv[ga++] = "--ssl-dist-optfile";
+            gargv[ga++] = optfile;
+            eargv[ea++] = "-proto_dist";
+            eargv[ea++] = "inet_tls";
+            eargv[ea++] = "-ssl_dist_optfile";
+            eargv[ea++] = optfile;
+        }
+        for (int m = 0; m < nmods; m++) {
+            gargv[ga++] = "--module";
+            gargv[ga++] = mods[m];
+        }
+        gargv[ga] = eargv[ea] = NULL;
         pid_t pid = spawn_proc(is_erl ? eargv : gargv, nd->log, st->epmd_port);
         if (pid < 0) {
             cli_fmt(why, sizeof why, "cannot start %s: %s", sname, strerror(errno));
@@ -611,6 +716,30 @@ int cli_cmd_cluster_up(const cli_opts *o)
         }
     }
 
+    /* every girderd loaded the modules it was given (a refused module leaves the node running
+    ** without it: girderd.md), asked through its control socket */
+    for (size_t i = 0; status == CLI_OK && nmods && i < st->n; i++) {
+        cl_node *nd = &st->nodes[i];
+        if (strcmp(nd->kind, "girder") || !nd->ctl[0]) continue;
+        for (int m = 0; status == CLI_OK && m < nmods; m++) {
+            char cwhy[600];
+            int has =
+                cli_ctl_has_module(nd->ctl, ctl_timeout(deadline), mods[m], cwhy, sizeof cwhy);
+            if (has == 1) continue;
+            if (has == 0)
+                cli_fmt(why, sizeof why, "%s did not load the module %s; its log says:", nd->name,
+                        mods[m]);
+            else
+                cli_fmt(why, sizeof why,
+                        "cannot ask %s for its modules: %s; its log says:", nd->name, cwhy);
+            cli_err("cluster up: %s", why);
+            /* girderd logs why it refused a module (girderd.md, Modules and apps) */
+            if (!log_lines_with(nd->log, "event=module_refused")) log_tail(nd->log, 3);
+            said = true;
+            status = CLI_FAIL;
+        }
+    }
+
     if (status != CLI_OK) {
         if (why[0] && !said) cli_err("cluster up: %s", why);
         up_abort(dir, st);
@@ -681,6 +810,7 @@ typedef struct status_ctx {
     bool alive[CL_MAX_NODES];
     int state[CL_MAX_NODES]; /* 0 down, 1 up, 2 unresponsive */
     int64_t conns[CL_MAX_NODES], procs[CL_MAX_NODES];
+    const char *via[CL_MAX_NODES]; /* how an up node answered: "control_socket", "distribution" */
 } status_ctx;
 
 static int status_body(void *arg)
@@ -689,7 +819,7 @@ static int status_body(void *arg)
     cli_rpc rs[2 * CL_MAX_NODES];
     size_t map[2 * CL_MAX_NODES], nr = 0;
     for (size_t i = 0; i < s->st->n; i++) {
-        if (!s->alive[i]) continue;
+        if (!s->alive[i] || s->state[i] == 1) continue; /* answered on its control socket */
         term_t node = A(s->st->nodes[i].name);
         int64_t left = cli_remaining_ms();
         if (dist_connect(node, left < 3000 ? left : 3000) != 0) {
@@ -710,6 +840,7 @@ static int status_body(void *arg)
             continue;
         }
         s->state[i] = 1;
+        s->via[i] = "distribution";
         int64_t c = 0;
         for (term_t l = rs[r].value; term_is_cons(l); l = term_tl(l))
             if (term_hd(l) != cli_self_node()) c++;
@@ -748,11 +879,27 @@ int cli_cmd_cluster_status(const cli_opts *o)
         return CLI_FAIL;
     }
     s->st = st;
+    uint64_t deadline = mono_ms() + (uint64_t)o->timeout_ms;
     bool any = false;
     for (size_t i = 0; i < st->n; i++) {
-        s->alive[i] = cl_proc_alive(&st->nodes[i].proc);
+        cl_node *nd = &st->nodes[i];
+        s->alive[i] = cl_proc_alive(&nd->proc);
         s->conns[i] = s->procs[i] = -1;
-        any |= s->alive[i];
+        /* a girderd answers on its control socket, without a distribution connection; one
+        ** that does not (no socket, or another node on it) is asked by distribution */
+        cli_ctl_info info;
+        char why[600];
+        if (s->alive[i] && nd->ctl[0] &&
+            cli_ctl_node_info(nd->ctl, ctl_timeout(deadline), &info, why, sizeof why) == 0 &&
+            !strcmp(info.name, nd->name) && info.os_pid == nd->proc.pid) {
+            s->state[i] = 1;
+            s->via[i] = "control_socket";
+            s->conns[i] = info.connections;
+            s->procs[i] = info.processes;
+        } else if (s->alive[i] && nd->ctl[0] && o->verbose) {
+            cli_err("%s: %s; asking by distribution", nd->name, why);
+        }
+        any |= s->alive[i] && s->state[i] != 1;
     }
     if (any) {
         cli_cookie ck;
@@ -807,6 +954,8 @@ int cli_cmd_cluster_status(const cli_opts *o)
                 cli_json_int(&j, s->procs[i]);
             else
                 cli_json_null(&j);
+            cli_json_key(&j, "via");
+            cli_json_str(&j, s->via[i]);
             cli_json_end(&j);
         }
         cli_json_end(&j);
@@ -850,7 +999,7 @@ static int down_body(void *arg)
     cli_rpc rs[CL_MAX_NODES];
     size_t map[CL_MAX_NODES], nr = 0;
     for (size_t i = 0; i < d->st->n; i++) {
-        if (!d->alive[i]) continue;
+        if (!d->alive[i] || d->how[i]) continue; /* stopped through its control socket */
         term_t node = A(d->st->nodes[i].name);
         int64_t left = cli_remaining_ms();
         if (dist_connect(node, left < 2000 ? left : 2000) != 0) {
@@ -903,9 +1052,21 @@ int cli_cmd_cluster_down(const cli_opts *o)
     d->st = st;
     bool any = false;
     for (size_t i = 0; i < st->n; i++) {
-        d->alive[i] = cl_proc_alive(&st->nodes[i].proc);
+        cl_node *nd = &st->nodes[i];
+        d->alive[i] = cl_proc_alive(&nd->proc);
         d->how[i] = d->alive[i] ? NULL : "already down";
-        any |= d->alive[i];
+        /* a girderd stops on node.stop, through its control socket; only a node that is really
+        ** the one recorded (same name and OS pid) is asked */
+        cli_ctl_info info;
+        char why[600];
+        if (d->alive[i] && nd->ctl[0] &&
+            cli_ctl_node_info(nd->ctl, ctl_timeout(deadline), &info, why, sizeof why) == 0 &&
+            !strcmp(info.name, nd->name) && info.os_pid == nd->proc.pid &&
+            cli_ctl_node_stop(nd->ctl, ctl_timeout(deadline), why, sizeof why) == 0)
+            d->how[i] = "node.stop";
+        else if (d->alive[i] && nd->ctl[0] && o->verbose)
+            cli_err("%s: %s; stopping it by distribution", nd->name, why);
+        any |= d->alive[i] && !d->how[i];
     }
     if (any) {
         cli_cookie ck;
@@ -942,11 +1103,15 @@ int cli_cmd_cluster_down(const cli_opts *o)
     const char *epmd = "not started by cluster up";
     if (st->epmd.pid) {
         epmd_name_list nl;
+        size_t others = 0;
+        if (cl_proc_alive(&st->epmd) && epmd_names("127.0.0.1", st->epmd_port, 1000, &nl) == 0) {
+            others = nl.count;
+            epmd_names_free(&nl);
+        }
         if (!cl_proc_alive(&st->epmd)) {
             epmd = "already down";
-        } else if (epmd_names("127.0.0.1", st->epmd_port, 1000, &nl) == 0 && nl.count > 0) {
+        } else if (others > 0) {
             epmd = "left running: other nodes are registered with it";
-            epmd_names_free(&nl);
         } else {
             kill(st->epmd.pid, SIGTERM);
             if (!wait_gone(st, true, mono_ms() + 2000)) kill(st->epmd.pid, SIGKILL);

@@ -935,6 +935,15 @@ static int exit_body(job *jb)
     } else {
         rc = nd_exit_signal(pid, term_dup(jb->payload.t));
         alive = rc ? -1 : alive_on_node(jb, pid, why, sizeof why);
+        /* the target handles the signal in its own time, after rex may have answered: one
+        ** that can end it (any reason but normal) gets up to 1 s (within --timeout) to do so */
+        int64_t waited = 0;
+        while (alive == 1 && jb->payload.t != term_atom("normal") && waited < 1000 &&
+               cli_remaining_ms() > 100) {
+            nd_sleep(20);
+            waited += 20;
+            alive = alive_on_node(jb, pid, why, sizeof why);
+        }
         if (rc) snprintf(why, sizeof why, "sending the exit signal failed: %s", nd_strerror(rc));
         if (alive < 0) status = CLI_FAIL;
     }

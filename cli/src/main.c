@@ -130,24 +130,27 @@ static const cli_command commands[] = {
      CLI_F_SHARED, 1, 1, cli_cmd_stop},
     {"cluster up", "start a local cluster",
      "usage: girder cluster up [-n N] [--erlang K] [--prefix P] [--cookie C] [--dir DIR]\n"
-     "                         [--proto-dist inet_tls --ssl-dist-optfile F]\n"
+     "                         [--module M]... [--proto-dist inet_tls --ssl-dist-optfile F]\n"
      "                         [--timeout MS] [--json] [--verbose]\n"
      "\n"
      "Starts a port mapper (girder-epmd) if none answers on ERL_EPMD_PORT (default 4369), N\n"
      "girderd nodes named P1..PN (default 3 nodes, prefix g) and, with --erlang K and erl on\n"
      "PATH, K Erlang nodes e1..eK, all with one cookie (--cookie, else a random one); connects\n"
      "them into a full mesh; records the cluster in DIR (default ./.girder/cluster: the\n"
-     "cookie, mode 0400, and each node's name, OS pid, log file); prints a table of the\n"
-     "nodes. It returns when every node is up, or says why not and stops what it started.\n"
+     "cookie, mode 0400, and each node's name, OS pid, log file and control socket); prints a\n"
+     "table of the nodes. --module M (repeatable) makes every girderd load the module M (a\n"
+     "name from girderd's module directory, or a .so file) and checks that it did. It returns\n"
+     "when every node is up, or says why not and stops what it started.\n"
      "It refuses to start over a cluster that is running in DIR. Over TLS every node, girderd\n"
      "and erl alike, gets --proto-dist inet_tls with the optfile F (by its absolute path), and\n"
      "later commands on the cluster's nodes use it too.\n"
      "\n"
      "example:\n"
      "  girder cluster up -n 3 --erlang 1\n"
+     "  girder cluster up -n 3 --erlang 1 --module workload\n"
      "  girder cluster up -n 2 --erlang 1 --proto-dist inet_tls --ssl-dist-optfile tls.conf\n",
      CLI_F_COOKIE | CLI_F_TIMEOUT | CLI_F_JSON | CLI_F_DIR | CLI_F_PROTO | CLI_F_SSLOPT |
-         CLI_F_VERBOSE | CLI_F_HELP | CLI_F_N | CLI_F_ERLANG | CLI_F_PREFIX,
+         CLI_F_VERBOSE | CLI_F_HELP | CLI_F_N | CLI_F_ERLANG | CLI_F_PREFIX | CLI_F_MODULE,
      0, 0, cli_cmd_cluster_up},
     {"cluster status", "show the nodes of the local cluster",
      "usage: girder cluster status [--dir DIR] [--timeout MS] [--json] [--verbose]\n"
@@ -214,6 +217,7 @@ static const flag_def flags[] = {
     {"--limit", CLI_F_LIMIT, true},      {"-n", CLI_F_N, true},
     {"--erlang", CLI_F_ERLANG, true},    {"--prefix", CLI_F_PREFIX, true},
     {"--help", CLI_F_HELP, false},       {"-h", CLI_F_HELP, false},
+    {"--module", CLI_F_MODULE, true},
 };
 
 static bool parse_long(const char *s, long min, long max, long *out)
@@ -291,6 +295,13 @@ static int set_flag(cli_opts *o, const flag_def *fd, const char *v)
         break;
     case CLI_F_PREFIX:
         o->prefix = v;
+        break;
+    case CLI_F_MODULE:
+        if (o->nmodules == CLI_MAX_MODULES) {
+            cli_err("--module: at most %d modules", CLI_MAX_MODULES);
+            return CLI_USAGE;
+        }
+        o->modules[o->nmodules++] = v;
         break;
     }
     return CLI_OK;

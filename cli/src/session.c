@@ -28,6 +28,8 @@ static struct {
     int64_t timeout_ms;
     uint16_t epmd_port;
     bool verbose;
+    bool down;  /* cli_dist_down() ran */
+    bool stuck; /* ... and the runtime did not stop: it cannot be freed */
     cli_cookie cookie;
     FILE *io;
     pthread_mutex_t mu; /* guards fails (written by dist's I/O thread) */
@@ -381,31 +383,32 @@ int cli_run(int (*body)(void *), void *arg)
 }
 
 /*
-** dist_stop() is not called: a process ending during it can reach the dist hook after the
-** distribution state is freed (a DOWN to a remote monitor, seen as a rare crash at exit).
-** Closing every connection is what the peers need to see; the program then ends through
-** cli_exit() without tearing the runtime down.
+** dist_stop() closes every connection (the peers see this node go) and waits, behind its gate,
+** for every thread that is inside distribution; nd_shutdown() then ends the processes and frees
+** the runtime. Both are bounded; if either does not finish, the runtime cannot be freed and
+** cli_exit() ends the program without it.
 */
 void cli_dist_down(void)
 {
     fflush(stdout);
-    term_t l = dist_nodes(DIST_CONNECTED);
-    for (term_t x = l; term_is_cons(x); x = term_tl(x)) dist_disconnect(term_hd(x));
-    term_free(l);
-    /* give the I/O thread a moment to send the closes */
-    for (int i = 0; i < 50; i++) {
-        term_t c = dist_nodes(DIST_CONNECTED);
-        bool none = term_is_nil(c);
-        term_free(c);
-        if (none) break;
-        struct timespec ts = {0, 2000000};
-        nanosleep(&ts, NULL);
+    if (S.self == TERM_NONE || S.down) return;
+    S.down = true;
+    int rc = dist_stop(3000);
+    if (rc) {
+        cli_err("the distribution layer did not stop within 3 s: %s", dist_strerror(rc));
+        S.stuck = true;
+        return;
+    }
+    if ((rc = nd_shutdown(3000)) != 0) {
+        cli_err("the runtime did not stop within 3 s: %s", nd_strerror(rc));
+        S.stuck = true;
     }
 }
 
 int cli_exit(int status)
 {
-    if (S.self == TERM_NONE) return status;
+    if (S.self != TERM_NONE && !S.down) cli_dist_down();
+    if (!S.stuck) return status;
     fflush(stdout);
     fflush(stderr);
     _exit(status);
@@ -433,11 +436,34 @@ static bool resolve(const char *host, char *ip, size_t n)
     return true;
 }
 
+/* The names registered with the port mapper at ip, as "a, b, c" (or "no names"). 0 or the
+** port mapper's error. */
+static int epmd_names_text(const char *ip, char *out, size_t n)
+{
+    epmd_name_list nl;
+    int er = epmd_names(ip, S.epmd_port, 2000, &nl);
+    if (er) return er;
+    size_t used = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < nl.count; i++) {
+        int w = snprintf(out + used, n - used, "%s%s", used ? ", " : "", nl.entries[i].name);
+        if (w > 0 && used + (size_t)w < n) used += (size_t)w;
+    }
+    if (!nl.count) snprintf(out, n, "no names");
+    epmd_names_free(&nl);
+    return 0;
+}
+
+/*
+** The one line for a failed connection. The code from dist_connect/dist_ping says what failed;
+** the port mapper (asked again for the names it has, or the node's port) and the reason dist
+** logged for the attempt only add detail.
+*/
 void cli_diagnose(term_t node, int rc, char *why, size_t n)
 {
     const char *name = term_atom_name(node, NULL);
     const char *at = strchr(name, '@');
-    char alive[256], host[256], ip[64], reason[600] = "";
+    char alive[256], host[256], ip[64] = "", reason[600] = "", port[32] = "";
     size_t al = at ? (size_t)(at - name) : 0;
     if (!at || al >= sizeof alive) {
         snprintf(why, n, "%s is not a valid node name", name);
@@ -446,71 +472,81 @@ void cli_diagnose(term_t node, int rc, char *why, size_t n)
     memcpy(alive, name, al);
     alive[al] = 0;
     snprintf(host, sizeof host, "%s", at + 1);
-    if (!resolve(host, ip, sizeof ip)) {
+    if (rc == EPMD_EHOSTUNREACH || !resolve(host, ip, sizeof ip)) {
         snprintf(why, n, "cannot resolve the host '%s' of %s", host, name);
         return;
     }
-    /* the dist layer logs the reason of the failed attempt; give it a moment to arrive */
-    for (int i = 0; i < 20 && !take_fail(name, reason, sizeof reason); i++) nd_sleep(10);
-    epmd_name_list nl;
-    int er = epmd_names(ip, S.epmd_port, 2000, &nl);
-    if (er) {
-        snprintf(why, n, "cannot reach the port mapper at %s:%u for %s: %s", ip, S.epmd_port, name,
-                 epmd_strerror(er));
+    if (rc == EPMD_ECONNREFUSED) {
+        snprintf(why, n,
+                 "cannot reach the port mapper at %s:%u for %s: connection refused (no epmd "
+                 "listening)",
+                 ip, S.epmd_port, name);
         return;
     }
-    int port = -1;
-    size_t used = 0;
-    char names[512] = "";
-    for (size_t i = 0; i < nl.count; i++) {
-        if (!strcmp(nl.entries[i].name, alive)) port = nl.entries[i].port;
-        int w = snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "",
-                         nl.entries[i].name);
-        if (w > 0 && used + (size_t)w < sizeof names) used += (size_t)w;
-    }
-    size_t count = nl.count;
-    epmd_names_free(&nl);
-    if (port < 0) {
-        if (count)
+    if (rc == EPMD_ENOENT) {
+        char names[512];
+        if (epmd_names_text(ip, names, sizeof names) == 0)
             snprintf(why, n,
-                     "no node named '%s' is registered with the port mapper at %s:%u (it has: %s)",
-                     alive, ip, S.epmd_port, names);
+                     "no node named '%s' is registered with the port mapper at %s:%u (it %s%s)",
+                     alive, ip, S.epmd_port, strcmp(names, "no names") ? "has: " : "has ", names);
         else
-            snprintf(why, n,
-                     "no node named '%s' is registered with the port mapper at %s:%u (it has "
-                     "no names)",
+            snprintf(why, n, "no node named '%s' is registered with the port mapper at %s:%u",
                      alive, ip, S.epmd_port);
         return;
     }
-    if (strstr(reason, "TLS handshake not finished"))
+    /* the dist layer logs the reason of the failed attempt: detail for the codes below */
+    for (int i = 0; i < 20 && !take_fail(name, reason, sizeof reason); i++) nd_sleep(10);
+    epmd_node_info info;
+    if (epmd_port_please(ip, S.epmd_port, alive, 1000, &info) == 0)
+        snprintf(port, sizeof port, " (port %u)", info.port);
+    switch (rc) {
+    case DIST_EAUTH:
         snprintf(why, n,
-                 "%s (port %d) did not complete the TLS handshake: %s (does it run TLS "
-                 "distribution, -proto_dist inet_tls?)",
-                 name, port, reason);
-    else if (rc == DIST_ETLS || !strncmp(reason, "TLS ", 4))
-        snprintf(why, n, "TLS failure with %s (port %d): %s", name, port, reason);
-    else if (rc != DIST_EAUTH && !S.cookie.tls && strstr(reason, "closed by peer"))
-        /* closed before our challenge reply: not a cookie check (that comes later) */
-        snprintf(why, n,
-                 "%s (port %d) closed the connection during the handshake, before checking the "
-                 "cookie: it may run TLS distribution (then add --proto-dist inet_tls "
-                 "--ssl-dist-optfile F), or the cookie is wrong (girder used the cookie from %s)",
-                 name, port, S.cookie.source);
-    else if (rc == DIST_EAUTH || strstr(reason, "closed by peer") || strstr(reason, "wrong cookie"))
-        snprintf(why, n,
-                 "%s (port %d) closed the connection during the handshake: the cookie is most "
+                 "%s%s closed the connection during the handshake: the cookie is most "
                  "likely wrong (girder used the cookie from %s)",
                  name, port, S.cookie.source);
-    else if (strstr(reason, "refused"))
-        snprintf(why, n, "%s is registered at port %d but refuses connections (%s)", name, port,
-                 reason);
-    else if (reason[0])
-        snprintf(why, n, "cannot connect to %s (port %d): %s", name, port, reason);
-    else if (rc == DIST_ETIMEOUT)
-        snprintf(why, n, "%s (port %d) did not answer within %lld ms (--timeout)", name, port,
-                 (long long)S.timeout_ms);
+        return;
+    case DIST_ETLS:
+        if (strstr(reason, "TLS handshake not finished"))
+            snprintf(why, n,
+                     "%s%s did not complete the TLS handshake: %s (does it run TLS "
+                     "distribution, -proto_dist inet_tls?)",
+                     name, port, reason);
+        else
+            snprintf(why, n, "TLS failure with %s%s: %s", name, port,
+                     reason[0] ? reason : "the TLS handshake failed");
+        return;
+    case DIST_ETIMEOUT:
+        if (reason[0])
+            snprintf(why, n, "cannot connect to %s%s: %s", name, port, reason);
+        else
+            snprintf(why, n, "%s%s did not answer within %lld ms (--timeout)", name, port,
+                     (long long)S.timeout_ms);
+        return;
+    case DIST_ENOCONN:
+        if (!S.cookie.tls && strstr(reason, "closed by peer")) {
+            /* closed before our challenge reply: not a cookie check (that comes later) */
+            snprintf(
+                why, n,
+                "%s%s closed the connection during the handshake, before checking "
+                "the cookie: it may run TLS distribution (then add --proto-dist inet_tls "
+                "--ssl-dist-optfile F), or the cookie is wrong (girder used the cookie from %s)",
+                name, port, S.cookie.source);
+            return;
+        }
+        if (strstr(reason, "refused") && port[0]) {
+            snprintf(why, n, "%s is registered at port %u but refuses connections (%s)", name,
+                     info.port, reason);
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+    if (reason[0])
+        snprintf(why, n, "cannot connect to %s%s: %s", name, port, reason);
     else
-        snprintf(why, n, "cannot connect to %s (port %d)", name, port);
+        snprintf(why, n, "cannot connect to %s%s: %s", name, port, dist_strerror(rc));
 }
 
 int cli_connect(term_t node, char *why, size_t n)

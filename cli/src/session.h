@@ -49,10 +49,11 @@ int cli_dist_up(const cli_opts *o, bool longnames, const cli_cookie *ck, uint16_
 /* Runs body(arg) as a process and returns its status; CLI_FAIL with a line if the deadline
 ** passes (plus a grace second) before it ends. */
 int cli_run(int (*body)(void *), void *arg);
-/* Closes every connection of the CLI's node (the runtime stays up; see session.c). */
+/* Stops the CLI's node: every connection closes, then the runtime stops and is freed (each
+** step bounded). Does nothing when the node never started or is down already. */
 void cli_dist_down(void);
-/* Ends the program with status once the CLI's node was started (flushing stdio, without
-** tearing the runtime down); returns status when it never was. */
+/* Returns status for main() to return, after cli_dist_down() if the node is still up; when
+** the runtime could not be stopped, ends the program here (flushing stdio) instead. */
 int cli_exit(int status);
 
 /* Milliseconds left before the deadline (>= 0). */

@@ -8,5 +8,3 @@ foreach(t args girder_node erlang_node elixir errors cluster completion stop_gir
     LABELS "cli;integration"
     ENVIRONMENT "GIRDER=$<TARGET_FILE:girder>;GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;ERL=${ERL_EXECUTABLE}")
 endforeach()
-# girderd without init:stop/0 (before the daemon exports it) makes this one skip
-set_tests_properties(cli-int-stop-girder PROPERTIES SKIP_RETURN_CODE 77)

@@ -29,6 +29,9 @@ for s in up status down; do
 done
 expect 0 cluster --help
 out_has 'up\|status\|down|up .*status.*down'
+expect 0 cluster up --help
+out_has '\[--module M\]\.\.\.'
+out_has '^  girder cluster up .*--module workload'
 expect 2 cluster
 expect 2 cluster sideways
 err_has "unknown subcommand 'sideways'"
@@ -88,14 +91,34 @@ err_has 'cluster up over TLS needs --ssl-dist-optfile'
 expect 2 ping g1 --proto-dist sctp
 err_has 'unknown protocol'
 
+# --module: cluster up only, a name or an existing file, at most 8; refused before anything
+# starts (no cluster directory is made)
+expect 2 ping g1 --module workload
+err_has 'ping does not take --module'
+expect 2 cluster up --module '' --dir "$TMP/m"
+err_has "^girder: --module '': give a module name"
+err_one_line
+expect 2 cluster up --module 'a b' --dir "$TMP/m"
+err_has "^girder: --module 'a b': give a module name"
+expect 2 cluster up --module ./no/such/module.so --dir "$TMP/m"
+err_has '^girder: --module ./no/such/module.so: No such file or directory$'
+expect 2 cluster up -n 0 --erlang 1 --module workload --dir "$TMP/m"
+err_has '--module is for girderd nodes'
+expect 2 cluster up --module a --module b --module c --module d --module e --module f --module g --module h --module i --dir "$TMP/m"
+err_has 'at most 8 modules'
+[ ! -e "$TMP/m" ] || fail "a refused cluster up made its directory"
+ok
+
 # no cookie anywhere: a usage error that says where it looked
 expect 2 ping g1
 err_has 'no cookie: give --cookie'
 err_one_line
 
-# flags before the command and after the arguments, and --flag=value, reach the same check
+# flags before the command and after the arguments, and --flag=value, reach the same check;
+# a bare NODE is name@<this host's short name>
 expect 1 --cookie c --timeout 300 ping g1
-err_has 'cannot reach the port mapper at 127\.0\.0\.1:1'
+err_has "cannot reach the port mapper at 127\.0\.0\.1:1 for g1@$HOST: connection refused"
+out_has "^g1@$HOST pang$"
 err_one_line
 expect 1 ping g1 --cookie=c --timeout=300
 err_has 'cannot reach the port mapper at 127\.0\.0\.1:1'

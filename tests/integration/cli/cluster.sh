@@ -36,13 +36,34 @@ for p in $CPIDS; do PIDS="$PIDS $p"; done   # the test's cleanup kills them if a
 ok
 for n in g1 g2 e1; do [ -f "$D/$n.log" ] || fail "no log for $n"; done
 ok
+# each girderd got a control socket in the directory, recorded in the state; erl has none
+json "[n['control_socket'] for n in d['nodes']] == ['$D/g1.sock', '$D/g2.sock', None]"
+for n in g1 g2; do
+    [ -S "$D/$n.sock" ] && [ "$(stat -c %a "$D/$n.sock")" = 600 ] || fail "no control socket $D/$n.sock (mode 0600)"
+    awk -F'\t' -v n="$n@$HOST" -v s="$D/$n.sock" '$1 == "node" && $2 == n && $7 == s { f = 1 } END { exit !f }' "$D/cluster" ||
+        fail "the state does not record $n's control socket"
+done
+awk -F'\t' '$1 == "node" && $3 == "erlang" && $7 == "-" { f = 1 } END { exit !f }' "$D/cluster" || fail "erl's control socket is not '-'"
+ok
 
 expect 0 cluster status --dir "$D"
 out_has "^g1@$HOST +girder +up +[0-9]+ +2 +[0-9]+$"
 out_has "^e1@$HOST +erlang +up +[0-9]+ +2 +[0-9]+$"
 out_has "port mapper 127\.0\.0\.1:$ERL_EPMD_PORT up"
+CLI_UPS=$(grep -c "nodeup node=girder_cli_" "$D/g1.log" || true)
 expect 0 cluster status --dir "$D" --json
 json "d['ok'] and all(n['state'] == 'up' and n['connections'] == 2 and n['processes'] > 3 for n in d['nodes']) and d['epmd']['up']"
+# girderd answered on its control socket (no distribution connection), erl by distribution
+json "[n['via'] for n in d['nodes']] == ['control_socket', 'control_socket', 'distribution']"
+[ "$(grep -c "nodeup node=girder_cli_" "$D/g1.log" || true)" = "$CLI_UPS" ] || fail "status connected to g1 by distribution"
+ok
+# a socket that does not answer (its file removed): status asks by distribution instead
+mv "$D/g1.sock" "$TMP/g1.sock.away"
+expect 0 cluster status --dir "$D" --json
+json "[n['via'] for n in d['nodes']] == ['distribution', 'control_socket', 'distribution'] and d['nodes'][0]['connections'] == 2"
+mv "$TMP/g1.sock.away" "$D/g1.sock"
+expect 0 cluster status --dir "$D" --json
+json "d['nodes'][0]['via'] == 'control_socket'"
 
 # node commands by bare name: the cookie and the port mapper's port come from the cluster
 (
@@ -70,7 +91,7 @@ expect 1 cluster status --dir "$D" --json
 json "[n['state'] for n in d['nodes']] == ['up', 'down', 'up'] and not d['ok']"
 err_has 'not every node'
 expect 0 cluster down --dir "$D" --json
-json "d['ok'] and [n['stopped_by'] for n in d['nodes']][1] == 'already down' and d['nodes'][2]['stopped_by'] == 'init:stop' and d['epmd'] == 'stopped'"
+json "d['ok'] and [n['stopped_by'] for n in d['nodes']] == ['node.stop', 'already down', 'init:stop'] and d['epmd'] == 'stopped'"
 wait_for 5 none_alive $CPIDS || fail "cluster processes left: $CPIDS"
 ok
 [ ! -e "$D" ] || { ls -la "$D"; fail "the cluster directory was not removed"; }
@@ -113,4 +134,27 @@ out_has 'not started by cluster up'
 wait_for 5 none_alive $T1 || fail "t1 still runs"
 kill -0 "$EPMD_PID" || fail "down stopped a port mapper it had not started"
 kill -0 "$PG1" || fail "down stopped a node that is not part of its cluster"
+ok
+
+# --module: every girderd loads it (checked by cluster up); a module a node refuses fails up
+MODSO=$(cd "$(dirname "$GIRDERD")/../lib/girder/modules" && pwd)/workload.so
+[ -f "$MODSO" ] || fail "no $MODSO"
+(cd "$(dirname "$MODSO")" && expect 0 cluster up -n 1 --prefix m --module ./workload.so --dir "$TMP/c4" --json)
+json "d['ok']"
+M1=$(cluster_pids)
+grep -q "event=module_loaded module=workload .*path=$MODSO" "$TMP/c4/m1.log" || fail "m1 did not load $MODSO by its absolute path"
+ok
+expect 1 rpc m1 workload workers --dir "$TMP/c4"
+err_has 'exception error: not_started'     # loaded (not undef), not started
+# a girderd whose control socket does not answer is stopped by distribution (init:stop)
+rm "$TMP/c4/m1.sock"
+expect 0 cluster down --dir "$TMP/c4" --json
+json "d['ok'] and d['nodes'][0]['stopped_by'] == 'init:stop'"
+wait_for 5 none_alive $M1 || fail "m1 still runs"
+ok
+expect 1 cluster up -n 2 --prefix x --module no_such_module --dir "$TMP/c5"
+err_has "^girder: cluster up: x1@$HOST did not load the module no_such_module; its log says:$"
+err_has 'event=module_refused module=.*no_such_module'
+err_has 'stopped what this command started'
+[ ! -e "$TMP/c5/cluster" ] || fail "a failed up left its state file"
 ok

@@ -35,3 +35,8 @@ comp girder ping g1 --proto-dist ""
 out_has '^inet_tls$'
 comp girder term ""
 out_has '^decode$'
+comp girder cluster up --mo
+out_has '^--module$'
+comp girder cluster up --module ""
+comp girder cluster up --module w1 -
+out_has '^--erlang$'
