@@ -498,5 +498,22 @@ static const girder_export exports[] = {
     {"check", 0, check_export, NULL},     {"stop", 0, stop_export, NULL},
 };
 
+/* The atoms this module compares decoded terms with (==), interned at load as Erlang interns a
+** module's atoms: a peer's name not interned before it is decoded may arrive as a foreign atom
+** (term.h), equal by term_equal() only. */
+static int workload_load(const girder_host *host, char *err, size_t errlen)
+{
+    (void)host;
+    static const char *const names[] = {"stop",   "ping",        "events",    "error",
+                                        "badarg", "started",     "restarted", "EXIT",
+                                        "DOWN",   "spawn_reply", "undefined", "pong"};
+    for (size_t i = 0; i < GIRDER_COUNT(names); i++)
+        if (term_atom(names[i]) == TERM_NONE) {
+            snprintf(err, errlen, "the atom table is full");
+            return -1;
+        }
+    return 0;
+}
+
 GIRDER_MODULE(.name = "workload", .version = "1.0.0", .exports = exports,
-              .nexports = GIRDER_COUNT(exports));
+              .nexports = GIRDER_COUNT(exports), .load = workload_load);
