@@ -6,6 +6,7 @@
 #include <girder/node_dist.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,19 +81,32 @@ enum {
     SIG_MON_ADOPT /* local only: from = target, ref = the monitor's reference (nd_monitor_adopt) */
 };
 
-/* A queue node: a message or another signal. Terms are owned by the node. */
+/*
+** A queue node: a message or another signal. Terms are owned by the node. A message queued for a
+** local process is a compact node (nd__msg_new): only the fields up to `payload` exist, so that
+** a small queued message costs a 24-byte node beside its term. Every other node (signals, and
+** messages on their way to another node, which carry `from`) is a full one (nd__sig_new), marked
+** by `full`; a full signal turned into a message in place stays full.
+*/
 typedef struct nd_sig {
     struct nd_sig *next;
-    uint32_t kind;
-    uint32_t pad;
+    uint8_t kind;
+    uint8_t full; /* the fields after payload exist */
+    uint16_t pad;
+    uint32_t tid;   /* trace id of the message or signal (0: untraced) */
     term_t payload; /* message or reason */
-    term_t from;    /* sender pid (not for MSG) */
-    term_t ref;     /* monitor ref */
-    term_t item;    /* SIG_MONITOR: what the DOWN should name (pid or {Name, Node}) */
-    uint64_t id;    /* unlink id */
+    /* ---- full nodes only ---- */
+    term_t from; /* sender pid (not for local messages) */
+    term_t ref;  /* monitor ref */
+    term_t item; /* SIG_MONITOR: what the DOWN should name (pid or {Name, Node}) */
+    uint64_t id; /* unlink id */
 } nd_sig;
 
+#define ND__MSG_NODE offsetof(nd_sig, from)
+
 nd_sig *nd__sig_new(uint32_t kind);
+/* A compact message node holding msg (consumed; on ENOMEM msg is freed and NULL returned). */
+nd_sig *nd__msg_new(term_t msg);
 void nd__sig_free(nd_sig *s);
 void nd__sig_cache_drain(void);
 

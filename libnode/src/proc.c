@@ -18,48 +18,83 @@ void nd__spin_unlock(atomic_flag *f)
     atomic_flag_clear_explicit(f, memory_order_release);
 }
 
-/* Signal nodes are recycled through a small per-thread cache: a node freed by the receiver's
-** thread is reused by the next send from that thread (the ring and call paths stay off malloc). */
+/* Queue nodes are recycled through two small per-thread caches, one per node size: a node freed
+** by the receiver's thread is reused by the next send from that thread (the ring and call paths
+** stay off malloc). */
 #define ND__SIG_CACHE 512
-static _Thread_local nd_sig *sig_cache;
-static _Thread_local unsigned sig_cached;
+typedef struct sig_cache {
+    nd_sig *head;
+    unsigned n;
+} sig_cache;
+static _Thread_local sig_cache caches[2]; /* [0] compact message nodes, [1] full nodes */
 
 void nd__sig_cache_drain(void)
 {
-    while (sig_cache) {
-        nd_sig *s = sig_cache;
-        sig_cache = s->next;
-        free(s);
+    for (int i = 0; i < 2; i++) {
+        while (caches[i].head) {
+            nd_sig *s = caches[i].head;
+            caches[i].head = s->next;
+            free(s);
+        }
+        caches[i].n = 0;
     }
-    sig_cached = 0;
+}
+
+static nd_sig *node_alloc(int full)
+{
+    sig_cache *c = &caches[full];
+    nd_sig *s = c->head;
+    if (s) {
+        c->head = s->next;
+        c->n--;
+        return s;
+    }
+    return malloc(full ? sizeof(nd_sig) : ND__MSG_NODE);
 }
 
 nd_sig *nd__sig_new(uint32_t kind)
 {
-    nd_sig *s = sig_cache;
-    if (s) {
-        sig_cache = s->next;
-        sig_cached--;
-    } else if (!(s = malloc(sizeof *s))) {
+    nd_sig *s = node_alloc(1);
+    if (!s) return NULL;
+    s->next = NULL;
+    s->kind = (uint8_t)kind;
+    s->full = 1;
+    s->pad = 0;
+    s->tid = 0;
+    s->payload = s->from = s->ref = s->item = TERM_NONE;
+    s->id = 0;
+    return s;
+}
+
+nd_sig *nd__msg_new(term_t msg)
+{
+    nd_sig *s = node_alloc(0);
+    if (!s) {
+        term_free(msg);
         return NULL;
     }
     s->next = NULL;
-    s->kind = kind;
-    s->payload = s->from = s->ref = s->item = TERM_NONE;
-    s->id = 0;
+    s->kind = SIG_MSG;
+    s->full = 0;
+    s->pad = 0;
+    s->tid = 0;
+    s->payload = msg;
     return s;
 }
 
 void nd__sig_free(nd_sig *s)
 {
     term_free(s->payload);
-    term_free(s->from);
-    term_free(s->ref);
-    term_free(s->item);
-    if (sig_cached < ND__SIG_CACHE && nd__cur_sched) {
-        s->next = sig_cache;
-        sig_cache = s;
-        sig_cached++;
+    if (s->full) {
+        term_free(s->from);
+        term_free(s->ref);
+        term_free(s->item);
+    }
+    sig_cache *c = &caches[s->full];
+    if (c->n < ND__SIG_CACHE && nd__cur_sched) {
+        s->next = c->head;
+        c->head = s;
+        c->n++;
         return;
     }
     free(s);
@@ -361,6 +396,10 @@ static void dist_out(nd_sig *s, term_t to);
 */
 static void dead_answer(term_t to, nd_sig *s, term_t why)
 {
+    if (!s->full) { /* a message: nothing to answer */
+        nd__sig_free(s);
+        return;
+    }
     nd_sig *a = NULL;
     switch (s->kind) {
     case SIG_LINK:
@@ -405,8 +444,8 @@ void nd__send_sig(nd_proc *self, term_t to, nd_sig *s)
         dead_answer(to, s, nd__a_noproc);
         return;
     }
-    if (!term_is_pid(to) && !term_is_tuple(to)) {
-        nd__sig_free(s);
+    if ((!term_is_pid(to) && !term_is_tuple(to)) || !s->full) {
+        nd__sig_free(s); /* a compact node is only ever made for a local process */
         return;
     }
     dist_out(s, to);
@@ -509,21 +548,27 @@ int nd_dist_deliver(const nd_signal *sig)
     } else if (!nd__pid_is_local(to)) {
         return ND_EINVAL;
     }
-    nd_sig *s = nd__sig_new(kinds[sig->kind]);
+    /* a message keeps only its payload (a compact node): holding `from` would keep the
+    ** sender's decoded control message alive as long as the message waits */
+    nd_sig *s = sig->kind == ND_SIG_MSG ? nd__msg_new(term_dup(sig->payload))
+                                        : nd__sig_new(kinds[sig->kind]);
     if (!s) {
         term_free(item);
         term_free(owner);
         if (q) nd__proc_put(q);
         return ND_ENOMEM;
     }
-    s->payload = term_dup(sig->payload);
-    s->from = term_dup(sig->from);
-    s->ref = term_dup(sig->ref);
-    s->id = sig->id;
-    if (s->kind == SIG_MONITOR)
-        s->item = item != TERM_NONE ? item : term_dup(to);
-    else
-        term_free(item);
+    if (s->full) {
+        s->payload = term_dup(sig->payload);
+        s->from = term_dup(sig->from);
+        s->ref = term_dup(sig->ref);
+        s->id = sig->id;
+        if (s->kind == SIG_MONITOR) {
+            s->item = item != TERM_NONE ? item : term_dup(to);
+            item = TERM_NONE;
+        }
+    }
+    term_free(item);
     nd__send_sig(NULL, to, s);
     if (q) nd__proc_put(q);
     term_free(owner);
@@ -1021,21 +1066,20 @@ int nd_send(term_t to, term_t msg)
 {
     nd_proc *self = nd__self();
     if (term_is_pid(to)) {
-        nd_sig *s = nd__sig_new(SIG_MSG);
-        if (!s) {
-            term_free(msg);
-            return ND_ENOMEM;
-        }
-        s->payload = msg;
         nd_proc *q = nd__proc_get(to);
         if (q) {
+            nd_sig *s = nd__msg_new(msg);
+            if (!s) {
+                nd__proc_put(q);
+                return ND_ENOMEM;
+            }
             if (!nd__push(q, s)) nd__sig_free(s);
             nd__proc_put(q);
         } else if (nd__pid_is_local(to)) {
-            nd__sig_free(s);
+            term_free(msg);
         } else {
-            if (self) s->from = term_dup(self->pid);
-            dist_out(s, to);
+            int rc = send_remote(self, to, msg);
+            if (rc) return rc;
         }
         consume1(self);
         return 0;
@@ -1070,13 +1114,11 @@ int nd_send(term_t to, term_t msg)
         term_free(msg);
         return ND_ENOTREG;
     }
-    nd_sig *s = nd__sig_new(SIG_MSG);
+    nd_sig *s = nd__msg_new(msg);
     if (!s) {
         nd__proc_put(q);
-        term_free(msg);
         return ND_ENOMEM;
     }
-    s->payload = msg;
     if (!nd__push(q, s)) nd__sig_free(s);
     nd__proc_put(q);
     consume1(self);
@@ -1128,10 +1170,9 @@ int nd_link(term_t pid)
         if (s) nd__sig_free(s);
         if (q) nd__proc_put(q);
         if (!atomic_load(&p->trap)) return ND_ENOPROC;
-        nd_sig *m = nd__sig_new(SIG_MSG);
+        nd_sig *m = nd__msg_new(nd__exit_msg(term_dup(pid), nd__a_noproc));
         if (!m) return ND_ENOMEM;
         nd__drain(p);
-        m->payload = nd__exit_msg(term_dup(pid), nd__a_noproc);
         nd__inner_append(p, m);
         return 0;
     }
@@ -1328,7 +1369,7 @@ int nd_process_info(term_t pid, nd_proc_info *info)
     info->nlinks = nl;
     info->nmonitors = nm;
     info->nmonitored_by = nb;
-    info->memory = sizeof(nd_proc) + info->stack_size + info->message_queue_len * sizeof(nd_sig) +
+    info->memory = sizeof(nd_proc) + info->stack_size + info->message_queue_len * ND__MSG_NODE +
                    (nl + nm + nb) * sizeof(nd_rel);
     nd__proc_put(q);
     return 0;
