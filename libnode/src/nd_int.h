@@ -115,6 +115,7 @@ enum { REL_LINK = 1, REL_MON, REL_MONBY };
 typedef struct nd_rel {
     struct nd_rel *next;
     uint8_t type;
+    uint8_t gone; /* REL_MONBY: a DEMONITOR for it is queued (set by its sender under `lock`) */
     uint64_t unlinking; /* REL_LINK: 0 = active, else the unlink id in flight */
     term_t pid;         /* the other process */
     term_t ref;         /* monitors */

@@ -283,6 +283,23 @@ size_t nd_process_count(void)
 
 /* ================================================================ queues */
 
+/*
+** A demonitor takes effect in the monitored process's state at once, even while it waits: its
+** sender marks the monitored-by entry gone (under the lock introspection takes), so
+** process_info stops listing it now, and its exit sends no DOWN for it. The owner removes the
+** entry when it handles the signal.
+*/
+static void demonitor_mark(nd_proc *p, term_t ref)
+{
+    nd__spin_lock(&p->lock);
+    for (nd_rel *r = p->rels; r; r = r->next)
+        if (r->type == REL_MONBY && term_equal(r->ref, ref)) {
+            r->gone = 1;
+            break;
+        }
+    nd__spin_unlock(&p->lock);
+}
+
 bool nd__push(nd_proc *p, nd_sig *s)
 {
     /* Removals need no prompt attention: they wait for the next wake-up (a DEMONITOR after every
@@ -293,7 +310,10 @@ bool nd__push(nd_proc *p, nd_sig *s)
     ** the drain that takes them, both atomically, so the count is exact whenever no send is
     ** half done (a drain that runs concurrently with senders, on another scheduler, no longer
     ** loses counts as a reset did). */
-    if (s->kind == SIG_MSG) atomic_fetch_add_explicit(&p->outer_msgs, 1, memory_order_relaxed);
+    if (s->kind == SIG_MSG)
+        atomic_fetch_add_explicit(&p->outer_msgs, 1, memory_order_relaxed);
+    else if (s->kind == SIG_DEMONITOR)
+        demonitor_mark(p, s->ref);
     nd_sig *h = atomic_load_explicit(&p->outer, memory_order_relaxed);
     do {
         if (h == ND__CLOSED) return false;
@@ -360,6 +380,7 @@ static nd_rel *rel_add(nd_proc *p, int type, term_t pid, term_t ref, term_t item
         return NULL;
     }
     r->type = (uint8_t)type;
+    r->gone = 0;
     r->unlinking = 0;
     r->pid = pid;
     r->ref = ref;
@@ -788,7 +809,7 @@ _Noreturn void nd__proc_exit(nd_proc *p, term_t reason)
                 s->ref = r->ref;
                 r->ref = TERM_NONE;
             }
-        } else if (r->type == REL_MONBY) {
+        } else if (r->type == REL_MONBY && !r->gone) {
             if ((s = nd__sig_new(SIG_DOWN))) {
                 s->ref = r->ref;
                 r->ref = TERM_NONE;
@@ -1357,7 +1378,7 @@ int nd_process_info(term_t pid, nd_proc_info *info)
         } else if (r->type == REL_MON) {
             mons = term_cons(term_dup(r->item), mons);
             nm++;
-        } else if (r->type == REL_MONBY) {
+        } else if (r->type == REL_MONBY && !r->gone) {
             monby = term_cons(term_dup(r->pid), monby);
             nb++;
         }
