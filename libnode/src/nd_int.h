@@ -4,6 +4,7 @@
 
 #include <girder/node.h>
 #include <girder/node_dist.h>
+#include <girder/node_obs.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -78,7 +79,8 @@ enum {
     SIG_MONITOR,
     SIG_DEMONITOR,
     SIG_DOWN,
-    SIG_MON_ADOPT /* local only: from = target, ref = the monitor's reference (nd_monitor_adopt) */
+    SIG_MON_ADOPT, /* local only: from = target, ref = the monitor's reference (nd_monitor_adopt) */
+    SIG_KILL       /* local only: an untrappable exit with reason payload (mailbox_overflow) */
 };
 
 /*
@@ -126,6 +128,8 @@ typedef struct nd_rel {
 
 enum { PS_FREE = 0, PS_RUNNING, PS_RUNNABLE, PS_WAITING, PS_EXITING };
 enum { PF_TRAP = 1, PF_HAS_MARK = 2, PF_STARTED = 4 };
+/* mbox_state bits: the limit's line was logged; the overflow kill was sent. */
+enum { MB_REPORTED = 1, MB_KILLING = 2 };
 
 /* A timer: receive timeout (embedded in a process) or send_after. */
 typedef struct nd_tmr {
@@ -141,24 +145,30 @@ enum { TMR_RECV = 1, TMR_SEND };
 struct nd_waiter;
 
 typedef struct nd_proc {
+    /* first cache line: what a sender touches */
     _Atomic uint32_t refs;  /* 1 while alive + one per sender holding it; slot freed at 0 */
     _Atomic uint32_t state; /* PS_* */
     _Atomic uint32_t serial;
     uint32_t id;
     term_t pid;
-    _Atomic(nd_sig *) outer;    /* senders push here (LIFO); ND__CLOSED once dead */
-    _Atomic int64_t outer_msgs; /* messages waiting in outer (process_info; see nd__push) */
+    _Atomic(nd_sig *) outer;     /* senders push here (LIFO); ND__CLOSED once dead */
+    _Atomic int64_t outer_msgs;  /* messages waiting in outer (process_info; see nd__push) */
+    _Atomic size_t nmsg;         /* messages in the inner queue (written by the owner only) */
+    _Atomic uint32_t mbox_limit; /* passing it applies mbox_policy; UINT32_MAX: no limit */
+    _Atomic uint32_t mbox_hwm;   /* the longest queue a sender has seen */
+    /* the rest: the owner's */
     nd_sig *in_head, *in_tail, *mark;
-    nd_sig *pending; /* drained signals not yet handled (kept for the exit path) */
-    size_t inner_len;
-    _Atomic size_t nmsg; /* inner_len published (relaxed) for introspection */
+    nd_sig *pending;               /* drained signals not yet handled (kept for the exit path) */
+    _Atomic uint64_t mbox_dropped; /* messages discarded by ND_MBOX_DROP_NEWEST */
     nd_rel *rels;
     atomic_flag lock; /* guards rels for introspection */
     uint8_t flags;    /* owner-only PF_* */
     uint8_t why;
     _Atomic bool trap;
-    _Atomic size_t held_stack; /* what the process asks the scheduler for when it switches out */
+    _Atomic uint8_t mbox_policy; /* nd_mbox_policy, never ND_MBOX_DEFAULT */
+    _Atomic uint8_t mbox_state;  /* MB_* */
     int32_t reds;
+    _Atomic size_t held_stack; /* what the process asks the scheduler for when it switches out */
     _Atomic uint64_t total_reds;
     _Atomic term_t name;
     term_t reason;
@@ -204,6 +214,11 @@ void nd__inner_append(nd_proc *p, nd_sig *s);
 
 /* ================================================================ schedulers (sched.c) */
 
+/* Message counters (metrics): put in a local mailbox, handed to distribution, made from a
+** signal (an 'EXIT' or 'DOWN' message), taken by receive, discarded unread at exit. */
+enum { CNT_MSG_IN, CNT_MSG_REMOTE, CNT_MSG_CONV, CNT_MSG_RECV, CNT_MSG_DISCARD, CNT__N };
+enum { ACCT_RUN, ACCT_SPIN, ACCT_IDLE, ACCT__N };
+
 #define ND__RQ_SIZE 256
 typedef struct nd_runq {
     _Atomic uint32_t head, tail;
@@ -229,6 +244,14 @@ typedef struct nd_sched {
     _Atomic uint64_t switches, steals;   /* written by this scheduler only (relaxed) */
     _Atomic uint64_t reds;               /* reductions its processes used (same rule) */
     uint64_t rng;
+    _Atomic uint64_t cnt[CNT__N]; /* message counters (same rule) */
+    /* where its time goes (metrics): written by this scheduler at each change of state, under
+    ** a sequence count (odd while it changes) so that readers see a consistent set */
+    _Atomic uint32_t acct_seq;
+    _Atomic uint32_t acct_state; /* ACCT_* */
+    _Atomic uint64_t acct_since; /* when acct_state began */
+    _Atomic uint64_t acct_ns[ACCT__N];
+    uint32_t tid_next; /* trace ids of messages sent on this scheduler */
 } nd_sched;
 
 extern _Thread_local nd_sched *nd__cur_sched;
@@ -276,6 +299,28 @@ struct nd_waiter {
     term_t reason;
 };
 
+/* ================================================================ observability (obs.c) */
+
+struct nd_ring;
+
+typedef struct nd_obs {
+    /* read on every traced point: a line of its own, written only by nd_trace_start/stop */
+    _Alignas(64) _Atomic int trace_on;
+    uint32_t kinds;                    /* ND_EV_x bits; 0 = all */
+    uint32_t filter_id, filter_serial; /* a local pid, or 0 */
+    uint64_t per_window;               /* events a ring may record per rate window */
+    struct nd_ring *rings;             /* nsched + 1: the last is shared by other threads */
+    size_t ring_cap;
+    /* written from anywhere, rarely */
+    _Alignas(64) _Atomic uint64_t fcnt[CNT__N]; /* message counters of non-scheduler threads */
+    _Atomic uint64_t dropped, mbox_reports, mbox_kills;
+    _Atomic uint64_t stack_bytes; /* stacks mapped (stack.c) */
+    _Atomic uint32_t ftid;        /* trace ids of messages sent by non-scheduler threads */
+    _Atomic int trim_wanted;      /* a large mailbox was freed: the watchdog returns memory */
+    pthread_mutex_t mu;           /* serializes start/stop/drain */
+    uint64_t t0;                  /* when the runtime started */
+} nd_obs;
+
 typedef struct nd_runtime {
     nd_config cfg;
     const nd_platform *plat;
@@ -310,6 +355,7 @@ typedef struct nd_runtime {
     _Atomic uint64_t st_long, st_spawns, st_exits;
     pthread_t watchdog;
     nd_parker *watchdog_parker;
+    nd_obs obs;
 } nd_runtime;
 
 extern nd_runtime nd__rt;
@@ -321,7 +367,7 @@ extern term_t nd__a_normal, nd__a_kill, nd__a_killed, nd__a_noproc, nd__a_EXIT, 
     nd__a_process, nd__a_stack_overflow, nd__a_badmatch, nd__a_shutdown, nd__a_undefined,
     nd__a_gen_call, nd__a_gen_cast, nd__a_noconnection, nd__a_timeout, nd__a_ok, nd__a_error,
     nd__a_worker, nd__a_supervisor, nd__a_specs, nd__a_active, nd__a_supervisors, nd__a_workers,
-    nd__a_restarting, nd__a_ignore, nd__a_infinity, nd__a_calling_self;
+    nd__a_restarting, nd__a_ignore, nd__a_infinity, nd__a_calling_self, nd__a_mailbox_overflow;
 
 void nd__srv_atoms(void);
 void nd__sup_atoms(void);
@@ -330,6 +376,38 @@ void nd__spin_unlock(atomic_flag *f);
 
 /* Builds {'EXIT', From, Reason} etc.; consume their term arguments. */
 term_t nd__exit_msg(term_t from, term_t reason);
+
+/* ---------------------------------------------------------------- observability */
+
+static inline bool nd__tracing(void)
+{
+    return ND__UNLIKELY(atomic_load_explicit(&nd__rt.obs.trace_on, memory_order_relaxed));
+}
+/* Records one event (call only when nd__tracing()). pid, peer: pid terms (or anything else for
+** none), borrowed. reason: any term (reduced to an immediate). */
+void nd__ev(int kind, int info, term_t pid, term_t peer, uint64_t arg, uint64_t id, term_t reason);
+/* The same for an event whose subject is a local process known by its numbers (the watchdog). */
+void nd__ev_sched(int kind, unsigned sched, uint32_t id, uint32_t serial, uint64_t arg);
+/* A fresh trace id for a message or signal (never 0). */
+uint32_t nd__ev_tid(void);
+/* A SEND event for msg from the calling process to `to`; returns the message's trace id. */
+uint32_t nd__ev_send(term_t to, term_t msg, term_t name);
+/* Counts one message event on the calling thread's scheduler (or the shared counters). */
+void nd__count(int which, uint64_t n);
+/* Logs one line through nd_config.log (printf format). */
+void nd__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Applies p's mailbox limit to a message that makes its queue `len` long (nd__push). Returns
+** MBX_QUEUE, MBX_DROP (do not queue it) or MBX_KILL (queue it, then send the overflow kill). */
+enum { MBX_QUEUE = 0, MBX_DROP, MBX_KILL };
+int nd__mbox_over(nd_proc *p, uint64_t len);
+/* An exit that frees at least this many queued messages asks the watchdog to return memory. */
+#define ND__TRIM_AFTER 65536
+/* The node-wide mailbox default as a per-process limit (UINT32_MAX: none). */
+uint32_t nd__mbox_limit_of(size_t limit);
+void nd__obs_init(void);
+void nd__obs_destroy(void);
+/* The watchdog's periodic work for observability: returning freed memory. */
+void nd__obs_tick(void);
 
 /* Runs fn(ctx) inside a temporary process when called from outside one. */
 int nd__in_process(nd_entry_fn fn, void *ctx, int64_t timeout_ms);
