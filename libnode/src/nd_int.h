@@ -306,10 +306,12 @@ struct nd_ring;
 typedef struct nd_obs {
     /* read on every traced point: a line of its own, written only by nd_trace_start/stop */
     _Alignas(64) _Atomic int trace_on;
-    uint32_t kinds;                    /* ND_EV_x bits; 0 = all */
-    uint32_t filter_id, filter_serial; /* a local pid, or 0 */
-    uint64_t per_window;               /* events a ring may record per rate window */
-    struct nd_ring *rings;             /* nsched + 1: the last is shared by other threads */
+    _Atomic uint32_t kinds;                    /* ND_EV_x bits; 0 = all */
+    _Atomic uint32_t filter_id, filter_serial; /* a local pid, or 0 */
+    _Atomic uint64_t per_window;               /* events a ring may record per rate window */
+    /* allocated by the first nd_trace_start, freed at shutdown: a writer that still believes
+    ** tracing is on never finds them gone */
+    struct nd_ring *rings; /* nsched + 1: the last is shared by other threads */
     size_t ring_cap;
     /* written from anywhere, rarely */
     _Alignas(64) _Atomic uint64_t fcnt[CNT__N]; /* message counters of non-scheduler threads */
@@ -381,7 +383,8 @@ term_t nd__exit_msg(term_t from, term_t reason);
 
 static inline bool nd__tracing(void)
 {
-    return ND__UNLIKELY(atomic_load_explicit(&nd__rt.obs.trace_on, memory_order_relaxed));
+    /* acquire (a plain load on x86): what nd_trace_start set up is visible after it */
+    return ND__UNLIKELY(atomic_load_explicit(&nd__rt.obs.trace_on, memory_order_acquire));
 }
 /* Records one event (call only when nd__tracing()). pid, peer: pid terms (or anything else for
 ** none), borrowed. reason: any term (reduced to an immediate). */

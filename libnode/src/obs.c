@@ -52,15 +52,15 @@ static void ring_put(nd_event *e, unsigned idx)
     nd_ring *r = &o->rings[idx];
     bool shared = idx == shared_ring();
     if (shared) nd__spin_lock(&r->lock);
-    atomic_store_explicit(&r->busy, 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_seq_cst);
-    if (!atomic_load_explicit(&o->trace_on, memory_order_relaxed)) goto out;
+    /* Dekker with nd_trace_stop, all seq_cst: it clears trace_on then waits for busy == 0 */
+    atomic_store(&r->busy, 1);
+    if (!atomic_load(&o->trace_on)) goto out;
     uint64_t now = nd__now();
     if (now - r->win_start >= ND__RATE_WINDOW) {
         r->win_start = now;
         r->win_n = 0;
     }
-    if (r->win_n >= o->per_window) {
+    if (r->win_n >= atomic_load_explicit(&o->per_window, memory_order_relaxed)) {
         atomic_fetch_add_explicit(&r->dropped_rate, 1, memory_order_relaxed);
         goto out;
     }
@@ -93,20 +93,26 @@ static void fill_pid(nd_event *e, term_t pid, nd_ev_pid *slot, uint8_t remote_fl
     }
 }
 
-static bool filter_pass(const nd_obs *o, const nd_event *e)
+static bool filter_pass(nd_obs *o, const nd_event *e)
 {
-    if (!o->filter_id) return true;
-    bool pid_ok = !(e->info & ND_EV_F_PID_REMOTE) && e->pid.id == o->filter_id &&
-                  e->pid.serial == o->filter_serial;
-    bool peer_ok = !(e->info & ND_EV_F_PEER_REMOTE) && e->peer.id == o->filter_id &&
-                   e->peer.serial == o->filter_serial;
+    uint32_t id = atomic_load_explicit(&o->filter_id, memory_order_relaxed);
+    uint32_t serial = atomic_load_explicit(&o->filter_serial, memory_order_relaxed);
+    if (!id) return true;
+    bool pid_ok = !(e->info & ND_EV_F_PID_REMOTE) && e->pid.id == id && e->pid.serial == serial;
+    bool peer_ok = !(e->info & ND_EV_F_PEER_REMOTE) && e->peer.id == id && e->peer.serial == serial;
     return pid_ok || peer_ok;
+}
+
+static bool kind_on(nd_obs *o, int kind)
+{
+    uint32_t k = atomic_load_explicit(&o->kinds, memory_order_relaxed);
+    return !k || (k & (1u << kind));
 }
 
 void nd__ev(int kind, int info, term_t pid, term_t peer, uint64_t arg, uint64_t id, term_t reason)
 {
     nd_obs *o = &nd__rt.obs;
-    if (o->kinds && !(o->kinds & (1u << kind))) return;
+    if (!kind_on(o, kind)) return;
     nd_event e;
     memset(&e, 0, sizeof e);
     e.kind = (uint8_t)kind;
@@ -133,7 +139,7 @@ void nd__ev(int kind, int info, term_t pid, term_t peer, uint64_t arg, uint64_t 
 void nd__ev_sched(int kind, unsigned sched, uint32_t id, uint32_t serial, uint64_t arg)
 {
     nd_obs *o = &nd__rt.obs;
-    if (o->kinds && !(o->kinds & (1u << kind))) return;
+    if (!kind_on(o, kind)) return;
     nd_event e;
     memset(&e, 0, sizeof e);
     e.kind = (uint8_t)kind;
@@ -203,7 +209,6 @@ int nd_trace_start(const nd_trace_opts *opts)
         return ND_ESTATE;
     }
     size_t cap = round_pow2(opts->ring_events ? opts->ring_events : 65536);
-    if (o->rings && o->ring_cap != cap) rings_free(o); /* off, and no writer is inside */
     if (!o->rings) {
         unsigned n = nd__rt.nsched + 1;
         nd_ring *r = aligned_alloc(64, ((n * sizeof(nd_ring)) + 63) & ~(size_t)63);
@@ -226,10 +231,10 @@ int nd_trace_start(const nd_trace_opts *opts)
     uint64_t rate = opts->max_rate ? opts->max_rate : 1000000;
     uint64_t w =
         rate >= UINT64_MAX / ND__RATE_WINDOW ? UINT64_MAX : rate * ND__RATE_WINDOW / 1000000000u;
-    o->per_window = w ? w : 1;
-    o->kinds = opts->kinds;
-    o->filter_id = fid;
-    o->filter_serial = fserial;
+    atomic_store_explicit(&o->per_window, w ? w : 1, memory_order_relaxed);
+    atomic_store_explicit(&o->kinds, opts->kinds, memory_order_relaxed);
+    atomic_store_explicit(&o->filter_id, fid, memory_order_relaxed);
+    atomic_store_explicit(&o->filter_serial, fserial, memory_order_relaxed);
     atomic_store(&o->trace_on, 1);
     pthread_mutex_unlock(&o->mu);
     return 0;
@@ -439,12 +444,13 @@ static void sched_acct(nd_sched *s, uint64_t now, nd_sched_metrics *m)
     uint64_t ns[ACCT__N], since;
     uint32_t st, seq;
     do {
+        /* a seqlock without fences (ThreadSanitizer knows none): acquire loads of what the
+        ** scheduler stores with release (acct_enter in sched.c) */
         seq = atomic_load_explicit(&s->acct_seq, memory_order_acquire);
-        st = atomic_load_explicit(&s->acct_state, memory_order_relaxed);
-        since = atomic_load_explicit(&s->acct_since, memory_order_relaxed);
+        st = atomic_load_explicit(&s->acct_state, memory_order_acquire);
+        since = atomic_load_explicit(&s->acct_since, memory_order_acquire);
         for (int i = 0; i < ACCT__N; i++)
-            ns[i] = atomic_load_explicit(&s->acct_ns[i], memory_order_relaxed);
-        atomic_thread_fence(memory_order_acquire);
+            ns[i] = atomic_load_explicit(&s->acct_ns[i], memory_order_acquire);
     } while ((seq & 1) || seq != atomic_load_explicit(&s->acct_seq, memory_order_relaxed));
     if (st < ACCT__N && since && now > since) ns[st] += now - since; /* 0: not started */
     m->running_ns = ns[ACCT_RUN];

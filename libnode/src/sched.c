@@ -455,18 +455,19 @@ static inline void cpu_relax(void)
 */
 static void acct_enter(nd_sched *s, uint32_t st, uint64_t now)
 {
+    /* a seqlock: odd while it changes; release stores keep each one after the odd count and
+    ** before the even one (the reader is sched_acct in obs.c) */
     uint32_t seq = atomic_load_explicit(&s->acct_seq, memory_order_relaxed);
     atomic_store_explicit(&s->acct_seq, seq + 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
     uint32_t old = atomic_load_explicit(&s->acct_state, memory_order_relaxed);
     uint64_t since = atomic_load_explicit(&s->acct_since, memory_order_relaxed);
     if (since && now > since)
         atomic_store_explicit(&s->acct_ns[old],
                               atomic_load_explicit(&s->acct_ns[old], memory_order_relaxed) +
                                   (now - since),
-                              memory_order_relaxed);
-    atomic_store_explicit(&s->acct_state, st, memory_order_relaxed);
-    atomic_store_explicit(&s->acct_since, now, memory_order_relaxed);
+                              memory_order_release);
+    atomic_store_explicit(&s->acct_state, st, memory_order_release);
+    atomic_store_explicit(&s->acct_since, now, memory_order_release);
     atomic_store_explicit(&s->acct_seq, seq + 2, memory_order_release);
 }
 

@@ -85,13 +85,14 @@ typedef struct nd_event {
 typedef struct nd_trace_opts {
     uint32_t kinds;     /* bit (1u << ND_EV_x) per kind to record; 0 = every kind */
     term_t pid;         /* only events whose pid or peer is this local process; TERM_NONE: all */
-    size_t ring_events; /* events per ring (rounded up to a power of two); 0 = 65536 */
+    size_t ring_events; /* events per ring (a power of two, 64..16M); 0 = 65536; the rings are
+                        ** made by the first start and kept until nd_shutdown */
     uint64_t max_rate;  /* events per second per ring before it drops; 0 = 1000000 */
 } nd_trace_opts;
 
-/* Starts recording (opts may be NULL). Rings are kept from one start to the next (events not
-** drained stay) unless ring_events changes. ND_ESTATE if tracing is on or the runtime is not
-** running, ND_EINVAL for a pid that is not a live local process, ND_ENOMEM. */
+/* Starts recording (opts may be NULL). The rings are kept from one start to the next (events
+** not drained stay; a later ring_events is ignored). ND_ESTATE if tracing is on or the runtime
+** is not running, ND_EINVAL for a pid that is not a live local process, ND_ENOMEM. */
 GIRDER_API int nd_trace_start(const nd_trace_opts *opts);
 /* Stops recording: when it returns no event is being written, and the events recorded so far
 ** can be drained. ND_ESTATE if tracing was off. */
