@@ -393,8 +393,11 @@ void nd__ev(int kind, int info, term_t pid, term_t peer, uint64_t arg, uint64_t 
 void nd__ev_sched(int kind, unsigned sched, uint32_t id, uint32_t serial, uint64_t arg);
 /* A fresh trace id for a message or signal (never 0). */
 uint32_t nd__ev_tid(void);
-/* A SEND event for msg from the calling process to `to`; returns the message's trace id. */
-uint32_t nd__ev_send(term_t to, term_t msg, term_t name);
+/* The same for an event about local process p, with no peer and no reason. */
+void nd__evp(int kind, int info, const nd_proc *p, uint64_t arg, uint64_t id);
+/* A SEND event for msg from the calling process to `to` (q: its slot when local, else NULL;
+** name: the registered name it was sent to, or TERM_NONE); returns the message's trace id. */
+uint32_t nd__ev_send(const nd_proc *q, term_t to, term_t msg, term_t name);
 /* Counts one message event on the calling thread's scheduler (or the shared counters). */
 void nd__count(int which, uint64_t n);
 /* Logs one line through nd_config.log (printf format). */

@@ -22,13 +22,16 @@ typedef struct nd_ring {
     _Atomic int busy;
     atomic_flag lock;
     uint64_t win_start, win_n; /* rate window: writer only */
+    unsigned skip;             /* over the rate: events dropped before the clock is read again */
     _Atomic uint64_t recorded, dropped_full, dropped_rate;
     _Alignas(64) _Atomic uint64_t tail;
     nd_event *ev;
 } nd_ring;
 
-/* The rate limit counts events per window of 10 ms. */
+/* The rate limit counts events per window of 10 ms; past it, a ring drops the next
+** ND__RATE_SKIP events without reading the clock (half of an event's cost), then looks again. */
 #define ND__RATE_WINDOW 10000000u
+#define ND__RATE_SKIP   63
 
 static const char *const kind_names[ND_EV__COUNT] = {
     "?",           "sched_in", "sched_out", "spawn",         "exit",      "send",
@@ -46,12 +49,25 @@ static unsigned shared_ring(void)
 }
 
 /* Stamps e and writes it into ring `idx` unless the ring is full or over its rate. */
+/* A counter of a ring, written by its one writer at a time (no locked instruction). */
+static void ring_count(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 static void ring_put(nd_event *e, unsigned idx)
 {
     nd_obs *o = &nd__rt.obs;
     nd_ring *r = &o->rings[idx];
     bool shared = idx == shared_ring();
     if (shared) nd__spin_lock(&r->lock);
+    if (r->skip) { /* over the rate: nothing is written, so no need to enter */
+        r->skip--;
+        ring_count(&r->dropped_rate);
+        if (shared) nd__spin_unlock(&r->lock);
+        return;
+    }
     /* Dekker with nd_trace_stop, all seq_cst: it clears trace_on then waits for busy == 0 */
     atomic_store(&r->busy, 1);
     if (!atomic_load(&o->trace_on)) goto out;
@@ -61,19 +77,20 @@ static void ring_put(nd_event *e, unsigned idx)
         r->win_n = 0;
     }
     if (r->win_n >= atomic_load_explicit(&o->per_window, memory_order_relaxed)) {
-        atomic_fetch_add_explicit(&r->dropped_rate, 1, memory_order_relaxed);
+        ring_count(&r->dropped_rate);
+        r->skip = ND__RATE_SKIP;
         goto out;
     }
     r->win_n++;
     uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
     if (h - atomic_load_explicit(&r->tail, memory_order_acquire) >= o->ring_cap) {
-        atomic_fetch_add_explicit(&r->dropped_full, 1, memory_order_relaxed);
+        ring_count(&r->dropped_full);
         goto out;
     }
     e->ts = now;
     r->ev[h & (o->ring_cap - 1)] = *e;
     atomic_store_explicit(&r->head, h + 1, memory_order_release);
-    atomic_fetch_add_explicit(&r->recorded, 1, memory_order_relaxed);
+    ring_count(&r->recorded);
 out:
     atomic_store_explicit(&r->busy, 0, memory_order_release);
     if (shared) nd__spin_unlock(&r->lock);
@@ -86,11 +103,21 @@ static void fill_pid(nd_event *e, term_t pid, nd_ev_pid *slot, uint8_t remote_fl
     if (!term_is_pid(pid) || term_pid_get(pid, &pi) != 0) return;
     slot->id = pi.id;
     slot->serial = pi.serial;
-    if (!nd__pid_is_local(pid)) {
+    term_t me = nd_node();
+    bool local = pi.node == me ? pi.creation == nd_creation() || pi.creation == 0
+                               : pi.node == TERM_ATOM_NONODE;
+    if (!local) {
         e->info |= remote_flag;
         e->node = pi.node;
         e->creation = pi.creation;
     }
+}
+
+/* A local process's numbers, from its slot (no pid box to read: no cache miss). */
+static void fill_proc(const nd_proc *p, nd_ev_pid *slot)
+{
+    slot->id = p->id;
+    slot->serial = atomic_load_explicit(&p->serial, memory_order_relaxed);
 }
 
 static bool filter_pass(nd_obs *o, const nd_event *e)
@@ -109,31 +136,52 @@ static bool kind_on(nd_obs *o, int kind)
     return !k || (k & (1u << kind));
 }
 
+/* Fills the rest of e (kind, info, pid and peer set) and records it unless it is filtered out. */
+static void submit(nd_obs *o, nd_event *e, uint64_t arg, uint64_t id, term_t reason)
+{
+    if (!filter_pass(o, e)) return;
+    e->arg = arg;
+    e->id = id;
+    e->reason = TERM_NONE;
+    if (term_is_atom(reason) || term_is_small(reason)) {
+        e->reason = reason;
+    } else if (term_is_tuple(reason) && term_tuple_arity(reason) > 0 &&
+               term_is_atom(term_tuple_elem(reason, 0))) {
+        e->reason = term_tuple_elem(reason, 0);
+        e->info |= ND_EV_F_TAG;
+    }
+    nd_sched *s = nd__cur_sched; /* this file's functions never switch: the thread-local holds */
+    e->sched = s ? (uint16_t)s->idx : ND_EV_NO_SCHED;
+    ring_put(e, s ? s->idx : shared_ring());
+}
+
+static void ev_init(nd_event *e, int kind, int info)
+{
+    memset(e, 0, sizeof *e);
+    e->kind = (uint8_t)kind;
+    e->info = (uint8_t)info;
+    e->node = TERM_NONE;
+}
+
 void nd__ev(int kind, int info, term_t pid, term_t peer, uint64_t arg, uint64_t id, term_t reason)
 {
     nd_obs *o = &nd__rt.obs;
     if (!kind_on(o, kind)) return;
     nd_event e;
-    memset(&e, 0, sizeof e);
-    e.kind = (uint8_t)kind;
-    e.info = (uint8_t)info;
-    e.node = TERM_NONE;
+    ev_init(&e, kind, info);
     fill_pid(&e, pid, &e.pid, ND_EV_F_PID_REMOTE);
     fill_pid(&e, peer, &e.peer, ND_EV_F_PEER_REMOTE);
-    if (!filter_pass(o, &e)) return;
-    e.arg = arg;
-    e.id = id;
-    e.reason = TERM_NONE;
-    if (term_is_atom(reason) || term_is_small(reason)) {
-        e.reason = reason;
-    } else if (term_is_tuple(reason) && term_tuple_arity(reason) > 0 &&
-               term_is_atom(term_tuple_elem(reason, 0))) {
-        e.reason = term_tuple_elem(reason, 0);
-        e.info |= ND_EV_F_TAG;
-    }
-    nd_sched *s = nd__cur_sched; /* this function never switches: the thread-local is current */
-    e.sched = s ? (uint16_t)s->idx : ND_EV_NO_SCHED;
-    ring_put(&e, s ? s->idx : shared_ring());
+    submit(o, &e, arg, id, reason);
+}
+
+void nd__evp(int kind, int info, const nd_proc *p, uint64_t arg, uint64_t id)
+{
+    nd_obs *o = &nd__rt.obs;
+    if (!kind_on(o, kind)) return;
+    nd_event e;
+    ev_init(&e, kind, info);
+    fill_proc(p, &e.pid);
+    submit(o, &e, arg, id, TERM_NONE);
 }
 
 void nd__ev_sched(int kind, unsigned sched, uint32_t id, uint32_t serial, uint64_t arg)
@@ -163,13 +211,20 @@ uint32_t nd__ev_tid(void)
     return t ? t : 1;
 }
 
-uint32_t nd__ev_send(term_t to, term_t msg, term_t name)
+uint32_t nd__ev_send(const nd_proc *q, term_t to, term_t msg, term_t name)
 {
-    nd_sched *s = nd__cur_sched;
-    term_t from = s && s->current ? s->current->pid : TERM_NONE;
+    nd_obs *o = &nd__rt.obs;
     uint32_t tid = nd__ev_tid();
-    nd__ev(ND_EV_SEND, name != TERM_NONE ? ND_EV_F_NAMED : 0, from, to,
-           term_is_boxed(msg) ? term_memory(msg) : 0, tid, name);
+    if (!kind_on(o, ND_EV_SEND)) return tid;
+    nd_event e;
+    ev_init(&e, ND_EV_SEND, name != TERM_NONE ? ND_EV_F_NAMED : 0);
+    nd_sched *s = nd__cur_sched;
+    if (s && s->current) fill_proc(s->current, &e.pid);
+    if (q)
+        fill_proc(q, &e.peer);
+    else
+        fill_pid(&e, to, &e.peer, ND_EV_F_PEER_REMOTE);
+    submit(o, &e, term_is_boxed(msg) ? term_memory(msg) : 0, tid, name);
     return tid;
 }
 

@@ -1203,7 +1203,7 @@ static int send_remote(nd_proc *self, term_t to, term_t msg)
     s->payload = msg;
     if (self) s->from = term_dup(self->pid);
     if (nd__tracing())
-        s->tid = nd__ev_send(to, msg, term_is_tuple(to) ? term_tuple_elem(to, 0) : TERM_NONE);
+        s->tid = nd__ev_send(NULL, to, msg, term_is_tuple(to) ? term_tuple_elem(to, 0) : TERM_NONE);
     dist_out(s, to);
     return 0;
 }
@@ -1219,7 +1219,7 @@ int nd_send(term_t to, term_t msg)
                 nd__proc_put(q);
                 return ND_ENOMEM;
             }
-            if (nd__tracing()) s->tid = nd__ev_send(to, s->payload, TERM_NONE);
+            if (nd__tracing()) s->tid = nd__ev_send(q, to, s->payload, TERM_NONE);
             if (!nd__push(q, s)) nd__sig_free(s);
             nd__proc_put(q);
         } else if (nd__pid_is_local(to)) {
@@ -1266,7 +1266,7 @@ int nd_send(term_t to, term_t msg)
         nd__proc_put(q);
         return ND_ENOMEM;
     }
-    if (nd__tracing()) s->tid = nd__ev_send(q->pid, s->payload, name);
+    if (nd__tracing()) s->tid = nd__ev_send(q, q->pid, s->payload, name);
     if (!nd__push(q, s)) nd__sig_free(s);
     nd__proc_put(q);
     consume1(self);

@@ -59,17 +59,14 @@ int nd_receive_ex(const nd_recv *r, term_t *msg)
                                   memory_order_relaxed);
             *msg = cur->payload;
             cur->payload = TERM_NONE;
-            if (nd__tracing())
-                nd__ev(ND_EV_RECEIVE, ND_RECV_MATCHED, p->pid, TERM_NONE, scanned, cur->tid,
-                       TERM_NONE);
+            if (nd__tracing()) nd__evp(ND_EV_RECEIVE, ND_RECV_MATCHED, p, scanned, cur->tid);
             nd__sig_free(cur);
             nd__count(CNT_MSG_RECV, 1);
             if (--p->reds <= 0) nd_yield();
             return which;
         }
         if (deadline == 0 || (deadline != ND__NO_DEADLINE && nd__now() >= deadline)) {
-            if (nd__tracing())
-                nd__ev(ND_EV_RECEIVE, ND_RECV_TIMEOUT, p->pid, TERM_NONE, scanned, 0, TERM_NONE);
+            if (nd__tracing()) nd__evp(ND_EV_RECEIVE, ND_RECV_TIMEOUT, p, scanned, 0);
             if (--p->reds <= 0) nd_yield();
             return ND_ETIMEOUT;
         }

@@ -297,7 +297,7 @@ static bool prepare(nd_sched *s, nd_proc *p)
     atomic_store_explicit(&s->switches,
                           atomic_load_explicit(&s->switches, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    if (nd__tracing()) nd__ev(ND_EV_SCHED_IN, 0, p->pid, TERM_NONE, 0, 0, TERM_NONE);
+    if (nd__tracing()) nd__evp(ND_EV_SCHED_IN, 0, p, 0, 0);
     return true;
 }
 
@@ -379,7 +379,7 @@ void nd__switch_out(nd_proc *p, int why)
     if (nd__tracing()) {
         static const uint8_t out[] = {0, ND_OUT_YIELD, ND_OUT_WAIT, ND_OUT_HIBERNATE, ND_OUT_EXIT};
         int o = why == WHY_YIELD && p->reds <= 0 ? ND_OUT_BUDGET : out[why];
-        nd__ev(ND_EV_SCHED_OUT, o, p->pid, TERM_NONE, used > 0 ? (uint64_t)used : 0, 0, TERM_NONE);
+        nd__evp(ND_EV_SCHED_OUT, o, p, used > 0 ? (uint64_t)used : 0, 0);
     }
     s->prev = p;
     nd_proc *next = NULL;
