@@ -168,6 +168,7 @@ typedef struct nd_proc {
     _Atomic uint8_t mbox_policy; /* nd_mbox_policy, never ND_MBOX_DEFAULT */
     _Atomic uint8_t mbox_state;  /* MB_* */
     int32_t reds;
+    uint32_t sched_idx;        /* the scheduler it runs (or last ran) on (set by prepare) */
     _Atomic size_t held_stack; /* what the process asks the scheduler for when it switches out */
     _Atomic uint64_t total_reds;
     _Atomic term_t name;

@@ -304,57 +304,76 @@ static void demonitor_mark(nd_proc *p, term_t ref)
 ** Not inlined: it reads the scheduler thread-local directly, which is only safe in a frame that
 ** never switches stacks (a caller that did could resume on another thread).
 */
-__attribute__((noinline)) bool nd__push(nd_proc *p, nd_sig *s)
+/* The rest of nd__push for a message that makes the queue `len` long, when len passes the
+** longest queue seen or the limit. */
+static __attribute__((noinline)) bool push_msg_over(nd_proc *p, nd_sig *s, uint64_t len)
 {
-    /* Removals need no prompt attention: they wait for the next wake-up (a DEMONITOR after every
-    ** server call would otherwise wake the server a second time). Read before publishing: once
-    ** pushed, the node belongs to the receiver. */
-    bool wake = s->kind != SIG_DEMONITOR && s->kind != SIG_UNLINK_ACK;
-    bool msg = s->kind == SIG_MSG;
-    int act = MBX_QUEUE;
-    /* The messages not yet drained, for process_info: counted before the push and taken off by
-    ** the drain that takes them, both atomically, so the count is exact whenever no send is
-    ** half done (a drain that runs concurrently with senders, on another scheduler, no longer
-    ** loses counts as a reset did). With the inner queue's length (same cache line) it gives
-    ** the queue's length, checked against the longest seen and the limit. */
-    if (msg) {
-        int64_t before = atomic_fetch_add_explicit(&p->outer_msgs, 1, memory_order_acquire);
-        uint64_t len =
-            (uint64_t)(before + 1) + atomic_load_explicit(&p->nmsg, memory_order_relaxed);
-        if (ND__UNLIKELY(len > atomic_load_explicit(&p->mbox_hwm, memory_order_relaxed) ||
-                         len > atomic_load_explicit(&p->mbox_limit, memory_order_relaxed))) {
-            act = nd__mbox_over(p, len);
-            if (act == MBX_DROP) {
-                atomic_fetch_sub_explicit(&p->outer_msgs, 1, memory_order_relaxed);
-                return false;
-            }
-        }
-    } else if (s->kind == SIG_DEMONITOR) {
-        demonitor_mark(p, s->ref);
+    int act = nd__mbox_over(p, len);
+    if (act == MBX_DROP) {
+        atomic_fetch_sub_explicit(&p->outer_msgs, 1, memory_order_relaxed);
+        return false;
     }
     nd_sig *h = atomic_load_explicit(&p->outer, memory_order_relaxed);
     do {
         if (h == ND__CLOSED) return false;
         s->next = h;
     } while (!atomic_compare_exchange_weak(&p->outer, &h, s));
-    if (msg) {
-        nd_sched *cs = nd__cur_sched;
-        if (cs)
-            atomic_store_explicit(&cs->cnt[CNT_MSG_IN],
-                                  atomic_load_explicit(&cs->cnt[CNT_MSG_IN], memory_order_relaxed) +
-                                      1,
-                                  memory_order_relaxed);
-        else
-            atomic_fetch_add_explicit(&nd__rt.obs.fcnt[CNT_MSG_IN], 1, memory_order_relaxed);
-    }
-    if (wake) nd__make_runnable(p);
-    if (ND__UNLIKELY(act == MBX_KILL)) {
+    nd__count(CNT_MSG_IN, 1);
+    nd__make_runnable(p);
+    if (act == MBX_KILL) {
         nd_sig *k = nd__sig_new(SIG_KILL);
         if (k) {
             k->payload = nd__a_mailbox_overflow;
             if (!nd__push(p, k)) nd__sig_free(k);
         }
     }
+    return true;
+}
+
+/*
+** Not inlined: it reads the scheduler thread-local directly, which is only safe in a frame that
+** never switches stacks (a caller that did could resume on another thread).
+*/
+__attribute__((noinline)) bool nd__push(nd_proc *p, nd_sig *s)
+{
+    if (s->kind == SIG_MSG) {
+        /* The messages not yet drained, for process_info: counted before the push and taken
+        ** off by the drain that takes them, both atomically. With the inner queue's length
+        ** (same cache line) it gives the queue's length, checked against the longest seen and
+        ** the limit (acquire: pairs with the drain's release, see nd__drain). */
+        int64_t before = atomic_fetch_add_explicit(&p->outer_msgs, 1, memory_order_acquire);
+        uint64_t len =
+            (uint64_t)(before + 1) + atomic_load_explicit(&p->nmsg, memory_order_relaxed);
+        if (ND__UNLIKELY(len > atomic_load_explicit(&p->mbox_hwm, memory_order_relaxed) ||
+                         len > atomic_load_explicit(&p->mbox_limit, memory_order_relaxed)))
+            return push_msg_over(p, s, len);
+        nd_sig *h = atomic_load_explicit(&p->outer, memory_order_relaxed);
+        do {
+            if (h == ND__CLOSED) return false;
+            s->next = h;
+        } while (!atomic_compare_exchange_weak(&p->outer, &h, s));
+        nd_sched *cs = nd__cur_sched;
+        if (ND__LIKELY(cs != NULL))
+            atomic_store_explicit(&cs->cnt[CNT_MSG_IN],
+                                  atomic_load_explicit(&cs->cnt[CNT_MSG_IN], memory_order_relaxed) +
+                                      1,
+                                  memory_order_relaxed);
+        else
+            atomic_fetch_add_explicit(&nd__rt.obs.fcnt[CNT_MSG_IN], 1, memory_order_relaxed);
+        nd__make_runnable(p);
+        return true;
+    }
+    /* Removals need no prompt attention: they wait for the next wake-up (a DEMONITOR after every
+    ** server call would otherwise wake the server a second time). Read before publishing: once
+    ** pushed, the node belongs to the receiver. */
+    bool wake = s->kind != SIG_DEMONITOR && s->kind != SIG_UNLINK_ACK;
+    if (s->kind == SIG_DEMONITOR) demonitor_mark(p, s->ref);
+    nd_sig *h = atomic_load_explicit(&p->outer, memory_order_relaxed);
+    do {
+        if (h == ND__CLOSED) return false;
+        s->next = h;
+    } while (!atomic_compare_exchange_weak(&p->outer, &h, s));
+    if (wake) nd__make_runnable(p);
     return true;
 }
 

@@ -61,7 +61,14 @@ int nd_receive_ex(const nd_recv *r, term_t *msg)
             cur->payload = TERM_NONE;
             if (nd__tracing()) nd__evp(ND_EV_RECEIVE, ND_RECV_MATCHED, p, scanned, cur->tid);
             nd__sig_free(cur);
-            nd__count(CNT_MSG_RECV, 1);
+            {
+                /* counted on the scheduler p runs on (no thread-local: p may have moved) */
+                nd_sched *rs = &nd__rt.scheds[p->sched_idx];
+                atomic_store_explicit(
+                    &rs->cnt[CNT_MSG_RECV],
+                    atomic_load_explicit(&rs->cnt[CNT_MSG_RECV], memory_order_relaxed) + 1,
+                    memory_order_relaxed);
+            }
             if (--p->reds <= 0) nd_yield();
             return which;
         }

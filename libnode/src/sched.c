@@ -288,6 +288,7 @@ static bool prepare(nd_sched *s, nd_proc *p)
         nd__ctx_make(&p->ctx, st->lo, st->size, nd__proc_start, p);
     }
     s->current = p;
+    p->sched_idx = s->idx;
     atomic_store_explicit(&s->cur_serial, atomic_load_explicit(&p->serial, memory_order_relaxed),
                           memory_order_relaxed);
     atomic_store_explicit(&s->cur_id, p->id, memory_order_relaxed);
