@@ -36,7 +36,7 @@ typedef struct nd_ring {
 static const char *const kind_names[ND_EV__COUNT] = {
     "?",           "sched_in", "sched_out", "spawn",         "exit",      "send",
     "receive",     "link",     "unlink",    "monitor",       "demonitor", "down",
-    "exit_signal", "timer",    "steal",     "long_schedule", "mailbox"};
+    "exit_signal", "timer",    "steal",     "long_schedule", "mailbox",   "busy_dist"};
 
 const char *nd_event_kind_name(unsigned kind)
 {
@@ -198,6 +198,18 @@ void nd__ev_sched(int kind, unsigned sched, uint32_t id, uint32_t serial, uint64
     e.arg = arg;
     if (!filter_pass(o, &e)) return;
     ring_put(&e, shared_ring());
+}
+
+void nd_trace_busy_dist(term_t node, uint64_t queued_bytes)
+{
+    nd_obs *o = &nd__rt.obs;
+    if (!nd__tracing() || !kind_on(o, ND_EV_BUSY_DIST)) return;
+    nd_event e;
+    ev_init(&e, ND_EV_BUSY_DIST, 0);
+    nd_sched *s = nd__cur_sched;
+    if (s && s->current) fill_proc(s->current, &e.pid);
+    if (term_is_atom(node)) e.node = node;
+    submit(o, &e, queued_bytes, 0, TERM_NONE);
 }
 
 uint32_t nd__ev_tid(void)

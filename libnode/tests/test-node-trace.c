@@ -1,5 +1,6 @@
 /* Tests: trace events — a scripted workload's exact events in causal order, limits, filters. */
 #include "nd_test.h"
+#include <girder/node_dist.h>
 #include <girder/node_obs.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -469,6 +470,39 @@ static void test_long_schedule(void **state)
     assert_true(evs[0].pid.id != 0);
 }
 
+/* ---------------------------------------------------------------- the distribution layer's */
+
+static void busy_sender(void *arg)
+{
+    (void)arg;
+    nd_trace_busy_dist(A("far@away"), 9000000);
+}
+
+static void test_busy_dist(void **state)
+{
+    nd_trace_busy_dist(A("far@away"), 1); /* off: nothing */
+    assert_int_equal(nd_trace_start(NULL), 0);
+    nd_test_run(busy_sender, NULL, "normal");
+    nd_trace_busy_dist(A("far@away"), 5); /* from a thread that is not a process */
+    assert_int_equal(nd_trace_stop(), 0);
+    size_t n = drain_all(), k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (evs[i].kind != ND_EV_BUSY_DIST) continue;
+        assert_true(evs[i].node == A("far@away"));
+        if (k++ == 0) {
+            assert_int_equal(evs[i].arg, 9000000);
+            assert_true(evs[i].pid.id != 0 && evs[i].sched < 2);
+        } else {
+            assert_int_equal(evs[i].arg, 5);
+            assert_true(evs[i].pid.id == 0 && evs[i].sched == ND_EV_NO_SCHED);
+        }
+    }
+    assert_int_equal(k, 2);
+    assert_true(strcmp(nd_event_kind_name(ND_EV_BUSY_DIST), "busy_dist") == 0);
+    assert_true(strcmp(nd_event_kind_name(ND_EV_SEND), "send") == 0);
+    assert_true(strcmp(nd_event_kind_name(99), "?") == 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +515,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exit_signal, nd_test_setup, nd_test_teardown),
         cmocka_unit_test_setup_teardown(test_steal, nd_test_setup, nd_test_teardown),
         cmocka_unit_test_setup_teardown(test_long_schedule, setup_long, nd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_busy_dist, nd_test_setup, nd_test_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,6 +46,8 @@ typedef enum nd_ev_kind {
     ND_EV_STEAL,         /* sched took arg processes from scheduler `id` */
     ND_EV_LONG_SCHEDULE, /* pid has run arg ns on sched without calling the runtime */
     ND_EV_MAILBOX,       /* pid's mailbox passed its limit: arg = its length, info = policy */
+    ND_EV_BUSY_DIST,     /* pid (or none) found the connection to `node` busy: arg = bytes queued
+                         ** (recorded by the distribution layer, nd_trace_busy_dist) */
     ND_EV__COUNT
 } nd_ev_kind;
 
