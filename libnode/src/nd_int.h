@@ -253,6 +253,7 @@ typedef struct nd_sched {
     _Atomic uint64_t acct_since; /* when acct_state began */
     _Atomic uint64_t acct_ns[ACCT__N];
     uint32_t tid_next; /* trace ids of messages sent on this scheduler */
+    unsigned tick;     /* passes through the loop (the global queue's turn) */
 } nd_sched;
 
 extern _Thread_local nd_sched *nd__cur_sched;

@@ -510,7 +510,11 @@ static void *sched_main(void *arg)
             uint64_t now = nd__now();
             if (now >= nt) nd__timers_fire(now);
         }
-        nd_proc *p = rq_pop(&s->rq);
+        /* The global queue goes first at every fourth pass: a process that keeps its own queue
+        ** busy (a yield loop) would otherwise starve everything there, for ever on a node with
+        ** one scheduler. */
+        nd_proc *p = (++s->tick & 3) == 0 ? gq_pop() : NULL;
+        if (!p) p = rq_pop(&s->rq);
         if (!p) p = gq_pop();
         if (!p) p = steal(s);
         if (p) {
