@@ -300,10 +300,6 @@ static void demonitor_mark(nd_proc *p, term_t ref)
     nd__spin_unlock(&p->lock);
 }
 
-/*
-** Not inlined: it reads the scheduler thread-local directly, which is only safe in a frame that
-** never switches stacks (a caller that did could resume on another thread).
-*/
 /* The rest of nd__push for a message that makes the queue `len` long, when len passes the
 ** longest queue seen or the limit. */
 static __attribute__((noinline)) bool push_msg_over(nd_proc *p, nd_sig *s, uint64_t len)
