@@ -231,6 +231,11 @@ static void test_ring_full(void **state)
     nd_test_run(sender, (void *)10, "normal");
     assert_int_equal(nd_trace_stop(), 0);
     assert_int_equal(drain_all(), 10);
+    /* a drain consumes; the counts run on from the first start */
+    assert_int_equal(nd_trace_drain(evs, MAXEV), 0);
+    nd_trace_stats_get(&st);
+    assert_int_equal(st.recorded, 64 + 10);
+    assert_int_equal(st.dropped_full, 1000 - 64);
 }
 
 static void test_rate(void **state)

@@ -11,7 +11,8 @@ extern "C" {
 /*
 ** Applications use girder/node.h; this header is for the tools that watch a node (the control
 ** API, `girder top`, `girder trace`). Both halves may be used from any thread, a non-process
-** thread included.
+** thread included, between nd_init and nd_shutdown: a tool's thread must stop calling them
+** before nd_shutdown, which frees what they read. docs/observability.md states the contract.
 */
 
 /* ---------------------------------------------------------------- trace events */
@@ -101,7 +102,8 @@ GIRDER_API int nd_trace_start(const nd_trace_opts *opts);
 GIRDER_API int nd_trace_stop(void);
 /*
 ** Moves up to max recorded events into out, in timestamp order within the call, and returns
-** how many. Callable while tracing runs, from any thread (calls are serialized). A scheduler's
+** how many. Callable while tracing runs, from any thread (calls are serialized); it never
+** blocks a scheduler. Draining consumes: each event goes to one call only. A scheduler's
 ** event stamped just before a drain may arrive in the next one, after later events of other
 ** schedulers: sort by ts when the whole capture is wanted in order.
 */
@@ -111,7 +113,7 @@ typedef struct nd_trace_stats {
     bool on;
     unsigned rings;                      /* schedulers + 1 */
     size_t ring_events;                  /* capacity of each */
-    uint64_t recorded;                   /* events written */
+    uint64_t recorded;                   /* events written (all counts: since the first start) */
     uint64_t dropped_full, dropped_rate; /* events lost: a ring was full; past max_rate */
 } nd_trace_stats;
 GIRDER_API void nd_trace_stats_get(nd_trace_stats *st);
