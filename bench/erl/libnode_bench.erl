@@ -1,6 +1,7 @@
 %% Erlang side of libnode's benchmarks: each function prints one number (see bench/bench-*.c).
 -module(libnode_bench).
 -export([ring/2, spawn_exit/1, idle_memory/1, call_latency/1, best/2]).
+-export([trace_overhead/2, mailbox_memory/1]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
 %% Each throughput/latency benchmark runs 3 times and prints the best run (the C side does
@@ -81,3 +82,32 @@ call_n(P, K) -> pong = gen_server:call(P, ping), call_n(P, K - 1).
 init([]) -> {ok, 0}.
 handle_call(ping, _From, S) -> {reply, pong, S}.
 handle_cast(_, S) -> {noreply, S}.
+
+%% The ring with and without tracing (send, 'receive', running, procs of every process it
+%% spawns, to a tracer process that discards), alternately, best of 3 each; prints how many
+%% times slower the traced ring runs.
+trace_overhead(N, Laps) ->
+    Runs = [begin
+                Off = ring1(N, Laps),
+                Tracer = spawn(fun tracer/0),
+                erlang:trace(new_processes, true, [send, 'receive', running, procs,
+                                                   {tracer, Tracer}]),
+                On = ring1(N, Laps),
+                erlang:trace(new_processes, false, [all]),
+                exit(Tracer, kill),
+                {Off, On}
+            end || _ <- lists:seq(1, 3)],
+    BestOff = lists:max([Off || {Off, _} <- Runs]),
+    BestOn = lists:max([On || {_, On} <- Runs]),
+    io:format("~f~n", [BestOff / BestOn]).
+
+tracer() -> receive _ -> tracer() end.
+
+%% Bytes a process's memory grows by per queued {msg, I} (process_info(P, memory)).
+mailbox_memory(N) ->
+    P = spawn(fun() -> receive stop -> ok end end),
+    {memory, M0} = process_info(P, memory),
+    [P ! {msg, I} || I <- lists:seq(1, N)],
+    {memory, M1} = process_info(P, memory),
+    exit(P, kill),
+    io:format("~f~n", [(M1 - M0) / N]).

@@ -1,6 +1,7 @@
 /* Built-in functions (erlang:node/0, processes/0, process_info/2, ...) answered for rpc callers. */
 #include "kernel.h"
 
+#include <girder/node_obs.h>
 #include <girder_deadline.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -248,13 +249,52 @@ static term_t since(uint64_t total, _Atomic uint64_t *last)
     return term_tuplev(2, term_uint(total), term_uint(total >= prev ? total - prev : 0));
 }
 
+/* statistics/1 keys answered from libnode's metrics (interned by dist__builtins_export). */
+static term_t a_run_queue, a_total_run_queue_lengths, a_total_run_queue_lengths_all,
+    a_scheduler_wall_time, a_scheduler_wall_time_all;
+
+/*
+** The run queues' total (Erlang's run_queue and total_run_queue_lengths[_all]: processes ready
+** to run, here the schedulers' own queues and the global one), or scheduler_wall_time[_all]:
+** [{SchedulerId, ActiveTime, TotalTime}] in nanoseconds, active being the time spent running
+** processes (not spinning, not parked). Girder measures this always, so it answers without
+** erlang:system_flag(scheduler_wall_time, true), and has no dirty schedulers to add for _all.
+*/
+static int metrics_stat(term_t k, term_t *res)
+{
+    nd_metrics m;
+    if (nd_metrics_get(&m) != 0) {
+        *res = KA(badarg);
+        return DIST_ERROR;
+    }
+    if (k == a_scheduler_wall_time || k == a_scheduler_wall_time_all) {
+        term_t l = TERM_NIL;
+        for (unsigned i = m.schedulers; i-- > 0;) {
+            const nd_sched_metrics *s = &m.sched[i];
+            l = term_cons(term_tuplev(3, term_int((int64_t)i + 1), term_uint(s->running_ns),
+                                      term_uint(s->running_ns + s->spinning_ns + s->idle_ns)),
+                          l);
+        }
+        *res = l;
+    } else {
+        uint64_t n = m.global_run_queue;
+        for (unsigned i = 0; i < m.schedulers; i++) n += m.sched[i].run_queue;
+        *res = term_uint(n);
+    }
+    nd_metrics_free(&m);
+    return DIST_RETURN;
+}
+
 /* statistics/1: wall_clock, runtime and reductions as {Total, SinceLastCall} (milliseconds,
-** milliseconds of CPU, reductions of every process), context_switches as {N, 0}; other keys
-** badarg. */
+** milliseconds of CPU, reductions of every process), context_switches as {N, 0}, the run
+** queues and scheduler_wall_time (metrics_stat); other keys badarg. */
 static int bi_statistics(void *ud, term_t args, term_t *res)
 {
     (void)ud;
     term_t k = term_hd(args);
+    if (k == a_run_queue || k == a_total_run_queue_lengths || k == a_total_run_queue_lengths_all ||
+        k == a_scheduler_wall_time || k == a_scheduler_wall_time_all)
+        return metrics_stat(k, res);
     nd_stats st;
     nd_get_stats(&st);
     if (k == KA(wall_clock)) {
@@ -342,6 +382,11 @@ static int bi_spawn(void *ud, term_t args, term_t *res)
 void dist__builtins_export(void)
 {
     term_t e = KA(erlang);
+    a_run_queue = term_atom("run_queue");
+    a_total_run_queue_lengths = term_atom("total_run_queue_lengths");
+    a_total_run_queue_lengths_all = term_atom("total_run_queue_lengths_all");
+    a_scheduler_wall_time = term_atom("scheduler_wall_time");
+    a_scheduler_wall_time_all = term_atom("scheduler_wall_time_all");
     dist_export(e, KA(node), 0, bi_node, NULL);
     dist_export(e, KA(nodes), 0, bi_nodes, NULL);
     dist_export(e, KA(nodes), 1, bi_nodes, NULL);

@@ -129,13 +129,11 @@ void nd__alias_send(term_t alias, term_t msg)
         term_free(msg);
         return;
     }
-    nd_sig *s = nd__sig_new(SIG_MSG);
+    nd_sig *s = nd__msg_new(msg);
     if (!s) {
-        term_free(msg);
         nd__proc_put(q);
         return;
     }
-    s->payload = msg;
     if (!nd__push(q, s)) nd__sig_free(s);
     nd__proc_put(q);
 }

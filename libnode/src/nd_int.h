@@ -4,8 +4,10 @@
 
 #include <girder/node.h>
 #include <girder/node_dist.h>
+#include <girder/node_obs.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,22 +79,36 @@ enum {
     SIG_MONITOR,
     SIG_DEMONITOR,
     SIG_DOWN,
-    SIG_MON_ADOPT /* local only: from = target, ref = the monitor's reference (nd_monitor_adopt) */
+    SIG_MON_ADOPT, /* local only: from = target, ref = the monitor's reference (nd_monitor_adopt) */
+    SIG_KILL       /* local only: an untrappable exit with reason payload (mailbox_overflow) */
 };
 
-/* A queue node: a message or another signal. Terms are owned by the node. */
+/*
+** A queue node: a message or another signal. Terms are owned by the node. A message queued for a
+** local process is a compact node (nd__msg_new): only the fields up to `payload` exist, so that
+** a small queued message costs a 24-byte node beside its term. Every other node (signals, and
+** messages on their way to another node, which carry `from`) is a full one (nd__sig_new), marked
+** by `full`; a full signal turned into a message in place stays full.
+*/
 typedef struct nd_sig {
     struct nd_sig *next;
-    uint32_t kind;
-    uint32_t pad;
+    uint8_t kind;
+    uint8_t full; /* the fields after payload exist */
+    uint16_t pad;
+    uint32_t tid;   /* trace id of the message or signal (0: untraced) */
     term_t payload; /* message or reason */
-    term_t from;    /* sender pid (not for MSG) */
-    term_t ref;     /* monitor ref */
-    term_t item;    /* SIG_MONITOR: what the DOWN should name (pid or {Name, Node}) */
-    uint64_t id;    /* unlink id */
+    /* ---- full nodes only ---- */
+    term_t from; /* sender pid (not for local messages) */
+    term_t ref;  /* monitor ref */
+    term_t item; /* SIG_MONITOR: what the DOWN should name (pid or {Name, Node}) */
+    uint64_t id; /* unlink id */
 } nd_sig;
 
+#define ND__MSG_NODE offsetof(nd_sig, from)
+
 nd_sig *nd__sig_new(uint32_t kind);
+/* A compact message node holding msg (consumed; on ENOMEM msg is freed and NULL returned). */
+nd_sig *nd__msg_new(term_t msg);
 void nd__sig_free(nd_sig *s);
 void nd__sig_cache_drain(void);
 
@@ -101,6 +117,7 @@ enum { REL_LINK = 1, REL_MON, REL_MONBY };
 typedef struct nd_rel {
     struct nd_rel *next;
     uint8_t type;
+    uint8_t gone; /* REL_MONBY: a DEMONITOR for it is queued (set by its sender under `lock`) */
     uint64_t unlinking; /* REL_LINK: 0 = active, else the unlink id in flight */
     term_t pid;         /* the other process */
     term_t ref;         /* monitors */
@@ -111,6 +128,8 @@ typedef struct nd_rel {
 
 enum { PS_FREE = 0, PS_RUNNING, PS_RUNNABLE, PS_WAITING, PS_EXITING };
 enum { PF_TRAP = 1, PF_HAS_MARK = 2, PF_STARTED = 4 };
+/* mbox_state bits: the limit's line was logged; the overflow kill was sent. */
+enum { MB_REPORTED = 1, MB_KILLING = 2 };
 
 /* A timer: receive timeout (embedded in a process) or send_after. */
 typedef struct nd_tmr {
@@ -126,24 +145,31 @@ enum { TMR_RECV = 1, TMR_SEND };
 struct nd_waiter;
 
 typedef struct nd_proc {
+    /* first cache line: what a sender touches */
     _Atomic uint32_t refs;  /* 1 while alive + one per sender holding it; slot freed at 0 */
     _Atomic uint32_t state; /* PS_* */
     _Atomic uint32_t serial;
     uint32_t id;
     term_t pid;
-    _Atomic(nd_sig *) outer;    /* senders push here (LIFO); ND__CLOSED once dead */
-    _Atomic int64_t outer_msgs; /* messages waiting in outer (process_info; see nd__push) */
+    _Atomic(nd_sig *) outer;     /* senders push here (LIFO); ND__CLOSED once dead */
+    _Atomic int64_t outer_msgs;  /* messages waiting in outer (process_info; see nd__push) */
+    _Atomic size_t nmsg;         /* messages in the inner queue (written by the owner only) */
+    _Atomic uint32_t mbox_limit; /* passing it applies mbox_policy; UINT32_MAX: no limit */
+    _Atomic uint32_t mbox_hwm;   /* the longest queue a sender has seen */
+    /* the rest: the owner's */
     nd_sig *in_head, *in_tail, *mark;
-    nd_sig *pending; /* drained signals not yet handled (kept for the exit path) */
-    size_t inner_len;
-    _Atomic size_t nmsg; /* inner_len published (relaxed) for introspection */
+    nd_sig *pending;               /* drained signals not yet handled (kept for the exit path) */
+    _Atomic uint64_t mbox_dropped; /* messages discarded by ND_MBOX_DROP_NEWEST */
     nd_rel *rels;
     atomic_flag lock; /* guards rels for introspection */
     uint8_t flags;    /* owner-only PF_* */
     uint8_t why;
     _Atomic bool trap;
-    _Atomic size_t held_stack; /* what the process asks the scheduler for when it switches out */
+    _Atomic uint8_t mbox_policy; /* nd_mbox_policy, never ND_MBOX_DEFAULT */
+    _Atomic uint8_t mbox_state;  /* MB_* */
     int32_t reds;
+    uint32_t sched_idx;        /* the scheduler it runs (or last ran) on (set by prepare) */
+    _Atomic size_t held_stack; /* what the process asks the scheduler for when it switches out */
     _Atomic uint64_t total_reds;
     _Atomic term_t name;
     term_t reason;
@@ -189,6 +215,11 @@ void nd__inner_append(nd_proc *p, nd_sig *s);
 
 /* ================================================================ schedulers (sched.c) */
 
+/* Message counters (metrics): put in a local mailbox, handed to distribution, made from a
+** signal (an 'EXIT' or 'DOWN' message), taken by receive, discarded unread at exit. */
+enum { CNT_MSG_IN, CNT_MSG_REMOTE, CNT_MSG_CONV, CNT_MSG_RECV, CNT_MSG_DISCARD, CNT__N };
+enum { ACCT_RUN, ACCT_SPIN, ACCT_IDLE, ACCT__N };
+
 #define ND__RQ_SIZE 256
 typedef struct nd_runq {
     _Atomic uint32_t head, tail;
@@ -214,6 +245,15 @@ typedef struct nd_sched {
     _Atomic uint64_t switches, steals;   /* written by this scheduler only (relaxed) */
     _Atomic uint64_t reds;               /* reductions its processes used (same rule) */
     uint64_t rng;
+    _Atomic uint64_t cnt[CNT__N]; /* message counters (same rule) */
+    /* where its time goes (metrics): written by this scheduler at each change of state, under
+    ** a sequence count (odd while it changes) so that readers see a consistent set */
+    _Atomic uint32_t acct_seq;
+    _Atomic uint32_t acct_state; /* ACCT_* */
+    _Atomic uint64_t acct_since; /* when acct_state began */
+    _Atomic uint64_t acct_ns[ACCT__N];
+    uint32_t tid_next; /* trace ids of messages sent on this scheduler */
+    unsigned tick;     /* passes through the loop (the global queue's turn) */
 } nd_sched;
 
 /* libnode's thread-locals are few and small: the initial-exec model keeps each access one
@@ -266,6 +306,30 @@ struct nd_waiter {
     term_t reason;
 };
 
+/* ================================================================ observability (obs.c) */
+
+struct nd_ring;
+
+typedef struct nd_obs {
+    /* read on every traced point: a line of its own, written only by nd_trace_start/stop */
+    _Alignas(64) _Atomic int trace_on;
+    _Atomic uint32_t kinds;                    /* ND_EV_x bits; 0 = all */
+    _Atomic uint32_t filter_id, filter_serial; /* a local pid, or 0 */
+    _Atomic uint64_t per_window;               /* events a ring may record per rate window */
+    /* allocated by the first nd_trace_start, freed at shutdown: a writer that still believes
+    ** tracing is on never finds them gone */
+    struct nd_ring *rings; /* nsched + 1: the last is shared by other threads */
+    size_t ring_cap;
+    /* written from anywhere, rarely */
+    _Alignas(64) _Atomic uint64_t fcnt[CNT__N]; /* message counters of non-scheduler threads */
+    _Atomic uint64_t dropped, mbox_reports, mbox_kills;
+    _Atomic uint64_t stack_bytes; /* stacks mapped (stack.c) */
+    _Atomic uint32_t ftid;        /* trace ids of messages sent by non-scheduler threads */
+    _Atomic int trim_wanted;      /* a large mailbox was freed: the watchdog returns memory */
+    pthread_mutex_t mu;           /* serializes start/stop/drain */
+    uint64_t t0;                  /* when the runtime started */
+} nd_obs;
+
 typedef struct nd_runtime {
     nd_config cfg;
     const nd_platform *plat;
@@ -300,6 +364,7 @@ typedef struct nd_runtime {
     _Atomic uint64_t st_long, st_spawns, st_exits;
     pthread_t watchdog;
     nd_parker *watchdog_parker;
+    nd_obs obs;
 } nd_runtime;
 
 extern nd_runtime nd__rt;
@@ -311,7 +376,7 @@ extern term_t nd__a_normal, nd__a_kill, nd__a_killed, nd__a_noproc, nd__a_EXIT, 
     nd__a_process, nd__a_stack_overflow, nd__a_badmatch, nd__a_shutdown, nd__a_undefined,
     nd__a_gen_call, nd__a_gen_cast, nd__a_noconnection, nd__a_timeout, nd__a_ok, nd__a_error,
     nd__a_worker, nd__a_supervisor, nd__a_specs, nd__a_active, nd__a_supervisors, nd__a_workers,
-    nd__a_restarting, nd__a_ignore, nd__a_infinity, nd__a_calling_self;
+    nd__a_restarting, nd__a_ignore, nd__a_infinity, nd__a_calling_self, nd__a_mailbox_overflow;
 
 void nd__srv_atoms(void);
 void nd__sup_atoms(void);
@@ -320,6 +385,42 @@ void nd__spin_unlock(atomic_flag *f);
 
 /* Builds {'EXIT', From, Reason} etc.; consume their term arguments. */
 term_t nd__exit_msg(term_t from, term_t reason);
+
+/* ---------------------------------------------------------------- observability */
+
+static inline bool nd__tracing(void)
+{
+    /* acquire (a plain load on x86): what nd_trace_start set up is visible after it */
+    return ND__UNLIKELY(atomic_load_explicit(&nd__rt.obs.trace_on, memory_order_acquire));
+}
+/* Records one event (call only when nd__tracing()). pid, peer: pid terms (or anything else for
+** none), borrowed. reason: any term (reduced to an immediate). */
+void nd__ev(int kind, int info, term_t pid, term_t peer, uint64_t arg, uint64_t id, term_t reason);
+/* The same for an event whose subject is a local process known by its numbers (the watchdog). */
+void nd__ev_sched(int kind, unsigned sched, uint32_t id, uint32_t serial, uint64_t arg);
+/* A fresh trace id for a message or signal (never 0). */
+uint32_t nd__ev_tid(void);
+/* The same for an event about local process p, with no peer and no reason. */
+void nd__evp(int kind, int info, const nd_proc *p, uint64_t arg, uint64_t id);
+/* A SEND event for msg from the calling process to `to` (q: its slot when local, else NULL;
+** name: the registered name it was sent to, or TERM_NONE); returns the message's trace id. */
+uint32_t nd__ev_send(const nd_proc *q, term_t to, term_t msg, term_t name);
+/* Counts one message event on the calling thread's scheduler (or the shared counters). */
+void nd__count(int which, uint64_t n);
+/* Logs one line through nd_config.log (printf format). */
+void nd__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Applies p's mailbox limit to a message that makes its queue `len` long (nd__push). Returns
+** MBX_QUEUE, MBX_DROP (do not queue it) or MBX_KILL (queue it, then send the overflow kill). */
+enum { MBX_QUEUE = 0, MBX_DROP, MBX_KILL };
+int nd__mbox_over(nd_proc *p, uint64_t len);
+/* An exit that frees at least this many queued messages asks the watchdog to return memory. */
+#define ND__TRIM_AFTER 65536
+/* The node-wide mailbox default as a per-process limit (UINT32_MAX: none). */
+uint32_t nd__mbox_limit_of(size_t limit);
+void nd__obs_init(void);
+void nd__obs_destroy(void);
+/* The watchdog's periodic work for observability: returning freed memory. */
+void nd__obs_tick(void);
 
 /* Runs fn(ctx) inside a temporary process when called from outside one. */
 int nd__in_process(nd_entry_fn fn, void *ctx, int64_t timeout_ms);

@@ -18,48 +18,83 @@ void nd__spin_unlock(atomic_flag *f)
     atomic_flag_clear_explicit(f, memory_order_release);
 }
 
-/* Signal nodes are recycled through a small per-thread cache: a node freed by the receiver's
-** thread is reused by the next send from that thread (the ring and call paths stay off malloc). */
+/* Queue nodes are recycled through two small per-thread caches, one per node size: a node freed
+** by the receiver's thread is reused by the next send from that thread (the ring and call paths
+** stay off malloc). */
 #define ND__SIG_CACHE 512
-static ND__TLS nd_sig *sig_cache;
-static ND__TLS unsigned sig_cached;
+typedef struct sig_cache {
+    nd_sig *head;
+    unsigned n;
+} sig_cache;
+static ND__TLS sig_cache caches[2]; /* [0] compact message nodes, [1] full nodes */
 
 void nd__sig_cache_drain(void)
 {
-    while (sig_cache) {
-        nd_sig *s = sig_cache;
-        sig_cache = s->next;
-        free(s);
+    for (int i = 0; i < 2; i++) {
+        while (caches[i].head) {
+            nd_sig *s = caches[i].head;
+            caches[i].head = s->next;
+            free(s);
+        }
+        caches[i].n = 0;
     }
-    sig_cached = 0;
+}
+
+static nd_sig *node_alloc(int full)
+{
+    sig_cache *c = &caches[full];
+    nd_sig *s = c->head;
+    if (s) {
+        c->head = s->next;
+        c->n--;
+        return s;
+    }
+    return malloc(full ? sizeof(nd_sig) : ND__MSG_NODE);
 }
 
 nd_sig *nd__sig_new(uint32_t kind)
 {
-    nd_sig *s = sig_cache;
-    if (s) {
-        sig_cache = s->next;
-        sig_cached--;
-    } else if (!(s = malloc(sizeof *s))) {
+    nd_sig *s = node_alloc(1);
+    if (!s) return NULL;
+    s->next = NULL;
+    s->kind = (uint8_t)kind;
+    s->full = 1;
+    s->pad = 0;
+    s->tid = 0;
+    s->payload = s->from = s->ref = s->item = TERM_NONE;
+    s->id = 0;
+    return s;
+}
+
+nd_sig *nd__msg_new(term_t msg)
+{
+    nd_sig *s = node_alloc(0);
+    if (!s) {
+        term_free(msg);
         return NULL;
     }
     s->next = NULL;
-    s->kind = kind;
-    s->payload = s->from = s->ref = s->item = TERM_NONE;
-    s->id = 0;
+    s->kind = SIG_MSG;
+    s->full = 0;
+    s->pad = 0;
+    s->tid = 0;
+    s->payload = msg;
     return s;
 }
 
 void nd__sig_free(nd_sig *s)
 {
     term_free(s->payload);
-    term_free(s->from);
-    term_free(s->ref);
-    term_free(s->item);
-    if (sig_cached < ND__SIG_CACHE && nd__cur_sched) {
-        s->next = sig_cache;
-        sig_cache = s;
-        sig_cached++;
+    if (s->full) {
+        term_free(s->from);
+        term_free(s->ref);
+        term_free(s->item);
+    }
+    sig_cache *c = &caches[s->full];
+    if (c->n < ND__SIG_CACHE && nd__cur_sched) {
+        s->next = c->head;
+        c->head = s;
+        c->n++;
         return;
     }
     free(s);
@@ -248,17 +283,87 @@ size_t nd_process_count(void)
 
 /* ================================================================ queues */
 
-bool nd__push(nd_proc *p, nd_sig *s)
+/*
+** A demonitor takes effect in the monitored process's state at once, even while it waits: its
+** sender marks the monitored-by entry gone (under the lock introspection takes), so
+** process_info stops listing it now, and its exit sends no DOWN for it. The owner removes the
+** entry when it handles the signal.
+*/
+static void demonitor_mark(nd_proc *p, term_t ref)
 {
+    nd__spin_lock(&p->lock);
+    for (nd_rel *r = p->rels; r; r = r->next)
+        if (r->type == REL_MONBY && term_equal(r->ref, ref)) {
+            r->gone = 1;
+            break;
+        }
+    nd__spin_unlock(&p->lock);
+}
+
+/* The rest of nd__push for a message that makes the queue `len` long, when len passes the
+** longest queue seen or the limit. */
+static __attribute__((noinline)) bool push_msg_over(nd_proc *p, nd_sig *s, uint64_t len)
+{
+    int act = nd__mbox_over(p, len);
+    if (act == MBX_DROP) {
+        atomic_fetch_sub_explicit(&p->outer_msgs, 1, memory_order_relaxed);
+        return false;
+    }
+    nd_sig *h = atomic_load_explicit(&p->outer, memory_order_relaxed);
+    do {
+        if (h == ND__CLOSED) return false;
+        s->next = h;
+    } while (!atomic_compare_exchange_weak(&p->outer, &h, s));
+    nd__count(CNT_MSG_IN, 1);
+    nd__make_runnable(p);
+    if (act == MBX_KILL) {
+        nd_sig *k = nd__sig_new(SIG_KILL);
+        if (k) {
+            k->payload = nd__a_mailbox_overflow;
+            if (!nd__push(p, k)) nd__sig_free(k);
+        }
+    }
+    return true;
+}
+
+/*
+** Not inlined: it reads the scheduler thread-local directly, which is only safe in a frame that
+** never switches stacks (a caller that did could resume on another thread).
+*/
+__attribute__((noinline)) bool nd__push(nd_proc *p, nd_sig *s)
+{
+    if (s->kind == SIG_MSG) {
+        /* The messages not yet drained, for process_info: counted before the push and taken
+        ** off by the drain that takes them, both atomically. With the inner queue's length
+        ** (same cache line) it gives the queue's length, checked against the longest seen and
+        ** the limit (acquire: pairs with the drain's release, see nd__drain). */
+        int64_t before = atomic_fetch_add_explicit(&p->outer_msgs, 1, memory_order_acquire);
+        uint64_t len =
+            (uint64_t)(before + 1) + atomic_load_explicit(&p->nmsg, memory_order_relaxed);
+        if (ND__UNLIKELY(len > atomic_load_explicit(&p->mbox_hwm, memory_order_relaxed) ||
+                         len > atomic_load_explicit(&p->mbox_limit, memory_order_relaxed)))
+            return push_msg_over(p, s, len);
+        nd_sig *h = atomic_load_explicit(&p->outer, memory_order_relaxed);
+        do {
+            if (h == ND__CLOSED) return false;
+            s->next = h;
+        } while (!atomic_compare_exchange_weak(&p->outer, &h, s));
+        nd_sched *cs = nd__cur_sched;
+        if (ND__LIKELY(cs != NULL))
+            atomic_store_explicit(&cs->cnt[CNT_MSG_IN],
+                                  atomic_load_explicit(&cs->cnt[CNT_MSG_IN], memory_order_relaxed) +
+                                      1,
+                                  memory_order_relaxed);
+        else
+            atomic_fetch_add_explicit(&nd__rt.obs.fcnt[CNT_MSG_IN], 1, memory_order_relaxed);
+        nd__make_runnable(p);
+        return true;
+    }
     /* Removals need no prompt attention: they wait for the next wake-up (a DEMONITOR after every
     ** server call would otherwise wake the server a second time). Read before publishing: once
     ** pushed, the node belongs to the receiver. */
     bool wake = s->kind != SIG_DEMONITOR && s->kind != SIG_UNLINK_ACK;
-    /* The messages not yet drained, for process_info: counted before the push and taken off by
-    ** the drain that takes them, both atomically, so the count is exact whenever no send is
-    ** half done (a drain that runs concurrently with senders, on another scheduler, no longer
-    ** loses counts as a reset did). */
-    if (s->kind == SIG_MSG) atomic_fetch_add_explicit(&p->outer_msgs, 1, memory_order_relaxed);
+    if (s->kind == SIG_DEMONITOR) demonitor_mark(p, s->ref);
     nd_sig *h = atomic_load_explicit(&p->outer, memory_order_relaxed);
     do {
         if (h == ND__CLOSED) return false;
@@ -276,7 +381,8 @@ void nd__inner_append(nd_proc *p, nd_sig *s)
     else
         p->in_head = s;
     p->in_tail = s;
-    atomic_store_explicit(&p->nmsg, ++p->inner_len, memory_order_relaxed);
+    atomic_store_explicit(&p->nmsg, atomic_load_explicit(&p->nmsg, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
 /* Turns a signal node into a message node carrying msg. */
@@ -290,6 +396,7 @@ static void to_message(nd_proc *p, nd_sig *s, term_t msg)
     s->payload = msg;
     s->kind = SIG_MSG;
     nd__inner_append(p, s);
+    nd__count(CNT_MSG_CONV, 1);
 }
 
 static nd_sig *reverse(nd_sig *l)
@@ -325,6 +432,7 @@ static nd_rel *rel_add(nd_proc *p, int type, term_t pid, term_t ref, term_t item
         return NULL;
     }
     r->type = (uint8_t)type;
+    r->gone = 0;
     r->unlinking = 0;
     r->pid = pid;
     r->ref = ref;
@@ -361,6 +469,10 @@ static void dist_out(nd_sig *s, term_t to);
 */
 static void dead_answer(term_t to, nd_sig *s, term_t why)
 {
+    if (!s->full) { /* a message: nothing to answer */
+        nd__sig_free(s);
+        return;
+    }
     nd_sig *a = NULL;
     switch (s->kind) {
     case SIG_LINK:
@@ -391,10 +503,49 @@ static void dead_answer(term_t to, nd_sig *s, term_t why)
     nd__sig_free(s);
 }
 
+/* Records the trace event of signal s from s->from to `to`; a signal that may become a message
+** (exit, DOWN) gets a trace id, which its receive reports. */
+static void ev_signal(nd_sig *s, term_t to)
+{
+    int kind, info = 0;
+    term_t reason = TERM_NONE;
+    switch (s->kind) {
+    case SIG_EXIT2:
+        info = 1;
+        /* fall through */
+    case SIG_EXIT:
+        kind = ND_EV_EXIT_SIGNAL;
+        reason = s->payload;
+        s->tid = nd__ev_tid();
+        break;
+    case SIG_DOWN:
+        kind = ND_EV_DOWN;
+        reason = s->payload;
+        s->tid = nd__ev_tid();
+        break;
+    case SIG_LINK:
+        kind = ND_EV_LINK;
+        break;
+    case SIG_UNLINK:
+        kind = ND_EV_UNLINK;
+        break;
+    case SIG_MONITOR:
+        kind = ND_EV_MONITOR;
+        break;
+    case SIG_DEMONITOR:
+        kind = ND_EV_DEMONITOR;
+        break;
+    default:
+        return;
+    }
+    nd__ev(kind, info, s->from, to, 0, s->tid, reason);
+}
+
 /* Sends s (consumed) to the pid `to`, local or remote. */
 void nd__send_sig(nd_proc *self, term_t to, nd_sig *s)
 {
     (void)self;
+    if (nd__tracing() && s->full) ev_signal(s, to);
     if (nd__pid_is_local(to)) {
         nd_proc *q = nd__proc_get(to);
         if (q) {
@@ -405,8 +556,8 @@ void nd__send_sig(nd_proc *self, term_t to, nd_sig *s)
         dead_answer(to, s, nd__a_noproc);
         return;
     }
-    if (!term_is_pid(to) && !term_is_tuple(to)) {
-        nd__sig_free(s);
+    if ((!term_is_pid(to) && !term_is_tuple(to)) || !s->full) {
+        nd__sig_free(s); /* a compact node is only ever made for a local process */
         return;
     }
     dist_out(s, to);
@@ -460,6 +611,7 @@ static void dist_out(nd_sig *s, term_t to)
         dead_answer(to, s, nd__a_noconnection);
         return;
     }
+    if (s->kind == SIG_MSG) nd__count(CNT_MSG_REMOTE, 1);
     nd__sig_free(s);
 }
 
@@ -519,21 +671,33 @@ int nd_dist_deliver(const nd_signal *sig)
         dead_answer(to, d, nd__a_noproc);
         return 0;
     }
-    nd_sig *s = nd__sig_new(kinds[sig->kind]);
+    /* a message keeps only its payload (a compact node): holding `from` would keep the
+    ** sender's decoded control message alive as long as the message waits */
+    nd_sig *s = sig->kind == ND_SIG_MSG ? nd__msg_new(term_dup(sig->payload))
+                                        : nd__sig_new(kinds[sig->kind]);
     if (!s) {
         term_free(item);
         term_free(owner);
         if (q) nd__proc_put(q);
         return ND_ENOMEM;
     }
-    s->payload = term_dup(sig->payload);
-    s->from = term_dup(sig->from);
-    s->ref = term_dup(sig->ref);
-    s->id = sig->id;
-    if (s->kind == SIG_MONITOR)
-        s->item = item != TERM_NONE ? item : term_dup(to);
-    else
-        term_free(item);
+    if (s->full) {
+        s->payload = term_dup(sig->payload);
+        s->from = term_dup(sig->from);
+        s->ref = term_dup(sig->ref);
+        s->id = sig->id;
+        if (s->kind == SIG_MONITOR) {
+            s->item = item != TERM_NONE ? item : term_dup(to);
+            item = TERM_NONE;
+        }
+    }
+    term_free(item);
+    if (!s->full && nd__tracing()) {
+        s->tid = nd__ev_tid();
+        nd__ev(ND_EV_SEND, term_is_atom(sig->to) ? ND_EV_F_NAMED : 0, sig->from, to,
+               term_is_boxed(s->payload) ? term_memory(s->payload) : 0, s->tid,
+               term_is_atom(sig->to) ? sig->to : TERM_NONE);
+    }
     nd__send_sig(NULL, to, s);
     if (q) nd__proc_put(q);
     term_free(owner);
@@ -583,8 +747,13 @@ static void handle_sig(nd_proc *p, nd_sig *s)
 {
     nd_rel *r;
     switch (s->kind) {
-    case SIG_MSG:
-        nd__inner_append(p, s);
+    case SIG_MSG: /* counted in nmsg by the drain */
+        s->next = NULL;
+        if (p->in_tail)
+            p->in_tail->next = s;
+        else
+            p->in_head = s;
+        p->in_tail = s;
         return;
     case SIG_EXIT:
     case SIG_EXIT2:
@@ -628,6 +797,12 @@ static void handle_sig(nd_proc *p, nd_sig *s)
             return;
         }
         break;
+    case SIG_KILL: {
+        term_t reason = s->payload;
+        s->payload = TERM_NONE;
+        nd__sig_free(s);
+        nd__proc_exit(p, reason);
+    }
     case SIG_MON_ADOPT:
         if (!rel_find(p, REL_MON, TERM_NONE, s->ref)) {
             rel_add(p, REL_MON, term_dup(s->from), s->ref, s->from);
@@ -645,7 +820,15 @@ void nd__drain(nd_proc *p)
         p->pending = reverse(atomic_exchange(&p->outer, NULL));
         int64_t n = 0;
         for (nd_sig *q = p->pending; q; q = q->next) n += q->kind == SIG_MSG;
-        if (n) atomic_fetch_sub_explicit(&p->outer_msgs, n, memory_order_relaxed);
+        if (n) {
+            /* into the inner count first, then out of the outer one (release, paired with the
+            ** senders' acquire): a sender in between counts these messages twice, never zero
+            ** times, so a mailbox limit is never overrun */
+            atomic_store_explicit(&p->nmsg,
+                                  atomic_load_explicit(&p->nmsg, memory_order_relaxed) + (size_t)n,
+                                  memory_order_relaxed);
+            atomic_fetch_sub_explicit(&p->outer_msgs, n, memory_order_release);
+        }
     }
     while (p->pending) {
         nd_sig *s = p->pending;
@@ -719,25 +902,33 @@ _Noreturn void nd__proc_exit(nd_proc *p, term_t reason)
     }
     atomic_store(&p->state, PS_EXITING);
     p->reason = reason;
+    if (nd__tracing()) nd__ev(ND_EV_EXIT, 0, p->pid, TERM_NONE, 0, 0, reason);
     nd__alias_exit(p);
     if (atomic_load(&p->name) != TERM_NONE) nd__unregister_proc(p);
     nd_sig *late = reverse(atomic_exchange(&p->outer, ND__CLOSED));
     nd_sig **tail = &p->pending;
     while (*tail) tail = &(*tail)->next;
     *tail = late;
+    uint64_t discarded = 0;
     while (p->pending) {
         nd_sig *s = p->pending;
         p->pending = s->next;
+        discarded += s->kind == SIG_MSG;
         handle_sig_exiting(p, s);
     }
     while (p->in_head) {
         nd_sig *s = p->in_head;
         p->in_head = s->next;
         nd__sig_free(s);
+        discarded++;
     }
     p->in_tail = p->mark = NULL;
-    p->inner_len = 0;
     atomic_store(&p->nmsg, 0);
+    if (discarded) {
+        nd__count(CNT_MSG_DISCARD, discarded);
+        /* a large mailbox went back to malloc in small chunks: have them returned (obs.c) */
+        if (discarded >= ND__TRIM_AFTER) atomic_store(&nd__rt.obs.trim_wanted, 1);
+    }
     nd__spin_lock(&p->lock);
     nd_rel *rels = p->rels;
     p->rels = NULL;
@@ -753,7 +944,7 @@ _Noreturn void nd__proc_exit(nd_proc *p, term_t reason)
                 s->ref = r->ref;
                 r->ref = TERM_NONE;
             }
-        } else if (r->type == REL_MONBY) {
+        } else if (r->type == REL_MONBY && !r->gone) {
             if ((s = nd__sig_new(SIG_DOWN))) {
                 s->ref = r->ref;
                 r->ref = TERM_NONE;
@@ -818,6 +1009,7 @@ static int spawn_internal(nd_entry_fn fn, void *arg, const nd_spawn_opts *opts, 
     nd_proc *self = nd__self();
     if ((opts->link || opts->monitor) && !self) return ND_ENOTPROC;
     if (opts->name != TERM_NONE && !term_is_atom(opts->name)) return ND_EINVAL;
+    if ((unsigned)opts->mailbox_policy > ND_MBOX_DROP_NEWEST) return ND_EINVAL;
     nd_proc *p = slot_alloc();
     if (!p) return ND_ELIMIT;
     uint32_t serial = atomic_load_explicit(&p->serial, memory_order_relaxed) + 1;
@@ -832,8 +1024,16 @@ static int spawn_internal(nd_entry_fn fn, void *arg, const nd_spawn_opts *opts, 
     atomic_store_explicit(&p->outer, NULL, memory_order_relaxed);
     atomic_store_explicit(&p->outer_msgs, 0, memory_order_relaxed);
     p->in_head = p->in_tail = p->mark = p->pending = NULL;
-    p->inner_len = 0;
     atomic_store_explicit(&p->nmsg, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->mbox_limit, nd__mbox_limit_of(opts->mailbox_limit),
+                          memory_order_relaxed);
+    atomic_store_explicit(
+        &p->mbox_policy,
+        (uint8_t)(opts->mailbox_policy ? opts->mailbox_policy : nd__rt.cfg.mailbox_policy),
+        memory_order_relaxed);
+    atomic_store_explicit(&p->mbox_hwm, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->mbox_state, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->mbox_dropped, 0, memory_order_relaxed);
     p->rels = NULL;
     atomic_flag_clear(&p->lock);
     p->flags = 0;
@@ -891,6 +1091,10 @@ static int spawn_internal(nd_entry_fn fn, void *arg, const nd_spawn_opts *opts, 
     }
     if (pid_out) *pid_out = term_dup(pid);
     atomic_fetch_add_explicit(&nd__rt.st_spawns, 1, memory_order_relaxed);
+    if (nd__tracing())
+        nd__ev(ND_EV_SPAWN,
+               (opts->link ? ND_SPAWN_LINK : 0) | (opts->monitor ? ND_SPAWN_MONITOR : 0),
+               self ? self->pid : TERM_NONE, pid, 0, 0, TERM_NONE);
     nd__enqueue(p);
     if (self && --self->reds <= 0) nd_yield();
     return 0;
@@ -1023,6 +1227,8 @@ static int send_remote(nd_proc *self, term_t to, term_t msg)
     }
     s->payload = msg;
     if (self) s->from = term_dup(self->pid);
+    if (nd__tracing())
+        s->tid = nd__ev_send(NULL, to, msg, term_is_tuple(to) ? term_tuple_elem(to, 0) : TERM_NONE);
     dist_out(s, to);
     return 0;
 }
@@ -1031,21 +1237,21 @@ int nd_send(term_t to, term_t msg)
 {
     nd_proc *self = nd__self();
     if (term_is_pid(to)) {
-        nd_sig *s = nd__sig_new(SIG_MSG);
-        if (!s) {
-            term_free(msg);
-            return ND_ENOMEM;
-        }
-        s->payload = msg;
         nd_proc *q = nd__proc_get(to);
         if (q) {
+            nd_sig *s = nd__msg_new(msg);
+            if (!s) {
+                nd__proc_put(q);
+                return ND_ENOMEM;
+            }
+            if (nd__tracing()) s->tid = nd__ev_send(q, to, s->payload, TERM_NONE);
             if (!nd__push(q, s)) nd__sig_free(s);
             nd__proc_put(q);
         } else if (nd__pid_is_local(to)) {
-            nd__sig_free(s);
+            term_free(msg);
         } else {
-            if (self) s->from = term_dup(self->pid);
-            dist_out(s, to);
+            int rc = send_remote(self, to, msg);
+            if (rc) return rc;
         }
         consume1(self);
         return 0;
@@ -1080,13 +1286,12 @@ int nd_send(term_t to, term_t msg)
         term_free(msg);
         return ND_ENOTREG;
     }
-    nd_sig *s = nd__sig_new(SIG_MSG);
+    nd_sig *s = nd__msg_new(msg);
     if (!s) {
         nd__proc_put(q);
-        term_free(msg);
         return ND_ENOMEM;
     }
-    s->payload = msg;
+    if (nd__tracing()) s->tid = nd__ev_send(q, q->pid, s->payload, name);
     if (!nd__push(q, s)) nd__sig_free(s);
     nd__proc_put(q);
     consume1(self);
@@ -1126,6 +1331,7 @@ int nd_link(term_t pid)
         nd_proc *q = nd__proc_get(pid);
         nd_sig *s = q ? nd__sig_new(SIG_LINK) : NULL;
         if (s) s->from = term_dup(p->pid);
+        if (s && nd__tracing()) ev_signal(s, pid);
         if (s && nd__push(q, s)) {
             if (r)
                 r->unlinking = 0;
@@ -1138,11 +1344,11 @@ int nd_link(term_t pid)
         if (s) nd__sig_free(s);
         if (q) nd__proc_put(q);
         if (!atomic_load(&p->trap)) return ND_ENOPROC;
-        nd_sig *m = nd__sig_new(SIG_MSG);
+        nd_sig *m = nd__msg_new(nd__exit_msg(term_dup(pid), nd__a_noproc));
         if (!m) return ND_ENOMEM;
         nd__drain(p);
-        m->payload = nd__exit_msg(term_dup(pid), nd__a_noproc);
         nd__inner_append(p, m);
+        nd__count(CNT_MSG_CONV, 1);
         return 0;
     }
     nd_sig *s = nd__sig_new(SIG_LINK);
@@ -1241,6 +1447,7 @@ int nd_monitor(term_t target, term_t *ref_out)
     } else if (pid == TERM_NONE) {
         /* {Name, RemoteNode}: the distribution layer resolves the name */
         rel_add(p, REL_MON, term_dup(item), term_dup(ref), item);
+        if (nd__tracing()) ev_signal(s, item);
         dist_out(s, item);
     } else {
         rel_add(p, REL_MON, term_dup(pid), term_dup(ref), item);
@@ -1282,6 +1489,7 @@ int nd_demonitor(term_t ref, unsigned flags)
             if (s) {
                 s->from = term_dup(p->pid);
                 s->ref = term_dup(ref);
+                if (nd__tracing()) ev_signal(s, r->pid);
                 dist_out(s, r->pid);
             }
         }
@@ -1326,7 +1534,7 @@ int nd_process_info(term_t pid, nd_proc_info *info)
         } else if (r->type == REL_MON) {
             mons = term_cons(term_dup(r->item), mons);
             nm++;
-        } else if (r->type == REL_MONBY) {
+        } else if (r->type == REL_MONBY && !r->gone) {
             monby = term_cons(term_dup(r->pid), monby);
             nb++;
         }
@@ -1338,7 +1546,14 @@ int nd_process_info(term_t pid, nd_proc_info *info)
     info->nlinks = nl;
     info->nmonitors = nm;
     info->nmonitored_by = nb;
-    info->memory = sizeof(nd_proc) + info->stack_size + info->message_queue_len * sizeof(nd_sig) +
+    info->message_queue_hwm = atomic_load_explicit(&q->mbox_hwm, memory_order_relaxed);
+    if (info->message_queue_hwm < info->message_queue_len)
+        info->message_queue_hwm = info->message_queue_len;
+    info->messages_dropped = atomic_load_explicit(&q->mbox_dropped, memory_order_relaxed);
+    uint32_t lim = atomic_load_explicit(&q->mbox_limit, memory_order_relaxed);
+    info->mailbox_limit = lim == UINT32_MAX ? ND_MBOX_UNLIMITED : lim;
+    info->mailbox_policy = atomic_load_explicit(&q->mbox_policy, memory_order_relaxed);
+    info->memory = sizeof(nd_proc) + info->stack_size + info->message_queue_len * ND__MSG_NODE +
                    (nl + nm + nb) * sizeof(nd_rel);
     nd__proc_put(q);
     return 0;
@@ -1374,7 +1589,7 @@ void nd__debug_dump(void)
                 id, atomic_load(&p->serial), atomic_load(&p->refs), atomic_load(&p->state), p->why,
                 p->tmo.idx,
                 p->tmo.deadline == ND__NO_DEADLINE ? -1LL : (long long)(p->tmo.deadline - now),
-                (void *)atomic_load(&p->outer), p->inner_len, (void *)p->stack,
+                (void *)atomic_load(&p->outer), atomic_load(&p->nmsg), (void *)p->stack,
                 (int)atomic_load(&p->trap));
     }
 }

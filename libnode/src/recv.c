@@ -37,9 +37,11 @@ int nd_receive_ex(const nd_recv *r, term_t *msg)
     bool use_mark = r->from_mark && (p->flags & PF_HAS_MARK);
     if (use_mark) prev = p->mark;
     nd_sig *cur = prev ? prev->next : p->in_head;
+    uint64_t scanned = 0; /* messages looked at (trace) */
     for (;;) {
         for (; cur; prev = cur, cur = cur->next) {
             int which;
+            scanned++;
             if (!accepts(r, cur->payload, &which)) continue;
             /* unlink cur */
             if (prev)
@@ -52,14 +54,26 @@ int nd_receive_ex(const nd_recv *r, term_t *msg)
                 p->flags &= (uint8_t)~PF_HAS_MARK;
                 p->mark = NULL;
             }
-            atomic_store_explicit(&p->nmsg, --p->inner_len, memory_order_relaxed);
+            atomic_store_explicit(&p->nmsg,
+                                  atomic_load_explicit(&p->nmsg, memory_order_relaxed) - 1,
+                                  memory_order_relaxed);
             *msg = cur->payload;
             cur->payload = TERM_NONE;
+            if (nd__tracing()) nd__evp(ND_EV_RECEIVE, ND_RECV_MATCHED, p, scanned, cur->tid);
             nd__sig_free(cur);
+            {
+                /* counted on the scheduler p runs on (no thread-local: p may have moved) */
+                nd_sched *rs = &nd__rt.scheds[p->sched_idx];
+                atomic_store_explicit(
+                    &rs->cnt[CNT_MSG_RECV],
+                    atomic_load_explicit(&rs->cnt[CNT_MSG_RECV], memory_order_relaxed) + 1,
+                    memory_order_relaxed);
+            }
             if (--p->reds <= 0) nd_yield();
             return which;
         }
         if (deadline == 0 || (deadline != ND__NO_DEADLINE && nd__now() >= deadline)) {
+            if (nd__tracing()) nd__evp(ND_EV_RECEIVE, ND_RECV_TIMEOUT, p, scanned, 0);
             if (--p->reds <= 0) nd_yield();
             return ND_ETIMEOUT;
         }

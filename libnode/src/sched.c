@@ -213,16 +213,17 @@ void nd_consume(unsigned n)
 }
 
 /* Reports a process that has held a scheduler for too long (called by the watchdog). */
-static void report_long(uint32_t id, uint32_t serial, uint64_t dur)
+static void report_long(unsigned sched, uint32_t id, uint32_t serial, uint64_t dur)
 {
     atomic_fetch_add(&nd__rt.st_long, 1);
+    if (nd__tracing()) nd__ev_sched(ND_EV_LONG_SCHEDULE, sched, id, serial, dur);
     if (nd__rt.cfg.long_schedule) {
         term_t pid = term_pid(nd_node(), id, serial, nd_creation());
         nd__rt.cfg.long_schedule(pid, dur, nd__rt.cfg.long_schedule_ud);
         term_free(pid);
         return;
     }
-    fprintf(stderr, "libnode: long_schedule pid=<0.%u.%u> duration_ms=%llu\n", id, serial,
+    nd__log(ND_LOG_WARNING, "event=long_schedule pid=<0.%u.%u> duration_ms=%llu", id, serial,
             (unsigned long long)(dur / 1000000u));
 }
 
@@ -251,12 +252,13 @@ static void *watchdog_main(void *arg)
                 reported[i] = false;
             } else if (!reported[i] && now - since[i] >= limit) {
                 reported[i] = true;
-                report_long(id, atomic_load_explicit(&s->cur_serial, memory_order_relaxed),
+                report_long(i, id, atomic_load_explicit(&s->cur_serial, memory_order_relaxed),
                             now - since[i]);
             }
         }
         uint64_t nt = nd__timers_next();
         if (nt != ND__NO_DEADLINE && nd__now() >= nt) wake_idle(); /* a due timer nobody fires */
+        nd__obs_tick();
         nd__rt.plat->park(nd__rt.plat->ud, nd__rt.watchdog_parker, nd__now() + period);
     }
     free(seen_seq);
@@ -286,6 +288,7 @@ static bool prepare(nd_sched *s, nd_proc *p)
         nd__ctx_make(&p->ctx, st->lo, st->size, nd__proc_start, p);
     }
     s->current = p;
+    p->sched_idx = s->idx;
     atomic_store_explicit(&s->cur_serial, atomic_load_explicit(&p->serial, memory_order_relaxed),
                           memory_order_relaxed);
     atomic_store_explicit(&s->cur_id, p->id, memory_order_relaxed);
@@ -295,6 +298,7 @@ static bool prepare(nd_sched *s, nd_proc *p)
     atomic_store_explicit(&s->switches,
                           atomic_load_explicit(&s->switches, memory_order_relaxed) + 1,
                           memory_order_relaxed);
+    if (nd__tracing()) nd__evp(ND_EV_SCHED_IN, 0, p, 0, 0);
     return true;
 }
 
@@ -373,6 +377,11 @@ void nd__switch_out(nd_proc *p, int why)
                               memory_order_relaxed);
     }
     bool dying = why == WHY_EXIT || why == WHY_HIBERNATE;
+    if (nd__tracing()) {
+        static const uint8_t out[] = {0, ND_OUT_YIELD, ND_OUT_WAIT, ND_OUT_HIBERNATE, ND_OUT_EXIT};
+        int o = why == WHY_YIELD && p->reds <= 0 ? ND_OUT_BUDGET : out[why];
+        nd__evp(ND_EV_SCHED_OUT, o, p, used > 0 ? (uint64_t)used : 0, 0);
+    }
     s->prev = p;
     nd_proc *next = NULL;
     while (s->direct < ND__DIRECT_MAX && (next = rq_pop(&s->rq)) != NULL && !prepare(s, next))
@@ -412,6 +421,9 @@ static nd_proc *steal(nd_sched *s)
         atomic_store_explicit(&s->steals,
                               atomic_load_explicit(&s->steals, memory_order_relaxed) + 1,
                               memory_order_relaxed);
+        if (nd__tracing())
+            nd__ev(ND_EV_STEAL, 0, TERM_NONE, TERM_NONE, g, (uint64_t)(v - nd__rt.scheds),
+                   TERM_NONE);
         for (uint32_t i = 1; i < g; i++)
             if (!rq_push(&s->rq, got[i])) gq_push(got[i]);
         return got[0];
@@ -438,6 +450,29 @@ static inline void cpu_relax(void)
 }
 
 /*
+** Charges the time since the scheduler's last change of state to that state and enters `st`
+** (msacc-like accounting, nd_metrics_get). Called only where the clock is read anyway or the
+** scheduler is about to park or has just woken, never per time slice.
+*/
+static void acct_enter(nd_sched *s, uint32_t st, uint64_t now)
+{
+    /* a seqlock: odd while it changes; release stores keep each one after the odd count and
+    ** before the even one (the reader is sched_acct in obs.c) */
+    uint32_t seq = atomic_load_explicit(&s->acct_seq, memory_order_relaxed);
+    atomic_store_explicit(&s->acct_seq, seq + 1, memory_order_relaxed);
+    uint32_t old = atomic_load_explicit(&s->acct_state, memory_order_relaxed);
+    uint64_t since = atomic_load_explicit(&s->acct_since, memory_order_relaxed);
+    if (since && now > since)
+        atomic_store_explicit(&s->acct_ns[old],
+                              atomic_load_explicit(&s->acct_ns[old], memory_order_relaxed) +
+                                  (now - since),
+                              memory_order_release);
+    atomic_store_explicit(&s->acct_state, st, memory_order_release);
+    atomic_store_explicit(&s->acct_since, now, memory_order_release);
+    atomic_store_explicit(&s->acct_seq, seq + 2, memory_order_release);
+}
+
+/*
 ** Before parking, an idle scheduler watches for work for spin_ns (as the BEAM's schedulers
 ** busy-wait): a reply to a message just sent often comes back within tens of microseconds,
 ** and a scheduler that is awake takes it without a wake-up through the parker. While any
@@ -449,14 +484,16 @@ static bool spin(nd_sched *s)
 {
     if (!nd__rt.spin_ns) return false;
     atomic_fetch_add(&nd__rt.nspin, 1);
-    uint64_t until = nd__now() + nd__rt.spin_ns;
+    uint64_t now = nd__now(), until = now + nd__rt.spin_ns;
+    acct_enter(s, ACCT_SPIN, now);
     bool found = false;
     while (!found && !atomic_load(&nd__rt.stopping_threads)) {
         for (int i = 0; i < 32; i++) cpu_relax();
         found = work_visible(s);
-        if (nd__now() >= until) break;
+        if ((now = nd__now()) >= until) break;
     }
     atomic_fetch_sub(&nd__rt.nspin, 1);
+    if (found) acct_enter(s, ACCT_RUN, now);
     return found;
 }
 
@@ -466,13 +503,18 @@ static void *sched_main(void *arg)
     nd__cur_sched = s;
     nd__ctx_init_thread(&s->ctx);
     nd__altstack_setup(s);
+    acct_enter(s, ACCT_RUN, nd__now());
     while (!atomic_load(&nd__rt.stopping_threads)) {
         uint64_t nt = nd__timers_next();
         if (nt != ND__NO_DEADLINE) {
             uint64_t now = nd__now();
             if (now >= nt) nd__timers_fire(now);
         }
-        nd_proc *p = rq_pop(&s->rq);
+        /* The global queue goes first at every fourth pass: a process that keeps its own queue
+        ** busy (a yield loop) would otherwise starve everything there, for ever on a node with
+        ** one scheduler. */
+        nd_proc *p = (++s->tick & 3) == 0 ? gq_pop() : NULL;
+        if (!p) p = rq_pop(&s->rq);
         if (!p) p = gq_pop();
         if (!p) p = steal(s);
         if (p) {
@@ -488,9 +530,12 @@ static void *sched_main(void *arg)
                 atomic_fetch_sub(&nd__rt.nidle, 1);
             else
                 nd__rt.plat->park(nd__rt.plat->ud, s->parker, 0); /* eat the token */
+            acct_enter(s, ACCT_RUN, nd__now());
             continue;
         }
+        acct_enter(s, ACCT_IDLE, nd__now());
         nd__rt.plat->park(nd__rt.plat->ud, s->parker, nd__timers_next());
+        acct_enter(s, ACCT_RUN, nd__now());
         int one = 1;
         if (atomic_compare_exchange_strong(&s->parked, &one, 0)) atomic_fetch_sub(&nd__rt.nidle, 1);
     }
@@ -507,7 +552,7 @@ term_t nd__a_normal, nd__a_kill, nd__a_killed, nd__a_noproc, nd__a_EXIT, nd__a_D
     nd__a_stack_overflow, nd__a_badmatch, nd__a_shutdown, nd__a_undefined, nd__a_gen_call,
     nd__a_gen_cast, nd__a_noconnection, nd__a_timeout, nd__a_ok, nd__a_error, nd__a_worker,
     nd__a_supervisor, nd__a_specs, nd__a_active, nd__a_supervisors, nd__a_workers, nd__a_restarting,
-    nd__a_ignore, nd__a_infinity, nd__a_calling_self;
+    nd__a_ignore, nd__a_infinity, nd__a_calling_self, nd__a_mailbox_overflow;
 
 static void intern_atoms(void)
 {
@@ -539,6 +584,7 @@ static void intern_atoms(void)
     nd__a_ignore = term_atom("ignore");
     nd__a_infinity = term_atom("infinity");
     nd__a_calling_self = term_atom("calling_self");
+    nd__a_mailbox_overflow = term_atom("mailbox_overflow");
     nd__srv_atoms();
     nd__sup_atoms();
 }
@@ -563,6 +609,9 @@ int nd_init(const nd_config *cfg)
     if (!c.max_processes) c.max_processes = (size_t)1 << 22;
     if (!c.reductions) c.reductions = 4000;
     if (!c.long_schedule_ms) c.long_schedule_ms = 100;
+    if (!c.mailbox_limit) c.mailbox_limit = 100000;
+    if (c.mailbox_policy == ND_MBOX_DEFAULT || (unsigned)c.mailbox_policy > ND_MBOX_DROP_NEWEST)
+        c.mailbox_policy = ND_MBOX_REPORT;
     nd__rt.cfg = c;
     nd__rt.spin_ns = 50000; /* 50 us; ND_SPIN_US overrides (0: park at once) */
     if (getenv("ND_SPIN_US")) nd__rt.spin_ns = (uint64_t)atoll(getenv("ND_SPIN_US")) * 1000;
@@ -579,6 +628,7 @@ int nd_init(const nd_config *cfg)
     nd__rt.nsched = c.schedulers;
     nd__rt.scheds = calloc(c.schedulers, sizeof(nd_sched));
     if (!nd__rt.chunks || !nd__rt.scheds) goto nomem;
+    nd__obs_init();
     nd__timers_init();
     nd__registry_init();
     nd__segv_install();
@@ -645,6 +695,7 @@ int nd_shutdown(int64_t timeout_ms)
     free(nd__rt.scheds);
     nd__timers_destroy();
     nd__registry_destroy();
+    nd__obs_destroy();
     nd__table_free();
     nd__stack_global_drain();
     free(nd__rt.gq);

@@ -49,11 +49,13 @@ static nd_stack *stack_map(size_t size)
     st->mapsize = total;
     st->lo = (char *)m + pg;
     st->size = size - ((sizeof(nd_stack) + 63) & ~(size_t)63);
+    atomic_fetch_add_explicit(&nd__rt.obs.stack_bytes, total, memory_order_relaxed);
     return st;
 }
 
 static void stack_unmap(nd_stack *st)
 {
+    atomic_fetch_sub_explicit(&nd__rt.obs.stack_bytes, st->mapsize, memory_order_relaxed);
     munmap(st->map, st->mapsize);
 }
 

@@ -232,9 +232,13 @@ int nd__timers_fire(uint64_t now)
         n++;
         if (t->kind == TMR_RECV) {
             uint32_t st = PS_WAITING;
+            if (nd__tracing())
+                nd__ev(ND_EV_TIMER, ND_TIMER_RECEIVE, t->proc->pid, TERM_NONE, 0, 0, TERM_NONE);
             if (atomic_compare_exchange_strong(&t->proc->state, &st, PS_RUNNABLE))
                 nd__enqueue(t->proc);
         } else if (map_take(t->id)) {
+            if (nd__tracing())
+                nd__ev(ND_EV_TIMER, ND_TIMER_SEND, TERM_NONE, t->dest, 0, t->id, TERM_NONE);
             t->proc = (nd_proc *)sends; /* reuse as a list link */
             sends = t;
         }

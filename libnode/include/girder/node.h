@@ -80,6 +80,22 @@ GIRDER_API const nd_platform *nd_platform_default(void);
 
 /* ---------------------------------------------------------------- runtime */
 
+/* Log levels: Erlang logger's, most severe first (the same numbers as girder/dist.h's). */
+enum { ND_LOG_ERROR = 3, ND_LOG_WARNING = 4, ND_LOG_NOTICE = 5, ND_LOG_INFO = 6 };
+
+/*
+** What happens when a process's mailbox holds more than its limit of messages. Whatever the
+** policy, the first time a process passes its limit one line is logged (nd_config.log) and a
+** trace event recorded (ND_EV_MAILBOX, girder/node_obs.h).
+*/
+typedef enum nd_mbox_policy {
+    ND_MBOX_DEFAULT = 0, /* in a spawn option or nd_set_mailbox_limit: the node's policy */
+    ND_MBOX_REPORT,      /* Erlang's semantics unchanged: the line and the event only */
+    ND_MBOX_KILL,        /* the process exits with reason mailbox_overflow (untrappable) */
+    ND_MBOX_DROP_NEWEST  /* a message that would pass the limit is discarded and counted */
+} nd_mbox_policy;
+#define ND_MBOX_UNLIMITED ((size_t)-1)
+
 typedef struct nd_config {
     unsigned schedulers;       /* scheduler threads; 0 = $ND_SCHEDULERS, else one per online core */
     size_t stack_size;         /* default coroutine stack (bytes, rounded to pages); 0 = 128 KiB */
@@ -92,6 +108,16 @@ typedef struct nd_config {
     void (*long_schedule)(term_t pid, uint64_t duration_ns, void *ud);
     void *long_schedule_ud;
     const nd_platform *platform; /* NULL = nd_platform_default() */
+    /* Mailbox limit (messages) and policy of every process that does not set its own;
+    ** 0 = 100000 and ND_MBOX_REPORT. ND_MBOX_UNLIMITED: no limit, nothing reported. */
+    size_t mailbox_limit;
+    nd_mbox_policy mailbox_policy;
+    /* One structured line per event ("event=mailbox_limit pid=<0.7.1> ..."), without newline,
+    ** at a level ND_LOG_*: mailbox limits, and long schedules when long_schedule is NULL.
+    ** Called from any thread, a scheduler's included: it must not block for long nor call
+    ** libnode. NULL prints "libnode: <line>" to stderr. */
+    void (*log)(void *ud, int level, const char *line);
+    void *log_ud;
 } nd_config;
 
 /* Starts the runtime (one per program). cfg may be NULL. */
@@ -128,6 +154,8 @@ typedef struct nd_spawn_opts {
     ** fails: the caller still owns arg then. */
     void (*exit_hook)(void *arg, term_t reason);
     void *exit_hook_arg;
+    size_t mailbox_limit;          /* 0 = the node's (nd_config.mailbox_limit) */
+    nd_mbox_policy mailbox_policy; /* ND_MBOX_DEFAULT = the node's */
 } nd_spawn_opts;
 
 /*
@@ -166,6 +194,10 @@ GIRDER_API void nd_sleep(int64_t ms);
 GIRDER_API bool nd_is_alive(term_t pid);
 /* Sets trap_exit; returns the old value (false outside a process). */
 GIRDER_API bool nd_trap_exit(bool on);
+/* Sets the calling process's mailbox limit and policy (0 / ND_MBOX_DEFAULT: the node's), as
+** process_flag does; the limit's line is logged again the next time the new limit is passed.
+** ND_ENOTPROC outside a process, ND_EINVAL for an unknown policy. */
+GIRDER_API int nd_set_mailbox_limit(size_t limit, nd_mbox_policy policy);
 
 /* A new unique reference. */
 GIRDER_API term_t nd_make_ref(void);
@@ -272,10 +304,14 @@ typedef struct nd_proc_info {
     term_t monitors;     /* list of pids or {Name, Node} (a reference) */
     term_t monitored_by; /* list of pids (a reference) */
     uint64_t reductions;
-    size_t memory;          /* bytes: process structure, stack if held, queued messages */
+    size_t memory; /* bytes: process structure, stack if held, queue nodes (not message terms) */
     size_t stack_size;      /* 0 when the process holds no stack */
     term_t registered_name; /* atom or TERM_NONE */
     bool trap_exit;
+    size_t message_queue_hwm;      /* the longest the queue has been (as seen by senders) */
+    uint64_t messages_dropped;     /* discarded by ND_MBOX_DROP_NEWEST */
+    size_t mailbox_limit;          /* ND_MBOX_UNLIMITED when none */
+    nd_mbox_policy mailbox_policy; /* never ND_MBOX_DEFAULT */
 } nd_proc_info;
 
 /* Fills *info (release it with nd_proc_info_free); ND_ENOPROC for a dead pid. */

@@ -64,6 +64,14 @@ GIRDER_API int nd_dist_deliver(const nd_signal *sig);
 */
 GIRDER_API int nd_monitor_adopt(term_t owner, term_t target, term_t ref);
 
+/*
+** For the distribution layer's overload report: records an ND_EV_BUSY_DIST trace event
+** (girder/node_obs.h) saying that the calling process (none from another thread) found the
+** connection to `node` (an atom, borrowed) too busy to take more, with queued_bytes waiting. One
+** predictable branch when tracing is off.
+*/
+GIRDER_API void nd_trace_busy_dist(term_t node, uint64_t queued_bytes);
+
 #ifdef __cplusplus
 }
 #endif

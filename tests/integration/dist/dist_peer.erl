@@ -521,6 +521,18 @@ builtins([G]) ->
     {_, _} = rpc:call(G, erlang, statistics, [runtime]),
     {_, 0} = rpc:call(G, erlang, statistics, [context_switches]),
     Badarg(erlang, statistics, [run_queue_lengths_bogus]),
+    step("statistics: run queues and scheduler_wall_time, from libnode's metrics"),
+    [true = is_integer(N) andalso N >= 0
+     || K <- [run_queue, total_run_queue_lengths, total_run_queue_lengths_all],
+        N <- [rpc:call(G, erlang, statistics, [K])]],
+    SW1 = lists:sort(rpc:call(G, erlang, statistics, [scheduler_wall_time])),
+    [1, 2] = [I || {I, _, _} <- SW1],
+    timer:sleep(200),
+    SW2 = lists:sort(rpc:call(G, erlang, statistics, [scheduler_wall_time_all])),
+    %% total time is wall time (ns); active time grows by no more than it
+    [true = T2 - T1 >= 200000000 andalso A2 >= A1 andalso A2 - A1 =< T2 - T1
+     || {{I, A1, T1}, {I, A2, T2}} <- lists:zip(SW1, SW2)],
+    Badarg(erlang, statistics, [run_queue_lengths]),
     step("system_info: schedulers as configured, nothing made up"),
     2 = rpc:call(G, erlang, system_info, [schedulers]),
     true = is_integer(rpc:call(G, erlang, system_info, [process_count])),
