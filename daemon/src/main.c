@@ -157,6 +157,13 @@ static void dist_log(void *ud, int level, const char *line)
     gd_logc(level, "dist", "%s", line);
 }
 
+/* libnode's lines (mailbox limits): called on the sending thread, must not block for long */
+static void node_log(void *ud, int level, const char *line)
+{
+    (void)ud;
+    gd_logc(level, "libnode", "%s", line);
+}
+
 static void long_schedule(term_t pid, uint64_t ns, void *ud)
 {
     (void)ud;
@@ -373,6 +380,11 @@ int main(int argc, char **argv)
     nd_config nc = {0};
     nc.schedulers = gd_self.schedulers;
     nc.long_schedule = long_schedule;
+    nc.log = node_log;
+    nc.mailbox_limit = cfg.mailbox_limit ? (size_t)cfg.mailbox_limit : ND_MBOX_UNLIMITED;
+    nc.mailbox_policy = !strcmp(cfg.mailbox_policy, "kill")          ? ND_MBOX_KILL
+                        : !strcmp(cfg.mailbox_policy, "drop_newest") ? ND_MBOX_DROP_NEWEST
+                                                                     : ND_MBOX_REPORT;
     if ((rc = nd_init(&nc)) != 0) {
         startup_error("the runtime did not start: %s", nd_strerror(rc));
         goto out;

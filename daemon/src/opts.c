@@ -57,6 +57,14 @@ static const gd_option opts[] = {
      "net_ticktime: a tick every SECONDS/4; a peer silent for about SECONDS is down", F(ticktime)},
     {"setuptime", NULL, T_INT, 1, 3600, NULL, "7", "SECONDS",
      "net_setuptime: timeout of each handshake step", F(setuptime)},
+    {"mailbox_limit", NULL, T_INT, 0, 4294967295LL, NULL, "100000", "N",
+     "messages a process may hold before its mailbox policy applies (and one line is logged); "
+     "0: no limit (docs/observability.md)",
+     F(mailbox_limit)},
+    {"mailbox_policy", NULL, T_STR, 0, 0, NULL, "report", "report|kill|drop_newest",
+     "past the mailbox limit: report (Erlang semantics, the log line only), kill (exit reason "
+     "mailbox_overflow) or drop_newest (discard and count)",
+     F(mailbox_policy)},
     {"max_new_atoms", NULL, T_INT, 1, 1048576, NULL, "100000", "N",
      "atoms one peer node (by name, across reconnects) may add to the atom table; its further "
      "new names arrive as foreign atoms (docs/distribution.md)",
@@ -807,6 +815,13 @@ static int validate_tls(gd_config *c, FILE *err)
 static int validate(gd_config *c, FILE *err)
 {
     char a[600], b[600];
+    if (strcmp(c->mailbox_policy, "report") && strcmp(c->mailbox_policy, "kill") &&
+        strcmp(c->mailbox_policy, "drop_newest")) {
+        src_text(c, idx_of("mailbox_policy"), a, sizeof a);
+        fprintf(err, "girderd: %s: expected report, kill or drop_newest, got \"%s\"\n", a,
+                c->mailbox_policy);
+        return -1;
+    }
     size_t is = idx_of("sname"), in = idx_of("name");
     if (c->sname && c->name) {
         src_text(c, is, a, sizeof a);

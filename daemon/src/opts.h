@@ -21,7 +21,8 @@ typedef struct gd_config {
     gd_strlist ssl_dist_opt;             /* erl's -ssl_dist_opt words: key value key value ... */
     bool hidden, start_epmd, demo, atoms_disconnect;
     long long listen_port, epmd_port, ticktime, setuptime, schedulers;
-    long long max_new_atoms, atom_reserve;
+    long long max_new_atoms, atom_reserve, mailbox_limit;
+    char *mailbox_policy;
     char *control_socket; /* NULL: the default path; "": no control socket */
     long long control_max_clients, control_max_request, control_idle_timeout;
     char *log_file, *pid_file, *module_dir;

@@ -136,6 +136,7 @@ static void busy_begin(dconn *c, term_t sender)
     c->busy = true;
     atomic_fetch_add_explicit(&c->m_busy, 1, memory_order_relaxed);
     c->busy_unlogged++;
+    nd_trace_busy_dist(c->node, c->qbytes);
     uint64_t now = dist__st->tr->ops->now_ns(dist__st->tr);
     if (c->busy_logged_ns && now - c->busy_logged_ns < BUSY_LOG_GAP_NS) return;
     etf_buf pb = {0};

@@ -8,7 +8,7 @@
          spawn_monitor_procs/1, die_after/2, stall_responsive/1, builtins/1, old_pid/1,
          global_hub/1, global_join/1, latency_until/1, reconnect_cycles/1,
          soak_honest/1, soak_churn/1, atom_count/1, fresh_atoms/1,
-         busy_flood/1]).
+         busy_flood/1, monitored_by_demonitor/1]).
 
 %% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -751,3 +751,20 @@ busy_flood([G, V, Flag, Count0]) ->
     Big = binary:copy(<<"x">>, 1 bsl 20),
     [{echo, G} ! {Sink, {I, Big}} || I <- lists:seq(1, Count)],
     io:format("SENT~n").
+
+%% A demonitor from this node shows in the monitored Girder process's monitored_by at once,
+%% while that process waits in receive (no message reaches it in between), as on Erlang.
+monitored_by_demonitor([G]) ->
+    pong = net_adm:ping(G),
+    P = spawn(G, demo, echo, []),
+    Refs = [monitor(process, P) || _ <- lists:seq(1, 3)],
+    {monitored_by, By} = rpc:call(G, erlang, process_info, [P, monitored_by]),
+    [Me, Me, Me] = [X || X <- By, X =:= self()],
+    Me = self(),
+    [true = demonitor(R) || R <- Refs],
+    {monitored_by, []} = rpc:call(G, erlang, process_info, [P, monitored_by]),
+    R2 = monitor(process, P),
+    {monitored_by, [Me]} = rpc:call(G, erlang, process_info, [P, monitored_by]),
+    true = demonitor(R2, [flush]),
+    {monitored_by, []} = rpc:call(G, erlang, process_info, [P, monitored_by]),
+    exit(P, kill).
