@@ -333,6 +333,17 @@ int cli_dist_up(const cli_opts *o, bool longnames, const cli_cookie *ck, uint16_
             return CLI_FAIL;
         }
     }
+    /* the atoms the CLI compares decoded replies with (==), interned before anything is
+    ** decoded: a node that floods us with new atoms could otherwise make these arrive as foreign
+    ** atoms (term.h), equal by term_equal() only */
+    static const char *const vocabulary[] = {
+        "DOWN",        "connected",   "erpc",           "execute_call", "exit",
+        "hidden",      "io_reply",    "io_request",     "noconnection", "normal",
+        "otp_release", "pong",        "process_count",  "put_chars",    "request",
+        "return",      "spawn_reply", "system_version", "throw",        "undef",
+        "user",        "visible",     "latin1",         "unicode",      "badrpc",
+        "EXIT",        "ok",          "error",          "true",         "false"};
+    for (size_t i = 0; i < sizeof vocabulary / sizeof vocabulary[0]; i++) term_atom(vocabulary[i]);
     rc = dist_start(&cfg);
     if (rc) {
         cli_err("distribution did not start: %s", dist_strerror(rc));

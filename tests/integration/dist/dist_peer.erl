@@ -552,10 +552,13 @@ builtins([G]) ->
     All = rpc:call(G, erlang, process_info, [Kv]),
     {registered_name, kv} = lists:keyfind(registered_name, 1, All),
     {message_queue_len, 0} = lists:keyfind(message_queue_len, 1, All),
-    Named = [rpc:call(G, erlang, whereis, [N]) || N <- rpc:call(G, erlang, registered, [])],
-    [Anon | _] = rpc:call(G, erlang, processes, []) -- Named,
+    %% an unregistered process of our own (one picked from processes() may be a short-lived rpc
+    %% worker, gone by the next call)
+    Anon = spawn(G, demo, echo, []),
+    true = lists:member(Anon, rpc:call(G, erlang, processes, [])),
     [] = rpc:call(G, erlang, process_info, [Anon, registered_name]),
-    false = lists:keymember(registered_name, 1, rpc:call(G, erlang, process_info, [Anon])).
+    false = lists:keymember(registered_name, 1, rpc:call(G, erlang, process_info, [Anon])),
+    exit(Anon, kill).
 
 %% G is killed and restarted (same name, new creation) while we hold a pid of its first life:
 %% linking to it and monitoring it must answer noproc at once, as Erlang does, and must not
