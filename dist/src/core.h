@@ -190,6 +190,8 @@ typedef struct dist_state {
     pthread_cond_t start_cv;
     /* stats */
     atomic_uint_fast64_t st_msgs_in, st_msgs_out, st_bytes_direct, st_up, st_down, st_proto;
+    /* cfg.sabotage_down_one_in: noconnection DOWNs counted so far (testing only) */
+    atomic_uint_fast64_t sabotage_downs;
 } dist_state;
 
 extern dist_state *dist__st;

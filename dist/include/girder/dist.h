@@ -73,6 +73,10 @@ typedef struct dist_config {
     ** (DIST_LOG_*). Called from any thread. NULL: stderr, with a timestamp and the level. */
     void (*log)(void *ud, int level, const char *line);
     void *log_ud;
+    /* TESTING ONLY (girderd --sabotage drop-down=N, for testing the chaos checker): when N > 0,
+    ** one in N DOWN signals that a lost connection would deliver to local processes is dropped
+    ** (and logged as event=sabotage_dropped_down). Breaks Erlang's semantics on purpose. */
+    unsigned sabotage_down_one_in;
 } dist_config;
 
 /* Log levels: Erlang logger's, most severe first. */
