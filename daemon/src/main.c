@@ -374,6 +374,9 @@ int main(int argc, char **argv)
     dc.ticktime_s = (unsigned)cfg.ticktime;
     dc.handshake_timeout_ms = (int)cfg.setuptime * 1000;
     dc.log = dist_log;
+    dc.sabotage_down_one_in = cfg.sabotage_down_one_in;
+    if (cfg.sabotage_down_one_in)
+        gd_log(GD_WARNING, "event=sabotage drop_down_one_in=%u", cfg.sabotage_down_one_in);
     if ((rc = dist_start(&dc)) != 0) {
         if (rc == DIST_EEPMD)
             startup_error("registration with the port mapper on port %lld failed (name %s in "
