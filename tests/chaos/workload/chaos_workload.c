@@ -643,6 +643,12 @@ static void pair_step(mgr *g, pair *p)
     }
 }
 
+/* A short-lived process that asks for a connection to the peer (an atom) and ends. */
+static void connector_body(void *arg)
+{
+    dist_connect((term_t)(uintptr_t)arg, 3000);
+}
+
 static void mgr_tick(mgr *g)
 {
     int64_t now = mono_ms();
@@ -654,8 +660,12 @@ static void mgr_tick(mgr *g)
     if (g->pr.pid != TERM_NONE && now >= g->pr.due) probe_finish(g);
     if (!connected(g->peer)) {
         if (now >= g->next_connect) {
+            /* connecting can take seconds (a peer cut off answers nothing); meanwhile this
+            ** process must go on logging the signals it gets, at the time they come */
             g->next_connect = now + 1000;
-            dist_connect(g->peer, 3000);
+            nd_spawn_opts o = {0};
+            term_t pid = TERM_NONE;
+            if (nd_spawn(connector_body, (void *)(uintptr_t)g->peer, &o, &pid) == 0) term_free(pid);
         }
         return;
     }

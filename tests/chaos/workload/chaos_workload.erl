@@ -312,7 +312,8 @@ mgr_tick(G0) ->
     Peer = G2#mgr.peer,
     G3 = case lists:member(Peer, nodes()) of
              false when Now >= G2#mgr.next_connect ->
-                 net_kernel:connect_node(Peer),
+                 %% connecting can take seconds: not here, where signals are logged
+                 spawn(net_kernel, connect_node, [Peer]),
                  G2#mgr{next_connect = Now + 1000};
              false ->
                  G2;
