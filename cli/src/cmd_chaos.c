@@ -718,9 +718,11 @@ static int cmd_check(const char *hist, const char *out, bool quiet)
             snprintf(dir, sizeof dir, ".");
         out = dir;
     }
-    rc = chaos_report(&h, &res, out, quiet ? NULL : stdout);
+    rc = mkdir_p(out);
+    if (!rc) rc = chaos_report(&h, &res, out, quiet ? NULL : stdout);
     if (rc) cli_err("chaos: writing the report into %s: %s", out, strerror(-rc));
-    int status = res.nv ? CLI_FAIL : CLI_OK;
+    /* a verdict without its report.json is no pass: CI reads the file */
+    int status = res.nv || rc ? CLI_FAIL : CLI_OK;
     if (quiet)
         for (size_t i = 0; i < res.nv; i++)
             printf("VIOLATION %s: %s\n", chaos_inv_names[res.v[i].inv], res.v[i].msg);
