@@ -4,7 +4,7 @@ JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 600
 
-.PHONY: all deps build test unit bench asan tsan fuzz fuzz-build format clean
+.PHONY: all deps build test unit bench asan tsan fuzz fuzz-build chaos format clean
 
 all: build
 
@@ -38,6 +38,11 @@ fuzz-build: deps
 # Runs every fuzz target for FUZZ_SECONDS each (FUZZ_TARGETS to choose).
 fuzz: fuzz-build
 	@./scripts/run-fuzz.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Chaos testing against the compose cluster of docker/ (docs/chaos.md): root, Docker and
+# debootstrap; not part of `make test`. CHAOS_ROUNDS (24), CHAOS_SEED, CHAOS_ARGS change the run.
+chaos: build
+	./docker/chaos.sh $(BUILD)
 
 format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i
