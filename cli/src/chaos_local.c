@@ -123,8 +123,10 @@ static int make_namespaces(chaos_run *r, local *l)
         if (ip(cmds[i]) != 0) return -1;
     for (size_t i = 0; i < r->nn; i++) {
         chaos_node *n = &r->node[i];
-        char veth[16], addr[32];
-        snprintf(n->ns, sizeof n->ns, "gc%s-%s", l->id, n->alive);
+        char veth[16], addr[48], ns[sizeof n->ns];
+        /* through a local: source and destination are members of the same *r (-Wrestrict) */
+        snprintf(ns, sizeof ns, "gc%s-%s", l->id, n->alive);
+        memcpy(n->ns, ns, sizeof ns);
         snprintf(n->ip, sizeof n->ip, "10.77.0.%u", 11 + (unsigned)i % 100);
         snprintf(veth, sizeof veth, "v%u", (unsigned)i % 100);
         snprintf(addr, sizeof addr, "%s/24", n->ip);
@@ -236,8 +238,11 @@ static int local_setup(chaos_run *r)
     }
     for (size_t i = 0; i < r->nn; i++) {
         chaos_node *n = &r->node[i];
-        snprintf(n->name, sizeof n->name, "%s@%s", n->alive, r->host);
-        snprintf(n->hist, sizeof n->hist, "%s/%s.jsonl", r->histdir, n->alive);
+        char name[sizeof n->name], hist[sizeof n->hist];
+        snprintf(name, sizeof name, "%s@%s", n->alive, r->host);
+        snprintf(hist, sizeof hist, "%s/%s.jsonl", r->histdir, n->alive);
+        memcpy(n->name, name, sizeof name);
+        memcpy(n->hist, hist, sizeof hist);
     }
     r->proxy = chaos_proxy_start(r->host, l->epmd_port, ups, r->nn, r->err, sizeof r->err);
     if (!r->proxy) return -1;
