@@ -31,6 +31,10 @@ stop_engine() {
         sleep 1
     fi
     engine_pid=""
+    # dockerd leaves its bind mount of the host's network namespace behind
+    for m in $(awk -v d="$eng/" 'index($2, d) == 1 {print $2}' /proc/mounts); do
+        umount "$m" 2>/dev/null || umount -l "$m"
+    done
 }
 
 cleanup() {
