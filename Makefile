@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 600
 SOAK_SECONDS ?= 1800
 RECONNECT_CYCLES ?= 10000
 
-.PHONY: all deps build demo test unit bench asan tsan fuzz fuzz-build soak format clean
+.PHONY: all deps build demo test unit bench asan tsan fuzz fuzz-build soak chaos format clean
 
 all: build
 
@@ -55,6 +55,11 @@ fuzz: fuzz-build
 # (docs/reliability.md). `make test` runs both briefly.
 soak: build
 	SOAK_SECONDS=$(SOAK_SECONDS) RECONNECT_CYCLES=$(RECONNECT_CYCLES) ./scripts/run-soak.sh $(BUILD)
+
+# Chaos testing against the compose cluster of docker/ (docs/chaos.md): root, Docker and
+# debootstrap; not part of `make test`. CHAOS_ROUNDS (24), CHAOS_SEED, CHAOS_ARGS change the run.
+chaos: build
+	./docker/chaos.sh $(BUILD)
 
 format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i

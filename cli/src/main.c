@@ -1,4 +1,5 @@
 /* girder: entry point, flag parsing (flags anywhere on the line), help, command dispatch. */
+#include "chaos.h"
 #include "cli.h"
 #include "session.h"
 
@@ -185,6 +186,8 @@ static void usage(FILE *f)
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "  %-15s %s\n", "term", "convert between the external term format and Erlang text");
+    fprintf(f, "  %-15s %s\n", "chaos",
+            "chaos testing: run faults against a cluster, check a history");
     fprintf(f, "\n%s\n`girder COMMAND --help` describes a command, with an example.\n",
             cli_shared_flags_help);
 }
@@ -383,6 +386,7 @@ int main(int argc, char **argv)
     }
     /* `term` keeps its own flags: hand it everything after the word */
     if (!strcmp(argv[1], "term")) return cli_cmd_term(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "chaos")) return cli_cmd_chaos(argc - 1, argv + 1);
 
     cli_opts o = {0};
     o.timeout_ms = -1;

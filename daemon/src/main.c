@@ -410,6 +410,9 @@ int main(int argc, char **argv)
     dc.ssl_dist_optfile = cfg.ssl_dist_optfile;
     dc.ssl_dist_opt = (const char *const *)cfg.ssl_dist_opt.v;
     dc.ssl_dist_opt_count = (int)cfg.ssl_dist_opt.n;
+    dc.sabotage_down_one_in = cfg.sabotage_down_one_in;
+    if (cfg.sabotage_down_one_in)
+        gd_log(GD_WARNING, "event=sabotage drop_down_one_in=%u", cfg.sabotage_down_one_in);
     if ((rc = dist_start(&dc)) != 0) {
         if (rc == DIST_EEPMD)
             startup_error("registration with the port mapper on port %lld failed (name %s in "

@@ -119,6 +119,10 @@ static const gd_option opts[] = {
      F(apps)},
     {"demo", NULL, T_BOOL, 0, 0, NULL, "true", NULL,
      "load the built-in demo module (echo, kv, watch) before the others", F(demo)},
+    {"sabotage", NULL, T_STR, 0, 0, NULL, NULL, "drop-down=N",
+     "TESTING ONLY, breaks Erlang's guarantees: drop one in N DOWN signals of lost connections "
+     "(tests that the chaos checker notices, docs/chaos.md)",
+     F(sabotage)},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 _Static_assert(NOPTS <= 64, "gd_config.src has 64 slots");
@@ -855,6 +859,23 @@ static int validate(gd_config *c, FILE *err)
         return -1;
     }
     if (validate_tls(c, err)) return -1;
+    if (c->sabotage) {
+        char *end;
+        const char *v = c->sabotage;
+        unsigned long n = 0;
+        if (!strncmp(v, "drop-down=", 10) && v[10] >= '1' && v[10] <= '9') {
+            errno = 0;
+            n = strtoul(v + 10, &end, 10);
+            if (*end || errno || n > 1000000) n = 0;
+        }
+        if (!n) {
+            src_text(c, idx_of("sabotage"), a, sizeof a);
+            fprintf(err, "girderd: %s: expected drop-down=N with N in 1..1000000, got \"%s\"\n", a,
+                    v);
+            return -1;
+        }
+        c->sabotage_down_one_in = (unsigned)n;
+    }
     if (!c->cookie && check_cookie_file(err)) return -1;
     if (c->cookie && !*c->cookie) {
         src_text(c, idx_of("cookie"), a, sizeof a);

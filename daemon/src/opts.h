@@ -28,6 +28,8 @@ typedef struct gd_config {
     char *log_file, *pid_file, *module_dir;
     long long log_level;
     gd_strlist modules, apps;
+    char *sabotage;                /* testing only: "drop-down=N" */
+    unsigned sabotage_down_one_in; /* N of sabotage (0: off), set by validation */
     /* per option (index in the table): where its value came from, and the file line */
     gd_src src[64];
     int line[64];

@@ -200,6 +200,8 @@ typedef struct dist_state {
     bool quota_ours;            /* dist_start set the external atom quota (dist_stop lifts it) */
     /* stats */
     atomic_uint_fast64_t st_msgs_in, st_msgs_out, st_bytes_direct, st_up, st_down, st_proto;
+    /* cfg.sabotage_down_one_in: noconnection DOWNs counted so far (testing only) */
+    atomic_uint_fast64_t sabotage_downs;
 } dist_state;
 
 extern dist_state *dist__st;

@@ -76,6 +76,16 @@ void dist__node_down(dconn *c, const char *why, int err)
     if (in_tab) dist__conn_put(c);
 }
 
+/* TESTING ONLY: true for one in cfg.sabotage_down_one_in noconnection DOWNs, which the caller
+** then drops (girderd --sabotage drop-down=N; the chaos checker must notice). */
+static bool sabotage_drop_down(dconn *c)
+{
+    unsigned n = dist__st->cfg.sabotage_down_one_in;
+    if (!n || atomic_fetch_add(&dist__st->sabotage_downs, 1) % n != n - 1) return false;
+    dist__log(DIST_LOG_WARNING, "event=sabotage_dropped_down node=%s", dist__aname(c->node));
+    return true;
+}
+
 /*
 ** The signals of a node-down: every link over c breaks with noconnection, every monitor fires
 ** DOWN noconnection, monitors the peer held are dropped, pending spawn requests fail, node
@@ -107,7 +117,7 @@ void dist__node_down_finish(dconn *c, int was, const char *why)
         mons = r->next;
         if (r->dir == MON_OUT) {
             nd_signal s = {ND_SIG_DOWN, r->remote, r->local, dist__a.noconnection, r->ref, 0};
-            nd_dist_deliver(&s);
+            if (!sabotage_drop_down(c)) nd_dist_deliver(&s);
         } else if (r->dir == MON_IN) {
             nd_signal s = {ND_SIG_DEMONITOR, r->remote, r->local, TERM_NONE, r->ref, 0};
             nd_dist_deliver(&s);

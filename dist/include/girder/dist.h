@@ -90,6 +90,10 @@ typedef struct dist_config {
     const char *ssl_dist_optfile;
     const char *const *ssl_dist_opt;
     int ssl_dist_opt_count;
+    /* TESTING ONLY (girderd --sabotage drop-down=N, for testing the chaos checker): when N > 0,
+    ** one in N DOWN signals that a lost connection would deliver to local processes is dropped
+    ** (and logged as event=sabotage_dropped_down). Breaks Erlang's semantics on purpose. */
+    unsigned sabotage_down_one_in;
 } dist_config;
 
 /* Log levels: Erlang logger's, most severe first. */
