@@ -68,11 +68,16 @@ registered() { "$GIRDER_EPMD" -port "$ERL_EPMD_PORT" -names 2>/dev/null | grep -
 # start_girder NAME [ARGS...]: girderd --sname NAME$SUF; sets GPID; waits for its registration.
 start_girder() {
     _n=$1; shift
+    _ready0=$(cat "$TMP/$_n.log" 2>/dev/null | grep -c "event=ready" || true)
     "$GIRDERD" --sname "$_n$SUF" --cookie "$COOKIE" "$@" >>"$TMP/$_n.log" 2>&1 &
     GPID=$!
     PIDS="$PIDS $GPID"
     GPIDS="$GPIDS $GPID"
-    wait_for 10 registered "$_n$SUF" || fail "girderd $_n did not register"
+    _gname=$_n
+    wait_for 10 registered "$_gname$SUF" || fail "girderd $_gname did not register"
+    # registered is not ready: modules and apps (echo, kv) start after distribution
+    wait_for 10 sh -c "[ \$(grep -c event=ready '$TMP/$_gname.log') -gt $_ready0 ]" ||
+        fail "girderd $_gname did not get ready"
 }
 
 # start_erl NAME [ARGS...]: a background erl node (sname NAME$SUF); sets EPID; waits for it.
