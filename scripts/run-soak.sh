@@ -19,6 +19,15 @@ export GIRDERD="$build/bin/girderd" GIRDER_EPMD="$build/bin/girder-epmd" \
 export SOAK_SECONDS="${SOAK_SECONDS:-1800}" RECONNECT_CYCLES="${RECONNECT_CYCLES:-10000}"
 export SOAK_KEEP="$out"
 echo "soak: $SOAK_SECONDS s of mixed traffic, then $RECONNECT_CYCLES reconnect cycles; samples in $out" >&2
-sh "$here/tests/integration/dist/soak.sh" 2>&1 | tee "$out/soak.log"
-sh "$here/tests/integration/dist/reconnect.sh" 2>&1 | tee "$out/reconnect.log"
-echo "soak: done; $(cat "$out/soak.summary" | tail -1)"
+# (no pipe into tee: its status would hide the test's)
+st=0
+sh "$here/tests/integration/dist/soak.sh" >"$out/soak.log" 2>&1 || st=1
+cat "$out/soak.log"
+sh "$here/tests/integration/dist/reconnect.sh" >"$out/reconnect.log" 2>&1 || st=1
+cat "$out/reconnect.log"
+if [ "$st" = 0 ]; then
+  echo "soak: passed; $(tail -1 "$out/soak.summary")"
+else
+  echo "soak: FAILED (see $out/soak.log and $out/reconnect.log)" >&2
+fi
+exit "$st"
