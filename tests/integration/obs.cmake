@@ -11,3 +11,15 @@ add_dependencies(test-obs-control girderd girder-epmd)
 add_test(NAME obs-control COMMAND test-obs-control)
 set_tests_properties(obs-control PROPERTIES TIMEOUT 120 LABELS "obs;integration"
   ENVIRONMENT "GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>")
+
+# girder top against girderd and erl (needs erl)
+if(COMMAND girder_needs)
+  girder_needs(OBS_INT_ERL "obs-top (girder top against an Erlang node)" erl)
+else()
+  set(OBS_INT_ERL TRUE)
+endif()
+if(OBS_INT_ERL)
+  add_test(NAME obs-top COMMAND sh ${OBS_TEST_DIR}/top.sh)
+  set_tests_properties(obs-top PROPERTIES TIMEOUT 180 LABELS "obs;cli;integration"
+    ENVIRONMENT "GIRDER=$<TARGET_FILE:girder>;GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;ERL=${ERL_EXECUTABLE}")
+endif()
