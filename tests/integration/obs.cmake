@@ -23,3 +23,14 @@ if(OBS_INT_ERL)
   set_tests_properties(obs-top PROPERTIES TIMEOUT 180 LABELS "obs;cli;integration"
     ENVIRONMENT "GIRDER=$<TARGET_FILE:girder>;GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;ERL=${ERL_EXECUTABLE}")
 endif()
+
+# obswork: the scripted workload girder trace is tested with (a token round a ring)
+girder_module(testmod_obswork obswork ${OBS_TEST_DIR}/obswork.c)
+set_target_properties(testmod_obswork PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/modules)
+find_program(CHROMIUM_EXECUTABLE NAMES chromium chromium-browser)
+add_dependencies(girder testmod_obswork)
+# girder trace on the workload; its HTML page in headless Chromium when installed (else that part
+# says it is skipped); an Erlang node, when erl is there, is refused with a clear message
+add_test(NAME obs-trace COMMAND sh ${OBS_TEST_DIR}/trace.sh)
+set_tests_properties(obs-trace PROPERTIES TIMEOUT 180 LABELS "obs;cli;integration"
+  ENVIRONMENT "GIRDER=$<TARGET_FILE:girder>;GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;ERL=${ERL_EXECUTABLE};OBSWORK=$<TARGET_FILE:testmod_obswork>;CHROMIUM=${CHROMIUM_EXECUTABLE}")
