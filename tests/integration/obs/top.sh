@@ -76,6 +76,28 @@ else
     echo "# script(1) missing: the live view is not checked"
 fi
 
+# bash completion knows the commands and their flags
+if command -v bash >/dev/null 2>&1; then
+    C="$(cd "$(dirname "$0")/../../../cli" && pwd)/girder.bash"
+    comp() { bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _girder; printf "%s\n" "${COMPREPLY[@]}"' _ "$C" "$@" >"$TMP/out"; }
+    comp girder t
+    out_has '^top$'
+    out_has '^trace$'
+    comp girder top g1 --
+    out_has '^--interval$'
+    out_has '^--once$'
+    comp girder trace g1 --
+    out_has '^--duration$'
+    out_has '^--html$'
+    out_has '^--name$'
+    comp girder top g1 --sort ""
+    out_has '^memory$'
+fi
+
+expect 0 top --help
+out_has "^usage: girder top NODE"
+expect 0 trace --help
+out_has "^usage: girder trace NODE"
 expect 2 top "$G1" --json --interval 300
 err_has "--json goes with --once"
 expect 2 top "$G1" --interval 5
