@@ -333,6 +333,381 @@ static int record(capture *c, char *why, size_t n)
     return status;
 }
 
+/* ---------------------------------------------------------------- Erlang nodes */
+
+/*
+** An Erlang node is traced by a process spawned there (erl_eval of the expression below, parsed
+** on the node, with P = this CLI's process, T = all or the traced pid, Max = events kept per
+** 50 ms): it sends {girder_trace_names, Me, [{Name, Pid}], Schedulers} first, then turns on
+** erlang:trace(T, true, [send, 'receive', running, procs, monotonic_timestamp, scheduler_id])
+** with itself as the tracer, and every 50 ms sends what it got as one batch
+** {girder_trace_batch, Me, Events, Dropped, Final}, each event reduced to a small tuple
+** (messages to their erlang:phash2, exit reasons to an atom or a tuple's tag). Past Max events
+** in a window it counts instead of keeping. girder_stop (or this CLI's process going: a
+** monitor) turns tracing off; after girder_stop it sends the last batch with Final = true.
+** Erlang's trace messages carry no message ids: a receive is matched to a send to that process
+** of a message with the same hash, the earliest not yet matched (Erlang delivers in order from
+** one sender; two senders of equal messages may be paired crosswise, which moves an arrow's
+** tail, never its head).
+*/
+static const char erl_tracer_src[] =
+    "erlang:monitor(process, P), Me = self(),"
+    "Names = [{N, erlang:whereis(N)} || N <- erlang:registered()],"
+    "P ! {girder_trace_names, Me, Names, erlang:system_info(schedulers)},"
+    "erlang:trace(T, true, [send, 'receive', running, procs, monotonic_timestamp, scheduler_id,"
+    "  {tracer, Me}]),"
+    "catch erlang:trace(Me, false, [all]),"
+    "Why = fun(R) when is_atom(R) -> R;"
+    "         (R) when is_tuple(R), tuple_size(R) > 0, is_atom(element(1, R)) -> element(1, R);"
+    "         (_) -> '?' end,"
+    "Conv = fun({trace_ts, Pid, in, _, S, Ts}) -> {in, Pid, S, Ts};"
+    "          ({trace_ts, Pid, out, _, S, Ts}) -> {out, Pid, S, Ts};"
+    "          ({trace_ts, Pid, 'receive', M, S, Ts}) -> {'receive', Pid, erlang:phash2(M), S, Ts};"
+    "          ({trace_ts, Pid, send, M, To, S, Ts}) -> {send, Pid, erlang:phash2(M), To, S, Ts};"
+    "          ({trace_ts, Pid, exit, R, S, Ts}) -> {exit, Pid, Why(R), S, Ts};"
+    "          ({trace_ts, Pid, spawn, C, _, S, Ts}) -> {spawn, Pid, C, S, Ts};"
+    "          ({trace_ts, Pid, link, O, S, Ts}) -> {link, Pid, O, S, Ts};"
+    "          ({trace_ts, Pid, unlink, O, S, Ts}) -> {unlink, Pid, O, S, Ts};"
+    "          (_) -> skip end,"
+    "Rest = fun G(B, D) -> receive M2 when is_tuple(M2), element(1, M2) =:= trace_ts ->"
+    "                        G([Conv(M2) | B], D) after 20 -> B end end,"
+    "erlang:send_after(50, Me, girder_flush),"
+    "Loop = fun L(Buf, N, D) ->"
+    "  receive"
+    "    {'DOWN', _, process, P, _} -> catch erlang:trace(T, false, [all]), done;"
+    "    girder_stop -> catch erlang:trace(T, false, [all]),"
+    "      P ! {girder_trace_batch, Me, lists:reverse(Rest(Buf, D)), D, true}, done;"
+    "    girder_flush -> P ! {girder_trace_batch, Me, lists:reverse(Buf), D, false},"
+    "      erlang:send_after(50, Me, girder_flush), L([], 0, 0);"
+    "    M1 when is_tuple(M1), element(1, M1) =:= trace_ts, N >= Max -> L(Buf, N, D + 1);"
+    "    M3 when is_tuple(M3), element(1, M3) =:= trace_ts -> L([Conv(M3) | Buf], N + 1, D)"
+    "  end end,"
+    "Loop([], 0, 0).";
+
+#define ERL_MAX_PER_WINDOW 20000 /* 400,000 events a second */
+
+typedef struct erl_rec {
+    capture *c;
+    term_t node;
+    term_t tracer;
+    int status;
+    char why[1024];
+} erl_rec;
+
+static int32_t pid_str(capture *c, term_t t, const term_text_ctx *ctx)
+{
+    char *s = cli_term_text(t, ctx);
+    int32_t i = intern(&c->str, s, strlen(s));
+    free(s);
+    return i;
+}
+
+static void set_name(capture *c, int32_t pid, int32_t name)
+{
+    if (pid < 0 || name < 0) return;
+    if ((size_t)pid >= c->nname_of) {
+        size_t nn = (size_t)pid + 1024;
+        int32_t *x = realloc(c->name_of, nn * sizeof *x);
+        if (!x) return;
+        for (size_t k = c->nname_of; k < nn; k++) x[k] = -1;
+        c->name_of = x;
+        c->nname_of = nn;
+    }
+    c->name_of[pid] = name;
+}
+
+/* The pid registered as name (from the names message), or -1. */
+static int32_t pid_of_name(const capture *c, int32_t name)
+{
+    for (size_t i = 0; i < c->nname_of; i++)
+        if (c->name_of[i] == name) return (int32_t)i;
+    return -1;
+}
+
+static uint64_t erl_ts(term_t t)
+{
+    int64_t v = 0;
+    term_get_int64(t, &v);
+    return (uint64_t)(v + (INT64_C(1) << 62)); /* monotonic time may be negative */
+}
+
+static unsigned erl_sched(term_t t)
+{
+    int64_t v = 0;
+    term_get_int64(t, &v);
+    return v > 0 && v < 4096 ? (unsigned)v : 0;
+}
+
+/* One converted event {Tag, Pid, ...} into c; hashes go to id until paired. */
+static void erl_event(capture *c, term_t e, const term_text_ctx *ctx)
+{
+    if (!term_is_tuple(e) || term_tuple_arity(e) < 4 || !term_is_atom(term_tuple_elem(e, 0)))
+        return;
+    if (c->n >= MAX_EVENTS) {
+        c->truncated = true;
+        return;
+    }
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 65536;
+        ev *ne = realloc(c->e, nc * sizeof *ne);
+        if (!ne) return;
+        c->e = ne;
+        c->cap = nc;
+    }
+    const char *tag = term_atom_name(term_tuple_elem(e, 0), NULL);
+    size_t ar = term_tuple_arity(e);
+    ev x = {0};
+    x.pid = pid_str(c, term_tuple_elem(e, 1), ctx);
+    x.peer = x.reason = x.node = -1;
+    term_t sched = term_tuple_elem(e, ar - 2), ts = term_tuple_elem(e, ar - 1);
+    if (!strcmp(tag, "in") && ar == 4) {
+        x.kind = K_SCHED_IN;
+    } else if (!strcmp(tag, "out") && ar == 4) {
+        x.kind = K_SCHED_OUT;
+    } else if (!strcmp(tag, "receive") && ar == 5) {
+        x.kind = K_RECEIVE;
+        term_get_int64(term_tuple_elem(e, 2), (int64_t *)&x.id);
+    } else if (!strcmp(tag, "send") && ar == 6) {
+        x.kind = K_SEND;
+        term_get_int64(term_tuple_elem(e, 2), (int64_t *)&x.id);
+        term_t to = term_tuple_elem(e, 3);
+        if (term_is_atom(to)) { /* to a name: the receive is the registered process's */
+            const char *nm = term_atom_name(to, NULL);
+            int32_t ni = intern(&c->str, nm, strlen(nm));
+            x.peer = pid_of_name(c, ni);
+            x.reason = ni;
+            x.info = 0x80;
+        } else {
+            x.peer = pid_str(c, to, ctx);
+        }
+    } else if (!strcmp(tag, "exit") && ar == 5) {
+        x.kind = K_EXIT;
+        x.reason = pid_str(c, term_tuple_elem(e, 2), NULL);
+    } else if ((!strcmp(tag, "spawn") || !strcmp(tag, "link") || !strcmp(tag, "unlink")) &&
+               ar == 5) {
+        x.kind = tag[0] == 's' ? K_SPAWN : tag[0] == 'l' ? 7 : 8; /* link, unlink */
+        x.peer = pid_str(c, term_tuple_elem(e, 2), ctx);
+    } else {
+        return;
+    }
+    unsigned sc = erl_sched(sched);
+    x.sched = sc ? (int16_t)(sc - 1) : -1;
+    x.ts = erl_ts(ts);
+    x.seq = c->seq++;
+    c->e[c->n++] = x;
+}
+
+typedef struct pair_key {
+    int32_t who; /* the receiver */
+    uint64_t hash, ts;
+    uint32_t seq;
+    size_t ev;
+    bool send;
+} pair_key;
+
+static int pair_cmp(const void *a, const void *b)
+{
+    const pair_key *x = a, *y = b;
+    if (x->who != y->who) return x->who < y->who ? -1 : 1;
+    if (x->hash != y->hash) return x->hash < y->hash ? -1 : 1;
+    if (x->ts != y->ts) return x->ts < y->ts ? -1 : 1;
+    if (x->send != y->send) return x->send ? -1 : 1;
+    return x->seq < y->seq ? -1 : 1;
+}
+
+/* Gives each receive the id of the earliest unmatched send of an equal message to it. */
+static void pair_messages(capture *c)
+{
+    pair_key *k = calloc(c->n + 1, sizeof *k);
+    size_t n = 0;
+    if (!k) return;
+    for (size_t i = 0; i < c->n; i++) {
+        ev *e = &c->e[i];
+        if (e->kind == K_SEND && e->peer >= 0)
+            k[n++] = (pair_key){e->peer, e->id, e->ts, e->seq, i, true};
+        else if (e->kind == K_RECEIVE)
+            k[n++] = (pair_key){e->pid, e->id, e->ts, e->seq, i, false};
+        e->id = 0;
+    }
+    qsort(k, n, sizeof *k, pair_cmp);
+    uint64_t next = 1;
+    for (size_t g = 0; g < n;) {
+        size_t end = g;
+        while (end < n && k[end].who == k[g].who && k[end].hash == k[g].hash) end++;
+        size_t head = g; /* the earliest send not yet matched, scanning sends in order */
+        for (size_t i = g; i < end; i++) {
+            if (k[i].send) continue;
+            while (head < i && !k[head].send) head++;
+            if (head < i && k[head].send) {
+                uint64_t id = next++;
+                c->e[k[head].ev].id = id;
+                c->e[k[i].ev].id = id;
+                k[head].send = false; /* used */
+                head++;
+            }
+        }
+        g = end;
+    }
+    free(k);
+}
+
+static bool erl_msg(term_t m, void *ud)
+{
+    erl_rec *r = ud;
+    return term_is_tuple(m) && term_tuple_arity(m) >= 4 &&
+           (term_tuple_elem(m, 0) == term_atom("girder_trace_batch") ||
+            term_tuple_elem(m, 0) == term_atom("girder_trace_names")) &&
+           term_equal(term_tuple_elem(m, 1), r->tracer);
+}
+
+static int erl_body(void *arg)
+{
+    erl_rec *r = arg;
+    capture *c = r->c;
+    char *why = r->why;
+    size_t wn = sizeof r->why;
+    if (cli_connect(r->node, why, wn) != CLI_OK) return CLI_FAIL;
+    term_t mach = cli_call(r->node, "erlang", "system_info",
+                           term_list(1, (term_t[]){term_atom("machine")}), why, wn);
+    char *ms = mach != TERM_NONE ? cli_term_text(mach, NULL) : NULL;
+    bool beam = ms && strstr(ms, "BEAM");
+    free(ms);
+    term_free(mach);
+    if (!beam) {
+        snprintf(why, wn,
+                 "%s is a Girder node without a control socket on this machine: girder trace "
+                 "records Girder nodes through their control socket",
+                 c->node);
+        return CLI_FAIL;
+    }
+    if (cli_learn_creation(r->node, why, wn) != CLI_OK) return CLI_FAIL;
+    term_text_ctx ctx = cli_ctx(r->node);
+    term_t target = term_atom("all");
+    if (c->o->pid) {
+        term_parse_error pe;
+        target = term_parse(c->o->pid, strlen(c->o->pid), &ctx, &pe);
+        if (target == TERM_NONE || !term_is_pid(target)) {
+            term_free(target);
+            snprintf(why, wn, "--pid '%s' is not a pid of %s", c->o->pid, c->node);
+            return CLI_USAGE;
+        }
+    } else if (c->o->name) {
+        target = cli_call(r->node, "erlang", "whereis",
+                          term_list(1, (term_t[]){term_atom(c->o->name)}), why, wn);
+        if (!term_is_pid(target)) {
+            term_free(target);
+            snprintf(why, wn, "no process is registered as %s on %s", c->o->name, c->node);
+            return CLI_FAIL;
+        }
+    }
+    /* the tracer: parsed on the node, spawned there */
+    term_t toks = cli_call(
+        r->node, "erl_scan", "string",
+        term_list(1, (term_t[]){term_string(erl_tracer_src, sizeof erl_tracer_src - 1)}), why, wn);
+    term_t ex =
+        term_is_tuple(toks) && term_tuple_arity(toks) == 3
+            ? cli_call(r->node, "erl_parse", "parse_exprs",
+                       term_list(1, (term_t[]){term_dup(term_tuple_elem(toks, 1))}), why, wn)
+            : TERM_NONE;
+    term_free(toks);
+    if (!term_is_tuple(ex) || term_tuple_elem(ex, 0) != TERM_ATOM_OK) {
+        term_free(ex);
+        term_free(target);
+        if (!why[0]) snprintf(why, wn, "the tracer's code did not parse on %s", c->node);
+        return CLI_FAIL;
+    }
+    term_t binds[3] = {term_tuplev(2, term_atom("P"), term_dup(nd_self())),
+                       term_tuplev(2, term_atom("T"), target),
+                       term_tuplev(2, term_atom("Max"), term_int(ERL_MAX_PER_WINDOW))};
+    cli_rpc sp;
+    cli_rpc_init(&sp, r->node, "erl_eval", "exprs",
+                 term_list(2, (term_t[]){term_dup(term_tuple_elem(ex, 1)), term_list(3, binds)}));
+    sp.spawn_only = true;
+    cli_rpc_run(&sp, 1, 1);
+    term_free(ex);
+    if (sp.out != CLI_RPC_RETURN || !term_is_pid(sp.value)) {
+        cli_rpc_describe(&sp, why, wn);
+        cli_rpc_clear(&sp);
+        return CLI_FAIL;
+    }
+    r->tracer = sp.value;
+    sp.value = TERM_NONE;
+    cli_rpc_clear(&sp);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t start = (int64_t)t0.tv_sec * 1000 + t0.tv_nsec / 1000000;
+    bool stopped = false, final = false;
+    int64_t stop_at = start + c->o->duration_s * 1000, give_up = stop_at + 10000;
+    while (!final) {
+        int64_t now = mono_ms();
+        if ((now >= stop_at || interrupted) && !stopped) {
+            nd_send(r->tracer, term_atom("girder_stop"));
+            stopped = true;
+        }
+        if (now >= give_up) {
+            snprintf(why, wn, "the tracer on %s did not send its last batch", c->node);
+            term_free(r->tracer);
+            return CLI_FAIL;
+        }
+        term_t m;
+        int64_t wait = stopped ? give_up - now : stop_at - now;
+        if (wait > 100) wait = 100;
+        if (nd_receive_if(erl_msg, r, wait > 0 ? wait : 0, &m) != 0) continue;
+        if (term_tuple_elem(m, 0) == term_atom("girder_trace_names")) {
+            for (term_t l = term_tuple_elem(m, 2); term_is_cons(l); l = term_tl(l)) {
+                term_t p = term_hd(l);
+                if (!term_is_tuple(p) || term_tuple_arity(p) != 2 ||
+                    !term_is_pid(term_tuple_elem(p, 1)))
+                    continue;
+                const char *nm = term_atom_name(term_tuple_elem(p, 0), NULL);
+                set_name(c, pid_str(c, term_tuple_elem(p, 1), &ctx),
+                         intern(&c->str, nm, strlen(nm)));
+            }
+            int64_t sc = 0;
+            term_get_int64(term_tuple_elem(m, 3), &sc);
+            c->schedulers = sc > 0 && sc < 4096 ? (unsigned)sc : 0;
+        } else if (term_tuple_arity(m) == 5) {
+            for (term_t l = term_tuple_elem(m, 2); term_is_cons(l); l = term_tl(l))
+                erl_event(c, term_hd(l), &ctx);
+            int64_t d = 0;
+            term_get_int64(term_tuple_elem(m, 3), &d);
+            c->dropped_rate += d > 0 ? (uint64_t)d : 0;
+            final = term_tuple_elem(m, 4) == TERM_ATOM_TRUE;
+        }
+        term_free(m);
+    }
+    term_free(r->tracer);
+    c->recorded = c->n + c->dropped_rate;
+    return CLI_OK;
+}
+
+/* An Erlang node (or a Girder one elsewhere): through distribution. */
+static int record_erlang(capture *c, char *why, size_t n)
+{
+    char names[1][256];
+    snprintf(names[0], sizeof names[0], "%s", c->node);
+    int rc = cli_check_proto(c->o);
+    if (rc) return rc;
+    cli_cookie ck;
+    uint16_t eport;
+    if ((rc = cli_cookie_resolve(c->o, names, 1, &ck, &eport)) != 0) return rc;
+    bool longnames = strchr(strchr(names[0], '@') + 1, '.') != NULL;
+    cli_opts so = *c->o;
+    so.timeout_ms = c->o->timeout_ms + c->o->duration_s * 1000 + 15000;
+    if ((rc = cli_dist_up(&so, longnames, &ck, eport)) != 0) return rc;
+    erl_rec r = {c, term_atom(c->node), TERM_NONE, CLI_OK, ""};
+    struct sigaction sa = {0}, old_int, old_term;
+    sa.sa_handler = on_int;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    rc = cli_run(erl_body, &r);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    cli_dist_down();
+    snprintf(why, n, "%s", r.why);
+    return rc;
+}
+
 static int ev_cmp(const void *a, const void *b)
 {
     const ev *x = a, *y = b;
@@ -535,7 +910,7 @@ static int tid_of(int16_t sched)
 
 static const char *out_name(uint8_t o)
 {
-    static const char *n[] = {"capture_end", "budget", "yield", "wait", "hibernate", "exit"};
+    static const char *n[] = {"-", "budget", "yield", "wait", "hibernate", "exit"};
     return o < 6 ? n[o] : "?";
 }
 
@@ -753,15 +1128,17 @@ int cli_cmd_trace(const cli_opts *o)
     c.o = &oo;
     if (cli_node_name(o->argv[0], c.node, sizeof c.node)) return CLI_USAGE;
     char why[1024] = "";
-    if (cli_oc_open_node(&c.oc, &oo, c.node, why, sizeof why) != 0) {
-        cli_err("trace: %s is not a girderd of this machine whose control socket answers (%s); "
-                "girder trace records Girder nodes through their control socket only, Erlang "
-                "nodes are not supported",
-                c.node, why);
-        return CLI_FAIL;
+    int status;
+    bool erlang = false;
+    if (cli_oc_open_node(&c.oc, &oo, c.node, why, sizeof why) == 0) {
+        status = record(&c, why, sizeof why);
+        cli_oc_close(&c.oc);
+    } else {
+        if (o->verbose) cli_err("%s; asking by distribution", why);
+        why[0] = 0;
+        erlang = true;
+        status = record_erlang(&c, why, sizeof why);
     }
-    int status = record(&c, why, sizeof why);
-    cli_oc_close(&c.oc);
     if (status != CLI_OK) {
         cli_err("trace: %s", why);
         free(c.e);
@@ -770,6 +1147,7 @@ int cli_cmd_trace(const cli_opts *o)
         return status;
     }
     if (c.n) qsort(c.e, c.n, sizeof *c.e, ev_cmp);
+    if (erlang) pair_messages(&c); /* in time order: the earliest unmatched send wins */
     model m = {0};
     if (!build_model(&c, &m)) {
         cli_err("trace: out of memory");

@@ -93,12 +93,53 @@ ok
 expect 2 trace "$G1" --duration 1
 err_has "--out FILE.json is required"
 expect 2 trace "$G1" --duration 1 --out "$TMP/x.json" --pid '<0.1.1>' --name echo
+# an Erlang node: through erlang:trace by a tracer spawned there. The workload, from another
+# erl node: a process P on e1 spawns 5 children, sends each {tok, P} and waits for its {ack, C}.
 if command -v "$ERL" >/dev/null 2>&1; then
     start_erl e1
-    expect 1 trace "$(node e1)" --duration 1 --out "$TMP/x.json" --cookie "$COOKIE"
-    err_has "Erlang nodes are not supported"
-    [ ! -e "$TMP/x.json" ] || fail "a refused trace wrote its file"
+    E1=$(node e1)
+    "$GIRDER" trace "$E1" --duration 3 --out "$TMP/erl.json" --html "$TMP/erl.html" --cookie "$COOKIE" \
+        >"$TMP/trace.out" 2>"$TMP/trace.err" &
+    TP=$!
+    sleep 1.2
+    timeout 30 "$ERL" -sname "drv$SUF" -setcookie "$COOKIE" -noshell -eval "
+        Me = self(),
+        spawn('$E1', fun() ->
+            Ps = [spawn(fun() -> receive {tok, F} -> F ! {ack, self()} end end) || _ <- lists:seq(1, 5)],
+            [begin C ! {tok, self()}, receive {ack, C} -> ok end end || C <- Ps],
+            Me ! done end),
+        receive done -> ok after 10000 -> halt(1) end, init:stop()." >>"$TMP/drv.log" 2>&1 || fail "the Erlang workload did not run"
+    wait "$TP" || { cat "$TMP/trace.err"; fail "girder trace of an Erlang node exited $?"; }
+    grep -Eq "^$E1: [0-9]+ events over" "$TMP/trace.out" || { cat "$TMP/trace.out"; fail "trace summary (erl)"; }
+    "$PY" - "$TMP/erl.json" <<'PYEOF' || fail "the Erlang trace does not hold the workload"
+import json, sys, collections
+d = json.load(open(sys.argv[1]))
+ev = d["traceEvents"]
+inst = [e for e in ev if e["ph"] == "i"]
+sp = collections.Counter(e["args"]["pid"] for e in inst if e["name"] == "spawn")
+P = [p for p, k in sp.items() if k == 5]
+assert len(P) == 1, sp
+P = P[0]
+C = {e["args"]["peer"] for e in inst if e["name"] == "spawn" and e["args"]["pid"] == P}
+s = {e["id"]: e for e in ev if e["ph"] == "s"}
+f = {e["id"]: e for e in ev if e["ph"] == "f"}
+assert set(s) == set(f)
+to_c = [i for i in s if s[i]["args"]["from"] == P and s[i]["args"]["to"] in C]
+to_p = [i for i in s if s[i]["args"]["from"] in C and s[i]["args"]["to"] == P]
+assert len(to_c) == 5 and len(to_p) == 5, (len(to_c), len(to_p))
+assert all(f[i]["ts"] >= s[i]["ts"] for i in s)
+exits = [e for e in inst if e["name"] == "exit" and e["args"]["pid"] in C]
+assert len(exits) == 5 and all(e["args"]["reason"] == "normal" for e in exits), exits
+x = [e for e in ev if e["ph"] == "X"]
+assert x and any(e["args"]["pid"] in C for e in x)
+assert any(e["ph"] == "M" and e["name"] == "thread_name" and e["args"]["name"] == "scheduler 1" for e in ev)
+print("erlang: 5 spawns, 5 messages each way, 5 exits")
+PYEOF
     ok
+    # the tracer is gone and tracing is off on the node
+    sleep 0.5
+    expect 0 rpc "$E1" erlang trace_info '[new, flags]' --cookie "$COOKIE"
+    out_has "^\{flags,\[\]\}$"
 fi
 
 # the page in a real headless browser
@@ -138,4 +179,14 @@ bad = [p["url"] for p in (e.get("params", {}) for e in d["events"])
 assert not bad, bad
 PYEOF
 ok
+# the Erlang node's page too
+if [ -f "$TMP/erl.html" ]; then
+    timeout 90 "$CHROMIUM" --headless --no-sandbox --disable-gpu --enable-logging=stderr --v=0 \
+        --disable-background-networking --disable-component-update --disable-sync --no-first-run \
+        --proxy-server=http://127.0.0.1:9 "--host-resolver-rules=MAP * ~NOTFOUND" \
+        --user-data-dir="$TMP/chrome2" --dump-dom "file://$TMP/erl.html" >"$TMP/dom2.html" 2>"$TMP/chrome2.err" || fail "chromium failed (erl page)"
+    grep -Eq '<div id="verdict" data-lanes="[1-9][0-9]*" data-schedulers="[0-9]+" data-arrows="[1-9][0-9]*" data-slices="[1-9][0-9]*" data-errors="0"' "$TMP/dom2.html" || fail "the Erlang trace's page verdict"
+    if grep -a "CONSOLE" "$TMP/chrome2.err"; then fail "the Erlang trace's page wrote to the console"; fi
+    ok
+fi
 echo "trace: all checks passed"
