@@ -15,14 +15,14 @@ _girder() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
     local shared="--cookie --timeout --json --dir --proto-dist --ssl-dist-optfile --verbose --help"
-    local commands="ping nodes ps info rpc spawn send exit stop cluster term help"
+    local commands="ping nodes ps info rpc spawn send exit stop top trace cluster term help"
 
     # the command (and cluster subcommand) is the first word that is not a flag or a value
     local cmd="" sub="" dir=".girder/cluster" i w nargs=0
     for ((i = 1; i < COMP_CWORD; i++)); do
         w=${COMP_WORDS[i]}
         case "$w" in
-        --cookie|--timeout|--proto-dist|--ssl-dist-optfile|--sort|--limit|-n|--erlang|--prefix|--module)
+        --cookie|--timeout|--proto-dist|--ssl-dist-optfile|--sort|--limit|-n|--erlang|--prefix|--module|--interval|--duration|--out|--html|--pid|--name)
             ((i++)) ;;
         --dir)
             ((i++)); dir=${COMP_WORDS[i]} ;;
@@ -38,8 +38,8 @@ _girder() {
     --sort) COMPREPLY=($(compgen -W "reductions memory mailbox" -- "$cur")); return ;;
     --proto-dist) COMPREPLY=($(compgen -W "inet_tcp inet_tls" -- "$cur")); return ;;
     --dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
-    --ssl-dist-optfile|--module) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-    --cookie|--timeout|--limit|-n|--erlang|--prefix) return ;;
+    --ssl-dist-optfile|--module|--out|--html) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --cookie|--timeout|--limit|-n|--erlang|--prefix|--interval|--duration|--pid|--name) return ;;
     esac
 
     if [ -z "$cmd" ]; then
@@ -49,6 +49,8 @@ _girder() {
     local flags=$shared
     case "$cmd" in
     ps) flags="$shared --sort --limit" ;;
+    top) flags="$shared --sort --limit --interval --once" ;;
+    trace) flags="$shared --duration --out --html --pid --name" ;;
     cluster)
         if [ -z "$sub" ]; then
             COMPREPLY=($(compgen -W "up status down --help" -- "$cur"))

@@ -37,6 +37,13 @@ enum {
     CLI_F_PREFIX = 1u << 11,
     CLI_F_HELP = 1u << 12,
     CLI_F_MODULE = 1u << 13,
+    CLI_F_INTERVAL = 1u << 14, /* top */
+    CLI_F_ONCE = 1u << 15,
+    CLI_F_DURATION = 1u << 16, /* trace */
+    CLI_F_OUT = 1u << 17,
+    CLI_F_HTML = 1u << 18,
+    CLI_F_PID = 1u << 19,
+    CLI_F_NAME = 1u << 20,
 };
 /* Flags every node command takes. */
 #define CLI_F_SHARED                                                                      \
@@ -51,7 +58,10 @@ typedef struct cli_opts {
     bool json, verbose;
     const char *modules[CLI_MAX_MODULES]; /* --module, in order */
     int nmodules;
-    int argc; /* positional arguments after the command word(s) */
+    long interval_ms, duration_s;        /* top --interval, trace --duration */
+    bool once;                           /* top --once */
+    const char *out, *html, *pid, *name; /* trace --out, --html, --pid, --name */
+    int argc;                            /* positional arguments after the command word(s) */
     char **argv;
 } cli_opts;
 
@@ -81,6 +91,9 @@ int cli_cmd_stop(const cli_opts *o);
 int cli_cmd_cluster_up(const cli_opts *o);
 int cli_cmd_cluster_status(const cli_opts *o);
 int cli_cmd_cluster_down(const cli_opts *o);
+/* Observability (cmd_top.c, cmd_trace.c). */
+int cli_cmd_top(const cli_opts *o);
+int cli_cmd_trace(const cli_opts *o);
 /* `girder term` parses its own arguments (argv[0] == "term"). */
 int cli_cmd_term(int argc, char **argv);
 
@@ -123,6 +136,8 @@ void cli_json_str(cli_json *j, const char *s);
 void cli_json_strn(cli_json *j, const char *s, size_t n);
 void cli_json_int(cli_json *j, int64_t v);
 void cli_json_bool(cli_json *j, bool v);
+/* A number with that many decimals (NaN and infinities become 0). */
+void cli_json_double(cli_json *j, double v, int decimals);
 void cli_json_null(cli_json *j);
 /* A term as JSON: the string of its Erlang text (~p form, pids of ctx's node short). */
 void cli_json_term(cli_json *j, term_t t, const term_text_ctx *ctx);

@@ -145,6 +145,15 @@ void cli_json_int(cli_json *j, int64_t v)
     puts_(j, b);
 }
 
+void cli_json_double(cli_json *j, double v, int decimals)
+{
+    char b[64];
+    value_start(j);
+    if (v != v || v > 1e300 || v < -1e300) v = 0; /* JSON has no NaN or infinity */
+    snprintf(b, sizeof b, "%.*f", decimals, v);
+    puts_(j, b);
+}
+
 void cli_json_bool(cli_json *j, bool v)
 {
     value_start(j);

@@ -129,6 +129,45 @@ static const cli_command commands[] = {
      "example:\n"
      "  girder stop e1\n",
      CLI_F_SHARED, 1, 1, cli_cmd_stop},
+    {"top", "a live view of a node: schedulers, memory, processes",
+     "usage: girder top NODE [--interval MS] [--once] [--json] [--sort reductions|memory|mailbox]\n"
+     "                       [--limit K] [shared flags]\n"
+     "\n"
+     "Shows NODE like etop: each scheduler's utilisation over the last interval as a bar, run\n"
+     "queues, process count, memory by kind, distribution connections and the top K processes\n"
+     "(default 15) by reductions, memory or message queue (--sort; cumulative figures, with\n"
+     "the change over the interval). Refreshed every --interval ms (default 1000); q or Ctrl-C\n"
+     "quits. --once takes two snapshots one interval apart and prints the second (with --json:\n"
+     "one JSON document). A local girderd is asked through its control socket (found as\n"
+     "'cluster status' finds it, else girderd's default path); any other node, Girder or\n"
+     "Erlang, through distribution (erlang:statistics(scheduler_wall_time) with\n"
+     "system_flag(scheduler_wall_time, true) set while it runs, then restored; erlang:memory/0;\n"
+     "processes and process_info).\n"
+     "\n"
+     "examples:\n"
+     "  girder top g1\n"
+     "  girder top e1 --once --sort memory --limit 5\n",
+     CLI_F_SHARED | CLI_F_SORT | CLI_F_LIMIT | CLI_F_INTERVAL | CLI_F_ONCE, 1, 1, cli_cmd_top},
+    {"trace", "record a node's scheduler timeline (Perfetto JSON, HTML page)",
+     "usage: girder trace NODE --duration S --out FILE.json [--html FILE.html]\n"
+     "                         [--pid PID | --name NAME] [shared flags]\n"
+     "\n"
+     "Records NODE's scheduler trace for S seconds (default 5; Ctrl-C ends it early) and\n"
+     "writes FILE.json in Chrome's Trace Event format, which ui.perfetto.dev and\n"
+     "chrome://tracing open: a track per scheduler with process run slices, flow arrows from\n"
+     "each send to its receive, instants for spawn, exit, link, monitor, DOWN, exit signals,\n"
+     "mailbox limits and busy distribution, and the drop counts. --html also writes a\n"
+     "self-contained page (no network) drawing the timeline: a lane per scheduler, processes\n"
+     "in colours, message arrows, mailbox depth per process, zoom, pan and a filter. --pid or\n"
+     "--name records only the events of that process (and of those it talks to).\n"
+     "A girderd of this machine is traced through its control socket (its libnode trace); an\n"
+     "Erlang node through distribution, by a tracer process spawned there (erlang:trace/3 with\n"
+     "send, receive, running, procs), which ends with the command.\n"
+     "\n"
+     "example:\n"
+     "  girder trace g1 --duration 2 --out g1.json --html g1.html\n",
+     CLI_F_SHARED | CLI_F_DURATION | CLI_F_OUT | CLI_F_HTML | CLI_F_PID | CLI_F_NAME, 1, 1,
+     cli_cmd_trace},
     {"cluster up", "start a local cluster",
      "usage: girder cluster up [-n N] [--erlang K] [--prefix P] [--cookie C] [--dir DIR]\n"
      "                         [--module M]... [--proto-dist inet_tls --ssl-dist-optfile F]\n"
@@ -220,7 +259,10 @@ static const flag_def flags[] = {
     {"--limit", CLI_F_LIMIT, true},      {"-n", CLI_F_N, true},
     {"--erlang", CLI_F_ERLANG, true},    {"--prefix", CLI_F_PREFIX, true},
     {"--help", CLI_F_HELP, false},       {"-h", CLI_F_HELP, false},
-    {"--module", CLI_F_MODULE, true},
+    {"--module", CLI_F_MODULE, true},    {"--interval", CLI_F_INTERVAL, true},
+    {"--once", CLI_F_ONCE, false},       {"--duration", CLI_F_DURATION, true},
+    {"--out", CLI_F_OUT, true},          {"--html", CLI_F_HTML, true},
+    {"--pid", CLI_F_PID, true},          {"--name", CLI_F_NAME, true},
 };
 
 static bool parse_long(const char *s, long min, long max, long *out)
@@ -305,6 +347,40 @@ static int set_flag(cli_opts *o, const flag_def *fd, const char *v)
             return CLI_USAGE;
         }
         o->modules[o->nmodules++] = v;
+        break;
+    case CLI_F_INTERVAL:
+        if (!parse_long(v, 100, 3600000, &n)) {
+            cli_err("--interval: '%s' is not a number of milliseconds (100..3600000)", v);
+            return CLI_USAGE;
+        }
+        o->interval_ms = n;
+        break;
+    case CLI_F_ONCE:
+        o->once = true;
+        break;
+    case CLI_F_DURATION:
+        if (!parse_long(v, 1, 3600, &n)) {
+            cli_err("--duration: '%s' is not a number of seconds (1..3600)", v);
+            return CLI_USAGE;
+        }
+        o->duration_s = n;
+        break;
+    case CLI_F_OUT:
+    case CLI_F_HTML:
+        if (!*v) {
+            cli_err("%s: empty file name", fd->name);
+            return CLI_USAGE;
+        }
+        if (fd->bit == CLI_F_OUT)
+            o->out = v;
+        else
+            o->html = v;
+        break;
+    case CLI_F_PID:
+        o->pid = v;
+        break;
+    case CLI_F_NAME:
+        o->name = v;
         break;
     }
     return CLI_OK;

@@ -52,6 +52,11 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+void cli_set_deadline_ms(int64_t ms)
+{
+    S.deadline_ns = now_ns() + (uint64_t)(ms > 0 ? ms : 0) * 1000000u;
+}
+
 int64_t cli_remaining_ms(void)
 {
     uint64_t now = now_ns();

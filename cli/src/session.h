@@ -56,6 +56,9 @@ void cli_dist_down(void);
 ** the runtime could not be stopped, ends the program here (flushing stdio) instead. */
 int cli_exit(int status);
 
+/* Moves the deadline to ms from now (a long-running command, such as `girder top`'s live view,
+** bounds each refresh rather than the whole run). */
+void cli_set_deadline_ms(int64_t ms);
 /* Milliseconds left before the deadline (>= 0). */
 int64_t cli_remaining_ms(void);
 /* The CLI node's own name (an atom). */

@@ -201,7 +201,7 @@ static void job_body(void *arg)
     job *j = arg;
     msgpack_sbuffer out;
     msgpack_sbuffer_init(&out);
-    gd_ctl_effects fx = {-1, false};
+    gd_ctl_effects fx = {-1, false, j->slot, j->gen};
     gd_methods_run(&j->req, &out, &fx);
     completion *q = calloc(1, sizeof *q);
     if (q) {
@@ -445,6 +445,7 @@ static void client_close(client *c, const char *why)
     c->closing = true;
     c->reading = false;
     follow_set(c, -1);
+    gd_methods_client_gone(c->slot, c->gen);
     gd_log(!strcmp(why, "eof") || !strcmp(why, "stopping") ? GD_DEBUG : GD_NOTICE,
            "event=control_client_closed uid=%u reason=%s", (unsigned)c->uid, why);
     uv_close((uv_handle_t *)&c->pipe, on_client_closed);

@@ -29,10 +29,14 @@ void gd_control_free(void);
 
 /* What a method asks of the I/O side besides sending its response. */
 typedef struct gd_ctl_effects {
-    int follow_level; /* >= 0: stream log lines of this level or more severe (log.follow) */
-    bool stop_node;   /* after the response is queued: start the graceful shutdown */
+    int follow_level;   /* >= 0: stream log lines of this level or more severe (log.follow) */
+    bool stop_node;     /* after the response is queued: start the graceful shutdown */
+    uint32_t slot, gen; /* in: the client that sent the request (its slot and generation) */
 } gd_ctl_effects;
 
 /* methods.c: runs req inside a process and packs the whole response into out. */
 void gd_methods_run(gd_ctl_req *req, msgpack_sbuffer *out, gd_ctl_effects *fx);
+/* methods.c: the client (slot, generation) has gone; what it owned (a trace) is released. Called
+** from the I/O thread when the client is closed. */
+void gd_methods_client_gone(uint32_t slot, uint32_t gen);
 #endif

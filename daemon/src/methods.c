@@ -5,6 +5,8 @@
 #include "mods.h"
 
 #include <girder/dist.h>
+#include <girder/node_obs.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -490,6 +492,473 @@ static int m_log_follow(call *c)
     return 0;
 }
 
+/* ---------------------------------------------------------------- metrics */
+
+static void kv_u64(call *c, const char *k, uint64_t v)
+{
+    gd_ctl_pack_str(&c->pk, k);
+    msgpack_pack_uint64(&c->pk, v);
+}
+
+/* One process of metrics.get's "top". */
+typedef struct top_ent {
+    term_t pid; /* borrowed from the process list */
+    term_t name;
+    nd_status status;
+    uint64_t reductions, memory, mq, hwm, dropped;
+    uint64_t key; /* what it is sorted by */
+} top_ent;
+
+enum { SORT_REDUCTIONS, SORT_MEMORY, SORT_MAILBOX };
+
+static int top_cmp(const void *a, const void *b)
+{
+    const top_ent *x = a, *y = b;
+    return x->key < y->key ? 1 : x->key > y->key ? -1 : 0;
+}
+
+/*
+** "top": every process is looked at (nd_process_info, a little budget each so the request stays
+** fair to the node's own processes), the K largest by the sort key are packed. Processes that
+** die while it runs are left out.
+*/
+static void pack_top(call *c, int64_t k, int sort)
+{
+    term_t all = nd_processes();
+    long total = term_list_length(all);
+    top_ent *e = calloc((size_t)(total > 0 ? total : 1), sizeof *e);
+    size_t n = 0;
+    for (term_t x = all; e && term_is_cons(x); x = term_tl(x)) {
+        nd_proc_info pi;
+        if (nd_process_info(term_hd(x), &pi) != 0) continue;
+        top_ent *t = &e[n];
+        t->pid = term_hd(x);
+        t->name = pi.registered_name;
+        t->status = pi.status;
+        t->reductions = pi.reductions;
+        t->memory = pi.memory;
+        t->mq = pi.message_queue_len;
+        t->hwm = pi.message_queue_hwm;
+        t->dropped = pi.messages_dropped;
+        t->key = sort == SORT_MEMORY ? t->memory : sort == SORT_MAILBOX ? t->mq : t->reductions;
+        n++;
+        nd_proc_info_free(&pi);
+        nd_consume(10);
+    }
+    if (n) qsort(e, n, sizeof *e, top_cmp);
+    size_t m = (int64_t)n < k ? n : (size_t)k;
+    msgpack_pack_array(&c->pk, m);
+    for (size_t i = 0; i < m; i++) {
+        msgpack_pack_map(&c->pk, 8);
+        gd_ctl_pack_str(&c->pk, "pid");
+        pack_term(c, e[i].pid);
+        gd_ctl_pack_str(&c->pk, "name");
+        if (e[i].name != TERM_NONE)
+            gd_ctl_pack_str(&c->pk, aname(e[i].name));
+        else
+            msgpack_pack_nil(&c->pk);
+        kv_str(c, "status", status_name(e[i].status));
+        kv_u64(c, "reductions", e[i].reductions);
+        kv_u64(c, "memory", e[i].memory);
+        kv_u64(c, "message_queue_len", e[i].mq);
+        kv_u64(c, "message_queue_hwm", e[i].hwm);
+        kv_u64(c, "messages_dropped", e[i].dropped);
+    }
+    free(e);
+    term_free(all);
+}
+
+static void pack_dist(call *c)
+{
+    dist_stats ds;
+    dist_get_stats(&ds);
+    size_t cap = dist_connections(NULL, 0);
+    dist_conn_info *ci = calloc(cap ? cap : 1, sizeof *ci);
+    size_t n = ci ? dist_connections(ci, cap) : 0;
+    if (n > cap) n = cap;
+    msgpack_pack_map(&c->pk, 10);
+    kv_u64(c, "msgs_in", ds.msgs_in);
+    kv_u64(c, "msgs_out", ds.msgs_out);
+    kv_u64(c, "bytes_in", ds.bytes_in);
+    kv_u64(c, "bytes_out", ds.bytes_out);
+    kv_u64(c, "conns_up", ds.conns_up);
+    kv_u64(c, "conns_down", ds.conns_down);
+    kv_u64(c, "handshakes_failed", ds.handshakes_failed);
+    kv_u64(c, "protocol_errors", ds.protocol_errors);
+    kv_u64(c, "tls_failures", ds.tls_failures);
+    gd_ctl_pack_str(&c->pk, "connections");
+    msgpack_pack_array(&c->pk, n);
+    for (size_t i = 0; i < n; i++) {
+        msgpack_pack_map(&c->pk, 9);
+        ci[i].node[sizeof ci[i].node - 1] = 0;
+        kv_str(c, "node", ci[i].node);
+        kv_bool(c, "up", ci[i].up);
+        kv_bool(c, "visible", ci[i].visible);
+        kv_u64(c, "msgs_in", ci[i].msgs_in);
+        kv_u64(c, "msgs_out", ci[i].msgs_out);
+        kv_u64(c, "bytes_in", ci[i].bytes_in);
+        kv_u64(c, "bytes_out", ci[i].bytes_out);
+        kv_u64(c, "out_queue", ci[i].out_queue);
+        kv_u64(c, "busy_events", ci[i].busy_events);
+    }
+    free(ci);
+}
+
+static int m_metrics_get(call *c)
+{
+    int64_t top = 0;
+    int sort = SORT_REDUCTIONS;
+    if (c->req->nparams) return fail(c, GD_CTL_EPARAMS, "metrics.get takes only options");
+    const msgpack_object *o = gd_ctl_map_get(c->req->opts, "top");
+    if (o && gd_ctl_int(o, 0, 1000, &top))
+        return fail(c, GD_CTL_EPARAMS, "option top: an integer 0..1000");
+    o = gd_ctl_map_get(c->req->opts, "sort");
+    if (o) {
+        char s[16];
+        if (gd_ctl_str(o, s, sizeof s) ||
+            (strcmp(s, "reductions") && strcmp(s, "memory") && strcmp(s, "mailbox")))
+            return fail(c, GD_CTL_EPARAMS, "option sort: reductions, memory or mailbox");
+        sort = !strcmp(s, "memory")    ? SORT_MEMORY
+               : !strcmp(s, "mailbox") ? SORT_MAILBOX
+                                       : SORT_REDUCTIONS;
+    }
+    nd_metrics m;
+    int rc = nd_metrics_get(&m);
+    if (rc) {
+        nd_metrics_free(&m);
+        return fail(c, GD_CTL_EFAILED, "metrics: %s", nd_strerror(rc));
+    }
+    msgpack_pack_map(&c->pk, top > 0 ? 16 : 15);
+    kv_str(c, "node", aname(nd_node()));
+    kv_u64(c, "uptime_ns", m.uptime_ns);
+    gd_ctl_pack_str(&c->pk, "schedulers");
+    msgpack_pack_array(&c->pk, m.schedulers);
+    for (unsigned i = 0; i < m.schedulers; i++) {
+        const nd_sched_metrics *s = &m.sched[i];
+        msgpack_pack_map(&c->pk, 8);
+        kv_u64(c, "id", i + 1);
+        kv_u64(c, "running_ns", s->running_ns);
+        kv_u64(c, "spinning_ns", s->spinning_ns);
+        kv_u64(c, "idle_ns", s->idle_ns);
+        kv_u64(c, "run_queue", s->run_queue);
+        kv_u64(c, "steals", s->steals);
+        kv_u64(c, "context_switches", s->context_switches);
+        kv_u64(c, "reductions", s->reductions);
+    }
+    kv_u64(c, "global_run_queue", m.global_run_queue);
+    kv_u64(c, "processes", m.processes);
+    kv_u64(c, "process_limit", m.process_limit);
+    kv_u64(c, "spawns", m.spawns);
+    kv_u64(c, "exits", m.exits);
+    kv_u64(c, "long_schedules", m.long_schedules);
+    gd_ctl_pack_str(&c->pk, "messages");
+    msgpack_pack_map(&c->pk, 4);
+    kv_u64(c, "sent", m.messages_sent);
+    kv_u64(c, "received", m.messages_received);
+    kv_u64(c, "queued", m.messages_queued);
+    kv_u64(c, "dropped", m.messages_dropped);
+    kv_u64(c, "mailbox_reports", m.mailbox_reports);
+    kv_u64(c, "mailbox_kills", m.mailbox_kills);
+    gd_ctl_pack_str(&c->pk, "memory");
+    msgpack_pack_map(&c->pk, 5);
+    kv_u64(c, "process_table", m.memory.process_table);
+    kv_u64(c, "stacks", m.memory.stacks);
+    kv_u64(c, "mailboxes", m.memory.mailboxes);
+    kv_u64(c, "trace", m.memory.trace);
+    kv_u64(c, "rss", m.memory.rss);
+    gd_ctl_pack_str(&c->pk, "dist");
+    pack_dist(c);
+    kv_str(c, "sort",
+           sort == SORT_MEMORY    ? "memory"
+           : sort == SORT_MAILBOX ? "mailbox"
+                                  : "reductions");
+    if (top > 0) {
+        gd_ctl_pack_str(&c->pk, "top");
+        pack_top(c, top, sort);
+    }
+    nd_metrics_free(&m);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- tracing */
+
+/*
+** One capture per node, owned by the client that started it: only it drains (draining
+** consumes) and stops. It ends when that client calls trace.stop (it may still drain what is
+** left) or goes away (the I/O thread calls gd_methods_client_gone). A client that goes away
+** while its trace.start is running must not leave tracing on: gone[] remembers, per slot, the
+** generation after the latest client that went, and a start checks it under the same mutex.
+*/
+static struct {
+    pthread_mutex_t mu;
+    bool owned, on;
+    uint32_t slot, gen;
+    uint32_t *gone; /* per slot: 1 + the generation of the latest client gone there */
+    size_t ngone;
+    nd_trace_stats base; /* the counters when the capture started */
+} T = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+#define DRAIN_MAX     65536
+#define DRAIN_DEFAULT 4096
+
+static bool owner_is(const call *c)
+{
+    return T.owned && T.slot == c->fx->slot && T.gen == c->fx->gen;
+}
+
+/* Throws away what earlier captures left in the rings (bounded by their capacity). */
+static void discard_leftovers(void)
+{
+    nd_event *buf = malloc(1024 * sizeof *buf);
+    if (!buf) return;
+    nd_trace_stats st;
+    nd_trace_stats_get(&st);
+    size_t bound = (size_t)st.rings * st.ring_events;
+    for (size_t got = 0, n; got <= bound && (n = nd_trace_drain(buf, 1024)) > 0; got += n) {
+    }
+    free(buf);
+}
+
+void gd_methods_client_gone(uint32_t slot, uint32_t gen)
+{
+    pthread_mutex_lock(&T.mu);
+    if (slot >= T.ngone) {
+        size_t n = (size_t)slot + 16;
+        uint32_t *g = realloc(T.gone, n * sizeof *g);
+        if (g) {
+            memset(g + T.ngone, 0, (n - T.ngone) * sizeof *g);
+            T.gone = g;
+            T.ngone = n;
+        }
+    }
+    if (slot < T.ngone && T.gone[slot] < gen + 1) T.gone[slot] = gen + 1;
+    if (T.owned && T.slot == slot && T.gen == gen) {
+        if (T.on) {
+            nd_trace_stop();
+            gd_log(GD_NOTICE, "event=trace_stopped reason=client_gone");
+        }
+        T.owned = T.on = false;
+    }
+    pthread_mutex_unlock(&T.mu);
+}
+
+/* trace.start's options into o; pid (owned, or TERM_NONE) goes to *pid. */
+static int trace_opts(call *c, nd_trace_opts *o, term_t *pid)
+{
+    const msgpack_object *v;
+    int64_t x;
+    *pid = TERM_NONE;
+    if ((v = gd_ctl_map_get(c->req->opts, "kinds"))) {
+        /* a list of kind names, or one string of them separated by commas */
+        char list[512];
+        bool arr = v->type == MSGPACK_OBJECT_ARRAY;
+        uint32_t n = arr ? v->via.array.size : 1;
+        if ((!arr && gd_ctl_str(v, list, sizeof list)) || n == 0 || n > 64)
+            return fail(c, GD_CTL_EPARAMS, "option kinds: a non-empty list of event kinds");
+        for (uint32_t i = 0; i < n; i++) {
+            char s[32];
+            if (arr && gd_ctl_str(&v->via.array.ptr[i], s, sizeof s))
+                return fail(c, GD_CTL_EPARAMS, "option kinds: unknown event kind (see docs)");
+            for (char *tok = arr ? s : list, *save = NULL, *k;
+                 (k = strtok_r(tok, ",", &save)) != NULL; tok = NULL) {
+                unsigned kind = 0;
+                for (unsigned j = 1; j < ND_EV__COUNT && !kind; j++)
+                    if (!strcmp(k, nd_event_kind_name(j))) kind = j;
+                if (!kind)
+                    return fail(c, GD_CTL_EPARAMS, "option kinds: unknown event kind (see docs)");
+                o->kinds |= 1u << kind;
+            }
+        }
+        if (!o->kinds) return fail(c, GD_CTL_EPARAMS, "option kinds: no event kind given");
+    }
+    if ((v = gd_ctl_map_get(c->req->opts, "ring"))) {
+        if (gd_ctl_int(v, 64, 16 << 20, &x) || (x & (x - 1)))
+            return fail(c, GD_CTL_EPARAMS, "option ring: a power of two, 64..16777216");
+        o->ring_events = (size_t)x;
+    }
+    if ((v = gd_ctl_map_get(c->req->opts, "max_rate"))) {
+        if (gd_ctl_int(v, 1, 1000000000, &x))
+            return fail(c, GD_CTL_EPARAMS, "option max_rate: events a second, 1..1000000000");
+        o->max_rate = (uint64_t)x;
+    }
+    if ((v = gd_ctl_map_get(c->req->opts, "pid"))) {
+        char err[256];
+        term_t t;
+        if (gd_ctl_term(v, &c->ctx, &t, err, sizeof err))
+            return fail(c, GD_CTL_EPARAMS, "option pid: %s", err);
+        if (term_is_atom(t)) {
+            term_t p = nd_whereis(t);
+            if (p == TERM_NONE)
+                return fail(c, GD_CTL_ENOTFOUND, "no process registered as %s", aname(t));
+            t = p;
+        } else if (!term_is_pid(t)) {
+            term_free(t);
+            return fail(c, GD_CTL_EPARAMS, "option pid: a pid or a registered name");
+        }
+        *pid = t;
+    }
+    return 0;
+}
+
+static void pack_trace_stats(call *c)
+{
+    nd_trace_stats st;
+    nd_trace_stats_get(&st);
+    msgpack_pack_map(&c->pk, 8);
+    kv_bool(c, "on", st.on);
+    gd_ctl_pack_str(&c->pk, "owner");
+    if (!T.owned)
+        msgpack_pack_nil(&c->pk);
+    else
+        gd_ctl_pack_str(&c->pk, owner_is(c) ? "this_client" : "another_client");
+    kv_u64(c, "rings", st.rings);
+    kv_u64(c, "ring_events", st.ring_events);
+    kv_u64(c, "recorded", st.recorded);
+    kv_u64(c, "dropped_full", st.dropped_full);
+    kv_u64(c, "dropped_rate", st.dropped_rate);
+    /* since the latest trace.start through this API */
+    gd_ctl_pack_str(&c->pk, "capture");
+    msgpack_pack_map(&c->pk, 3);
+    kv_u64(c, "recorded", st.recorded - T.base.recorded);
+    kv_u64(c, "dropped_full", st.dropped_full - T.base.dropped_full);
+    kv_u64(c, "dropped_rate", st.dropped_rate - T.base.dropped_rate);
+}
+
+static int m_trace_start(call *c)
+{
+    if (c->req->nparams) return fail(c, GD_CTL_EPARAMS, "trace.start takes only options");
+    nd_trace_opts o = {0};
+    term_t pid;
+    if (trace_opts(c, &o, &pid)) return -1;
+    o.pid = pid;
+    pthread_mutex_lock(&T.mu);
+    int rc = 0;
+    if (T.owned && T.on && !owner_is(c))
+        rc = fail(c, GD_CTL_EBUSY,
+                  "another client is tracing this node (one tracer per node: it ends when that "
+                  "client calls trace.stop or disconnects)");
+    else if (T.owned && T.on)
+        rc = fail(c, GD_CTL_EFAILED, "this client is tracing already (trace.stop first)");
+    else if (c->fx->slot < T.ngone && T.gone[c->fx->slot] > c->fx->gen)
+        rc = fail(c, GD_CTL_EFAILED, "the client has gone");
+    if (!rc) {
+        T.owned = false;
+        discard_leftovers();
+        nd_trace_stats_get(&T.base);
+        int e = nd_trace_start(&o);
+        if (e == ND_ESTATE)
+            rc = fail(c, GD_CTL_EBUSY, "tracing is on in this node already (not through this API)");
+        else if (e == ND_EINVAL)
+            rc = fail(c, GD_CTL_ENOTFOUND, "option pid: not a live process of this node");
+        else if (e)
+            rc = fail(c, GD_CTL_EFAILED, "trace: %s", nd_strerror(e));
+    }
+    if (!rc) {
+        T.owned = T.on = true;
+        T.slot = c->fx->slot;
+        T.gen = c->fx->gen;
+        nd_trace_stats st;
+        nd_trace_stats_get(&st);
+        msgpack_pack_map(&c->pk, 3);
+        kv_u64(c, "schedulers", st.rings ? st.rings - 1 : 0);
+        kv_u64(c, "rings", st.rings);
+        kv_u64(c, "ring_events", st.ring_events);
+    }
+    pthread_mutex_unlock(&T.mu);
+    term_free(pid);
+    return rc;
+}
+
+/* An event: [Ts, Kind, Sched, Info, Pid, Peer, Arg, Id, Reason, Node] (docs/control-api.md). */
+static void pack_event(call *c, const nd_event *e)
+{
+    msgpack_pack_array(&c->pk, 10);
+    msgpack_pack_uint64(&c->pk, e->ts);
+    gd_ctl_pack_str(&c->pk, nd_event_kind_name(e->kind));
+    if (e->sched == ND_EV_NO_SCHED)
+        msgpack_pack_nil(&c->pk);
+    else
+        msgpack_pack_uint16(&c->pk, e->sched);
+    msgpack_pack_uint8(&c->pk, e->info);
+    for (int k = 0; k < 2; k++) {
+        term_t p = nd_event_pid(e, k == 1);
+        if (p == TERM_NONE) {
+            msgpack_pack_nil(&c->pk);
+        } else {
+            pack_term(c, p);
+            term_free(p);
+        }
+    }
+    msgpack_pack_uint64(&c->pk, e->arg);
+    msgpack_pack_uint64(&c->pk, e->id);
+    if (e->reason == TERM_NONE)
+        msgpack_pack_nil(&c->pk);
+    else
+        pack_term(c, e->reason);
+    if (term_is_atom(e->node))
+        gd_ctl_pack_str(&c->pk, aname(e->node));
+    else
+        msgpack_pack_nil(&c->pk);
+}
+
+static int m_trace_drain(call *c)
+{
+    int64_t max = DRAIN_DEFAULT;
+    if (c->req->nparams) return fail(c, GD_CTL_EPARAMS, "trace.drain takes only options");
+    const msgpack_object *o = gd_ctl_map_get(c->req->opts, "max");
+    if (o && gd_ctl_int(o, 1, DRAIN_MAX, &max))
+        return fail(c, GD_CTL_EPARAMS, "option max: an integer 1..%d", DRAIN_MAX);
+    nd_event *ev = malloc((size_t)max * sizeof *ev);
+    if (!ev) return fail(c, GD_CTL_EBUSY, "out of memory");
+    pthread_mutex_lock(&T.mu);
+    if (!owner_is(c)) {
+        pthread_mutex_unlock(&T.mu);
+        free(ev);
+        return fail(c, GD_CTL_EBUSY,
+                    T.owned ? "another client owns the trace (one drainer per node)"
+                            : "no trace to drain (trace.start first)");
+    }
+    size_t n = nd_trace_drain(ev, (size_t)max);
+    bool on = T.on;
+    pthread_mutex_unlock(&T.mu);
+    msgpack_pack_map(&c->pk, 2);
+    kv_bool(c, "on", on);
+    gd_ctl_pack_str(&c->pk, "events");
+    msgpack_pack_array(&c->pk, n);
+    for (size_t i = 0; i < n; i++) {
+        pack_event(c, &ev[i]);
+        if ((i & 255) == 255) nd_consume(10);
+    }
+    free(ev);
+    return 0;
+}
+
+static int m_trace_stop(call *c)
+{
+    if (c->req->nparams) return fail(c, GD_CTL_EPARAMS, "trace.stop takes no params");
+    pthread_mutex_lock(&T.mu);
+    if (!owner_is(c)) {
+        pthread_mutex_unlock(&T.mu);
+        return fail(c, GD_CTL_EBUSY,
+                    T.owned ? "another client owns the trace"
+                            : "no trace to stop (trace.start first)");
+    }
+    if (T.on) nd_trace_stop();
+    T.on = false;
+    pack_trace_stats(c);
+    pthread_mutex_unlock(&T.mu);
+    return 0;
+}
+
+static int m_trace_stats(call *c)
+{
+    if (c->req->nparams) return fail(c, GD_CTL_EPARAMS, "trace.stats takes no params");
+    pthread_mutex_lock(&T.mu);
+    pack_trace_stats(c);
+    pthread_mutex_unlock(&T.mu);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- the table */
 
 static const method methods[] = {
@@ -500,6 +969,9 @@ static const method methods[] = {
     {"proc.send", 1, m_proc_send},     {"proc.exit", 1, m_proc_exit},
     {"module.load", 1, m_module_load}, {"module.list", 1, m_module_list},
     {"log.level", 1, m_log_level},     {"log.follow", 1, m_log_follow},
+    {"metrics.get", 1, m_metrics_get}, {"trace.start", 1, m_trace_start},
+    {"trace.drain", 1, m_trace_drain}, {"trace.stop", 1, m_trace_stop},
+    {"trace.stats", 1, m_trace_stats},
 };
 static const size_t nmethods = sizeof methods / sizeof methods[0];
 
