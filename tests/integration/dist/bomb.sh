@@ -13,7 +13,8 @@ peer_bg b latency_until "$G1" "$TMP/bomb-done" "$MAXMS"
 wait_for 20 grep -q READY "$TMP/b.out" || { cat "$TMP/b.out"; fail "peer b not ready"; }
 rss() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 RSS0=$(rss "$GPID" VmRSS)
-timeout 60 "$DIST_PROBE" bomb "$G1" "$COOKIE" "$ERL_EPMD_PORT" >>"$TMP/probe.log" 2>&1 ||
+WAIT=5000; [ "${DIST_SANITIZED:-0}" = 1 ] && WAIT=30000
+PROBE_WAIT_MS=$WAIT timeout 60 "$DIST_PROBE" bomb "$G1" "$COOKIE" "$ERL_EPMD_PORT" >>"$TMP/probe.log" 2>&1 ||
     { cat "$TMP/probe.log"; fail "the bomb's connection was not closed"; }
 touch "$TMP/bomb-done"
 wait_exit "$PPID_BG" 30 || fail "peer b hangs"

@@ -95,7 +95,8 @@ int main(int argc, char **argv)
                 "usage: dist-probe MODE NODE COOKIE EPMD_PORT\n"
                 "  modes: garbage-pre wrong-cookie oversize garbage-post atoms atoms-keep halfopen "
                 "slow bomb\n"
-                "  env: PROBE_NAME (our alive name), PROBE_ATOMS, PROBE_TAG (atoms modes)\n");
+                "  env: PROBE_NAME (our alive name), PROBE_ATOMS, PROBE_TAG (atoms modes),\n"
+                "       PROBE_WAIT_MS (how long the node may take to close; default 5000)\n");
         return 2;
     }
     const char *mode = argv[1], *node = argv[2], *cookie = argv[3];
@@ -246,7 +247,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "probe: unknown mode %s\n", mode);
             return 2;
         }
-        if (!closed) closed = closed_within(fd, 5000);
+        /* PROBE_WAIT_MS: how long the node may take to close (sanitizer builds are slower) */
+        const char *wait = getenv("PROBE_WAIT_MS");
+        if (!closed) closed = closed_within(fd, wait ? atoi(wait) : 5000);
     }
     close(fd);
     printf("%s: %s\n", mode, closed ? "closed" : "still open");
