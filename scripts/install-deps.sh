@@ -4,7 +4,7 @@ set -eu
 pkgs="build-essential cmake pkg-config clang-14 libclang-rt-14-dev clang-format
 openssl libssl-dev libuv1-dev libmsgpack-dev libcmocka-dev zlib1g-dev
 erlang-base erlang-ssl erlang-crypto erlang-public-key erlang-asn1 erlang-dev
-erlang-src elixir iproute2 procps chromium
+erlang-src elixir iproute2 iptables procps chromium
 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 missing=""
 for p in $pkgs; do
