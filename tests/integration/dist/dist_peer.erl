@@ -760,14 +760,17 @@ busy_flood([G, V, Flag, Count0]) ->
 monitored_by_demonitor([G]) ->
     pong = net_adm:ping(G),
     P = spawn(G, demo, echo, []),
-    Refs = [monitor(process, P) || _ <- lists:seq(1, 3)],
-    {monitored_by, By} = rpc:call(G, erlang, process_info, [P, monitored_by]),
-    [Me, Me, Me] = [X || X <- By, X =:= self()],
     Me = self(),
+    MonBy = fun() -> {monitored_by, By} = rpc:call(G, erlang, process_info, [P, monitored_by]),
+                     By end,
+    %% a monitor shows once P has handled its signal (the rpc may overtake it: wait a little);
+    %% a demonitor must show at once
+    Refs = [monitor(process, P) || _ <- lists:seq(1, 3)],
+    wait_until(fun() -> MonBy() =:= [Me, Me, Me] end, 100),
     [true = demonitor(R) || R <- Refs],
-    {monitored_by, []} = rpc:call(G, erlang, process_info, [P, monitored_by]),
+    [] = MonBy(),
     R2 = monitor(process, P),
-    {monitored_by, [Me]} = rpc:call(G, erlang, process_info, [P, monitored_by]),
+    wait_until(fun() -> MonBy() =:= [Me] end, 100),
     true = demonitor(R2, [flush]),
     {monitored_by, []} = rpc:call(G, erlang, process_info, [P, monitored_by]),
     exit(P, kill).
