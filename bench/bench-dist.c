@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bench_child.h"
+#include "bench_stats.h"
 
 #define A(s) term_atom(s)
 
@@ -140,8 +141,8 @@ static void tp_body(void *arg)
     term_t sinkname = term_tuplev(2, A("bench_sink"), j->node);
     uint8_t bin[32] = {0};
     term_t msg = term_tuplev(3, A("hello"), term_int(12345), term_binary(bin, 32));
-    double best = 0;
-    for (int run = 0; run < 3; run++) {
+    double best = -1;
+    for (int run = 0; run < 1; run++) { /* one round per call: the caller interleaves */
         nd_send(sinkname, term_tuplev(3, A("start"), term_int(j->n), term_dup(nd_self())));
         term_t m;
         if (nd_receive(10000, &m) < 0) break;
@@ -216,11 +217,15 @@ static double erl_sender(const char *fn, const char *target, long n)
     return v;
 }
 
-static void print(const char *name, double g, double e, const char *unit, bool higher_better)
+/* An erl sender that runs one round of `kind` against the receiver `target` per bench_round. */
+static bench_child erl_server(const char *kind, const char *target, long n)
 {
-    double ratio = g > 0 && e > 0 ? (higher_better ? g / e : e / g) : 0;
-    printf("BENCH %s girder=%.1f erlang=%.1f unit=%s ratio=%.2f\n", name, g, e, unit, ratio);
-    fflush(stdout);
+    char cmd[2 * PATH_MAX + 1024];
+    snprintf(cmd, sizeof cmd,
+             "ERL_EPMD_PORT=%u exec erl -sname bsrv_%s_%d -setcookie %s -noshell -pa %s %s "
+             "-eval 'dist_bench:serve(%s, %s@%s, %ld), halt().'",
+             eport, kind, (int)getpid(), cookie, tmpdir, erl_proto(), kind, target, host, n);
+    return bench_spawn_io(cmd);
 }
 
 int main(int argc, char **argv)
@@ -239,6 +244,8 @@ int main(int argc, char **argv)
         return node_main(argv[2]);
     }
     if (getenv("BENCH_DIST_MSGS")) n_msgs = atol(getenv("BENCH_DIST_MSGS"));
+    if (getenv("BENCH_DIST_RT")) n_rt = atol(getenv("BENCH_DIST_RT"));
+    bs_machine(argv[0]);
     signal(SIGPIPE, SIG_IGN);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dist-bench-XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
@@ -272,24 +279,36 @@ int main(int argc, char **argv)
     bench_read_until(&grecv, "READY", NULL);
     bench_child ercv = erl_receiver(erecv);
 
-    /* Erlang <-> Erlang first, while this process is not yet a node */
-    double e_tp = erl_sender("throughput", erecv, n_msgs);
-    double e_rt = erl_sender("roundtrip", erecv, n_rt);
+    /* the mixed pairs, one run each (INFO lines), while this process is not yet a node */
     double ge_tp_e2g = erl_sender("throughput", gname, n_msgs);
     double ge_rt_e2g = erl_sender("roundtrip", gname, n_rt);
 
     snprintf(ename, sizeof ename, "bsend_g_%d", (int)getpid());
     if (start_girder_node(ename, false) != 0) return 1;
     char full[320];
-    snprintf(full, sizeof full, "%s@%s", gname, host);
-    double g_tp = girder_run(tp_body, full, n_msgs);
-    double g_rt = girder_run(rt_body, full, n_rt);
     snprintf(full, sizeof full, "%s@%s", erecv, host);
     double ge_tp_g2e = girder_run(tp_body, full, n_msgs);
     double ge_rt_g2e = girder_run(rt_body, full, n_rt);
 
-    print(NAME_TP, g_tp, e_tp, "msgs/s", true);
-    print(NAME_RT, g_rt, e_rt, "us", false);
+    /* Girder<->Girder and erl<->erl in interleaved rounds, the side that goes first alternating */
+    bench_child etp = erl_server("throughput", erecv, n_msgs);
+    bench_child ert = erl_server("roundtrip", erecv, n_rt);
+    snprintf(full, sizeof full, "%s@%s", gname, host);
+    int rounds = bs_rounds();
+    double g_tp[64], e_tp[64], g_rt[64], e_rt[64];
+    for (int i = 0; i < rounds; i++) {
+        if (i % 2) e_tp[i] = bench_round(&etp);
+        g_tp[i] = girder_run(tp_body, full, n_msgs);
+        if (!(i % 2)) e_tp[i] = bench_round(&etp);
+        if (i % 2) e_rt[i] = bench_round(&ert);
+        g_rt[i] = girder_run(rt_body, full, n_rt);
+        if (!(i % 2)) e_rt[i] = bench_round(&ert);
+    }
+    bench_stop(&etp, SIGTERM);
+    bench_stop(&ert, SIGTERM);
+
+    bs_report(NAME_TP, g_tp, rounds, e_tp, rounds, "msgs/s", true);
+    bs_report(NAME_RT, g_rt, rounds, e_rt, rounds, "us", false);
     printf("INFO %s girder_to_erlang=%.1f erlang_to_girder=%.1f unit=msgs/s\n", NAME_MIXED_TP,
            ge_tp_g2e, ge_tp_e2g);
     printf("INFO %s girder_to_erlang=%.1f erlang_to_girder=%.1f unit=us\n", NAME_MIXED_RT,

@@ -1,6 +1,6 @@
 %% Erlang side of bench-dist-tcp: the sink/pong receiver and the sender, same protocol as Girder's.
 -module(dist_bench).
--export([receiver/0, throughput/2, roundtrip/2, victim/0, watch/1]).
+-export([receiver/0, throughput/2, roundtrip/2, victim/0, watch/1, serve/3]).
 
 %% bench_sink: {start, N, From} -> From ! {ready, self()}, takes N messages, From ! {done, N}.
 %% bench_pong: {From, M} -> From ! M.
@@ -31,6 +31,27 @@ tp(Node, N) ->
     N * 1.0e6 / (erlang:monotonic_time(microsecond) - T0).
 send_n(_, _, 0) -> ok;
 send_n(P, M, N) -> P ! M, send_n(P, M, N - 1).
+
+%% Interleaved rounds: pings Node, then for every line read on stdin runs one round of Kind
+%% (throughput: msgs/s of N messages; roundtrip: mean microseconds over N after a warm-up) and
+%% prints it; returns at the end of input.
+serve(Kind, Node, N) ->
+    pong = net_adm:ping(Node),
+    serve_loop(Kind, Node, N).
+serve_loop(Kind, Node, N) ->
+    case io:get_line('') of
+        eof -> ok;
+        {error, _} -> ok;
+        _ ->
+            V = case Kind of
+                    throughput -> tp(Node, N);
+                    roundtrip -> Pong = rpc_whereis(Node), rt(Pong, 1000),
+                                 T0 = erlang:monotonic_time(microsecond), rt(Pong, N),
+                                 (erlang:monotonic_time(microsecond) - T0) / N
+                end,
+            io:format("~f~n", [V * 1.0]),
+            serve_loop(Kind, Node, N)
+    end.
 
 %% Prints the mean round trip in microseconds over M pings (after a warm-up).
 roundtrip(Node, M) ->
