@@ -280,19 +280,24 @@ int main(int argc, char **argv)
     bench_child ercv = erl_receiver(erecv);
 
     /* the mixed pairs, one run each (INFO lines), while this process is not yet a node */
-    double ge_tp_e2g = erl_sender("throughput", gname, n_msgs);
-    double ge_rt_e2g = erl_sender("roundtrip", gname, n_rt);
+    /* BENCH_DIST_GIRDER_ONLY (for profilers): Girder<->Girder alone, no ratio */
+    bool only_g = getenv("BENCH_DIST_GIRDER_ONLY") != NULL;
+    double ge_tp_e2g = only_g ? -1 : erl_sender("throughput", gname, n_msgs);
+    double ge_rt_e2g = only_g ? -1 : erl_sender("roundtrip", gname, n_rt);
 
     snprintf(ename, sizeof ename, "bsend_g_%d", (int)getpid());
     if (start_girder_node(ename, false) != 0) return 1;
     char full[320];
     snprintf(full, sizeof full, "%s@%s", erecv, host);
-    double ge_tp_g2e = girder_run(tp_body, full, n_msgs);
-    double ge_rt_g2e = girder_run(rt_body, full, n_rt);
+    double ge_tp_g2e = only_g ? -1 : girder_run(tp_body, full, n_msgs);
+    double ge_rt_g2e = only_g ? -1 : girder_run(rt_body, full, n_rt);
 
     /* Girder<->Girder and erl<->erl in interleaved rounds, the side that goes first alternating */
-    bench_child etp = erl_server("throughput", erecv, n_msgs);
-    bench_child ert = erl_server("roundtrip", erecv, n_rt);
+    bench_child etp = {-1, NULL, NULL}, ert = {-1, NULL, NULL};
+    if (!only_g) {
+        etp = erl_server("throughput", erecv, n_msgs);
+        ert = erl_server("roundtrip", erecv, n_rt);
+    }
     snprintf(full, sizeof full, "%s@%s", gname, host);
     int rounds = bs_rounds();
     double g_tp[64], e_tp[64], g_rt[64], e_rt[64];
