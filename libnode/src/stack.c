@@ -1,5 +1,7 @@
 /* Coroutine stacks: mmap'ed with a guard page, pooled per scheduler; stack overflow kills one
  * process. */
+#include <errno.h>
+#include <stdatomic.h>
 #include "nd_int.h"
 #include <signal.h>
 #include <sys/mman.h>
@@ -29,7 +31,47 @@ static size_t default_size(void)
     return nd__rt.cfg.stack_size;
 }
 
-/* Maps a new stack of `size` usable bytes above one PROT_NONE guard page. */
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
+#endif
+
+/* -1 untried, 1 the kernel's guard regions work, 0 they do not (mprotect is used). */
+static _Atomic int g_guard_madvise = -1;
+
+/* True if the kernel refuses to read the page at g: a system call that reads it fails with
+** EFAULT. An emulator that accepts MADV_GUARD_INSTALL without doing it (qemu-user) is caught
+** here, before any process relies on the guard. */
+static bool guard_holds(void *g)
+{
+    int fd[2];
+    if (pipe(fd) != 0) return false;
+    ssize_t n = write(fd[1], g, 1);
+    int err = errno;
+    close(fd[0]);
+    close(fd[1]);
+    return n < 0 && err == EFAULT;
+}
+
+/*
+** Makes the first page of m a guard page. A guard region (Linux >= 6.13) does not split the
+** mapping, so stacks mapped next to each other merge into one mapping and a million of them fit
+** under vm.max_map_count; an mprotect'ed guard page makes two mappings per stack (about 32,000
+** stacks under the default limit of 65,530). Both fault with SIGSEGV at the guard's address.
+*/
+static int guard_page(void *m, size_t pg)
+{
+    int mode = atomic_load_explicit(&g_guard_madvise, memory_order_relaxed);
+    if (mode != 0) {
+        if (madvise(m, pg, MADV_GUARD_INSTALL) == 0 && (mode == 1 || guard_holds(m))) {
+            atomic_store_explicit(&g_guard_madvise, 1, memory_order_relaxed);
+            return 0;
+        }
+        atomic_store_explicit(&g_guard_madvise, 0, memory_order_relaxed);
+    }
+    return mprotect(m, pg, PROT_NONE);
+}
+
+/* Maps a new stack of `size` usable bytes above one guard page. */
 static nd_stack *stack_map(size_t size)
 {
     size_t pg = page_size();
@@ -38,7 +80,7 @@ static nd_stack *stack_map(size_t size)
     void *m = mmap(NULL, total, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (m == MAP_FAILED) return NULL;
-    if (mprotect(m, pg, PROT_NONE) != 0) {
+    if (guard_page(m, pg) != 0) {
         munmap(m, total);
         return NULL;
     }
