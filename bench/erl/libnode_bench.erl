@@ -2,6 +2,7 @@
 -module(libnode_bench).
 -export([ring/2, spawn_exit/1, idle_memory/1, call_latency/1, best/2]).
 -export([trace_overhead/2, mailbox_memory/1]).
+-export([scale_spawn/1]).
 -export([serve/1, ring1/2, spawn_exit1/1, call_latency1/1, idle_memory1/1, idle_plain1/1]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
@@ -86,6 +87,31 @@ idle_plain1(N) ->
     M1 = erlang:memory(total),
     [P ! stop || P <- Pids],
     (M1 - M0) / N.
+
+%% bench-scale-spawn: spawns N processes that wait in receive (each bumps a counter when it
+%% runs), until all run; then stops them all, until the count is back. Prints "spawn seconds,
+%% bytes per process (erlang:memory(total) growth), stop seconds".
+scale_spawn(N) ->
+    garbage_collect(),
+    Base = erlang:system_info(process_count),
+    C = atomics:new(1, []),
+    M0 = erlang:memory(total),
+    T0 = erlang:monotonic_time(nanosecond),
+    Pids = [spawn(fun() -> atomics:add(C, 1, 1), receive stop -> ok end end)
+            || _ <- lists:seq(1, N)],
+    wait_atomic(C, N),
+    T1 = erlang:monotonic_time(nanosecond),
+    M1 = erlang:memory(total),
+    [P ! stop || P <- Pids],
+    wait_count(Base),
+    T2 = erlang:monotonic_time(nanosecond),
+    io:format("~f ~f ~f~n", [(T1 - T0) / 1.0e9, (M1 - M0) / N, (T2 - T1) / 1.0e9]).
+
+wait_atomic(C, N) ->
+    case atomics:get(C, 1) >= N of
+        true -> ok;
+        false -> erlang:yield(), wait_atomic(C, N)
+    end.
 
 %% Round trip of gen_server:call, microseconds (mean over N calls).
 call_latency(N) -> best(fun() -> call_latency1(N) end, min).
