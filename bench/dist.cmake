@@ -11,3 +11,8 @@ target_compile_definitions(bench-dist-tls PRIVATE BENCH_ERL_DIR="${CMAKE_CURRENT
 add_executable(bench-dist-nodedown ${CMAKE_CURRENT_LIST_DIR}/bench-dist-nodedown.c ${CMAKE_CURRENT_LIST_DIR}/bench_child.c)
 target_link_libraries(bench-dist-nodedown PRIVATE girder_dist)
 target_compile_definitions(bench-dist-nodedown PRIVATE BENCH_ERL_DIR="${CMAKE_CURRENT_LIST_DIR}/erl")
+
+# the scale matrix (1, 4, 16 senders x 1 KB, 64 KB messages), Girder<->Girder vs erl<->erl
+add_executable(bench-scale-dist ${CMAKE_CURRENT_LIST_DIR}/bench-dist.c ${CMAKE_CURRENT_LIST_DIR}/bench_child.c)
+target_link_libraries(bench-scale-dist PRIVATE girder_dist)
+target_compile_definitions(bench-scale-dist PRIVATE BENCH_ERL_DIR="${CMAKE_CURRENT_LIST_DIR}/erl" BENCH_SCALE_DIST=1)

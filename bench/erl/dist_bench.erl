@@ -1,6 +1,6 @@
 %% Erlang side of bench-dist-tcp: the sink/pong receiver and the sender, same protocol as Girder's.
 -module(dist_bench).
--export([receiver/0, throughput/2, roundtrip/2, victim/0, watch/1, serve/3]).
+-export([receiver/0, throughput/2, roundtrip/2, victim/0, watch/1, serve/3, scale_tp/4]).
 
 %% bench_sink: {start, N, From} -> From ! {ready, self()}, takes N messages, From ! {done, N}.
 %% bench_pong: {From, M} -> From ! M.
@@ -52,6 +52,20 @@ serve_loop(Kind, Node, N) ->
             io:format("~f~n", [V * 1.0]),
             serve_loop(Kind, Node, N)
     end.
+
+%% bench-scale-dist: S processes share N messages {hello, 12345, <<Size bytes>>} to the sink on
+%% Node over one connection; prints messages per second.
+scale_tp(Node, N, S, Size) ->
+    pong = net_adm:ping(Node),
+    Per = N div S,
+    Total = Per * S,
+    {bench_sink, Node} ! {start, Total, self()},
+    Sink = receive {ready, P} -> P after 10000 -> exit(no_sink) end,
+    Msg = {hello, 12345, <<0:(Size * 8)>>},
+    T0 = erlang:monotonic_time(microsecond),
+    [spawn(fun() -> send_n(Sink, Msg, Per) end) || _ <- lists:seq(1, S)],
+    receive {done, Total} -> ok after 300000 -> exit(no_done) end,
+    io:format("~f~n", [Total * 1.0e6 / (erlang:monotonic_time(microsecond) - T0)]).
 
 %% Prints the mean round trip in microseconds over M pings (after a warm-up).
 roundtrip(Node, M) ->
