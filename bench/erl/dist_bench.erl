@@ -1,6 +1,7 @@
 %% Erlang side of bench-dist-tcp: the sink/pong receiver and the sender, same protocol as Girder's.
 -module(dist_bench).
 -export([receiver/0, throughput/2, roundtrip/2, victim/0, watch/1, serve/3, scale_tp/4]).
+-export([mvictim/1, mwatch/2]).
 
 %% bench_sink: {start, N, From} -> From ! {ready, self()}, takes N messages, From ! {done, N}.
 %% bench_pong: {From, M} -> From ! M.
@@ -104,3 +105,32 @@ watch(Node) ->
     receive {'EXIT', Pid, noconnection} -> ok after 30000 -> exit(timeout) end,
     receive {'DOWN', Ref, process, Pid, noconnection} -> ok after 30000 -> exit(timeout) end,
     io:format("DOWN~n").
+
+%% bench-scale-monitors: the victim spawns N waiting processes (bench_mvictim gives their pids
+%% and answers sync); the watcher monitors them all, says READY, and prints DOWN once N DOWN
+%% messages with noconnection have arrived (the victim is killed -9 in between).
+mvictim(N) ->
+    Pids = [spawn(fun() -> receive stop -> ok end end) || _ <- lists:seq(1, N)],
+    register(bench_mvictim, spawn(fun() -> mvictim_loop(Pids) end)),
+    io:format("READY~n"),
+    receive after infinity -> ok end.
+mvictim_loop(Pids) ->
+    receive
+        {From, pids} -> From ! {pids, Pids};
+        {From, sync} -> From ! sync
+    end,
+    mvictim_loop(Pids).
+
+mwatch(Node, N) ->
+    pong = net_adm:ping(Node),
+    {bench_mvictim, Node} ! {self(), pids},
+    Pids = receive {pids, P} -> P after 60000 -> exit(no_pids) end,
+    N = length(Pids),
+    [monitor(process, P) || P <- Pids],
+    {bench_mvictim, Node} ! {self(), sync},
+    receive sync -> ok after 60000 -> exit(no_sync) end,
+    io:format("READY~n"),
+    downs(N),
+    io:format("DOWN~n").
+downs(0) -> ok;
+downs(K) -> receive {'DOWN', _, process, _, noconnection} -> downs(K - 1) after 120000 -> exit(timeout) end.
