@@ -241,8 +241,6 @@ typedef struct nd_sched {
     unsigned direct; /* process-to-process switches since the loop last ran */
     nd_stack *stack_cache;
     unsigned nstack_cache;
-    unsigned spin_misses; /* spins in a row that found no work (sched.c: spin) */
-    unsigned spin_probe;
     void *altstack;
     /* for the long-running report (read by the watchdog thread) */
     _Atomic uint64_t slice_seq;

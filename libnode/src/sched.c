@@ -479,19 +479,10 @@ static void acct_enter(nd_sched *s, uint32_t st, uint64_t now)
 ** scheduler spins, wakers skip the unpark (nspin); the spinner looks for work again through
 ** the parking protocol when it stops, so nothing published meanwhile is missed. True if work
 ** turned up.
-**
-** Adaptive: after SPIN_MISSES spins in a row that found nothing, the scheduler parks at once
-** and tries a spin only every SPIN_PROBE-th time it goes idle. Work that arrives later than
-** spin_ns (a reply over the network, which comes through the I/O thread) made every spin a
-** miss: on a 2-core machine each burnt 50 us of a core the I/O threads needed (perf stat of a
-** bench-dist-tcp node: CPU per round trip halved without spinning).
 */
-#define SPIN_MISSES 3
-#define SPIN_PROBE  16
 static bool spin(nd_sched *s)
 {
     if (!nd__rt.spin_ns) return false;
-    if (s->spin_misses >= SPIN_MISSES && ++s->spin_probe % SPIN_PROBE != 0) return false;
     atomic_fetch_add(&nd__rt.nspin, 1);
     uint64_t now = nd__now(), until = now + nd__rt.spin_ns;
     acct_enter(s, ACCT_SPIN, now);
@@ -503,7 +494,6 @@ static bool spin(nd_sched *s)
     }
     atomic_fetch_sub(&nd__rt.nspin, 1);
     if (found) acct_enter(s, ACCT_RUN, now);
-    s->spin_misses = found ? 0 : s->spin_misses + 1;
     return found;
 }
 
