@@ -36,7 +36,7 @@ asan:
 tsan:
 	$(MAKE) test BUILD=build-tsan CMAKE_FLAGS="-DGIRDER_TSAN=ON"
 
-# Build output goes to stderr so that stdout carries only the BENCH lines.
+# Build output goes to stderr so that stdout carries only the BENCH lines and the summary table.
 bench:
 	@$(MAKE) --no-print-directory build >&2
 	@./scripts/run-bench.sh $(BUILD)

@@ -20,23 +20,32 @@ static void bench(void *arg)
     for (int i = 0; i < 1000; i++) nd_call(srv, ping, 5000, &r);
     double t0 = nb_now();
     for (int i = 0; i < N; i++) nd_call(srv, ping, 5000, &r);
-    double v = (nb_now() - t0) * 1e6 / N;
-    if (result == 0 || v < result) result = v;
+    result = (nb_now() - t0) * 1e6 / N;
     nd_server_stop(srv, term_atom("normal"), 5000);
     term_free(srv);
 }
 
 int main(void)
 {
+    bs_machine("bench-call-latency");
     if (nd_init(NULL) != 0) return 1;
-    for (int i = 0; i < 3; i++) nd_run(bench, NULL, ND_INFINITY, NULL); /* best of 3 */
+    nb_erl e = nb_erl_start("libnode_bench:call_latency1(200000)", "");
+    int n = bs_rounds();
+    double g[64], er[64];
+    for (int i = 0; i < n; i++) { /* interleaved, the side that goes first alternating */
+        if (i % 2) er[i] = nb_erl_round(&e);
+        result = -1;
+        nd_run(bench, NULL, ND_INFINITY, NULL);
+        g[i] = result;
+        if (!(i % 2)) er[i] = nb_erl_round(&e);
+    }
     nd_stats st;
     nd_get_stats(&st);
     if (getenv("ND_BENCH_STATS"))
         fprintf(stderr, "switches=%llu steals=%llu\n", (unsigned long long)st.context_switches,
                 (unsigned long long)st.steals);
     nd_shutdown(10000);
-    double erl = nb_erlang("libnode_bench:call_latency(200000)", "");
-    nb_print("call_latency", result, erl, "us", false);
+    nb_erl_stop(&e);
+    bs_report("call_latency", g, n, er, n, "us", false);
     return 0;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bench_child.h"
+#include "bench_stats.h"
 
 #define A(s) term_atom(s)
 
@@ -162,29 +163,6 @@ static double one_run(bool erlang, int i)
     return ms;
 }
 
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* The median of `runs` measurements (failed runs left out). */
-static double median(bool erlang)
-{
-    double v[64];
-    int n = 0;
-    for (int i = 0; i < runs && i < 64; i++) {
-        double ms = one_run(erlang, i);
-        if (ms >= 0) v[n++] = ms;
-    }
-    if (!n) return -1;
-    qsort(v, (size_t)n, sizeof v[0], cmp);
-    fprintf(stderr, "%s:", erlang ? "erlang" : "girder");
-    for (int i = 0; i < n; i++) fprintf(stderr, " %.2f", v[i]);
-    fprintf(stderr, " ms\n");
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 int main(int argc, char **argv)
 {
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -203,6 +181,8 @@ int main(int argc, char **argv)
         return watcher_main(argv[2], argv[3]);
     }
     if (getenv("BENCH_NODEDOWN_RUNS")) runs = atoi(getenv("BENCH_NODEDOWN_RUNS"));
+    if (runs < 1) runs = 1;
+    bs_machine("bench-dist-nodedown");
     signal(SIGPIPE, SIG_IGN);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dist-nd-bench-XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
@@ -211,11 +191,18 @@ int main(int argc, char **argv)
     if (system(cmd) != 0) return 1;
     bench_child epmd = bench_start_epmd(bindir, (unsigned)getpid() * 13u, &eport);
     if (epmd.pid < 0) return 1;
-    double e = median(true);
-    double g = median(false);
-    printf("BENCH dist_nodedown_latency girder=%.2f erlang=%.2f unit=ms ratio=%.2f\n", g, e,
-           g > 0 && e > 0 ? e / g : 0);
-    fflush(stdout);
+    /* interleaved runs, the side that goes first alternating; a failed run counts as failed */
+    double ev[64], gv[64];
+    if (runs > 64) runs = 64;
+    for (int i = 0; i < runs; i++) {
+        if (i % 2) ev[i] = one_run(true, i);
+        gv[i] = one_run(false, i);
+        if (!(i % 2)) ev[i] = one_run(true, i);
+    }
+    double g = bs_side("dist_nodedown_latency", "girder", gv, runs, "ms");
+    double e = bs_side("dist_nodedown_latency", "erlang", ev, runs, "ms");
+    fprintf(stderr, "dist_nodedown_latency: load at the end %s\n", bs_load());
+    bs_print("dist_nodedown_latency", g, e, "ms", false);
     bench_stop(&epmd, SIGTERM);
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     return system(cmd) == 0 && g > 0 && e > 0 ? 0 : 1;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bench_child.h"
+#include "bench_stats.h"
 
 #define A(s) term_atom(s)
 
@@ -140,8 +141,8 @@ static void tp_body(void *arg)
     term_t sinkname = term_tuplev(2, A("bench_sink"), j->node);
     uint8_t bin[32] = {0};
     term_t msg = term_tuplev(3, A("hello"), term_int(12345), term_binary(bin, 32));
-    double best = 0;
-    for (int run = 0; run < 3; run++) {
+    double best = -1;
+    for (int run = 0; run < 1; run++) { /* one round per call: the caller interleaves */
         nd_send(sinkname, term_tuplev(3, A("start"), term_int(j->n), term_dup(nd_self())));
         term_t m;
         if (nd_receive(10000, &m) < 0) break;
@@ -188,6 +189,113 @@ static double girder_run(nd_entry_fn fn, const char *node, long n)
     return j.result;
 }
 
+#ifdef BENCH_SCALE_DIST
+/* ---------------------------------------------------------------- scale: senders x sizes */
+
+/* One round of the scale matrix: `senders` processes share n messages of `size` bytes each
+** ({hello, 12345, <<size bytes>>}) to one sink over one connection. */
+typedef struct mjob {
+    term_t node;
+    long n;
+    int senders;
+    size_t size;
+    double result;
+} mjob;
+
+typedef struct msender {
+    term_t to, msg;
+    long n;
+} msender;
+
+static void m_sender(void *arg)
+{
+    msender *m = arg;
+    for (long i = 0; i < m->n; i++) nd_send(m->to, term_dup(m->msg));
+}
+
+static void tp_multi_body(void *arg)
+{
+    mjob *j = arg;
+    j->result = -1;
+    term_t sinkname = term_tuplev(2, A("bench_sink"), j->node);
+    long per = j->n / j->senders, total = per * j->senders;
+    nd_send(sinkname, term_tuplev(3, A("start"), term_int(total), term_dup(nd_self())));
+    term_free(sinkname);
+    term_t m;
+    if (nd_receive(10000, &m) < 0) return;
+    term_t sinkpid = term_dup(term_tuple_elem(m, 1));
+    term_free(m);
+    uint8_t *bin = calloc(1, j->size);
+    if (!bin) return;
+    term_t msg = term_tuplev(3, A("hello"), term_int(12345), term_binary(bin, j->size));
+    free(bin);
+    msender ms[64];
+    double t0 = bench_now();
+    for (int i = 0; i < j->senders && i < 64; i++) {
+        ms[i] = (msender){sinkpid, msg, per};
+        nd_spawn(m_sender, &ms[i], NULL, NULL);
+    }
+    if (nd_receive(300000, &m) == 0) {
+        j->result = (double)total / (bench_now() - t0);
+        term_free(m);
+    }
+    term_free(msg);
+    term_free(sinkpid);
+}
+
+static double erl_scale_tp(const char *target, long n, int senders, size_t size)
+{
+    if (getenv("BENCH_DIST_GIRDER_ONLY")) return -1;
+    char cmd[2 * PATH_MAX + 1024];
+    snprintf(cmd, sizeof cmd,
+             "ERL_EPMD_PORT=%u exec erl -sname bscale_erl_%d -setcookie %s -noshell -pa %s %s "
+             "-eval 'dist_bench:scale_tp(%s@%s, %ld, %d, %zu), halt().'",
+             eport, (int)getpid(), cookie, tmpdir, erl_proto(), target, host, n, senders, size);
+    bench_child c = bench_spawn(cmd);
+    double v = -1;
+    bench_read_until(&c, NULL, &v);
+    bench_stop(&c, SIGTERM);
+    return v;
+}
+
+/* The matrix: 1, 4, 16 senders x 1 KB, 64 KB messages, Girder<->Girder and erl<->erl in
+** interleaved rounds (BENCH_SCALE_ROUNDS, default 1: heavy); SCALE lines on stdout. */
+static void scale_matrix(const char *gname, const char *erecv)
+{
+    static const int senders[] = {1, 4, 16};
+    static const size_t sizes[] = {1024, 65536};
+    int rounds = getenv("BENCH_SCALE_ROUNDS") ? atoi(getenv("BENCH_SCALE_ROUNDS")) : 1;
+    if (rounds < 1 || rounds > 64) rounds = 1;
+    char full[320];
+    snprintf(full, sizeof full, "%s@%s", gname, host);
+    for (size_t z = 0; z < 2; z++)
+        for (size_t k = 0; k < 3; k++) {
+            long n = sizes[z] >= 65536 ? 8000 : 160000; /* about 160 / 520 MB a round */
+            double g[64], e[64];
+            for (int r = 0; r < rounds; r++) {
+                if (r % 2) e[r] = erl_scale_tp(erecv, n, senders[k], sizes[z]);
+                mjob j = {A(full), n, senders[k], sizes[z], -1};
+                nd_run(tp_multi_body, &j, 600000, NULL);
+                g[r] = j.result;
+                if (!(r % 2)) e[r] = erl_scale_tp(erecv, n, senders[k], sizes[z]);
+                fprintf(stderr,
+                        "scale %2d senders x %6zu B: girder %.0f msgs/s (%.1f MB/s), "
+                        "erlang %.0f msgs/s (%.1f MB/s), load %s\n",
+                        senders[k], sizes[z], g[r], g[r] * (double)sizes[z] / 1e6, e[r],
+                        e[r] * (double)sizes[z] / 1e6, bs_load());
+            }
+            double gm = g[0] > 0 ? bs_median(g, rounds) : -1;
+            double em = e[0] > 0 ? bs_median(e, rounds) : -1;
+            printf("SCALE dist_throughput senders=%d size=%zu girder_msgs_s=%.0f "
+                   "erlang_msgs_s=%.0f girder_mb_s=%.1f erlang_mb_s=%.1f\n",
+                   senders[k], sizes[z], gm, em, gm * (double)sizes[z] / 1e6,
+                   em * (double)sizes[z] / 1e6);
+            fflush(stdout);
+        }
+}
+
+#endif
+
 /* ---------------------------------------------------------------- child processes */
 
 static bench_child erl_receiver(const char *name)
@@ -216,11 +324,15 @@ static double erl_sender(const char *fn, const char *target, long n)
     return v;
 }
 
-static void print(const char *name, double g, double e, const char *unit, bool higher_better)
+/* An erl sender that runs one round of `kind` against the receiver `target` per bench_round. */
+static bench_child erl_server(const char *kind, const char *target, long n)
 {
-    double ratio = g > 0 && e > 0 ? (higher_better ? g / e : e / g) : 0;
-    printf("BENCH %s girder=%.1f erlang=%.1f unit=%s ratio=%.2f\n", name, g, e, unit, ratio);
-    fflush(stdout);
+    char cmd[2 * PATH_MAX + 1024];
+    snprintf(cmd, sizeof cmd,
+             "ERL_EPMD_PORT=%u exec erl -sname bsrv_%s_%d -setcookie %s -noshell -pa %s %s "
+             "-eval 'dist_bench:serve(%s, %s@%s, %ld), halt().'",
+             eport, kind, (int)getpid(), cookie, tmpdir, erl_proto(), kind, target, host, n);
+    return bench_spawn_io(cmd);
 }
 
 int main(int argc, char **argv)
@@ -239,6 +351,8 @@ int main(int argc, char **argv)
         return node_main(argv[2]);
     }
     if (getenv("BENCH_DIST_MSGS")) n_msgs = atol(getenv("BENCH_DIST_MSGS"));
+    if (getenv("BENCH_DIST_RT")) n_rt = atol(getenv("BENCH_DIST_RT"));
+    bs_machine(argv[0]);
     signal(SIGPIPE, SIG_IGN);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dist-bench-XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
@@ -272,24 +386,56 @@ int main(int argc, char **argv)
     bench_read_until(&grecv, "READY", NULL);
     bench_child ercv = erl_receiver(erecv);
 
-    /* Erlang <-> Erlang first, while this process is not yet a node */
-    double e_tp = erl_sender("throughput", erecv, n_msgs);
-    double e_rt = erl_sender("roundtrip", erecv, n_rt);
-    double ge_tp_e2g = erl_sender("throughput", gname, n_msgs);
-    double ge_rt_e2g = erl_sender("roundtrip", gname, n_rt);
+    /* the mixed pairs, one run each (INFO lines), while this process is not yet a node */
+    /* BENCH_DIST_GIRDER_ONLY (for profilers): Girder<->Girder alone, no ratio */
+    bool only_g = getenv("BENCH_DIST_GIRDER_ONLY") != NULL;
+#ifdef BENCH_SCALE_DIST
+    only_g = true; /* this build runs the scale matrix only */
+#endif
+    double ge_tp_e2g = only_g ? -1 : erl_sender("throughput", gname, n_msgs);
+    double ge_rt_e2g = only_g ? -1 : erl_sender("roundtrip", gname, n_rt);
 
     snprintf(ename, sizeof ename, "bsend_g_%d", (int)getpid());
     if (start_girder_node(ename, false) != 0) return 1;
     char full[320];
-    snprintf(full, sizeof full, "%s@%s", gname, host);
-    double g_tp = girder_run(tp_body, full, n_msgs);
-    double g_rt = girder_run(rt_body, full, n_rt);
     snprintf(full, sizeof full, "%s@%s", erecv, host);
-    double ge_tp_g2e = girder_run(tp_body, full, n_msgs);
-    double ge_rt_g2e = girder_run(rt_body, full, n_rt);
+    double ge_tp_g2e = only_g ? -1 : girder_run(tp_body, full, n_msgs);
+    double ge_rt_g2e = only_g ? -1 : girder_run(rt_body, full, n_rt);
+#ifdef BENCH_SCALE_DIST
+    snprintf(full, sizeof full, "%s@%s", gname, host);
+    if (dist_ping(A(full), 5000) != 0) return 1;
+    scale_matrix(gname, erecv);
+    dist_stop(2000);
+    nd_shutdown(2000);
+    bench_stop(&grecv, SIGTERM);
+    bench_stop(&ercv, SIGTERM);
+    bench_stop(&epmd, SIGTERM);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    return system(cmd) == 0 ? 0 : 1;
+#endif
 
-    print(NAME_TP, g_tp, e_tp, "msgs/s", true);
-    print(NAME_RT, g_rt, e_rt, "us", false);
+    /* Girder<->Girder and erl<->erl in interleaved rounds, the side that goes first alternating */
+    bench_child etp = {-1, NULL, NULL}, ert = {-1, NULL, NULL};
+    if (!only_g) {
+        etp = erl_server("throughput", erecv, n_msgs);
+        ert = erl_server("roundtrip", erecv, n_rt);
+    }
+    snprintf(full, sizeof full, "%s@%s", gname, host);
+    int rounds = bs_rounds();
+    double g_tp[64], e_tp[64], g_rt[64], e_rt[64];
+    for (int i = 0; i < rounds; i++) {
+        if (i % 2) e_tp[i] = bench_round(&etp);
+        g_tp[i] = girder_run(tp_body, full, n_msgs);
+        if (!(i % 2)) e_tp[i] = bench_round(&etp);
+        if (i % 2) e_rt[i] = bench_round(&ert);
+        g_rt[i] = girder_run(rt_body, full, n_rt);
+        if (!(i % 2)) e_rt[i] = bench_round(&ert);
+    }
+    bench_stop(&etp, SIGTERM);
+    bench_stop(&ert, SIGTERM);
+
+    bs_report(NAME_TP, g_tp, rounds, e_tp, rounds, "msgs/s", true);
+    bs_report(NAME_RT, g_rt, rounds, e_rt, rounds, "us", false);
     printf("INFO %s girder_to_erlang=%.1f erlang_to_girder=%.1f unit=msgs/s\n", NAME_MIXED_TP,
            ge_tp_g2e, ge_tp_e2g);
     printf("INFO %s girder_to_erlang=%.1f erlang_to_girder=%.1f unit=us\n", NAME_MIXED_RT,

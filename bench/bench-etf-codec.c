@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_stats.h"
+
 /*
 ** What is measured. A real Erlang node (erl, seeded) writes term_to_binary(T, [{minor_version,
 ** 2}]) of a mixed corpus: the atom encoding the distribution protocol and OTP 26 use, and the
@@ -382,6 +384,7 @@ int main(int argc, char **argv)
     bool use_cpu = false;
     const char *use = NULL, *keep = NULL;
     int opt;
+    bs_machine("bench-etf-codec");
     while ((opt = getopt(argc, argv, "t:n:k:c:w:h")) != -1) {
         switch (opt) {
         case 't':
@@ -450,7 +453,9 @@ int main(int argc, char **argv)
     double wall[2][ROUNDS], cpu[2][ROUNDS];
     for (int r = 0; r < rounds; r++) {
         took a, b;
-        if (!run_passes(&c, &sd, true, pg, &a) || !run_passes(&c, &sd, false, pe, &b)) {
+        bool ok = r % 2 ? run_passes(&c, &sd, false, pe, &b) && run_passes(&c, &sd, true, pg, &a)
+                        : run_passes(&c, &sd, true, pg, &a) && run_passes(&c, &sd, false, pe, &b);
+        if (!ok) {
             fprintf(stderr, "bench-etf-codec: a round trip failed while timing\n");
             return 1;
         }
@@ -461,6 +466,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "round %d: girder %.0f items/s (cpu %.0f), ei %.0f items/s (cpu %.0f)\n",
                 r + 1, wall[0][r], cpu[0][r], wall[1][r], cpu[1][r]);
     }
+    /* spreads on stderr (the side that went first alternated between rounds) */
+    bs_side("etf_codec (wall)", "girder", wall[0], rounds, "items/s");
+    bs_side("etf_codec (wall)", "ei", wall[1], rounds, "items/s");
+    bs_side("etf_codec (cpu)", "girder", cpu[0], rounds, "items/s");
+    bs_side("etf_codec (cpu)", "ei", cpu[1], rounds, "items/s");
+    fprintf(stderr, "etf_codec: load at the end %s\n", bs_load());
     double gw = median(wall[0], rounds), ew = median(wall[1], rounds);
     double gc = median(cpu[0], rounds), ec = median(cpu[1], rounds);
     fprintf(stderr,
@@ -470,7 +481,7 @@ int main(int argc, char **argv)
             c.n, c.bytes, (double)c.bytes / (double)c.n, rounds, gw, ew, gw / ew, rounds, gc, ec,
             gc / ec);
     double g = use_cpu ? gc : gw, e = use_cpu ? ec : ew;
-    printf("BENCH etf_codec girder=%.0f erlang=%.0f unit=items/s ratio=%.2f\n", g, e, g / e);
+    bs_print("etf_codec", g, e, "items/s", true);
 
     ei_x_free(&x);
     etf_buf_free(&gb);

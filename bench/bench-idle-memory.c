@@ -1,11 +1,11 @@
-/* BENCH idle_process_memory: bytes per idle process over 1,000,000 server-behaviour processes
-** (and per plain coroutine process, fewer: each holds a guarded stack mapping), vs Erlang. */
+/* BENCH idle_process_memory: bytes per idle process over 1,000,000 server-behaviour processes,
+** and per plain process blocked in receive (idle_process_memory_plain), vs Erlang. */
 #include "nd_bench.h"
 #include <stdatomic.h>
 #include <unistd.h>
 
 #define N_SERVER 1000000
-#define N_PLAIN  25000 /* two mappings each; vm.max_map_count is 65530 */
+static long n_plain = 25000; /* BENCH_IDLE_PLAIN overrides */
 
 static size_t rss(void)
 {
@@ -18,22 +18,36 @@ static size_t rss(void)
     return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
 }
 
-static const nd_server_ops idle_ops = {NULL, NULL, NULL, NULL, NULL};
-static double per_server, per_plain;
-static term_t *pids;
+/* The process's memory mappings now (lines of /proc/self/maps). */
+static long maps(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    long n = 0;
+    int c;
+    if (!f) return -1;
+    while ((c = fgetc(f)) != EOF)
+        if (c == '\n') n++;
+    fclose(f);
+    return n;
+}
 
-static _Atomic int plain_up;
+static const nd_server_ops idle_ops = {NULL, NULL, NULL, NULL, NULL};
+static double per_proc;
+static term_t *pids;
+static _Atomic long plain_up;
 
 static void idle_plain(void *arg)
 {
+    (void)arg;
     atomic_fetch_add(&plain_up, 1);
     term_t m;
     nd_receive(ND_INFINITY, &m);
     term_free(m);
 }
 
-static void bench(void *arg)
+static void bench_server(void *arg)
 {
+    (void)arg;
     pids = malloc(sizeof(term_t) * N_SERVER);
     size_t r0 = rss();
     for (int i = 0; i < N_SERVER; i++)
@@ -42,32 +56,78 @@ static void bench(void *arg)
             exit(1);
         }
     nd_sleep(200);
-    per_server = (double)(rss() - r0) / N_SERVER;
+    per_proc = (double)(rss() - r0) / N_SERVER;
     for (int i = 0; i < N_SERVER; i++) {
         nd_exit_signal(pids[i], term_atom("kill"));
         term_free(pids[i]);
     }
-    while (nd_process_count() > 1) nd_sleep(10);
-    r0 = rss();
-    for (int i = 0; i < N_PLAIN; i++) nd_spawn(idle_plain, NULL, NULL, &pids[i]);
-    for (int i = 0; i < 3000 && atomic_load(&plain_up) < N_PLAIN; i++) nd_sleep(5);
+    free(pids);
+}
+
+static void bench_plain(void *arg)
+{
+    (void)arg;
+    pids = malloc(sizeof(term_t) * (size_t)n_plain);
+    size_t r0 = rss();
+    long m0 = maps();
+    for (long i = 0; i < n_plain; i++)
+        if (nd_spawn(idle_plain, NULL, NULL, &pids[i]) != 0) {
+            fprintf(stderr, "plain spawn %ld failed\n", i);
+            exit(1);
+        }
+    for (int i = 0; i < 6000 && atomic_load(&plain_up) < n_plain; i++) nd_sleep(5);
     nd_sleep(50);
-    per_plain = (double)(rss() - r0) / N_PLAIN;
-    for (int i = 0; i < N_PLAIN; i++) {
+    per_proc = (double)(rss() - r0) / (double)n_plain;
+    fprintf(stderr, "%ld plain processes waiting: %.0f bytes each, %ld more memory mappings\n",
+            n_plain, per_proc, maps() - m0);
+    for (long i = 0; i < n_plain; i++) {
         nd_send(pids[i], term_atom("stop"));
         term_free(pids[i]);
     }
     free(pids);
 }
 
-int main(void)
+/* Runs `exe --round kind` in a fresh process (so no round sees memory an earlier one freed) and
+** returns the number it prints, or -1. */
+static double girder_round(const char *exe, const char *kind)
 {
-    nd_config c = {0};
-    if (nd_init(&c) != 0) return 1;
-    nd_run(bench, NULL, ND_INFINITY, NULL);
-    nd_shutdown(60000);
-    double erl = nb_erlang("libnode_bench:idle_memory(1000000)", "+P 2000000");
-    nb_print("idle_process_memory", per_server, erl, "bytes", false);
-    nb_print("idle_process_memory_plain", per_plain, erl, "bytes", false);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "exec %s --round %s", exe, kind);
+    bench_child c = bench_spawn(cmd);
+    double v = -1;
+    if (bench_read_until(&c, NULL, &v) != 0) v = -1;
+    bench_stop(&c, SIGTERM);
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    if (getenv("BENCH_IDLE_PLAIN")) n_plain = atol(getenv("BENCH_IDLE_PLAIN"));
+    if (argc == 3 && !strcmp(argv[1], "--round")) {
+        nd_config c = {0};
+        if (nd_init(&c) != 0) return 1;
+        nd_run(strcmp(argv[2], "plain") ? bench_server : bench_plain, NULL, ND_INFINITY, NULL);
+        printf("%f\n", per_proc);
+        fflush(stdout);
+        _exit(0); /* the measurement is out; a million processes need no orderly shutdown */
+    }
+    bs_machine("bench-idle-memory");
+    char exe[4096];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k <= 0) return 1;
+    exe[k] = 0;
+    int n = bs_rounds();
+    double gs[64], gp[64], es[64], ep[64];
+    char call[128];
+    snprintf(call, sizeof call, "io:format(\"~f~n\", [libnode_bench:idle_plain1(%ld)])", n_plain);
+    for (int i = 0; i < n; i++) { /* each round a fresh process on either side */
+        gs[i] = girder_round(exe, "server");
+        es[i] =
+            nb_erlang("io:format(\"~f~n\", [libnode_bench:idle_memory1(1000000)])", "+P 2000000");
+        gp[i] = girder_round(exe, "plain");
+        ep[i] = nb_erlang(call, "+P 2000000");
+    }
+    bs_report("idle_process_memory", gs, n, es, n, "bytes", false);
+    bs_report("idle_process_memory_plain", gp, n, ep, n, "bytes", false);
     return 0;
 }

@@ -75,6 +75,7 @@ static void bench(void *arg)
 
 int main(void)
 {
+    bs_machine("bench-mailbox-memory");
     if (nd_init(NULL) != 0) return 1;
     nd_run(bench, NULL, ND_INFINITY, NULL);
     nd_shutdown(10000);

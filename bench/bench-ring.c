@@ -38,17 +38,26 @@ static void bench(void *arg)
         if (k == 0) break;
         nd_send(first, term_int(k - 1));
     }
-    double v = (double)hops / (nb_now() - t0);
-    if (v > result) result = v;
+    result = (double)hops / (nb_now() - t0);
     term_free(first);
 }
 
 int main(void)
 {
+    bs_machine("bench-ring");
     if (nd_init(NULL) != 0) return 1;
-    for (int i = 0; i < 3; i++) nd_run(bench, NULL, ND_INFINITY, NULL); /* best of 3 */
+    nb_erl e = nb_erl_start("libnode_bench:ring1(1000, 1000)", "");
+    int n = bs_rounds();
+    double g[64], er[64];
+    for (int i = 0; i < n; i++) { /* interleaved, the side that goes first alternating */
+        if (i % 2) er[i] = nb_erl_round(&e);
+        result = -1;
+        nd_run(bench, NULL, ND_INFINITY, NULL);
+        g[i] = result;
+        if (!(i % 2)) er[i] = nb_erl_round(&e);
+    }
     nd_shutdown(10000);
-    double erl = nb_erlang("libnode_bench:ring(1000, 1000)", "");
-    nb_print("ring", result, erl, "msgs/s", true);
+    nb_erl_stop(&e);
+    bs_report("ring", g, n, er, n, "msgs/s", true);
     return 0;
 }

@@ -97,6 +97,7 @@ static double run(const nd_trace_opts *opts, nd_trace_stats *st)
 
 int main(void)
 {
+    bs_machine("bench-trace-overhead");
     if (nd_init(NULL) != 0) return 1;
     nd_trace_opts all = {0}, dflt = {0};
     all.max_rate = UINT64_MAX;

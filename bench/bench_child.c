@@ -4,6 +4,7 @@
 #include <girder/epmd.h>
 
 #include <signal.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -11,28 +12,63 @@
 #include <limits.h>
 #include <unistd.h>
 
-bench_child bench_spawn(const char *cmd)
+static bench_child spawn(const char *cmd, bool with_stdin)
 {
-    bench_child c = {-1, NULL};
-    int p[2];
+    bench_child c = {-1, NULL, NULL};
+    int p[2], q[2] = {-1, -1};
     if (pipe(p) != 0) return c;
+    if (with_stdin && pipe(q) != 0) {
+        close(p[0]);
+        close(p[1]);
+        return c;
+    }
     c.pid = fork();
     if (c.pid == 0) {
         dup2(p[1], 1);
         close(p[0]);
         close(p[1]);
+        if (with_stdin) {
+            dup2(q[0], 0);
+            close(q[0]);
+            close(q[1]);
+        }
         setpgid(0, 0);
         prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the benchmark */
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
     close(p[1]);
+    if (with_stdin) close(q[0]);
     if (c.pid < 0) {
         close(p[0]);
+        if (with_stdin) close(q[1]);
         return c;
     }
     c.out = fdopen(p[0], "r");
+    if (with_stdin) {
+        c.in = fdopen(q[1], "w");
+        if (c.in) setvbuf(c.in, NULL, _IOLBF, 0);
+    }
     return c;
+}
+
+bench_child bench_spawn(const char *cmd)
+{
+    return spawn(cmd, false);
+}
+
+bench_child bench_spawn_io(const char *cmd)
+{
+    return spawn(cmd, true);
+}
+
+double bench_round(bench_child *c)
+{
+    double v = -1;
+    if (!c->in || !c->out || c->pid <= 0) return -1;
+    if (fputs("go\n", c->in) < 0 || fflush(c->in) != 0) return -1;
+    if (bench_read_until(c, NULL, &v) != 0) return -1;
+    return v;
 }
 
 int bench_read_until(bench_child *c, const char *want, double *num)
@@ -62,6 +98,8 @@ void bench_stop(bench_child *c, int sig)
             c->pid = -1;
         }
     }
+    if (c->in) fclose(c->in);
+    c->in = NULL;
     if (c->out) fclose(c->out);
     c->out = NULL;
 }
@@ -75,7 +113,7 @@ double bench_now(void)
 
 bench_child bench_start_epmd(const char *bindir, unsigned seed, uint16_t *port)
 {
-    bench_child epmd = {-1, NULL};
+    bench_child epmd = {-1, NULL, NULL};
     char cmd[PATH_MAX + 128];
     for (unsigned tries = 0; tries < 10 && epmd.pid < 0; tries++) {
         *port = (uint16_t)(20000 + (seed + tries * 7919u) % 40000);

@@ -9,11 +9,17 @@
 typedef struct bench_child {
     pid_t pid; /* also the process group of everything the command starts */
     FILE *out; /* the command's stdout */
+    FILE *in;  /* the command's stdin (bench_spawn_io only; else NULL) */
 } bench_child;
 
 /* Runs `sh -c cmd` in a process group of its own that dies with the benchmark.
 ** pid is -1 on failure. */
 bench_child bench_spawn(const char *cmd);
+/* bench_spawn with a pipe to the command's stdin as well (c.in, line-buffered). */
+bench_child bench_spawn_io(const char *cmd);
+/* For a child that runs one round per line it reads (dist_bench:serve, libnode_bench:serve):
+** asks for one round and returns the number it prints, or -1 (the child failed or ended). */
+double bench_round(bench_child *c);
 /* Reads lines until one starts with want (0), or with want NULL until one starts with a
 ** number (0, the number in *num); -1 at the end of the output. */
 int bench_read_until(bench_child *c, const char *want, double *num);

@@ -2,10 +2,14 @@
 #ifndef ND_BENCH_H
 #define ND_BENCH_H
 #include <girder/node.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "bench_child.h"
+#include "bench_stats.h"
 
 static inline double nb_now(void)
 {
@@ -36,6 +40,44 @@ static inline double nb_erlang(const char *call, const char *flags)
         ;
     pclose(f);
     return v;
+}
+
+/* A running `erl` that runs one round of `fun_body` (an Erlang expression giving a number) per
+** bench_round (libnode_bench:serve). pid is -1 when ND_BENCH_NO_ERLANG is set or erlc fails. */
+typedef struct nb_erl {
+    bench_child c;
+    char dir[32];
+} nb_erl;
+
+static inline nb_erl nb_erl_start(const char *fun_body, const char *flags)
+{
+    nb_erl e = {{-1, NULL, NULL}, ""};
+    if (getenv("ND_BENCH_NO_ERLANG")) return e;
+    snprintf(e.dir, sizeof e.dir, "/tmp/nd-bench-XXXXXX");
+    if (!mkdtemp(e.dir)) return e;
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "erlc -o %s %s/libnode_bench.erl", e.dir, BENCH_ERL_DIR);
+    if (system(cmd) != 0) return e;
+    snprintf(cmd, sizeof cmd,
+             "exec erl -noshell %s -pa %s -eval 'libnode_bench:serve(fun() -> %s end), halt().'",
+             flags, e.dir, fun_body);
+    e.c = bench_spawn_io(cmd);
+    return e;
+}
+
+static inline double nb_erl_round(nb_erl *e)
+{
+    return e->c.pid > 0 ? bench_round(&e->c) : -1;
+}
+
+static inline void nb_erl_stop(nb_erl *e)
+{
+    if (e->c.pid > 0) bench_stop(&e->c, SIGTERM);
+    if (e->dir[0]) {
+        char cmd[64];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", e->dir);
+        if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", e->dir);
+    }
 }
 
 static inline void nb_print(const char *name, double girder, double erlang, const char *unit,

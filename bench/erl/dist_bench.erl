@@ -1,6 +1,7 @@
 %% Erlang side of bench-dist-tcp: the sink/pong receiver and the sender, same protocol as Girder's.
 -module(dist_bench).
--export([receiver/0, throughput/2, roundtrip/2, victim/0, watch/1]).
+-export([receiver/0, throughput/2, roundtrip/2, victim/0, watch/1, serve/3, scale_tp/4]).
+-export([mvictim/1, mwatch/2]).
 
 %% bench_sink: {start, N, From} -> From ! {ready, self()}, takes N messages, From ! {done, N}.
 %% bench_pong: {From, M} -> From ! M.
@@ -31,6 +32,41 @@ tp(Node, N) ->
     N * 1.0e6 / (erlang:monotonic_time(microsecond) - T0).
 send_n(_, _, 0) -> ok;
 send_n(P, M, N) -> P ! M, send_n(P, M, N - 1).
+
+%% Interleaved rounds: pings Node, then for every line read on stdin runs one round of Kind
+%% (throughput: msgs/s of N messages; roundtrip: mean microseconds over N after a warm-up) and
+%% prints it; returns at the end of input.
+serve(Kind, Node, N) ->
+    pong = net_adm:ping(Node),
+    serve_loop(Kind, Node, N).
+serve_loop(Kind, Node, N) ->
+    case io:get_line('') of
+        eof -> ok;
+        {error, _} -> ok;
+        _ ->
+            V = case Kind of
+                    throughput -> tp(Node, N);
+                    roundtrip -> Pong = rpc_whereis(Node), rt(Pong, 1000),
+                                 T0 = erlang:monotonic_time(microsecond), rt(Pong, N),
+                                 (erlang:monotonic_time(microsecond) - T0) / N
+                end,
+            io:format("~f~n", [V * 1.0]),
+            serve_loop(Kind, Node, N)
+    end.
+
+%% bench-scale-dist: S processes share N messages {hello, 12345, <<Size bytes>>} to the sink on
+%% Node over one connection; prints messages per second.
+scale_tp(Node, N, S, Size) ->
+    pong = net_adm:ping(Node),
+    Per = N div S,
+    Total = Per * S,
+    {bench_sink, Node} ! {start, Total, self()},
+    Sink = receive {ready, P} -> P after 10000 -> exit(no_sink) end,
+    Msg = {hello, 12345, <<0:(Size * 8)>>},
+    T0 = erlang:monotonic_time(microsecond),
+    [spawn(fun() -> send_n(Sink, Msg, Per) end) || _ <- lists:seq(1, S)],
+    receive {done, Total} -> ok after 300000 -> exit(no_done) end,
+    io:format("~f~n", [Total * 1.0e6 / (erlang:monotonic_time(microsecond) - T0)]).
 
 %% Prints the mean round trip in microseconds over M pings (after a warm-up).
 roundtrip(Node, M) ->
@@ -69,3 +105,32 @@ watch(Node) ->
     receive {'EXIT', Pid, noconnection} -> ok after 30000 -> exit(timeout) end,
     receive {'DOWN', Ref, process, Pid, noconnection} -> ok after 30000 -> exit(timeout) end,
     io:format("DOWN~n").
+
+%% bench-scale-monitors: the victim spawns N waiting processes (bench_mvictim gives their pids
+%% and answers sync); the watcher monitors them all, says READY, and prints DOWN once N DOWN
+%% messages with noconnection have arrived (the victim is killed -9 in between).
+mvictim(N) ->
+    Pids = [spawn(fun() -> receive stop -> ok end end) || _ <- lists:seq(1, N)],
+    register(bench_mvictim, spawn(fun() -> mvictim_loop(Pids) end)),
+    io:format("READY~n"),
+    receive after infinity -> ok end.
+mvictim_loop(Pids) ->
+    receive
+        {From, pids} -> From ! {pids, Pids};
+        {From, sync} -> From ! sync
+    end,
+    mvictim_loop(Pids).
+
+mwatch(Node, N) ->
+    pong = net_adm:ping(Node),
+    {bench_mvictim, Node} ! {self(), pids},
+    Pids = receive {pids, P} -> P after 60000 -> exit(no_pids) end,
+    N = length(Pids),
+    [monitor(process, P) || P <- Pids],
+    {bench_mvictim, Node} ! {self(), sync},
+    receive sync -> ok after 60000 -> exit(no_sync) end,
+    io:format("READY~n"),
+    downs(N),
+    io:format("DOWN~n").
+downs(0) -> ok;
+downs(K) -> receive {'DOWN', _, process, _, noconnection} -> downs(K - 1) after 120000 -> exit(timeout) end.

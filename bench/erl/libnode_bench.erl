@@ -2,11 +2,22 @@
 -module(libnode_bench).
 -export([ring/2, spawn_exit/1, idle_memory/1, call_latency/1, best/2]).
 -export([trace_overhead/2, mailbox_memory/1]).
+-export([scale_spawn/1]).
+-export([serve/1, ring1/2, spawn_exit1/1, call_latency1/1, idle_memory1/1, idle_plain1/1]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
 %% Each throughput/latency benchmark runs 3 times and prints the best run (the C side does
 %% the same), so a burst of load on the shared machine hurts neither side more.
 best(F, Dir) -> io:format("~f~n", [lists:Dir([F() || _ <- lists:seq(1, 3)])]).
+
+%% The benchmarks' interleaved rounds: for every line read on stdin, runs F once and prints its
+%% number; returns at the end of input. The C side alternates its own rounds with these.
+serve(F) ->
+    case io:get_line('') of
+        eof -> ok;
+        {error, _} -> ok;
+        _ -> io:format("~f~n", [F()]), serve(F)
+    end.
 
 %% Ring of N processes passing a token Laps times around; prints messages per second.
 ring(N, Laps) -> best(fun() -> ring1(N, Laps) end, max).
@@ -55,14 +66,52 @@ wait_count(Base) ->
     end.
 
 %% N idle gen_server processes; prints bytes per process (erlang:memory(total) delta).
-idle_memory(N) ->
+idle_memory(N) -> io:format("~f~n", [idle_memory1(N)]).
+
+%% One round of idle_memory in a fresh node: bytes per process; the processes are killed after.
+idle_memory1(N) ->
     garbage_collect(),
     M0 = erlang:memory(total),
     Pids = [begin {ok, P} = gen_server:start(?MODULE, [], []), P end || _ <- lists:seq(1, N)],
     timer:sleep(500),
     M1 = erlang:memory(total),
-    io:format("~f~n", [(M1 - M0) / N]),
-    length(Pids).
+    [exit(P, kill) || P <- Pids],
+    (M1 - M0) / N.
+
+%% N plain processes blocked in receive; bytes per process (erlang:memory(total) delta).
+idle_plain1(N) ->
+    garbage_collect(),
+    M0 = erlang:memory(total),
+    Pids = [spawn(fun() -> receive stop -> ok end end) || _ <- lists:seq(1, N)],
+    timer:sleep(500),
+    M1 = erlang:memory(total),
+    [P ! stop || P <- Pids],
+    (M1 - M0) / N.
+
+%% bench-scale-spawn: spawns N processes that wait in receive (each bumps a counter when it
+%% runs), until all run; then stops them all, until the count is back. Prints "spawn seconds,
+%% bytes per process (erlang:memory(total) growth), stop seconds".
+scale_spawn(N) ->
+    garbage_collect(),
+    Base = erlang:system_info(process_count),
+    C = atomics:new(1, []),
+    M0 = erlang:memory(total),
+    T0 = erlang:monotonic_time(nanosecond),
+    Pids = [spawn(fun() -> atomics:add(C, 1, 1), receive stop -> ok end end)
+            || _ <- lists:seq(1, N)],
+    wait_atomic(C, N),
+    T1 = erlang:monotonic_time(nanosecond),
+    M1 = erlang:memory(total),
+    [P ! stop || P <- Pids],
+    wait_count(Base),
+    T2 = erlang:monotonic_time(nanosecond),
+    io:format("~f ~f ~f~n", [(T1 - T0) / 1.0e9, (M1 - M0) / N, (T2 - T1) / 1.0e9]).
+
+wait_atomic(C, N) ->
+    case atomics:get(C, 1) >= N of
+        true -> ok;
+        false -> erlang:yield(), wait_atomic(C, N)
+    end.
 
 %% Round trip of gen_server:call, microseconds (mean over N calls).
 call_latency(N) -> best(fun() -> call_latency1(N) end, min).

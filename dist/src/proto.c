@@ -83,8 +83,7 @@ static size_t atoms_left(const dist_rx *rx)
 ** budget; foreign ones noted by reason (left: the budget before it). With atoms_disconnect a
 ** foreign atom is a protocol error with *why.
 */
-static int atoms_spent(dist_rx *rx, size_t left, size_t interned, size_t foreign,
-                       const char **why)
+static int atoms_spent(dist_rx *rx, size_t left, size_t interned, size_t foreign, const char **why)
 {
     dist_atom_budget *b = rx->budget;
     if (interned) atomic_fetch_add_explicit(&b->interned, interned, memory_order_relaxed);
@@ -204,7 +203,7 @@ int dist__rx_decode(dist_rx *rx, const dist_rxmsg *m, bool allow_compressed, dis
     if (c == TERM_NONE || (used < m->len && pl == TERM_NONE)) {
         term_free(c);
         if (e.code == GIRDER_ECOMPRESSED) return GIRDER_ECOMPRESSED;
-        *why = e.code == TERM_ENOMEM   ? "out of memory decoding a message"
+        *why = e.code == TERM_ENOMEM    ? "out of memory decoding a message"
                : e.code == GIRDER_EHEAP ? "a message that would exceed its memory limit"
                                         : "undecodable term in a message";
         return e.code == TERM_ENOMEM ? DIST_ENOMEM : DIST_EPROTO;
@@ -607,38 +606,35 @@ int dist__frame_encode(term_t ctl, term_t payload, uint64_t flags, size_t frag_s
         return 0;
     }
     /* Fragments: the first carries the control message and frag_size payload bytes, the rest
-    ** frag_size each. Move the encoded bytes aside and lay the fragments out. */
+    ** frag_size each. They are laid out in place: chunk k moves right by the headers before it
+    ** (23 bytes for the first fragment's length and header, 22 for each later one, less the 7
+    ** of the unfragmented frame), last chunk first so that none lands on bytes not yet moved.
+    ** A side copy of the whole encoding cost a malloc and a copy per large message. */
     size_t dlen = out->len - body;
-    uint8_t *tmp = malloc(dlen);
-    if (!tmp) {
-        rc = DIST_ENOMEM;
-        goto fail;
-    }
-    memcpy(tmp, out->data + body, dlen);
-    out->len = start;
     size_t first = (ctl_end - body) + frag_size;
     uint64_t nfrag = 1 + (dlen - first + frag_size - 1) / frag_size;
-    if ((rc = etf_buf_reserve(out, dlen + nfrag * 32))) {
-        free(tmp);
-        goto fail;
-    }
-    size_t off = 0;
-    for (uint64_t id = nfrag; id >= 1; id--) {
-        size_t chunk = id == nfrag ? first : frag_size;
+    size_t total = dlen + 23 + (size_t)(nfrag - 1) * 22;
+    if ((rc = etf_buf_reserve(out, start + total - out->len))) goto fail;
+    for (uint64_t k = nfrag; k-- > 0;) {
+        size_t off = k == 0 ? 0 : first + (size_t)(k - 1) * frag_size;
+        size_t chunk = k == 0 ? first : frag_size;
         if (chunk > dlen - off) chunk = dlen - off;
-        uint8_t *p = out->data + out->len;
-        size_t hl = id == nfrag ? 19 : 18;
+        memmove(out->data + start + 23 + off + 22 * k, out->data + body + off, chunk);
+    }
+    for (uint64_t k = 0; k < nfrag; k++) {
+        size_t off = k == 0 ? 0 : first + (size_t)(k - 1) * frag_size;
+        size_t chunk = k == 0 ? first : frag_size;
+        if (chunk > dlen - off) chunk = dlen - off;
+        size_t hl = k == 0 ? 19 : 18;
+        uint8_t *p = out->data + start + 23 + off + 22 * k - 4 - hl;
         girder__put32(p, (uint32_t)(hl + chunk));
         p[4] = 131;
-        p[5] = id == nfrag ? 69 : 70;
+        p[5] = k == 0 ? 69 : 70;
         girder__put64(p + 6, seq);
-        girder__put64(p + 14, id);
-        if (id == nfrag) p[22] = 0;
-        memcpy(p + 4 + hl, tmp + off, chunk);
-        off += chunk;
-        out->len += 4 + hl + chunk;
+        girder__put64(p + 14, nfrag - k);
+        if (k == 0) p[22] = 0;
     }
-    free(tmp);
+    out->len = start + total;
     return 0;
 fail:
     out->len = start;

@@ -116,6 +116,8 @@ void nd__sig_cache_drain(void);
 enum { REL_LINK = 1, REL_MON, REL_MONBY };
 typedef struct nd_rel {
     struct nd_rel *next;
+    struct nd_rel **pprev; /* the pointer that points at this record (O(1) removal) */
+    struct nd_rel *hnext;  /* chain in the process's index by ref (proc.c: rel_index) */
     uint8_t type;
     uint8_t gone; /* REL_MONBY: a DEMONITOR for it is queued (set by its sender under `lock`) */
     uint64_t unlinking; /* REL_LINK: 0 = active, else the unlink id in flight */
@@ -161,8 +163,9 @@ typedef struct nd_proc {
     nd_sig *pending;               /* drained signals not yet handled (kept for the exit path) */
     _Atomic uint64_t mbox_dropped; /* messages discarded by ND_MBOX_DROP_NEWEST */
     nd_rel *rels;
-    atomic_flag lock; /* guards rels for introspection */
-    uint8_t flags;    /* owner-only PF_* */
+    struct nd_relix *relix; /* monitors by ref, once a process holds many (owner only) */
+    atomic_flag lock;       /* guards rels for introspection */
+    uint8_t flags;          /* owner-only PF_* */
     uint8_t why;
     _Atomic bool trap;
     _Atomic uint8_t mbox_policy; /* nd_mbox_policy, never ND_MBOX_DEFAULT */

@@ -1,0 +1,126 @@
+/* Shared by every benchmark: the machine on stderr, median and spread of rounds, the BENCH line. */
+#ifndef GIRDER_BENCH_STATS_H
+#define GIRDER_BENCH_STATS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+/* Rounds per side unless BENCH_ROUNDS says otherwise (at least 5: the rule). */
+static inline int bs_rounds(void)
+{
+    const char *s = getenv("BENCH_ROUNDS");
+    int n = s ? atoi(s) : 5;
+    return n < 1 ? 5 : n > 64 ? 64 : n;
+}
+
+/* The load average now, as "a b c" (or "?"). */
+static inline const char *bs_load(void)
+{
+    static char buf[64];
+    snprintf(buf, sizeof buf, "?");
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        double a, b, c;
+        if (fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3)
+            snprintf(buf, sizeof buf, "%.2f %.2f %.2f", a, b, c);
+        fclose(f);
+    }
+    return buf;
+}
+
+/* Prints, on stderr, the CPU model, the cores, the kernel and the load average. */
+static inline void bs_machine(const char *prog)
+{
+    char model[256] = "?", line[512];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+                snprintf(model, sizeof model, "%s", strchr(line, ':') + 2);
+                model[strcspn(model, "\n")] = 0;
+                break;
+            }
+        fclose(f);
+    }
+    struct utsname u;
+    if (uname(&u) != 0) snprintf(u.release, sizeof u.release, "?");
+    fprintf(stderr, "%s: machine: %s, %ld cores online, Linux %s, load %s\n", prog, model,
+            sysconf(_SC_NPROCESSORS_ONLN), u.release, bs_load());
+}
+
+static inline int bs_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median of the n > 0 values of v (v is sorted in place). */
+static inline double bs_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof v[0], bs_cmp);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Summarises one side's rounds on stderr ("girder: median M, min..max, spread S%") and returns
+** the median, or -1 when a round failed (a value <= 0) or there was none. */
+static inline double bs_side(const char *name, const char *side, const double *rounds, int n,
+                             const char *unit)
+{
+    double v[64];
+    int k = 0;
+    bool failed = n <= 0;
+    for (int i = 0; i < n && i < 64; i++) {
+        if (rounds[i] <= 0)
+            failed = true;
+        else
+            v[k++] = rounds[i];
+    }
+    fprintf(stderr, "%s %s:", name, side);
+    for (int i = 0; i < n && i < 64; i++) fprintf(stderr, " %.4g", rounds[i]);
+    if (failed || k == 0) {
+        fprintf(stderr, " %s -- a round failed\n", unit);
+        return -1;
+    }
+    double m = bs_median(v, k);
+    fprintf(stderr, " %s; median %.4g, min %.4g, max %.4g, spread %.1f%% of the median\n", unit, m,
+            v[0], v[k - 1], 100.0 * (v[k - 1] - v[0]) / m);
+    return m;
+}
+
+/* Prints the BENCH line for the two medians (-1: failed). ratio is how many times better Girder
+** is; without both figures the line says failed and carries no ratio. */
+static inline void bs_print(const char *name, double girder, double erlang, const char *unit,
+                            bool higher_is_better)
+{
+    char g[64], e[64];
+    if (girder > 0)
+        snprintf(g, sizeof g, "%.3f", girder);
+    else
+        snprintf(g, sizeof g, "failed");
+    if (erlang > 0)
+        snprintf(e, sizeof e, "%.3f", erlang);
+    else
+        snprintf(e, sizeof e, "failed");
+    if (girder > 0 && erlang > 0)
+        printf("BENCH %s girder=%s erlang=%s unit=%s ratio=%.2f\n", name, g, e, unit,
+               higher_is_better ? girder / erlang : erlang / girder);
+    else
+        printf("BENCH %s girder=%s erlang=%s unit=%s ratio=none\n", name, g, e, unit);
+    fflush(stdout);
+}
+
+/* bs_side for both sides, then bs_print, with the load at the end on stderr. */
+static inline void bs_report(const char *name, const double *g, int ng, const double *e, int ne,
+                             const char *unit, bool higher_is_better)
+{
+    double gm = bs_side(name, "girder", g, ng, unit);
+    double em = bs_side(name, "erlang", e, ne, unit);
+    fprintf(stderr, "%s: load at the end %s\n", name, bs_load());
+    bs_print(name, gm, em, unit, higher_is_better);
+}
+
+#endif
