@@ -75,11 +75,15 @@ node() { echo "$1$SUF@$HOST"; }
 
 # start_girder NAME: girderd --sname NAME$SUF; sets GPID.
 start_girder() {
+    _cready0=$(cat "$TMP/$1.log" 2>/dev/null | grep -c "event=ready" || true)
     "$GIRDERD" --sname "$1$SUF" --cookie "$COOKIE" >>"$TMP/$1.log" 2>&1 &
     GPID=$!
     PIDS="$PIDS $GPID"
     GPIDS="$GPIDS $GPID"
     wait_for 10 registered "$1$SUF" || fail "girderd $1 did not register"
+    # registered is not ready: modules and apps (echo, kv) start after distribution
+    wait_for 10 sh -c "[ \$(grep -c event=ready '$TMP/$1.log') -gt $_cready0 ]" ||
+        fail "girderd $1 did not get ready"
 }
 
 # start_erl NAME: a background erl node; sets EPID.
