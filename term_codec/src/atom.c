@@ -359,8 +359,7 @@ term_t term_atom_foreign_new(const char *name, size_t len, int *err)
     return t;
 }
 
-term_t term_atom_from_outside(const char *name, size_t len, size_t *budget, bool *created,
-                             int *err)
+term_t term_atom_from_outside(const char *name, size_t len, size_t *budget, bool *created, int *err)
 {
     if (created) *created = false;
     uint32_t h = hash_name(name, len);

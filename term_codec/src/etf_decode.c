@@ -81,10 +81,10 @@ typedef struct dec {
     size_t nrel;
     size_t *slots; /* arena offsets of the slots still to fill */
     size_t scap;
-    size_t *maps;       /* pairs: arena offset of a map box, input offset of its tag */
-    size_t nmaps, mcap; /* mcap counts words */
+    size_t *maps;            /* pairs: arena offset of a map box, input offset of its tag */
+    size_t nmaps, mcap;      /* mcap counts words */
     acache_ent (*acache)[2]; /* this thread's atom cache (below), looked up once */
-    fset *fs;           /* NULL until the decode meets a new name */
+    fset *fs;                /* NULL until the decode meets a new name */
     int err;
     size_t err_off;
     bool arena_heap, slots_heap, maps_heap;

@@ -90,10 +90,10 @@ extern "C" {
     XX(ELISTEN, -1030, "cannot listen for distribution connections")              \
     XX(EEPMD, -1031, "registration with the port mapper failed")                  \
     XX(ENOCONN, -1032, "node not reachable (no port mapper entry, refused, ...)") \
-    XX(EAUTH, -1033, "the peer refused our cookie (the cookies differ)")              \
-    XX(EHEAP, -1034, "the decoded term would exceed its memory limit")                \
-    XX(ECOMPRESSED, -1035, "a compressed term where none is accepted")                       \
-    XX(ETLS, -1036, "TLS failure (certificate, handshake or record)")                 \
+    XX(EAUTH, -1033, "the peer refused our cookie (the cookies differ)")          \
+    XX(EHEAP, -1034, "the decoded term would exceed its memory limit")            \
+    XX(ECOMPRESSED, -1035, "a compressed term where none is accepted")            \
+    XX(ETLS, -1036, "TLS failure (certificate, handshake or record)")             \
     XX(ETLSCONF, -1037, "TLS configuration refused (file, option or key)")
 
 enum {
