@@ -67,15 +67,6 @@ int dist__gate_close(int64_t timeout_ms)
 
 /* ================================================================ connections */
 
-term_t dist__node_atom(term_t node, bool make)
-{
-    if (!term_is_atom(node)) return TERM_NONE;
-    if (term_atom_is_interned(node)) return node;
-    size_t len;
-    const char *s = term_atom_name(node, &len);
-    return make ? term_atom_n(s, len, NULL) : term_atom_existing(s, len);
-}
-
 size_t dist__bucket(term_t node)
 {
     return (term_atom_index(node) * 2654435761u) % TAB_BUCKETS;
@@ -145,7 +136,7 @@ void dist__conn_put(dconn *c)
 dconn *dist__conn_get(term_t node, bool create)
 {
     dist_state *st = dist__st;
-    if (!st || (node = dist__node_atom(node, create)) == TERM_NONE) return NULL;
+    if (!st || (node = term_atom_interned(node, create)) == TERM_NONE) return NULL;
     pthread_mutex_lock(&st->mu);
     dconn *c = st->tab[dist__bucket(node)];
     while (c && c->node != node) c = c->tab_next;

@@ -214,11 +214,7 @@ void dist__leave(void);
 void dist__gate_open(void);
 bool dist__gate_closing(void);
 int dist__gate_close(int64_t timeout_ms);
-/* The interned atom of a node name (keys of dist's tables are interned atoms, compared with ==):
-** node itself when interned; for a foreign atom (term.h) the interned one, made when make (a
-** name this node is about to use: connect, monitor) else looked up. TERM_NONE when absent, not
-** an atom, or the table is full. */
-term_t dist__node_atom(term_t node, bool make);
+/* Keys of dist's tables are interned node atoms (compared with ==): term_atom_interned(). */
 size_t dist__bucket(term_t node);
 dconn *dist__conn_new(term_t node);
 void dist__conn_put(dconn *c);

@@ -11,7 +11,7 @@ static dist_peer *own_peer_get(void *ud, term_t node, bool create)
 {
     (void)ud;
     dist_state *st = dist__st;
-    if ((node = dist__node_atom(node, create)) == TERM_NONE) return NULL;
+    if ((node = term_atom_interned(node, create)) == TERM_NONE) return NULL;
     pthread_mutex_lock(&st->mu);
     dconn *c = st->tab[dist__bucket(node)];
     while (c && c->node != node) c = c->tab_next;

@@ -213,7 +213,7 @@ static int monitor_node_inside(term_t node, bool on)
     if (!st) return DIST_ESTATE;
     if (self == TERM_NONE) return DIST_ENOTPROC;
     if (!term_is_atom(node)) return DIST_EINVAL;
-    if ((node = dist__node_atom(node, true)) == TERM_NONE) return DIST_ENOMEM;
+    if ((node = term_atom_interned(node, true)) == TERM_NONE) return DIST_ENOMEM;
     if (!on) {
         nodemon_remove(st, self, node);
         return 0;

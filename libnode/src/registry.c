@@ -27,17 +27,6 @@ static bool entry_live(const reg_ent *e)
            atomic_load(&p->state) != PS_EXITING;
 }
 
-/* The interned atom of name: names in the table are interned atoms (compared with ==). A foreign
-** atom (from a peer, term.h) is interned when registering (make), else looked up; TERM_NONE when
-** its name has never been interned (no process can be registered under it). */
-static term_t interned(term_t name, bool make)
-{
-    if (term_atom_is_interned(name)) return name;
-    size_t len;
-    const char *s = term_atom_name(name, &len);
-    return make ? term_atom_n(s, len, NULL) : term_atom_existing(s, len);
-}
-
 static reg_ent *find(term_t name)
 {
     if (!r_cap || name == TERM_NONE) return NULL;
@@ -82,7 +71,7 @@ void nd__registry_destroy(void)
 int nd_register(term_t name, term_t pid)
 {
     if (!term_is_atom(name)) return ND_EINVAL;
-    name = interned(name, true);
+    name = term_atom_interned(name, true); /* names in the table are interned (compared with ==) */
     if (name == TERM_NONE) return ND_ENOMEM; /* the atom table is full */
     if (name == nd__a_undefined) return ND_EINVAL;
     nd_proc *q = nd__proc_get(pid);
@@ -119,7 +108,7 @@ int nd_register(term_t name, term_t pid)
 int nd_unregister(term_t name)
 {
     if (!term_is_atom(name)) return ND_EINVAL;
-    name = interned(name, false);
+    name = term_atom_interned(name, false);
     pthread_mutex_lock(&r_mu);
     reg_ent *e = find(name);
     bool live = e && entry_live(e);
@@ -148,7 +137,7 @@ void nd__unregister_proc(nd_proc *p)
 nd_proc *nd__whereis_proc(term_t name)
 {
     if (!term_is_atom(name)) return NULL;
-    name = interned(name, false);
+    name = term_atom_interned(name, false);
     nd_proc *q = NULL;
     pthread_mutex_lock(&r_mu);
     reg_ent *e = find(name);

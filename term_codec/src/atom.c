@@ -390,6 +390,15 @@ term_t term_atom_from_outside(const char *name, size_t len, size_t *budget, bool
     return f;
 }
 
+term_t term_atom_interned(term_t t, bool make)
+{
+    if (term_atom_is_interned(t)) return t;
+    if (!term_is_atom(t)) return TERM_NONE;
+    size_t len;
+    const char *s = term_atom_name(t, &len);
+    return make ? term_atom_n(s, len, NULL) : term_atom_existing(s, len);
+}
+
 term_t term_atom_canonical(term_t t)
 {
     if (term_atom_is_interned(t)) return t;

@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
@@ -789,6 +790,30 @@ static void *failing_alloc(void *ud, void *p, size_t old, size_t n)
 }
 
 /* Every allocation failure on the foreign paths is survived without a leak. */
+/* term_atom_interned: interned atoms as they are; a foreign one looked up, or interned on demand.
+ */
+static void test_interned(void **state)
+{
+    (void)state;
+    term_t a = term_atom("interned_known");
+    assert_true(term_atom_interned(a, false) == a);
+    assert_true(term_atom_interned(term_int(1), true) == TERM_NONE);
+    term_t f = term_atom_foreign_new("interned_known", 14, NULL);
+    assert_true(term_atom_interned(f, false) == a);
+    term_free(f);
+    char name[40];
+    snprintf(name, sizeof name, "interned_fresh_%d", (int)getpid());
+    f = term_atom_foreign_new(name, strlen(name), NULL);
+    size_t before = term_atom_count();
+    assert_true(term_atom_interned(f, false) == TERM_NONE);
+    assert_int_equal(term_atom_count(), before);
+    term_t made = term_atom_interned(f, true);
+    assert_true(term_atom_is_interned(made));
+    assert_int_equal(term_atom_count(), before + 1);
+    assert_true(term_atom_interned(f, false) == made);
+    term_free(f);
+}
+
 static void test_alloc_failures(void **state)
 {
     (void)state;
@@ -894,6 +919,7 @@ int main(void)
         cmocka_unit_test(test_decode_errors_release),
         cmocka_unit_test(test_external_quota),
         cmocka_unit_test(test_from_outside),
+        cmocka_unit_test(test_interned),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_threads),
     };

@@ -198,6 +198,11 @@ GIRDER_API term_t term_atom_from_outside(const char *name, size_t len, size_t *b
 /* The interned atom with t's name if there is one by now, else a new reference to t (so the
 ** result is always term_free()d). t must be an atom, else TERM_NONE. Never interns. */
 GIRDER_API term_t term_atom_canonical(term_t t);
+/* The interned atom with t's name, for tables keyed by interned atoms: t itself when interned;
+** for a foreign atom the interned one, interned now when make (a name local code is about to
+** keep as a key, outside the external quota) else only looked up. TERM_NONE when there is none,
+** t is not an atom, or the table is full. No reference to drop. */
+GIRDER_API term_t term_atom_interned(term_t t, bool make);
 
 /* The external quota: the most atoms decodes may intern in all, node-wide, so that local code
 ** and node names keep room in the table (default: no quota, SIZE_MAX). A decode that meets it
