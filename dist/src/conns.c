@@ -25,10 +25,17 @@ static atomic_bool gate_open;
 static atomic_uint gate_next;
 static _Thread_local int gate_slot = -1;
 
-dist_state *dist__enter(void)
+/* This thread's slot, given at its first use of the gate: a process that waits inside (a busy
+** sender sleeping) may leave on a scheduler thread that never entered. */
+static int my_slot(void)
 {
     if (gate_slot < 0) gate_slot = (int)(atomic_fetch_add(&gate_next, 1) % GATE_SLOTS);
-    int slot = gate_slot;
+    return gate_slot;
+}
+
+dist_state *dist__enter(void)
+{
+    int slot = my_slot();
     atomic_fetch_add(&gate[slot].n, 1);
     if (atomic_load(&gate_open)) return dist__st;
     atomic_fetch_sub(&gate[slot].n, 1);
@@ -37,7 +44,7 @@ dist_state *dist__enter(void)
 
 void dist__leave(void)
 {
-    atomic_fetch_sub(&gate[gate_slot].n, 1);
+    atomic_fetch_sub(&gate[my_slot()].n, 1);
 }
 
 void dist__gate_open(void)

@@ -127,6 +127,7 @@ struct dist_peer {
     const char *close_why;
     struct dist_peer *svc_next;
     psig *phead, *ptail; /* while PENDING */
+    size_t pbytes;       /* memory the signals waiting while PENDING hold (busy at BUSY_LIMIT) */
     cwaiter *waiters;    /* while PENDING */
     int down_err;        /* why it went down (DIST_E*), once DOWN */
     dlinks links;

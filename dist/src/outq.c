@@ -123,20 +123,23 @@ void dist__send_tick(dconn *c)
 /*
 ** Back-pressure, as Erlang's busy distribution port: a process sending a message to a node whose
 ** queue holds more than BUSY_LIMIT bytes sleeps until the I/O thread has written it down (or
-** the connection is gone, or a few seconds passed). Only messages, only from processes, and
-** before any lock is taken; exit and monitor signals never wait.
+** the connection is gone, or a few seconds passed). While the connection is still being set up,
+** the signals waiting for it count instead (the memory they hold), so a sender cannot pile up
+** messages without bound for a node that accepts TCP and never finishes the handshake. Only
+** messages, only from processes, and before any lock is taken; exit and monitor signals never
+** wait.
 */
 #define BUSY_LIMIT      ((size_t)8 << 20)
 #define BUSY_LOG_GAP_NS (10 * 1000000000ull) /* at most one busy line per connection per 10 s */
 
 /* The start of a busy episode (mu held): counted, and logged as Erlang's system monitor reports
 ** busy_dist_port, at most once per BUSY_LOG_GAP_NS per connection with the episodes since. */
-static void busy_begin(dconn *c, term_t sender)
+static void busy_begin(dconn *c, term_t sender, size_t queued)
 {
     c->busy = true;
     atomic_fetch_add_explicit(&c->m_busy, 1, memory_order_relaxed);
     c->busy_unlogged++;
-    nd_trace_busy_dist(c->node, c->qbytes);
+    nd_trace_busy_dist(c->node, queued);
     uint64_t now = dist__st->tr->ops->now_ns(dist__st->tr);
     if (c->busy_logged_ns && now - c->busy_logged_ns < BUSY_LOG_GAP_NS) return;
     etf_buf pb = {0};
@@ -145,7 +148,7 @@ static void busy_begin(dconn *c, term_t sender)
     dist__log(DIST_LOG_WARNING,
               "event=busy_dist_port node=%s queued=%zu limit=%zu sender=%s episodes=%llu "
               "episodes_total=%llu",
-              dist__aname(c->node), c->qbytes, BUSY_LIMIT, pb.data ? (char *)pb.data : "?",
+              dist__aname(c->node), queued, BUSY_LIMIT, pb.data ? (char *)pb.data : "?",
               (unsigned long long)c->busy_unlogged,
               (unsigned long long)atomic_load_explicit(&c->m_busy, memory_order_relaxed));
     etf_buf_free(&pb);
@@ -158,9 +161,10 @@ void dist__busy_wait(dconn *c, const nd_signal *s)
     if (s->kind != ND_SIG_MSG || !nd_in_process()) return;
     for (int i = 0; i < 5000; i++) {
         pthread_mutex_lock(&c->mu);
-        bool busy =
-            c->qbytes > BUSY_LIMIT && atomic_load(&c->state) == C_UP && !dist__gate_closing();
-        if (busy && !c->busy) busy_begin(c, s->from);
+        int state = atomic_load(&c->state);
+        size_t queued = state == C_UP ? c->qbytes : state == C_PENDING ? c->pbytes : 0;
+        bool busy = queued > BUSY_LIMIT && !dist__gate_closing();
+        if (busy && !c->busy) busy_begin(c, s->from, queued);
         pthread_mutex_unlock(&c->mu);
         if (!busy) return;
         nd_sleep(1);

@@ -16,6 +16,7 @@ void dist__conn_up(dconn *c, uint64_t flags, uint32_t creation, dist_tr_stream *
     c->published = (flags & DFLAG_PUBLISHED) != 0;
     psig *p = c->phead;
     c->phead = c->ptail = NULL;
+    c->pbytes = 0; /* from here they count in the queue's bytes */
     etf_buf b = {0};
     for (psig *q = p; q; q = q->next) {
         term_t ctl = q->ctl, pl = q->payload;
@@ -63,6 +64,7 @@ void dist__node_down(dconn *c, const char *why, int err)
     c->direct = NULL;
     psig *pend = c->phead;
     c->phead = c->ptail = NULL;
+    c->pbytes = 0;
     size_t qb;
     dchunk *q = dist__take_queue(c, &qb);
     cwaiter *w = c->waiters;
