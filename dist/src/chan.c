@@ -40,6 +40,7 @@ struct dchan {
     bool hidden;          /* a hidden connection: also tick when nothing was read */
     bool paused;          /* the owner asked us to stop reading (its decode queue is full) */
     dist_tr_timer *timer; /* connection setup */
+    bool evicted;         /* closed to make room for newer handshakes (logged in bulk) */
     char addr[80];
 };
 
@@ -55,6 +56,8 @@ struct dist_sm {
     dist_tr_timer *ticker;
     bool shut;
     atomic_uint_fast64_t bytes_in, bytes_out, ticks_in, ticks_out, hs_failed, proto, layer_failed;
+    /* inbound handshakes closed to make room (admit()): in all, and since the last log line */
+    uint64_t evicted, evicted_unlogged, evicted_logged_ns;
 };
 
 #define OPS (sm->tr->ops)
@@ -236,8 +239,8 @@ static void chan_fail(dchan *ch, const char *why0, int err)
     }
     if (phase != CH_UP) {
         atomic_fetch_add(&sm->hs_failed, 1);
-        /* a failed lookup or dial: the peer's down says it */
-        if (!nok && phase != CH_CONNECTING && !layer)
+        /* a failed lookup or dial: the peer's down says it; evictions are logged in bulk */
+        if (!nok && phase != CH_CONNECTING && !layer && !ch->evicted)
             sm_log(sm, DIST_LOG_WARNING, "event=%s peer=%s node=%s reason=\"%s\"",
                    strncmp(why, "simultaneous", 12) ? "handshake_failed" : "simultaneous_connect",
                    ch->addr, pname, why);
@@ -606,6 +609,60 @@ void dist__sm_connect(dist_sm *sm, dist_peer *p)
     if (rc) chan_fail(ch, rc == DIST_ENAME ? "invalid node name" : "cannot connect", rc);
 }
 
+/* The address part of "ip:port" (the bytes before the last colon). */
+static size_t ip_len(const char *addr)
+{
+    const char *c = strrchr(addr, ':');
+    return c ? (size_t)(c - addr) : strlen(addr);
+}
+
+#define EVICT_LOG_GAP_NS (10 * 1000000000ull) /* at most one eviction line per 10 s */
+
+/*
+** A new inbound channel ch (the newest of sm->chans) is admitted; the inbound channels still in
+** their handshake are then at most max_handshakes_per_addr from ch's address and
+** max_handshakes in all: past either, the oldest such channel (of that address, else of all)
+** is closed. A peer that opens connections and never finishes the handshake (no cookie needed)
+** so holds a bounded number of descriptors and cannot lock others out: an honest handshake
+** takes milliseconds, so it is rarely the oldest, and the newest always gets its chance.
+*/
+static void admit(dist_sm *sm, dchan *ch)
+{
+    size_t n = ip_len(ch->addr), same = 0, all = 0;
+    dchan *old_same = NULL, *old_all = NULL;
+    for (dchan *c = ch->next; c; c = c->next) { /* newest first */
+        if (c->outgoing || c->phase != CH_HS) continue;
+        all++;
+        old_all = c;
+        if (ip_len(c->addr) == n && memcmp(c->addr, ch->addr, n) == 0) {
+            same++;
+            old_same = c;
+        }
+    }
+    dchan *victim = same >= sm->cfg.max_handshakes_per_addr ? old_same
+                    : all >= sm->cfg.max_handshakes         ? old_all
+                                                            : NULL;
+    if (!victim) return;
+    sm->evicted++;
+    sm->evicted_unlogged++;
+    uint64_t now = OPS->now_ns(sm->tr);
+    if (!sm->evicted_logged_ns || now - sm->evicted_logged_ns >= EVICT_LOG_GAP_NS) {
+        sm_log(sm, DIST_LOG_WARNING,
+               "event=handshakes_evicted peer=%.*s reason=\"%s\" evicted=%llu evicted_total=%llu "
+               "max_handshakes_per_addr=%u max_handshakes=%u",
+               (int)ip_len(victim->addr), victim->addr,
+               victim == old_same && same >= sm->cfg.max_handshakes_per_addr
+                   ? "too many handshakes in progress from this address"
+                   : "too many handshakes in progress",
+               (unsigned long long)sm->evicted_unlogged, (unsigned long long)sm->evicted,
+               sm->cfg.max_handshakes_per_addr, sm->cfg.max_handshakes);
+        sm->evicted_logged_ns = now;
+        sm->evicted_unlogged = 0;
+    }
+    victim->evicted = true;
+    chan_fail(victim, "evicted: too many handshakes in progress", GIRDER_EBUSY);
+}
+
 static void on_accepted(void *ud, dist_tr_stream *s)
 {
     dist_sm *sm = ud;
@@ -617,6 +674,7 @@ static void on_accepted(void *ud, dist_tr_stream *s)
     ch->s = s;
     OPS->stream_set_ud(s, ch);
     OPS->stream_peer(s, ch->addr, sizeof ch->addr);
+    admit(sm, ch);
     ch->hs->decide = on_decide;
     int rc = OPS->read_start(s);
     if (rc) chan_fail(ch, "cannot read", rc);
@@ -679,6 +737,8 @@ dist_sm *dist__sm_new(const dist_sm_config *cfg, const dist_sm_owner *owner, dis
     if (!sm->cfg.tick_intensity) sm->cfg.tick_intensity = 4;
     if (sm->cfg.setup_ms <= 0) sm->cfg.setup_ms = 7000;
     if (!sm->cfg.max_message) sm->cfg.max_message = (size_t)256 << 20;
+    if (!sm->cfg.max_handshakes_per_addr) sm->cfg.max_handshakes_per_addr = 32;
+    if (!sm->cfg.max_handshakes) sm->cfg.max_handshakes = 256;
     snprintf(sm->name, sizeof sm->name, "%s", cfg->name);
     snprintf(sm->cookie, sizeof sm->cookie, "%s", cfg->cookie);
     sm->cfg.name = sm->name;

@@ -90,6 +90,9 @@ typedef struct dist_sm_config {
     unsigned tick_intensity;
     int setup_ms;       /* a handshake must finish within this (net_setuptime) */
     size_t max_message; /* a frame longer than this closes the channel */
+    /* inbound connections still in their handshake, from one address and in all (0: 32 and
+    ** 256); past either the oldest is closed (see admit() in chan.c) */
+    unsigned max_handshakes_per_addr, max_handshakes;
 } dist_sm_config;
 
 /*

@@ -145,6 +145,8 @@ static int io_start(dist_state *st)
     sc.tick_intensity = 4;
     sc.setup_ms = setup_ms(&st->cfg);
     sc.max_message = st->cfg.max_message;
+    sc.max_handshakes_per_addr = st->cfg.max_handshakes_per_addr;
+    sc.max_handshakes = st->cfg.max_handshakes;
     st->sm = dist__sm_new(&sc, &dist__owner, st->tr);
     if (!st->sm) {
         st->tr->ops->destroy(st->tr);

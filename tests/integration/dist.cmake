@@ -27,7 +27,7 @@ target_include_directories(dist-probe PRIVATE ${CMAKE_SOURCE_DIR}/dist/src)
 target_link_libraries(dist-probe PRIVATE girder_dist)
 target_link_libraries(dist-probe PRIVATE ZLIB::ZLIB)
 if(DIST_INT_ERL)
-  foreach(t hostile bomb soak atoms frags busy)
+  foreach(t hostile bomb soak atoms frags busy handshake_flood)
     add_test(NAME dist-int-${t} COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/dist/${t}.sh)
     set_tests_properties(dist-int-${t} PROPERTIES
       TIMEOUT 120

@@ -94,6 +94,11 @@ typedef struct dist_config {
     ** one in N DOWN signals that a lost connection would deliver to local processes is dropped
     ** (and logged as event=sabotage_dropped_down). Breaks Erlang's semantics on purpose. */
     unsigned sabotage_down_one_in;
+    /* Inbound connections still in their handshake (TCP or TLS): at most this many from one
+    ** address (0 = 32) and in all (0 = 256); past either, the oldest of them is closed
+    ** (event=handshakes_evicted, at most one line per 10 s), so that connections that never
+    ** finish the handshake cannot use up the node's descriptors. */
+    unsigned max_handshakes_per_addr, max_handshakes;
 } dist_config;
 
 /* Log levels: Erlang logger's, most severe first. */

@@ -93,7 +93,8 @@ int main(int argc, char **argv)
     if (argc < 5) {
         fprintf(stderr,
                 "usage: dist-probe MODE NODE COOKIE EPMD_PORT\n"
-                "  modes: garbage-pre wrong-cookie oversize garbage-post atoms atoms-keep halfopen "
+                "  modes: hold garbage-pre wrong-cookie oversize garbage-post atoms atoms-keep "
+                "halfopen "
                 "slow bomb\n"
                 "  env: PROBE_NAME (our alive name), PROBE_ATOMS, PROBE_TAG (atoms modes),\n"
                 "       PROBE_WAIT_MS (how long the node may take to close; default 5000)\n");
@@ -114,6 +115,27 @@ int main(int argc, char **argv)
     if (epmd_port_please("127.0.0.1", eport, alive, 3000, &info) != 0) {
         fprintf(stderr, "probe: no port for %s\n", alive);
         return 2;
+    }
+    if (!strcmp(mode, "hold")) {
+        /* PROBE_CONNS connections that never say a word, held PROBE_HOLD seconds; prints how
+        ** many the node has closed by then (evicted or timed out) */
+        int n = getenv("PROBE_CONNS") ? atoi(getenv("PROBE_CONNS")) : 600;
+        int hold = getenv("PROBE_HOLD") ? atoi(getenv("PROBE_HOLD")) : 10;
+        int *fds = calloc((size_t)n, sizeof *fds);
+        if (!fds) return 2;
+        for (int i = 0; i < n; i++) fds[i] = connect_port(info.port);
+        printf("hold: %d connections open\n", n);
+        fflush(stdout);
+        sleep((unsigned)hold);
+        int gone = 0;
+        for (int i = 0; i < n; i++) {
+            uint8_t b;
+            gone += recv(fds[i], &b, 1, MSG_DONTWAIT) == 0;
+            close(fds[i]);
+        }
+        printf("hold: %d of %d closed by the node\n", gone, n);
+        free(fds);
+        return 0;
     }
     int fd = connect_port(info.port);
     int closed = 0;
