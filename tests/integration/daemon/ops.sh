@@ -88,6 +88,36 @@ wait "$GPID" && st=0 || st=$?
 grep -q 'event=forced_exit signal=SIGTERM' "$TMP/f1.log" || fail "forced exit not logged"
 pass "a second SIGTERM during a stuck shutdown forces the exit (status 1)"
 
+# ---------------------------------------------------------------- a child's shutdown time
+# slowstop's child ignores the shutdown: its supervisor kills it after its 800 ms, then the
+# stop goes on to exit 0
+start_girder t1 --no-demo --module-dir "$M" --module slowstop
+t0=$(date +%s%N)
+kill -TERM "$GPID"
+wait_for 15 gone "$GPID" || fail "a child past its shutdown time held the stop"
+t1=$(date +%s%N)
+wait "$GPID" && st=0 || st=$?
+[ "$st" -eq 0 ] || fail "exit status $st after a child was killed at its shutdown time"
+ms=$(( (t1 - t0) / 1000000 ))
+[ "$ms" -ge 700 ] || fail "stopped after $ms ms: the child's 800 ms shutdown time was not given"
+grep -q 'event=app_stopped app=slowstop' "$TMP/t1.log" || fail "slowstop's app did not stop"
+pass "a child that ignores the shutdown is killed at its shutdown time (stopped in $ms ms), exit 0"
+
+# ---------------------------------------------------------------- SIGINT, --log-level
+start_girder n1 --log-level warning
+kill -INT "$GPID"
+wait "$GPID" && st=0 || st=$?
+[ "$st" -eq 0 ] || fail "exit status $st after SIGINT"
+grep -q ' info \| notice \| debug ' "$TMP/n1.log" && fail "--log-level warning let through: $(grep ' info \| notice \| debug ' "$TMP/n1.log" | head -3)"
+start_girder n2 --log-level debug
+ctl "$TMP/n2.sock" api.info >/dev/null
+kill -INT "$GPID"
+wait "$GPID" && st=0 || st=$?
+[ "$st" -eq 0 ] || fail "exit status $st after SIGINT"
+grep -q ' debug girderd event=control_client_connected' "$TMP/n2.log" || fail "--log-level debug: no debug line"
+grep -q ' info girderd event=stopping reason=SIGINT' "$TMP/n2.log" || fail "SIGINT not logged as the stop's reason"
+pass "SIGINT stops gracefully (exit 0); --log-level warning drops info lines, debug shows debug lines"
+
 # ---------------------------------------------------------------- init:stop from Erlang
 start_girder i1
 out=$(erl_eval e1 "io:format(\"~p~n\", [rpc:call('$(node i1)', init, stop, [])])")
@@ -156,6 +186,10 @@ registered "s3$SUF" && fail "a failed start left its name registered"
 NOPORT=$(random_port)
 expect_startup_failure "port mapper unreachable" "no port mapper on port $NOPORT (and start_epmd is false)" \
     --sname "s4$SUF" --cookie c --epmd-port "$NOPORT" --no-start-epmd
+printf '[{server, [{certfile, "%s/none.pem"}, {keyfile, "%s/none.key"}]},\n {client, []}].\n' "$TMP" "$TMP" >"$TMP/tls.conf"
+expect_startup_failure "certificate file missing" \
+    "--ssl-dist-optfile: $TMP/tls.conf: server: option certfile: cannot read $TMP/none.pem: No such file or directory\$" \
+    --sname "s6$SUF" --cookie c --proto-dist inet_tls --ssl-dist-optfile "$TMP/tls.conf"
 mkdir -p "$TMP/lonely"
 cp "$GIRDERD" "$TMP/lonely/girderd"   # no girder-epmd beside it
 set +e
