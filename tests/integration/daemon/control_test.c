@@ -24,6 +24,7 @@
 */
 
 static char tmp[256], sock1[300], sock2[300], log1[300], node1[400], node2[400], host[256];
+static char version[64]; /* girderd --version's */
 static pid_t epmd_pid, g1_pid, g2_pid;
 static int failures;
 static char *const NOARGS[] = {NULL};
@@ -252,8 +253,9 @@ static void t_node_info(void)
                 get_int(r.val, "os_pid") == g1_pid && get_int(r.val, "listen_port") > 0 &&
                 get_int(ctl_get(r.val, "memory"), "rss") > 0 && get_int(r.val, "uptime_ms") >= 0 &&
                 ctl_get(r.val, "tls") && ctl_get(r.val, "tls")->type == MSGPACK_OBJECT_BOOLEAN &&
-                !ctl_get(r.val, "tls")->via.boolean;
-    if (check(good, T, "unexpected answer"))
+                !ctl_get(r.val, "tls")->via.boolean &&
+                ctl_str_eq(ctl_get(r.val, "version"), version);
+    if (check(good, T, "unexpected answer (version: %s)", version))
         ok(T);
     else
         show(T, &r);
@@ -278,6 +280,18 @@ static void t_ping_nodes(void)
             found = true;
     }
     if (check(good && found, T, "%s not listed as visible", node2))
+        ok(T);
+    else
+        show(T, &r);
+    res_free(&r);
+    /* node.info's connected nodes: the one just pinged */
+    T = "node.info lists the connected nodes";
+    r = call(sock1, "node.info", 0, NOARGS);
+    const msgpack_object *ns = r.rc == 1 && !r.err ? ctl_get(r.val, "nodes") : NULL;
+    found = false;
+    for (uint32_t i = 0; ns && ns->type == MSGPACK_OBJECT_ARRAY && i < ns->via.array.size; i++)
+        found = found || ctl_str_eq(&ns->via.array.ptr[i], node2);
+    if (check(found, T, "%s not in nodes", node2))
         ok(T);
     else
         show(T, &r);
@@ -876,6 +890,15 @@ int main(void)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* "girderd X.Y.Z": node.info's version must be the binary's */
+    char vcmd[600];
+    snprintf(vcmd, sizeof vcmd, "'%s' --version", girderd);
+    FILE *vf = popen(vcmd, "r");
+    if (!vf || fscanf(vf, "girderd %63s", version) != 1) {
+        fprintf(stderr, "girderd --version did not answer\n");
+        return 2;
+    }
+    pclose(vf);
     snprintf(tmp, sizeof tmp, "/tmp/girder-ctl-test.XXXXXX");
     if (!mkdtemp(tmp)) return 2;
     atexit(cleanup);
