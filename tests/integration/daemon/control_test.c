@@ -227,6 +227,23 @@ static bool still_serving(const char *path)
 
 /* ---------------------------------------------------------------- cases */
 
+/* A "### " heading of doc names the method (alone, or in a list "### a, b"). */
+static bool doc_has_section(const char *doc, const char *m, size_t n)
+{
+    for (const char *l = doc; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+        if (strncmp(l, "### ", 4)) continue;
+        const char *end = strchr(l, '\n');
+        for (const char *p = l + 4;
+             (p = memmem(p, (size_t)((end ? end : p + strlen(p)) - p), m, n)); p += n) {
+            char before = p[-1], after = p[n];
+            if ((before == ' ' || before == ',') &&
+                (after == '\n' || after == ',' || after == ' ' || after == 0))
+                return true;
+        }
+    }
+    return false;
+}
+
 static void t_api_info(void)
 {
     const char *T = "api.info lists every method";
@@ -241,6 +258,31 @@ static void t_api_info(void)
         ok(T);
     else
         show(T, &r);
+    /* docs/control-api.md has a section "### <method>" for every method the node lists */
+    const char *src = getenv("SRC");
+    const msgpack_object *ms = good ? ctl_get(r.val, "methods") : NULL;
+    if (src && ms && ms->type == MSGPACK_OBJECT_MAP) {
+        T = "docs/control-api.md documents every method api.info lists";
+        char path[600], *doc = NULL;
+        snprintf(path, sizeof path, "%s/docs/control-api.md", src);
+        FILE *f = fopen(path, "r");
+        size_t n = 0;
+        if (f) {
+            doc = calloc(1, 1 << 20);
+            n = doc ? fread(doc, 1, (1 << 20) - 1, f) : 0;
+            fclose(f);
+        }
+        bool all = doc && n > 0;
+        for (uint32_t i = 0; all && i < ms->via.map.size; i++) {
+            const msgpack_object *k = &ms->via.map.ptr[i].key;
+            if (!doc_has_section(doc, k->via.str.ptr, k->via.str.size)) {
+                all = false;
+                printf("# no section for %.*s in %s\n", (int)k->via.str.size, k->via.str.ptr, path);
+            }
+        }
+        free(doc);
+        if (check(all, T, "a method without its section")) ok(T);
+    }
     res_free(&r);
 }
 
