@@ -53,7 +53,8 @@ pass "every log line is <time> <level> <component> event=... key=value"
 # under this test's own port mapper: .../girder/epmd-<port>/<node>.sock
 if [ "$(id -u)" = 0 ] || [ -z "${XDG_RUNTIME_DIR:-}" ]; then rundir=/run; else rundir=$XDG_RUNTIME_DIR; fi
 dsock="$rundir/girder/epmd-$ERL_EPMD_PORT/$(node ds).sock"
-"$GIRDERD" --sname "ds$SUF" --cookie "$COOKIE" >>"$TMP/ds.log" 2>&1 &
+# (root: /run whatever XDG_RUNTIME_DIR says, so that root's shells and services agree)
+XDG_RUNTIME_DIR=$TMP/xdg-root "$GIRDERD" --sname "ds$SUF" --cookie "$COOKIE" >>"$TMP/ds.log" 2>&1 &
 GPID=$!; PIDS="$PIDS $GPID"
 wait_for 20 "$DAEMON_CTL" call "$dsock" api.info || fail "no control socket at $dsock"
 [ "$(stat -c %a "$dsock")" = 600 ] || fail "socket mode $(stat -c %a "$dsock")"
@@ -62,6 +63,39 @@ kill -TERM "$GPID"; wait "$GPID" || fail "ds exit status $?"
 [ ! -e "$dsock" ] || fail "default control socket left behind"
 [ ! -e "$(dirname "$dsock")" ] || fail "the empty epmd-<port> directory left behind"
 pass "the default control socket: $rundir/girder/epmd-<port>/<node>.sock, mode 0600 in a 0700 directory"
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+    # another user: $XDG_RUNTIME_DIR/girder/...; root may still talk to the socket
+    mkdir -p "$TMP/xdg"; chown 65534:65534 "$TMP/xdg"; chmod 0711 "$TMP"
+    usock="$TMP/xdg/girder/epmd-$ERL_EPMD_PORT/$(node du).sock"
+    XDG_RUNTIME_DIR=$TMP/xdg setpriv --reuid=65534 --regid=65534 --clear-groups \
+        "$GIRDERD" --sname "du$SUF" --cookie "$COOKIE" --no-demo >>"$TMP/du.log" 2>&1 &
+    GPID=$!; PIDS="$PIDS $GPID"
+    wait_for 20 "$DAEMON_CTL" call "$usock" api.info || fail "no control socket at $usock"
+    [ "$(stat -c '%a %u' "$usock")" = "600 65534" ] || fail "socket $(stat -c '%a %u' "$usock")"
+    kill -TERM "$GPID"; wait "$GPID" || fail "du exit status $?"
+    [ ! -e "$usock" ] || fail "the user's control socket left behind"
+    chmod 0700 "$TMP"
+    pass "another user's node: \$XDG_RUNTIME_DIR/girder/epmd-<port>/<node>.sock, owned by it, root served"
+fi
+if [ "$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then
+    # the port mapper's own port 4369, in a network namespace of this test's own (loopback
+    # only): /run/girder/<node>.sock, no epmd-<port> directory
+    rsock="/run/girder/$(node dr).sock"
+    timeout 60 unshare -n sh -c '
+        ip link set lo up || exit 3
+        "$1" -port 4369 -address 127.0.0.1 >>"$2/dr-epmd.log" 2>&1 & e=$!
+        env -u ERL_EPMD_PORT "$3" --sname "$4" --cookie c --no-demo >>"$2/dr.log" 2>&1 & g=$!
+        n=100; until "$5" call "$6" api.info >/dev/null 2>&1; do
+            n=$((n - 1)); [ $n -gt 0 ] || { kill -9 $g $e; exit 4; }; sleep 0.1; done
+        [ "$(stat -c %a "$6")" = 600 ] || { kill -9 $g $e; exit 5; }
+        kill -TERM $g; wait $g; st=$?
+        kill $e; wait $e
+        exit $st' sh "$GIRDER_EPMD" "$TMP" "$GIRDERD" "dr$SUF" "$DAEMON_CTL" "$rsock" \
+        && st=0 || st=$?
+    [ "$st" -eq 0 ] || fail "the node on port mapper port 4369 (namespace): status $st, socket $rsock"
+    [ ! -e "$rsock" ] || fail "$rsock left behind"
+    pass "with the port mapper on 4369: /run/girder/<node>.sock"
+fi
 
 # ---------------------------------------------------------------- SIGHUP reopens the log file
 start_girder h1 --log-file "$TMP/h1.file" --log-level info
