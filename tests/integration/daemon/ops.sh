@@ -49,6 +49,17 @@ bad=$(grep -cv '^[0-9-]*T[0-9:.]*Z \(emergency\|alert\|critical\|error\|warning\
 [ "$bad" -eq 0 ] || { grep -v 'event=' "$TMP/o1.log"; fail "$bad log lines not in the format"; }
 pass "every log line is <time> <level> <component> event=... key=value"
 
+# the example unit: systemd's own checker finds nothing to say (with ExecStart at this build)
+if [ -n "${SRC:-}" ] && command -v systemd-analyze >/dev/null; then
+    sed "s#^ExecStart=/usr/bin/girderd #ExecStart=$GIRDERD #" "$SRC/daemon/girderd.service" >"$TMP/girderd.service"
+    grep -q "^ExecStart=$GIRDERD --config " "$TMP/girderd.service" || fail "girderd.service: no ExecStart"
+    grep -q '^Type=notify$' "$TMP/girderd.service" || fail "girderd.service is not Type=notify"
+    grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "$TMP/girderd.service" || fail "girderd.service: no SIGHUP reload"
+    timeout 30 systemd-analyze verify "$TMP/girderd.service" >"$TMP/verify.out" 2>&1 || true
+    [ ! -s "$TMP/verify.out" ] || { cat "$TMP/verify.out"; fail "systemd-analyze verify daemon/girderd.service"; }
+    pass "daemon/girderd.service: Type=notify, reload by SIGHUP, clean for systemd-analyze verify"
+fi
+
 # ---------------------------------------------------------------- the default control socket
 # under this test's own port mapper: .../girder/epmd-<port>/<node>.sock
 if [ "$(id -u)" = 0 ] || [ -z "${XDG_RUNTIME_DIR:-}" ]; then rundir=/run; else rundir=$XDG_RUNTIME_DIR; fi
