@@ -32,7 +32,7 @@ foreach(m failapp badabi missing hang slowstop order_a order_b hello)
 endforeach()
 
 set(DAEMON_TEST_ENV
-  "GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;DAEMON_CTL=$<TARGET_FILE:daemon-ctl>;TEST_MODULE_DIR=${DAEMON_TEST_MODULES};ERL=${ERL_EXECUTABLE};SRC=${CMAKE_SOURCE_DIR}")
+  "GIRDERD=$<TARGET_FILE:girderd>;GIRDER=$<TARGET_FILE:girder>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;DAEMON_CTL=$<TARGET_FILE:daemon-ctl>;TEST_MODULE_DIR=${DAEMON_TEST_MODULES};ERL=${ERL_EXECUTABLE};SRC=${CMAKE_SOURCE_DIR}")
 
 add_test(NAME integration/daemon_epmd_autostart
          COMMAND ${DAEMON_TEST_DIR}/epmd_autostart.sh ${CMAKE_BINARY_DIR}/bin)

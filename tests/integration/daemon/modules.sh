@@ -97,6 +97,13 @@ out=$(erl_eval e4 "{P, R} = spawn_monitor('$G', hello, greet, [x]),
     receive {'DOWN', R, process, P, Why} -> io:format(\"~p ~p~n\", [node(P), Why]) after 5000 -> io:format(\"timeout~n\") end")
 [ "$out" = "$G normal" ] || fail "remote spawn of hello:greet: $out"
 pass "module.load at run time: erl calls hello:greet(world) -> {hello,world} and spawns it remotely"
+if [ -n "${GIRDER:-}" ]; then
+    # the girder CLI is a (hidden) Girder node: its rpc is Girder calling the module
+    out=$(timeout 30 "$GIRDER" rpc "$G" hello greet '[world]' --cookie "$COOKIE" 2>&1) \
+        || fail "girder rpc hello:greet: $out"
+    [ "$out" = "{hello,world}" ] || fail "girder rpc hello:greet: $out"
+    pass "a Girder node (the girder CLI) calls hello:greet(world) by rpc -> {hello,world}"
+fi
 ctl "$TMP/m1.sock" module.load "s:$M/badabi.so" >"$TMP/load.out" && fail "badabi loaded at run time"
 grep -q 'built for module ABI 999' "$TMP/load.out" || fail "badabi: $(cat "$TMP/load.out")"
 out=$(erl_eval e5 "io:format(\"~p ~p~n\", [net_adm:ping('$G'), rpc:call('$G', hello, greet, [again])])")
@@ -104,7 +111,7 @@ out=$(erl_eval e5 "io:format(\"~p ~p~n\", [net_adm:ping('$G'), rpc:call('$G', he
 pass "a wrong-ABI module is refused at run time and the node keeps serving"
 
 # ---------------------------------------------------------------- the apps key
-start_girder a1 --no-demo --module-dir "$M" --module order_a --module order_b --app order_b --app nosuch
+start_girder a1 --no-demo --module-dir "$M" --module order_a --module "$M/order_b.so" --app order_b --app nosuch
 [ "$(app_state "$TMP/a1.sock" order_a)" = not_started ] || fail "order_a: $(ctl "$TMP/a1.sock" module.list)"
 [ "$(app_state "$TMP/a1.sock" order_b)" = running ] || fail "order_b: $(ctl "$TMP/a1.sock" module.list)"
 grep -q 'event=app_start_failed app=nosuch reason="no module of that name loaded"' "$TMP/a1.log" || fail "unknown app not logged"
