@@ -91,11 +91,12 @@ static int init_stop(void *ud, term_t args, term_t *res)
 }
 
 /*
-** Before distribution stops: waits for init:stop's process to be gone (its exit signals, the
-** rpc answer among them, are then handed to distribution), then for one round trip with every
-** connected node (a ping sent after them on the same connection: its answer means the peer has
-** read everything sent before it). At most SETTLE_MS in all; a peer that does not answer only
-** shortens the wait of the others.
+** Before distribution stops, when init:stop asked for the stop: waits for its process to be gone
+** (its exit signals, the rpc answer among them, are then handed to distribution), then for one
+** round trip with every connected node (a ping sent after them on the same connection: its
+** answer means the peer has read everything sent before it; the caller's node is among them).
+** At most SETTLE_MS in all; a peer that does not answer only shortens the wait of the others.
+** Other stops (signals, node.stop) owe no answer over distribution and do not wait, as Erlang.
 */
 #define SETTLE_MS 2000
 static void settle_dist(void)
@@ -105,15 +106,14 @@ static void settle_dist(void)
     term_t caller = stop_caller;
     stop_caller = TERM_NONE;
     pthread_mutex_unlock(&stop_mu);
-    if (caller != TERM_NONE) {
-        nd_proc_info pi;
-        while (nd_process_info(caller, &pi) == 0) { /* ND_ST_EXITING: still sending its exit */
-            nd_proc_info_free(&pi);
-            if (gd_now_ms() >= end) break;
-            usleep(1000);
-        }
-        term_free(caller);
+    if (caller == TERM_NONE) return;
+    nd_proc_info pi;
+    while (nd_process_info(caller, &pi) == 0) { /* ND_ST_EXITING: still sending its exit */
+        nd_proc_info_free(&pi);
+        if (gd_now_ms() >= end) break;
+        usleep(1000);
     }
+    term_free(caller);
     term_t nodes = dist_nodes(DIST_CONNECTED);
     for (term_t l = nodes; term_is_cons(l); l = term_tl(l)) {
         uint64_t now = gd_now_ms();
