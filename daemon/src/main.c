@@ -62,8 +62,15 @@ uint64_t gd_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* The process that ran init:stop (under stop_mu): its exit carries the caller's answer, so the
+** shutdown lets it finish before distribution goes down (settle_dist). */
+static term_t stop_caller = TERM_NONE;
+
 /* init:stop/0 and init:stop/1 (an exit status 0..255), as the girder CLI stops nodes: answers
-** ok, then the same graceful shutdown as SIGTERM. */
+** ok, then the same graceful shutdown as SIGTERM. An Erlang node answers rpc:call(N, init,
+** stop, []) with ok every time (its stop is asynchronous); so does this one: the answer (the
+** DOWN of erpc's process, sent when this process exits) reaches the caller before the
+** connection closes. */
 static int init_stop(void *ud, term_t args, term_t *res)
 {
     (void)ud;
@@ -75,9 +82,46 @@ static int init_stop(void *ud, term_t args, term_t *res)
         }
         atomic_store(&exit_status, (int)st);
     }
+    pthread_mutex_lock(&stop_mu);
+    if (stop_caller == TERM_NONE && !atomic_load(&stop_flag)) stop_caller = term_dup(nd_self());
+    pthread_mutex_unlock(&stop_mu);
     gd_request_stop("init:stop");
     *res = TERM_ATOM_OK;
     return DIST_RETURN;
+}
+
+/*
+** Before distribution stops, when init:stop asked for the stop: waits for its process to be gone
+** (its exit signals, the rpc answer among them, are then handed to distribution), then for one
+** round trip with every connected node (a ping sent after them on the same connection: its
+** answer means the peer has read everything sent before it; the caller's node is among them).
+** At most SETTLE_MS in all; a peer that does not answer only shortens the wait of the others.
+** Other stops (signals, node.stop) owe no answer over distribution and do not wait, as Erlang.
+*/
+#define SETTLE_MS 2000
+static void settle_dist(void)
+{
+    uint64_t end = gd_now_ms() + SETTLE_MS;
+    pthread_mutex_lock(&stop_mu);
+    term_t caller = stop_caller;
+    stop_caller = TERM_NONE;
+    pthread_mutex_unlock(&stop_mu);
+    if (caller == TERM_NONE) return;
+    nd_proc_info pi;
+    while (nd_process_info(caller, &pi) == 0) { /* ND_ST_EXITING: still sending its exit */
+        nd_proc_info_free(&pi);
+        if (gd_now_ms() >= end) break;
+        usleep(1000);
+    }
+    term_free(caller);
+    term_t nodes = dist_nodes(DIST_CONNECTED);
+    for (term_t l = nodes; term_is_cons(l); l = term_tl(l)) {
+        uint64_t now = gd_now_ms();
+        if (now >= end) break;
+        if (dist_ping(term_hd(l), (int64_t)(end - now)) != 0)
+            gd_log(GD_DEBUG, "event=stop_flush_failed node=%s", term_atom_name(term_hd(l), NULL));
+    }
+    term_free(nodes);
 }
 
 /* ---------------------------------------------------------------- signals */
@@ -497,7 +541,10 @@ out:
     if (status != 0 && !gd_stopping()) gd_request_stop("start_failed");
     if (ctl_up) gd_control_stop();
     if (mods_up) gd_mods_stop();
-    if (dist_up) dist_stop(5000);
+    if (dist_up) {
+        settle_dist();
+        dist_stop(5000);
+    }
     if (nd_up && nd_shutdown(5000) != 0) gd_log(GD_WARNING, "event=shutdown_timeout");
     if (nd_up) {
         gd_control_free();

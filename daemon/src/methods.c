@@ -313,18 +313,16 @@ static int m_proc_info(call *c)
 static int atom_param(call *c, size_t i, const char *what, term_t *out)
 {
     char s[1100];
-    int err;
     if (!param(c, i) || gd_ctl_str(param(c, i), s, sizeof s))
         return fail(c, GD_CTL_EPARAMS, "%s: a string", what);
     /* only existing atoms: a module function's names exist once the module is loaded */
     *out = term_atom_existing(s, strlen(s));
-    (void)err;
     return 0;
 }
 
 static int m_proc_spawn(call *c)
 {
-    term_t m, f, args;
+    term_t m = TERM_NONE, f = TERM_NONE, args;
     if (c->req->nparams != 3) return fail(c, GD_CTL_EPARAMS, "proc.spawn [Module, Function, Args]");
     if (atom_param(c, 0, "Module", &m) || atom_param(c, 1, "Function", &f)) return -1;
     if (term_param(c, 2, "Args", &args)) return -1;
@@ -472,7 +470,7 @@ static int m_log_level(call *c)
 {
     if (c->req->nparams > 1) return fail(c, GD_CTL_EPARAMS, "log.level [] or [Level]");
     if (c->req->nparams == 1) {
-        int l;
+        int l = 0;
         if (level_param(c, 0, &l)) return -1;
         int old = gd_log_level();
         gd_log_set_level(l);

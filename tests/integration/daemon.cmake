@@ -21,15 +21,18 @@ foreach(m order_a order_b)
   girder_module(testmod_${m} ${m} ${DAEMON_TEST_DIR}/modules/testapp.c)
   target_compile_definitions(testmod_${m} PRIVATE TESTAPP_NAME="${m}")
 endforeach()
+target_compile_definitions(testmod_order_b PRIVATE TESTAPP_STRATEGY=ND_ONE_FOR_ALL)
+girder_module(testmod_slowstop slowstop ${DAEMON_TEST_DIR}/modules/hang.c)
+target_compile_definitions(testmod_slowstop PRIVATE HANG_NAME="slowstop" HANG_SHUTDOWN=800)
 # the example module, built in tree too (its out-of-tree build is tested against an installation)
 girder_module(testmod_hello hello ${CMAKE_SOURCE_DIR}/daemon/examples/hello/hello.c)
-foreach(m failapp badabi missing hang order_a order_b hello)
+foreach(m failapp badabi missing hang slowstop order_a order_b hello)
   set_target_properties(testmod_${m} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${DAEMON_TEST_MODULES})
   add_dependencies(test-daemon-control testmod_${m})
 endforeach()
 
 set(DAEMON_TEST_ENV
-  "GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;DAEMON_CTL=$<TARGET_FILE:daemon-ctl>;TEST_MODULE_DIR=${DAEMON_TEST_MODULES};ERL=${ERL_EXECUTABLE};SRC=${CMAKE_SOURCE_DIR}")
+  "GIRDERD=$<TARGET_FILE:girderd>;GIRDER=$<TARGET_FILE:girder>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;DAEMON_CTL=$<TARGET_FILE:daemon-ctl>;TEST_MODULE_DIR=${DAEMON_TEST_MODULES};ERL=${ERL_EXECUTABLE};SRC=${CMAKE_SOURCE_DIR}")
 
 add_test(NAME integration/daemon_epmd_autostart
          COMMAND ${DAEMON_TEST_DIR}/epmd_autostart.sh ${CMAKE_BINARY_DIR}/bin)

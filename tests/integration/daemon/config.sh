@@ -136,6 +136,48 @@ for k in sname name cookie hidden listen-port epmd-port ticktime setuptime sched
     grep -q -- "--\(\[no-\]\)\{0,1\}$k\b" "$TMP/help.out" || fail "--help lacks --$k"
 done
 pass "--help lists every option"
+
+# ---------------------------------------------------------------- one table: --foo-bar V is {foo_bar, V}
+# Every row of the option table (--help-markdown): the flag is the key with '-' for '_' (the
+# repeatable --module and --app add to the lists modules and apps), --help shows the flag, and
+# the flag and the file's key both set that key (--check-config names the source).
+"$GIRDERD" --help-markdown | sed -n '3,$p' | sed 's/\\|/@@/g' \
+    | awk -F' [|] ' '{ f = $1; sub(/^\| `--/, "", f); sub(/[` ,].*/, "", f); k = $2; gsub(/`/, "", k); print f, k, $3 }' \
+    >"$TMP/rows"
+[ "$(wc -l <"$TMP/rows")" -ge 30 ] || fail "option table: $(cat "$TMP/rows")"
+nrows=0
+while read -r flag key type; do
+    nrows=$((nrows + 1))
+    case "$flag:$key" in
+        module:modules|app:apps) ;;
+        *) [ "$(echo "$flag" | tr - _)" = "$key" ] || fail "flag --$flag is not key $key" ;;
+    esac
+    grep -q -- "--\(\[no-\]\)\{0,1\}$flag\b" "$TMP/help.out" || fail "--help lacks --$flag"
+    # a value of the option's type, as a flag's words and as a term of the file
+    case "$type" in
+        integer*) v=${type#integer }; v=${v%%..*}; fv=$v ;;
+        '`true`'*) v=; fv=true ;;
+        level) v=notice; fv=notice ;;
+        path) v=/tmp/x; fv='"/tmp/x"' ;;
+        "list of strings") v=x; fv='["x"]' ;;
+        *) case "$key" in
+               proto_dist) v=inet_tcp ;; mailbox_policy) v=drop_newest ;; sabotage) v=drop-down=3 ;;
+               name) v=n@h ;; listen_addr) v=127.0.0.1 ;; *) v=x ;;
+           esac
+           fv="\"$v\"" ;;
+    esac
+    case "$key" in ssl_dist_opt|ssl_dist_optfile) continue ;; esac   # need TLS files: tls-int-girderd
+    base='{sname, "v"}, {cookie, "c"}'
+    case "$key" in sname) base='{cookie, "c"}' ;; name) base='{cookie, "c"}' ;; cookie) base='{sname, "v"}' ;; esac
+    printf '[%s,\n {%s, %s}].\n' "$base" "$key" "$fv" >"$C"
+    "$GIRDERD" --check-config "$C" >"$TMP/out" 2>"$TMP/err" || fail "{$key, $fv} refused: $(cat "$TMP/err")"
+    value "$key" | grep -q "% $C:2: key $key\$" || fail "{$key, $fv} did not set $key: $(value "$key")"
+    printf '[%s].\n' "$base" >"$C"
+    # shellcheck disable=SC2086
+    "$GIRDERD" --check-config "$C" --$flag $v >"$TMP/out" 2>"$TMP/err" || fail "--$flag $v refused: $(cat "$TMP/err")"
+    value "$key" | grep -q "% --$flag\$" || fail "--$flag $v did not set $key: $(value "$key")"
+done <"$TMP/rows"
+pass "each of the $nrows options: --foo-bar is key foo_bar (--module/--app: modules/apps), in --help, set by flag and by file"
 if [ -n "${SRC:-}" ]; then
     "$GIRDERD" --help-markdown >"$TMP/table.md"
     sed -n '/<!-- options:begin -->/,/<!-- options:end -->/p' "$SRC/docs/girderd.md" \

@@ -24,6 +24,7 @@
 */
 
 static char tmp[256], sock1[300], sock2[300], log1[300], node1[400], node2[400], host[256];
+static char version[64]; /* girderd --version's */
 static pid_t epmd_pid, g1_pid, g2_pid;
 static int failures;
 static char *const NOARGS[] = {NULL};
@@ -226,6 +227,23 @@ static bool still_serving(const char *path)
 
 /* ---------------------------------------------------------------- cases */
 
+/* A "### " heading of doc names the method (alone, or in a list "### a, b"). */
+static bool doc_has_section(const char *doc, const char *m, size_t n)
+{
+    for (const char *l = doc; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+        if (strncmp(l, "### ", 4)) continue;
+        const char *end = strchr(l, '\n');
+        for (const char *p = l + 4;
+             (p = memmem(p, (size_t)((end ? end : p + strlen(p)) - p), m, n)); p += n) {
+            char before = p[-1], after = p[n];
+            if ((before == ' ' || before == ',') &&
+                (after == '\n' || after == ',' || after == ' ' || after == 0))
+                return true;
+        }
+    }
+    return false;
+}
+
 static void t_api_info(void)
 {
     const char *T = "api.info lists every method";
@@ -240,6 +258,31 @@ static void t_api_info(void)
         ok(T);
     else
         show(T, &r);
+    /* docs/control-api.md has a section "### <method>" for every method the node lists */
+    const char *src = getenv("SRC");
+    const msgpack_object *ms = good ? ctl_get(r.val, "methods") : NULL;
+    if (src && ms && ms->type == MSGPACK_OBJECT_MAP) {
+        T = "docs/control-api.md documents every method api.info lists";
+        char path[600], *doc = NULL;
+        snprintf(path, sizeof path, "%s/docs/control-api.md", src);
+        FILE *f = fopen(path, "r");
+        size_t n = 0;
+        if (f) {
+            doc = calloc(1, 1 << 20);
+            n = doc ? fread(doc, 1, (1 << 20) - 1, f) : 0;
+            fclose(f);
+        }
+        bool all = doc && n > 0;
+        for (uint32_t i = 0; all && i < ms->via.map.size; i++) {
+            const msgpack_object *k = &ms->via.map.ptr[i].key;
+            if (!doc_has_section(doc, k->via.str.ptr, k->via.str.size)) {
+                all = false;
+                printf("# no section for %.*s in %s\n", (int)k->via.str.size, k->via.str.ptr, path);
+            }
+        }
+        free(doc);
+        if (check(all, T, "a method without its section")) ok(T);
+    }
     res_free(&r);
 }
 
@@ -252,8 +295,9 @@ static void t_node_info(void)
                 get_int(r.val, "os_pid") == g1_pid && get_int(r.val, "listen_port") > 0 &&
                 get_int(ctl_get(r.val, "memory"), "rss") > 0 && get_int(r.val, "uptime_ms") >= 0 &&
                 ctl_get(r.val, "tls") && ctl_get(r.val, "tls")->type == MSGPACK_OBJECT_BOOLEAN &&
-                !ctl_get(r.val, "tls")->via.boolean;
-    if (check(good, T, "unexpected answer"))
+                !ctl_get(r.val, "tls")->via.boolean &&
+                ctl_str_eq(ctl_get(r.val, "version"), version);
+    if (check(good, T, "unexpected answer (version: %s)", version))
         ok(T);
     else
         show(T, &r);
@@ -278,6 +322,18 @@ static void t_ping_nodes(void)
             found = true;
     }
     if (check(good && found, T, "%s not listed as visible", node2))
+        ok(T);
+    else
+        show(T, &r);
+    res_free(&r);
+    /* node.info's connected nodes: the one just pinged */
+    T = "node.info lists the connected nodes";
+    r = call(sock1, "node.info", 0, NOARGS);
+    const msgpack_object *ns = r.rc == 1 && !r.err ? ctl_get(r.val, "nodes") : NULL;
+    found = false;
+    for (uint32_t i = 0; ns && ns->type == MSGPACK_OBJECT_ARRAY && i < ns->via.array.size; i++)
+        found = found || ctl_str_eq(&ns->via.array.ptr[i], node2);
+    if (check(found, T, "%s not in nodes", node2))
         ok(T);
     else
         show(T, &r);
@@ -876,6 +932,15 @@ int main(void)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* "girderd X.Y.Z": node.info's version must be the binary's */
+    char vcmd[600];
+    snprintf(vcmd, sizeof vcmd, "'%s' --version", girderd);
+    FILE *vf = popen(vcmd, "r");
+    if (!vf || fscanf(vf, "girderd %63s", version) != 1) {
+        fprintf(stderr, "girderd --version did not answer\n");
+        return 2;
+    }
+    pclose(vf);
     snprintf(tmp, sizeof tmp, "/tmp/girder-ctl-test.XXXXXX");
     if (!mkdtemp(tmp)) return 2;
     atexit(cleanup);

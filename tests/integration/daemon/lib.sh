@@ -83,6 +83,9 @@ ctl() { "$DAEMON_CTL" call "$@"; }
 
 # start_girder NAME [ARGS...]: girderd --sname NAME$SUF with its control socket at
 # $TMP/NAME.sock and its log at $TMP/NAME.log; sets GPID; waits until the socket answers.
+# That is late enough to use the node's apps: girderd opens its control socket only after its
+# modules are loaded and their apps started (a synchronous call; modules.sh checks the apps
+# run at once); only the pid file, event=ready and READY=1 come after it.
 start_girder() {
     _sg=$1; shift
     "$GIRDERD" --sname "$_sg$SUF" --cookie "$COOKIE" --control-socket "$TMP/$_sg.sock" "$@" \

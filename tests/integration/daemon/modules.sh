@@ -97,6 +97,13 @@ out=$(erl_eval e4 "{P, R} = spawn_monitor('$G', hello, greet, [x]),
     receive {'DOWN', R, process, P, Why} -> io:format(\"~p ~p~n\", [node(P), Why]) after 5000 -> io:format(\"timeout~n\") end")
 [ "$out" = "$G normal" ] || fail "remote spawn of hello:greet: $out"
 pass "module.load at run time: erl calls hello:greet(world) -> {hello,world} and spawns it remotely"
+if [ -n "${GIRDER:-}" ]; then
+    # the girder CLI is a (hidden) Girder node: its rpc is Girder calling the module
+    out=$(timeout 30 "$GIRDER" rpc "$G" hello greet '[world]' --cookie "$COOKIE" 2>&1) \
+        || fail "girder rpc hello:greet: $out"
+    [ "$out" = "{hello,world}" ] || fail "girder rpc hello:greet: $out"
+    pass "a Girder node (the girder CLI) calls hello:greet(world) by rpc -> {hello,world}"
+fi
 ctl "$TMP/m1.sock" module.load "s:$M/badabi.so" >"$TMP/load.out" && fail "badabi loaded at run time"
 grep -q 'built for module ABI 999' "$TMP/load.out" || fail "badabi: $(cat "$TMP/load.out")"
 out=$(erl_eval e5 "io:format(\"~p ~p~n\", [net_adm:ping('$G'), rpc:call('$G', hello, greet, [again])])")
@@ -104,9 +111,71 @@ out=$(erl_eval e5 "io:format(\"~p ~p~n\", [net_adm:ping('$G'), rpc:call('$G', he
 pass "a wrong-ABI module is refused at run time and the node keeps serving"
 
 # ---------------------------------------------------------------- the apps key
-start_girder a1 --no-demo --module-dir "$M" --module order_a --module order_b --app order_b --app nosuch
+start_girder a1 --no-demo --module-dir "$M" --module order_a --module "$M/order_b.so" --app order_b --app nosuch
 [ "$(app_state "$TMP/a1.sock" order_a)" = not_started ] || fail "order_a: $(ctl "$TMP/a1.sock" module.list)"
 [ "$(app_state "$TMP/a1.sock" order_b)" = running ] || fail "order_b: $(ctl "$TMP/a1.sock" module.list)"
 grep -q 'event=app_start_failed app=nosuch reason="no module of that name loaded"' "$TMP/a1.log" || fail "unknown app not logged"
 pass "apps: only the apps listed start; an unknown one is logged"
+
+# ---------------------------------------------------------------- an app's strategy, intensity, period
+# order_a: one_for_one, order_b: one_for_all; both 3 restarts in 5 s (tests/.../modules/testapp.c)
+start_girder s1 --no-demo --module-dir "$M" --module order_a --module order_b
+S=$(node s1)
+cat >"$TMP/sup_peer.erl" <<'ERL'
+-module(sup_peer).
+-export([main/1]).
+wh(G, N) -> rpc:call(G, erlang, whereis, [N]).
+%% the pid registered as Name on G once it is not Old (a restart), within 5 s
+restarted(G, Name, Old) -> restarted(G, Name, Old, 100).
+restarted(_, Name, _, 0) -> exit({not_restarted, Name});
+restarted(G, Name, Old, N) ->
+    case wh(G, Name) of
+        P when is_pid(P), P =/= Old -> P;
+        _ -> timer:sleep(50), restarted(G, Name, Old, N - 1)
+    end.
+%% kills the worker registered as Name and returns its successor
+crash(G, Name) -> P = wh(G, Name), true = is_pid(P), exit(P, kill), restarted(G, Name, P).
+main([G0]) ->
+    G = list_to_atom(G0),
+    pong = net_adm:ping(G),
+    A2 = wh(G, order_a_w2),
+    _ = crash(G, order_a_w1),
+    A2 = wh(G, order_a_w2),                        % one_for_one: the sibling lives on
+    B2 = wh(G, order_b_w2),
+    _ = crash(G, order_b_w1),
+    _ = restarted(G, order_b_w2, B2),              % one_for_all: the sibling restarted too
+    io:format("STRATEGY~n"),
+    _ = crash(G, order_a_w1), _ = crash(G, order_a_w1),   % 3 restarts within 5 s: allowed
+    P4 = wh(G, order_a_w1),
+    exit(P4, kill),                                % a 4th crash: the app's supervisor gives up
+    Gone = fun Wait(0) -> exit(still_there);
+               Wait(N) -> case {wh(G, order_a_w1), wh(G, order_a_w2)} of
+                              {undefined, undefined} -> ok;
+                              _ -> timer:sleep(50), Wait(N - 1)
+                          end end,
+    ok = Gone(100),
+    io:format("INTENSITY~n"),
+    %% order_b had 1 restart; 2 more, then past its 5 s period 3 more are allowed again
+    _ = crash(G, order_b_w1), _ = crash(G, order_b_w1),
+    timer:sleep(5500),
+    _ = crash(G, order_b_w1), _ = crash(G, order_b_w1), _ = crash(G, order_b_w1),
+    true = is_pid(wh(G, order_b_w2)),
+    io:format("PERIOD~n"),
+    pong = net_adm:ping(G),
+    halt().
+ERL
+(cd "$TMP" && erlc sup_peer.erl) || fail "erlc sup_peer"
+timeout 60 "$ERL" -sname "p2$SUF" -setcookie "$COOKIE" -noshell -pa "$TMP" -run sup_peer main "$S" \
+    >"$TMP/p2.out" 2>&1 || true
+grep -q '^STRATEGY' "$TMP/p2.out" || { cat "$TMP/p2.out"; fail "strategies one_for_one / one_for_all"; }
+pass "an app's strategy: one_for_one restarts the crashed child, one_for_all its siblings too"
+grep -q '^INTENSITY' "$TMP/p2.out" || { cat "$TMP/p2.out"; fail "intensity"; }
+[ "$(app_state "$TMP/s1.sock" order_a)" = exited ] || fail "order_a after 4 crashes: $(ctl "$TMP/s1.sock" module.list)"
+grep -q 'event=app_exited app=order_a' "$TMP/s1.log" || fail "app_exited not logged"
+pass "an app's intensity: 3 restarts in its period are allowed, a 4th crash ends the app (module.list: exited)"
+grep -q '^PERIOD' "$TMP/p2.out" || { cat "$TMP/p2.out"; fail "period"; }
+[ "$(app_state "$TMP/s1.sock" order_b)" = running ] || fail "order_b: $(ctl "$TMP/s1.sock" module.list)"
+still_up=$(erl_eval e7 "io:format(\"~p~n\", [net_adm:ping('$S')])")
+[ "$still_up" = pong ] || fail "the node after its app exited: $still_up"
+pass "an app's period: restarts older than it no longer count; the node serves after an app exited"
 echo "$PASSED passed, 0 failed"

@@ -1,5 +1,5 @@
-/* Test module: an app whose child ignores shutdown and has an infinite shutdown time, so only a
-** second signal ends a graceful stop. */
+/* Test module: an app whose child ignores shutdown. As hang, its shutdown time is infinite, so only
+** a second signal ends a graceful stop; as slowstop, its supervisor kills it after that time. */
 #include <girder/module.h>
 
 static void body(void *arg)
@@ -23,8 +23,13 @@ static int child_start(void *arg, term_t extra, term_t *pid, term_t *reason)
     return nd_spawn(body, NULL, &o, pid);
 }
 
+#ifndef HANG_NAME /* built as hang, and as slowstop with a shutdown time of HANG_SHUTDOWN ms */
+#define HANG_NAME     "hang"
+#define HANG_SHUTDOWN ND_INFINITY
+#endif
+
 static const girder_child children[] = {
-    {"stubborn", child_start, NULL, ND_PERMANENT, ND_INFINITY, ND_WORKER}};
+    {"stubborn", child_start, NULL, ND_PERMANENT, HANG_SHUTDOWN, ND_WORKER}};
 static const girder_app app = {ND_ONE_FOR_ONE, 1, 5000, children, 1, NULL};
 
-GIRDER_MODULE(.name = "hang", .version = "0.1.0", .app = &app);
+GIRDER_MODULE(.name = HANG_NAME, .version = "0.1.0", .app = &app);

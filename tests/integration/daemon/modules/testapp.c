@@ -1,5 +1,5 @@
-/* Test module (built as order_a and order_b): an app of two workers that record their stop order.
- */
+/* Test module (built as order_a, one_for_one, and order_b, one_for_all): an app of two workers
+ * that record their stop order. */
 #include <fcntl.h>
 #include <girder/module.h>
 #include <stdio.h>
@@ -94,7 +94,16 @@ static const girder_child children[] = {
     {"w2", w_start, "w2", ND_PERMANENT, 2000, ND_WORKER},
 };
 
-static const girder_app app = {ND_ONE_FOR_ONE, 3, 5000, children, GIRDER_COUNT(children), app_stop};
+#ifndef TESTAPP_STRATEGY
+#define TESTAPP_STRATEGY ND_ONE_FOR_ONE
+#endif
+/* 3 restarts in 5 s: a 4th crash within the period ends the app (modules.sh counts on it) */
+static const girder_app app = {.strategy = TESTAPP_STRATEGY,
+                               .intensity = 3,
+                               .period_ms = 5000,
+                               .children = children,
+                               .nchildren = GIRDER_COUNT(children),
+                               .stop = app_stop};
 
 GIRDER_MODULE(.name = TESTAPP_NAME, .version = "0.1.0", .exports = exports,
               .nexports = GIRDER_COUNT(exports), .app = &app);
