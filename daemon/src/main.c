@@ -448,6 +448,8 @@ int main(int argc, char **argv)
     dc.handshake_timeout_ms = (int)cfg.setuptime * 1000;
     dc.max_new_atoms = (size_t)cfg.max_new_atoms;
     dc.atom_reserve = (size_t)cfg.atom_reserve;
+    dc.max_handshakes_per_addr = (unsigned)cfg.max_handshakes_per_addr;
+    dc.max_handshakes = (unsigned)cfg.max_handshakes;
     dc.atoms_disconnect = cfg.atoms_disconnect;
     dc.log = dist_log;
     dc.proto_dist = cfg.proto_dist;

@@ -77,6 +77,13 @@ static const gd_option opts[] = {
      "disconnect a peer past its max_new_atoms (or when the reserve is reached) instead of "
      "giving it foreign atoms",
      F(atoms_disconnect)},
+    {"max_handshakes_per_addr", NULL, T_INT, 1, 65536, NULL, "32", "N",
+     "inbound connections still in their handshake from one address; past it the oldest is "
+     "closed (docs/reliability.md)",
+     F(max_handshakes_per_addr)},
+    {"max_handshakes", NULL, T_INT, 1, 65536, NULL, "256", "N",
+     "inbound connections still in their handshake in all; past it the oldest is closed",
+     F(max_handshakes)},
     {"schedulers", NULL, T_INT, 0, 1024, "ND_SCHEDULERS", "0", "N",
      "scheduler threads; 0: one per online core", F(schedulers)},
     {"proto_dist", NULL, T_STR, 0, 0, NULL, "inet_tcp", "inet_tcp|inet_tls",

@@ -22,6 +22,7 @@ typedef struct gd_config {
     bool hidden, start_epmd, demo, atoms_disconnect;
     long long listen_port, epmd_port, ticktime, setuptime, schedulers;
     long long max_new_atoms, atom_reserve, mailbox_limit;
+    long long max_handshakes_per_addr, max_handshakes;
     char *mailbox_policy;
     char *control_socket; /* NULL: the default path; "": no control socket */
     long long control_max_clients, control_max_request, control_idle_timeout;
