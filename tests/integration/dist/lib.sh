@@ -69,7 +69,10 @@ registered() { "$GIRDER_EPMD" -port "$ERL_EPMD_PORT" -names 2>/dev/null | grep -
 start_girder() {
     _n=$1; shift
     _ready0=$(cat "$TMP/$_n.log" 2>/dev/null | grep -c "event=ready" || true)
-    "$GIRDERD" --sname "$_n$SUF" --cookie "$COOKIE" "$@" >>"$TMP/$_n.log" 2>&1 &
+    # the control socket in the test's own directory: a default one under /run/girder would
+    # outlive a node killed with -9
+    "$GIRDERD" --sname "$_n$SUF" --cookie "$COOKIE" --control-socket "$TMP/$_n.ctl" "$@" \
+        >>"$TMP/$_n.log" 2>&1 &
     GPID=$!
     PIDS="$PIDS $GPID"
     GPIDS="$GPIDS $GPID"
