@@ -806,6 +806,13 @@ void dist__sm_kick(dist_sm *sm, dist_peer *p)
     if (ch) start_write(ch);
 }
 
+bool dist__sm_writing(dist_sm *sm)
+{
+    for (dchan *ch = sm->chans; ch; ch = ch->next)
+        if (ch->phase == CH_UP && ch->writing) return true;
+    return false;
+}
+
 void dist__sm_shutdown(dist_sm *sm)
 {
     sm->shut = true;

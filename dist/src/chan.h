@@ -114,6 +114,8 @@ void dist__sm_close(dist_sm *sm, dist_peer *p, const char *why);
 /* Loop thread: stops (true) or resumes reading p's channel; ticks do not count a paused
 ** channel's silence. */
 void dist__sm_pause(dist_sm *sm, dist_peer *p, bool pause);
+/* Loop thread: true while some connected channel has a write in flight. */
+bool dist__sm_writing(dist_sm *sm);
 /* Loop thread: p has output queued; writes it unless a write is in flight. */
 void dist__sm_kick(dist_sm *sm, dist_peer *p);
 /* Loop thread: closes every channel and the tick timer (the owner brought its peers down). */

@@ -191,6 +191,62 @@ void dist__shutdown_all(void)
     st->tr->ops->shutdown(st->tr);
 }
 
+/* References to up to cap connections of the table (the caller puts them); how many. */
+static size_t table_refs(dist_state *st, dconn **all, size_t cap)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&st->mu);
+    for (size_t i = 0; i < TAB_BUCKETS && n < cap; i++)
+        for (dconn *c = st->tab[i]; c && n < cap; c = c->tab_next) {
+            atomic_fetch_add(&c->refs, 1);
+            all[n++] = c;
+        }
+    pthread_mutex_unlock(&st->mu);
+    return n;
+}
+
+/* Stopping, every few ms: once nothing is queued or being written (or the drain time is up),
+** the connections close. Nobody queues more: the gate is closed. */
+static void drain_tick(void *ud)
+{
+    dist_state *st = ud;
+    bool busy = dist__sm_writing(st->sm);
+    dconn *all[256];
+    size_t n = busy ? 0 : table_refs(st, all, 256);
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&all[i]->mu);
+        busy = busy || (all[i]->qhead && atomic_load(&all[i]->state) == C_UP);
+        pthread_mutex_unlock(&all[i]->mu);
+        dist__conn_put(all[i]);
+    }
+    if (busy && st->tr->ops->now_ns(st->tr) < st->drain_deadline_ns) return;
+    st->tr->ops->timer_free(st->drain);
+    st->drain = NULL;
+    dist__shutdown_all();
+}
+
+/*
+** dist_stop: what the connections have queued is written out before they close (as an Erlang
+** node delivers a message sent just before init:stop()), bounded by st->drain_ms; then all
+** close. Without a timer, they close at once.
+*/
+static void begin_stop(dist_state *st)
+{
+    dconn *all[256];
+    size_t n = table_refs(st, all, 256);
+    for (size_t i = 0; i < n; i++) {
+        dist__sm_kick(st->sm, all[i]);
+        dist__conn_put(all[i]);
+    }
+    st->drain_deadline_ns = st->tr->ops->now_ns(st->tr) + st->drain_ms * 1000000ull;
+    st->drain = st->drain_ms ? st->tr->ops->timer_new(st->tr, drain_tick, st) : NULL;
+    if (!st->drain) {
+        dist__shutdown_all();
+        return;
+    }
+    st->tr->ops->timer_start(st->drain, 0, 2);
+}
+
 /* The service list: what other threads asked the loop to do for their connections. */
 static void own_service(void *ud)
 {
@@ -222,7 +278,7 @@ static void own_service(void *ud)
         }
         dist__conn_put(c);
     }
-    if (stopping && !shut) dist__shutdown_all();
+    if (stopping && !shut) begin_stop(st);
 }
 
 const dist_sm_owner dist__owner = {

@@ -6,7 +6,7 @@ else()
   set(DIST_SANITIZED 0)
 endif()
 set(DIST_INT_TESTS basic nodedown ticks mesh interleave global aliases atom_cache dynamic spawnmon
-    nonblocking restart global_join reconnect)
+    nonblocking restart global_join reconnect drain)
 girder_needs(DIST_INT_ERL "dist-int-* (girderd with Erlang nodes)" erl erlc)
 girder_needs(DIST_INT_ELIXIR "dist-int-elixir" elixir)
 if(NOT DIST_INT_ERL)

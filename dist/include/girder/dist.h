@@ -123,9 +123,11 @@ enum {
 ** reached. A dynamically named node is hidden.
 */
 GIRDER_API int dist_start(const dist_config *cfg);
-/* Stops the system processes, closes every connection (node-down for each), unregisters, and
-** waits up to timeout_ms (< 0: forever) for the I/O loop to end: DIST_ETIMEOUT if it did not
-** (the distribution is then stopping but not freed; call again to finish). */
+/* Stops the system processes; lets every connection write out what it has queued (for at most
+** half of timeout_ms, and at most 2 s: a message sent just before the stop arrives, as from an
+** Erlang node that calls init:stop()); closes every connection (node-down for each),
+** unregisters, and waits up to timeout_ms (< 0: forever) for the I/O loop to end: DIST_ETIMEOUT
+** if it did not (the distribution is then stopping but not freed; call again to finish). */
 GIRDER_API int dist_stop(int64_t timeout_ms);
 /* The listening port (0 when not started). */
 GIRDER_API uint16_t dist_listen_port(void);

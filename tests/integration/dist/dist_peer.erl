@@ -8,7 +8,7 @@
          spawn_monitor_procs/1, die_after/2, stall_responsive/1, builtins/1, old_pid/1,
          global_hub/1, global_join/1, latency_until/1, reconnect_cycles/1,
          soak_honest/1, soak_churn/1, atom_count/1, fresh_atoms/1,
-         busy_flood/1, monitored_by_demonitor/1]).
+         busy_flood/1, monitored_by_demonitor/1, drain_sink/1, drain_send/1]).
 
 %% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -774,3 +774,24 @@ monitored_by_demonitor([G]) ->
     true = demonitor(R2, [flush]),
     {monitored_by, []} = rpc:call(G, erlang, process_info, [P, monitored_by]),
     exit(P, kill).
+
+%% drain: a message Girder has queued when it is stopped still arrives (as one an Erlang node
+%% sends just before init:stop() does). The sink writes its pid to File, then waits.
+drain_sink([G, File]) ->
+    register(sink, self()),
+    pong = net_adm:ping(G),
+    ok = file:write_file(atom_to_list(File), term_to_binary(self())),
+    io:format("READY~n"),
+    receive {big, B} when byte_size(B) =:= 20000000 -> ok
+    after 30000 -> error(no_big_message)
+    end.
+
+%% Has G's echo send 20 MB to the sink (whose node the script has stopped), and waits until
+%% echo has done so.
+drain_send([G, File]) ->
+    {ok, Bin} = file:read_file(atom_to_list(File)),
+    Sink = binary_to_term(Bin),
+    pong = net_adm:ping(G),
+    {echo, G} ! {Sink, {big, binary:copy(<<7>>, 20000000)}},
+    {echo, G} ! {self(), sent},
+    receive sent -> ok after 20000 -> error(echo_did_not_answer) end.
