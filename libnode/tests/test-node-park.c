@@ -509,7 +509,8 @@ static uint64_t parked_now(void)
     return n;
 }
 
-/* RSS drops by most of a page per parked process (runtime with a 100 ms period). */
+/* RSS drops by most of a page per parked process (runtime with a 300 ms period, so that they
+** all start, and RSS is read, before the first is parked). */
 static void body_rss(void *arg)
 {
     term_t pids[NMEM];
@@ -519,7 +520,6 @@ static void body_rss(void *arg)
     assert_int_equal(atomic_load(&up), NMEM);
     size_t before = rss_now();
     uint64_t early = parked_now(); /* parked already (a slow machine): not counted below */
-    assert_true(early <= NMEM / 2);
     uint64_t parked = 0;
     for (int i = 0; i < 5000 && parked < NMEM; i++) {
         nd_sleep(2);
@@ -530,7 +530,12 @@ static void body_rss(void *arg)
     /* each held one touched stack page and keeps the few hundred bytes in use on the heap */
     fprintf(stderr, "rss before %zu after %zu: %.0f bytes less per process parked here\n", before,
             after, ((double)before - (double)after) / (double)(NMEM - early));
+#if !defined(GIRDER_ASAN) && !defined(GIRDER_TSAN)
+    /* (the sanitizers' allocators keep freed memory in quarantine and their shadow of the
+    ** stacks stays resident: RSS says nothing there) */
+    assert_true(early <= NMEM / 2); /* else the machine is too slow for the figure to mean much */
     assert_true(before > after && before - after >= (NMEM - early) * 2048);
+#endif
     for (int i = 0; i < NMEM; i++) assert_true(is_parked(pids[i]));
     for (int i = 0; i < NMEM; i++) nd_send(pids[i], A("go"));
     for (int i = 0; i < NMEM; i++) {
@@ -541,11 +546,11 @@ static void body_rss(void *arg)
     }
 }
 
-static int setup_park100(void **state)
+static int setup_park300(void **state)
 {
     nd_config c = {0};
     c.schedulers = 2;
-    c.park_after_ms = 100;
+    c.park_after_ms = 300;
     (void)state;
     return nd_init(&c);
 }
@@ -726,7 +731,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_links, setup_park, nd_test_teardown),
         cmocka_unit_test_setup_teardown(test_selective, setup_park, nd_test_teardown),
         cmocka_unit_test_setup_teardown(test_traced, setup_park, nd_test_teardown),
-        cmocka_unit_test_setup_teardown(test_rss, setup_park100, nd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_rss, setup_park300, nd_test_teardown),
         cmocka_unit_test_setup_teardown(test_overflow, setup_park, nd_test_teardown),
         cmocka_unit_test_setup_teardown(test_hibernate, setup_park, nd_test_teardown),
         cmocka_unit_test_setup_teardown(test_stress, setup_park, nd_test_teardown),
