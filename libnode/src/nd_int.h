@@ -28,10 +28,14 @@
 /* A saved execution context: a stack pointer plus what the sanitizers need to follow it. */
 typedef struct nd_ctx {
     void *sp;
-    void *stack_lo; /* usable stack bounds, for ASan */
+#ifdef ND__ASAN /* (only the sanitizers' fields: a process record is 32 bytes smaller without) */
+    void *stack_lo; /* usable stack bounds */
     size_t stack_size;
-    void *fake_stack; /* ASan */
-    void *fiber;      /* TSan */
+    void *fake_stack;
+#endif
+#ifdef ND__TSAN
+    void *fiber;
+#endif
 #ifdef ND__UCONTEXT
     void *uc; /* ucontext_t * */
 #endif
