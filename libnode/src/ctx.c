@@ -121,9 +121,11 @@ int nd__ctx_make(nd_ctx *ctx, void *lo, size_t size, void (*fn)(void *), void *a
     sp[11] = (uint64_t)(uintptr_t)nd__ctx_tramp; /* x30 */
 #endif
     ctx->sp = sp;
+#ifdef ND__ASAN
     ctx->stack_lo = lo;
     ctx->stack_size = size;
     ctx->fake_stack = NULL;
+#endif
 #ifdef ND__TSAN
     ctx->fiber = __tsan_create_fiber(0);
 #endif
@@ -152,9 +154,11 @@ int nd__ctx_make(nd_ctx *ctx, void *lo, size_t size, void (*fn)(void *), void *a
     uintptr_t a = (uintptr_t)arg, f = (uintptr_t)fn;
     makecontext(uc, (void (*)(void))uc_entry, 4, (unsigned)(a >> 32), (unsigned)a,
                 (unsigned)(f >> 32), (unsigned)f);
+#ifdef ND__ASAN
     ctx->stack_lo = lo;
     ctx->stack_size = size;
     ctx->fake_stack = NULL;
+#endif
 #ifdef ND__TSAN
     ctx->fiber = __tsan_create_fiber(0);
 #endif
@@ -165,11 +169,13 @@ int nd__ctx_make(nd_ctx *ctx, void *lo, size_t size, void (*fn)(void *), void *a
 void nd__ctx_init_thread(nd_ctx *ctx)
 {
     memset(ctx, 0, sizeof *ctx);
+#ifdef ND__ASAN
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
         pthread_attr_getstack(&attr, &ctx->stack_lo, &ctx->stack_size);
         pthread_attr_destroy(&attr);
     }
+#endif
 #ifdef ND__UCONTEXT
     ctx->uc = calloc(1, sizeof(ucontext_t));
 #endif

@@ -28,10 +28,14 @@
 /* A saved execution context: a stack pointer plus what the sanitizers need to follow it. */
 typedef struct nd_ctx {
     void *sp;
-    void *stack_lo; /* usable stack bounds, for ASan */
+#ifdef ND__ASAN /* (only the sanitizers' fields: a process record is 32 bytes smaller without) */
+    void *stack_lo; /* usable stack bounds */
     size_t stack_size;
-    void *fake_stack; /* ASan */
-    void *fiber;      /* TSan */
+    void *fake_stack;
+#endif
+#ifdef ND__TSAN
+    void *fiber;
+#endif
 #ifdef ND__UCONTEXT
     void *uc; /* ucontext_t * */
 #endif
@@ -66,6 +70,18 @@ void nd__stack_global_drain(void);
 int nd__segv_install(void);
 int nd__altstack_setup(struct nd_sched *s);
 void nd__altstack_free(struct nd_sched *s);
+
+/* Parking idle stacks (stack.c). A process that has waited through a whole sweep period gives
+** its stack's pages back: the bytes in use are copied to the heap and put back, at the same
+** addresses, when it next runs. */
+struct nd_proc;
+/* Slow path of a wait (finish_prev): lists p for the sweeps or marks it as having waited anew.
+** Called only when p->park_mark != PM_WAITED. */
+void nd__park_note(struct nd_sched *s, struct nd_proc *p);
+/* Puts a parked process's stack back (prepare(), p owned by the caller). */
+void nd__stack_unpark(struct nd_proc *p);
+/* One sweep (the watchdog thread, every nd__rt.park_ns). */
+void nd__park_sweep(void);
 
 /* ================================================================ signals */
 
@@ -128,7 +144,12 @@ typedef struct nd_rel {
 
 /* ================================================================ processes */
 
-enum { PS_FREE = 0, PS_RUNNING, PS_RUNNABLE, PS_WAITING, PS_EXITING };
+/* PS_PARKING: a waiting process whose stack a sweep is parking; wake-ups that find it so leave
+** it alone, and the sweep, publishing PS_WAITING again, looks for what they pushed (stack.c). */
+enum { PS_FREE = 0, PS_RUNNING, PS_RUNNABLE, PS_WAITING, PS_EXITING, PS_PARKING };
+/* park_mark: not on a sweep list; listed and has waited since the last sweep looked; listed and
+** seen waiting by the last sweep without having waited anew since. */
+enum { PM_UNLISTED = 0, PM_WAITED, PM_SEEN };
 enum { PF_TRAP = 1, PF_HAS_MARK = 2, PF_STARTED = 4 };
 /* mbox_state bits: the limit's line was logged; the overflow kill was sent. */
 enum { MB_REPORTED = 1, MB_KILLING = 2 };
@@ -170,6 +191,7 @@ typedef struct nd_proc {
     _Atomic bool trap;
     _Atomic uint8_t mbox_policy; /* nd_mbox_policy, never ND_MBOX_DEFAULT */
     _Atomic uint8_t mbox_state;  /* MB_* */
+    _Atomic uint8_t park_mark;   /* PM_* (kept across the slot's lives: the lists hold slots) */
     int32_t reds;
     uint32_t sched_idx;        /* the scheduler it runs (or last ran) on (set by prepare) */
     _Atomic size_t held_stack; /* what the process asks the scheduler for when it switches out */
@@ -177,7 +199,8 @@ typedef struct nd_proc {
     _Atomic term_t name;
     term_t reason;
     nd_ctx ctx;
-    nd_stack *stack;
+    nd_stack *stack;      /* NULL while it holds none (new, hibernating) or while parked */
+    void *_Atomic parked; /* its stack's saved bytes while parked (stack.c), else NULL */
     size_t stack_size;
     nd_entry_fn fn; /* what runs when the process gets a fresh stack */
     void *arg;
@@ -189,6 +212,7 @@ typedef struct nd_proc {
     term_t aliases; /* owner-only: the aliases it created (alias.c) */
     size_t naliases, alias_prune_at;
     struct nd_proc *free_next;
+    struct nd_proc *park_next; /* on a sweep list (park_mark != PM_UNLISTED) */
 } nd_proc;
 
 #define ND__CLOSED ((nd_sig *)(uintptr_t)1)
@@ -255,8 +279,9 @@ typedef struct nd_sched {
     _Atomic uint32_t acct_state; /* ACCT_* */
     _Atomic uint64_t acct_since; /* when acct_state began */
     _Atomic uint64_t acct_ns[ACCT__N];
-    uint32_t tid_next; /* trace ids of messages sent on this scheduler */
-    unsigned tick;     /* passes through the loop (the global queue's turn) */
+    uint32_t tid_next;                   /* trace ids of messages sent on this scheduler */
+    unsigned tick;                       /* passes through the loop (the global queue's turn) */
+    _Atomic(struct nd_proc *) park_list; /* processes that began waiting here (the sweep takes) */
 } nd_sched;
 
 /* libnode's thread-locals are few and small: the initial-exec model keeps each access one
@@ -367,6 +392,11 @@ typedef struct nd_runtime {
     _Atomic uint64_t st_long, st_spawns, st_exits;
     pthread_t watchdog;
     nd_parker *watchdog_parker;
+    /* parking idle stacks (stack.c): the sweep period (0: never), the processes the sweeps
+    ** watch (the watchdog's alone), and counters */
+    uint64_t park_ns;
+    nd_proc *park_watch;
+    _Atomic uint64_t parks, unparks, parked_bytes, park_madvises;
     nd_obs obs;
 } nd_runtime;
 

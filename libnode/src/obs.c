@@ -572,12 +572,16 @@ int nd_metrics_get(nd_metrics *m)
     m->messages_dropped = atomic_load(&nd__rt.obs.dropped);
     m->mailbox_reports = atomic_load(&nd__rt.obs.mbox_reports);
     m->mailbox_kills = atomic_load(&nd__rt.obs.mbox_kills);
+    m->stack_parks = atomic_load(&nd__rt.parks);
+    uint64_t unparks = atomic_load(&nd__rt.unparks);
+    m->processes_parked = m->stack_parks > unparks ? m->stack_parks - unparks : 0;
     pthread_mutex_lock(&nd__rt.tab_mu);
     uint64_t chunks = (nd__rt.next_id + ND__CHUNK - 1) / ND__CHUNK;
     pthread_mutex_unlock(&nd__rt.tab_mu);
     m->memory.process_table =
         chunks * ND__CHUNK * sizeof(nd_proc) + nd__rt.nchunks * sizeof(nd_proc *);
     m->memory.stacks = atomic_load(&nd__rt.obs.stack_bytes);
+    m->memory.parked_stacks = atomic_load(&nd__rt.parked_bytes);
     m->memory.mailboxes = m->messages_queued * ND__MSG_NODE;
     pthread_mutex_lock(&nd__rt.obs.mu);
     if (nd__rt.obs.rings)

@@ -1609,10 +1609,10 @@ int nd_process_info(term_t pid, nd_proc_info *info)
     nd_proc *q = nd__proc_get(pid);
     if (!q) return ND_ENOPROC;
     uint32_t st = atomic_load(&q->state);
-    info->status = st == PS_RUNNING    ? ND_ST_RUNNING
-                   : st == PS_RUNNABLE ? ND_ST_RUNNABLE
-                   : st == PS_WAITING  ? ND_ST_WAITING
-                                       : ND_ST_EXITING;
+    info->status = st == PS_RUNNING                       ? ND_ST_RUNNING
+                   : st == PS_RUNNABLE                    ? ND_ST_RUNNABLE
+                   : st == PS_WAITING || st == PS_PARKING ? ND_ST_WAITING
+                                                          : ND_ST_EXITING;
     int64_t outer = atomic_load_explicit(&q->outer_msgs, memory_order_relaxed);
     info->message_queue_len =
         atomic_load_explicit(&q->nmsg, memory_order_relaxed) + (outer > 0 ? (size_t)outer : 0);
@@ -1621,6 +1621,7 @@ int nd_process_info(term_t pid, nd_proc_info *info)
     term_t name = atomic_load(&q->name);
     info->registered_name = name;
     info->stack_size = atomic_load_explicit(&q->held_stack, memory_order_relaxed);
+    info->stack_parked = atomic_load_explicit(&q->parked, memory_order_relaxed) != NULL;
     term_t links = TERM_NIL, mons = TERM_NIL, monby = TERM_NIL;
     size_t nl = 0, nm = 0, nb = 0;
     nd__spin_lock(&q->lock);

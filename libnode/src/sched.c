@@ -240,6 +240,8 @@ static void *watchdog_main(void *arg)
     uint64_t limit = nd__rt.cfg.long_schedule_ms * 1000000u;
     uint64_t period = limit / 4 ? limit / 4 : 1000000u;
     if (period > 10000000u) period = 10000000u;
+    if (nd__rt.park_ns && period > nd__rt.park_ns) period = nd__rt.park_ns;
+    uint64_t next_park = nd__now() + nd__rt.park_ns;
     while (seen_seq && since && reported && !atomic_load(&nd__rt.stopping_threads)) {
         uint64_t now = nd__now();
         for (unsigned i = 0; i < n; i++) {
@@ -259,6 +261,10 @@ static void *watchdog_main(void *arg)
         uint64_t nt = nd__timers_next();
         if (nt != ND__NO_DEADLINE && nd__now() >= nt) wake_idle(); /* a due timer nobody fires */
         nd__obs_tick();
+        if (nd__rt.park_ns && nd__now() >= next_park) {
+            nd__park_sweep();
+            next_park = nd__now() + nd__rt.park_ns;
+        }
         nd__rt.plat->park(nd__rt.plat->ud, nd__rt.watchdog_parker, nd__now() + period);
     }
     free(seen_seq);
@@ -277,6 +283,10 @@ static bool prepare(nd_sched *s, nd_proc *p)
     atomic_store_explicit(&p->state, PS_RUNNING, memory_order_relaxed);
     p->reds = (int32_t)nd__rt.cfg.reductions;
     if (!p->stack) {
+        if (atomic_load_explicit(&p->parked, memory_order_relaxed)) {
+            nd__stack_unpark(p);
+            goto ready;
+        }
         nd_stack *st = nd__stack_get(s, p->stack_size);
         if (!st) {
             atomic_store(&p->state, PS_RUNNABLE);
@@ -287,6 +297,7 @@ static bool prepare(nd_sched *s, nd_proc *p)
         atomic_store_explicit(&p->held_stack, st->size, memory_order_relaxed);
         nd__ctx_make(&p->ctx, st->lo, st->size, nd__proc_start, p);
     }
+ready:
     s->current = p;
     p->sched_idx = s->idx;
     atomic_store_explicit(&s->cur_serial, atomic_load_explicit(&p->serial, memory_order_relaxed),
@@ -321,6 +332,7 @@ void nd__finish_prev(nd_sched *s)
     case WHY_WAIT: {
         /* read before publishing WAITING: from then on p may run elsewhere */
         uint64_t deadline = p->tmo.deadline;
+        bool wait = p->why == WHY_WAIT;
         /* a hibernating process wakes for any message, also one its last drain brought in */
         bool pending = false;
         if (p->why == WHY_HIBERNATE) {
@@ -340,6 +352,8 @@ void nd__finish_prev(nd_sched *s)
             if (atomic_compare_exchange_strong(&p->state, &st, PS_RUNNABLE))
                 if (!rq_push(&s->rq, p)) gq_push(p);
         }
+        /* the sweeps that park idle stacks (stack.c) hear of a wait only when they must */
+        if (wait && ND__UNLIKELY(atomic_load(&p->park_mark) != PM_WAITED)) nd__park_note(s, p);
         break;
     }
     case WHY_EXIT:
@@ -616,6 +630,11 @@ int nd_init(const nd_config *cfg)
     nd__rt.spin_ns = 50000; /* 50 us; ND_SPIN_US overrides (0: park at once) */
     if (getenv("ND_SPIN_US")) nd__rt.spin_ns = (uint64_t)atoll(getenv("ND_SPIN_US")) * 1000;
     if (c.platform && c.platform != nd_platform_default()) nd__rt.spin_ns = 0; /* virtual time */
+    if (!c.park_after_ms) c.park_after_ms = nd__rt.cfg.park_after_ms = 250;
+    nd__rt.park_ns = c.park_after_ms >= UINT64_MAX / 1000000u ? 0 : c.park_after_ms * 1000000u;
+#ifdef ND__UCONTEXT
+    nd__rt.park_ns = 0; /* a ucontext keeps the stack pointer where parking cannot see it */
+#endif
     nd__rt.plat = c.platform ? c.platform : nd_platform_default();
     intern_atoms();
     atomic_store(&nd__rt.node, TERM_ATOM_NONODE);

@@ -118,7 +118,12 @@ typedef struct nd_config {
     ** libnode. NULL prints "libnode: <line>" to stderr. */
     void (*log)(void *ud, int level, const char *line);
     void *log_ud;
+    /* A process that has waited in receive this long (between once and twice this) has its
+    ** stack parked: the few hundred bytes in use are kept on the heap and the stack's pages
+    ** given back, until it next runs (docs/processes.md). 0 = 250 ms; ND_PARK_NEVER: never. */
+    uint64_t park_after_ms;
 } nd_config;
+#define ND_PARK_NEVER UINT64_MAX
 
 /* Starts the runtime (one per program). cfg may be NULL. */
 GIRDER_API int nd_init(const nd_config *cfg);
@@ -305,7 +310,8 @@ typedef struct nd_proc_info {
     term_t monitored_by; /* list of pids (a reference) */
     uint64_t reductions;
     size_t memory; /* bytes: process structure, stack if held, queue nodes (not message terms) */
-    size_t stack_size;      /* 0 when the process holds no stack */
+    size_t stack_size;      /* 0 when the process holds no stack; the bytes kept if parked */
+    bool stack_parked;      /* waiting with its stack parked (nd_config.park_after_ms) */
     term_t registered_name; /* atom or TERM_NONE */
     bool trap_exit;
     size_t message_queue_hwm;      /* the longest the queue has been (as seen by senders) */

@@ -147,9 +147,12 @@ typedef struct nd_metrics {
     uint64_t messages_dropped;  /* discarded by ND_MBOX_DROP_NEWEST */
     uint64_t mailbox_reports;   /* processes that passed their mailbox limit */
     uint64_t mailbox_kills;     /* processes killed with mailbox_overflow */
+    uint64_t processes_parked;  /* waiting with their stacks parked (nd_config.park_after_ms) */
+    uint64_t stack_parks;       /* stacks parked since the start (each resumed at its next run) */
     struct {
         uint64_t process_table; /* process slots allocated */
         uint64_t stacks;        /* coroutine stacks mapped (guard pages included) */
+        uint64_t parked_stacks; /* the bytes parked stacks keep on the heap */
         uint64_t mailboxes;     /* queue nodes of waiting messages (their terms not included) */
         uint64_t trace;         /* trace rings */
         uint64_t rss;           /* resident set of the whole OS process (0 if unknown) */
