@@ -25,7 +25,7 @@ extern "C" {
 
 /* Raised whenever this header, or anything in term.h, node.h or dist.h a module relies on,
 ** changes incompatibly. girderd refuses a module built for another value. */
-#define GIRDER_MODULE_ABI 1
+#define GIRDER_MODULE_ABI 2 /* 2: nd_proc_info and dist_config grew (2026-11-30) */
 
 /* The symbol girderd looks up. */
 #define GIRDER_MODULE_SYMBOL "girder_module_info"

@@ -39,7 +39,7 @@ CFG
 GPID=$!; PIDS="$PIDS $GPID"
 wait_for 20 "$DAEMON_CTL" call "$TMP/m1.sock" api.info || fail "m1 did not start"
 G=$(node m1)
-grep -q 'event=module_refused .*badabi.so reason=".*built for module ABI 999; this girderd has ABI 1"' "$TMP/m1.log" \
+grep -q 'event=module_refused .*badabi.so reason=".*built for module ABI 999; this girderd has ABI [0-9]*"' "$TMP/m1.log" \
     || fail "badabi not refused"
 grep -q 'event=module_refused .*missing.so reason=".*undefined symbol: girder_test_no_such_function"' "$TMP/m1.log" \
     || fail "missing not refused"
