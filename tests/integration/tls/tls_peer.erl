@@ -1,7 +1,7 @@
 %% Erlang side of the TLS integration tests (besides dist_peer's cases, run over TLS too).
 -module(tls_peer).
 -export([main/1, girder_dials/1, refused/1, girder_pings/1, keeper/1, still_served/1,
-         rekey/1, rekey_dialled/1]).
+         dialled_by/1, rekey/1, rekey_dialled/1]).
 
 %% erl -noshell -pa DIR -run tls_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -59,6 +59,15 @@ still_served([G, K]) ->
     true = lists:member(K, rpc:call(G, erlang, nodes, [])),
     {echo, G} ! {self(), still},
     receive still -> ok after 5000 -> error(not_served) end,
+    ok.
+
+%% Waits, without dialling anyone, until G has dialled this node; then the dist cases run over
+%% the connection G made (G is the TLS client there): dist_peer's basic and big.
+dialled_by([G]) ->
+    io:format("WAITING~n"),
+    wait(fun() -> lists:member(G, nodes()) end, 400),
+    dist_peer:basic([G]),
+    dist_peer:big([G]),
     ok.
 
 %% Three 10 MB binaries to G's echo and back, over a connection this node dials (its optfile
