@@ -1,7 +1,8 @@
 #!/bin/sh
 # TLS refusals, each with its log line, while a good peer stays connected and served: no client
 # certificate (1.2 and 1.3), unknown CA (Girder as server and as client), expired certificate,
-# host-name mismatch, plain TCP against TLS both ways, garbage, a stalled handshake.
+# host-name mismatch, plain TCP against TLS both ways, garbage, a stalled handshake (and a new
+# client served at once while handshakes stall).
 . "$(dirname "$0")/lib.sh"
 start_epmd
 make_certs
@@ -84,6 +85,27 @@ awk -v t="$T" -v s="$SETUP" 'BEGIN { exit !(t >= s - 0.5 && t < s + 4) }' ||
     fail "a stalled handshake was closed after $T s"
 wait_for 10 tls_failed "$G1LOG" "TLS handshake not finished (5 bytes from the peer): handshake timeout" ||
     fail "no log line for the stalled handshake"
+
+log "while 5 handshakes stall, a new TLS client is served at once"
+S0=$(grep -c "(5 bytes from the peer): handshake timeout" "$G1LOG")
+SP=""
+for i in 1 2 3 4 5; do
+    raw "$PORT" 1603010200 10 >"$TMP/stall$i.out" &
+    SP="$SP $!"
+done
+PIDS="$PIDS $SP"
+sleep 0.3
+T0=$(date +%s.%N)
+timeout 20 "$GIRDER" ping "$G1" --cookie "$COOKIE" --proto-dist inet_tls \
+    --ssl-dist-optfile "$TMP/good.conf" >"$TMP/ping.out" 2>&1 || { cat "$TMP/ping.out"; fail "ping"; }
+T=$(echo "$T0 $(date +%s.%N)" | awk '{ printf "%.2f", $2 - $1 }')
+grep -q "^$G1 pong$" "$TMP/ping.out" || fail "ping: $(cat "$TMP/ping.out")"
+log "served in $T s beside the stalled handshakes (setuptime $SETUP)"
+awk -v t="$T" -v s="$SETUP" 'BEGIN { exit !(t < s - 0.5) }' ||
+    fail "a new client waited $T s while other handshakes stalled"
+for p in $SP; do wait_exit "$p" 20 || fail "a stalled handshake was not closed"; done
+wait_for 10 sh -c "[ \$(grep -c '(5 bytes from the peer): handshake timeout' '$G1LOG') -ge $((S0 + 5)) ]" ||
+    fail "the 5 stalled handshakes were not each logged"
 
 log "the keeper is still connected, and g1 still serves"
 alive "$KPID" || fail "the keeper went down"
