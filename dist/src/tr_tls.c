@@ -67,8 +67,9 @@ struct dist_tr_stream {
     int busy;              /* callbacks of this stream on the stack */
     bool outgoing;         /* we are the TLS client */
     bool reading, eof;
-    uint64_t rx_bytes; /* ciphertext received */
-    char host[256];    /* client: the peer's host */
+    uint64_t rx_bytes;         /* ciphertext received */
+    unsigned seen_hs, seen_ku; /* the engine's handshake and KeyUpdate counts last logged */
+    char host[256];            /* client: the peer's host */
     /* kick list (t->kick_mu) */
     dist_tr_stream *kick_next;
     bool kicked;
@@ -365,6 +366,25 @@ static ssize_t tls_try_write(dist_tr_stream *s, const uint8_t *p, size_t n)
 
 /* ================================================================ reading (loop thread) */
 
+/*
+** Loop thread: one debug line when the engine's counts say a re-key went by since the last one
+** (a TLS 1.2 renegotiation, either side's, or a TLS 1.3 KeyUpdate received). Debug, not info: a
+** peer may send KeyUpdates as often as it likes.
+*/
+static void note_rekey(dist_tr_stream *s, unsigned hs, unsigned ku)
+{
+    if (hs <= s->seen_hs && ku <= s->seen_ku) return;
+    if (s->seen_hs) { /* not the first handshake */
+        char peer[80];
+        IN(s->t)->stream_peer(s->in, peer, sizeof peer);
+        tls_log(s->t, DIST_LOG_DEBUG,
+                "event=tls_rekey peer=%s kind=%s handshakes=%u key_updates=%u", peer,
+                ku > s->seen_ku ? "key_update" : "renegotiation", hs, ku);
+    }
+    s->seen_hs = hs;
+    s->seen_ku = ku;
+}
+
 /* Decrypts into the machine's buffers while it reads. Inside a callback of s (busy). */
 static void drain(dist_tr_stream *s)
 {
@@ -408,7 +428,10 @@ static void drain(dist_tr_stream *s)
     }
     lock(s);
     flush(s); /* answers to a renegotiation or KeyUpdate */
+    unsigned hs = s->e ? dist__tls_handshakes(s->e) : 0,
+             ku = s->e ? dist__tls_key_updates(s->e) : 0;
     unlock(s);
+    note_rekey(s, hs, ku);
 }
 
 /* Reports what waits for the machine: finished writes, then an error. Inside a callback. */
@@ -462,8 +485,12 @@ static void handshake(dist_tr_stream *s)
         snprintf(cipher, sizeof cipher, "%s", dist__tls_cipher(s->e));
         resumed = dist__tls_resumed(s->e);
     }
+    unsigned hs = rc == 0 ? dist__tls_handshakes(s->e) : 0;
+    unsigned ku = rc == 0 ? dist__tls_key_updates(s->e) : 0;
     unlock(s);
     if (rc != 0) return;
+    s->seen_hs = hs ? hs : 1; /* counts from here on are re-keys */
+    s->seen_ku = ku;
     sanitize(subj);
     char peer[80];
     IN(s->t)->stream_peer(s->in, peer, sizeof peer);

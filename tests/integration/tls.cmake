@@ -18,6 +18,11 @@ foreach(v 12 13)
   set_tests_properties(tls-int-interop-${v} PROPERTIES
     TIMEOUT 180 LABELS "dist;tls;integration" ENVIRONMENT "${TLS_TEST_ENV}")
 endforeach()
+foreach(v 12 13)
+  add_test(NAME tls-int-rekey-${v} COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/tls/rekey.sh ${v})
+  set_tests_properties(tls-int-rekey-${v} PROPERTIES
+    TIMEOUT 180 LABELS "dist;tls;integration" ENVIRONMENT "${TLS_TEST_ENV}")
+endforeach()
 add_test(NAME tls-int-refusals COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/tls/refusals.sh)
 set_tests_properties(tls-int-refusals PROPERTIES
   TIMEOUT 180 LABELS "dist;tls;integration"
@@ -28,6 +33,9 @@ set_tests_properties(tls-int-cli PROPERTIES
 add_test(NAME tls-int-girderd COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/tls/girderd.sh)
 set_tests_properties(tls-int-girderd PROPERTIES
   TIMEOUT 120 LABELS "daemon;tls;integration" ENVIRONMENT "${TLS_TEST_ENV}")
+add_test(NAME tls-int-nonblocking COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/tls/nonblocking.sh)
+set_tests_properties(tls-int-nonblocking PROPERTIES
+  TIMEOUT 120 LABELS "dist;tls;integration" ENVIRONMENT "${TLS_TEST_ENV}")
 add_test(NAME tls-int-interleave COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/tls/interleave.sh)
 set_tests_properties(tls-int-interleave PROPERTIES
   TIMEOUT 180 LABELS "dist;tls;integration" ENVIRONMENT "${TLS_TEST_ENV}")

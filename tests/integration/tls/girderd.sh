@@ -1,6 +1,7 @@
 #!/bin/sh
 # girderd's TLS options: flags, config-file keys and -ssl_dist_opt words; bad setups are one
-# line naming the file or option, exit 2; a node configured by words serves an erl TLS node.
+# line naming the file or option, exit 2; nodes configured by words (in the config file, and on
+# the command line) serve an erl TLS node, and dial one.
 . "$(dirname "$0")/lib.sh"
 start_epmd
 make_certs
@@ -57,4 +58,21 @@ ERL_ARGS=$(tls_args "$TMP/tls.conf") peer a serving "$(node g1)" >/dev/null
 passed a serving
 grep -q "event=tls_up .*role=server version=TLSv1.2" "$TMP/g1.log" || fail "no TLS connection"
 if grep -q "tls_option_warning" "$TMP/g1.log"; then fail "warnings for a clean setup"; fi
+
+log "the same words on the command line (--ssl-dist-opt), up to the next flag"
+start_girder g2 --proto-dist inet_tls --ssl-dist-opt server_certfile "$CERTS/node.pem" \
+    server_keyfile "$CERTS/node.key" server_cacertfile "$CERTS/ca.pem" server_verify verify_peer \
+    server_fail_if_no_peer_cert true client_certfile "$CERTS/node.pem" \
+    client_keyfile "$CERTS/node.key" client_cacertfile "$CERTS/ca.pem" client_verify verify_peer \
+    --control-socket ""
+ERL_ARGS=$(tls_args "$TMP/tls.conf") peer b serving "$(node g2)" >/dev/null
+passed b serving
+grep -q "event=tls_up .*role=server version=TLSv1.2" "$TMP/g2.log" || fail "g2: no TLS connection"
+# and g2's client role, from the same words, dials the erl node that uses the optfile
+ERL_ARGS=$(tls_args "$TMP/tls.conf") start_erl e
+"$ERLC" -o "$TMP" "$TLSDIR/tls_peer.erl" || fail "erlc tls_peer"
+ERL_ARGS=$(tls_args "$TMP/tls.conf") tpeer c girder_pings "$(node g2)" "$(node e)" pong >/dev/null
+grep -q "^PASS girder_pings" "$TMP/c.out" || { cat "$TMP/c.out"; fail "g2 did not reach e"; }
+grep -q "event=tls_up .*role=client version=TLSv1.2" "$TMP/g2.log" || fail "g2 dialled e without TLS"
+if grep -q "tls_option_warning" "$TMP/g2.log"; then fail "warnings for a clean setup (g2)"; fi
 log "tls girderd: ok"

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Girder and Erlang over mutual TLS (TLS 1.2 or 1.3: interop.sh 12|13), both directions: the
-# dist cases (ping, sends, links, monitors, gen_server:call, rpc, remote spawn, 10 MB), Girder
-# dialling Erlang, kill -9 and SIGSTOP of either side.
+# dist cases (ping, sends, links, monitors, gen_server:call, rpc, remote spawn, 10 MB) over a
+# connection Erlang dials and over one Girder dials, kill -9 and SIGSTOP of either side.
 . "$(dirname "$0")/lib.sh"
 V=${1:?usage: interop.sh 12|13}
 start_epmd
@@ -31,6 +31,19 @@ log "Girder dials Erlang (asked by rpc), then sends to a registered process ther
 start_erl e3
 tpeer c girder_dials "$G1" "$(node e3)"; passed c girder_dials
 grep -q "event=tls_up .*role=client version=$WANT" "$TMP/g1.log" || fail "g1: no $WANT client"
+
+log "Girder dials Erlang: the dist cases over the connection Girder made"
+start_erl x -run tls_peer main dialled_by "$G1" # waits for g1 to dial it, dials nothing itself
+XPID=$EPID
+PX=$(dist_port x)
+[ -n "$PX" ] || fail "no port for x"
+wait_for 20 grep -q WAITING "$TMP/x.log" || { cat "$TMP/x.log"; fail "x not waiting"; }
+tpeer y girder_pings "$G1" "$(node x)" pong >/dev/null
+grep -q "^PASS girder_pings" "$TMP/y.out" || { cat "$TMP/y.out"; fail "g1 did not reach x"; }
+wait_exit "$XPID" 90 || fail "x hangs"
+grep -q "^PASS dialled_by" "$TMP/x.log" || { cat "$TMP/x.log"; fail "the dist cases over g1's connection"; }
+grep -q "event=tls_up peer=127.0.0.1:$PX role=client version=$WANT " "$TMP/g1.log" ||
+    fail "g1 did not dial x over $WANT"
 
 log "kill -9 of an Erlang node Girder watches: noconnection on Girder's side"
 start_erl v -run dist_peer main victim

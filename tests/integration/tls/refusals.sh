@@ -1,7 +1,9 @@
 #!/bin/sh
 # TLS refusals, each with its log line, while a good peer stays connected and served: no client
 # certificate (1.2 and 1.3), unknown CA (Girder as server and as client), expired certificate,
-# host-name mismatch, plain TCP against TLS both ways, garbage, a stalled handshake.
+# host-name mismatch (Girder as client, and its own certificate refused by erl), plain TCP
+# against TLS both ways, garbage, a stalled handshake (and a new
+# client served at once while handshakes stall).
 . "$(dirname "$0")/lib.sh"
 start_epmd
 make_certs
@@ -54,6 +56,14 @@ g1_cannot_reach r "$(tls_args "$TMP/rogue.conf")" "unable to get local issuer ce
 g1_cannot_reach o "$(tls_args "$TMP/other.conf")" "host name mismatch: '$HOST' is not a DNS name"
 g1_cannot_reach p "" "TLS handshake not finished (0 bytes from the peer): handshake timeout" # plain
 
+# Girder as the server with a certificate that does not name its host: the erl client refuses it
+start_girder g2 --proto-dist inet_tls --ssl-dist-optfile "$TMP/other.conf" --control-socket ""
+ERL_ARGS=$GOOD tpeer n6 refused "$(node g2)" >/dev/null
+grep -q "^PASS refused" "$TMP/n6.out" || { cat "$TMP/n6.out"; fail "n6 reached g2"; }
+wait_for 10 tls_failed "$TMP/g2.log" "received fatal alert 'handshake failure'" ||
+    fail "g2 did not log the erl client's refusal of its certificate"
+log "refused by erl, logged: $(grep event=tls_failed "$TMP/g2.log" | tail -n 1 | sed 's/.*event=/event=/')"
+
 # raw PORT PAYLOAD_HEX HOLD: connects to PORT, sends the bytes, keeps the socket up to HOLD s;
 # prints how many seconds passed before the node closed it.
 raw() {
@@ -84,6 +94,31 @@ awk -v t="$T" -v s="$SETUP" 'BEGIN { exit !(t >= s - 0.5 && t < s + 4) }' ||
     fail "a stalled handshake was closed after $T s"
 wait_for 10 tls_failed "$G1LOG" "TLS handshake not finished (5 bytes from the peer): handshake timeout" ||
     fail "no log line for the stalled handshake"
+
+log "while 5 handshakes stall, a new TLS client is served at once"
+# on g3, whose set-up time (8 s) leaves room for a loaded machine: the ping must end while all
+# five stalls are still open, which it could not if a stalled handshake held the loop
+start_girder g3 --proto-dist inet_tls --ssl-dist-optfile "$TMP/g1.conf" --setuptime 8 \
+    --control-socket ""
+P3=$(dist_port g3)
+[ -n "$P3" ] || fail "no port for g3"
+SP=""
+for i in 1 2 3 4 5; do
+    raw "$P3" 1603010200 20 >"$TMP/stall$i.out" &
+    SP="$SP $!"
+done
+PIDS="$PIDS $SP"
+sleep 0.3
+T0=$(date +%s.%N)
+timeout 20 "$GIRDER" ping "$(node g3)" --cookie "$COOKIE" --proto-dist inet_tls \
+    --ssl-dist-optfile "$TMP/good.conf" >"$TMP/ping.out" 2>&1 || { cat "$TMP/ping.out"; fail "ping"; }
+T=$(echo "$T0 $(date +%s.%N)" | awk '{ printf "%.2f", $2 - $1 }')
+for p in $SP; do alive "$p" || fail "a stall ended before the ping did ($T s)"; done
+grep -q "^$(node g3) pong$" "$TMP/ping.out" || fail "ping: $(cat "$TMP/ping.out")"
+log "served in $T s beside 5 stalled handshakes (set-up time 8 s)"
+for p in $SP; do wait_exit "$p" 20 || fail "a stalled handshake was not closed"; done
+wait_for 10 sh -c "[ \$(grep -c '(5 bytes from the peer): handshake timeout' '$TMP/g3.log') = 5 ]" ||
+    fail "the 5 stalled handshakes were not each logged"
 
 log "the keeper is still connected, and g1 still serves"
 alive "$KPID" || fail "the keeper went down"

@@ -1,6 +1,7 @@
 %% Erlang side of the TLS integration tests (besides dist_peer's cases, run over TLS too).
 -module(tls_peer).
--export([main/1, girder_dials/1, refused/1, girder_pings/1, keeper/1, still_served/1]).
+-export([main/1, girder_dials/1, refused/1, girder_pings/1, keeper/1, still_served/1,
+         dialled_by/1, rekey/1, rekey_dialled/1]).
 
 %% erl -noshell -pa DIR -run tls_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -58,6 +59,46 @@ still_served([G, K]) ->
     true = lists:member(K, rpc:call(G, erlang, nodes, [])),
     {echo, G} ! {self(), still},
     receive still -> ok after 5000 -> error(not_served) end,
+    ok.
+
+%% Waits, without dialling anyone, until G has dialled this node; then the dist cases run over
+%% the connection G made (G is the TLS client there): dist_peer's basic and big.
+dialled_by([G]) ->
+    io:format("WAITING~n"),
+    wait(fun() -> lists:member(G, nodes()) end, 400),
+    dist_peer:basic([G]),
+    dist_peer:big([G]),
+    ok.
+
+%% Three 10 MB binaries to G's echo and back, over a connection this node dials (its optfile
+%% makes it re-key often: renegotiate_at or key_update_at).
+rekey([G]) ->
+    pong = net_adm:ping(G),
+    echo_big(G, self(), 3),
+    ok.
+
+%% The same over a connection G dials to E (E's optfile makes it re-key often): a relay on E
+%% sends each binary back through G's echo, so it crosses G's connection to E both ways.
+rekey_dialled([G, E]) ->
+    pong = net_adm:ping(G),
+    false = lists:member(E, rpc:call(G, erlang, nodes, [])),
+    Relay = spawn(E, fun Loop() ->
+                         receive {relay, I, B, To} -> {echo, G} ! {To, {I, B}}, Loop() end
+                     end),
+    echo_big(G, Relay, 3),
+    true = lists:member(E, rpc:call(G, erlang, nodes, [])),
+    ok.
+
+%% N times: a fresh 10 MB binary through G's echo (to Via: this process, or a relay that sends it
+%% back here through G); each must come back intact.
+echo_big(G, Via, N) ->
+    Me = self(),
+    [begin
+         B = crypto:strong_rand_bytes(10 * 1024 * 1024),
+         Msg = case Via of Me -> {I, B}; _ -> {relay, I, B, Me} end,
+         {echo, G} ! {Via, Msg},
+         receive {I, B2} -> true = B =:= B2 after 30000 -> error({no_echo, I}) end
+     end || I <- lists:seq(1, N)],
     ok.
 
 wait(_F, 0) -> error(wait_timeout);
