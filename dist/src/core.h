@@ -186,9 +186,10 @@ typedef struct dist_state {
     dconn *svc_head;
     atomic_bool stopping;
     bool shut; /* the loop began shutting down (svc_mu) */
-    /* stopping: connections write out what they hold first, for at most drain_ms (loop) */
-    uint64_t drain_ms, drain_deadline_ns;
-    dist_tr_timer *drain;
+    /* stopping: connections write out what they hold first, for at most drain_ms */
+    uint64_t drain_ms;          /* (svc_mu) */
+    uint64_t drain_deadline_ns; /* (loop) */
+    dist_tr_timer *drain;       /* (loop) */
     /* the loop, and the decoders of large messages */
     dist_tr *tr;
     dist_sm *sm;

@@ -227,10 +227,10 @@ static void drain_tick(void *ud)
 
 /*
 ** dist_stop: what the connections have queued is written out before they close (as an Erlang
-** node delivers a message sent just before init:stop()), bounded by st->drain_ms; then all
-** close. Without a timer, they close at once.
+** node delivers a message sent just before init:stop()), bounded by drain_ms (io_stop's, read
+** under svc_mu); then all close. Without a timer, they close at once.
 */
-static void begin_stop(dist_state *st)
+static void begin_stop(dist_state *st, uint64_t drain_ms)
 {
     dconn *all[256];
     size_t n = table_refs(st, all, 256);
@@ -238,8 +238,8 @@ static void begin_stop(dist_state *st)
         dist__sm_kick(st->sm, all[i]);
         dist__conn_put(all[i]);
     }
-    st->drain_deadline_ns = st->tr->ops->now_ns(st->tr) + st->drain_ms * 1000000ull;
-    st->drain = st->drain_ms ? st->tr->ops->timer_new(st->tr, drain_tick, st) : NULL;
+    st->drain_deadline_ns = st->tr->ops->now_ns(st->tr) + drain_ms * 1000000ull;
+    st->drain = drain_ms ? st->tr->ops->timer_new(st->tr, drain_tick, st) : NULL;
     if (!st->drain) {
         dist__shutdown_all();
         return;
@@ -256,6 +256,7 @@ static void own_service(void *ud)
     dconn *list = st->svc_head;
     st->svc_head = NULL;
     bool stopping = st->stopping, shut = st->shut;
+    uint64_t drain_ms = st->drain_ms;
     if (stopping) st->shut = true;
     for (dconn *c = list; c; c = c->svc_next) c->svc_queued = false;
     pthread_mutex_unlock(&st->svc_mu);
@@ -278,7 +279,7 @@ static void own_service(void *ud)
         }
         dist__conn_put(c);
     }
-    if (stopping && !shut) begin_stop(st);
+    if (stopping && !shut) begin_stop(st, drain_ms);
 }
 
 const dist_sm_owner dist__owner = {
