@@ -776,7 +776,7 @@ static const uint8_t *build(dec *d)
     size_t hp = d->hp, *slots = d->slots, ns = 0, scap = d->scap, nrel = d->nrel;
     size_t slot = ROOT_OFF;
     const uint8_t *start, *q;
-    size_t n, m, off;
+    size_t n, m, off, last;
     term_t v;
 
 /* Fails with ETRUNC unless k bytes are left. */
@@ -951,23 +951,35 @@ static const uint8_t *build(dec *d)
             }
             ALLOC(n * sizeof(box_cons));
             SETBOX(slot, off);
-            for (size_t i = 0; i < n; i++) {
-                size_t c = off + i * sizeof(box_cons);
-                put_hdr(arena, c, HW(BOX_CONS, 0, 0, 0));
-                if (i + 1 < n) SETBOX(c + offsetof(box_cons, tl), c + sizeof(box_cons));
-            }
-            for (m = 0; m < n; m++) {
+            /* one pass over the cells: header, link to the next, and the head while heads
+            ** are leaves; m ends at the first cell whose head is left to the main loop */
+            last = off + (n - 1) * sizeof(box_cons);
+            for (m = off;; m += sizeof(box_cons)) {
+                put_hdr(arena, m, HW(BOX_CONS, 0, 0, 0));
+                if (m == last) {
+                    if ((q = leaf(d, p, end, &v))) {
+                        set_slot(arena, m + offsetof(box_cons, hd), v);
+                        p = q;
+                        m += sizeof(box_cons);
+                    }
+                    break;
+                }
+                SETBOX(m + offsetof(box_cons, tl), m + sizeof(box_cons));
                 if (!(q = leaf(d, p, end, &v))) break;
-                set_slot(arena, off + m * sizeof(box_cons) + offsetof(box_cons, hd), v);
+                set_slot(arena, m + offsetof(box_cons, hd), v);
                 p = q;
             }
             /* the tail is filled last: pushed first (unless it is next), then the heads */
-            slot = off + (n - 1) * sizeof(box_cons) + offsetof(box_cons, tl);
-            if (m == n) continue;
+            slot = last + offsetof(box_cons, tl);
+            if (m > last) continue;
+            for (size_t c = m + sizeof(box_cons); c <= last; c += sizeof(box_cons)) {
+                put_hdr(arena, c, HW(BOX_CONS, 0, 0, 0));
+                if (c != last) SETBOX(c + offsetof(box_cons, tl), c + sizeof(box_cons));
+            }
             slots[ns++] = slot;
-            for (size_t i = n - 1; i > m; i--)
-                slots[ns++] = off + i * sizeof(box_cons) + offsetof(box_cons, hd);
-            slot = off + m * sizeof(box_cons) + offsetof(box_cons, hd);
+            for (size_t c = last; c > m; c -= sizeof(box_cons))
+                slots[ns++] = c + offsetof(box_cons, hd);
+            slot = m + offsetof(box_cons, hd);
             continue;
         case BINARY_EXT:
         case BIT_BINARY_EXT: {
