@@ -442,19 +442,22 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
         goto next;
     map_run:
         f = fp - 1;
-        while (f->x < 2 * f->n) {
-            size_t i = f->x++;
-            t = f->p[(i >> 1) + (i & 1) * f->n]; /* key i / 2, then its value */
-            if (term_is_boxed(t)) goto descend;
+        for (size_t i = f->x, nk = f->n; i < 2 * nk; i++) {
+            t = f->p[(i >> 1) + (i & 1) * nk]; /* key i / 2, then its value */
+            if (term_is_boxed(t)) {
+                f->x = i + 1;
+                goto descend;
+            }
             PUT_IMM(t);
         }
         fp--;
         goto next;
     list_run:
+        /* the cell and the count in locals: byte stores through p may alias the frame */
         f = fp - 1;
-        for (term_t x = f->x;;) {
+        for (term_t x = f->x, k = f->n;;) {
             if (term__box_type(x) != BOX_CONS) { /* the tail, in place of this frame */
-                girder__put32(o->data + f->at + 1, (uint32_t)f->n);
+                girder__put32(o->data + f->at + 1, (uint32_t)k);
                 fp--;
                 t = x;
                 goto descend;
@@ -462,9 +465,10 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
             const box_cons *c = (const box_cons *)term__box(x);
             t = c->hd;
             x = c->tl;
-            f->n++;
+            k++;
             if (term_is_boxed(t)) {
                 f->x = x;
+                f->n = k;
                 goto descend;
             }
             PUT_IMM(t);
