@@ -1156,19 +1156,28 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     _Alignas(16) uint8_t arena_small[ARENA_SMALL];
     uint32_t rel_small[REL_CAP(ARENA_SMALL)];
     size_t slots_small[SLOTS_SMALL], maps_small[2 * MAPS_SMALL];
-    dec d = {.b = buf,
-             .end = buf + len,
-             .opts = opts,
-             .arena = arena_small,
-             .hp = BLK_HDR,
-             .cap = ARENA_SMALL,
-             .bound = BLK_HDR + 32 * len,
-             .rel = rel_small,
-             .slots = slots_small,
-             .scap = SLOTS_SMALL,
-             .maps = maps_small,
-             .mcap = 2 * MAPS_SMALL,
-             .acache = acache};
+    /* field by field: a designated initialiser zeroes the gaps with a string store, whose
+    ** start-up costs more than the few words it clears */
+    dec d;
+    d.b = buf;
+    d.end = buf + len;
+    d.opts = opts;
+    d.arena = arena_small;
+    d.hp = BLK_HDR;
+    d.cap = ARENA_SMALL;
+    d.bound = BLK_HDR + 32 * len;
+    d.rel = rel_small;
+    d.nrel = 0;
+    d.slots = slots_small;
+    d.scap = SLOTS_SMALL;
+    d.maps = maps_small;
+    d.nmaps = 0;
+    d.mcap = 2 * MAPS_SMALL;
+    d.acache = acache;
+    d.fs = NULL;
+    d.err = 0;
+    d.err_off = 0;
+    d.arena_heap = d.slots_heap = d.maps_heap = false;
     term_t result = TERM_NONE;
     const uint8_t *stop = build(&d);
     if (!stop) goto out;
