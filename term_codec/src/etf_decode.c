@@ -1093,6 +1093,19 @@ trunc:
 
 /* ==================================================================== the block */
 
+/* Whether key a orders strictly before key b. Two interned atoms whose names differ in their
+** first 8 bytes (zero-padded) are decided here, as compare.c orders names; the rest, and
+** every tie, by term_compare_exact(). Atom keys are the common case (records as maps). */
+static inline bool key_before(term_t a, term_t b)
+{
+    if (term_atom_is_interned(a) && term_atom_is_interned(b) && a != b) {
+        uint64_t wa = load64(term__atom_entry_of((uint32_t)(a >> 3))->name);
+        uint64_t wb = load64(term__atom_entry_of((uint32_t)(b >> 3))->name);
+        if (wa != wb) return __builtin_bswap64(wa) < __builtin_bswap64(wb);
+    }
+    return term_compare_exact(a, b) < 0;
+}
+
 /* Sorts each map's pairs (inner maps first: they were recorded after their parents) and
 ** refuses duplicate keys; *off gets the offending map's input offset. */
 static int finish_maps(const dec *d, uint8_t *blk, size_t *off)
@@ -1102,8 +1115,7 @@ static int finish_maps(const dec *d, uint8_t *blk, size_t *off)
         size_t n = m->h.n;
         if (n < 2) continue;
         bool sorted = true;
-        for (size_t j = 1; j < n && sorted; j++)
-            sorted = term_compare_exact(m->kv[j - 1], m->kv[j]) < 0;
+        for (size_t j = 1; j < n && sorted; j++) sorted = key_before(m->kv[j - 1], m->kv[j]);
         if (!sorted) {
             term__map_sort(m->kv, m->kv + n, n);
             for (size_t j = 1; j < n; j++)

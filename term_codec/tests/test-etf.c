@@ -234,6 +234,66 @@ static void expect_error(const uint8_t *b, size_t n, int code, size_t off)
                  term_err_name(e.code), e.offset);
 }
 
+/* MAP_EXT bytes of atom keys (SMALL_ATOM_UTF8_EXT) in the given order, values 0..n-1. */
+static size_t atom_key_map(uint8_t *b, const char *const *keys, size_t n)
+{
+    size_t k = 0;
+    b[k++] = 131;
+    b[k++] = 116;
+    b[k++] = 0, b[k++] = 0, b[k++] = 0, b[k++] = (uint8_t)n;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(keys[i]);
+        b[k++] = 119;
+        b[k++] = (uint8_t)len;
+        memcpy(b + k, keys[i], len);
+        k += len;
+        b[k++] = 97;
+        b[k++] = (uint8_t)i;
+    }
+    return k;
+}
+
+/* Atom keys are ordered by name whatever order they come in, including names that tie in
+** their first 8 bytes, prefixes, and keys of other types; duplicates are refused. */
+static void test_map_key_order(void **state)
+{
+    (void)state;
+    static const char *const in[] = {"beta", "abcdefghij", "abcdefgh", "alpha", "abcdefghia", "b"};
+    static const char *const sorted[] = {"abcdefgh", "abcdefghia", "abcdefghij",
+                                         "alpha",    "b",          "beta"};
+    static const int value_of[] = {2, 4, 1, 3, 5, 0}; /* position in `in` of sorted[i] */
+    uint8_t b[256];
+    for (int pass = 0; pass < 2; pass++) {
+        size_t n = atom_key_map(b, pass ? sorted : in, 6);
+        term_t m = dec(b, n);
+        assert_int_equal(term_map_size(m), 6);
+        for (size_t i = 0; i < 6; i++) {
+            assert_true(term_equal(term_map_key(m, i), term_atom(sorted[i])));
+            assert_true(
+                term_equal(term_map_value(m, i), term_small(pass ? (int64_t)i : value_of[i])));
+        }
+        term_free(m);
+    }
+    /* descending, no two names alike in their first 8 bytes: decided by the fast path */
+    static const char *const desc[] = {"beta", "b", "alpha", "abcdefgh"};
+    term_t d = dec(b, atom_key_map(b, desc, 4));
+    for (size_t i = 0; i < 4; i++)
+        assert_true(term_equal(term_map_key(d, i), term_atom(desc[3 - i])));
+    term_free(d);
+    /* a duplicate that ties with its neighbour beyond 8 bytes */
+    static const char *const dup[] = {"abcdefghij", "alpha", "abcdefghij"};
+    size_t n = atom_key_map(b, dup, 3);
+    etf_error e;
+    assert_true(etf_decode(b, n, NULL, NULL, &e) == TERM_NONE);
+    assert_int_equal(e.code, TERM_EDUPKEY);
+    /* #{a => 0, 1 => 1}: the integer orders first */
+    static const uint8_t mixed[] = {131, 116, 0, 0, 0, 2, 119, 1, 'a', 97, 0, 97, 1, 97, 1};
+    term_t m = dec(mixed, sizeof mixed);
+    assert_true(term_equal(term_map_key(m, 0), term_small(1)));
+    assert_true(term_equal(term_map_key(m, 1), term_atom("a")));
+    term_free(m);
+}
+
 /* Bad input gets a precise error and offset, never a crash. */
 static void test_errors(void **state)
 {
@@ -521,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_constructed_terms),
         cmocka_unit_test(test_old_forms),
         cmocka_unit_test(test_funs),
+        cmocka_unit_test(test_map_key_order),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_atom_cache_and_budget),
         cmocka_unit_test(test_deep_nesting),
