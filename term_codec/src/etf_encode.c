@@ -261,9 +261,10 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
             term_t x = t;
             while (term__box_type(x) == BOX_CONS && k < 65535) {
                 term_t h = ((const box_cons *)term__box(x))->hd;
-                if (!term_is_small(h) || (uint64_t)term_small_value(h) > 255) break;
+                /* a small integer 0..255 is 0..255 << 2 | 1: one mask tells */
+                if ((h & ~(term_t)0x3FC) != 1) break;
                 if (p == lim) ENSURE(1);
-                *p++ = (uint8_t)term_small_value(h);
+                *p++ = (uint8_t)(h >> 2);
                 k++;
                 x = ((const box_cons *)term__box(x))->tl;
             }

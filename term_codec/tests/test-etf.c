@@ -234,6 +234,32 @@ static void expect_error(const uint8_t *b, size_t n, int code, size_t off)
                  term_err_name(e.code), e.offset);
 }
 
+/* Lists of small integers: STRING_EXT only while every element is 0..255. */
+static void test_byte_lists(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t v[3];
+        size_t n, len;
+        uint8_t bytes[24];
+    } cases[] = {
+        {{1, 2, 255}, 3, 7, {131, 107, 0, 3, 1, 2, 255}},
+        {{1, -1}, 2, 14, {131, 108, 0, 0, 0, 2, 97, 1, 98, 255, 255, 255, 255, 106}},
+        {{255, 256}, 2, 14, {131, 108, 0, 0, 0, 2, 97, 255, 98, 0, 0, 1, 0, 106}},
+        {{-4, 0}, 2, 14, {131, 108, 0, 0, 0, 2, 98, 255, 255, 255, 252, 97, 0, 106}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        term_t l = TERM_NIL;
+        for (size_t j = cases[i].n; j-- > 0;) l = term_cons(term_small(cases[i].v[j]), l);
+        etf_buf b = {0};
+        assert_int_equal(etf_encode(l, 0, &b), 0);
+        assert_int_equal(b.len, cases[i].len);
+        assert_memory_equal(b.data, cases[i].bytes, cases[i].len);
+        etf_buf_free(&b);
+        term_free(l);
+    }
+}
+
 /* MAP_EXT bytes of atom keys (SMALL_ATOM_UTF8_EXT) in the given order, values 0..n-1. */
 static size_t atom_key_map(uint8_t *b, const char *const *keys, size_t n)
 {
@@ -581,6 +607,7 @@ int main(void)
         cmocka_unit_test(test_constructed_terms),
         cmocka_unit_test(test_old_forms),
         cmocka_unit_test(test_funs),
+        cmocka_unit_test(test_byte_lists),
         cmocka_unit_test(test_map_key_order),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_atom_cache_and_budget),
