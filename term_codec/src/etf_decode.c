@@ -459,19 +459,23 @@ atom_fast(const dec *d, const uint8_t *p, const uint8_t *end, term_t *out)
     size_t n = p[1];
     const uint8_t *s = p + 2;
     if (n - 1 >= ACACHE_MAX || (size_t)(end - s) < n) return NULL; /* n - 1 wraps for 0 */
-    uint64_t w0, w1 = 0;
+    const acache_ent *e;
     if (n >= 8) {
-        w0 = load64(p + 1);
-        w1 = load64(s + n - 8);
-    } else if (end - p >= 9) {
-        w0 = load64(p + 1) & low_bytes[n + 1];
-    } else if ((size_t)(s - d->b) + n >= 8) { /* near the end: the 8 bytes ending here */
-        w0 = load64(s + n - 8) >> (56 - 8 * n);
+        uint64_t w0 = load64(p + 1), w1 = load64(s + n - 8);
+        e = acache_set(d, w0, w1);
+        if (!acache_hit(e, w0, w1, s, n) && !acache_hit(++e, w0, w1, s, n)) return NULL;
     } else {
-        return NULL;
+        uint64_t w0;
+        if (end - p >= 9)
+            w0 = load64(p + 1) & low_bytes[n + 1];
+        else if ((size_t)(s - d->b) + n >= 8) /* near the end: the 8 bytes ending here */
+            w0 = load64(s + n - 8) >> (56 - 8 * n);
+        else
+            return NULL;
+        /* w0 holds the length byte and the whole name: equal w0, equal name (and w1 is 0) */
+        e = acache_set(d, w0, 0);
+        if (e->w0 != w0 && (++e)->w0 != w0) return NULL;
     }
-    const acache_ent *e = acache_set(d, w0, w1);
-    if (!acache_hit(e, w0, w1, s, n) && !acache_hit(++e, w0, w1, s, n)) return NULL;
     *out = e->atom;
     return s + n;
 }

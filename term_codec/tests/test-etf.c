@@ -234,6 +234,57 @@ static void expect_error(const uint8_t *b, size_t n, int code, size_t off)
                  term_err_name(e.code), e.offset);
 }
 
+/* The per-thread atom cache never answers with another atom: for every cached length (1..31
+** bytes), names over a two-letter alphabet (so that many agree on all but a byte or two and
+** share a cache set: the sets are few), decoded again and again inside a term and at the
+** very end of a buffer. */
+#define CACHE_PER_LEN 256
+static void test_atom_cache_names(void **state)
+{
+    (void)state;
+    enum { NNAMES = 31 * CACHE_PER_LEN };
+    static char names[NNAMES][32];
+    uint64_t x = 0x9E3779B97F4A7C15ull; /* xorshift: the same names every run */
+    size_t nn = 0;
+    for (size_t len = 1; len <= 31; len++)
+        for (int v = 0; v < CACHE_PER_LEN; v++, nn++) {
+            for (size_t k = 0; k < len; k++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                names[nn][k] = (char)('a' + (x & 1));
+            }
+            names[nn][len] = 0;
+        }
+    static uint8_t b[6 + NNAMES * 33];
+    for (size_t round = 0; round < 3; round++) {
+        /* a tuple of all the names, in a different order each round */
+        size_t k = 0, stride = 2 * round + 1; /* 1, 3, 5: coprime with 31 * 256 */
+        b[k++] = 131, b[k++] = 105, b[k++] = 0, b[k++] = 0;
+        b[k++] = (uint8_t)(NNAMES >> 8), b[k++] = (uint8_t)NNAMES;
+        for (size_t i = 0; i < NNAMES; i++) {
+            const char *nm = names[(i * stride) % NNAMES];
+            b[k++] = 119, b[k++] = (uint8_t)strlen(nm);
+            memcpy(b + k, nm, strlen(nm)), k += strlen(nm);
+        }
+        term_t t = dec(b, k);
+        for (size_t i = 0; i < NNAMES; i++) {
+            size_t len;
+            const char *got = term_atom_name(term_tuple_elem(t, i), &len);
+            const char *want = names[(i * stride) % NNAMES];
+            assert_int_equal(len, strlen(want));
+            assert_memory_equal(got, want, len);
+        }
+        term_free(t);
+        /* each name alone: the atom ends the buffer */
+        for (size_t i = 0; i < NNAMES; i++) {
+            size_t len = strlen(names[i]);
+            uint8_t one[3 + 31] = {131, 119, (uint8_t)len};
+            memcpy(one + 3, names[i], len);
+            t = dec(one, 3 + len);
+            assert_true(term_atom(names[i]) == t);
+        }
+    }
+}
+
 /* Lists of small integers: STRING_EXT only while every element is 0..255. */
 static void test_byte_lists(void **state)
 {
@@ -607,6 +658,7 @@ int main(void)
         cmocka_unit_test(test_constructed_terms),
         cmocka_unit_test(test_old_forms),
         cmocka_unit_test(test_funs),
+        cmocka_unit_test(test_atom_cache_names),
         cmocka_unit_test(test_byte_lists),
         cmocka_unit_test(test_map_key_order),
         cmocka_unit_test(test_errors),
