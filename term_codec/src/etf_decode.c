@@ -518,17 +518,23 @@ static inline __attribute__((always_inline)) const uint8_t *leaf(const dec *d, c
 
 /* A bignum magnitude of n bytes at p (little-endian), normalised to a small integer when it
 ** fits. NULL on allocation failure. */
+/* The k (1..7) little-endian bytes at s as a word: one load of the 8 bytes that end at s + k
+** when they all lie in the input (from d->b on), else byte by byte. */
+static inline uint64_t load_partial(const dec *d, const uint8_t *s, size_t k)
+{
+    if ((size_t)(s - d->b) + k >= 8) return load64(s + k - 8) >> (64 - 8 * k);
+    uint64_t v = 0;
+    for (size_t i = 0; i < k; i++) v |= (uint64_t)s[i] << (8 * i);
+    return v;
+}
+
 static const uint8_t *read_big(dec *d, const uint8_t *p, size_t n, bool neg, term_t *out)
 {
     const uint8_t *m = p;
     p += n;
     while (n > 0 && m[n - 1] == 0) n--;
     if (n <= 8) {
-        uint64_t v = 0;
-        if (n == 8)
-            v = load64(m);
-        else
-            for (size_t i = 0; i < n; i++) v |= (uint64_t)m[i] << (8 * i);
+        uint64_t v = n == 8 ? load64(m) : n ? load_partial(d, m, n) : 0;
         if (!neg && v <= (uint64_t)TERM_SMALL_MAX) {
             *out = term__make_small((int64_t)v);
             return p;
@@ -545,11 +551,7 @@ static const uint8_t *read_big(dec *d, const uint8_t *p, size_t n, bool neg, ter
     put_hdr(d->arena, off, HW(BOX_BIG, neg ? BOXF_NEG : 0, 0, nl));
     /* little-endian bytes are little-endian limbs: whole limbs are one load */
     for (size_t i = 0; i < n / 8; i++) g->limbs[i] = load64(m + 8 * i);
-    if (n % 8) {
-        uint64_t top = 0;
-        for (size_t i = n & ~(size_t)7; i < n; i++) top |= (uint64_t)m[i] << (8 * (i % 8));
-        g->limbs[n / 8] = top;
-    }
+    if (n % 8) g->limbs[n / 8] = load_partial(d, m + (n & ~(size_t)7), n % 8);
     *out = off;
     return p;
 }

@@ -285,6 +285,45 @@ static void test_atom_cache_names(void **state)
     }
 }
 
+/* SMALL_BIG_EXT of every magnitude length 1..20, both signs, after a version byte and at the
+** very start of a buffer (no_version: fewer than 8 bytes precede the digits): values that
+** fit 8 bytes equal term_int() of them, longer ones encode back to the same bytes. */
+static void test_bigs_all_lengths(void **state)
+{
+    (void)state;
+    for (int nv = 0; nv < 2; nv++)
+        for (size_t n = 1; n <= 20; n++)
+            for (int neg = 0; neg < 2; neg++) {
+                uint8_t b[32];
+                size_t k = 0;
+                if (!nv) b[k++] = 131;
+                b[k++] = 110, b[k++] = (uint8_t)n, b[k++] = (uint8_t)neg;
+                uint64_t v = 0;
+                for (size_t i = 0; i < n; i++) {
+                    b[k + i] = (uint8_t)(i * 37 + 11 + n);
+                    if (i < 8) v |= (uint64_t)b[k + i] << (8 * i);
+                }
+                b[k + n - 1] |= 0x80; /* normalised: the top byte is not 0 */
+                if (n <= 8) v |= (uint64_t)0x80 << (8 * (n - 1));
+                k += n;
+                etf_decode_opts o = {.no_version = nv};
+                etf_error e;
+                term_t t = etf_decode(b, k, &o, NULL, &e);
+                assert_true(t != TERM_NONE);
+                if (n < 8 || (n == 8 && v <= (uint64_t)INT64_MAX)) {
+                    int64_t want = neg ? -(int64_t)v : (int64_t)v;
+                    assert_true(term_equal(t, term_int(want)));
+                } else {
+                    etf_buf out = {0};
+                    assert_int_equal(etf_encode(t, nv ? ETF_ENC_NO_VERSION : 0, &out), 0);
+                    assert_int_equal(out.len, k);
+                    assert_memory_equal(out.data, b, k);
+                    etf_buf_free(&out);
+                }
+                term_free(t);
+            }
+}
+
 /* Lists of small integers: STRING_EXT only while every element is 0..255. */
 static void test_byte_lists(void **state)
 {
@@ -659,6 +698,7 @@ int main(void)
         cmocka_unit_test(test_old_forms),
         cmocka_unit_test(test_funs),
         cmocka_unit_test(test_atom_cache_names),
+        cmocka_unit_test(test_bigs_all_lengths),
         cmocka_unit_test(test_byte_lists),
         cmocka_unit_test(test_map_key_order),
         cmocka_unit_test(test_errors),
