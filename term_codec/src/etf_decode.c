@@ -459,19 +459,23 @@ atom_fast(const dec *d, const uint8_t *p, const uint8_t *end, term_t *out)
     size_t n = p[1];
     const uint8_t *s = p + 2;
     if (n - 1 >= ACACHE_MAX || (size_t)(end - s) < n) return NULL; /* n - 1 wraps for 0 */
-    uint64_t w0, w1 = 0;
+    const acache_ent *e;
     if (n >= 8) {
-        w0 = load64(p + 1);
-        w1 = load64(s + n - 8);
-    } else if (end - p >= 9) {
-        w0 = load64(p + 1) & low_bytes[n + 1];
-    } else if ((size_t)(s - d->b) + n >= 8) { /* near the end: the 8 bytes ending here */
-        w0 = load64(s + n - 8) >> (56 - 8 * n);
+        uint64_t w0 = load64(p + 1), w1 = load64(s + n - 8);
+        e = acache_set(d, w0, w1);
+        if (!acache_hit(e, w0, w1, s, n) && !acache_hit(++e, w0, w1, s, n)) return NULL;
     } else {
-        return NULL;
+        uint64_t w0;
+        if (end - p >= 9)
+            w0 = load64(p + 1) & low_bytes[n + 1];
+        else if ((size_t)(s - d->b) + n >= 8) /* near the end: the 8 bytes ending here */
+            w0 = load64(s + n - 8) >> (56 - 8 * n);
+        else
+            return NULL;
+        /* w0 holds the length byte and the whole name: equal w0, equal name (and w1 is 0) */
+        e = acache_set(d, w0, 0);
+        if (e->w0 != w0 && (++e)->w0 != w0) return NULL;
     }
-    const acache_ent *e = acache_set(d, w0, w1);
-    if (!acache_hit(e, w0, w1, s, n) && !acache_hit(++e, w0, w1, s, n)) return NULL;
     *out = e->atom;
     return s + n;
 }
@@ -514,17 +518,23 @@ static inline __attribute__((always_inline)) const uint8_t *leaf(const dec *d, c
 
 /* A bignum magnitude of n bytes at p (little-endian), normalised to a small integer when it
 ** fits. NULL on allocation failure. */
+/* The k (1..7) little-endian bytes at s as a word: one load of the 8 bytes that end at s + k
+** when they all lie in the input (from d->b on), else byte by byte. */
+static inline uint64_t load_partial(const dec *d, const uint8_t *s, size_t k)
+{
+    if ((size_t)(s - d->b) + k >= 8) return load64(s + k - 8) >> (64 - 8 * k);
+    uint64_t v = 0;
+    for (size_t i = 0; i < k; i++) v |= (uint64_t)s[i] << (8 * i);
+    return v;
+}
+
 static const uint8_t *read_big(dec *d, const uint8_t *p, size_t n, bool neg, term_t *out)
 {
     const uint8_t *m = p;
     p += n;
     while (n > 0 && m[n - 1] == 0) n--;
     if (n <= 8) {
-        uint64_t v = 0;
-        if (n == 8)
-            v = load64(m);
-        else
-            for (size_t i = 0; i < n; i++) v |= (uint64_t)m[i] << (8 * i);
+        uint64_t v = n == 8 ? load64(m) : n ? load_partial(d, m, n) : 0;
         if (!neg && v <= (uint64_t)TERM_SMALL_MAX) {
             *out = term__make_small((int64_t)v);
             return p;
@@ -541,11 +551,7 @@ static const uint8_t *read_big(dec *d, const uint8_t *p, size_t n, bool neg, ter
     put_hdr(d->arena, off, HW(BOX_BIG, neg ? BOXF_NEG : 0, 0, nl));
     /* little-endian bytes are little-endian limbs: whole limbs are one load */
     for (size_t i = 0; i < n / 8; i++) g->limbs[i] = load64(m + 8 * i);
-    if (n % 8) {
-        uint64_t top = 0;
-        for (size_t i = n & ~(size_t)7; i < n; i++) top |= (uint64_t)m[i] << (8 * (i % 8));
-        g->limbs[n / 8] = top;
-    }
+    if (n % 8) g->limbs[n / 8] = load_partial(d, m + (n & ~(size_t)7), n % 8);
     *out = off;
     return p;
 }
@@ -776,7 +782,7 @@ static const uint8_t *build(dec *d)
     size_t hp = d->hp, *slots = d->slots, ns = 0, scap = d->scap, nrel = d->nrel;
     size_t slot = ROOT_OFF;
     const uint8_t *start, *q;
-    size_t n, m, off;
+    size_t n, m, off, last;
     term_t v;
 
 /* Fails with ETRUNC unless k bytes are left. */
@@ -951,23 +957,35 @@ static const uint8_t *build(dec *d)
             }
             ALLOC(n * sizeof(box_cons));
             SETBOX(slot, off);
-            for (size_t i = 0; i < n; i++) {
-                size_t c = off + i * sizeof(box_cons);
-                put_hdr(arena, c, HW(BOX_CONS, 0, 0, 0));
-                if (i + 1 < n) SETBOX(c + offsetof(box_cons, tl), c + sizeof(box_cons));
-            }
-            for (m = 0; m < n; m++) {
+            /* one pass over the cells: header, link to the next, and the head while heads
+            ** are leaves; m ends at the first cell whose head is left to the main loop */
+            last = off + (n - 1) * sizeof(box_cons);
+            for (m = off;; m += sizeof(box_cons)) {
+                put_hdr(arena, m, HW(BOX_CONS, 0, 0, 0));
+                if (m == last) {
+                    if ((q = leaf(d, p, end, &v))) {
+                        set_slot(arena, m + offsetof(box_cons, hd), v);
+                        p = q;
+                        m += sizeof(box_cons);
+                    }
+                    break;
+                }
+                SETBOX(m + offsetof(box_cons, tl), m + sizeof(box_cons));
                 if (!(q = leaf(d, p, end, &v))) break;
-                set_slot(arena, off + m * sizeof(box_cons) + offsetof(box_cons, hd), v);
+                set_slot(arena, m + offsetof(box_cons, hd), v);
                 p = q;
             }
             /* the tail is filled last: pushed first (unless it is next), then the heads */
-            slot = off + (n - 1) * sizeof(box_cons) + offsetof(box_cons, tl);
-            if (m == n) continue;
+            slot = last + offsetof(box_cons, tl);
+            if (m > last) continue;
+            for (size_t c = m + sizeof(box_cons); c <= last; c += sizeof(box_cons)) {
+                put_hdr(arena, c, HW(BOX_CONS, 0, 0, 0));
+                if (c != last) SETBOX(c + offsetof(box_cons, tl), c + sizeof(box_cons));
+            }
             slots[ns++] = slot;
-            for (size_t i = n - 1; i > m; i--)
-                slots[ns++] = off + i * sizeof(box_cons) + offsetof(box_cons, hd);
-            slot = off + m * sizeof(box_cons) + offsetof(box_cons, hd);
+            for (size_t c = last; c > m; c -= sizeof(box_cons))
+                slots[ns++] = c + offsetof(box_cons, hd);
+            slot = m + offsetof(box_cons, hd);
             continue;
         case BINARY_EXT:
         case BIT_BINARY_EXT: {
@@ -1081,6 +1099,19 @@ trunc:
 
 /* ==================================================================== the block */
 
+/* Whether key a orders strictly before key b. Two interned atoms whose names differ in their
+** first 8 bytes (zero-padded) are decided here, as compare.c orders names; the rest, and
+** every tie, by term_compare_exact(). Atom keys are the common case (records as maps). */
+static inline bool key_before(term_t a, term_t b)
+{
+    if (term_atom_is_interned(a) && term_atom_is_interned(b) && a != b) {
+        uint64_t wa = load64(term__atom_entry_of((uint32_t)(a >> 3))->name);
+        uint64_t wb = load64(term__atom_entry_of((uint32_t)(b >> 3))->name);
+        if (wa != wb) return __builtin_bswap64(wa) < __builtin_bswap64(wb);
+    }
+    return term_compare_exact(a, b) < 0;
+}
+
 /* Sorts each map's pairs (inner maps first: they were recorded after their parents) and
 ** refuses duplicate keys; *off gets the offending map's input offset. */
 static int finish_maps(const dec *d, uint8_t *blk, size_t *off)
@@ -1090,8 +1121,7 @@ static int finish_maps(const dec *d, uint8_t *blk, size_t *off)
         size_t n = m->h.n;
         if (n < 2) continue;
         bool sorted = true;
-        for (size_t j = 1; j < n && sorted; j++)
-            sorted = term_compare_exact(m->kv[j - 1], m->kv[j]) < 0;
+        for (size_t j = 1; j < n && sorted; j++) sorted = key_before(m->kv[j - 1], m->kv[j]);
         if (!sorted) {
             term__map_sort(m->kv, m->kv + n, n);
             for (size_t j = 1; j < n; j++)
@@ -1144,19 +1174,28 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     _Alignas(16) uint8_t arena_small[ARENA_SMALL];
     uint32_t rel_small[REL_CAP(ARENA_SMALL)];
     size_t slots_small[SLOTS_SMALL], maps_small[2 * MAPS_SMALL];
-    dec d = {.b = buf,
-             .end = buf + len,
-             .opts = opts,
-             .arena = arena_small,
-             .hp = BLK_HDR,
-             .cap = ARENA_SMALL,
-             .bound = BLK_HDR + 32 * len,
-             .rel = rel_small,
-             .slots = slots_small,
-             .scap = SLOTS_SMALL,
-             .maps = maps_small,
-             .mcap = 2 * MAPS_SMALL,
-             .acache = acache};
+    /* field by field: a designated initialiser zeroes the gaps with a string store, whose
+    ** start-up costs more than the few words it clears */
+    dec d;
+    d.b = buf;
+    d.end = buf + len;
+    d.opts = opts;
+    d.arena = arena_small;
+    d.hp = BLK_HDR;
+    d.cap = ARENA_SMALL;
+    d.bound = BLK_HDR + 32 * len;
+    d.rel = rel_small;
+    d.nrel = 0;
+    d.slots = slots_small;
+    d.scap = SLOTS_SMALL;
+    d.maps = maps_small;
+    d.nmaps = 0;
+    d.mcap = 2 * MAPS_SMALL;
+    d.acache = acache;
+    d.fs = NULL;
+    d.err = 0;
+    d.err_off = 0;
+    d.arena_heap = d.slots_heap = d.maps_heap = false;
     term_t result = TERM_NONE;
     const uint8_t *stop = build(&d);
     if (!stop) goto out;

@@ -261,9 +261,10 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
             term_t x = t;
             while (term__box_type(x) == BOX_CONS && k < 65535) {
                 term_t h = ((const box_cons *)term__box(x))->hd;
-                if (!term_is_small(h) || (uint64_t)term_small_value(h) > 255) break;
+                /* a small integer 0..255 is 0..255 << 2 | 1: one mask tells */
+                if ((h & ~(term_t)0x3FC) != 1) break;
                 if (p == lim) ENSURE(1);
-                *p++ = (uint8_t)term_small_value(h);
+                *p++ = (uint8_t)(h >> 2);
                 k++;
                 x = ((const box_cons *)term__box(x))->tl;
             }
@@ -442,19 +443,22 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
         goto next;
     map_run:
         f = fp - 1;
-        while (f->x < 2 * f->n) {
-            size_t i = f->x++;
-            t = f->p[(i >> 1) + (i & 1) * f->n]; /* key i / 2, then its value */
-            if (term_is_boxed(t)) goto descend;
+        for (size_t i = f->x, nk = f->n; i < 2 * nk; i++) {
+            t = f->p[(i >> 1) + (i & 1) * nk]; /* key i / 2, then its value */
+            if (term_is_boxed(t)) {
+                f->x = i + 1;
+                goto descend;
+            }
             PUT_IMM(t);
         }
         fp--;
         goto next;
     list_run:
+        /* the cell and the count in locals: byte stores through p may alias the frame */
         f = fp - 1;
-        for (term_t x = f->x;;) {
+        for (term_t x = f->x, k = f->n;;) {
             if (term__box_type(x) != BOX_CONS) { /* the tail, in place of this frame */
-                girder__put32(o->data + f->at + 1, (uint32_t)f->n);
+                girder__put32(o->data + f->at + 1, (uint32_t)k);
                 fp--;
                 t = x;
                 goto descend;
@@ -462,9 +466,10 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
             const box_cons *c = (const box_cons *)term__box(x);
             t = c->hd;
             x = c->tl;
-            f->n++;
+            k++;
             if (term_is_boxed(t)) {
                 f->x = x;
+                f->n = k;
                 goto descend;
             }
             PUT_IMM(t);

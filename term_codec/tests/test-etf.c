@@ -234,6 +234,182 @@ static void expect_error(const uint8_t *b, size_t n, int code, size_t off)
                  term_err_name(e.code), e.offset);
 }
 
+/* The per-thread atom cache never answers with another atom: for every cached length (1..31
+** bytes), names over a two-letter alphabet (so that many agree on all but a byte or two and
+** share a cache set: the sets are few), decoded again and again inside a term and at the
+** very end of a buffer. */
+#define CACHE_PER_LEN 256
+static void test_atom_cache_names(void **state)
+{
+    (void)state;
+    enum { NNAMES = 31 * CACHE_PER_LEN };
+    static char names[NNAMES][32];
+    uint64_t x = 0x9E3779B97F4A7C15ull; /* xorshift: the same names every run */
+    size_t nn = 0;
+    for (size_t len = 1; len <= 31; len++)
+        for (int v = 0; v < CACHE_PER_LEN; v++, nn++) {
+            for (size_t k = 0; k < len; k++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                names[nn][k] = (char)('a' + (x & 1));
+            }
+            names[nn][len] = 0;
+        }
+    static uint8_t b[6 + NNAMES * 33];
+    for (size_t round = 0; round < 3; round++) {
+        /* a tuple of all the names, in a different order each round */
+        size_t k = 0, stride = 2 * round + 1; /* 1, 3, 5: coprime with 31 * 256 */
+        b[k++] = 131, b[k++] = 105, b[k++] = 0, b[k++] = 0;
+        b[k++] = (uint8_t)(NNAMES >> 8), b[k++] = (uint8_t)NNAMES;
+        for (size_t i = 0; i < NNAMES; i++) {
+            const char *nm = names[(i * stride) % NNAMES];
+            b[k++] = 119, b[k++] = (uint8_t)strlen(nm);
+            memcpy(b + k, nm, strlen(nm)), k += strlen(nm);
+        }
+        term_t t = dec(b, k);
+        for (size_t i = 0; i < NNAMES; i++) {
+            size_t len;
+            const char *got = term_atom_name(term_tuple_elem(t, i), &len);
+            const char *want = names[(i * stride) % NNAMES];
+            assert_int_equal(len, strlen(want));
+            assert_memory_equal(got, want, len);
+        }
+        term_free(t);
+        /* each name alone: the atom ends the buffer */
+        for (size_t i = 0; i < NNAMES; i++) {
+            size_t len = strlen(names[i]);
+            uint8_t one[3 + 31] = {131, 119, (uint8_t)len};
+            memcpy(one + 3, names[i], len);
+            t = dec(one, 3 + len);
+            assert_true(term_atom(names[i]) == t);
+        }
+    }
+}
+
+/* SMALL_BIG_EXT of every magnitude length 1..20, both signs, after a version byte and at the
+** very start of a buffer (no_version: fewer than 8 bytes precede the digits): values that
+** fit 8 bytes equal term_int() of them, longer ones encode back to the same bytes. */
+static void test_bigs_all_lengths(void **state)
+{
+    (void)state;
+    for (int nv = 0; nv < 2; nv++)
+        for (size_t n = 1; n <= 20; n++)
+            for (int neg = 0; neg < 2; neg++) {
+                uint8_t b[32];
+                size_t k = 0;
+                if (!nv) b[k++] = 131;
+                b[k++] = 110, b[k++] = (uint8_t)n, b[k++] = (uint8_t)neg;
+                uint64_t v = 0;
+                for (size_t i = 0; i < n; i++) {
+                    b[k + i] = (uint8_t)(i * 37 + 11 + n);
+                    if (i < 8) v |= (uint64_t)b[k + i] << (8 * i);
+                }
+                b[k + n - 1] |= 0x80; /* normalised: the top byte is not 0 */
+                if (n <= 8) v |= (uint64_t)0x80 << (8 * (n - 1));
+                k += n;
+                etf_decode_opts o = {.no_version = nv};
+                etf_error e;
+                term_t t = etf_decode(b, k, &o, NULL, &e);
+                assert_true(t != TERM_NONE);
+                if (n < 8 || (n == 8 && v <= (uint64_t)INT64_MAX)) {
+                    int64_t want = neg ? -(int64_t)v : (int64_t)v;
+                    assert_true(term_equal(t, term_int(want)));
+                } else {
+                    etf_buf out = {0};
+                    assert_int_equal(etf_encode(t, nv ? ETF_ENC_NO_VERSION : 0, &out), 0);
+                    assert_int_equal(out.len, k);
+                    assert_memory_equal(out.data, b, k);
+                    etf_buf_free(&out);
+                }
+                term_free(t);
+            }
+}
+
+/* Lists of small integers: STRING_EXT only while every element is 0..255. */
+static void test_byte_lists(void **state)
+{
+    (void)state;
+    static const struct {
+        int64_t v[3];
+        size_t n, len;
+        uint8_t bytes[24];
+    } cases[] = {
+        {{1, 2, 255}, 3, 7, {131, 107, 0, 3, 1, 2, 255}},
+        {{1, -1}, 2, 14, {131, 108, 0, 0, 0, 2, 97, 1, 98, 255, 255, 255, 255, 106}},
+        {{255, 256}, 2, 14, {131, 108, 0, 0, 0, 2, 97, 255, 98, 0, 0, 1, 0, 106}},
+        {{-4, 0}, 2, 14, {131, 108, 0, 0, 0, 2, 98, 255, 255, 255, 252, 97, 0, 106}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        term_t l = TERM_NIL;
+        for (size_t j = cases[i].n; j-- > 0;) l = term_cons(term_small(cases[i].v[j]), l);
+        etf_buf b = {0};
+        assert_int_equal(etf_encode(l, 0, &b), 0);
+        assert_int_equal(b.len, cases[i].len);
+        assert_memory_equal(b.data, cases[i].bytes, cases[i].len);
+        etf_buf_free(&b);
+        term_free(l);
+    }
+}
+
+/* MAP_EXT bytes of atom keys (SMALL_ATOM_UTF8_EXT) in the given order, values 0..n-1. */
+static size_t atom_key_map(uint8_t *b, const char *const *keys, size_t n)
+{
+    size_t k = 0;
+    b[k++] = 131;
+    b[k++] = 116;
+    b[k++] = 0, b[k++] = 0, b[k++] = 0, b[k++] = (uint8_t)n;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(keys[i]);
+        b[k++] = 119;
+        b[k++] = (uint8_t)len;
+        memcpy(b + k, keys[i], len);
+        k += len;
+        b[k++] = 97;
+        b[k++] = (uint8_t)i;
+    }
+    return k;
+}
+
+/* Atom keys are ordered by name whatever order they come in, including names that tie in
+** their first 8 bytes, prefixes, and keys of other types; duplicates are refused. */
+static void test_map_key_order(void **state)
+{
+    (void)state;
+    static const char *const in[] = {"beta", "abcdefghij", "abcdefgh", "alpha", "abcdefghia", "b"};
+    static const char *const sorted[] = {"abcdefgh", "abcdefghia", "abcdefghij",
+                                         "alpha",    "b",          "beta"};
+    static const int value_of[] = {2, 4, 1, 3, 5, 0}; /* position in `in` of sorted[i] */
+    uint8_t b[256];
+    for (int pass = 0; pass < 2; pass++) {
+        size_t n = atom_key_map(b, pass ? sorted : in, 6);
+        term_t m = dec(b, n);
+        assert_int_equal(term_map_size(m), 6);
+        for (size_t i = 0; i < 6; i++) {
+            assert_true(term_equal(term_map_key(m, i), term_atom(sorted[i])));
+            assert_true(
+                term_equal(term_map_value(m, i), term_small(pass ? (int64_t)i : value_of[i])));
+        }
+        term_free(m);
+    }
+    /* descending, no two names alike in their first 8 bytes: decided by the fast path */
+    static const char *const desc[] = {"beta", "b", "alpha", "abcdefgh"};
+    term_t d = dec(b, atom_key_map(b, desc, 4));
+    for (size_t i = 0; i < 4; i++)
+        assert_true(term_equal(term_map_key(d, i), term_atom(desc[3 - i])));
+    term_free(d);
+    /* a duplicate that ties with its neighbour beyond 8 bytes */
+    static const char *const dup[] = {"abcdefghij", "alpha", "abcdefghij"};
+    size_t n = atom_key_map(b, dup, 3);
+    etf_error e;
+    assert_true(etf_decode(b, n, NULL, NULL, &e) == TERM_NONE);
+    assert_int_equal(e.code, TERM_EDUPKEY);
+    /* #{a => 0, 1 => 1}: the integer orders first */
+    static const uint8_t mixed[] = {131, 116, 0, 0, 0, 2, 119, 1, 'a', 97, 0, 97, 1, 97, 1};
+    term_t m = dec(mixed, sizeof mixed);
+    assert_true(term_equal(term_map_key(m, 0), term_small(1)));
+    assert_true(term_equal(term_map_key(m, 1), term_atom("a")));
+    term_free(m);
+}
+
 /* Bad input gets a precise error and offset, never a crash. */
 static void test_errors(void **state)
 {
@@ -521,6 +697,10 @@ int main(void)
         cmocka_unit_test(test_constructed_terms),
         cmocka_unit_test(test_old_forms),
         cmocka_unit_test(test_funs),
+        cmocka_unit_test(test_atom_cache_names),
+        cmocka_unit_test(test_bigs_all_lengths),
+        cmocka_unit_test(test_byte_lists),
+        cmocka_unit_test(test_map_key_order),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_atom_cache_and_budget),
         cmocka_unit_test(test_deep_nesting),
