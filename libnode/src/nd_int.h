@@ -138,11 +138,15 @@ typedef struct nd_tmr {
     uint64_t deadline;
     int32_t idx; /* heap index, -1 when not in the heap */
     uint8_t kind;
+    _Atomic uint8_t arm;  /* receive timeout: TMO_* (see nd__wait) */
     struct nd_proc *proc; /* receive timeout */
     uint64_t id;          /* send_after */
     term_t dest, msg;
 } nd_tmr;
 enum { TMR_RECV = 1, TMR_SEND };
+/* A receive timeout is put in the heap lazily: TMO_PENDING while its process waits with the
+** deadline set but not yet in the heap, TMO_ARMED once in it (sched.c: nd__wait). */
+enum { TMO_IDLE = 0, TMO_PENDING, TMO_ARMED };
 
 struct nd_waiter;
 
@@ -223,7 +227,8 @@ void nd__inner_append(nd_proc *p, nd_sig *s);
 enum { CNT_MSG_IN, CNT_MSG_REMOTE, CNT_MSG_CONV, CNT_MSG_RECV, CNT_MSG_DISCARD, CNT__N };
 enum { ACCT_RUN, ACCT_SPIN, ACCT_IDLE, ACCT__N };
 
-#define ND__RQ_SIZE 256
+#define ND__RQ_SIZE  256
+#define ND__LAZY_MAX 64
 typedef struct nd_runq {
     _Atomic uint32_t head, tail;
     _Atomic(nd_proc *) buf[ND__RQ_SIZE];
@@ -257,6 +262,10 @@ typedef struct nd_sched {
     _Atomic uint64_t acct_ns[ACCT__N];
     uint32_t tid_next; /* trace ids of messages sent on this scheduler */
     unsigned tick;     /* passes through the loop (the global queue's turn) */
+    /* processes that began a wait with a deadline on this scheduler since its loop last ran,
+    ** their timeouts not yet in the heap (written by the owner, read by the watchdog) */
+    _Atomic unsigned nlazy;
+    _Atomic(nd_proc *) lazy[ND__LAZY_MAX];
 } nd_sched;
 
 /* libnode's thread-locals are few and small: the initial-exec model keeps each access one
@@ -286,8 +295,9 @@ uint64_t nd__now(void);
 uint64_t nd__deadline(int64_t timeout_ms);
 
 /* Timers (timer.c). */
-void nd__timer_insert(nd_tmr *t);
 void nd__timer_remove(nd_tmr *t);
+/* Puts the receive timeouts of ps[0..n) that are still TMO_PENDING into the heap. */
+void nd__timers_arm(nd_proc *const *ps, unsigned n);
 int nd__timers_fire(uint64_t now); /* fires what is due; returns count */
 uint64_t nd__timers_next(void);
 void nd__timers_init(void);

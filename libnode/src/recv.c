@@ -29,9 +29,9 @@ int nd_receive_ex(const nd_recv *r, term_t *msg)
 {
     nd_proc *p = nd__self();
     if (!p) return ND_ENOTPROC;
-    uint64_t deadline = r->timeout_ms < 0    ? ND__NO_DEADLINE
-                        : r->timeout_ms == 0 ? 0
-                                             : nd__deadline(r->timeout_ms);
+    /* the clock is read only when the receive has to wait: the timeout runs from there */
+    uint64_t deadline = r->timeout_ms < 0 ? ND__NO_DEADLINE : 0;
+    bool timed = r->timeout_ms > 0;
     nd__drain(p);
     nd_sig *prev = NULL;
     bool use_mark = r->from_mark && (p->flags & PF_HAS_MARK);
@@ -72,7 +72,10 @@ int nd_receive_ex(const nd_recv *r, term_t *msg)
             if (--p->reds <= 0) nd_yield();
             return which;
         }
-        if (deadline == 0 || (deadline != ND__NO_DEADLINE && nd__now() >= deadline)) {
+        if (timed) {
+            deadline = nd__deadline(r->timeout_ms);
+            timed = false;
+        } else if (deadline == 0 || (deadline != ND__NO_DEADLINE && nd__now() >= deadline)) {
             if (nd__tracing()) nd__evp(ND_EV_RECEIVE, ND_RECV_TIMEOUT, p, scanned, 0);
             if (--p->reds <= 0) nd_yield();
             return ND_ETIMEOUT;

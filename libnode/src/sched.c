@@ -182,14 +182,53 @@ void nd__make_runnable(nd_proc *p)
 
 /* ================================================================ switching */
 
+/*
+** A wait with a deadline does not put its timeout in the timer heap (a lock, a sift, and the same
+** again to take it out): most such waits (a server call's reply) end before their scheduler
+** next passes through its loop. The process is listed on its scheduler as PENDING; the loop
+** arms what is still waiting before it looks at timers, runs the next process from the loop, or
+** parks, and the watchdog arms the list of a scheduler stuck in one slice, so a timeout is late
+** by at most one pass of its scheduler's loop. A full list arms at once.
+*/
 void nd__wait(nd_proc *p, uint64_t deadline)
 {
     p->tmo.deadline = deadline;
-    if (deadline != ND__NO_DEADLINE) nd__timer_insert(&p->tmo);
+    if (deadline != ND__NO_DEADLINE) {
+        /* release: the deadline is written before anyone can see PENDING */
+        atomic_store_explicit(&p->tmo.arm, TMO_PENDING, memory_order_release);
+        nd_sched *s = nd__sched_get();
+        unsigned n = atomic_load_explicit(&s->nlazy, memory_order_relaxed);
+        if (n < ND__LAZY_MAX) {
+            atomic_store_explicit(&s->lazy[n], p, memory_order_relaxed);
+            atomic_store_explicit(&s->nlazy, n + 1, memory_order_release);
+        } else {
+            nd__timers_arm(&p, 1);
+        }
+    }
     nd__switch_out(p, WHY_WAIT);
-    if (deadline != ND__NO_DEADLINE) nd__timer_remove(&p->tmo);
+    if (deadline != ND__NO_DEADLINE &&
+        atomic_exchange_explicit(&p->tmo.arm, TMO_IDLE, memory_order_acq_rel) == TMO_ARMED)
+        nd__timer_remove(&p->tmo);
     p->tmo.deadline = ND__NO_DEADLINE;
     p->reds = (int32_t)nd__rt.cfg.reductions;
+}
+
+/* Arms the timeouts listed on s whose processes still wait (a process that was woken will call
+** nd__wait again if it has to wait on). from_owner: s's own thread, which then empties the list;
+** the watchdog only arms (stale entries are harmless: see nd__timers_arm). */
+static void arm_lazy(nd_sched *s, bool from_owner)
+{
+    unsigned n = atomic_load_explicit(&s->nlazy, memory_order_acquire), k = 0;
+    if (n > ND__LAZY_MAX) n = ND__LAZY_MAX;
+    nd_proc *w[ND__LAZY_MAX];
+    for (unsigned i = 0; i < n; i++) {
+        nd_proc *p = atomic_load_explicit(&s->lazy[i], memory_order_relaxed);
+        if (p && atomic_load_explicit(&p->state, memory_order_relaxed) == PS_WAITING &&
+            atomic_load_explicit(&p->tmo.arm, memory_order_relaxed) == TMO_PENDING)
+            w[k++] = p;
+    }
+    if (from_owner) atomic_store_explicit(&s->nlazy, 0, memory_order_relaxed);
+    if (k) nd__timers_arm(w, k);
 }
 
 void nd_yield(void)
@@ -250,10 +289,13 @@ static void *watchdog_main(void *arg)
                 seen_seq[i] = seq;
                 since[i] = now;
                 reported[i] = false;
-            } else if (!reported[i] && now - since[i] >= limit) {
-                reported[i] = true;
-                report_long(i, id, atomic_load_explicit(&s->cur_serial, memory_order_relaxed),
-                            now - since[i]);
+            } else {
+                arm_lazy(s, false); /* stuck in one slice since the last look */
+                if (!reported[i] && now - since[i] >= limit) {
+                    reported[i] = true;
+                    report_long(i, id, atomic_load_explicit(&s->cur_serial, memory_order_relaxed),
+                                now - since[i]);
+                }
             }
         }
         uint64_t nt = nd__timers_next();
@@ -505,6 +547,7 @@ static void *sched_main(void *arg)
     nd__altstack_setup(s);
     acct_enter(s, ACCT_RUN, nd__now());
     while (!atomic_load(&nd__rt.stopping_threads)) {
+        if (atomic_load_explicit(&s->nlazy, memory_order_relaxed)) arm_lazy(s, true);
         uint64_t nt = nd__timers_next();
         if (nt != ND__NO_DEADLINE) {
             uint64_t now = nd__now();
