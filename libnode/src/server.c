@@ -246,8 +246,9 @@ static int do_call(term_t server, term_t request, int64_t timeout_ms, term_t *re
         term_free(request);
         return rc;
     }
-    term_t msg = term_tuplev(3, nd__a_gen_call, term_tuplev(2, term_dup(self->pid), term_dup(mref)),
-                             request);
+    term_t from[2] = {term_dup(self->pid), term_dup(mref)};
+    term_t req[3] = {nd__a_gen_call, term_tuple(2, from), request};
+    term_t msg = term_tuple(3, req);
     /* by name, a missing name shows up as the monitor's DOWN noproc */
     nd_send(server, msg);
     nd_recv r = {is_reply, &mref, NULL, 0, timeout_ms, true};
@@ -302,8 +303,8 @@ int nd_reply(term_t from, term_t reply)
         term_free(reply);
         return ND_EINVAL;
     }
-    return nd_send(term_tuple_elem(from, 0),
-                   term_tuplev(2, term_dup(term_tuple_elem(from, 1)), reply));
+    term_t m[2] = {term_dup(term_tuple_elem(from, 1)), reply};
+    return nd_send(term_tuple_elem(from, 0), term_tuple(2, m));
 }
 
 typedef struct stop_ctx {
