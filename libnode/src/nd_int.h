@@ -284,6 +284,13 @@ static inline nd_proc *nd__self(void)
     return s ? s->current : NULL;
 }
 
+/* Term equality with the common case first: a reference or pid compared with a copy of
+** itself (the same box, one reference count apart). */
+static inline bool nd__same(term_t a, term_t b)
+{
+    return a == b || term_equal(a, b);
+}
+
 /* Switches from the running process back to its scheduler with a request. */
 void nd__switch_out(nd_proc *p, int why);
 /* Blocks the running process until a signal arrives or the deadline passes. */

@@ -308,7 +308,7 @@ static void demonitor_mark(nd_proc *p, term_t ref)
 {
     nd__spin_lock(&p->lock);
     for (nd_rel *r = p->rels; r; r = r->next)
-        if (r->type == REL_MONBY && term_equal(r->ref, ref)) {
+        if (r->type == REL_MONBY && nd__same(r->ref, ref)) {
             r->gone = 1;
             break;
         }
@@ -505,12 +505,12 @@ static nd_rel *rel_find(nd_proc *p, int type, term_t pid, term_t ref)
     if (ref != TERM_NONE && p->relix) {
         nd_relix *x = p->relix;
         for (nd_rel *r = x->b[term_hash(ref) & (x->nb - 1)]; r; r = r->hnext)
-            if (r->type == type && term_equal(r->ref, ref)) return r;
+            if (r->type == type && nd__same(r->ref, ref)) return r;
         return NULL;
     }
     for (nd_rel *r = p->rels; r; r = r->next) {
         if (r->type != type) continue;
-        if (ref != TERM_NONE ? term_equal(r->ref, ref) : term_equal(r->pid, pid)) return r;
+        if (ref != TERM_NONE ? nd__same(r->ref, ref) : nd__same(r->pid, pid)) return r;
     }
     return NULL;
 }
@@ -1622,7 +1622,7 @@ static bool is_down_for(term_t msg, void *ud)
 {
     term_t ref = *(term_t *)ud;
     return term_is_tuple(msg) && term_tuple_arity(msg) == 5 &&
-           term_tuple_elem(msg, 0) == nd__a_DOWN && term_equal(term_tuple_elem(msg, 1), ref);
+           term_tuple_elem(msg, 0) == nd__a_DOWN && nd__same(term_tuple_elem(msg, 1), ref);
 }
 
 int nd_demonitor(term_t ref, unsigned flags)

@@ -227,14 +227,22 @@ static bool is_reply(term_t m, void *ud)
     term_t mref = *(term_t *)ud;
     if (!term_is_tuple(m)) return false;
     size_t n = term_tuple_arity(m);
-    if (n == 2) return term_equal(term_tuple_elem(m, 0), mref);
-    return n == 5 && term_tuple_elem(m, 0) == nd__a_DOWN && term_equal(term_tuple_elem(m, 1), mref);
+    if (n == 2) return nd__same(term_tuple_elem(m, 0), mref);
+    return n == 5 && term_tuple_elem(m, 0) == nd__a_DOWN && nd__same(term_tuple_elem(m, 1), mref);
+}
+
+/* Whether the pid t is the calling process (a full comparison only when the numbers match). */
+static bool is_self(const nd_proc *self, term_t t)
+{
+    term_pid_info pi;
+    if (t == self->pid) return true;
+    return term_pid_get(t, &pi) == 0 && pi.id == self->id && term_equal(t, self->pid);
 }
 
 static int do_call(term_t server, term_t request, int64_t timeout_ms, term_t *reply)
 {
     nd_proc *self = nd__self();
-    if (term_is_pid(server) && term_equal(server, self->pid)) {
+    if (is_self(self, server)) {
         term_free(request);
         if (reply) *reply = nd__a_calling_self;
         return ND_EINVAL;
