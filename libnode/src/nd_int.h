@@ -139,6 +139,7 @@ typedef struct nd_tmr {
     int32_t idx; /* heap index, -1 when not in the heap */
     uint8_t kind;
     _Atomic uint8_t arm;  /* receive timeout: TMO_* (see nd__wait) */
+    uint64_t rel;         /* receive timeout: ns from when it is armed, or 0 (deadline set) */
     struct nd_proc *proc; /* receive timeout */
     uint64_t id;          /* send_after */
     term_t dest, msg;
@@ -293,8 +294,13 @@ static inline bool nd__same(term_t a, term_t b)
 
 /* Switches from the running process back to its scheduler with a request. */
 void nd__switch_out(nd_proc *p, int why);
-/* Blocks the running process until a signal arrives or the deadline passes. */
-void nd__wait(nd_proc *p, uint64_t deadline);
+/* Blocks the running process until a signal arrives or the deadline passes. rel_ns != 0: a
+** timeout of rel_ns that starts when it is armed (deadline is then ignored). Returns the
+** wait's absolute deadline: `deadline`, or the one a relative timeout got when it was armed
+** (ND__NO_DEADLINE if the wait ended first). */
+uint64_t nd__wait(nd_proc *p, uint64_t deadline, uint64_t rel_ns);
+/* Whether p's armed receive timeout has already fired (p is switching out). */
+bool nd__timer_fired(nd_tmr *t);
 void nd__wake_timer_owner(void);
 void nd__finish_prev(nd_sched *s);
 void nd__enqueue(nd_proc *p);

@@ -29,9 +29,15 @@ int nd_receive_ex(const nd_recv *r, term_t *msg)
 {
     nd_proc *p = nd__self();
     if (!p) return ND_ENOTPROC;
-    /* the clock is read only when the receive has to wait: the timeout runs from there */
+    /*
+    ** A timeout starts as relative (rel): the first wait hands it to the scheduler, which gives
+    ** it a deadline only if it arms it (sched.c: nd__wait), so a wait that a reply ends soon
+    ** reads no clock (a clock read costs ~100 ns under KVM). If that wait ends before being
+    ** armed and the receive has to wait again, the timeout restarts from there as a deadline.
+    */
     uint64_t deadline = r->timeout_ms < 0 ? ND__NO_DEADLINE : 0;
-    bool timed = r->timeout_ms > 0;
+    uint64_t rel = r->timeout_ms > 0 ? (uint64_t)r->timeout_ms * 1000000u : 0;
+    bool waited = false;
     nd__drain(p);
     nd_sig *prev = NULL;
     bool use_mark = r->from_mark && (p->flags & PF_HAS_MARK);
@@ -72,15 +78,23 @@ int nd_receive_ex(const nd_recv *r, term_t *msg)
             if (--p->reds <= 0) nd_yield();
             return which;
         }
-        if (timed) {
-            deadline = nd__deadline(r->timeout_ms);
-            timed = false;
-        } else if (deadline == 0 || (deadline != ND__NO_DEADLINE && nd__now() >= deadline)) {
+        if (rel && waited) {
+            deadline = nd__now() + rel;
+            rel = 0;
+        }
+        if (!rel && (deadline == 0 || (deadline != ND__NO_DEADLINE && nd__now() >= deadline))) {
             if (nd__tracing()) nd__evp(ND_EV_RECEIVE, ND_RECV_TIMEOUT, p, scanned, 0);
             if (--p->reds <= 0) nd_yield();
             return ND_ETIMEOUT;
         }
-        nd__wait(p, deadline);
+        uint64_t d = nd__wait(p, deadline, rel);
+        if (rel) {
+            waited = true;
+            if (d != ND__NO_DEADLINE) { /* armed: the deadline it got */
+                deadline = d;
+                rel = 0;
+            }
+        }
         nd__drain(p);
         cur = prev ? prev->next : p->in_head;
     }

@@ -190,8 +190,10 @@ void nd__make_runnable(nd_proc *p)
 ** parks, and the watchdog arms the list of a scheduler stuck in one slice, so a timeout is late
 ** by at most one pass of its scheduler's loop. A full list arms at once.
 */
-void nd__wait(nd_proc *p, uint64_t deadline)
+uint64_t nd__wait(nd_proc *p, uint64_t deadline, uint64_t rel_ns)
 {
+    p->tmo.rel = rel_ns;
+    if (rel_ns) deadline = 0; /* set when armed */
     p->tmo.deadline = deadline;
     if (deadline != ND__NO_DEADLINE) {
         /* release: the deadline is written before anyone can see PENDING */
@@ -206,11 +208,18 @@ void nd__wait(nd_proc *p, uint64_t deadline)
         }
     }
     nd__switch_out(p, WHY_WAIT);
-    if (deadline != ND__NO_DEADLINE &&
-        atomic_exchange_explicit(&p->tmo.arm, TMO_IDLE, memory_order_acq_rel) == TMO_ARMED)
-        nd__timer_remove(&p->tmo);
+    if (deadline != ND__NO_DEADLINE) {
+        if (atomic_exchange_explicit(&p->tmo.arm, TMO_IDLE, memory_order_acq_rel) == TMO_ARMED) {
+            nd__timer_remove(&p->tmo); /* its lock orders the armer's write of the deadline */
+            deadline = p->tmo.deadline;
+        } else if (rel_ns) {
+            deadline = ND__NO_DEADLINE; /* ended before its timeout started */
+        }
+    }
     p->tmo.deadline = ND__NO_DEADLINE;
+    p->tmo.rel = 0;
     p->reds = (int32_t)nd__rt.cfg.reductions;
+    return deadline;
 }
 
 /* Arms the timeouts listed on s whose processes still wait (a process that was woken will call
@@ -362,7 +371,7 @@ void nd__finish_prev(nd_sched *s)
     case WHY_HIBERNATE:
     case WHY_WAIT: {
         /* read before publishing WAITING: from then on p may run elsewhere */
-        uint64_t deadline = p->tmo.deadline;
+        bool timed = p->why == WHY_WAIT;
         /* a hibernating process wakes for any message, also one its last drain brought in */
         bool pending = false;
         if (p->why == WHY_HIBERNATE) {
@@ -371,13 +380,13 @@ void nd__finish_prev(nd_sched *s)
             p->stack = NULL;
             atomic_store_explicit(&p->held_stack, 0, memory_order_relaxed);
             pending = p->in_head != NULL;
-            deadline = ND__NO_DEADLINE;
         }
         atomic_store(&p->state, PS_WAITING);
         /* Dekker with senders: they push then look at the state; we publish WAITING then look
-        ** at the queue (both seq_cst), so one of us sees the other. */
-        if (pending || atomic_load(&p->outer) != NULL ||
-            (deadline != ND__NO_DEADLINE && nd__now() >= deadline)) {
+        ** at the queue (both seq_cst), so one of us sees the other. The same with a timeout
+        ** armed early (a full lazy list, the watchdog): one that fired while p was still
+        ** running could not wake it. A timeout armed later wakes p itself (no clock read). */
+        if (pending || atomic_load(&p->outer) != NULL || (timed && nd__timer_fired(&p->tmo))) {
             uint32_t st = PS_WAITING;
             if (atomic_compare_exchange_strong(&p->state, &st, PS_RUNNABLE))
                 if (!rq_push(&s->rq, p)) gq_push(p);

@@ -98,11 +98,16 @@ uint64_t nd__timers_next(void)
 void nd__timers_arm(nd_proc *const *ps, unsigned n)
 {
     bool earliest = false;
+    uint64_t now = 0;
     pthread_mutex_lock(&t_mu);
     for (unsigned i = 0; i < n; i++) {
         nd_tmr *t = &ps[i]->tmo;
         uint8_t st = TMO_PENDING;
         if (!atomic_compare_exchange_strong(&t->arm, &st, TMO_ARMED)) continue;
+        if (t->rel) { /* a relative timeout starts now */
+            if (!now) now = nd__now();
+            t->deadline = now + t->rel;
+        }
         earliest |= t_len == 0 || t->deadline < t_heap[0]->deadline;
         if (heap_insert_locked(t) != 0) {
             pthread_mutex_unlock(&t_mu);
@@ -112,6 +117,17 @@ void nd__timers_arm(nd_proc *const *ps, unsigned n)
     update_next();
     pthread_mutex_unlock(&t_mu);
     if (earliest && !nd__sched_get()) nd__wake_timer_owner();
+}
+
+/* An armed receive timeout that is out of the heap while its owner has not resumed yet was
+** taken out by nd__timers_fire: it fired. */
+bool nd__timer_fired(nd_tmr *t)
+{
+    if (atomic_load(&t->arm) != TMO_ARMED) return false;
+    pthread_mutex_lock(&t_mu);
+    bool fired = t->idx < 0;
+    pthread_mutex_unlock(&t_mu);
+    return fired;
 }
 
 void nd__timer_remove(nd_tmr *t)
