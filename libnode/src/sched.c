@@ -190,36 +190,40 @@ void nd__make_runnable(nd_proc *p)
 ** parks, and the watchdog arms the list of a scheduler stuck in one slice, so a timeout is late
 ** by at most one pass of its scheduler's loop. A full list arms at once.
 */
-uint64_t nd__wait(nd_proc *p, uint64_t deadline, uint64_t rel_ns)
+static __attribute__((noinline)) uint64_t wait_timed(nd_proc *p, uint64_t deadline, uint64_t rel_ns)
 {
     p->tmo.rel = rel_ns;
     if (rel_ns) deadline = 0; /* set when armed */
     p->tmo.deadline = deadline;
-    if (deadline != ND__NO_DEADLINE) {
-        /* release: the deadline is written before anyone can see PENDING */
-        atomic_store_explicit(&p->tmo.arm, TMO_PENDING, memory_order_release);
-        nd_sched *s = nd__sched_get();
-        unsigned n = atomic_load_explicit(&s->nlazy, memory_order_relaxed);
-        if (n < ND__LAZY_MAX) {
-            atomic_store_explicit(&s->lazy[n], p, memory_order_relaxed);
-            atomic_store_explicit(&s->nlazy, n + 1, memory_order_release);
-        } else {
-            nd__timers_arm(&p, 1);
-        }
+    /* release: the deadline is written before anyone can see PENDING */
+    atomic_store_explicit(&p->tmo.arm, TMO_PENDING, memory_order_release);
+    nd_sched *s = nd__sched_get();
+    unsigned n = atomic_load_explicit(&s->nlazy, memory_order_relaxed);
+    if (n < ND__LAZY_MAX) {
+        atomic_store_explicit(&s->lazy[n], p, memory_order_relaxed);
+        atomic_store_explicit(&s->nlazy, n + 1, memory_order_release);
+    } else {
+        nd__timers_arm(&p, 1);
     }
     nd__switch_out(p, WHY_WAIT);
-    if (deadline != ND__NO_DEADLINE) {
-        if (atomic_exchange_explicit(&p->tmo.arm, TMO_IDLE, memory_order_acq_rel) == TMO_ARMED) {
-            nd__timer_remove(&p->tmo); /* its lock orders the armer's write of the deadline */
-            deadline = p->tmo.deadline;
-        } else if (rel_ns) {
-            deadline = ND__NO_DEADLINE; /* ended before its timeout started */
-        }
+    if (atomic_exchange_explicit(&p->tmo.arm, TMO_IDLE, memory_order_acq_rel) == TMO_ARMED) {
+        nd__timer_remove(&p->tmo); /* its lock orders the armer's write of the deadline */
+        deadline = p->tmo.deadline;
+    } else if (rel_ns) {
+        deadline = ND__NO_DEADLINE; /* ended before its timeout started */
     }
     p->tmo.deadline = ND__NO_DEADLINE;
     p->tmo.rel = 0;
     p->reds = (int32_t)nd__rt.cfg.reductions;
     return deadline;
+}
+
+uint64_t nd__wait(nd_proc *p, uint64_t deadline, uint64_t rel_ns)
+{
+    if (deadline != ND__NO_DEADLINE || rel_ns) return wait_timed(p, deadline, rel_ns);
+    nd__switch_out(p, WHY_WAIT); /* no timeout: tmo stays idle */
+    p->reds = (int32_t)nd__rt.cfg.reductions;
+    return ND__NO_DEADLINE;
 }
 
 /* Arms the timeouts listed on s whose processes still wait (a process that was woken will call
@@ -386,7 +390,8 @@ void nd__finish_prev(nd_sched *s)
         ** at the queue (both seq_cst), so one of us sees the other. The same with a timeout
         ** armed early (a full lazy list, the watchdog): one that fired while p was still
         ** running could not wake it. A timeout armed later wakes p itself (no clock read). */
-        if (pending || atomic_load(&p->outer) != NULL || (timed && nd__timer_fired(&p->tmo))) {
+        if (pending || atomic_load(&p->outer) != NULL ||
+            (timed && atomic_load(&p->tmo.arm) == TMO_ARMED && nd__timer_fired(&p->tmo))) {
             uint32_t st = PS_WAITING;
             if (atomic_compare_exchange_strong(&p->state, &st, PS_RUNNABLE))
                 if (!rq_push(&s->rq, p)) gq_push(p);
