@@ -116,6 +116,9 @@ void nd__timers_arm(nd_proc *const *ps, unsigned n)
     }
     update_next();
     pthread_mutex_unlock(&t_mu);
+    /* On a scheduler thread, that scheduler looks at the timers before it next parks (and the
+    ** watchdog nudges parked schedulers when a deadline passes); waking an idle one here would
+    ** make it steal work. From the watchdog, a parked scheduler may have to wake earlier. */
     if (earliest && !nd__sched_get()) nd__wake_timer_owner();
 }
 
