@@ -159,11 +159,16 @@ typedef struct nd_tmr {
     uint64_t deadline;
     int32_t idx; /* heap index, -1 when not in the heap */
     uint8_t kind;
+    _Atomic uint8_t arm;  /* receive timeout: TMO_* (see nd__wait) */
+    uint64_t rel;         /* receive timeout: ns from when it is armed, or 0 (deadline set) */
     struct nd_proc *proc; /* receive timeout */
     uint64_t id;          /* send_after */
     term_t dest, msg;
 } nd_tmr;
 enum { TMR_RECV = 1, TMR_SEND };
+/* A receive timeout is put in the heap lazily: TMO_PENDING while its process waits with the
+** deadline set but not yet in the heap, TMO_ARMED once in it (sched.c: nd__wait). */
+enum { TMO_IDLE = 0, TMO_PENDING, TMO_ARMED };
 
 struct nd_waiter;
 
@@ -247,7 +252,8 @@ void nd__inner_append(nd_proc *p, nd_sig *s);
 enum { CNT_MSG_IN, CNT_MSG_REMOTE, CNT_MSG_CONV, CNT_MSG_RECV, CNT_MSG_DISCARD, CNT__N };
 enum { ACCT_RUN, ACCT_SPIN, ACCT_IDLE, ACCT__N };
 
-#define ND__RQ_SIZE 256
+#define ND__RQ_SIZE  256
+#define ND__LAZY_MAX 64
 typedef struct nd_runq {
     _Atomic uint32_t head, tail;
     _Atomic(nd_proc *) buf[ND__RQ_SIZE];
@@ -282,6 +288,10 @@ typedef struct nd_sched {
     uint32_t tid_next;                   /* trace ids of messages sent on this scheduler */
     unsigned tick;                       /* passes through the loop (the global queue's turn) */
     _Atomic(struct nd_proc *) park_list; /* processes that began waiting here (the sweep takes) */
+    /* processes that began a wait with a deadline on this scheduler since its loop last ran,
+    ** their timeouts not yet in the heap (written by the owner, read by the watchdog) */
+    _Atomic unsigned nlazy;
+    _Atomic(nd_proc *) lazy[ND__LAZY_MAX];
 } nd_sched;
 
 /* libnode's thread-locals are few and small: the initial-exec model keeps each access one
@@ -300,10 +310,22 @@ static inline nd_proc *nd__self(void)
     return s ? s->current : NULL;
 }
 
+/* Term equality with the common case first: a reference or pid compared with a copy of
+** itself (the same box, one reference count apart). */
+static inline bool nd__same(term_t a, term_t b)
+{
+    return a == b || term_equal(a, b);
+}
+
 /* Switches from the running process back to its scheduler with a request. */
 void nd__switch_out(nd_proc *p, int why);
-/* Blocks the running process until a signal arrives or the deadline passes. */
-void nd__wait(nd_proc *p, uint64_t deadline);
+/* Blocks the running process until a signal arrives or the deadline passes. rel_ns != 0: a
+** timeout of rel_ns that starts when it is armed (deadline is then ignored). Returns the
+** wait's absolute deadline: `deadline`, or the one a relative timeout got when it was armed
+** (ND__NO_DEADLINE if the wait ended first). */
+uint64_t nd__wait(nd_proc *p, uint64_t deadline, uint64_t rel_ns);
+/* Whether p's armed receive timeout has already fired (p is switching out). */
+bool nd__timer_fired(nd_tmr *t);
 void nd__wake_timer_owner(void);
 void nd__finish_prev(nd_sched *s);
 void nd__enqueue(nd_proc *p);
@@ -311,8 +333,9 @@ uint64_t nd__now(void);
 uint64_t nd__deadline(int64_t timeout_ms);
 
 /* Timers (timer.c). */
-void nd__timer_insert(nd_tmr *t);
 void nd__timer_remove(nd_tmr *t);
+/* Puts the receive timeouts of ps[0..n) that are still TMO_PENDING into the heap. */
+void nd__timers_arm(nd_proc *const *ps, unsigned n);
 int nd__timers_fire(uint64_t now); /* fires what is due; returns count */
 uint64_t nd__timers_next(void);
 void nd__timers_init(void);

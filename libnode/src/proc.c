@@ -28,6 +28,15 @@ typedef struct sig_cache {
 } sig_cache;
 static ND__TLS sig_cache caches[2]; /* [0] compact message nodes, [1] full nodes */
 
+/* Link and monitor records are recycled the same way: a server call makes one on each side
+** (the caller's monitor, the server's monitored-by) and drops both. */
+#define ND__REL_CACHE 256
+typedef struct rel_cache {
+    struct nd_rel *head;
+    unsigned n;
+} rel_cache;
+static ND__TLS rel_cache rcache;
+
 void nd__sig_cache_drain(void)
 {
     for (int i = 0; i < 2; i++) {
@@ -38,6 +47,12 @@ void nd__sig_cache_drain(void)
         }
         caches[i].n = 0;
     }
+    while (rcache.head) {
+        struct nd_rel *r = rcache.head;
+        rcache.head = r->next;
+        free(r);
+    }
+    rcache.n = 0;
 }
 
 static nd_sig *node_alloc(int full)
@@ -293,7 +308,7 @@ static void demonitor_mark(nd_proc *p, term_t ref)
 {
     nd__spin_lock(&p->lock);
     for (nd_rel *r = p->rels; r; r = r->next)
-        if (r->type == REL_MONBY && term_equal(r->ref, ref)) {
+        if (r->type == REL_MONBY && nd__same(r->ref, ref)) {
             r->gone = 1;
             break;
         }
@@ -490,19 +505,50 @@ static nd_rel *rel_find(nd_proc *p, int type, term_t pid, term_t ref)
     if (ref != TERM_NONE && p->relix) {
         nd_relix *x = p->relix;
         for (nd_rel *r = x->b[term_hash(ref) & (x->nb - 1)]; r; r = r->hnext)
-            if (r->type == type && term_equal(r->ref, ref)) return r;
+            if (r->type == type && nd__same(r->ref, ref)) return r;
         return NULL;
     }
     for (nd_rel *r = p->rels; r; r = r->next) {
         if (r->type != type) continue;
-        if (ref != TERM_NONE ? term_equal(r->ref, ref) : term_equal(r->pid, pid)) return r;
+        if (ref != TERM_NONE ? nd__same(r->ref, ref) : nd__same(r->pid, pid)) return r;
     }
     return NULL;
 }
 
+/* Not inlined (nor rel_free): they read the thread-local cache, see nd__push. */
+static __attribute__((noinline)) nd_rel *rel_alloc(void)
+{
+    nd_rel *r = rcache.head;
+    if (r) {
+        rcache.head = r->next;
+        rcache.n--;
+        return r;
+    }
+    return malloc(sizeof *r);
+}
+
+/* Frees a record whose terms are already released. */
+static __attribute__((noinline)) void rel_free(nd_rel *r)
+{
+    if (rcache.n < ND__REL_CACHE && nd__cur_sched) {
+        r->next = rcache.head;
+        rcache.head = r;
+        rcache.n++;
+        return;
+    }
+    free(r);
+}
+
+/* What a monitor record names in DOWN messages and process_info: its item, or for a monitor
+** of a pid (stored without one) the pid. */
+static inline term_t rel_item(const nd_rel *r)
+{
+    return r->item != TERM_NONE ? r->item : r->pid;
+}
+
 static nd_rel *rel_add(nd_proc *p, int type, term_t pid, term_t ref, term_t item)
 {
-    nd_rel *r = malloc(sizeof *r);
+    nd_rel *r = rel_alloc();
     if (!r) {
         term_free(pid);
         term_free(ref);
@@ -533,7 +579,8 @@ static nd_rel *rel_add(nd_proc *p, int type, term_t pid, term_t ref, term_t item
     return r;
 }
 
-static void rel_remove(nd_proc *p, nd_rel *r)
+/* Takes r out of p's list and index and frees the record; its terms are the caller's. */
+static void rel_detach(nd_proc *p, nd_rel *r)
 {
     if (p->relix && r->ref != TERM_NONE) {
         nd_relix *x = p->relix;
@@ -548,10 +595,16 @@ static void rel_remove(nd_proc *p, nd_rel *r)
     *r->pprev = r->next;
     if (r->next) r->next->pprev = r->pprev;
     nd__spin_unlock(&p->lock);
-    term_free(r->pid);
-    term_free(r->ref);
-    term_free(r->item);
-    free(r);
+    rel_free(r);
+}
+
+static void rel_remove(nd_proc *p, nd_rel *r)
+{
+    term_t pid = r->pid, ref = r->ref, item = r->item;
+    rel_detach(p, r);
+    term_free(pid);
+    term_free(ref);
+    term_free(item);
 }
 
 /* ================================================================ sending signals */
@@ -641,13 +694,15 @@ void nd__send_sig(nd_proc *self, term_t to, nd_sig *s)
 {
     (void)self;
     if (nd__tracing() && s->full) ev_signal(s, to);
+    nd_proc *q = nd__proc_get(to); /* a live local process, the common case: one lookup */
+    if (q) {
+        bool ok = nd__push(q, s);
+        nd__proc_put(q);
+        if (ok) return;
+        dead_answer(to, s, nd__a_noproc);
+        return;
+    }
     if (nd__pid_is_local(to)) {
-        nd_proc *q = nd__proc_get(to);
-        if (q) {
-            bool ok = nd__push(q, s);
-            nd__proc_put(q);
-            if (ok) return;
-        }
         dead_answer(to, s, nd__a_noproc);
         return;
     }
@@ -886,7 +941,7 @@ static void handle_sig(nd_proc *p, nd_sig *s)
     case SIG_DOWN:
         if ((r = rel_find(p, REL_MON, TERM_NONE, s->ref))) {
             term_t msg = term_tuplev(5, nd__a_DOWN, term_dup(r->ref), nd__a_process,
-                                     term_dup(r->item), term_dup(s->payload));
+                                     term_dup(rel_item(r)), term_dup(s->payload));
             rel_remove(p, r);
             to_message(p, s, msg);
             return;
@@ -1054,7 +1109,7 @@ _Noreturn void nd__proc_exit(nd_proc *p, term_t reason)
         term_free(r->pid);
         term_free(r->ref);
         term_free(r->item);
-        free(r);
+        rel_free(r);
     }
     notify_waiter(p);
     atomic_fetch_add_explicit(&nd__rt.st_exits, 1, memory_order_relaxed);
@@ -1506,10 +1561,10 @@ int nd_monitor(term_t target, term_t *ref_out)
 {
     nd_proc *p = nd__self();
     if (!p) return ND_ENOTPROC;
-    term_t item, pid = TERM_NONE;
+    /* a monitor of a pid keeps no item (rel_item: the pid is what its DOWN names) */
+    term_t item = TERM_NONE, pid = TERM_NONE;
     nd_proc *q = NULL;
     if (term_is_pid(target)) {
-        item = term_dup(target);
         pid = term_dup(target);
     } else {
         term_t name = target, node = nd_node();
@@ -1526,7 +1581,7 @@ int nd_monitor(term_t target, term_t *ref_out)
     }
     term_t ref = nd_make_ref();
     nd_sig *s = nd__sig_new(SIG_MONITOR);
-    if (!s || ref == TERM_NONE || item == TERM_NONE) {
+    if (!s || ref == TERM_NONE || (item == TERM_NONE && !term_is_pid(target))) {
         if (s) nd__sig_free(s);
         term_free(ref);
         term_free(item);
@@ -1547,8 +1602,11 @@ int nd_monitor(term_t target, term_t *ref_out)
         if (nd__tracing()) ev_signal(s, item);
         dist_out(s, item);
     } else {
-        rel_add(p, REL_MON, term_dup(pid), term_dup(ref), item);
+        /* the record is added after the signal has gone: an answer (a DOWN from a dead target)
+        ** is a signal too, handled at a later drain, so the order does not show */
         nd__send_sig(p, pid, s);
+        rel_add(p, REL_MON, pid, term_dup(ref), item);
+        pid = TERM_NONE;
     }
     term_free(pid);
     if (q) nd__proc_put(q);
@@ -1564,7 +1622,7 @@ static bool is_down_for(term_t msg, void *ud)
 {
     term_t ref = *(term_t *)ud;
     return term_is_tuple(msg) && term_tuple_arity(msg) == 5 &&
-           term_tuple_elem(msg, 0) == nd__a_DOWN && term_equal(term_tuple_elem(msg, 1), ref);
+           term_tuple_elem(msg, 0) == nd__a_DOWN && nd__same(term_tuple_elem(msg, 1), ref);
 }
 
 int nd_demonitor(term_t ref, unsigned flags)
@@ -1574,23 +1632,36 @@ int nd_demonitor(term_t ref, unsigned flags)
     nd_rel *r = rel_find(p, REL_MON, TERM_NONE, ref);
     int rc = ND_ENOPROC;
     if (r) {
-        if (term_is_pid(r->pid)) {
-            nd_sig *s = nd__sig_new(SIG_DEMONITOR);
-            if (s) {
+        /* the record's reference goes with the signal */
+        term_t to = r->pid, mref = r->ref;
+        term_free(r->item);
+        rel_detach(p, r);
+        nd_sig *s = term_is_pid(to) || term_is_tuple(to) ? nd__sig_new(SIG_DEMONITOR) : NULL;
+        nd_proc *q = s && term_is_pid(to) ? nd__proc_get(to) : NULL;
+        if (q) {
+            /* a live local target reads only the reference (`from` is for distribution and
+            ** the trace) */
+            s->ref = mref;
+            mref = TERM_NONE;
+            if (nd__tracing()) {
                 s->from = term_dup(p->pid);
-                s->ref = term_dup(ref);
-                nd__send_sig(p, r->pid, s);
+                ev_signal(s, to);
             }
-        } else if (term_is_tuple(r->pid)) {
-            nd_sig *s = nd__sig_new(SIG_DEMONITOR);
-            if (s) {
-                s->from = term_dup(p->pid);
-                s->ref = term_dup(ref);
-                if (nd__tracing()) ev_signal(s, r->pid);
-                dist_out(s, r->pid);
+            if (!nd__push(q, s)) nd__sig_free(s);
+            nd__proc_put(q);
+        } else if (s) {
+            s->from = term_dup(p->pid);
+            s->ref = mref;
+            mref = TERM_NONE;
+            if (term_is_pid(to)) {
+                nd__send_sig(p, to, s);
+            } else {
+                if (nd__tracing()) ev_signal(s, to);
+                dist_out(s, to);
             }
         }
-        rel_remove(p, r);
+        term_free(to);
+        term_free(mref);
         rc = 0;
     }
     if (flags & ND_DEMONITOR_FLUSH) {
@@ -1630,7 +1701,7 @@ int nd_process_info(term_t pid, nd_proc_info *info)
             links = term_cons(term_dup(r->pid), links);
             nl++;
         } else if (r->type == REL_MON) {
-            mons = term_cons(term_dup(r->item), mons);
+            mons = term_cons(term_dup(rel_item(r)), mons);
             nm++;
         } else if (r->type == REL_MONBY && !r->gone) {
             monby = term_cons(term_dup(r->pid), monby);

@@ -29,9 +29,14 @@ int nd_receive_ex(const nd_recv *r, term_t *msg)
 {
     nd_proc *p = nd__self();
     if (!p) return ND_ENOTPROC;
-    uint64_t deadline = r->timeout_ms < 0    ? ND__NO_DEADLINE
-                        : r->timeout_ms == 0 ? 0
-                                             : nd__deadline(r->timeout_ms);
+    /*
+    ** A timeout starts as relative (rel): the first wait hands it to the scheduler, which gives
+    ** it a deadline only if it arms it (sched.c: nd__wait), so a wait that a reply ends soon
+    ** reads no clock (a clock read costs ~100 ns under KVM). If that wait ends before being
+    ** armed and the receive has to wait again, the timeout restarts from there as a deadline.
+    */
+    enum { T_REL, T_REL_WAITED, T_DEADLINE } tstate = T_REL;
+    uint64_t deadline = 0;
     nd__drain(p);
     nd_sig *prev = NULL;
     bool use_mark = r->from_mark && (p->flags & PF_HAS_MARK);
@@ -72,12 +77,30 @@ int nd_receive_ex(const nd_recv *r, term_t *msg)
             if (--p->reds <= 0) nd_yield();
             return which;
         }
-        if (deadline == 0 || (deadline != ND__NO_DEADLINE && nd__now() >= deadline)) {
-            if (nd__tracing()) nd__evp(ND_EV_RECEIVE, ND_RECV_TIMEOUT, p, scanned, 0);
-            if (--p->reds <= 0) nd_yield();
-            return ND_ETIMEOUT;
+        if (r->timeout_ms < 0) {
+            nd__wait(p, ND__NO_DEADLINE, 0);
+        } else {
+            uint64_t rel = (uint64_t)r->timeout_ms * 1000000u;
+            if (tstate == T_REL_WAITED) {
+                deadline = nd__now() + rel;
+                tstate = T_DEADLINE;
+            }
+            if (rel == 0 || (tstate == T_DEADLINE && nd__now() >= deadline)) {
+                if (nd__tracing()) nd__evp(ND_EV_RECEIVE, ND_RECV_TIMEOUT, p, scanned, 0);
+                if (--p->reds <= 0) nd_yield();
+                return ND_ETIMEOUT;
+            }
+            if (tstate == T_DEADLINE) {
+                nd__wait(p, deadline, 0);
+            } else {
+                uint64_t d = nd__wait(p, 0, rel);
+                tstate = T_REL_WAITED;
+                if (d != ND__NO_DEADLINE) { /* armed: the deadline it got */
+                    deadline = d;
+                    tstate = T_DEADLINE;
+                }
+            }
         }
-        nd__wait(p, deadline);
         nd__drain(p);
         cur = prev ? prev->next : p->in_head;
     }

@@ -182,14 +182,69 @@ void nd__make_runnable(nd_proc *p)
 
 /* ================================================================ switching */
 
-void nd__wait(nd_proc *p, uint64_t deadline)
+/*
+** A wait with a deadline does not put its timeout in the timer heap (a lock, a sift, and the same
+** again to take it out): most such waits (a server call's reply) end before their scheduler
+** next passes through its loop. The process is listed on its scheduler as PENDING; the loop
+** arms what is still waiting before it looks at timers, runs the next process from the loop, or
+** parks, and the watchdog arms the list of a scheduler stuck in one slice, so a timeout is late
+** by at most one pass of its scheduler's loop. A full list arms at once.
+*/
+static __attribute__((noinline)) uint64_t wait_timed(nd_proc *p, uint64_t deadline, uint64_t rel_ns)
 {
+    p->tmo.rel = rel_ns;
+    if (rel_ns) deadline = 0; /* set when armed */
     p->tmo.deadline = deadline;
-    if (deadline != ND__NO_DEADLINE) nd__timer_insert(&p->tmo);
+    /* release: the deadline is written before anyone can see PENDING */
+    atomic_store_explicit(&p->tmo.arm, TMO_PENDING, memory_order_release);
+    nd_sched *s = nd__sched_get();
+    unsigned n = atomic_load_explicit(&s->nlazy, memory_order_relaxed);
+    if (n < ND__LAZY_MAX) {
+        atomic_store_explicit(&s->lazy[n], p, memory_order_relaxed);
+        atomic_store_explicit(&s->nlazy, n + 1, memory_order_release);
+    } else {
+        nd__timers_arm(&p, 1);
+    }
     nd__switch_out(p, WHY_WAIT);
-    if (deadline != ND__NO_DEADLINE) nd__timer_remove(&p->tmo);
+    if (atomic_exchange_explicit(&p->tmo.arm, TMO_IDLE, memory_order_acq_rel) == TMO_ARMED) {
+        nd__timer_remove(&p->tmo); /* its lock orders the armer's write of the deadline */
+        deadline = p->tmo.deadline;
+    } else if (rel_ns) {
+        deadline = ND__NO_DEADLINE; /* ended before its timeout started */
+    }
     p->tmo.deadline = ND__NO_DEADLINE;
+    p->tmo.rel = 0;
     p->reds = (int32_t)nd__rt.cfg.reductions;
+    return deadline;
+}
+
+uint64_t nd__wait(nd_proc *p, uint64_t deadline, uint64_t rel_ns)
+{
+    if (deadline != ND__NO_DEADLINE || rel_ns) return wait_timed(p, deadline, rel_ns);
+    nd__switch_out(p, WHY_WAIT); /* no timeout: tmo stays idle */
+    p->reds = (int32_t)nd__rt.cfg.reductions;
+    return ND__NO_DEADLINE;
+}
+
+/* Arms the timeouts listed on s whose processes still wait (a process that was woken will call
+** nd__wait again if it has to wait on). from_owner: s's own thread, which then empties the list;
+** the watchdog only arms (stale entries are harmless: see nd__timers_arm). */
+static void arm_lazy(nd_sched *s, bool from_owner)
+{
+    unsigned n = atomic_load_explicit(&s->nlazy, memory_order_acquire), k = 0;
+    if (n > ND__LAZY_MAX) n = ND__LAZY_MAX;
+    nd_proc *w[ND__LAZY_MAX];
+    for (unsigned i = 0; i < n; i++) {
+        nd_proc *p = atomic_load_explicit(&s->lazy[i], memory_order_relaxed);
+        uint32_t st = p ? atomic_load_explicit(&p->state, memory_order_relaxed) : 0;
+        /* PS_PARKING waits too (stack.c): its timeout must be armed now, since the owner
+        ** empties the list; one that fires while it parks is seen when it is published */
+        if (p && (st == PS_WAITING || st == PS_PARKING) &&
+            atomic_load_explicit(&p->tmo.arm, memory_order_relaxed) == TMO_PENDING)
+            w[k++] = p;
+    }
+    if (from_owner) atomic_store_explicit(&s->nlazy, 0, memory_order_relaxed);
+    if (k) nd__timers_arm(w, k);
 }
 
 void nd_yield(void)
@@ -252,10 +307,13 @@ static void *watchdog_main(void *arg)
                 seen_seq[i] = seq;
                 since[i] = now;
                 reported[i] = false;
-            } else if (!reported[i] && now - since[i] >= limit) {
-                reported[i] = true;
-                report_long(i, id, atomic_load_explicit(&s->cur_serial, memory_order_relaxed),
-                            now - since[i]);
+            } else {
+                arm_lazy(s, false); /* stuck in one slice since the last look */
+                if (!reported[i] && now - since[i] >= limit) {
+                    reported[i] = true;
+                    report_long(i, id, atomic_load_explicit(&s->cur_serial, memory_order_relaxed),
+                                now - since[i]);
+                }
             }
         }
         uint64_t nt = nd__timers_next();
@@ -331,8 +389,7 @@ void nd__finish_prev(nd_sched *s)
     case WHY_HIBERNATE:
     case WHY_WAIT: {
         /* read before publishing WAITING: from then on p may run elsewhere */
-        uint64_t deadline = p->tmo.deadline;
-        bool wait = p->why == WHY_WAIT;
+        bool timed = p->why == WHY_WAIT;
         /* a hibernating process wakes for any message, also one its last drain brought in */
         bool pending = false;
         if (p->why == WHY_HIBERNATE) {
@@ -341,19 +398,20 @@ void nd__finish_prev(nd_sched *s)
             p->stack = NULL;
             atomic_store_explicit(&p->held_stack, 0, memory_order_relaxed);
             pending = p->in_head != NULL;
-            deadline = ND__NO_DEADLINE;
         }
         atomic_store(&p->state, PS_WAITING);
         /* Dekker with senders: they push then look at the state; we publish WAITING then look
-        ** at the queue (both seq_cst), so one of us sees the other. */
+        ** at the queue (both seq_cst), so one of us sees the other. The same with a timeout
+        ** armed early (a full lazy list, the watchdog): one that fired while p was still
+        ** running could not wake it. A timeout armed later wakes p itself (no clock read). */
         if (pending || atomic_load(&p->outer) != NULL ||
-            (deadline != ND__NO_DEADLINE && nd__now() >= deadline)) {
+            (timed && atomic_load(&p->tmo.arm) == TMO_ARMED && nd__timer_fired(&p->tmo))) {
             uint32_t st = PS_WAITING;
             if (atomic_compare_exchange_strong(&p->state, &st, PS_RUNNABLE))
                 if (!rq_push(&s->rq, p)) gq_push(p);
         }
         /* the sweeps that park idle stacks (stack.c) hear of a wait only when they must */
-        if (wait && ND__UNLIKELY(atomic_load(&p->park_mark) != PM_WAITED)) nd__park_note(s, p);
+        if (timed && ND__UNLIKELY(atomic_load(&p->park_mark) != PM_WAITED)) nd__park_note(s, p);
         break;
     }
     case WHY_EXIT:
@@ -519,6 +577,7 @@ static void *sched_main(void *arg)
     nd__altstack_setup(s);
     acct_enter(s, ACCT_RUN, nd__now());
     while (!atomic_load(&nd__rt.stopping_threads)) {
+        if (atomic_load_explicit(&s->nlazy, memory_order_relaxed)) arm_lazy(s, true);
         uint64_t nt = nd__timers_next();
         if (nt != ND__NO_DEADLINE) {
             uint64_t now = nd__now();

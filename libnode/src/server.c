@@ -227,14 +227,22 @@ static bool is_reply(term_t m, void *ud)
     term_t mref = *(term_t *)ud;
     if (!term_is_tuple(m)) return false;
     size_t n = term_tuple_arity(m);
-    if (n == 2) return term_equal(term_tuple_elem(m, 0), mref);
-    return n == 5 && term_tuple_elem(m, 0) == nd__a_DOWN && term_equal(term_tuple_elem(m, 1), mref);
+    if (n == 2) return nd__same(term_tuple_elem(m, 0), mref);
+    return n == 5 && term_tuple_elem(m, 0) == nd__a_DOWN && nd__same(term_tuple_elem(m, 1), mref);
+}
+
+/* Whether the pid t is the calling process (a full comparison only when the numbers match). */
+static bool is_self(const nd_proc *self, term_t t)
+{
+    term_pid_info pi;
+    if (t == self->pid) return true;
+    return term_pid_get(t, &pi) == 0 && pi.id == self->id && term_equal(t, self->pid);
 }
 
 static int do_call(term_t server, term_t request, int64_t timeout_ms, term_t *reply)
 {
     nd_proc *self = nd__self();
-    if (term_is_pid(server) && term_equal(server, self->pid)) {
+    if (is_self(self, server)) {
         term_free(request);
         if (reply) *reply = nd__a_calling_self;
         return ND_EINVAL;
@@ -246,8 +254,9 @@ static int do_call(term_t server, term_t request, int64_t timeout_ms, term_t *re
         term_free(request);
         return rc;
     }
-    term_t msg = term_tuplev(3, nd__a_gen_call, term_tuplev(2, term_dup(self->pid), term_dup(mref)),
-                             request);
+    term_t from[2] = {term_dup(self->pid), term_dup(mref)};
+    term_t req[3] = {nd__a_gen_call, term_tuple(2, from), request};
+    term_t msg = term_tuple(3, req);
     /* by name, a missing name shows up as the monitor's DOWN noproc */
     nd_send(server, msg);
     nd_recv r = {is_reply, &mref, NULL, 0, timeout_ms, true};
@@ -302,8 +311,8 @@ int nd_reply(term_t from, term_t reply)
         term_free(reply);
         return ND_EINVAL;
     }
-    return nd_send(term_tuple_elem(from, 0),
-                   term_tuplev(2, term_dup(term_tuple_elem(from, 1)), reply));
+    term_t m[2] = {term_dup(term_tuple_elem(from, 1)), reply};
+    return nd_send(term_tuple_elem(from, 0), term_tuple(2, m));
 }
 
 typedef struct stop_ctx {

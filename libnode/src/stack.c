@@ -495,10 +495,10 @@ static void park_batch(nd_proc **v, size_t n, nd_proc **keep)
     for (size_t i = 0; i < k; i++) {
         nd_proc *p = v[i];
         atomic_store(&p->park_mark, PM_UNLISTED); /* a new wait lists it again */
-        uint64_t deadline = p->tmo.deadline;      /* read before publishing (see finish_prev) */
         atomic_store(&p->state, PS_WAITING);
+        /* a timeout that fired while p was PS_PARKING could not wake it (see finish_prev) */
         if (atomic_load(&p->outer) != NULL ||
-            (deadline != ND__NO_DEADLINE && nd__now() >= deadline)) {
+            (atomic_load(&p->tmo.arm) == TMO_ARMED && nd__timer_fired(&p->tmo))) {
             uint32_t st = PS_WAITING;
             if (atomic_compare_exchange_strong(&p->state, &st, PS_RUNNABLE)) nd__enqueue(p);
         }

@@ -87,22 +87,50 @@ uint64_t nd__timers_next(void)
     return atomic_load_explicit(&t_next, memory_order_acquire);
 }
 
-/* Inserts a receive timeout; wakes an idle scheduler if this is now the earliest deadline. */
-void nd__timer_insert(nd_tmr *t)
+/*
+** Arms the pending receive timeouts among ps[0..n) under one lock. PENDING -> ARMED and the
+** insertion happen together under t_mu, so an owner that ends its wait (exchanging the state
+** to IDLE) either sees PENDING (nothing in the heap, nothing to do) or ARMED (and finds the
+** timer in the heap once it has the lock). A process that is PENDING waits with tmo.deadline
+** set and does not touch it until it has taken the state back: arming it from anywhere, even
+** through a stale pointer, arms exactly its current wait.
+*/
+void nd__timers_arm(nd_proc *const *ps, unsigned n)
 {
+    bool earliest = false;
+    uint64_t now = 0;
     pthread_mutex_lock(&t_mu);
-    bool earliest = t_len == 0 || t->deadline < t_heap[0]->deadline;
-    if (heap_insert_locked(t) != 0) {
-        /* cannot fail silently: the waiter would sleep forever; fall back to a short poll */
-        pthread_mutex_unlock(&t_mu);
-        abort();
+    for (unsigned i = 0; i < n; i++) {
+        nd_tmr *t = &ps[i]->tmo;
+        uint8_t st = TMO_PENDING;
+        if (!atomic_compare_exchange_strong(&t->arm, &st, TMO_ARMED)) continue;
+        if (t->rel) { /* a relative timeout starts now */
+            if (!now) now = nd__now();
+            t->deadline = now + t->rel;
+        }
+        earliest |= t_len == 0 || t->deadline < t_heap[0]->deadline;
+        if (heap_insert_locked(t) != 0) {
+            pthread_mutex_unlock(&t_mu);
+            abort(); /* the waiter would sleep forever */
+        }
     }
     update_next();
     pthread_mutex_unlock(&t_mu);
     /* On a scheduler thread, that scheduler looks at the timers before it next parks (and the
     ** watchdog nudges parked schedulers when a deadline passes); waking an idle one here would
-    ** make it steal work on every receive with a timeout. */
+    ** make it steal work. From the watchdog, a parked scheduler may have to wake earlier. */
     if (earliest && !nd__sched_get()) nd__wake_timer_owner();
+}
+
+/* An armed receive timeout that is out of the heap while its owner has not resumed yet was
+** taken out by nd__timers_fire: it fired. */
+bool nd__timer_fired(nd_tmr *t)
+{
+    if (atomic_load(&t->arm) != TMO_ARMED) return false;
+    pthread_mutex_lock(&t_mu);
+    bool fired = t->idx < 0;
+    pthread_mutex_unlock(&t_mu);
+    return fired;
 }
 
 void nd__timer_remove(nd_tmr *t)

@@ -65,6 +65,65 @@ static void body_timeout(void *arg)
     assert_int_equal(term_small_value(m), 1);
 }
 
+/* Holds its scheduler for 2 s without yielding (misbehaving C code). */
+static void hog(void *arg)
+{
+    uint64_t t0 = now_ms();
+    while (now_ms() - t0 < 2000) {
+    }
+}
+
+/* A receive timeout is armed lazily (when its scheduler passes through its loop); a process
+** whose scheduler is then held by another one still times out on time (the watchdog arms it,
+** another scheduler fires it and runs the process). */
+static void body_timeout_busy(void *arg)
+{
+    term_t m;
+    assert_int_equal(nd_spawn(hog, NULL, NULL, NULL), 0); /* queued behind us, same scheduler */
+    uint64_t t0 = now_ms();
+    assert_int_equal(nd_receive(50, &m), ND_ETIMEOUT); /* switches straight to the hog */
+    uint64_t dt = now_ms() - t0;
+    assert_true(dt >= 50 && dt < 1000);
+}
+
+static _Atomic int flood_stop;
+
+/* Sends non-matching messages to its target, yielding between them, until told to stop. */
+static void flooder(void *arg)
+{
+    term_t to = (term_t)(uintptr_t)arg;
+    uint64_t t0 = now_ms();
+    while (!atomic_load(&flood_stop) && now_ms() - t0 < 5000) {
+        nd_send(to, I(1));
+        nd_yield();
+    }
+    term_free(to);
+}
+
+/* A stream of messages that do not match wakes the receiver again and again (each wake before
+** its scheduler passes its loop); its timeout still ends the receive. */
+static void body_timeout_flood(void *arg)
+{
+    term_t m;
+    atomic_store(&flood_stop, 0);
+    assert_int_equal(nd_spawn(flooder, (void *)(uintptr_t)term_dup(nd_self()), NULL, NULL), 0);
+    uint64_t t0 = now_ms();
+    assert_int_equal(nd_receive_if(is_int, (void *)2, 100, &m), ND_ETIMEOUT);
+    uint64_t dt = now_ms() - t0;
+    atomic_store(&flood_stop, 1);
+    assert_true(dt >= 100 && dt < 2000);
+}
+
+static void test_timeout_flood(void **state)
+{
+    nd_test_run(body_timeout_flood, NULL, "normal");
+}
+
+static void test_timeout_busy(void **state)
+{
+    nd_test_run(body_timeout_busy, NULL, "normal");
+}
+
 static void test_timeout(void **state)
 {
     nd_test_run(body_timeout, NULL, "normal");
@@ -225,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_order),        cmocka_unit_test(test_timeout),
         cmocka_unit_test(test_many_senders), cmocka_unit_test(test_marker),
         cmocka_unit_test(test_fair),         cmocka_unit_test(test_info),
+        cmocka_unit_test(test_timeout_busy), cmocka_unit_test(test_timeout_flood),
     };
     return cmocka_run_group_tests(tests, nd_test_setup, nd_test_teardown);
 }

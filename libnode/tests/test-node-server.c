@@ -163,6 +163,20 @@ static void body_more(void *arg)
     term_free(m);
     term_free(pid);
     term_free(ref);
+    /* calling oneself is refused, by the pid term or by a copy of it made elsewhere */
+    assert_int_equal(nd_call(nd_self(), A("x"), 5000, &r), ND_EINVAL);
+    assert_true(r == A("calling_self"));
+    term_pid_info me;
+    assert_int_equal(term_pid_get(nd_self(), &me), 0);
+    term_t copy = term_pid(me.node, me.id, me.serial, me.creation);
+    assert_int_equal(nd_call(copy, A("x"), 5000, &r), ND_EINVAL);
+    assert_true(r == A("calling_self"));
+    term_free(copy);
+    /* a pid with the same number and another serial is not us: noproc, not calling_self */
+    copy = term_pid(me.node, me.id, me.serial + 1, me.creation);
+    assert_int_equal(nd_call(copy, A("x"), 5000, &r), ND_EEXIT);
+    assert_true(r == A("noproc"));
+    term_free(copy);
     /* timeout */
     assert_int_equal(nd_call(srv, A("slow"), 20, &r), ND_ETIMEOUT);
     /* crash inside a call: the caller learns the reason at once */

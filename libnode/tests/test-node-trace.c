@@ -400,6 +400,48 @@ static void test_exit_signal(void **state)
     assert_true(r < n);
 }
 
+static term_t mon_self, mon_target;
+
+static void waiter(void *arg)
+{
+    (void)arg;
+    term_t m;
+    assert_int_equal(nd_receive(ND_INFINITY, &m), 0);
+    term_free(m);
+}
+
+/* Monitors a local process, then demonitors it (the demonitor signal to a live local process
+** carries its sender only for the trace). */
+static void monitorer(void *arg)
+{
+    (void)arg;
+    term_t ref;
+    mon_self = term_dup(nd_self());
+    assert_int_equal(nd_spawn(waiter, NULL, NULL, &mon_target), 0);
+    assert_int_equal(nd_monitor(mon_target, &ref), 0);
+    assert_int_equal(nd_demonitor(ref, ND_DEMONITOR_FLUSH), 0);
+    term_free(ref);
+    nd_send(mon_target, A("go"));
+}
+
+static void test_monitor_events(void **state)
+{
+    assert_int_equal(nd_trace_start(NULL), 0);
+    nd_test_run(monitorer, NULL, "normal");
+    nd_sleep(20);
+    assert_int_equal(nd_trace_stop(), 0);
+    size_t n = drain_all();
+    assert_int_equal(count_kind(n, ND_EV_MONITOR), 1);
+    assert_int_equal(count_kind(n, ND_EV_DEMONITOR), 1);
+    for (size_t i = 0; i < n; i++)
+        if (evs[i].kind == ND_EV_MONITOR || evs[i].kind == ND_EV_DEMONITOR) {
+            assert_true(same_pid(&evs[i].pid, mon_self));
+            assert_true(same_pid(&evs[i].peer, mon_target));
+        }
+    term_free(mon_self);
+    term_free(mon_target);
+}
+
 /* ---------------------------------------------------------------- steals, long schedules */
 
 static void busy(void *arg)
@@ -518,6 +560,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_filter, nd_test_setup, nd_test_teardown),
         cmocka_unit_test_setup_teardown(test_sched_out, nd_test_setup, nd_test_teardown),
         cmocka_unit_test_setup_teardown(test_exit_signal, nd_test_setup, nd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_monitor_events, nd_test_setup, nd_test_teardown),
         cmocka_unit_test_setup_teardown(test_steal, nd_test_setup, nd_test_teardown),
         cmocka_unit_test_setup_teardown(test_long_schedule, setup_long, nd_test_teardown),
         cmocka_unit_test_setup_teardown(test_busy_dist, nd_test_setup, nd_test_teardown),
