@@ -34,15 +34,8 @@ int main(void)
     bs_machine("bench-call-latency");
     if (nd_init(NULL) != 0) return 1;
     nb_erl e = nb_erl_start("libnode_bench:call_latency1(200000)", "");
-    int n = bs_rounds();
     double g[64], er[64];
-    for (int i = 0; i < n; i++) { /* interleaved, the side that goes first alternating */
-        if (i % 2) er[i] = nb_erl_round(&e);
-        result = -1;
-        nd_run(bench, NULL, ND_INFINITY, NULL);
-        g[i] = result;
-        if (!(i % 2)) er[i] = nb_erl_round(&e);
-    }
+    int n = nb_interleave(&e, bench, &result, g, er);
     nd_stats st;
     nd_get_stats(&st);
     if (getenv("ND_BENCH_STATS"))

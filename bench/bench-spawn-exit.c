@@ -21,15 +21,8 @@ int main(void)
     bs_machine("bench-spawn-exit");
     if (nd_init(NULL) != 0) return 1;
     nb_erl e = nb_erl_start("libnode_bench:spawn_exit1(200000)", "");
-    int n = bs_rounds();
     double g[64], er[64];
-    for (int i = 0; i < n; i++) { /* interleaved, the side that goes first alternating */
-        if (i % 2) er[i] = nb_erl_round(&e);
-        result = -1;
-        nd_run(bench, NULL, ND_INFINITY, NULL);
-        g[i] = result;
-        if (!(i % 2)) er[i] = nb_erl_round(&e);
-    }
+    int n = nb_interleave(&e, bench, &result, g, er);
     nd_shutdown(10000);
     nb_erl_stop(&e);
     bs_report("spawn_exit", g, n, er, n, "spawns/s", true);

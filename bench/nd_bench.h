@@ -70,6 +70,23 @@ static inline double nb_erl_round(nb_erl *e)
     return e->c.pid > 0 ? bench_round(&e->c) : -1;
 }
 
+/* bs_rounds() rounds of fn (run as a process by nd_run; it leaves its figure in *result, -1 if
+** it failed) and of e's Erlang side, interleaved, the side that goes first alternating: the
+** figures go to g[] and er[] (64 at most); returns the count. */
+static inline int nb_interleave(nb_erl *e, nd_entry_fn fn, double *result, double g[64],
+                                double er[64])
+{
+    int n = bs_rounds();
+    for (int i = 0; i < n; i++) {
+        if (i % 2) er[i] = nb_erl_round(e);
+        *result = -1;
+        nd_run(fn, NULL, ND_INFINITY, NULL);
+        g[i] = *result;
+        if (!(i % 2)) er[i] = nb_erl_round(e);
+    }
+    return n;
+}
+
 static inline void nb_erl_stop(nb_erl *e)
 {
     if (e->c.pid > 0) bench_stop(&e->c, SIGTERM);

@@ -166,31 +166,6 @@ static void own_log(void *ud, int level, const char *line)
     dist__log(level, "%s", line);
 }
 
-/* Every connection goes down and the machine closes its channels, then the transport's own
-** handles; the loop ends after that. */
-void dist__shutdown_all(void)
-{
-    dist_state *st = dist__st;
-    dconn *all[256];
-    for (;;) {
-        size_t n = 0;
-        pthread_mutex_lock(&st->mu);
-        for (size_t i = 0; i < TAB_BUCKETS && n < 256; i++)
-            for (dconn *c = st->tab[i]; c && n < 256; c = c->tab_next) {
-                atomic_fetch_add(&c->refs, 1);
-                all[n++] = c;
-            }
-        pthread_mutex_unlock(&st->mu);
-        if (!n) break;
-        for (size_t i = 0; i < n; i++) {
-            dist__sm_close(st->sm, all[i], "distribution stopped");
-            dist__conn_put(all[i]);
-        }
-    }
-    dist__sm_shutdown(st->sm);
-    st->tr->ops->shutdown(st->tr);
-}
-
 /* References to up to cap connections of the table (the caller puts them); how many. */
 static size_t table_refs(dist_state *st, dconn **all, size_t cap)
 {
@@ -203,6 +178,24 @@ static size_t table_refs(dist_state *st, dconn **all, size_t cap)
         }
     pthread_mutex_unlock(&st->mu);
     return n;
+}
+
+/* Every connection goes down and the machine closes its channels, then the transport's own
+** handles; the loop ends after that. */
+void dist__shutdown_all(void)
+{
+    dist_state *st = dist__st;
+    dconn *all[256];
+    for (;;) {
+        size_t n = table_refs(st, all, 256);
+        if (!n) break;
+        for (size_t i = 0; i < n; i++) {
+            dist__sm_close(st->sm, all[i], "distribution stopped");
+            dist__conn_put(all[i]);
+        }
+    }
+    dist__sm_shutdown(st->sm);
+    st->tr->ops->shutdown(st->tr);
 }
 
 /* Stopping, every few ms: once nothing is queued or being written (or the drain time is up),
