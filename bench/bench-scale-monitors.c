@@ -114,11 +114,13 @@ static void watch_body(void *arg)
     term_free(to);
     printf("READY\n");
     fflush(stdout);
+    /* interned once, as erl's compiled pattern has its atoms ready: not per message */
+    const term_t down = A("DOWN"), noconnection = A("noconnection");
     long downs = 0;
     while (downs < j->n) {
         if (nd_receive(120000, &m) < 0) nd_exit(A("timeout"));
-        if (term_is_tuple(m) && term_tuple_arity(m) == 5 && term_tuple_elem(m, 0) == A("DOWN") &&
-            term_tuple_elem(m, 4) == A("noconnection"))
+        if (term_is_tuple(m) && term_tuple_arity(m) == 5 && term_tuple_elem(m, 0) == down &&
+            term_tuple_elem(m, 4) == noconnection)
             downs++;
         term_free(m);
     }
