@@ -271,19 +271,49 @@ static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t n)
     return h;
 }
 
+/* An atom by its name, through the hash the atom table keeps for it (computed once, when the
+** name entered the table): interned and foreign atoms of one name hash alike. */
+static inline uint64_t hash_atom(uint64_t h, term_t a)
+{
+    return mix(mix(h, 3), term__atom_entry_any(a)->hash);
+}
+
+/* A reference whose node is an atom (always, for a well-formed one), in the order the general
+** walk below takes it: the box, then its node. */
+static inline uint64_t hash_ref(uint64_t h, const box_ref *r)
+{
+    int n = r->h.aux;
+    while (n > 1 && r->words[n - 1] == 0) n--;
+    h = mix(mix(h, BOX_REF), r->creation);
+    for (int i = 0; i < n; i++) h = mix(h, r->words[i]);
+    return h;
+}
+
 /* Hash consistent with term_equal(): equal terms hash equal (-0.0 and 0.0, refs padded
 ** with zero words, bitstrings at any bit offset). */
 uint64_t term_hash(term_t t)
 {
     uint64_t h = 0xCBF29CE484222325ULL;
+    /* The keys of monitor, alias and connection tables (a reference, a pid, an atom) need no
+    ** stack; the values are the ones the walk below gives. */
+    if (term_is_atom(t)) return hash_atom(h, t);
+    if (term_is_boxed(t)) {
+        term_box *b = term__box(t);
+        if (b->type == BOX_REF && term_is_atom(((box_ref *)b)->node))
+            return hash_atom(hash_ref(h, (box_ref *)b), ((box_ref *)b)->node);
+        if (b->type == BOX_PID && term_is_atom(((box_pid *)b)->node)) {
+            box_pid *p = (box_pid *)b;
+            h = mix(mix(mix(mix(h, BOX_PID), p->id), p->serial), p->creation);
+            return hash_atom(h, p->node);
+        }
+    }
     term__stack s;
     term__stack_init(&s);
     if (term__stack_push(&s, t)) return 0;
     while (s.n > 0) {
         term_t x = s.v[--s.n];
-        if (term_is_atom(x)) { /* by name: interned and foreign atoms hash alike */
-            const term__atom_entry *e = term__atom_entry_any(x);
-            h = hash_bytes(mix(h, 3), (const uint8_t *)e->name, e->len);
+        if (term_is_atom(x)) {
+            h = hash_atom(h, x);
             continue;
         }
         if (!term_is_boxed(x)) {
