@@ -1215,7 +1215,8 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     /* the block's foreign atoms go in its last words, reserved in the arena */
     size_t atoms_at = 0;
     if (TERM__UNLIKELY(d.fs != NULL) && d.fs->n && !(atoms_at = d_alloc(&d, d.fs->n * 8))) goto out;
-    box_block *blk = term__alloc(d.hp);
+    uint32_t cls;
+    box_block *blk = term__block_alloc(d.hp, &cls);
     if (!blk) {
         fail(&d, TERM_ENOMEM, 0);
         goto out;
@@ -1232,7 +1233,7 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     for (; i < d.nrel; i++) words[d.rel[i]] += (uintptr_t)blk;
     memcpy(&root, &blk->size, sizeof root);
     atomic_init(&blk->h.rc, 1);
-    blk->h.boff = 0;
+    blk->h.boff = cls;
     blk->h.type = BOX_BLOCK;
     blk->h.flags = 0;
     blk->h.aux = 0;
@@ -1241,7 +1242,7 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     size_t bad_off = 0;
     int rc = finish_maps(&d, (uint8_t *)blk, &bad_off);
     if (rc) {
-        term__dealloc(blk, d.hp);
+        term__box_dealloc(&blk->h);
         fail(&d, rc, bad_off);
         goto out;
     }

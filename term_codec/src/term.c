@@ -2,6 +2,7 @@
 #include "term_int.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,12 +58,157 @@ void term_free_raw(void *p, size_t n)
     term__dealloc(p, n);
 }
 
+/* ==================================================================== per-thread box cache */
+
+/*
+** Boxes and decoded blocks are freed and made again at the rate of messages, mostly by the
+** same threads (a scheduler frees the call it handled and builds the reply; a decoder frees
+** the last message and decodes the next). A small cache per thread in front of malloc keeps
+** them off glibc's paths. Class k holds blocks of 16k + 8 bytes, which are exactly glibc's
+** usable sizes on 64 bits, so a box costs the same memory whether it came from the cache or
+** not. A box records its class in its header's boff (unused outside blocks; 0 = no class,
+** freed by size), so freeing never trusts a size computed later.
+**
+** Only with the default allocator: with a hook installed, every allocation and free goes to
+** the hook (tests fail the Nth), with the class's size, so that a box made under a hook and
+** freed after it is removed is as large as its class says. A box freed on a thread other
+** than the one that made it goes to the freeing thread's cache. Each class holds at most
+** TC_BYTES bytes (at least one block, at most TC_MAX_BLOCKS), so a thread holds at most
+** ~280 KB; a thread's cache is given back at its exit (a pthread key's destructor), after
+** which its frees go straight to free(). The main thread's cache lives until exit, reachable
+** from its TLS.
+*/
+#define TC_CLASSES    129 /* up to 2,056 bytes */
+#define TC_BYTES      2048
+#define TC_MAX_BLOCKS 32
+enum { TC_FRESH, TC_LIVE, TC_DEAD };
+typedef struct tcache {
+    void *head[TC_CLASSES];
+    uint8_t room[TC_CLASSES]; /* blocks the class may still take */
+    uint8_t state;
+} tcache;
+static _Thread_local tcache tc __attribute__((tls_model("initial-exec")));
+static pthread_key_t tc_key;
+static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
+
+static inline unsigned tc_class(size_t n)
+{
+    return (unsigned)((n + 7) >> 4);
+}
+static inline size_t tc_size(unsigned c)
+{
+    return 16 * (size_t)c + 8;
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(GIRDER_ASAN)
+#include <sanitizer/asan_interface.h>
+/* A cached block is poisoned past its link word, so a use after free is still reported. */
+#define TC_POISON(p, c)   ASAN_POISON_MEMORY_REGION((char *)(p) + 8, tc_size(c) - 8)
+#define TC_UNPOISON(p, c) ASAN_UNPOISON_MEMORY_REGION((p), tc_size(c))
+#else
+#define TC_POISON(p, c)   ((void)0)
+#define TC_UNPOISON(p, c) ((void)0)
+#endif
+
+static void tc_drain(void *arg)
+{
+    tcache *t = arg;
+    t->state = TC_DEAD;
+    for (unsigned c = 0; c < TC_CLASSES; c++) {
+        t->room[c] = 0;
+        while (t->head[c]) {
+            void *p = t->head[c];
+            TC_UNPOISON(p, c);
+            t->head[c] = *(void **)p;
+            free(p);
+        }
+    }
+}
+
+static void tc_key_create(void)
+{
+    if (pthread_key_create(&tc_key, tc_drain) != 0) abort(); /* only EAGAIN: keys exhausted */
+}
+
+/* A free that found its class full, or the thread's cache not started or already given back. */
+static __attribute__((noinline)) void tc_free_slow(void *p, unsigned c)
+{
+    if (tc.state == TC_FRESH) {
+        pthread_once(&tc_once, tc_key_create);
+        if (pthread_setspecific(tc_key, &tc) == 0) {
+            tc.state = TC_LIVE;
+            for (unsigned k = 0; k < TC_CLASSES; k++) {
+                size_t r = TC_BYTES / tc_size(k);
+                tc.room[k] = (uint8_t)(r < 1 ? 1 : r > TC_MAX_BLOCKS ? TC_MAX_BLOCKS : r);
+            }
+        } else {
+            tc.state = TC_DEAD; /* no destructor: never cache on this thread */
+        }
+        if (tc.room[c]) {
+            tc.room[c]--;
+            *(void **)p = tc.head[c];
+            tc.head[c] = p;
+            TC_POISON(p, c);
+            return;
+        }
+    }
+    free(p);
+}
+
+/* A block for a box or a decoded term of n bytes; *cls receives its class (0: none). */
+static inline void *box_alloc(size_t n, uint32_t *cls)
+{
+    unsigned c = tc_class(n);
+    if (TERM__UNLIKELY(c >= TC_CLASSES)) {
+        *cls = 0;
+        return term__alloc(n);
+    }
+    *cls = c;
+    if (TERM__UNLIKELY(alloc_fn != default_alloc)) return alloc_fn(alloc_ud, NULL, 0, tc_size(c));
+    void *p = tc.head[c];
+    if (p) {
+        TC_UNPOISON(p, c);
+        tc.head[c] = *(void **)p;
+        tc.room[c]++;
+        return p;
+    }
+    return malloc(tc_size(c));
+}
+
+void *term__block_alloc(size_t n, uint32_t *cls)
+{
+    return box_alloc(n, cls);
+}
+
+/* Frees a box of class c (0: none, freed by its size). */
+static inline void box_free(term_box *b, unsigned c)
+{
+    if (TERM__UNLIKELY(c == 0)) {
+        term__dealloc(b, term__box_size(b));
+    } else if (TERM__UNLIKELY(alloc_fn != default_alloc)) {
+        alloc_fn(alloc_ud, b, tc_size(c), 0);
+    } else if (tc.room[c]) {
+        tc.room[c]--;
+        *(void **)(void *)b = tc.head[c];
+        tc.head[c] = b;
+        TC_POISON(b, c);
+    } else {
+        tc_free_slow(b, c);
+    }
+}
+
+void term__box_dealloc(term_box *b)
+{
+    box_free(b, b->boff);
+}
+
 void *term__new_box(int type, size_t size)
 {
-    term_box *b = term__alloc(size);
+    uint32_t cls;
+    term_box *b = box_alloc(size, &cls);
     if (!b) return NULL;
     atomic_init(&b->rc, 1);
-    b->boff = 0;
+    b->boff = cls;
     b->type = (uint8_t)type;
     b->flags = 0;
     b->aux = 0;
@@ -230,7 +376,7 @@ size_t term__box_size(const term_box *b)
 }
 
 /* Drops one reference on t; a box that dies is pushed on *dead (linked through its first
-** word, which nobody reads once the count is zero). */
+** word, which nobody reads once the count is zero; its class moves from boff to aux). */
 static inline void release(term_t t, term_box **dead)
 {
     if (!term_is_boxed(t)) return;
@@ -238,6 +384,7 @@ static inline void release(term_t t, term_box **dead)
     if (b->flags & BOXF_INBLOCK) b = (term_box *)((uint64_t *)b - b->boff);
     /* acq_rel: the last owner must see every other owner's reads done (TSan has no fences) */
     if (atomic_fetch_sub_explicit(&b->rc, 1, memory_order_acq_rel) != 1) return;
+    b->aux = (uint16_t)b->boff; /* the class, kept where nothing reads it once dead */
     *(term_box **)(void *)b = *dead;
     *dead = b;
 }
@@ -253,7 +400,7 @@ static __attribute__((noinline)) void free_block_with_atoms(box_block *blk)
 {
     term_t *a = block_atoms(blk);
     for (uint32_t i = 0; i < blk->h.n; i++) term_free(a[i]);
-    term__dealloc(blk, blk->size);
+    box_free(&blk->h, blk->h.boff);
 }
 
 /*
@@ -321,7 +468,7 @@ static __attribute__((noinline)) void free_standalone(term_t t)
         default:
             break;
         }
-        term__dealloc(b, term__box_size(b));
+        box_free(b, b->aux);
     }
 }
 
@@ -343,7 +490,7 @@ void term_free(term_t t)
         if (TERM__UNLIKELY(blk->h.n))
             free_block_with_atoms(blk);
         else
-            term__dealloc(blk, blk->size);
+            box_free(&blk->h, blk->h.boff);
     }
 }
 
@@ -947,7 +1094,7 @@ term_t term_binary_adopt(void *data, size_t len)
     box_raw *r = term__new_box(BOX_RAW, sizeof(box_raw));
     box_bin *b = r ? term__new_box(BOX_BIN, sizeof(box_bin)) : NULL;
     if (!b) {
-        term__dealloc(r, sizeof(box_raw));
+        if (r) term__box_dealloc(&r->h);
         term__dealloc(data, len);
         return TERM_NONE;
     }

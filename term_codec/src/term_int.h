@@ -139,8 +139,14 @@ void *term__alloc(size_t n);
 void *term__realloc(void *p, size_t old, size_t n);
 void term__dealloc(void *p, size_t n);
 
-/* A fresh standalone box of `size` bytes with rc 1. */
+/* A fresh standalone box of `size` bytes with rc 1 (from the per-thread cache when it fits
+** a class; its header's boff records the class). */
 void *term__new_box(int type, size_t size);
+/* A block of at least n bytes for a decoded term, from the same cache; *cls receives the
+** class to store in the block header's boff (0: none, freed by its size). */
+void *term__block_alloc(size_t n, uint32_t *cls);
+/* Frees a standalone box or a block header made by either of the above. */
+void term__box_dealloc(term_box *b);
 /* Size in bytes of a box (for freeing and memory accounting). */
 size_t term__box_size(const term_box *b);
 
