@@ -22,11 +22,13 @@ static void *default_alloc(void *ud, void *p, size_t old, size_t n)
 
 static term_alloc_fn alloc_fn = default_alloc;
 static void *alloc_ud;
+bool term__hooked;
 
 void term_set_allocator(term_alloc_fn fn, void *ud)
 {
     alloc_fn = fn ? fn : default_alloc;
     alloc_ud = fn ? ud : NULL;
+    term__hooked = fn != NULL;
 }
 
 void *term__alloc(size_t n)
@@ -78,41 +80,28 @@ void term_free_raw(void *p, size_t n)
 ** which its frees go straight to free(). The main thread's cache lives until exit, reachable
 ** from its TLS.
 */
-#define TC_CLASSES    129 /* up to 2,056 bytes */
 #define TC_BYTES      2048
 #define TC_MAX_BLOCKS 32
+#define TC_CLASSES    TERM__TC_CLASSES
 enum { TC_FRESH, TC_LIVE, TC_DEAD };
-typedef struct tcache {
-    void *head[TC_CLASSES];
-    uint8_t room[TC_CLASSES]; /* blocks the class may still take */
-    uint8_t state;
-} tcache;
-static _Thread_local tcache tc __attribute__((tls_model("initial-exec")));
+_Thread_local term__tcache term__tc __attribute__((tls_model("initial-exec")));
 static pthread_key_t tc_key;
 static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
 
 static inline unsigned tc_class(size_t n)
 {
-    return (unsigned)((n + 7) >> 4);
+    return term__tc_class(n);
 }
 static inline size_t tc_size(unsigned c)
 {
-    return 16 * (size_t)c + 8;
+    return term__tc_size(c);
 }
-
-#if defined(__SANITIZE_ADDRESS__) || defined(GIRDER_ASAN)
-#include <sanitizer/asan_interface.h>
-/* A cached block is poisoned past its link word, so a use after free is still reported. */
-#define TC_POISON(p, c)   ASAN_POISON_MEMORY_REGION((char *)(p) + 8, tc_size(c) - 8)
-#define TC_UNPOISON(p, c) ASAN_UNPOISON_MEMORY_REGION((p), tc_size(c))
-#else
-#define TC_POISON(p, c)   ((void)0)
-#define TC_UNPOISON(p, c) ((void)0)
-#endif
+#define TC_POISON   TERM__TC_POISON
+#define TC_UNPOISON TERM__TC_UNPOISON
 
 static void tc_drain(void *arg)
 {
-    tcache *t = arg;
+    term__tcache *t = arg;
     t->state = TC_DEAD;
     for (unsigned c = 0; c < TC_CLASSES; c++) {
         t->room[c] = 0;
@@ -133,21 +122,21 @@ static void tc_key_create(void)
 /* A free that found its class full, or the thread's cache not started or already given back. */
 static __attribute__((noinline)) void tc_free_slow(void *p, unsigned c)
 {
-    if (tc.state == TC_FRESH) {
+    if (term__tc.state == TC_FRESH) {
         pthread_once(&tc_once, tc_key_create);
-        if (pthread_setspecific(tc_key, &tc) == 0) {
-            tc.state = TC_LIVE;
+        if (pthread_setspecific(tc_key, &term__tc) == 0) {
+            term__tc.state = TC_LIVE;
             for (unsigned k = 0; k < TC_CLASSES; k++) {
                 size_t r = TC_BYTES / tc_size(k);
-                tc.room[k] = (uint8_t)(r < 1 ? 1 : r > TC_MAX_BLOCKS ? TC_MAX_BLOCKS : r);
+                term__tc.room[k] = (uint8_t)(r < 1 ? 1 : r > TC_MAX_BLOCKS ? TC_MAX_BLOCKS : r);
             }
         } else {
-            tc.state = TC_DEAD; /* no destructor: never cache on this thread */
+            term__tc.state = TC_DEAD; /* no destructor: never cache on this thread */
         }
-        if (tc.room[c]) {
-            tc.room[c]--;
-            *(void **)p = tc.head[c];
-            tc.head[c] = p;
+        if (term__tc.room[c]) {
+            term__tc.room[c]--;
+            *(void **)p = term__tc.head[c];
+            term__tc.head[c] = p;
             TC_POISON(p, c);
             return;
         }
@@ -165,11 +154,11 @@ static inline void *box_alloc(size_t n, uint32_t *cls)
     }
     *cls = c;
     if (TERM__UNLIKELY(alloc_fn != default_alloc)) return alloc_fn(alloc_ud, NULL, 0, tc_size(c));
-    void *p = tc.head[c];
+    void *p = term__tc.head[c];
     if (p) {
         TC_UNPOISON(p, c);
-        tc.head[c] = *(void **)p;
-        tc.room[c]++;
+        term__tc.head[c] = *(void **)p;
+        term__tc.room[c]++;
         return p;
     }
     return malloc(tc_size(c));
@@ -187,10 +176,10 @@ static inline void box_free(term_box *b, unsigned c)
         term__dealloc(b, term__box_size(b));
     } else if (TERM__UNLIKELY(alloc_fn != default_alloc)) {
         alloc_fn(alloc_ud, b, tc_size(c), 0);
-    } else if (tc.room[c]) {
-        tc.room[c]--;
-        *(void **)(void *)b = tc.head[c];
-        tc.head[c] = b;
+    } else if (term__tc.room[c]) {
+        term__tc.room[c]--;
+        *(void **)(void *)b = term__tc.head[c];
+        term__tc.head[c] = b;
         TC_POISON(b, c);
     } else {
         tc_free_slow(b, c);
@@ -200,6 +189,11 @@ static inline void box_free(term_box *b, unsigned c)
 void term__box_dealloc(term_box *b)
 {
     box_free(b, b->boff);
+}
+
+void term__block_free(void *p, unsigned c)
+{
+    box_free(p, c);
 }
 
 void *term__new_box(int type, size_t size)
