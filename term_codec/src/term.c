@@ -376,8 +376,11 @@ static inline void release(term_t t, term_box **dead)
     if (!term_is_boxed(t)) return;
     term_box *b = term__box(t);
     if (b->flags & BOXF_INBLOCK) b = (term_box *)((uint64_t *)b - b->boff);
-    /* acq_rel: the last owner must see every other owner's reads done (TSan has no fences) */
-    if (atomic_fetch_sub_explicit(&b->rc, 1, memory_order_acq_rel) != 1) return;
+    /* A count of 1 is our own reference (no other thread can dup or drop one): no locked
+    ** decrement. acq_rel: the last owner must see every other owner's reads done. */
+    if (atomic_load_explicit(&b->rc, memory_order_acquire) != 1 &&
+        atomic_fetch_sub_explicit(&b->rc, 1, memory_order_acq_rel) != 1)
+        return;
     b->aux = (uint16_t)b->boff; /* the class, kept where nothing reads it once dead */
     *(term_box **)(void *)b = *dead;
     *dead = b;
@@ -402,10 +405,11 @@ static __attribute__((noinline)) void free_block_with_atoms(box_block *blk)
 ** costs no C stack. Block members point only inside their block, at immediates, or at the
 ** foreign atoms the block holds a reference to.
 */
-static __attribute__((noinline)) void free_standalone(term_t t)
+static __attribute__((noinline)) void free_dead(term_box *top)
 {
-    term_box *dead = NULL;
-    release(t, &dead);
+    term_box *dead = top;
+    top->aux = (uint16_t)top->boff; /* as release() leaves a dying box */
+    *(term_box **)(void *)top = NULL;
     while (dead) {
         term_box *b = dead;
         dead = *(term_box **)(void *)b;
@@ -466,13 +470,16 @@ static __attribute__((noinline)) void free_standalone(term_t t)
     }
 }
 
-/* The decoded-message case stays a leaf: no frame, one free() as a tail call. */
+/* The decoded-message case and a drop that leaves the box alive stay leaves: no frame. */
 void term_free(term_t t)
 {
     if (!term_is_boxed(t)) return;
     term_box *m = term__box(t);
     if (!(m->flags & BOXF_INBLOCK)) {
-        free_standalone(t);
+        /* the drop that does not kill (most of them) returns without a frame */
+        if (atomic_load_explicit(&m->rc, memory_order_acquire) == 1 ||
+            atomic_fetch_sub_explicit(&m->rc, 1, memory_order_acq_rel) == 1)
+            free_dead(m);
         return;
     }
     /* A decoded term: members of a block point only inside it, so the whole is one free. */
