@@ -16,7 +16,8 @@
 ** term in it is written as its offset from the block start, so growing the arena is a plain
 ** copy; the position of each such word is noted in a relocation list as it is written. At
 ** the end one allocation of the exact size receives the arena in one memcpy, and the words
-** of the list have the block's address added.
+** of the list have the block's address added. When the arena is a cached block of the class
+** the term turns out to need (size_pred below), that block is the result and no copy is made.
 **
 ** Bounds: a count of elements that cannot fit in the bytes left is refused before anything
 ** is pushed or allocated, so the slot stack holds at most one entry per input byte, the block
