@@ -16,7 +16,8 @@
 ** term in it is written as its offset from the block start, so growing the arena is a plain
 ** copy; the position of each such word is noted in a relocation list as it is written. At
 ** the end one allocation of the exact size receives the arena in one memcpy, and the words
-** of the list have the block's address added.
+** of the list have the block's address added. When the arena is a cached block of the class
+** the term turns out to need (size_pred below), that block is the result and no copy is made.
 **
 ** Bounds: a count of elements that cannot fit in the bytes left is refused before anything
 ** is pushed or allocated, so the slot stack holds at most one entry per input byte, the block
@@ -88,6 +89,9 @@ typedef struct dec {
     int err;
     size_t err_off;
     bool arena_heap, slots_heap, maps_heap;
+    uint8_t *spec;     /* the arena when it is a cached block of a predicted class */
+    unsigned spec_cls; /* that class */
+    uint8_t *small;    /* the stack arena */
 } dec;
 
 #define REL_CAP(cap) ((cap) / 16)
@@ -139,6 +143,15 @@ static inline void set_box(dec *d, size_t slot, term_t v)
 ** bytes they are). */
 static int arena_grow(dec *d, size_t need)
 {
+    if (TERM__UNLIKELY(d->spec != NULL) && d->hp + need <= ARENA_SMALL) {
+        /* the predicted block is too small: go on in the stack arena */
+        memcpy(d->small, d->arena, d->hp);
+        term__block_free(d->spec, d->spec_cls);
+        d->spec = NULL;
+        d->arena = d->small;
+        d->cap = ARENA_SMALL;
+        return 0;
+    }
     if (d->opts && d->opts->max_heap && d->hp + need > d->opts->max_heap)
         return fail(d, GIRDER_EHEAP, 0);
     size_t ncap = d->cap * 2;
@@ -158,6 +171,9 @@ static int arena_grow(dec *d, size_t need)
     if (d->arena_heap) {
         term__dealloc(d->arena, d->cap);
         term__dealloc(d->rel, REL_CAP(d->cap) * sizeof(uint32_t));
+    } else if (d->spec) {
+        term__block_free(d->spec, d->spec_cls);
+        d->spec = NULL;
     }
     d->arena = na;
     d->rel = nr;
@@ -237,6 +253,17 @@ static inline bool acache_hit(const acache_ent *e, uint64_t w0, uint64_t w1, con
 
 /* Tests: every atom written out decodes foreign (term__etf_decode_all_foreign()). */
 static _Thread_local bool all_foreign;
+
+/*
+** Per thread, by input length (mod SIZE_PRED): the class of the block the last decode of that
+** length needed (0: none, or larger than the stack arena). A decode takes a cached block of
+** that class as its arena, so when the prediction holds (messages of one shape have one
+** length) the arena is the block and the final copy is skipped; when the term turns out
+** larger it moves to the stack arena, when smaller it is copied into a block of its own class
+** as before, so a block never holds more than its class (the same memory as malloc gave).
+*/
+#define SIZE_PRED 256
+static _Thread_local uint8_t size_pred[SIZE_PRED];
 
 static __attribute__((noinline)) void fset_free(fset *fs)
 {
@@ -1180,9 +1207,14 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     d.b = buf;
     d.end = buf + len;
     d.opts = opts;
-    d.arena = arena_small;
+    /* build straight into a cached block of the class the last input of this length needed */
+    unsigned pc = size_pred[len & (SIZE_PRED - 1)];
+    d.spec = pc ? term__tc_take(pc) : NULL;
+    d.spec_cls = pc;
+    d.small = arena_small;
+    d.arena = d.spec ? d.spec : arena_small;
+    d.cap = d.spec ? term__tc_size(pc) : ARENA_SMALL;
     d.hp = BLK_HDR;
-    d.cap = ARENA_SMALL;
     d.bound = BLK_HDR + 32 * len;
     d.rel = rel_small;
     d.nrel = 0;
@@ -1205,6 +1237,9 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     }
     term_t root;
     memcpy(&root, d.arena + ROOT_OFF, sizeof root);
+    unsigned need_cls = term__tc_class(d.hp);
+    size_pred[len & (SIZE_PRED - 1)] =
+        (uint8_t)(d.hp > BLK_HDR && term__tc_size(need_cls) <= ARENA_SMALL ? need_cls : 0);
     if (d.hp == BLK_HDR) {
         /* an immediate or a foreign atom: every box is reachable from the root, so the set
         ** holds at most the root, whose reference goes to the caller */
@@ -1215,12 +1250,20 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     /* the block's foreign atoms go in its last words, reserved in the arena */
     size_t atoms_at = 0;
     if (TERM__UNLIKELY(d.fs != NULL) && d.fs->n && !(atoms_at = d_alloc(&d, d.fs->n * 8))) goto out;
-    box_block *blk = term__alloc(d.hp);
-    if (!blk) {
-        fail(&d, TERM_ENOMEM, 0);
-        goto out;
+    uint32_t cls;
+    box_block *blk;
+    if (d.spec && term__tc_class(d.hp) == d.spec_cls) { /* the prediction held: no copy */
+        blk = (box_block *)(void *)d.spec;
+        cls = d.spec_cls;
+        d.spec = NULL;
+    } else {
+        blk = term__block_alloc(d.hp, &cls);
+        if (!blk) {
+            fail(&d, TERM_ENOMEM, 0);
+            goto out;
+        }
+        memcpy(blk, d.arena, d.hp);
     }
-    memcpy(blk, d.arena, d.hp);
     uint64_t *words = (uint64_t *)(void *)blk;
     size_t i = 0; /* the root is among the words */
     for (; i + 4 <= d.nrel; i += 4) {
@@ -1232,7 +1275,7 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     for (; i < d.nrel; i++) words[d.rel[i]] += (uintptr_t)blk;
     memcpy(&root, &blk->size, sizeof root);
     atomic_init(&blk->h.rc, 1);
-    blk->h.boff = 0;
+    blk->h.boff = cls;
     blk->h.type = BOX_BLOCK;
     blk->h.flags = 0;
     blk->h.aux = 0;
@@ -1241,7 +1284,7 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     size_t bad_off = 0;
     int rc = finish_maps(&d, (uint8_t *)blk, &bad_off);
     if (rc) {
-        term__dealloc(blk, d.hp);
+        term__box_dealloc(&blk->h);
         fail(&d, rc, bad_off);
         goto out;
     }
@@ -1257,6 +1300,7 @@ out:
         term__dealloc(d.arena, d.cap);
         term__dealloc(d.rel, REL_CAP(d.cap) * sizeof(uint32_t));
     }
+    if (d.spec) term__block_free(d.spec, d.spec_cls);
     if (d.slots_heap) term__dealloc(d.slots, d.scap * sizeof(size_t));
     if (d.maps_heap) term__dealloc(d.maps, d.mcap * sizeof(size_t));
     if (TERM__UNLIKELY(d.fs != NULL)) fset_free(d.fs);

@@ -2,6 +2,7 @@
 #include "term_int.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +22,13 @@ static void *default_alloc(void *ud, void *p, size_t old, size_t n)
 
 static term_alloc_fn alloc_fn = default_alloc;
 static void *alloc_ud;
+bool term__hooked;
 
 void term_set_allocator(term_alloc_fn fn, void *ud)
 {
     alloc_fn = fn ? fn : default_alloc;
     alloc_ud = fn ? ud : NULL;
+    term__hooked = fn != NULL;
 }
 
 void *term__alloc(size_t n)
@@ -57,12 +60,149 @@ void term_free_raw(void *p, size_t n)
     term__dealloc(p, n);
 }
 
+/* ==================================================================== per-thread box cache */
+
+/*
+** Boxes and decoded blocks are freed and made again at the rate of messages, mostly by the
+** same threads (a scheduler frees the call it handled and builds the reply; a decoder frees
+** the last message and decodes the next). A small cache per thread in front of malloc keeps
+** them off glibc's paths. Class k holds blocks of 16k + 8 bytes, which are exactly glibc's
+** usable sizes on 64 bits, so a box costs the same memory whether it came from the cache or
+** not. A box records its class in its header's boff (unused outside blocks; 0 = no class,
+** freed by size), so freeing never trusts a size computed later.
+**
+** Only with the default allocator: with a hook installed, every allocation and free goes to
+** the hook (tests fail the Nth), with the class's size, so that a box made under a hook and
+** freed after it is removed is as large as its class says. A box freed on a thread other
+** than the one that made it goes to the freeing thread's cache. Each class holds at most
+** TC_BYTES bytes (at least one block, at most TC_MAX_BLOCKS), so a thread holds at most
+** ~280 KB; a thread's cache is given back at its exit (a pthread key's destructor), after
+** which its frees go straight to free(). The main thread's cache lives until exit, reachable
+** from its TLS.
+*/
+#define TC_BYTES      2048
+#define TC_MAX_BLOCKS 32
+#define TC_CLASSES    TERM__TC_CLASSES
+enum { TC_FRESH, TC_LIVE, TC_DEAD };
+_Thread_local term__tcache term__tc __attribute__((tls_model("initial-exec")));
+static pthread_key_t tc_key;
+static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
+
+static inline unsigned tc_class(size_t n)
+{
+    return term__tc_class(n);
+}
+static inline size_t tc_size(unsigned c)
+{
+    return term__tc_size(c);
+}
+#define TC_POISON   TERM__TC_POISON
+#define TC_UNPOISON TERM__TC_UNPOISON
+
+static void tc_drain(void *arg)
+{
+    term__tcache *t = arg;
+    t->state = TC_DEAD;
+    for (unsigned c = 0; c < TC_CLASSES; c++) {
+        t->room[c] = 0;
+        while (t->head[c]) {
+            void *p = t->head[c];
+            TC_UNPOISON(p, c);
+            t->head[c] = *(void **)p;
+            free(p);
+        }
+    }
+}
+
+static void tc_key_create(void)
+{
+    if (pthread_key_create(&tc_key, tc_drain) != 0) abort(); /* only EAGAIN: keys exhausted */
+}
+
+/* A free that found its class full, or the thread's cache not started or already given back. */
+static __attribute__((noinline)) void tc_free_slow(void *p, unsigned c)
+{
+    if (term__tc.state == TC_FRESH) {
+        pthread_once(&tc_once, tc_key_create);
+        if (pthread_setspecific(tc_key, &term__tc) == 0) {
+            term__tc.state = TC_LIVE;
+            for (unsigned k = 0; k < TC_CLASSES; k++) {
+                size_t r = TC_BYTES / tc_size(k);
+                term__tc.room[k] = (uint8_t)(r < 1 ? 1 : r > TC_MAX_BLOCKS ? TC_MAX_BLOCKS : r);
+            }
+        } else {
+            term__tc.state = TC_DEAD; /* no destructor: never cache on this thread */
+        }
+        if (term__tc.room[c]) {
+            term__tc.room[c]--;
+            *(void **)p = term__tc.head[c];
+            term__tc.head[c] = p;
+            TC_POISON(p, c);
+            return;
+        }
+    }
+    free(p);
+}
+
+/* A block for a box or a decoded term of n bytes; *cls receives its class (0: none). */
+static inline void *box_alloc(size_t n, uint32_t *cls)
+{
+    unsigned c = tc_class(n);
+    if (TERM__UNLIKELY(c >= TC_CLASSES)) {
+        *cls = 0;
+        return term__alloc(n);
+    }
+    *cls = c;
+    if (TERM__UNLIKELY(alloc_fn != default_alloc)) return alloc_fn(alloc_ud, NULL, 0, tc_size(c));
+    void *p = term__tc.head[c];
+    if (p) {
+        TC_UNPOISON(p, c);
+        term__tc.head[c] = *(void **)p;
+        term__tc.room[c]++;
+        return p;
+    }
+    return malloc(tc_size(c));
+}
+
+void *term__block_alloc(size_t n, uint32_t *cls)
+{
+    return box_alloc(n, cls);
+}
+
+/* Frees a box of class c (0: none, freed by its size). */
+static inline void box_free(term_box *b, unsigned c)
+{
+    if (TERM__UNLIKELY(c == 0)) {
+        term__dealloc(b, term__box_size(b));
+    } else if (TERM__UNLIKELY(alloc_fn != default_alloc)) {
+        alloc_fn(alloc_ud, b, tc_size(c), 0);
+    } else if (term__tc.room[c]) {
+        term__tc.room[c]--;
+        *(void **)(void *)b = term__tc.head[c];
+        term__tc.head[c] = b;
+        TC_POISON(b, c);
+    } else {
+        tc_free_slow(b, c);
+    }
+}
+
+void term__box_dealloc(term_box *b)
+{
+    box_free(b, b->boff);
+}
+
+void term__block_free(void *p, unsigned c)
+{
+    box_free(p, c);
+}
+
 void *term__new_box(int type, size_t size)
 {
-    term_box *b = term__alloc(size);
+    uint32_t cls;
+    term_box *b = box_alloc(size, &cls);
     if (!b) return NULL;
     atomic_init(&b->rc, 1);
-    b->boff = 0;
+    b->boff = cls;
     b->type = (uint8_t)type;
     b->flags = 0;
     b->aux = 0;
@@ -230,14 +370,18 @@ size_t term__box_size(const term_box *b)
 }
 
 /* Drops one reference on t; a box that dies is pushed on *dead (linked through its first
-** word, which nobody reads once the count is zero). */
+** word, which nobody reads once the count is zero; its class moves from boff to aux). */
 static inline void release(term_t t, term_box **dead)
 {
     if (!term_is_boxed(t)) return;
     term_box *b = term__box(t);
     if (b->flags & BOXF_INBLOCK) b = (term_box *)((uint64_t *)b - b->boff);
-    /* acq_rel: the last owner must see every other owner's reads done (TSan has no fences) */
-    if (atomic_fetch_sub_explicit(&b->rc, 1, memory_order_acq_rel) != 1) return;
+    /* A count of 1 is our own reference (no other thread can dup or drop one): no locked
+    ** decrement. acq_rel: the last owner must see every other owner's reads done. */
+    if (atomic_load_explicit(&b->rc, memory_order_acquire) != 1 &&
+        atomic_fetch_sub_explicit(&b->rc, 1, memory_order_acq_rel) != 1)
+        return;
+    b->aux = (uint16_t)b->boff; /* the class, kept where nothing reads it once dead */
     *(term_box **)(void *)b = *dead;
     *dead = b;
 }
@@ -253,7 +397,7 @@ static __attribute__((noinline)) void free_block_with_atoms(box_block *blk)
 {
     term_t *a = block_atoms(blk);
     for (uint32_t i = 0; i < blk->h.n; i++) term_free(a[i]);
-    term__dealloc(blk, blk->size);
+    box_free(&blk->h, blk->h.boff);
 }
 
 /*
@@ -261,10 +405,11 @@ static __attribute__((noinline)) void free_block_with_atoms(box_block *blk)
 ** costs no C stack. Block members point only inside their block, at immediates, or at the
 ** foreign atoms the block holds a reference to.
 */
-static __attribute__((noinline)) void free_standalone(term_t t)
+static __attribute__((noinline)) void free_dead(term_box *top)
 {
-    term_box *dead = NULL;
-    release(t, &dead);
+    term_box *dead = top;
+    top->aux = (uint16_t)top->boff; /* as release() leaves a dying box */
+    *(term_box **)(void *)top = NULL;
     while (dead) {
         term_box *b = dead;
         dead = *(term_box **)(void *)b;
@@ -321,17 +466,20 @@ static __attribute__((noinline)) void free_standalone(term_t t)
         default:
             break;
         }
-        term__dealloc(b, term__box_size(b));
+        box_free(b, b->aux);
     }
 }
 
-/* The decoded-message case stays a leaf: no frame, one free() as a tail call. */
+/* The decoded-message case and a drop that leaves the box alive stay leaves: no frame. */
 void term_free(term_t t)
 {
     if (!term_is_boxed(t)) return;
     term_box *m = term__box(t);
     if (!(m->flags & BOXF_INBLOCK)) {
-        free_standalone(t);
+        /* the drop that does not kill (most of them) returns without a frame */
+        if (atomic_load_explicit(&m->rc, memory_order_acquire) == 1 ||
+            atomic_fetch_sub_explicit(&m->rc, 1, memory_order_acq_rel) == 1)
+            free_dead(m);
         return;
     }
     /* A decoded term: members of a block point only inside it, so the whole is one free. */
@@ -343,7 +491,7 @@ void term_free(term_t t)
         if (TERM__UNLIKELY(blk->h.n))
             free_block_with_atoms(blk);
         else
-            term__dealloc(blk, blk->size);
+            box_free(&blk->h, blk->h.boff);
     }
 }
 
@@ -947,7 +1095,7 @@ term_t term_binary_adopt(void *data, size_t len)
     box_raw *r = term__new_box(BOX_RAW, sizeof(box_raw));
     box_bin *b = r ? term__new_box(BOX_BIN, sizeof(box_bin)) : NULL;
     if (!b) {
-        term__dealloc(r, sizeof(box_raw));
+        if (r) term__box_dealloc(&r->h);
         term__dealloc(data, len);
         return TERM_NONE;
     }

@@ -139,8 +139,58 @@ void *term__alloc(size_t n);
 void *term__realloc(void *p, size_t old, size_t n);
 void term__dealloc(void *p, size_t n);
 
-/* A fresh standalone box of `size` bytes with rc 1. */
+/* A fresh standalone box of `size` bytes with rc 1 (from the per-thread cache when it fits
+** a class; its header's boff records the class). */
 void *term__new_box(int type, size_t size);
+/* A block of at least n bytes for a decoded term, from the same cache; *cls receives the
+** class to store in the block header's boff (0: none, freed by its size). */
+void *term__block_alloc(size_t n, uint32_t *cls);
+/* Frees a standalone box or a block header made by either of the above. */
+void term__box_dealloc(term_box *b);
+/* Gives back a block of class c (1..TERM__TC_CLASSES-1) that term__tc_take() returned. */
+void term__block_free(void *p, unsigned c);
+
+/* The per-thread cache behind the three above (term.c): class c holds blocks of 16c + 8
+** bytes, glibc's usable sizes. Exposed so the decoder can take a block of a class it predicts
+** and build in it. */
+#define TERM__TC_CLASSES 129 /* up to 2,056 bytes */
+typedef struct term__tcache {
+    void *head[TERM__TC_CLASSES];
+    uint8_t room[TERM__TC_CLASSES]; /* blocks the class may still take */
+    uint8_t state;
+} term__tcache;
+extern _Thread_local term__tcache term__tc __attribute__((tls_model("initial-exec")));
+extern bool term__hooked; /* a term_set_allocator() hook is installed */
+static inline unsigned term__tc_class(size_t n)
+{
+    return (unsigned)((n + 7) >> 4);
+}
+static inline size_t term__tc_size(unsigned c)
+{
+    return 16 * (size_t)c + 8;
+}
+#if defined(__SANITIZE_ADDRESS__) || defined(GIRDER_ASAN)
+#include <sanitizer/asan_interface.h>
+/* A cached block is poisoned past its link word, so a use after free is still reported. */
+#define TERM__TC_POISON(p, c)   ASAN_POISON_MEMORY_REGION((char *)(p) + 8, term__tc_size(c) - 8)
+#define TERM__TC_UNPOISON(p, c) ASAN_UNPOISON_MEMORY_REGION((p), term__tc_size(c))
+#else
+#define TERM__TC_POISON(p, c)   ((void)0)
+#define TERM__TC_UNPOISON(p, c) ((void)0)
+#endif
+/* A cached block of class c (0 < c < TERM__TC_CLASSES), or NULL: none cached, or a hook is
+** installed (the hook then sees the allocation the caller falls back to). */
+static inline void *term__tc_take(unsigned c)
+{
+    if (TERM__UNLIKELY(term__hooked)) return NULL;
+    void *p = term__tc.head[c];
+    if (p) {
+        TERM__TC_UNPOISON(p, c);
+        term__tc.head[c] = *(void **)p;
+        term__tc.room[c]++;
+    }
+    return p;
+}
 /* Size in bytes of a box (for freeing and memory accounting). */
 size_t term__box_size(const term_box *b);
 

@@ -579,6 +579,44 @@ static void test_used_and_no_version(void **state)
     etf_buf_free(&b);
 }
 
+/* Inputs of one length whose terms need blocks of different sizes: the decoder builds in a
+** block of the class the last input of that length needed, so each case here meets a
+** prediction that holds, one too small (moving to the stack arena, or to the heap past it)
+** and one too large (copied into a block of its own class). Each term must encode back to
+** its input. */
+static void roundtrip(const uint8_t *in, size_t len)
+{
+    term_t t = etf_decode(in, len, NULL, NULL, NULL);
+    assert_true(t != TERM_NONE);
+    etf_buf b = {0};
+    assert_int_equal(etf_encode(t, 0, &b), 0);
+    assert_int_equal(b.len, len);
+    assert_memory_equal(b.data, in, len);
+    etf_buf_free(&b);
+    term_free(t);
+}
+
+static void test_size_prediction(void **state)
+{
+    (void)state;
+    enum { L = 80 };
+    uint8_t bin[L] = {131, 109, 0, 0, 0, L - 6}, nils[L] = {131, 108, 0, 0, 0, L - 7};
+    uint8_t str[L] = {131, 107, 0, L - 4}, tup[L] = {131, 104};
+    uint8_t half[L] = {131, 108, 0, 0, 0, 30};
+    for (size_t i = 6; i < L; i++) bin[i] = (uint8_t)i, nils[i] = 106;
+    for (size_t i = 4; i < L; i++) str[i] = (uint8_t)('a' + i % 26);
+    /* tup: 36 small integers and one INTEGER_EXT */
+    tup[2] = 37;
+    for (size_t i = 3; i < 75; i += 2) tup[i] = 97, tup[i + 1] = (uint8_t)i;
+    tup[75] = 98, tup[78] = 1, tup[79] = 7; /* 263: stays INTEGER_EXT */
+    /* half: 30 cells of [] whose tail is a tuple of 21 small integers */
+    for (size_t i = 6; i < 36; i++) half[i] = 106;
+    half[36] = 104, half[37] = 21;
+    for (size_t i = 38; i < L; i += 2) half[i] = 97, half[i + 1] = (uint8_t)i;
+    const uint8_t *seq[] = {bin, bin, bin, nils, bin, bin, str, str, tup, bin, half, half, tup};
+    for (size_t k = 0; k < sizeof seq / sizeof seq[0]; k++) roundtrip(seq[k], L);
+}
+
 /* Every allocation failure is survived: fail the Nth allocation for every N. */
 static size_t alloc_count, alloc_fail_at;
 static void *failing_alloc(void *ud, void *p, size_t old, size_t n)
@@ -706,6 +744,7 @@ int main(void)
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_compression),
         cmocka_unit_test(test_used_and_no_version),
+        cmocka_unit_test(test_size_prediction),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_heap_limit),
     };
