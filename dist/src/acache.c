@@ -16,11 +16,27 @@ void dist__acache_free(dist_acache *a)
     memset(a, 0, sizeof *a);
 }
 
+static inline uint64_t load64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* The slot of an atom's text: any function of the text will do (the peer's cache is indexed by
+** the slots we send), so it takes 8 bytes a step (a node name is 15-30 bytes) rather than one. */
 static uint32_t slot_of(const uint8_t *s, size_t n)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 16777619u;
-    return h % DIST_ACACHE_SIZE;
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull, v = 0;
+    if (n >= 8) {
+        const uint8_t *end = s + n - 8; /* the last word overlaps the one before it */
+        for (; s < end; s += 8) h = (h ^ load64(s)) * 0xFF51AFD7ED558CCDull;
+        v = load64(end);
+    } else {
+        for (size_t i = 0; i < n; i++) v |= (uint64_t)s[i] << (8 * i);
+    }
+    h = (h ^ v) * 0xC4CEB9FE1A85EC53ull;
+    return (uint32_t)(h >> 53) % DIST_ACACHE_SIZE; /* the top bits mix best */
 }
 
 /* One message's references: ref i is cache slot slot[i] with text txt[i] (into the frame). */
@@ -32,26 +48,28 @@ typedef struct mrefs {
     int16_t by_slot[DIST_ACACHE_SIZE]; /* slot -> ref index, -1 */
 } mrefs;
 
+/* The rewrite reads the frame at d[pos..len) and writes the body at o[wr..): room for the
+** whole input body is reserved before, and the output never outgrows the input (a reference
+** takes 2 bytes, the atom it replaces at least 2), so no write checks for room. */
 typedef struct rw {
     const uint8_t *d;
     size_t len, pos;
-    etf_buf *out;
+    uint8_t *o;
+    size_t wr;
     mrefs *m;
 } rw;
 
-static bool put(rw *w, const uint8_t *p, size_t n)
+static inline void put(rw *w, const uint8_t *p, size_t n)
 {
-    if (etf_buf_reserve(w->out, n)) return false;
-    memcpy(w->out->data + w->out->len, p, n);
-    w->out->len += n;
-    return true;
+    memcpy(w->o + w->wr, p, n);
+    w->wr += n;
 }
 
-/* Copies n bytes of input verbatim. */
-static bool copy(rw *w, size_t n)
+/* Copies n bytes of input verbatim (inlined: n is a constant at most call sites). */
+static inline bool copy(rw *w, size_t n)
 {
     if (w->len - w->pos < n) return false;
-    if (!put(w, w->d + w->pos, n)) return false;
+    put(w, w->d + w->pos, n);
     w->pos += n;
     return true;
 }
@@ -84,9 +102,11 @@ static bool atom(rw *w)
         m->by_slot[s] = (int16_t)r;
     }
     if (r < 0) return copy(w, 1 + lb + n);
-    uint8_t ref[2] = {82, (uint8_t)r};
+    w->o[w->wr] = 82;
+    w->o[w->wr + 1] = (uint8_t)r;
+    w->wr += 2;
     w->pos += 1 + lb + n;
-    return put(w, ref, 2);
+    return true;
 }
 
 /*
@@ -196,9 +216,12 @@ typedef struct scratch {
 static pthread_key_t sc_key;
 static pthread_once_t sc_once = PTHREAD_ONCE_INIT;
 
+static _Thread_local scratch *sc_mine; /* the thread's scratch, once made */
+
 static void sc_destroy(void *p)
 {
     scratch *sc = p;
+    sc_mine = NULL;
     etf_buf_free(&sc->body);
     free(sc);
 }
@@ -210,13 +233,14 @@ static void sc_key_init(void)
 
 static scratch *tls_scratch(void)
 {
+    if (sc_mine) return sc_mine;
     pthread_once(&sc_once, sc_key_init);
     scratch *sc = pthread_getspecific(sc_key);
     if (!sc && (sc = calloc(1, sizeof *sc))) {
         memset(sc->m.by_slot, 0xff, sizeof sc->m.by_slot);
         pthread_setspecific(sc_key, sc);
     }
-    return sc;
+    return sc_mine = sc;
 }
 
 /*
@@ -226,6 +250,8 @@ static scratch *tls_scratch(void)
 ** Must run in wire order under the connection's lock: the cache mirrors what the peer will
 ** have seen. Any other frame, an oversized one, or bytes it does not
 ** understand leave *b untouched (a frame without references is always valid). 0 or ENOMEM.
+** The body is rewritten into the thread's scratch and the frame then written back into b's own
+** storage: no allocation per frame once the buffers have grown.
 */
 int dist__acache_apply(dist_acache *a, etf_buf *b)
 {
@@ -238,11 +264,13 @@ int dist__acache_apply(dist_acache *a, etf_buf *b)
     etf_buf *tmp = &sc->body;
     m->n = 0;
     tmp->len = 0;
-    rw w = {b->data, b->len, 7, tmp, m};
+    if (etf_buf_reserve(tmp, b->len - 7)) return 0; /* the frame goes out as it was */
+    rw w = {b->data, b->len, 7, tmp->data, 0, m};
     bool ok = true;
     while (ok && w.pos < w.len) ok = term(&w);
     for (size_t i = 0; i < m->n; i++) m->by_slot[m->slot[i]] = -1;
     if (!ok || m->n == 0) return 0;
+    tmp->len = w.wr;
     /* the header: count, flags (a nibble per reference and one for LongAtoms), references */
     bool long_atoms = false;
     size_t hl = 1 + m->n / 2 + 1;
@@ -254,14 +282,26 @@ int dist__acache_apply(dist_acache *a, etf_buf *b)
         if (isnew[i] && m->len[i] > 255) long_atoms = true;
     }
     for (size_t i = 0; i < m->n; i++) hl += 1 + (isnew[i] ? (long_atoms ? 2 : 1) + m->len[i] : 0);
-    etf_buf out = {0};
-    if (etf_buf_reserve(&out, 6 + hl + tmp->len)) return DIST_ENOMEM;
-    uint8_t *o = out.data;
+    /* the new entries' texts, copied out of the frame before b is overwritten; the cache learns
+    ** them only once the frame is sure to go out (all or none) */
+    uint8_t *texts[MAX_REFS];
+    for (size_t i = 0; i < m->n; i++) {
+        texts[i] = NULL;
+        if (isnew[i] && !(texts[i] = malloc(m->len[i] ? m->len[i] : 1))) {
+            while (i-- > 0) free(texts[i]);
+            return 0; /* the frame goes out as it was */
+        }
+        if (isnew[i]) memcpy(texts[i], m->txt[i], m->len[i]);
+    }
     size_t total = 2 + hl + tmp->len;
-    o[0] = (uint8_t)(total >> 24);
-    o[1] = (uint8_t)(total >> 16);
-    o[2] = (uint8_t)(total >> 8);
-    o[3] = (uint8_t)total;
+    b->len = 0;
+    if (etf_buf_reserve(b, 4 + total)) {
+        for (size_t i = 0; i < m->n; i++) free(texts[i]);
+        b->len = 4 + girder__get32(b->data); /* untouched: realloc failed */
+        return DIST_ENOMEM;
+    }
+    uint8_t *o = b->data;
+    girder__put32(o, (uint32_t)total);
     o[4] = 131;
     o[5] = 68;
     o[6] = (uint8_t)m->n;
@@ -277,32 +317,19 @@ int dist__acache_apply(dist_acache *a, etf_buf *b)
         if (!isnew[i]) continue;
         if (long_atoms) o[q++] = (uint8_t)(m->len[i] >> 8);
         o[q++] = (uint8_t)m->len[i];
-        memcpy(o + q, m->txt[i], m->len[i]);
+        memcpy(o + q, texts[i], m->len[i]);
         q += m->len[i];
     }
     if (long_atoms) flags[m->n / 2] |= (uint8_t)(1u << ((m->n & 1) ? 4 : 0));
-    /* the cache learns the new entries only now that the frame will go out (all or none) */
-    uint8_t *texts[MAX_REFS];
-    for (size_t i = 0; i < m->n; i++) {
-        texts[i] = NULL;
-        if (isnew[i] && !(texts[i] = malloc(m->len[i] ? m->len[i] : 1))) {
-            while (i-- > 0) free(texts[i]);
-            etf_buf_free(&out);
-            return 0; /* the frame goes out as it was */
-        }
-    }
     for (size_t i = 0; i < m->n; i++) {
         if (!isnew[i]) continue;
         size_t s = m->slot[i];
-        memcpy(texts[i], m->txt[i], m->len[i]);
         free(a->text[s]);
         a->text[s] = texts[i];
         a->len[s] = m->len[i];
     }
     memcpy(o + q, tmp->data, tmp->len);
-    out.len = q + tmp->len;
-    etf_buf_free(b);
-    *b = out;
+    b->len = q + tmp->len;
     if (tmp->cap > ((size_t)1 << 20)) etf_buf_free(tmp);
     return 0;
 }
