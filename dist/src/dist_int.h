@@ -318,6 +318,11 @@ int dist__rx_frame(dist_rx *rx, const uint8_t *f, size_t len, dist_ctl *ctl, con
 int dist__frame_encode(term_t ctl, term_t payload, uint64_t flags, size_t frag_size, uint64_t seq,
                        etf_buf *out);
 
+/* The same with the control tuple given as its n elements (n <= 8): its bytes are those of
+** term_tuple(n, elems) encoded, without that tuple being built (and freed) per message. */
+int dist__frame_encode_v(const term_t *elems, size_t n, term_t payload, uint64_t flags,
+                         size_t frag_size, uint64_t seq, etf_buf *out);
+
 /* ================================================================ logging */
 
 /* One structured line "event=... key=value" at a level, through dist_config.log. */
