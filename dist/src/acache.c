@@ -24,14 +24,17 @@ static inline uint64_t load64(const uint8_t *p)
 }
 
 /* The slot of an atom's text: any function of the text will do (the peer's cache is indexed by
-** the slots we send), so it takes 8 bytes a step (a node name is 15-30 bytes) rather than one. */
-static uint32_t slot_of(const uint8_t *s, size_t n)
+** the slots we send), so it takes 8 bytes a step (a node name is 15-30 bytes) rather than one.
+** `room`: at least 8 bytes are readable from s (a short name is then read as one word). */
+static uint32_t slot_of(const uint8_t *s, size_t n, bool room)
 {
     uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull, v = 0;
     if (n >= 8) {
         const uint8_t *end = s + n - 8; /* the last word overlaps the one before it */
         for (; s < end; s += 8) h = (h ^ load64(s)) * 0xFF51AFD7ED558CCDull;
         v = load64(end);
+    } else if (room) {
+        v = n ? load64(s) & (~0ull >> (64 - 8 * n)) : 0;
     } else {
         for (size_t i = 0; i < n; i++) v |= (uint64_t)s[i] << (8 * i);
     }
@@ -50,26 +53,29 @@ typedef struct mrefs {
 
 /* The rewrite reads the frame at d[pos..len) and writes the body at o[wr..): room for the
 ** whole input body is reserved before, and the output never outgrows the input (a reference
-** takes 2 bytes, the atom it replaces at least 2), so no write checks for room. */
+** takes 2 bytes, the atom it replaces at least 2), so no write checks for room. Bytes kept
+** verbatim are not copied one term at a time: d[run..pos) is the run not yet written, moved in
+** one piece when an atom is replaced or the frame ends. */
 typedef struct rw {
     const uint8_t *d;
-    size_t len, pos;
+    size_t len, pos, run;
     uint8_t *o;
     size_t wr;
     mrefs *m;
 } rw;
 
-static inline void put(rw *w, const uint8_t *p, size_t n)
+/* Writes the pending run (d[run..upto)). */
+static inline void flush(rw *w, size_t upto)
 {
-    memcpy(w->o + w->wr, p, n);
-    w->wr += n;
+    memcpy(w->o + w->wr, w->d + w->run, upto - w->run);
+    w->wr += upto - w->run;
+    w->run = upto;
 }
 
-/* Copies n bytes of input verbatim (inlined: n is a constant at most call sites). */
+/* Keeps n bytes of input verbatim. */
 static inline bool copy(rw *w, size_t n)
 {
     if (w->len - w->pos < n) return false;
-    put(w, w->d + w->pos, n);
     w->pos += n;
     return true;
 }
@@ -89,7 +95,7 @@ static bool atom(rw *w)
     if (w->len - w->pos - 1 - lb < n) return false;
     if (tag == 100 || tag == 115) return copy(w, 1 + lb + n); /* Latin-1: left inline */
     const uint8_t *txt = w->d + w->pos + 1 + lb;
-    uint32_t s = slot_of(txt, n);
+    uint32_t s = slot_of(txt, n, w->len - (size_t)(txt - w->d) >= 8);
     mrefs *m = w->m;
     int r = m->by_slot[s];
     if (r >= 0 && (m->len[r] != n || memcmp(m->txt[r], txt, n) != 0))
@@ -102,10 +108,12 @@ static bool atom(rw *w)
         m->by_slot[s] = (int16_t)r;
     }
     if (r < 0) return copy(w, 1 + lb + n);
+    flush(w, w->pos);
     w->o[w->wr] = 82;
     w->o[w->wr + 1] = (uint8_t)r;
     w->wr += 2;
     w->pos += 1 + lb + n;
+    w->run = w->pos;
     return true;
 }
 
@@ -265,11 +273,12 @@ int dist__acache_apply(dist_acache *a, etf_buf *b)
     m->n = 0;
     tmp->len = 0;
     if (etf_buf_reserve(tmp, b->len - 7)) return 0; /* the frame goes out as it was */
-    rw w = {b->data, b->len, 7, tmp->data, 0, m};
+    rw w = {b->data, b->len, 7, 7, tmp->data, 0, m};
     bool ok = true;
     while (ok && w.pos < w.len) ok = term(&w);
     for (size_t i = 0; i < m->n; i++) m->by_slot[m->slot[i]] = -1;
     if (!ok || m->n == 0) return 0;
+    flush(&w, w.len);
     tmp->len = w.wr;
     /* the header: count, flags (a nibble per reference and one for LongAtoms), references */
     bool long_atoms = false;
@@ -332,4 +341,142 @@ int dist__acache_apply(dist_acache *a, etf_buf *b)
     b->len = q + tmp->len;
     if (tmp->cap > ((size_t)1 << 20)) etf_buf_free(tmp);
     return 0;
+}
+
+/* ================================================================ control messages built here */
+
+#define CTL_REFS 8 /* a control message has at most 5 elements, pids' nodes among them */
+
+/* The atoms of one control message sent as references: ref i is slot[i], text txt[i]. */
+typedef struct ctlrefs {
+    size_t n;
+    uint16_t slot[CTL_REFS];
+    const uint8_t *txt[CTL_REFS];
+    uint16_t len[CTL_REFS];
+} ctlrefs;
+
+/* Appends atom a: ATOM_CACHE_REF to its reference (made if needed), or inline when it cannot
+** have one (a long name, the references used up, a slot another atom of the message took). */
+static int put_atom(ctlrefs *r, term_t a, etf_buf *o)
+{
+    size_t n;
+    const uint8_t *t = (const uint8_t *)term_atom_name(a, &n);
+    if (t && n <= 255) {
+        uint32_t s = slot_of(t, n, false);
+        size_t i = 0;
+        while (i < r->n && r->slot[i] != s) i++;
+        if (i == r->n && r->n < CTL_REFS) {
+            r->slot[i] = (uint16_t)s;
+            r->txt[i] = t;
+            r->len[i] = (uint16_t)n;
+            r->n++;
+        }
+        if (i < r->n && r->len[i] == n && (r->txt[i] == t || memcmp(r->txt[i], t, n) == 0)) {
+            int rc = etf_buf_reserve(o, 2);
+            if (rc) return rc;
+            o->data[o->len++] = 82;
+            o->data[o->len++] = (uint8_t)i;
+            return 0;
+        }
+    }
+    return etf_encode(a, ETF_ENC_UTF8_ATOMS | ETF_ENC_NO_VERSION, o);
+}
+
+/* Appends one element of a control message: small integers, atoms and pids written here (the
+** same bytes as etf_encode's, atoms as references), anything else by etf_encode. */
+static int put_elem(ctlrefs *r, term_t t, etf_buf *o)
+{
+    int rc;
+    if (term_is_atom(t)) return put_atom(r, t, o);
+    if ((rc = etf_buf_reserve(o, 5))) return rc;
+    uint8_t *p = o->data + o->len;
+    if (term_is_small(t)) {
+        int64_t v = term_small_value(t);
+        if (v >= 0 && v <= 255) {
+            p[0] = 97; /* SMALL_INTEGER_EXT */
+            p[1] = (uint8_t)v;
+            o->len += 2;
+            return 0;
+        }
+        if (v >= INT32_MIN && v <= INT32_MAX) {
+            p[0] = 98; /* INTEGER_EXT */
+            girder__put32(p + 1, (uint32_t)(int32_t)v);
+            o->len += 5;
+            return 0;
+        }
+    }
+    term_pid_info pi;
+    if (term_is_pid(t) && term_pid_get(t, &pi) == 0) {
+        o->data[o->len++] = 88; /* NEW_PID_EXT */
+        if ((rc = put_atom(r, pi.node, o)) || (rc = etf_buf_reserve(o, 12))) return rc;
+        girder__put32(o->data + o->len, pi.id);
+        girder__put32(o->data + o->len + 4, pi.serial);
+        girder__put32(o->data + o->len + 8, pi.creation);
+        o->len += 12;
+        return 0;
+    }
+    return etf_encode(t, ETF_ENC_UTF8_ATOMS | ETF_ENC_NO_VERSION, o);
+}
+
+long dist__acache_frame(dist_acache *a, const term_t *el, size_t n, etf_buf *b, size_t gap)
+{
+    scratch *sc = tls_scratch();
+    if (!sc || n == 0 || n > 255 || gap > b->len) return -1;
+    etf_buf *cb = &sc->body;
+    cb->len = 0;
+    ctlrefs r = {0};
+    if (etf_buf_reserve(cb, 2)) return -1;
+    cb->data[cb->len++] = 104; /* SMALL_TUPLE_EXT */
+    cb->data[cb->len++] = (uint8_t)n;
+    for (size_t i = 0; i < n; i++)
+        if (put_elem(&r, el[i], cb)) return -1;
+    /* the header: count, flags (a nibble per reference, then one saying no long atoms), refs */
+    bool isnew[CTL_REFS];
+    size_t fb = r.n / 2 + 1, hl = r.n ? 1 + fb : 1; /* no flags without references */
+    for (size_t i = 0; i < r.n; i++) {
+        size_t s = r.slot[i];
+        isnew[i] =
+            !(a->text[s] && a->len[s] == r.len[i] && memcmp(a->text[s], r.txt[i], r.len[i]) == 0);
+        hl += 1 + (isnew[i] ? 1 + r.len[i] : 0);
+    }
+    size_t prefix = 4 + 2 + hl + cb->len, total = prefix - 4 + (b->len - gap);
+    if (prefix > gap || total > UINT32_MAX) return -1;
+    /* the cache learns the new entries only now that the frame is sure to be made */
+    uint8_t *texts[CTL_REFS];
+    for (size_t i = 0; i < r.n; i++) {
+        texts[i] = NULL;
+        if (isnew[i] && !(texts[i] = malloc(r.len[i] ? r.len[i] : 1))) {
+            while (i-- > 0) free(texts[i]);
+            return -1;
+        }
+        if (isnew[i]) memcpy(texts[i], r.txt[i], r.len[i]);
+    }
+    size_t start = gap - prefix;
+    uint8_t *o = b->data + start;
+    girder__put32(o, (uint32_t)total);
+    o[4] = 131;
+    o[5] = 68;
+    o[6] = (uint8_t)r.n;
+    size_t q = 7;
+    if (r.n) {
+        uint8_t *flags = o + 7;
+        memset(flags, 0, fb);
+        q += fb;
+        for (size_t i = 0; i < r.n; i++) {
+            size_t s = r.slot[i];
+            unsigned nib = (unsigned)(s >> 8) | (isnew[i] ? 8u : 0u);
+            flags[i / 2] |= (uint8_t)(nib << ((i & 1) ? 4 : 0));
+            o[q++] = (uint8_t)(s & 0xff);
+            if (!isnew[i]) continue;
+            o[q++] = (uint8_t)r.len[i];
+            memcpy(o + q, r.txt[i], r.len[i]);
+            q += r.len[i];
+            free(a->text[s]);
+            a->text[s] = texts[i];
+            a->len[s] = r.len[i];
+        }
+    }
+    memcpy(o + q, cb->data, cb->len);
+    if (cb->cap > ((size_t)1 << 20)) etf_buf_free(cb);
+    return (long)start;
 }

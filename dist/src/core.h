@@ -230,8 +230,8 @@ void dist__psigs_free(psig *p);
 void dist__waiters_notify(cwaiter *w, int status);
 
 /* outq.c */
-int dist__q_push(dconn *c, etf_buf *b);
-int dist__q_send(dconn *c, etf_buf *b, bool *service);
+int dist__q_push(dconn *c, etf_buf *b, size_t off);
+int dist__q_send(dconn *c, etf_buf *b, size_t off, bool *service);
 dchunk *dist__take_queue(dconn *c, size_t *bytes);
 void dist__send_tick(dconn *c);
 void dist__busy_wait(dconn *c, const nd_signal *s);

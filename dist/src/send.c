@@ -225,6 +225,36 @@ static int encode_v(dconn *c, const ctlv *v, uint64_t fl, etf_buf *b)
     return dist__frame_encode_v(v->e, v->n, v->payload, fl, dist__st->frag_size, seq, b);
 }
 
+/*
+** A message's encoding into b (empty). With the atom cache header, unless the payload is to be
+** fragmented: only the payload, after CTL_GAP bytes left for the frame's length, header and
+** control message, which dist__acache_frame writes under the lock (*gap = CTL_GAP); the
+** payload is so encoded once, where it is queued from, and never walked again. Otherwise the
+** whole frame (*gap = 0).
+*/
+#define CTL_GAP 512
+static int encode_msg(dconn *c, const ctlv *v, uint64_t fl, etf_buf *b, size_t *gap)
+{
+    *gap = 0;
+    if (fl & DFLAG_DIST_HDR_ATOM_CACHE) {
+        int rc = etf_buf_reserve(b, CTL_GAP);
+        if (rc) return rc;
+        b->len = CTL_GAP;
+        if (v->payload != TERM_NONE &&
+            (rc = etf_encode(v->payload, ETF_ENC_UTF8_ATOMS | ETF_ENC_NO_VERSION, b))) {
+            b->len = 0;
+            return rc;
+        }
+        size_t plen = b->len - CTL_GAP, frag = dist__st->frag_size;
+        if (!((fl & DFLAG_FRAGMENTS) && frag && plen > frag)) {
+            *gap = CTL_GAP;
+            return 0;
+        }
+        b->len = 0;
+    }
+    return encode_v(c, v, fl, b);
+}
+
 /* ================================================================ tracking */
 
 /* Records what a signal leaving this node changes in the links/monitors over c (mu held). */
@@ -280,19 +310,19 @@ static int send_sig(dconn *c, const nd_signal *s0)
     }
     dist__busy_wait(c, s);
     etf_buf *b = tls_get();
+    ctlv v = {0};
+    uint64_t fl = 0;
+    size_t gap = 0; /* > 0: b holds the payload from gap on, the rest is written under the lock */
     bool encoded = false;
     int rc = 0;
     if (atomic_load(&c->state) == C_UP) {
-        ctlv v;
-        uint64_t fl = atomic_load(&c->flags);
+        fl = atomic_load(&c->flags);
         bool ok = ctl_elems(s, fl, &v);
-        if (ok && v.n) rc = encode_v(c, &v, fl, b);
-        ctlv_done(&v);
-        if (!ok) return DIST_ENOMEM;
-        if (!v.n) return 0;
-        if (rc) {
+        if (ok && v.n) rc = encode_msg(c, &v, fl, b, &gap);
+        if (!ok || !v.n || rc) {
+            ctlv_done(&v);
             tls_trim();
-            return rc;
+            return !ok ? DIST_ENOMEM : rc;
         }
         encoded = true;
     }
@@ -301,24 +331,34 @@ static int send_sig(dconn *c, const nd_signal *s0)
     int state = atomic_load(&c->state);
     if (state == C_DOWN) {
         pthread_mutex_unlock(&c->mu);
+        ctlv_done(&v);
         tls_trim();
         return SEND_RETRY;
     }
     if (state == C_UP) {
         if (!encoded) {
-            ctlv v;
-            uint64_t fl = atomic_load(&c->flags);
+            fl = atomic_load(&c->flags);
             if (!ctl_elems(s, fl, &v)) {
                 rc = DIST_ENOMEM;
             } else if (v.n) {
-                rc = encode_v(c, &v, fl, b);
+                rc = encode_msg(c, &v, fl, b, &gap);
                 encoded = true;
             }
-            ctlv_done(&v);
         }
-        if (!rc && encoded && (atomic_load(&c->flags) & DFLAG_DIST_HDR_ATOM_CACHE))
+        size_t off = 0;
+        if (!rc && encoded && gap) {
+            long at = dist__acache_frame(&c->acache, v.e, v.n, b, gap);
+            if (at >= 0) {
+                off = (size_t)at;
+            } else { /* no room before the payload, or no memory: the whole frame again */
+                gap = 0;
+                b->len = 0;
+                rc = encode_v(c, &v, fl, b);
+            }
+        }
+        if (!rc && encoded && !gap && (fl & DFLAG_DIST_HDR_ATOM_CACHE))
             rc = dist__acache_apply(&c->acache, b);
-        if (!rc && encoded) rc = dist__q_send(c, b, &service);
+        if (!rc && encoded) rc = dist__q_send(c, b, off, &service);
     } else {
         psig *p = calloc(1, sizeof *p);
         if (!p) {
@@ -339,6 +379,7 @@ static int send_sig(dconn *c, const nd_signal *s0)
     }
     if (!rc) track_out(c, s);
     pthread_mutex_unlock(&c->mu);
+    ctlv_done(&v);
     tls_trim();
     if (service) dist__service(c);
     if (!rc) {
@@ -418,7 +459,7 @@ int dist__send_ctl(dconn *c, term_t ctl, term_t payload)
         rc = dist__encode(c, ctl, payload, atomic_load(&c->flags), &b);
         if (!rc && (atomic_load(&c->flags) & DFLAG_DIST_HDR_ATOM_CACHE))
             rc = dist__acache_apply(&c->acache, &b);
-        if (!rc) rc = dist__q_send(c, &b, &service);
+        if (!rc) rc = dist__q_send(c, &b, 0, &service);
         etf_buf_free(&b);
         term_free(ctl);
         term_free(payload);

@@ -27,7 +27,7 @@ void dist__conn_up(dconn *c, uint64_t flags, uint32_t creation, dist_tr_stream *
         }
         if (dist__encode(c, ctl, pl, flags, &b) == 0 &&
             (!(flags & DFLAG_DIST_HDR_ATOM_CACHE) || dist__acache_apply(&c->acache, &b) == 0))
-            dist__q_push(c, &b);
+            dist__q_push(c, &b, 0);
         b.len = 0;
         if (built) {
             term_free(ctl);
