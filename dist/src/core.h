@@ -145,7 +145,9 @@ struct dist_peer {
     pthread_mutex_t dq_mu;
     struct rxjob *dq_head, *dq_tail;
     size_t dq_bytes;
-    bool dq_busy;          /* queued, or a decoder is at it: everything goes through the queue */
+    atomic_bool dq_busy;   /* queued, or a decoder is at it: everything goes through the queue;
+                           ** set (under dq_mu) by the loop thread only, so the loop reads it
+                           ** without the lock */
     bool dq_paused;        /* the queue is over its bound: the loop stopped reading */
     atomic_bool dq_failed; /* a decoder found a protocol error: drop the rest, close */
     struct dist_peer *dq_ready_next;
