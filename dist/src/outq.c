@@ -33,7 +33,7 @@ int dist__q_push(dconn *c, etf_buf *b, size_t off)
         else
             c->qhead = ch;
         c->qtail = ch;
-        c->qbytes += ch->len;
+        dist__count_add(&c->qbytes, ch->len);
         return 0;
     }
     dchunk *t = c->qtail;
@@ -55,7 +55,7 @@ int dist__q_push(dconn *c, etf_buf *b, size_t off)
     }
     memcpy(t->data + t->len, b->data + off, len);
     t->len += len;
-    c->qbytes += len;
+    dist__count_add(&c->qbytes, len);
     b->len = 0;
     return 0;
 }
@@ -63,9 +63,9 @@ int dist__q_push(dconn *c, etf_buf *b, size_t off)
 dchunk *dist__take_queue(dconn *c, size_t *bytes)
 {
     dchunk *q = c->qhead;
-    *bytes = c->qbytes;
+    *bytes = atomic_load_explicit(&c->qbytes, memory_order_relaxed);
     c->qhead = c->qtail = NULL;
-    c->qbytes = 0;
+    atomic_store_explicit(&c->qbytes, 0, memory_order_relaxed);
     c->busy = false; /* the episode ends when the I/O thread takes the queue */
     return q;
 }
@@ -164,10 +164,20 @@ static void busy_begin(dconn *c, term_t sender, size_t queued)
 void dist__busy_wait(dconn *c, const nd_signal *s)
 {
     if (s->kind != ND_SIG_MSG || !nd_in_process()) return;
+    /* the common case, without the lock: far from the limit (a count read a little stale only
+    ** moves the start of an episode by one message) */
+    int st = atomic_load(&c->state);
+    size_t q = st == C_UP        ? atomic_load_explicit(&c->qbytes, memory_order_relaxed)
+               : st == C_PENDING ? atomic_load_explicit(&c->pbytes, memory_order_relaxed)
+                                 : 0;
+    if (q <= BUSY_LIMIT) return;
     for (int i = 0; i < 5000; i++) {
         pthread_mutex_lock(&c->mu);
         int state = atomic_load(&c->state);
-        size_t queued = state == C_UP ? c->qbytes : state == C_PENDING ? c->pbytes : 0;
+        size_t queued = state == C_UP ? atomic_load_explicit(&c->qbytes, memory_order_relaxed)
+                        : state == C_PENDING
+                            ? atomic_load_explicit(&c->pbytes, memory_order_relaxed)
+                            : 0;
         bool busy = queued > BUSY_LIMIT && !dist__gate_closing();
         if (busy && !c->busy) busy_begin(c, s->from, queued);
         pthread_mutex_unlock(&c->mu);

@@ -369,7 +369,7 @@ static int send_sig(dconn *c, const nd_signal *s0)
             p->sig.to = term_dup(s->to);
             p->sig.payload = term_dup(s->payload);
             p->sig.ref = term_dup(s->ref);
-            c->pbytes += sizeof *p + term_memory(s->payload);
+            dist__count_add(&c->pbytes, sizeof *p + term_memory(s->payload));
             if (c->ptail)
                 c->ptail->next = p;
             else
@@ -468,7 +468,7 @@ int dist__send_ctl(dconn *c, term_t ctl, term_t payload)
         if (p) {
             p->ctl = ctl;
             p->payload = payload;
-            c->pbytes += sizeof *p + term_memory(payload);
+            dist__count_add(&c->pbytes, sizeof *p + term_memory(payload));
             if (c->ptail)
                 c->ptail->next = p;
             else
