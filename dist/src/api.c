@@ -193,7 +193,7 @@ size_t dist_connections(dist_conn_info *out, size_t max)
         pthread_mutex_lock(&c->mu);
         o->visible = c->published;
         o->creation = c->creation;
-        o->out_queue = c->qbytes;
+        o->out_queue = atomic_load_explicit(&c->qbytes, memory_order_relaxed);
         pthread_mutex_unlock(&c->mu);
         dist__conn_put(c);
     }

@@ -108,7 +108,7 @@ void dist__chunks_free(dist_chunk *ch)
 {
     while (ch) {
         dist_chunk *n = ch->next;
-        free(ch->data);
+        free(ch->base);
         free(ch);
         ch = n;
     }

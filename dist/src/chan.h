@@ -33,8 +33,9 @@ typedef struct dist_sm_slot {
 /* Queued output, as the owner hands it over: a list of byte chunks. */
 typedef struct dist_chunk {
     struct dist_chunk *next;
-    size_t len, cap;
+    size_t len, cap; /* bytes at data, room from data */
     uint8_t *data;
+    uint8_t *base; /* the allocation data lies in (freed with the chunk) */
 } dist_chunk;
 void dist__chunks_free(dist_chunk *ch);
 

@@ -118,7 +118,7 @@ struct dist_peer {
     bool published; /* both sides visible */
     /* out queue */
     dchunk *qhead, *qtail;
-    size_t qbytes;
+    atomic_size_t qbytes;   /* changed under mu; read without it by busy_wait (relaxed) */
     bool wpending;          /* on the service list or a write in flight */
     dist_tr_stream *direct; /* the stream while UP, for direct writes (NULL: none) */
     uint64_t last_direct;   /* when a sender last wrote directly (ns) */
@@ -126,10 +126,11 @@ struct dist_peer {
     bool want_connect, want_close;
     const char *close_why;
     struct dist_peer *svc_next;
-    psig *phead, *ptail; /* while PENDING */
-    size_t pbytes;       /* memory the signals waiting while PENDING hold (busy at BUSY_LIMIT) */
-    cwaiter *waiters;    /* while PENDING */
-    int down_err;        /* why it went down (DIST_E*), once DOWN */
+    psig *phead, *ptail;  /* while PENDING */
+    atomic_size_t pbytes; /* memory the signals waiting while PENDING hold (busy at BUSY_LIMIT);
+                          ** as qbytes */
+    cwaiter *waiters;     /* while PENDING */
+    int down_err;         /* why it went down (DIST_E*), once DOWN */
     dlinks links;
     dmons mons;
     dist_acache acache; /* what the peer's atom cache holds (frames rewritten in wire order) */
@@ -145,7 +146,9 @@ struct dist_peer {
     pthread_mutex_t dq_mu;
     struct rxjob *dq_head, *dq_tail;
     size_t dq_bytes;
-    bool dq_busy;          /* queued, or a decoder is at it: everything goes through the queue */
+    atomic_bool dq_busy;   /* queued, or a decoder is at it: everything goes through the queue;
+                           ** set (under dq_mu) by the loop thread only, so the loop reads it
+                           ** without the lock */
     bool dq_paused;        /* the queue is over its bound: the loop stopped reading */
     atomic_bool dq_failed; /* a decoder found a protocol error: drop the rest, close */
     struct dist_peer *dq_ready_next;
@@ -230,8 +233,14 @@ void dist__psigs_free(psig *p);
 void dist__waiters_notify(cwaiter *w, int status);
 
 /* outq.c */
-int dist__q_push(dconn *c, etf_buf *b);
-int dist__q_send(dconn *c, etf_buf *b, bool *service);
+/* Adds n to a byte count changed only under the connection's lock (no locked instruction). */
+static inline void dist__count_add(atomic_size_t *v, size_t n)
+{
+    atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+int dist__q_push(dconn *c, etf_buf *b, size_t off);
+int dist__q_send(dconn *c, etf_buf *b, size_t off, bool *service);
 dchunk *dist__take_queue(dconn *c, size_t *bytes);
 void dist__send_tick(dconn *c);
 void dist__busy_wait(dconn *c, const nd_signal *s);

@@ -120,9 +120,10 @@ int dist__rx_take(dconn *c, const uint8_t *f, size_t n, const char **why)
     int rc = dist__rx_message(c->rx, f, n, &m, why);
     dist__atoms_report(c);
     if (rc <= 0) return rc;
-    pthread_mutex_lock(&c->dq_mu);
-    bool busy = c->dq_busy;
-    pthread_mutex_unlock(&c->dq_mu);
+    /* only this thread sets dq_busy: false read here stays false until it enqueues; a decoder
+    ** that cleared it did so after delivering (the acquire orders this thread's deliveries
+    ** after those) */
+    bool busy = atomic_load_explicit(&c->dq_busy, memory_order_acquire);
     if (!busy && m.len <= INLINE_MAX) {
         dist_ctl ctl;
         rc = dist__rx_decode(c->rx, &m, false, &ctl, why);

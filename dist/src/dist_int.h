@@ -280,6 +280,17 @@ typedef struct dist_acache {
 } dist_acache;
 void dist__acache_free(dist_acache *a);
 int dist__acache_apply(dist_acache *a, etf_buf *b);
+/*
+** The frame of a control message given as its n elements (borrowed), whose payload's encoding
+** (without version byte, possibly empty) is already in b at [gap, b->len): the frame's length,
+** the 131,68 header and the control message are written into the gap, right before the
+** payload, the control message's atoms (pids' nodes among them) as references into a, the
+** payload's left inline. So the payload is encoded once, straight into the buffer that is
+** queued, with no pass over it afterwards. Returns where the frame starts in b, or -1 (b's
+** gap too small, out of memory: nothing changed; the caller encodes the frame another way).
+** Must run in wire order under the connection's lock, as dist__acache_apply.
+*/
+long dist__acache_frame(dist_acache *a, const term_t *el, size_t n, etf_buf *b, size_t gap);
 
 void dist__rx_init(dist_rx *rx, size_t max_message, size_t max_heap, size_t max_new_atoms,
                    bool hdr_cache);
@@ -317,6 +328,11 @@ int dist__rx_frame(dist_rx *rx, const uint8_t *f, size_t len, dist_ctl *ctl, con
 */
 int dist__frame_encode(term_t ctl, term_t payload, uint64_t flags, size_t frag_size, uint64_t seq,
                        etf_buf *out);
+
+/* The same with the control tuple given as its n elements (n <= 8): its bytes are those of
+** term_tuple(n, elems) encoded, without that tuple being built (and freed) per message. */
+int dist__frame_encode_v(const term_t *elems, size_t n, term_t payload, uint64_t flags,
+                         size_t frag_size, uint64_t seq, etf_buf *out);
 
 /* ================================================================ logging */
 

@@ -9,18 +9,23 @@
 
 /* ================================================================ the output queue */
 
-/* Appends the frames in b to c's queue (mu held): small ones are copied into the tail chunk,
-** big ones adopt b's storage (b is then emptied). */
-int dist__q_push(dconn *c, etf_buf *b)
+/* Appends the frames in b (from byte off) to c's queue (mu held): small ones are copied into the
+** tail chunk, big ones adopt b's storage (b is then emptied). */
+int dist__q_push(dconn *c, etf_buf *b, size_t off)
 {
-    if (b->len == 0) return 0;
-    if (b->len >= BIG_FRAME) {
+    size_t len = b->len - off;
+    if (len == 0) {
+        b->len = 0;
+        return 0;
+    }
+    if (len >= BIG_FRAME) {
         dchunk *ch = malloc(sizeof *ch);
         if (!ch) return DIST_ENOMEM;
         ch->next = NULL;
-        ch->data = b->data;
-        ch->len = b->len;
-        ch->cap = b->cap;
+        ch->base = b->data;
+        ch->data = b->data + off;
+        ch->len = len;
+        ch->cap = b->cap - off;
         b->data = NULL;
         b->len = b->cap = 0;
         if (c->qtail)
@@ -28,13 +33,13 @@ int dist__q_push(dconn *c, etf_buf *b)
         else
             c->qhead = ch;
         c->qtail = ch;
-        c->qbytes += ch->len;
+        dist__count_add(&c->qbytes, ch->len);
         return 0;
     }
     dchunk *t = c->qtail;
-    if (!t || t->cap - t->len < b->len || t->cap != CHUNK_SIZE) {
+    if (!t || t->cap - t->len < len || t->cap != CHUNK_SIZE || t->data != t->base) {
         t = malloc(sizeof *t);
-        if (t) t->data = malloc(CHUNK_SIZE);
+        if (t) t->data = t->base = malloc(CHUNK_SIZE);
         if (!t || !t->data) {
             free(t);
             return DIST_ENOMEM;
@@ -48,9 +53,9 @@ int dist__q_push(dconn *c, etf_buf *b)
             c->qhead = t;
         c->qtail = t;
     }
-    memcpy(t->data + t->len, b->data, b->len);
-    t->len += b->len;
-    c->qbytes += b->len;
+    memcpy(t->data + t->len, b->data + off, len);
+    t->len += len;
+    dist__count_add(&c->qbytes, len);
     b->len = 0;
     return 0;
 }
@@ -58,9 +63,9 @@ int dist__q_push(dconn *c, etf_buf *b)
 dchunk *dist__take_queue(dconn *c, size_t *bytes)
 {
     dchunk *q = c->qhead;
-    *bytes = c->qbytes;
+    *bytes = atomic_load_explicit(&c->qbytes, memory_order_relaxed);
     c->qhead = c->qtail = NULL;
-    c->qbytes = 0;
+    atomic_store_explicit(&c->qbytes, 0, memory_order_relaxed);
     c->busy = false; /* the episode ends when the I/O thread takes the queue */
     return q;
 }
@@ -73,33 +78,33 @@ dchunk *dist__take_queue(dconn *c, size_t *bytes)
 */
 #define DIRECT_MAX    65536
 #define DIRECT_GAP_NS 20000
-int dist__q_send(dconn *c, etf_buf *b, bool *service)
+int dist__q_send(dconn *c, etf_buf *b, size_t off, bool *service)
 {
+    size_t len = b->len - off;
     atomic_fetch_add_explicit(&c->out_frames, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->m_bytes_out, b->len, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->m_bytes_out, len, memory_order_relaxed);
     /* a sender that wrote less than DIRECT_GAP ago is streaming: batching through the I/O
     ** thread beats one system call per message */
     dist_tr *tr = dist__st->tr;
     uint64_t now = tr->ops->now_ns(tr);
     bool streaming = now - c->last_direct < DIRECT_GAP_NS;
-    if (!c->wpending && !streaming && c->direct && tr->ops->try_write && b->len <= DIRECT_MAX) {
+    if (!c->wpending && !streaming && c->direct && tr->ops->try_write && len <= DIRECT_MAX) {
         c->last_direct = now;
-        ssize_t w = tr->ops->try_write(c->direct, b->data, b->len);
-        if (w == (ssize_t)b->len) {
-            atomic_fetch_add_explicit(&dist__st->st_bytes_direct, b->len, memory_order_relaxed);
+        ssize_t w = tr->ops->try_write(c->direct, b->data + off, len);
+        if (w == (ssize_t)len) {
+            atomic_fetch_add_explicit(&dist__st->st_bytes_direct, len, memory_order_relaxed);
             b->len = 0;
             return 0;
         }
         if (w > 0) {
-            memmove(b->data, b->data + w, b->len - (size_t)w);
-            b->len -= (size_t)w;
+            off += (size_t)w;
             atomic_fetch_add_explicit(&dist__st->st_bytes_direct, (uint64_t)w,
                                       memory_order_relaxed);
         }
         /* the stream is full or failing: the loop writes the rest, or finds the error */
     }
     if (streaming) c->last_direct = now;
-    int rc = dist__q_push(c, b);
+    int rc = dist__q_push(c, b, off);
     if (!rc && !c->wpending) *service = c->wpending = true;
     return rc;
 }
@@ -114,7 +119,7 @@ void dist__send_tick(dconn *c)
     memcpy(b.data, zero, 4);
     b.len = 4;
     pthread_mutex_lock(&c->mu);
-    if (atomic_load(&c->state) == C_UP) dist__q_send(c, &b, &service);
+    if (atomic_load(&c->state) == C_UP) dist__q_send(c, &b, 0, &service);
     pthread_mutex_unlock(&c->mu);
     etf_buf_free(&b);
     if (service) dist__service(c);
@@ -159,10 +164,20 @@ static void busy_begin(dconn *c, term_t sender, size_t queued)
 void dist__busy_wait(dconn *c, const nd_signal *s)
 {
     if (s->kind != ND_SIG_MSG || !nd_in_process()) return;
+    /* the common case, without the lock: far from the limit (a count read a little stale only
+    ** moves the start of an episode by one message) */
+    int st = atomic_load(&c->state);
+    size_t q = st == C_UP        ? atomic_load_explicit(&c->qbytes, memory_order_relaxed)
+               : st == C_PENDING ? atomic_load_explicit(&c->pbytes, memory_order_relaxed)
+                                 : 0;
+    if (q <= BUSY_LIMIT) return;
     for (int i = 0; i < 5000; i++) {
         pthread_mutex_lock(&c->mu);
         int state = atomic_load(&c->state);
-        size_t queued = state == C_UP ? c->qbytes : state == C_PENDING ? c->pbytes : 0;
+        size_t queued = state == C_UP ? atomic_load_explicit(&c->qbytes, memory_order_relaxed)
+                        : state == C_PENDING
+                            ? atomic_load_explicit(&c->pbytes, memory_order_relaxed)
+                            : 0;
         bool busy = queued > BUSY_LIMIT && !dist__gate_closing();
         if (busy && !c->busy) busy_begin(c, s->from, queued);
         pthread_mutex_unlock(&c->mu);

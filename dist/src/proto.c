@@ -577,8 +577,38 @@ static int enc(term_t t, bool versioned, etf_buf *out)
     return etf_encode(t, ETF_ENC_UTF8_ATOMS | (versioned ? 0 : ETF_ENC_NO_VERSION), out);
 }
 
+/* The control message: a tuple term (n = 0), or the n elements of one at elems. */
+static int enc_ctl(term_t ctl, const term_t *elems, size_t n, bool versioned, etf_buf *out)
+{
+    if (!n) return enc(ctl, versioned, out);
+    int rc = etf_buf_reserve(out, 3);
+    if (rc) return rc;
+    if (versioned) out->data[out->len++] = 131;
+    out->data[out->len++] = 104; /* SMALL_TUPLE_EXT */
+    out->data[out->len++] = (uint8_t)n;
+    for (size_t i = 0; i < n; i++)
+        if ((rc = enc(elems[i], false, out))) return rc;
+    return 0;
+}
+
+static int frame_encode(term_t ctl, const term_t *elems, size_t n, term_t payload, uint64_t flags,
+                        size_t frag_size, uint64_t seq, etf_buf *out);
+
 int dist__frame_encode(term_t ctl, term_t payload, uint64_t flags, size_t frag_size, uint64_t seq,
                        etf_buf *out)
+{
+    return frame_encode(ctl, NULL, 0, payload, flags, frag_size, seq, out);
+}
+
+int dist__frame_encode_v(const term_t *elems, size_t n, term_t payload, uint64_t flags,
+                         size_t frag_size, uint64_t seq, etf_buf *out)
+{
+    if (n == 0 || n > 8) return DIST_EINVAL;
+    return frame_encode(TERM_NONE, elems, n, payload, flags, frag_size, seq, out);
+}
+
+static int frame_encode(term_t ctl, const term_t *elems, size_t n, term_t payload, uint64_t flags,
+                        size_t frag_size, uint64_t seq, etf_buf *out)
 {
     size_t start = out->len;
     int rc;
@@ -593,7 +623,7 @@ int dist__frame_encode(term_t ctl, term_t payload, uint64_t flags, size_t frag_s
         out->data[out->len++] = 112;
     }
     size_t body = out->len;
-    if ((rc = enc(ctl, !hdr, out))) goto fail;
+    if ((rc = enc_ctl(ctl, elems, n, !hdr, out))) goto fail;
     size_t ctl_end = out->len;
     if (payload != TERM_NONE && (rc = enc(payload, !hdr, out))) goto fail;
     size_t plen = out->len - ctl_end;

@@ -6,21 +6,150 @@
 
 /* ================================================================ control messages out */
 
-static term_t ghost_pid(void)
+/* A control message as the elements of its tuple, borrowed from the signal (or immediates and
+** atoms), with its payload (borrowed, TERM_NONE: none); made[] holds what was made here (a
+** ghost sender pid, a large unlink id), freed by ctlv_done. Encoded without building the tuple
+** (dist__frame_encode_v): building, dup'ing and freeing it cost ~600 instructions a message. */
+typedef struct ctlv {
+    size_t n; /* 0: no wire form */
+    term_t e[5];
+    term_t payload;
+    term_t made[2];
+    size_t nmade;
+} ctlv;
+
+static void ctlv_done(ctlv *v)
 {
-    return term_pid(dist__st->node, 0, 0, dist__st->creation);
+    for (size_t i = 0; i < v->nmade; i++) term_free(v->made[i]);
+    v->nmade = 0;
 }
 
-static term_t sender(term_t from)
+/* A term made for v (kept in made[] until ctlv_done); false when it could not be made. */
+static bool made(ctlv *v, term_t t, term_t *slot)
 {
-    return term_is_pid(from) ? term_dup(from) : ghost_pid();
+    if (t == TERM_NONE) return false;
+    v->made[v->nmade++] = t;
+    *slot = t;
+    return true;
 }
 
-/* The name in {Name, Node}, or the term itself (dup'ed). */
+static bool sender(ctlv *v, term_t from, term_t *slot)
+{
+    if (term_is_pid(from)) return (*slot = from), true;
+    return made(v, term_pid(dist__st->node, 0, 0, dist__st->creation), slot);
+}
+
+/* The name in {Name, Node}, or the term itself. */
 static term_t proc_of(term_t to)
 {
-    if (term_is_tuple(to) && term_tuple_arity(to) == 2) return term_dup(term_tuple_elem(to, 0));
-    return term_dup(to);
+    if (term_is_tuple(to) && term_tuple_arity(to) == 2) return term_tuple_elem(to, 0);
+    return to;
+}
+
+/*
+** The control message (and payload) for a libnode signal given the negotiated flags, its terms
+** borrowed from s. False on ENOMEM. A message to an alias for a peer without DFLAG_ALIAS has no
+** wire form: true with v->n = 0 (the message is dropped, as Erlang drops it).
+*/
+static bool ctl_elems(const nd_signal *s, uint64_t fl, ctlv *v)
+{
+    term_t *e = v->e;
+    bool pl = (fl & DFLAG_EXIT_PAYLOAD) != 0;
+    v->n = 0;
+    v->nmade = 0;
+    v->payload = TERM_NONE;
+    switch (s->kind) {
+    case ND_SIG_MSG:
+        v->payload = s->payload;
+        if (term_is_ref(s->to)) {
+            if (fl & DFLAG_ALTACT_SIG) { /* OTP 28+: ALIAS_SEND is deprecated there */
+                e[0] = term_small(DOP_ALTACT_SIG_SEND);
+                e[1] = term_small(ALTACT_ALIAS);
+                if (!sender(v, s->from, &e[2])) return false;
+                e[3] = s->to;
+                v->n = 4;
+            } else if (fl & DFLAG_ALIAS) {
+                e[0] = term_small(DOP_ALIAS_SEND);
+                if (!sender(v, s->from, &e[1])) return false;
+                e[2] = s->to;
+                v->n = 3;
+            } else {
+                v->payload = TERM_NONE;
+            }
+            return true;
+        }
+        if (term_is_tuple(s->to)) {
+            e[0] = term_small(DOP_REG_SEND);
+            if (!sender(v, s->from, &e[1])) return false;
+            e[2] = dist__a.empty;
+            e[3] = proc_of(s->to);
+            v->n = 4;
+        } else if ((fl & DFLAG_SEND_SENDER) && term_is_pid(s->from)) {
+            e[0] = term_small(DOP_SEND_SENDER);
+            e[1] = s->from;
+            e[2] = s->to;
+            v->n = 3;
+        } else {
+            e[0] = term_small(DOP_SEND);
+            e[1] = dist__a.empty;
+            e[2] = s->to;
+            v->n = 3;
+        }
+        return true;
+    case ND_SIG_EXIT:
+    case ND_SIG_EXIT2: {
+        bool ex = s->kind == ND_SIG_EXIT;
+        if (!sender(v, s->from, &e[1])) return false;
+        e[2] = s->to;
+        if (pl) {
+            e[0] = term_small(ex ? DOP_PAYLOAD_EXIT : DOP_PAYLOAD_EXIT2);
+            v->payload = s->payload;
+            v->n = 3;
+        } else {
+            e[0] = term_small(ex ? DOP_EXIT : DOP_EXIT2);
+            e[3] = s->payload;
+            v->n = 4;
+        }
+        return true;
+    }
+    case ND_SIG_LINK:
+        e[0] = term_small(DOP_LINK);
+        if (!sender(v, s->from, &e[1])) return false;
+        e[2] = s->to;
+        v->n = 3;
+        return true;
+    case ND_SIG_UNLINK_ID:
+    case ND_SIG_UNLINK_ID_ACK:
+        e[0] = term_small(s->kind == ND_SIG_UNLINK_ID ? DOP_UNLINK_ID : DOP_UNLINK_ID_ACK);
+        if (!made(v, term_uint(s->id ? s->id : 1), &e[1])) return false;
+        if (!sender(v, s->from, &e[2])) return false;
+        e[3] = s->to;
+        v->n = 4;
+        return true;
+    case ND_SIG_MONITOR:
+    case ND_SIG_DEMONITOR:
+        e[0] = term_small(s->kind == ND_SIG_MONITOR ? DOP_MONITOR_P : DOP_DEMONITOR_P);
+        if (!sender(v, s->from, &e[1])) return false;
+        e[2] = proc_of(s->to);
+        e[3] = s->ref;
+        v->n = 4;
+        return true;
+    case ND_SIG_DOWN:
+        e[1] = proc_of(s->from);
+        e[2] = s->to;
+        e[3] = s->ref;
+        if (pl) {
+            e[0] = term_small(DOP_PAYLOAD_MONITOR_P_EXIT);
+            v->payload = s->payload;
+            v->n = 4;
+        } else {
+            e[0] = term_small(DOP_MONITOR_P_EXIT);
+            e[4] = s->payload;
+            v->n = 5;
+        }
+        return true;
+    }
+    return false;
 }
 
 /*
@@ -30,75 +159,20 @@ static term_t proc_of(term_t to)
 */
 bool dist__build_ctl(const nd_signal *s, uint64_t fl, term_t *ctl, term_t *payload)
 {
-    term_t c = TERM_NONE, p = TERM_NONE;
-    bool pl = (fl & DFLAG_EXIT_PAYLOAD) != 0;
-    switch (s->kind) {
-    case ND_SIG_MSG:
-        if (term_is_ref(s->to)) {
-            *ctl = *payload = TERM_NONE;
-            if (fl & DFLAG_ALTACT_SIG) /* OTP 28+: ALIAS_SEND is deprecated there */
-                c = term_tuplev(4, term_small(DOP_ALTACT_SIG_SEND), term_small(ALTACT_ALIAS),
-                                sender(s->from), term_dup(s->to));
-            else if (fl & DFLAG_ALIAS)
-                c = term_tuplev(3, term_small(DOP_ALIAS_SEND), sender(s->from), term_dup(s->to));
-            else
-                return true;
-            p = term_dup(s->payload);
-            break;
-        }
-        p = term_dup(s->payload);
-        if (term_is_tuple(s->to))
-            c = term_tuplev(4, term_small(DOP_REG_SEND), sender(s->from), dist__a.empty,
-                            proc_of(s->to));
-        else if ((fl & DFLAG_SEND_SENDER) && term_is_pid(s->from))
-            c = term_tuplev(3, term_small(DOP_SEND_SENDER), term_dup(s->from), term_dup(s->to));
-        else
-            c = term_tuplev(3, term_small(DOP_SEND), dist__a.empty, term_dup(s->to));
-        break;
-    case ND_SIG_EXIT:
-    case ND_SIG_EXIT2: {
-        bool ex = s->kind == ND_SIG_EXIT;
-        if (pl) {
-            c = term_tuplev(3, term_small(ex ? DOP_PAYLOAD_EXIT : DOP_PAYLOAD_EXIT2),
-                            sender(s->from), term_dup(s->to));
-            p = term_dup(s->payload);
-        } else {
-            c = term_tuplev(4, term_small(ex ? DOP_EXIT : DOP_EXIT2), sender(s->from),
-                            term_dup(s->to), term_dup(s->payload));
-        }
-        break;
-    }
-    case ND_SIG_LINK:
-        c = term_tuplev(3, term_small(DOP_LINK), sender(s->from), term_dup(s->to));
-        break;
-    case ND_SIG_UNLINK_ID:
-    case ND_SIG_UNLINK_ID_ACK:
-        c = term_tuplev(4,
-                        term_small(s->kind == ND_SIG_UNLINK_ID ? DOP_UNLINK_ID : DOP_UNLINK_ID_ACK),
-                        term_uint(s->id ? s->id : 1), sender(s->from), term_dup(s->to));
-        break;
-    case ND_SIG_MONITOR:
-    case ND_SIG_DEMONITOR:
-        c = term_tuplev(4, term_small(s->kind == ND_SIG_MONITOR ? DOP_MONITOR_P : DOP_DEMONITOR_P),
-                        sender(s->from), proc_of(s->to), term_dup(s->ref));
-        break;
-    case ND_SIG_DOWN:
-        if (pl) {
-            c = term_tuplev(4, term_small(DOP_PAYLOAD_MONITOR_P_EXIT), proc_of(s->from),
-                            term_dup(s->to), term_dup(s->ref));
-            p = term_dup(s->payload);
-        } else {
-            c = term_tuplev(5, term_small(DOP_MONITOR_P_EXIT), proc_of(s->from), term_dup(s->to),
-                            term_dup(s->ref), term_dup(s->payload));
-        }
-        break;
-    }
-    if (c == TERM_NONE) {
-        term_free(p);
+    ctlv v;
+    if (!ctl_elems(s, fl, &v)) {
+        ctlv_done(&v);
         return false;
     }
+    *ctl = *payload = TERM_NONE;
+    if (v.n == 0) return true;
+    term_t el[5];
+    for (size_t i = 0; i < v.n; i++) el[i] = term_dup(v.e[i]);
+    term_t c = term_tuple(v.n, el);
+    ctlv_done(&v);
+    if (c == TERM_NONE) return false;
     *ctl = c;
-    *payload = p;
+    *payload = term_dup(v.payload);
     return true;
 }
 
@@ -142,6 +216,43 @@ int dist__encode(dconn *c, term_t ctl, term_t payload, uint64_t fl, etf_buf *b)
 {
     uint64_t seq = atomic_fetch_add(&c->seq, 1) + 1;
     return dist__frame_encode(ctl, payload, fl, dist__st->frag_size, seq, b);
+}
+
+/* The frame of v (its terms borrowed) into b. */
+static int encode_v(dconn *c, const ctlv *v, uint64_t fl, etf_buf *b)
+{
+    uint64_t seq = atomic_fetch_add(&c->seq, 1) + 1;
+    return dist__frame_encode_v(v->e, v->n, v->payload, fl, dist__st->frag_size, seq, b);
+}
+
+/*
+** A message's encoding into b (empty). With the atom cache header, unless the payload is to be
+** fragmented: only the payload, after CTL_GAP bytes left for the frame's length, header and
+** control message, which dist__acache_frame writes under the lock (*gap = CTL_GAP); the
+** payload is so encoded once, where it is queued from, and never walked again. Otherwise the
+** whole frame (*gap = 0).
+*/
+#define CTL_GAP 512
+static int encode_msg(dconn *c, const ctlv *v, uint64_t fl, etf_buf *b, size_t *gap)
+{
+    *gap = 0;
+    if (fl & DFLAG_DIST_HDR_ATOM_CACHE) {
+        int rc = etf_buf_reserve(b, CTL_GAP);
+        if (rc) return rc;
+        b->len = CTL_GAP;
+        if (v->payload != TERM_NONE &&
+            (rc = etf_encode(v->payload, ETF_ENC_UTF8_ATOMS | ETF_ENC_NO_VERSION, b))) {
+            b->len = 0;
+            return rc;
+        }
+        size_t plen = b->len - CTL_GAP, frag = dist__st->frag_size;
+        if (!((fl & DFLAG_FRAGMENTS) && frag && plen > frag)) {
+            *gap = CTL_GAP;
+            return 0;
+        }
+        b->len = 0;
+    }
+    return encode_v(c, v, fl, b);
 }
 
 /* ================================================================ tracking */
@@ -199,18 +310,19 @@ static int send_sig(dconn *c, const nd_signal *s0)
     }
     dist__busy_wait(c, s);
     etf_buf *b = tls_get();
+    ctlv v = {0};
+    uint64_t fl = 0;
+    size_t gap = 0; /* > 0: b holds the payload from gap on, the rest is written under the lock */
     bool encoded = false;
     int rc = 0;
     if (atomic_load(&c->state) == C_UP) {
-        term_t ctl, pl;
-        if (!dist__build_ctl(s, atomic_load(&c->flags), &ctl, &pl)) return DIST_ENOMEM;
-        if (ctl == TERM_NONE) return 0;
-        rc = dist__encode(c, ctl, pl, atomic_load(&c->flags), b);
-        term_free(ctl);
-        term_free(pl);
-        if (rc) {
+        fl = atomic_load(&c->flags);
+        bool ok = ctl_elems(s, fl, &v);
+        if (ok && v.n) rc = encode_msg(c, &v, fl, b, &gap);
+        if (!ok || !v.n || rc) {
+            ctlv_done(&v);
             tls_trim();
-            return rc;
+            return !ok ? DIST_ENOMEM : rc;
         }
         encoded = true;
     }
@@ -219,24 +331,34 @@ static int send_sig(dconn *c, const nd_signal *s0)
     int state = atomic_load(&c->state);
     if (state == C_DOWN) {
         pthread_mutex_unlock(&c->mu);
+        ctlv_done(&v);
         tls_trim();
         return SEND_RETRY;
     }
     if (state == C_UP) {
         if (!encoded) {
-            term_t ctl, pl;
-            if (!dist__build_ctl(s, atomic_load(&c->flags), &ctl, &pl)) {
+            fl = atomic_load(&c->flags);
+            if (!ctl_elems(s, fl, &v)) {
                 rc = DIST_ENOMEM;
-            } else if (ctl != TERM_NONE) {
-                rc = dist__encode(c, ctl, pl, atomic_load(&c->flags), b);
-                term_free(ctl);
-                term_free(pl);
+            } else if (v.n) {
+                rc = encode_msg(c, &v, fl, b, &gap);
                 encoded = true;
             }
         }
-        if (!rc && encoded && (atomic_load(&c->flags) & DFLAG_DIST_HDR_ATOM_CACHE))
+        size_t off = 0;
+        if (!rc && encoded && gap) {
+            long at = dist__acache_frame(&c->acache, v.e, v.n, b, gap);
+            if (at >= 0) {
+                off = (size_t)at;
+            } else { /* no room before the payload, or no memory: the whole frame again */
+                gap = 0;
+                b->len = 0;
+                rc = encode_v(c, &v, fl, b);
+            }
+        }
+        if (!rc && encoded && !gap && (fl & DFLAG_DIST_HDR_ATOM_CACHE))
             rc = dist__acache_apply(&c->acache, b);
-        if (!rc && encoded) rc = dist__q_send(c, b, &service);
+        if (!rc && encoded) rc = dist__q_send(c, b, off, &service);
     } else {
         psig *p = calloc(1, sizeof *p);
         if (!p) {
@@ -247,7 +369,7 @@ static int send_sig(dconn *c, const nd_signal *s0)
             p->sig.to = term_dup(s->to);
             p->sig.payload = term_dup(s->payload);
             p->sig.ref = term_dup(s->ref);
-            c->pbytes += sizeof *p + term_memory(s->payload);
+            dist__count_add(&c->pbytes, sizeof *p + term_memory(s->payload));
             if (c->ptail)
                 c->ptail->next = p;
             else
@@ -257,6 +379,7 @@ static int send_sig(dconn *c, const nd_signal *s0)
     }
     if (!rc) track_out(c, s);
     pthread_mutex_unlock(&c->mu);
+    ctlv_done(&v);
     tls_trim();
     if (service) dist__service(c);
     if (!rc) {
@@ -336,7 +459,7 @@ int dist__send_ctl(dconn *c, term_t ctl, term_t payload)
         rc = dist__encode(c, ctl, payload, atomic_load(&c->flags), &b);
         if (!rc && (atomic_load(&c->flags) & DFLAG_DIST_HDR_ATOM_CACHE))
             rc = dist__acache_apply(&c->acache, &b);
-        if (!rc) rc = dist__q_send(c, &b, &service);
+        if (!rc) rc = dist__q_send(c, &b, 0, &service);
         etf_buf_free(&b);
         term_free(ctl);
         term_free(payload);
@@ -345,7 +468,7 @@ int dist__send_ctl(dconn *c, term_t ctl, term_t payload)
         if (p) {
             p->ctl = ctl;
             p->payload = payload;
-            c->pbytes += sizeof *p + term_memory(payload);
+            dist__count_add(&c->pbytes, sizeof *p + term_memory(payload));
             if (c->ptail)
                 c->ptail->next = p;
             else

@@ -16,7 +16,8 @@ void dist__conn_up(dconn *c, uint64_t flags, uint32_t creation, dist_tr_stream *
     c->published = (flags & DFLAG_PUBLISHED) != 0;
     psig *p = c->phead;
     c->phead = c->ptail = NULL;
-    c->pbytes = 0; /* from here they count in the queue's bytes */
+    atomic_store_explicit(&c->pbytes, 0,
+                          memory_order_relaxed); /* from here they count in the queue's bytes */
     etf_buf b = {0};
     for (psig *q = p; q; q = q->next) {
         term_t ctl = q->ctl, pl = q->payload;
@@ -27,7 +28,7 @@ void dist__conn_up(dconn *c, uint64_t flags, uint32_t creation, dist_tr_stream *
         }
         if (dist__encode(c, ctl, pl, flags, &b) == 0 &&
             (!(flags & DFLAG_DIST_HDR_ATOM_CACHE) || dist__acache_apply(&c->acache, &b) == 0))
-            dist__q_push(c, &b);
+            dist__q_push(c, &b, 0);
         b.len = 0;
         if (built) {
             term_free(ctl);
@@ -64,7 +65,7 @@ void dist__node_down(dconn *c, const char *why, int err)
     c->direct = NULL;
     psig *pend = c->phead;
     c->phead = c->ptail = NULL;
-    c->pbytes = 0;
+    atomic_store_explicit(&c->pbytes, 0, memory_order_relaxed);
     size_t qb;
     dchunk *q = dist__take_queue(c, &qb);
     cwaiter *w = c->waiters;

@@ -148,7 +148,7 @@ static uint64_t t_out_frames(void *ud, dist_peer *p)
 static void enqueue(dist_peer *p, const uint8_t *d, size_t n)
 {
     dist_chunk *c = calloc(1, sizeof *c);
-    c->data = malloc(n ? n : 1);
+    c->data = c->base = malloc(n ? n : 1);
     memcpy(c->data, d, n);
     c->len = c->cap = n;
     if (p->qtail)

@@ -93,6 +93,61 @@ static void test_header_bytes(void **s)
     dist__rx_free(&rx);
 }
 
+/* Builds {SEND_SENDER, From, To} + msg with dist__acache_frame (the payload encoded after a gap
+** first, as send.c does); returns where the frame starts in b. */
+static size_t ctl_frame(dist_acache *ac, term_t from, term_t to, term_t msg, etf_buf *b)
+{
+    term_t el[3] = {term_int(DOP_SEND_SENDER), from, to};
+    b->len = 0;
+    assert_int_equal(etf_buf_reserve(b, 512), 0);
+    b->len = 512;
+    assert_int_equal(etf_encode(msg, ETF_ENC_UTF8_ATOMS | ETF_ENC_NO_VERSION, b), 0);
+    long at = dist__acache_frame(ac, el, 3, b, 512);
+    assert_true(at >= 0 && at < 512);
+    return (size_t)at;
+}
+
+/* The control message's atoms (the pids' nodes) become references; the payload's stay inline;
+** the frame decodes to what was sent; a second frame refers to the entries without texts. */
+static void test_ctl_frame(void **s)
+{
+    (void)s;
+    dist_acache ac;
+    memset(&ac, 0, sizeof ac);
+    dist_rx rx;
+    dist__rx_init(&rx, 0, 0, 0, true);
+    etf_buf b = {0};
+    term_t from = pid("sender@host", 5), to = pid("receiver@host", 9);
+    term_t msg = term_tuplev(3, A("hello"), from, term_int(12345));
+    for (int round = 0; round < 2; round++) {
+        size_t at = ctl_frame(&ac, from, to, msg, &b);
+        const uint8_t *f = b.data + at + 4;
+        size_t len = b.len - at - 4;
+        assert_int_equal(girder__get32(b.data + at), len);
+        assert_int_equal(f[0], 131);
+        assert_int_equal(f[1], 68);
+        assert_int_equal(f[2], 2); /* two nodes; 'hello' and the payload's pid stay inline */
+        for (size_t i = 0; i < 2; i++) assert_int_equal((nibble(f, i) & 8) != 0, round == 0);
+        dist_ctl c;
+        const char *why = NULL;
+        assert_int_equal(dist__rx_frame(&rx, f, len, &c, &why), 1);
+        assert_int_equal(c.op, DOP_SEND);
+        assert_true(term_equal(c.from, from));
+        assert_true(term_equal(c.to, to));
+        assert_true(term_equal(c.payload, msg));
+        dist__ctl_free(&c);
+    }
+    /* no room before the payload: refused, nothing changed */
+    term_t el[3] = {term_int(DOP_SEND_SENDER), from, to};
+    b.len = 8;
+    assert_int_equal(dist__acache_frame(&ac, el, 3, &b, 8), -1);
+    term_free(msg);
+    term_free(to);
+    etf_buf_free(&b);
+    dist__acache_free(&ac);
+    dist__rx_free(&rx);
+}
+
 /* A 300-byte atom sets the LongAtoms flag and a two-byte length. */
 static void test_long_atom(void **s)
 {
@@ -164,6 +219,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header_bytes),
         cmocka_unit_test(test_long_atom),
+        cmocka_unit_test(test_ctl_frame),
         cmocka_unit_test(test_many_atoms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -87,6 +87,16 @@ static void roundtrip(term_t ctl, term_t payload, uint64_t flags, size_t frag, i
 {
     etf_buf b = {0};
     assert_int_equal(dist__frame_encode(ctl, payload, flags, frag, 77, &b), 0);
+    /* the control tuple given as its elements encodes to the same bytes */
+    size_t n = term_tuple_arity(ctl);
+    term_t el[8];
+    assert_true(n >= 1 && n <= 8);
+    for (size_t i = 0; i < n; i++) el[i] = term_tuple_elem(ctl, i);
+    etf_buf bv = {0};
+    assert_int_equal(dist__frame_encode_v(el, n, payload, flags, frag, 77, &bv), 0);
+    assert_int_equal(bv.len, b.len);
+    assert_memory_equal(bv.data, b.data, b.len);
+    etf_buf_free(&bv);
     dist_rx r;
     dist__rx_init(&r, 0, 0, 0, (flags & DFLAG_DIST_HDR_ATOM_CACHE) != 0);
     size_t pos = 0;
