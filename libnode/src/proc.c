@@ -153,42 +153,97 @@ nd_proc *nd__proc_slot(uint32_t id)
     return chunk ? &chunk[id % ND__CHUNK] : NULL;
 }
 
-static nd_proc *slot_alloc(void)
+/*
+** Free slots: a stack of pointers under tab_mu, and in front of it a small one per scheduler
+** (nd_sched.slots, its thread's alone), so that a process that exits and the next one spawned
+** on the same scheduler (spawn_exit, a worker pool) take no lock; the scheduler's stack is
+** refilled and spilled ND__SLOT_BATCH at a time by copying pointers, without touching the
+** records (a linked free list would make every refill a chain of cache misses). The table's
+** stack has room for every slot ever made, so giving one back never fails. A cached slot is an
+** ordinary free one (refs 0, PS_FREE): lookups, nd_processes and the kill at shutdown skip it
+** as before. Not inlined: they read the scheduler thread-local, see nd__push.
+*/
+
+/* A never-used slot, or NULL at max_processes or without memory (tab_mu held). */
+static nd_proc *slot_fresh(void)
 {
-    nd_proc *p = NULL;
+    if (nd__rt.next_id >= nd__rt.nchunks * ND__CHUNK) return NULL;
+    uint32_t id = nd__rt.next_id;
+    size_t c = id / ND__CHUNK;
+    nd_proc *chunk = atomic_load_explicit(&nd__rt.chunks[c], memory_order_relaxed);
+    if (!chunk) {
+        size_t cap = (c + 1) * ND__CHUNK; /* the free stack makes room for this chunk first */
+        if (cap > nd__rt.free_cap) {
+            nd_proc **fs = realloc(nd__rt.free_slots, cap * sizeof *fs);
+            if (!fs) return NULL;
+            nd__rt.free_slots = fs;
+            nd__rt.free_cap = cap;
+        }
+        chunk = calloc(ND__CHUNK, sizeof(nd_proc));
+        if (!chunk) return NULL;
+        atomic_store_explicit(&nd__rt.chunks[c], chunk, memory_order_release);
+    }
+    nd__rt.next_id++;
+    nd_proc *p = &chunk[id % ND__CHUNK];
+    p->id = id;
+    p->tmo.idx = -1;
+    return p;
+}
+
+static __attribute__((noinline)) nd_proc *slot_alloc(void)
+{
+    nd_sched *s = nd__cur_sched;
+    if (s && s->nslots) return s->slots[--s->nslots];
+    nd_proc *p;
     pthread_mutex_lock(&nd__rt.tab_mu);
-    if ((p = nd__rt.free_procs)) {
-        nd__rt.free_procs = p->free_next;
-    } else if (nd__rt.next_id < nd__rt.nchunks * ND__CHUNK) {
-        uint32_t id = nd__rt.next_id;
-        size_t c = id / ND__CHUNK;
-        nd_proc *chunk = atomic_load_explicit(&nd__rt.chunks[c], memory_order_relaxed);
-        if (!chunk) {
-            chunk = calloc(ND__CHUNK, sizeof(nd_proc));
-            if (chunk) atomic_store_explicit(&nd__rt.chunks[c], chunk, memory_order_release);
+    if (nd__rt.nfree) {
+        p = nd__rt.free_slots[--nd__rt.nfree];
+        if (s) { /* and up to a batch more for the next spawns here */
+            size_t n = nd__rt.nfree < ND__SLOT_BATCH ? nd__rt.nfree : ND__SLOT_BATCH;
+            nd__rt.nfree -= n;
+            memcpy(s->slots, nd__rt.free_slots + nd__rt.nfree, n * sizeof *s->slots);
+            s->nslots = (unsigned)n;
         }
-        if (chunk) {
-            nd__rt.next_id++;
-            p = &chunk[id % ND__CHUNK];
-            p->id = id;
-            p->tmo.idx = -1;
-        }
+    } else {
+        p = slot_fresh();
     }
     pthread_mutex_unlock(&nd__rt.tab_mu);
     return p;
 }
 
-static void slot_release(nd_proc *p)
+/* Moves ps[0..n) to the table's free stack. */
+static void slots_give(nd_proc *const *ps, size_t n)
+{
+    pthread_mutex_lock(&nd__rt.tab_mu);
+    memcpy(nd__rt.free_slots + nd__rt.nfree, ps, n * sizeof *ps);
+    nd__rt.nfree += n;
+    pthread_mutex_unlock(&nd__rt.tab_mu);
+}
+
+void nd__slot_cache_drain(nd_sched *s)
+{
+    slots_give(s->slots, s->nslots);
+    s->nslots = 0;
+}
+
+static __attribute__((noinline)) void slot_release(nd_proc *p)
 {
     term_free(p->pid);
     p->pid = TERM_NONE;
     term_free(p->reason);
     p->reason = TERM_NONE;
     atomic_store(&p->state, PS_FREE);
-    pthread_mutex_lock(&nd__rt.tab_mu);
-    p->free_next = nd__rt.free_procs;
-    nd__rt.free_procs = p;
-    pthread_mutex_unlock(&nd__rt.tab_mu);
+    nd_sched *s = nd__cur_sched;
+    if (!s) {
+        slots_give(&p, 1);
+        return;
+    }
+    if (s->nslots == 2 * ND__SLOT_BATCH) { /* full: the older half goes */
+        slots_give(s->slots, ND__SLOT_BATCH);
+        memmove(s->slots, s->slots + ND__SLOT_BATCH, ND__SLOT_BATCH * sizeof *s->slots);
+        s->nslots = ND__SLOT_BATCH;
+    }
+    s->slots[s->nslots++] = p;
 }
 
 void nd__proc_put(nd_proc *p)
@@ -266,6 +321,9 @@ void nd__table_free(void)
     for (size_t c = 0; c < nd__rt.nchunks; c++) free(atomic_load(&nd__rt.chunks[c]));
     free(nd__rt.chunks);
     nd__rt.chunks = NULL;
+    free(nd__rt.free_slots);
+    nd__rt.free_slots = NULL;
+    nd__rt.nfree = nd__rt.free_cap = 0;
 }
 
 term_t nd_processes(void)

@@ -636,6 +636,7 @@ static void *sched_main(void *arg)
         if (atomic_compare_exchange_strong(&s->parked, &one, 0)) atomic_fetch_sub(&nd__rt.nidle, 1);
     }
     nd__stack_cache_drain(s);
+    nd__slot_cache_drain(s);
     nd__sig_cache_drain();
     nd__altstack_free(s);
     nd__cur_sched = NULL;
