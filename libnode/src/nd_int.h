@@ -255,6 +255,7 @@ enum { ACCT_RUN, ACCT_SPIN, ACCT_IDLE, ACCT__N };
 
 #define ND__RQ_SIZE    256
 #define ND__SLOT_BATCH 32
+#define ND__REF_BLOCK  1024
 #define ND__LAZY_MAX   64
 typedef struct nd_runq {
     _Atomic uint32_t head, tail;
@@ -273,7 +274,8 @@ typedef struct nd_sched {
     unsigned direct; /* process-to-process switches since the loop last ran */
     nd_stack *stack_cache;
     unsigned nstack_cache;
-    unsigned nslots;                           /* free process slots cached (proc.c) */
+    uint64_t ref_next, ref_end; /* reference numbers taken from the node's counter (proc.c) */
+    unsigned nslots;            /* free process slots cached (proc.c) */
     struct nd_proc *slots[2 * ND__SLOT_BATCH]; /* the newest last */
     void *altstack;
     /* for the long-running report (read by the watchdog thread) */

@@ -136,9 +136,26 @@ void nd_set_node(term_t node_atom, uint32_t creation)
     atomic_store(&nd__rt.creation, creation);
 }
 
+/*
+** Reference numbers: each scheduler takes a block of ND__REF_BLOCK from the node's counter and
+** hands them out without a locked operation (a server call makes one per call); other threads
+** take theirs from the counter one at a time. Unique, not ordered across schedulers (nor are
+** Erlang's). Not inlined: it reads the scheduler thread-local, see nd__push.
+*/
+static __attribute__((noinline)) uint64_t ref_number(void)
+{
+    nd_sched *s = nd__cur_sched;
+    if (!s) return atomic_fetch_add(&nd__rt.ref_counter, 1) + 1;
+    if (s->ref_next == s->ref_end) {
+        s->ref_next = atomic_fetch_add(&nd__rt.ref_counter, ND__REF_BLOCK) + 1;
+        s->ref_end = s->ref_next + ND__REF_BLOCK;
+    }
+    return s->ref_next++;
+}
+
 term_t nd_make_ref(void)
 {
-    uint64_t n = atomic_fetch_add(&nd__rt.ref_counter, 1) + 1;
+    uint64_t n = ref_number();
     uint32_t w[3] = {(uint32_t)(n & 0x3ffff), (uint32_t)(n >> 18), (uint32_t)(n >> 50)};
     return term_ref(nd_node(), nd_creation(), 3, w);
 }
