@@ -1042,9 +1042,26 @@ void nd__drain(nd_proc *p)
 {
     if (!p->pending && atomic_load_explicit(&p->outer, memory_order_relaxed) == NULL) return;
     if (!p->pending) {
-        p->pending = reverse(atomic_exchange(&p->outer, NULL));
-        int64_t n = 0;
-        for (nd_sig *q = p->pending; q; q = q->next) n += q->kind == SIG_MSG;
+        /* reversed into arrival order, the messages counted on the way */
+        nd_sig *l = atomic_exchange(&p->outer, NULL), *last = l, *r = NULL;
+        int64_t n = 0, all = 0;
+        while (l) {
+            nd_sig *next = l->next;
+            n += l->kind == SIG_MSG;
+            all++;
+            l->next = r;
+            r = l;
+            l = next;
+        }
+        if (n == all && all) { /* only messages (a ring, a reply): appended in one go */
+            if (p->in_tail)
+                p->in_tail->next = r;
+            else
+                p->in_head = r;
+            p->in_tail = last;
+        } else {
+            p->pending = r;
+        }
         if (n) {
             /* into the inner count first, then out of the outer one (release, paired with the
             ** senders' acquire): a sender in between counts these messages twice, never zero
