@@ -335,6 +335,10 @@ bool nd__timer_fired(nd_tmr *t);
 void nd__wake_timer_owner(void);
 void nd__finish_prev(nd_sched *s);
 void nd__enqueue(nd_proc *p);
+/* The same with the calling thread's scheduler (nd__cur_sched, NULL off the schedulers) already
+** in hand, from a frame that does not switch. */
+void nd__enqueue_on(nd_sched *s, nd_proc *p);
+void nd__make_runnable_on(nd_sched *s, nd_proc *p);
 uint64_t nd__now(void);
 uint64_t nd__deadline(int64_t timeout_ms);
 

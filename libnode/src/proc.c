@@ -446,7 +446,7 @@ __attribute__((noinline)) bool nd__push(nd_proc *p, nd_sig *s)
                                   memory_order_relaxed);
         else
             atomic_fetch_add_explicit(&nd__rt.obs.fcnt[CNT_MSG_IN], 1, memory_order_relaxed);
-        nd__make_runnable(p);
+        nd__make_runnable_on(cs, p);
         return true;
     }
     /* Removals need no prompt attention: they wait for the next wake-up (a DEMONITOR after every

@@ -30,14 +30,15 @@ uint64_t nd__deadline(int64_t timeout_ms)
 ** A fixed ring owned by one scheduler (Go's runq): only the owner pushes (tail); the owner and
 ** thieves take from the head with a CAS. Slots are atomics so thieves may read them racily.
 */
-static bool rq_push(nd_runq *q, nd_proc *p)
+/* Returns the queue's length with p in it (as the owner sees it), or 0 if it is full. */
+static uint32_t rq_push(nd_runq *q, nd_proc *p)
 {
     uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
     uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
-    if (t - h >= ND__RQ_SIZE) return false;
+    if (t - h >= ND__RQ_SIZE) return 0;
     atomic_store_explicit(&q->buf[t % ND__RQ_SIZE], p, memory_order_relaxed);
     atomic_store_explicit(&q->tail, t + 1, memory_order_release);
-    return true;
+    return t + 1 - h;
 }
 
 static nd_proc *rq_pop(nd_runq *q)
@@ -176,11 +177,11 @@ void nd__wake_timer_owner(void)
 ** queue when called on a scheduler thread (locality: the ring stays on one core), else the
 ** global queue. Idle schedulers are woken only when there is surplus work.
 */
-void nd__enqueue(nd_proc *p)
+void nd__enqueue_on(nd_sched *s, nd_proc *p)
 {
-    nd_sched *s = nd__sched_get();
     if (s) {
-        if (ND__UNLIKELY(!rq_push(&s->rq, p))) {
+        uint32_t len = rq_push(&s->rq, p);
+        if (ND__UNLIKELY(!len)) {
             nd_proc *half[ND__RQ_SIZE / 2];
             uint32_t n = rq_grab(&s->rq, half);
             gq_push_n(half, n);
@@ -188,18 +189,28 @@ void nd__enqueue(nd_proc *p)
             wake_idle();
             return;
         }
-        if (rq_len(&s->rq) >= 2) wake_idle();
+        if (len >= 2) wake_idle();
         return;
     }
     gq_push(p);
     wake_idle();
 }
 
-void nd__make_runnable(nd_proc *p)
+void nd__enqueue(nd_proc *p)
+{
+    nd__enqueue_on(nd__sched_get(), p);
+}
+
+void nd__make_runnable_on(nd_sched *s, nd_proc *p)
 {
     uint32_t st = atomic_load(&p->state);
     if (st == PS_WAITING && atomic_compare_exchange_strong(&p->state, &st, PS_RUNNABLE))
-        nd__enqueue(p);
+        nd__enqueue_on(s, p);
+}
+
+void nd__make_runnable(nd_proc *p)
+{
+    nd__make_runnable_on(nd__sched_get(), p);
 }
 
 /* ================================================================ switching */
