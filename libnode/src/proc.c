@@ -231,6 +231,7 @@ static __attribute__((noinline)) nd_proc *slot_alloc(void)
 /* Moves ps[0..n) to the table's free stack. */
 static void slots_give(nd_proc *const *ps, size_t n)
 {
+    if (!n) return; /* (the table's stack may not exist yet: no slot was ever made) */
     pthread_mutex_lock(&nd__rt.tab_mu);
     memcpy(nd__rt.free_slots + nd__rt.nfree, ps, n * sizeof *ps);
     nd__rt.nfree += n;
