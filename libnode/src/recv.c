@@ -109,17 +109,28 @@ int nd_receive_ex(const nd_recv *r, term_t *msg)
     }
 }
 
-/* Any message: the first in the queue. Without a timeout (a ring's hop, a server's loop) it
-** needs none of nd_receive_ex's scan, clause or timeout state. */
+/* Any message: the first in the queue, waiting for one (wait) or not (a zero timeout). Needs
+** none of nd_receive_ex's scan, clause or timeout state: a ring's hop, a server's poll before
+** it hibernates. */
+static inline int receive_any(nd_proc *p, bool wait, term_t *msg)
+{
+    for (;;) {
+        nd__drain(p);
+        if (p->in_head) return take(p, NULL, p->in_head, 1, false, 0, msg);
+        if (!wait) {
+            if (nd__tracing()) nd__evp(ND_EV_RECEIVE, ND_RECV_TIMEOUT, p, 0, 0);
+            if (--p->reds <= 0) nd_yield();
+            return ND_ETIMEOUT;
+        }
+        nd__wait(p, ND__NO_DEADLINE, 0);
+    }
+}
+
 int nd_receive(int64_t timeout_ms, term_t *msg)
 {
-    nd_proc *p;
-    if (timeout_ms < 0 && (p = nd__self())) {
-        for (;;) {
-            nd__drain(p);
-            if (p->in_head) return take(p, NULL, p->in_head, 1, false, 0, msg);
-            nd__wait(p, ND__NO_DEADLINE, 0);
-        }
+    if (timeout_ms <= 0) {
+        nd_proc *p = nd__self();
+        if (p) return receive_any(p, timeout_ms < 0, msg);
     }
     nd_recv r = {NULL, NULL, NULL, 0, timeout_ms, false};
     return nd_receive_ex(&r, msg);
