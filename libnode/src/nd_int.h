@@ -126,6 +126,7 @@ nd_sig *nd__sig_new(uint32_t kind);
 /* A compact message node holding msg (consumed; on ENOMEM msg is freed and NULL returned). */
 nd_sig *nd__msg_new(term_t msg);
 void nd__sig_free(nd_sig *s);
+/* Empties the calling thread's caches of queue nodes and link records. */
 void nd__sig_cache_drain(void);
 
 /* Links and monitors of a process (owner-only list; `lock` held while changing it). */
@@ -216,7 +217,6 @@ typedef struct nd_proc {
     uint64_t next_unlink_id;
     term_t aliases; /* owner-only: the aliases it created (alias.c) */
     size_t naliases, alias_prune_at;
-    struct nd_proc *free_next;
     struct nd_proc *park_next; /* on a sweep list (park_mark != PM_UNLISTED) */
 } nd_proc;
 
@@ -233,7 +233,8 @@ bool nd__ref_is_local(term_t ref);
 /* Process table (proc.c). */
 nd_proc *nd__proc_get(term_t pid); /* takes a reference or NULL */
 void nd__proc_put(nd_proc *p);
-nd_proc *nd__proc_slot(uint32_t id); /* NULL if never allocated */
+nd_proc *nd__proc_slot(uint32_t id);           /* NULL if never allocated */
+void nd__slot_cache_drain(struct nd_sched *s); /* s's free slots back to the table */
 bool nd__pid_is_local(term_t pid);
 /* Pushes a signal (consumed) to p; false if p is dead (sig not consumed). Wakes p. */
 bool nd__push(nd_proc *p, nd_sig *sig);
@@ -252,8 +253,10 @@ void nd__inner_append(nd_proc *p, nd_sig *s);
 enum { CNT_MSG_IN, CNT_MSG_REMOTE, CNT_MSG_CONV, CNT_MSG_RECV, CNT_MSG_DISCARD, CNT__N };
 enum { ACCT_RUN, ACCT_SPIN, ACCT_IDLE, ACCT__N };
 
-#define ND__RQ_SIZE  256
-#define ND__LAZY_MAX 64
+#define ND__RQ_SIZE    256
+#define ND__SLOT_BATCH 32
+#define ND__REF_BLOCK  1024
+#define ND__LAZY_MAX   64
 typedef struct nd_runq {
     _Atomic uint32_t head, tail;
     _Atomic(nd_proc *) buf[ND__RQ_SIZE];
@@ -271,6 +274,9 @@ typedef struct nd_sched {
     unsigned direct; /* process-to-process switches since the loop last ran */
     nd_stack *stack_cache;
     unsigned nstack_cache;
+    uint64_t ref_next, ref_end; /* reference numbers taken from the node's counter (proc.c) */
+    unsigned nslots;            /* free process slots cached (proc.c) */
+    struct nd_proc *slots[2 * ND__SLOT_BATCH]; /* the newest last */
     void *altstack;
     /* for the long-running report (read by the watchdog thread) */
     _Atomic uint64_t slice_seq;
@@ -329,6 +335,10 @@ bool nd__timer_fired(nd_tmr *t);
 void nd__wake_timer_owner(void);
 void nd__finish_prev(nd_sched *s);
 void nd__enqueue(nd_proc *p);
+/* The same with the calling thread's scheduler (nd__cur_sched, NULL off the schedulers) already
+** in hand, from a frame that does not switch. */
+void nd__enqueue_on(nd_sched *s, nd_proc *p);
+void nd__make_runnable_on(nd_sched *s, nd_proc *p);
 uint64_t nd__now(void);
 uint64_t nd__deadline(int64_t timeout_ms);
 
@@ -401,7 +411,8 @@ typedef struct nd_runtime {
     nd_proc *_Atomic *chunks;
     size_t nchunks;
     pthread_mutex_t tab_mu;
-    nd_proc *free_procs;
+    nd_proc **free_slots; /* free slots, a stack (the newest last); room for every slot */
+    size_t nfree, free_cap;
     uint32_t next_id;
     _Atomic size_t live;
     /* node identity */

@@ -136,9 +136,26 @@ void nd_set_node(term_t node_atom, uint32_t creation)
     atomic_store(&nd__rt.creation, creation);
 }
 
+/*
+** Reference numbers: each scheduler takes a block of ND__REF_BLOCK from the node's counter and
+** hands them out without a locked operation (a server call makes one per call); other threads
+** take theirs from the counter one at a time. Unique, not ordered across schedulers (nor are
+** Erlang's). Not inlined: it reads the scheduler thread-local, see nd__push.
+*/
+static __attribute__((noinline)) uint64_t ref_number(void)
+{
+    nd_sched *s = nd__cur_sched;
+    if (!s) return atomic_fetch_add(&nd__rt.ref_counter, 1) + 1;
+    if (s->ref_next == s->ref_end) {
+        s->ref_next = atomic_fetch_add(&nd__rt.ref_counter, ND__REF_BLOCK) + 1;
+        s->ref_end = s->ref_next + ND__REF_BLOCK;
+    }
+    return s->ref_next++;
+}
+
 term_t nd_make_ref(void)
 {
-    uint64_t n = atomic_fetch_add(&nd__rt.ref_counter, 1) + 1;
+    uint64_t n = ref_number();
     uint32_t w[3] = {(uint32_t)(n & 0x3ffff), (uint32_t)(n >> 18), (uint32_t)(n >> 50)};
     return term_ref(nd_node(), nd_creation(), 3, w);
 }
@@ -153,42 +170,98 @@ nd_proc *nd__proc_slot(uint32_t id)
     return chunk ? &chunk[id % ND__CHUNK] : NULL;
 }
 
-static nd_proc *slot_alloc(void)
+/*
+** Free slots: a stack of pointers under tab_mu, and in front of it a small one per scheduler
+** (nd_sched.slots, its thread's alone), so that a process that exits and the next one spawned
+** on the same scheduler (spawn_exit, a worker pool) take no lock; the scheduler's stack is
+** refilled and spilled ND__SLOT_BATCH at a time by copying pointers, without touching the
+** records (a linked free list would make every refill a chain of cache misses). The table's
+** stack has room for every slot ever made, so giving one back never fails. A cached slot is an
+** ordinary free one (refs 0, PS_FREE): lookups, nd_processes and the kill at shutdown skip it
+** as before. Not inlined: they read the scheduler thread-local, see nd__push.
+*/
+
+/* A never-used slot, or NULL at max_processes or without memory (tab_mu held). */
+static nd_proc *slot_fresh(void)
 {
-    nd_proc *p = NULL;
+    if (nd__rt.next_id >= nd__rt.nchunks * ND__CHUNK) return NULL;
+    uint32_t id = nd__rt.next_id;
+    size_t c = id / ND__CHUNK;
+    nd_proc *chunk = atomic_load_explicit(&nd__rt.chunks[c], memory_order_relaxed);
+    if (!chunk) {
+        size_t cap = (c + 1) * ND__CHUNK; /* the free stack makes room for this chunk first */
+        if (cap > nd__rt.free_cap) {
+            nd_proc **fs = realloc(nd__rt.free_slots, cap * sizeof *fs);
+            if (!fs) return NULL;
+            nd__rt.free_slots = fs;
+            nd__rt.free_cap = cap;
+        }
+        chunk = calloc(ND__CHUNK, sizeof(nd_proc));
+        if (!chunk) return NULL;
+        atomic_store_explicit(&nd__rt.chunks[c], chunk, memory_order_release);
+    }
+    nd__rt.next_id++;
+    nd_proc *p = &chunk[id % ND__CHUNK];
+    p->id = id;
+    p->tmo.idx = -1;
+    return p;
+}
+
+static __attribute__((noinline)) nd_proc *slot_alloc(void)
+{
+    nd_sched *s = nd__cur_sched;
+    if (s && s->nslots) return s->slots[--s->nslots];
+    nd_proc *p;
     pthread_mutex_lock(&nd__rt.tab_mu);
-    if ((p = nd__rt.free_procs)) {
-        nd__rt.free_procs = p->free_next;
-    } else if (nd__rt.next_id < nd__rt.nchunks * ND__CHUNK) {
-        uint32_t id = nd__rt.next_id;
-        size_t c = id / ND__CHUNK;
-        nd_proc *chunk = atomic_load_explicit(&nd__rt.chunks[c], memory_order_relaxed);
-        if (!chunk) {
-            chunk = calloc(ND__CHUNK, sizeof(nd_proc));
-            if (chunk) atomic_store_explicit(&nd__rt.chunks[c], chunk, memory_order_release);
+    if (nd__rt.nfree) {
+        p = nd__rt.free_slots[--nd__rt.nfree];
+        if (s) { /* and up to a batch more for the next spawns here */
+            size_t n = nd__rt.nfree < ND__SLOT_BATCH ? nd__rt.nfree : ND__SLOT_BATCH;
+            nd__rt.nfree -= n;
+            memcpy(s->slots, nd__rt.free_slots + nd__rt.nfree, n * sizeof *s->slots);
+            s->nslots = (unsigned)n;
         }
-        if (chunk) {
-            nd__rt.next_id++;
-            p = &chunk[id % ND__CHUNK];
-            p->id = id;
-            p->tmo.idx = -1;
-        }
+    } else {
+        p = slot_fresh();
     }
     pthread_mutex_unlock(&nd__rt.tab_mu);
     return p;
 }
 
-static void slot_release(nd_proc *p)
+/* Moves ps[0..n) to the table's free stack. */
+static void slots_give(nd_proc *const *ps, size_t n)
+{
+    if (!n) return; /* (the table's stack may not exist yet: no slot was ever made) */
+    pthread_mutex_lock(&nd__rt.tab_mu);
+    memcpy(nd__rt.free_slots + nd__rt.nfree, ps, n * sizeof *ps);
+    nd__rt.nfree += n;
+    pthread_mutex_unlock(&nd__rt.tab_mu);
+}
+
+void nd__slot_cache_drain(nd_sched *s)
+{
+    slots_give(s->slots, s->nslots);
+    s->nslots = 0;
+}
+
+static __attribute__((noinline)) void slot_release(nd_proc *p)
 {
     term_free(p->pid);
     p->pid = TERM_NONE;
     term_free(p->reason);
     p->reason = TERM_NONE;
     atomic_store(&p->state, PS_FREE);
-    pthread_mutex_lock(&nd__rt.tab_mu);
-    p->free_next = nd__rt.free_procs;
-    nd__rt.free_procs = p;
-    pthread_mutex_unlock(&nd__rt.tab_mu);
+    nd_sched *s = nd__cur_sched;
+    if (!s) {
+        slots_give(&p, 1);
+        return;
+    }
+    if (s->nslots == 2 * ND__SLOT_BATCH) { /* full: the older half goes */
+        slots_give(s->slots, ND__SLOT_BATCH);
+        memmove(s->slots, s->slots + ND__SLOT_BATCH, ND__SLOT_BATCH * sizeof *s->slots);
+        s->nslots = ND__SLOT_BATCH;
+    }
+    s->slots[s->nslots++] = p;
 }
 
 void nd__proc_put(nd_proc *p)
@@ -266,6 +339,9 @@ void nd__table_free(void)
     for (size_t c = 0; c < nd__rt.nchunks; c++) free(atomic_load(&nd__rt.chunks[c]));
     free(nd__rt.chunks);
     nd__rt.chunks = NULL;
+    free(nd__rt.free_slots);
+    nd__rt.free_slots = NULL;
+    nd__rt.nfree = nd__rt.free_cap = 0;
 }
 
 term_t nd_processes(void)
@@ -371,7 +447,7 @@ __attribute__((noinline)) bool nd__push(nd_proc *p, nd_sig *s)
                                   memory_order_relaxed);
         else
             atomic_fetch_add_explicit(&nd__rt.obs.fcnt[CNT_MSG_IN], 1, memory_order_relaxed);
-        nd__make_runnable(p);
+        nd__make_runnable_on(cs, p);
         return true;
     }
     /* Removals need no prompt attention: they wait for the next wake-up (a DEMONITOR after every
@@ -967,9 +1043,26 @@ void nd__drain(nd_proc *p)
 {
     if (!p->pending && atomic_load_explicit(&p->outer, memory_order_relaxed) == NULL) return;
     if (!p->pending) {
-        p->pending = reverse(atomic_exchange(&p->outer, NULL));
-        int64_t n = 0;
-        for (nd_sig *q = p->pending; q; q = q->next) n += q->kind == SIG_MSG;
+        /* reversed into arrival order, the messages counted on the way */
+        nd_sig *l = atomic_exchange(&p->outer, NULL), *last = l, *r = NULL;
+        int64_t n = 0, all = 0;
+        while (l) {
+            nd_sig *next = l->next;
+            n += l->kind == SIG_MSG;
+            all++;
+            l->next = r;
+            r = l;
+            l = next;
+        }
+        if (n == all && all) { /* only messages (a ring, a reply): appended in one go */
+            if (p->in_tail)
+                p->in_tail->next = r;
+            else
+                p->in_head = r;
+            p->in_tail = last;
+        } else {
+            p->pending = r;
+        }
         if (n) {
             /* into the inner count first, then out of the outer one (release, paired with the
             ** senders' acquire): a sender in between counts these messages twice, never zero

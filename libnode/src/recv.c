@@ -20,6 +20,36 @@ static bool accepts(const nd_recv *r, term_t msg, int *which)
     return false;
 }
 
+/* Takes the accepted message cur (after prev, or first) out of p's inner queue into *msg and
+** returns which. */
+static inline int take(nd_proc *p, nd_sig *prev, nd_sig *cur, uint64_t scanned, bool use_mark,
+                       int which, term_t *msg)
+{
+    if (prev)
+        prev->next = cur->next;
+    else
+        p->in_head = cur->next;
+    if (p->in_tail == cur) p->in_tail = prev;
+    if (p->mark == cur) p->mark = prev;
+    if (use_mark) {
+        p->flags &= (uint8_t)~PF_HAS_MARK;
+        p->mark = NULL;
+    }
+    atomic_store_explicit(&p->nmsg, atomic_load_explicit(&p->nmsg, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
+    *msg = cur->payload;
+    cur->payload = TERM_NONE;
+    if (nd__tracing()) nd__evp(ND_EV_RECEIVE, ND_RECV_MATCHED, p, scanned, cur->tid);
+    nd__sig_free(cur);
+    /* counted on the scheduler p runs on (no thread-local: p may have moved) */
+    nd_sched *rs = &nd__rt.scheds[p->sched_idx];
+    atomic_store_explicit(&rs->cnt[CNT_MSG_RECV],
+                          atomic_load_explicit(&rs->cnt[CNT_MSG_RECV], memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    if (--p->reds <= 0) nd_yield();
+    return which;
+}
+
 /*
 ** The scan keeps `prev` (the last rejected node) across waits, so each message is looked at
 ** once per receive call: new arrivals are appended after it. With from_mark the scan starts
@@ -48,34 +78,7 @@ int nd_receive_ex(const nd_recv *r, term_t *msg)
             int which;
             scanned++;
             if (!accepts(r, cur->payload, &which)) continue;
-            /* unlink cur */
-            if (prev)
-                prev->next = cur->next;
-            else
-                p->in_head = cur->next;
-            if (p->in_tail == cur) p->in_tail = prev;
-            if (p->mark == cur) p->mark = prev;
-            if (use_mark) {
-                p->flags &= (uint8_t)~PF_HAS_MARK;
-                p->mark = NULL;
-            }
-            atomic_store_explicit(&p->nmsg,
-                                  atomic_load_explicit(&p->nmsg, memory_order_relaxed) - 1,
-                                  memory_order_relaxed);
-            *msg = cur->payload;
-            cur->payload = TERM_NONE;
-            if (nd__tracing()) nd__evp(ND_EV_RECEIVE, ND_RECV_MATCHED, p, scanned, cur->tid);
-            nd__sig_free(cur);
-            {
-                /* counted on the scheduler p runs on (no thread-local: p may have moved) */
-                nd_sched *rs = &nd__rt.scheds[p->sched_idx];
-                atomic_store_explicit(
-                    &rs->cnt[CNT_MSG_RECV],
-                    atomic_load_explicit(&rs->cnt[CNT_MSG_RECV], memory_order_relaxed) + 1,
-                    memory_order_relaxed);
-            }
-            if (--p->reds <= 0) nd_yield();
-            return which;
+            return take(p, prev, cur, scanned, use_mark, which, msg);
         }
         if (r->timeout_ms < 0) {
             nd__wait(p, ND__NO_DEADLINE, 0);
@@ -106,8 +109,29 @@ int nd_receive_ex(const nd_recv *r, term_t *msg)
     }
 }
 
+/* Any message: the first in the queue, waiting for one (wait) or not (a zero timeout). Needs
+** none of nd_receive_ex's scan, clause or timeout state: a ring's hop, a server's poll before
+** it hibernates. */
+static inline int receive_any(nd_proc *p, bool wait, term_t *msg)
+{
+    for (;;) {
+        nd__drain(p);
+        if (p->in_head) return take(p, NULL, p->in_head, 1, false, 0, msg);
+        if (!wait) {
+            if (nd__tracing()) nd__evp(ND_EV_RECEIVE, ND_RECV_TIMEOUT, p, 0, 0);
+            if (--p->reds <= 0) nd_yield();
+            return ND_ETIMEOUT;
+        }
+        nd__wait(p, ND__NO_DEADLINE, 0);
+    }
+}
+
 int nd_receive(int64_t timeout_ms, term_t *msg)
 {
+    if (timeout_ms <= 0) {
+        nd_proc *p = nd__self();
+        if (p) return receive_any(p, timeout_ms < 0, msg);
+    }
     nd_recv r = {NULL, NULL, NULL, 0, timeout_ms, false};
     return nd_receive_ex(&r, msg);
 }

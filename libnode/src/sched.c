@@ -30,14 +30,15 @@ uint64_t nd__deadline(int64_t timeout_ms)
 ** A fixed ring owned by one scheduler (Go's runq): only the owner pushes (tail); the owner and
 ** thieves take from the head with a CAS. Slots are atomics so thieves may read them racily.
 */
-static bool rq_push(nd_runq *q, nd_proc *p)
+/* Returns the queue's length with p in it (as the owner sees it), or 0 if it is full. */
+static uint32_t rq_push(nd_runq *q, nd_proc *p)
 {
     uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
     uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
-    if (t - h >= ND__RQ_SIZE) return false;
+    if (t - h >= ND__RQ_SIZE) return 0;
     atomic_store_explicit(&q->buf[t % ND__RQ_SIZE], p, memory_order_relaxed);
     atomic_store_explicit(&q->tail, t + 1, memory_order_release);
-    return true;
+    return t + 1 - h;
 }
 
 static nd_proc *rq_pop(nd_runq *q)
@@ -82,35 +83,57 @@ static uint32_t rq_grab(nd_runq *q, nd_proc **out)
 
 /* ================================================================ global queue */
 
-static void gq_push(nd_proc *p)
+/*
+** The global queue is a ring under a mutex, shared by every scheduler: it is entered once per
+** batch, not once per process. A local queue that overflows spills half of itself in one push,
+** and a scheduler that takes from it takes a share of what is there into its own queue (as Go's
+** globrunqget does), so a burst of spawns beyond a local queue's 256 slots costs a lock pair per
+** batch instead of two per process.
+*/
+static void gq_push_n(nd_proc *const *ps, size_t n)
 {
     pthread_mutex_lock(&nd__rt.gq_mu);
-    if (nd__rt.gq_len == nd__rt.gq_cap) {
+    if (nd__rt.gq_len + n > nd__rt.gq_cap) {
         size_t ncap = nd__rt.gq_cap ? nd__rt.gq_cap * 2 : 256;
-        nd_proc **n = malloc(ncap * sizeof *n);
-        if (!n) abort(); /* cannot lose a runnable process */
+        while (ncap < nd__rt.gq_len + n) ncap *= 2;
+        nd_proc **q = malloc(ncap * sizeof *q);
+        if (!q) abort(); /* cannot lose a runnable process */
         for (size_t i = 0; i < nd__rt.gq_len; i++)
-            n[i] = nd__rt.gq[(nd__rt.gq_head + i) % nd__rt.gq_cap];
+            q[i] = nd__rt.gq[(nd__rt.gq_head + i) % nd__rt.gq_cap];
         free(nd__rt.gq);
-        nd__rt.gq = n;
+        nd__rt.gq = q;
         nd__rt.gq_head = 0;
         nd__rt.gq_cap = ncap;
     }
-    nd__rt.gq[(nd__rt.gq_head + nd__rt.gq_len) % nd__rt.gq_cap] = p;
-    nd__rt.gq_len++;
+    for (size_t i = 0; i < n; i++)
+        nd__rt.gq[(nd__rt.gq_head + nd__rt.gq_len + i) % nd__rt.gq_cap] = ps[i];
+    nd__rt.gq_len += n;
     atomic_store(&nd__rt.gq_count, nd__rt.gq_len);
     pthread_mutex_unlock(&nd__rt.gq_mu);
 }
 
-static nd_proc *gq_pop(void)
+static void gq_push(nd_proc *p)
+{
+    gq_push_n(&p, 1);
+}
+
+/* Takes one process from the global queue for s to run, and moves a share of the rest (its
+** length divided among the schedulers, at most what fits) into s's local queue. */
+static nd_proc *gq_pop(nd_sched *s)
 {
     if (atomic_load_explicit(&nd__rt.gq_count, memory_order_relaxed) == 0) return NULL;
     nd_proc *p = NULL;
     pthread_mutex_lock(&nd__rt.gq_mu);
     if (nd__rt.gq_len) {
+        size_t n = nd__rt.gq_len / nd__rt.nsched + 1, room = ND__RQ_SIZE / 2 - rq_len(&s->rq);
+        if (room > ND__RQ_SIZE / 2) room = 0; /* (a thief's view of the length may be stale) */
+        if (n > nd__rt.gq_len) n = nd__rt.gq_len;
+        if (n > room + 1) n = room + 1;
         p = nd__rt.gq[nd__rt.gq_head];
-        nd__rt.gq_head = (nd__rt.gq_head + 1) % nd__rt.gq_cap;
-        nd__rt.gq_len--;
+        for (size_t i = 1; i < n; i++) /* fits: s's queue was at most half full */
+            rq_push(&s->rq, nd__rt.gq[(nd__rt.gq_head + i) % nd__rt.gq_cap]);
+        nd__rt.gq_head = (nd__rt.gq_head + n) % nd__rt.gq_cap;
+        nd__rt.gq_len -= n;
         atomic_store(&nd__rt.gq_count, nd__rt.gq_len);
     }
     pthread_mutex_unlock(&nd__rt.gq_mu);
@@ -154,30 +177,40 @@ void nd__wake_timer_owner(void)
 ** queue when called on a scheduler thread (locality: the ring stays on one core), else the
 ** global queue. Idle schedulers are woken only when there is surplus work.
 */
-void nd__enqueue(nd_proc *p)
+void nd__enqueue_on(nd_sched *s, nd_proc *p)
 {
-    nd_sched *s = nd__sched_get();
     if (s) {
-        if (ND__UNLIKELY(!rq_push(&s->rq, p))) {
+        uint32_t len = rq_push(&s->rq, p);
+        if (ND__UNLIKELY(!len)) {
             nd_proc *half[ND__RQ_SIZE / 2];
             uint32_t n = rq_grab(&s->rq, half);
-            for (uint32_t i = 0; i < n; i++) gq_push(half[i]);
+            gq_push_n(half, n);
             if (!rq_push(&s->rq, p)) gq_push(p);
             wake_idle();
             return;
         }
-        if (rq_len(&s->rq) >= 2) wake_idle();
+        if (len >= 2) wake_idle();
         return;
     }
     gq_push(p);
     wake_idle();
 }
 
-void nd__make_runnable(nd_proc *p)
+void nd__enqueue(nd_proc *p)
+{
+    nd__enqueue_on(nd__sched_get(), p);
+}
+
+void nd__make_runnable_on(nd_sched *s, nd_proc *p)
 {
     uint32_t st = atomic_load(&p->state);
     if (st == PS_WAITING && atomic_compare_exchange_strong(&p->state, &st, PS_RUNNABLE))
-        nd__enqueue(p);
+        nd__enqueue_on(s, p);
+}
+
+void nd__make_runnable(nd_proc *p)
+{
+    nd__make_runnable_on(nd__sched_get(), p);
 }
 
 /* ================================================================ switching */
@@ -496,8 +529,9 @@ static nd_proc *steal(nd_sched *s)
         if (nd__tracing())
             nd__ev(ND_EV_STEAL, 0, TERM_NONE, TERM_NONE, g, (uint64_t)(v - nd__rt.scheds),
                    TERM_NONE);
-        for (uint32_t i = 1; i < g; i++)
-            if (!rq_push(&s->rq, got[i])) gq_push(got[i]);
+        uint32_t i = 1;
+        while (i < g && rq_push(&s->rq, got[i])) i++;
+        if (i < g) gq_push_n(got + i, g - i);
         return got[0];
     }
     return NULL;
@@ -586,9 +620,9 @@ static void *sched_main(void *arg)
         /* The global queue goes first at every fourth pass: a process that keeps its own queue
         ** busy (a yield loop) would otherwise starve everything there, for ever on a node with
         ** one scheduler. */
-        nd_proc *p = (++s->tick & 3) == 0 ? gq_pop() : NULL;
+        nd_proc *p = (++s->tick & 3) == 0 ? gq_pop(s) : NULL;
         if (!p) p = rq_pop(&s->rq);
-        if (!p) p = gq_pop();
+        if (!p) p = gq_pop(s);
         if (!p) p = steal(s);
         if (p) {
             run(s, p);
@@ -613,6 +647,7 @@ static void *sched_main(void *arg)
         if (atomic_compare_exchange_strong(&s->parked, &one, 0)) atomic_fetch_sub(&nd__rt.nidle, 1);
     }
     nd__stack_cache_drain(s);
+    nd__slot_cache_drain(s);
     nd__sig_cache_drain();
     nd__altstack_free(s);
     nd__cur_sched = NULL;
