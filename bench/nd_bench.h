@@ -73,16 +73,25 @@ static inline double nb_erl_round(nb_erl *e)
 /* bs_rounds() rounds of fn (run as a process by nd_run; it leaves its figure in *result, -1 if
 ** it failed) and of e's Erlang side, interleaved, the side that goes first alternating: the
 ** figures go to g[] and er[] (64 at most); returns the count. */
+/* Between rounds: lets the side that just ran go idle (erl's schedulers spin a while after
+** their work runs out, Girder's idle ones 50 us) so that it does not run beside the other. */
+static inline void nb_settle(void)
+{
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
 static inline int nb_interleave(nb_erl *e, nd_entry_fn fn, double *result, double g[64],
                                 double er[64])
 {
     int n = bs_rounds();
     for (int i = 0; i < n; i++) {
-        if (i % 2) er[i] = nb_erl_round(e);
+        if (i % 2) er[i] = nb_erl_round(e), nb_settle();
         *result = -1;
         nd_run(fn, NULL, ND_INFINITY, NULL);
         g[i] = *result;
-        if (!(i % 2)) er[i] = nb_erl_round(e);
+        nb_settle();
+        if (!(i % 2)) er[i] = nb_erl_round(e), nb_settle();
     }
     return n;
 }
