@@ -65,6 +65,8 @@ typedef struct nd_stack {
 struct nd_sched;
 nd_stack *nd__stack_get(struct nd_sched *s, size_t size);
 void nd__stack_put(struct nd_sched *s, nd_stack *st);
+/* Gives back the pages of the stacks that exits queued (the watchdog, at each tick). */
+void nd__stack_release_pending(void);
 void nd__stack_cache_drain(struct nd_sched *s);
 void nd__stack_global_drain(void);
 int nd__segv_install(void);

@@ -352,6 +352,7 @@ static void *watchdog_main(void *arg)
         uint64_t nt = nd__timers_next();
         if (nt != ND__NO_DEADLINE && nd__now() >= nt) wake_idle(); /* a due timer nobody fires */
         nd__obs_tick();
+        nd__stack_release_pending();
         if (nd__rt.park_ns && nd__now() >= next_park) {
             nd__park_sweep();
             next_park = nd__now() + nd__rt.park_ns;

@@ -115,8 +115,9 @@ static void stack_unmap(nd_stack *st)
 ** rest going here. Spawning processes that keep their stacks cost an mmap per process and an
 ** munmap at each exit beyond the hot pools (perf record of bench-scale-spawn: 75 % of its time
 ** in mmap, munmap and their page-table and mapping-tree work); now an mmap per SLAB stacks and
-** a madvise per exit beyond the hot pools. Cold stacks are virtual address space only
-** (MAP_NORESERVE): after a burst of a million processes about 130 GB of it stays reserved.
+** a madvise per run of adjacent exits beyond the hot pools (release_batch). Cold stacks are
+** virtual address space only (MAP_NORESERVE): after a burst of a million processes about
+** 130 GB of it stays reserved.
 */
 #define SLAB 64
 static void **g_cold;
@@ -172,6 +173,68 @@ static nd_stack *stack_cold_get(void)
 }
 
 /*
+** Default-size stacks freed beyond the hot pools, waiting to be given back (g_mu). Giving each
+** back at its exit cost a MADV_DONTNEED per exit, and every such call that unmaps a page sends
+** a TLB shoot-down to the other CPUs (perf record of bench-scale-spawn --round 100000: 38 %
+** of the round in madvise's IPIs, native_write_msr and smp_call_function_many_cond). They are
+** now queued and given back RELEASE_BATCH at a time, in address order, one madvise per run of
+** adjacent stacks (a slab hands them out next to each other, so a burst of exits makes long
+** runs): the same call covers the guards between them, which survive MADV_DONTNEED (as in
+** park_release). A queued stack is on no list that hands stacks out, so none is reused while
+** its pages are given back; it goes cold only after. The queue is emptied when it is full and
+** by the watchdog at each of its ticks (nd__stack_release_pending), so at most RELEASE_BATCH
+** stacks' pages wait, for at most one tick (<= 10 ms). The queue is a heap array handed over
+** whole to whoever gives it back: nd__stack_put runs in nd__finish_prev, which may run on any
+** process's stack (a small one too), so it keeps no batch on the stack.
+*/
+#define RELEASE_BATCH 256
+static void **g_rel; /* RELEASE_BATCH slots, allocated when first needed */
+static size_t g_nrel;
+
+/* Takes the queue (g_mu held): its array (NULL if none) and, in *n, how many it holds. */
+static void **rel_take(size_t *n)
+{
+    void **v = g_rel;
+    *n = g_nrel;
+    g_rel = NULL;
+    g_nrel = 0;
+    return v;
+}
+
+static int by_addr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Gives back the pages of the n default-size stacks at v (owned by the caller, in no list):
+** one madvise per run of adjacent stacks, from the first one's usable bytes to the last one's
+** end; then they go cold. A run the kernel refuses is unmapped instead. */
+static void release_batch(void **v, size_t n)
+{
+    size_t total = default_total(), pg = page_size();
+    qsort(v, n, sizeof *v, by_addr);
+    size_t keep = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && (char *)v[j] == (char *)v[j - 1] + total) j++;
+        char *lo = (char *)v[i] + pg, *hi = (char *)v[j - 1] + total;
+        if (madvise(lo, (size_t)(hi - lo), MADV_DONTNEED) == 0) {
+            memmove(&v[keep], &v[i], (j - i) * sizeof *v);
+            keep += j - i;
+        } else {
+            for (size_t k = i; k < j; k++) stack_unmap(stack_desc(v[k], total));
+        }
+        i = j;
+    }
+    pthread_mutex_lock(&g_mu);
+    size_t pushed = 0;
+    while (pushed < keep && cold_push(v[pushed])) pushed++;
+    pthread_mutex_unlock(&g_mu);
+    for (size_t k = pushed; k < keep; k++) stack_unmap(stack_desc(v[k], total));
+}
+
+/*
 ** Returns a stack with at least `size` usable bytes (0 = default). Default-size stacks come from
 ** the scheduler's cache, then the global pool, then the cold list or a new slab. NULL on ENOMEM.
 */
@@ -211,26 +274,39 @@ void nd__stack_put(nd_sched *s, nd_stack *st)
         s->nstack_cache++;
         return;
     }
+    /* beyond the hot pools: queued to be given back (release_batch), then cold */
+    void **full = NULL, *m = st->map;
+    size_t n = 0;
+    bool now = false;
     pthread_mutex_lock(&g_mu);
     if (g_nfree < ND__GLOBAL_MAX) {
         st->next = g_free;
         g_free = st;
         g_nfree++;
-        st = NULL;
+    } else if (!g_rel && !(g_rel = malloc(RELEASE_BATCH * sizeof *g_rel))) {
+        now = true; /* no memory for the queue: given back alone, as it comes */
+    } else {
+        g_rel[g_nrel++] = m;
+        if (g_nrel == RELEASE_BATCH) full = rel_take(&n);
     }
     pthread_mutex_unlock(&g_mu);
-    if (!st) return;
-    /* beyond the hot pools: give the memory back, keep the mapping (and its guard) */
-    void *m = st->map;
-    size_t pg = page_size(), total = st->mapsize;
-    if (madvise((char *)m + pg, total - pg, MADV_DONTNEED) != 0) {
-        stack_unmap(st);
-        return;
+    if (now) release_batch(&m, 1);
+    if (full) {
+        release_batch(full, n);
+        free(full);
     }
+}
+
+void nd__stack_release_pending(void)
+{
+    size_t n = 0;
+    void **v = NULL;
     pthread_mutex_lock(&g_mu);
-    bool kept = cold_push(m);
+    if (g_nrel) v = rel_take(&n);
     pthread_mutex_unlock(&g_mu);
-    if (!kept) stack_unmap(stack_desc(m, total));
+    if (!v) return;
+    release_batch(v, n);
+    free(v);
 }
 
 void nd__stack_cache_drain(nd_sched *s)
@@ -253,6 +329,13 @@ void nd__stack_global_drain(void)
     }
     g_nfree = 0;
     size_t total = default_total();
+    for (size_t i = 0; i < g_nrel; i++) {
+        atomic_fetch_sub_explicit(&nd__rt.obs.stack_bytes, total, memory_order_relaxed);
+        munmap(g_rel[i], total);
+    }
+    free(g_rel);
+    g_rel = NULL;
+    g_nrel = 0;
     for (size_t i = 0; i < g_ncold; i++) {
         atomic_fetch_sub_explicit(&nd__rt.obs.stack_bytes, total, memory_order_relaxed);
         munmap(g_cold[i], total);
