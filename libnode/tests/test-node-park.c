@@ -601,6 +601,70 @@ static void test_overflow(void **state)
     nd_test_run(body_overflow, NULL, "normal");
 }
 
+/* ---------------------------------------------------------------- stacks given back at exit */
+
+#define NEXIT 3000
+
+static _Atomic int exit_up;
+
+static void deep_waiter(void *arg)
+{
+    volatile char b[8192]; /* two or three stack pages in use */
+    b[0] = 1;
+    b[sizeof b - 1] = b[0];
+    atomic_fetch_add(&exit_up, 1);
+    term_t m = nd_test_recv(ND_INFINITY);
+    term_free(m);
+    (void)arg;
+}
+
+/* Stacks of processes that exit beyond the hot pools are given back in batches (one madvise per
+** run of adjacent stacks, within a watchdog tick): RSS goes back down, and the stacks, reused,
+** keep their guards (every overflow still ends only its process, with stack_overflow). Without
+** parking, so that every waiter still holds its touched pages when it exits. */
+static void body_exit_release(void *arg)
+{
+    static term_t pids[NEXIT], refs[NEXIT];
+    size_t base = nd_process_count(), r0 = rss_now();
+    for (int i = 0; i < NEXIT; i++)
+        assert_int_equal(nd_spawn(deep_waiter, NULL, NULL, &pids[i]), 0);
+    for (int i = 0; i < 20000 && atomic_load(&exit_up) < NEXIT; i++) nd_sleep(1);
+    assert_int_equal(atomic_load(&exit_up), NEXIT);
+    size_t r1 = rss_now();
+    for (int i = 0; i < NEXIT; i++) {
+        nd_send(pids[i], A("stop"));
+        term_free(pids[i]);
+    }
+    for (int i = 0; i < 20000 && nd_process_count() > base; i++) nd_sleep(1);
+    assert_int_equal(nd_process_count(), base);
+    nd_sleep(50); /* the watchdog gives back what is queued within a tick (10 ms) */
+    size_t r2 = rss_now();
+    fprintf(stderr, "exit release: rss %zu KiB, %d up %zu KiB, after they exited %zu KiB\n",
+            r0 >> 10, NEXIT, r1 >> 10, r2 >> 10);
+#if !defined(GIRDER_ASAN) && !defined(GIRDER_TSAN)
+    assert_true(r1 > r0 + (size_t)NEXIT * 4096); /* they did touch their pages */
+    assert_true(r2 < r0 + (r1 - r0) / 4);
+#endif
+    for (int i = 0; i < NEXIT; i++)
+        assert_int_equal(nd_spawn_monitor(overflower, NULL, &pids[i], &refs[i]), 0);
+    for (int i = 0; i < NEXIT; i++) nd_send(pids[i], A("go"));
+    for (int i = 0; i < NEXIT; i++) {
+        term_t m = nd_test_recv(20000);
+        assert_true(term_tuple_elem(m, 0) == A("DOWN") &&
+                    term_tuple_elem(m, 4) == A("stack_overflow"));
+        term_free(m);
+        term_free(pids[i]);
+        term_free(refs[i]);
+    }
+}
+
+static void test_exit_release(void **state)
+{
+    nd_overflow_handler_install();
+    atomic_store(&exit_up, 0);
+    nd_test_run(body_exit_release, NULL, "normal");
+}
+
 /* ---------------------------------------------------------------- hibernation, never */
 
 static void after_hibernate(void *arg)
@@ -736,6 +800,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hibernate, setup_park, nd_test_teardown),
         cmocka_unit_test_setup_teardown(test_stress, setup_park, nd_test_teardown),
         cmocka_unit_test_setup_teardown(test_never, setup_never, nd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_exit_release, setup_never, nd_test_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
