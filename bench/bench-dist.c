@@ -229,7 +229,9 @@ static void tp_multi_body(void *arg)
     if (!bin) return;
     term_t msg = term_tuplev(3, A("hello"), term_int(12345), term_binary(bin, j->size));
     free(bin);
-    msender ms[64];
+    /* not on this process's stack: the senders read their job while this process waits, and
+    ** a waiting process's stack may be parked (its pages given back: docs/processes.md) */
+    static msender ms[64];
     double t0 = bench_now();
     for (int i = 0; i < j->senders && i < 64; i++) {
         ms[i] = (msender){sinkpid, msg, per};
