@@ -153,15 +153,9 @@ static inline void *box_alloc(size_t n, uint32_t *cls)
         return term__alloc(n);
     }
     *cls = c;
-    if (TERM__UNLIKELY(alloc_fn != default_alloc)) return alloc_fn(alloc_ud, NULL, 0, tc_size(c));
-    void *p = term__tc.head[c];
-    if (p) {
-        TC_UNPOISON(p, c);
-        term__tc.head[c] = *(void **)p;
-        term__tc.room[c]++;
-        return p;
-    }
-    return malloc(tc_size(c));
+    if (TERM__UNLIKELY(term__hooked)) return alloc_fn(alloc_ud, NULL, 0, tc_size(c));
+    void *p = term__tc_take(c);
+    return p ? p : malloc(tc_size(c));
 }
 
 void *term__block_alloc(size_t n, uint32_t *cls)
