@@ -278,13 +278,13 @@ static inline uint64_t hash_atom(uint64_t h, term_t a)
     return mix(mix(h, 3), term__atom_entry_any(a)->hash);
 }
 
-/* A reference whose node is an atom (always, for a well-formed one), in the order the general
-** walk below takes it: the box, then its node. */
+/* A reference's creation and words (not its node), after its type, as the walk below and the
+** stackless fast path both take it. */
 static inline uint64_t hash_ref(uint64_t h, const box_ref *r)
 {
     int n = r->h.aux;
     while (n > 1 && r->words[n - 1] == 0) n--;
-    h = mix(mix(h, BOX_REF), r->creation);
+    h = mix(h, r->creation);
     for (int i = 0; i < n; i++) h = mix(h, r->words[i]);
     return h;
 }
@@ -300,7 +300,7 @@ uint64_t term_hash(term_t t)
     if (term_is_boxed(t)) {
         term_box *b = term__box(t);
         if (b->type == BOX_REF && term_is_atom(((box_ref *)b)->node))
-            return hash_atom(hash_ref(h, (box_ref *)b), ((box_ref *)b)->node);
+            return hash_atom(hash_ref(mix(h, BOX_REF), (box_ref *)b), ((box_ref *)b)->node);
         if (b->type == BOX_PID && term_is_atom(((box_pid *)b)->node)) {
             box_pid *p = (box_pid *)b;
             h = mix(mix(mix(mix(h, BOX_PID), p->id), p->serial), p->creation);
@@ -383,15 +383,10 @@ uint64_t term_hash(term_t t)
             if (term__stack_push(&s, p->node)) goto oom;
             break;
         }
-        case BOX_REF: {
-            box_ref *r = (box_ref *)b;
-            int n = r->h.aux;
-            while (n > 1 && r->words[n - 1] == 0) n--;
-            h = mix(h, r->creation);
-            for (int i = 0; i < n; i++) h = mix(h, r->words[i]);
-            if (term__stack_push(&s, r->node)) goto oom;
+        case BOX_REF:
+            h = hash_ref(h, (box_ref *)b);
+            if (term__stack_push(&s, ((box_ref *)b)->node)) goto oom;
             break;
-        }
         case BOX_EXPORT: {
             box_export *e = (box_export *)b;
             h = mix(h, e->arity);
