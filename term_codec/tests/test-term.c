@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <cmocka.h>
 
 #include <girder/term.h>
@@ -90,15 +92,63 @@ static void test_atoms(void **state)
     assert_true(TERM_ATOM_NONODE == term_atom("nonode@nohost"));
 }
 
+/* Rounds of 4 threads interning the same fresh names in the same order, started together so
+** that one thread reads a name another is publishing: the name must be readable at once. */
+#define ATOM_ROUNDS 20
+#define ATOM_NAMES  5000
+static pthread_barrier_t atom_barrier;
+
 static void *atom_thread(void *arg)
 {
     char buf[32];
-    for (int i = 0; i < 2000; i++) {
-        snprintf(buf, sizeof buf, "thr_atom_%d", i);
-        term_t a = term_atom(buf);
-        if (a == TERM_NONE || strcmp(term_atom_name(a, NULL), buf) != 0) return arg;
+    void *ret = NULL;
+    for (int r = 0; r < ATOM_ROUNDS; r++) {
+        pthread_barrier_wait(&atom_barrier); /* every round, even after a failure */
+        for (int i = 0; i < ATOM_NAMES; i++) {
+            snprintf(buf, sizeof buf, "thr_atom_%d_%d", r, i);
+            term_t a = term_atom(buf);
+            const char *name = a == TERM_NONE ? NULL : term_atom_name(a, NULL);
+            if (!name || strcmp(name, buf) != 0) ret = arg;
+        }
     }
+    return ret;
+}
+
+/* A reader spinning on a name while a writer interns it sees the name at the first moment it
+** can: an atom found by name must have its name readable then, not a moment later. */
+#define SPIN_NAMES  3000
+#define SPIN_ROUNDS 8
+static _Atomic bool spin_writer_done;
+static int spin_round;
+
+static void *spin_writer(void *arg)
+{
+    (void)arg;
+    char buf[32];
+    for (int i = 0; i < SPIN_NAMES; i++) {
+        snprintf(buf, sizeof buf, "spin_atom_%d_%d", spin_round, i);
+        (void)term_atom(buf);
+    }
+    atomic_store(&spin_writer_done, true);
     return NULL;
+}
+
+static void *spin_reader(void *arg)
+{
+    char buf[32];
+    void *ret = NULL;
+    for (int i = 0; i < SPIN_NAMES; i++) {
+        snprintf(buf, sizeof buf, "spin_atom_%d_%d", spin_round, i);
+        term_t a;
+        bool done;
+        do {
+            done = atomic_load(&spin_writer_done);
+            a = term_atom_existing(buf, strlen(buf));
+        } while (a == TERM_NONE && !done);
+        const char *name = a == TERM_NONE ? NULL : term_atom_name(a, NULL);
+        if (!name || strcmp(name, buf) != 0) ret = arg;
+    }
+    return ret;
 }
 
 /* Concurrent interning of the same names gives one atom per name. */
@@ -106,13 +156,25 @@ static void test_atoms_threads(void **state)
 {
     (void)state;
     pthread_t th[4];
+    pthread_barrier_init(&atom_barrier, NULL, 4);
     for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, atom_thread, (void *)1);
     for (int i = 0; i < 4; i++) {
         void *r;
         pthread_join(th[i], &r);
         assert_null(r);
     }
-    assert_true(term_atom("thr_atom_7") == term_atom_existing("thr_atom_7", 10));
+    pthread_barrier_destroy(&atom_barrier);
+    for (spin_round = 0; spin_round < SPIN_ROUNDS; spin_round++) {
+        pthread_t w, rd;
+        void *r;
+        atomic_store(&spin_writer_done, false);
+        pthread_create(&rd, NULL, spin_reader, (void *)1);
+        pthread_create(&w, NULL, spin_writer, NULL);
+        pthread_join(w, NULL);
+        pthread_join(rd, &r);
+        assert_null(r);
+    }
+    assert_true(term_atom("thr_atom_3_7") == term_atom_existing("thr_atom_3_7", 12));
 }
 
 static void test_tuples_lists(void **state)
