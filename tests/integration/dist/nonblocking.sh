@@ -9,9 +9,10 @@ start_girder g1 --schedulers 1 --setuptime 3
 start_erl s
 SPID=$EPID
 kill -STOP "$SPID"
-# the bound on one call's latency while a process of g1 waits 3 s for s
-MAX_MS=100
-[ "${DIST_SANITIZED:-0}" = 1 ] && MAX_MS=400
+# the bound on one call's latency while a process of g1 waits 3 s for s: a blocked scheduler
+# would hold calls for up to those 3 s; 300 ms leaves room for a loaded CI machine's hiccups
+MAX_MS=300
+[ "${DIST_SANITIZED:-0}" = 1 ] && MAX_MS=800
 peer a stall_responsive "$(node g1)" "$(node s)" "$MAX_MS"
 passed a stall_responsive
 kill -CONT "$SPID"
