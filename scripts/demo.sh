@@ -40,17 +40,9 @@ for x in girder girderd girder-epmd; do [ -x "$BIN/$x" ] || die "$BIN/$x is miss
 for x in erl erlc; do command -v "$x" >/dev/null || die "$x is not installed (Debian: apt-get install erlang-base)"; done
 export PATH="$BIN:$PATH"
 
-# a port no one listens on (/proc/net/tcp*: LISTEN is state 0A), unless ERL_EPMD_PORT is set
-listening() {
-    _hex=$(printf '%04X' "$1")
-    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v p=":$_hex" '$4 == "0A" && substr($2, length($2) - 4) == p { f = 1 } END { exit !f }'
-}
-if [ -z "${ERL_EPMD_PORT:-}" ]; then
-    for _try in 1 2 3 4 5 6 7 8 9 10; do
-        ERL_EPMD_PORT=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 40000))
-        listening "$ERL_EPMD_PORT" || break
-    done
-fi
+# a port no socket uses, below the ephemeral range, unless ERL_EPMD_PORT is set
+. "$HERE/free-port.sh"
+[ -n "${ERL_EPMD_PORT:-}" ] || ERL_EPMD_PORT=$(girder_free_port)
 export ERL_EPMD_PORT
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/girder-demo.XXXXXX")

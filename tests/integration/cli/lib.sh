@@ -43,7 +43,8 @@ trap 'exit 130' INT TERM
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { PASSES=$((PASSES + 1)); }
-random_port() { echo $(( 20000 + ($(od -An -N2 -tu2 /dev/urandom) % 40000) )); }
+. "$(dirname "$0")/../../../scripts/free-port.sh"
+random_port() { girder_free_port; }
 
 wait_for() {
     _n=$(( $1 * 10 )); shift

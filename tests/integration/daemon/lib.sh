@@ -39,16 +39,9 @@ alive() {
 }
 # gone PID: the process has exited (waited for or not).
 gone() { ! alive "$1"; }
-# random_port: a port below the kernel's ephemeral range (so no outgoing connection can take
-# it meanwhile) that no socket uses right now.
-random_port() {
-    _lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-    [ "$_lo" -gt 12000 ] || _lo=32768
-    while :; do
-        _p=$(( 10000 + ($(od -An -N2 -tu2 /dev/urandom) % (_lo - 10000)) ))
-        ss -Htan "( sport = :$_p )" 2>/dev/null | grep -q . || { echo "$_p"; return; }
-    done
-}
+# random_port: a free port below the kernel's ephemeral range (scripts/free-port.sh)
+. "$(dirname "$0")/../../../scripts/free-port.sh"
+random_port() { girder_free_port; }
 
 # wait_for SECONDS CMD...: retries CMD every 0.1 s until it succeeds or time runs out.
 wait_for() {

@@ -35,7 +35,8 @@ trap 'exit 130' INT TERM
 fail() { echo "FAIL: $*" >&2; exit 1; }
 log() { echo "[$(date +%T)] $*"; }
 alive() { kill -0 "$1" 2>/dev/null; }
-random_port() { echo $(( 20000 + ($(od -An -N2 -tu2 /dev/urandom) % 40000) )); }
+. "$(dirname "$0")/../../../scripts/free-port.sh"
+random_port() { girder_free_port; }
 
 # wait_for SECONDS CMD...: retries CMD every 0.1 s until it succeeds or time runs out.
 wait_for() {

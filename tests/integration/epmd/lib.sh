@@ -34,7 +34,8 @@ wait_for() {
 
 alive() { kill -0 "$1" 2>/dev/null; }
 
-random_port() { echo $(( 20000 + ($(od -An -N2 -tu2 /dev/urandom) % 40000) )); }
+. "$(dirname "$0")/../../../scripts/free-port.sh"
+random_port() { girder_free_port; }
 
 # start_epmd BINARY NAME [ARGS...]: starts an epmd (ours or Erlang's) in the foreground
 # on a free random port; sets EPMD_PORT and EPMD_PID. Retries on port collisions.

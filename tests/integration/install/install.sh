@@ -67,10 +67,11 @@ readelf -d "$TMP/cmake/ping-cmake" | grep -q 'NEEDED.*libgirder_dist\.so' ||
 log "built ping-pc (pkg-config), ping-cmake and ping-static (find_package)"
 
 # 3. a private port mapper (the installed one) and a real erl node on loopback
+. "$here/../../../scripts/free-port.sh"
 host=$(hostname -s)
 export ERL_EPMD_ADDRESS=127.0.0.1
 for _try in 1 2 3 4 5 6 7 8; do
-    ERL_EPMD_PORT=$(( 20000 + ($(od -An -N2 -tu2 /dev/urandom) % 40000) ))
+    ERL_EPMD_PORT=$(girder_free_port)
     "$prefix/bin/girder-epmd" -port "$ERL_EPMD_PORT" -address 127.0.0.1 >>"$TMP/epmd.log" 2>&1 &
     epid=$!
     PIDS="$PIDS $epid"
