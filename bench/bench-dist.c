@@ -270,8 +270,11 @@ static void scale_matrix(const char *gname, const char *erecv)
     if (rounds < 1 || rounds > 64) rounds = 1;
     char full[320];
     snprintf(full, sizeof full, "%s@%s", gname, host);
+    /* BENCH_SCALE_SIZE (for profilers): only the cells of that message size */
+    long only = getenv("BENCH_SCALE_SIZE") ? atol(getenv("BENCH_SCALE_SIZE")) : 0;
     for (size_t z = 0; z < 2; z++)
         for (size_t k = 0; k < 3; k++) {
+            if (only > 0 && (size_t)only != sizes[z]) continue;
             long n = sizes[z] >= 65536 ? 8000 : 160000; /* about 160 / 520 MB a round */
             double g[64], e[64];
             for (int r = 0; r < rounds; r++) {

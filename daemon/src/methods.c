@@ -587,7 +587,7 @@ static void pack_dist(call *c)
     gd_ctl_pack_str(&c->pk, "connections");
     msgpack_pack_array(&c->pk, n);
     for (size_t i = 0; i < n; i++) {
-        msgpack_pack_map(&c->pk, 9);
+        msgpack_pack_map(&c->pk, 10);
         ci[i].node[sizeof ci[i].node - 1] = 0;
         kv_str(c, "node", ci[i].node);
         kv_bool(c, "up", ci[i].up);
@@ -598,6 +598,7 @@ static void pack_dist(call *c)
         kv_u64(c, "bytes_out", ci[i].bytes_out);
         kv_u64(c, "out_queue", ci[i].out_queue);
         kv_u64(c, "busy_events", ci[i].busy_events);
+        kv_u64(c, "read_pauses", ci[i].read_pauses);
     }
     free(ci);
 }

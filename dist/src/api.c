@@ -190,6 +190,7 @@ size_t dist_connections(dist_conn_info *out, size_t max)
         o->bytes_in = atomic_load_explicit(&c->m_bytes_in, memory_order_relaxed);
         o->bytes_out = atomic_load_explicit(&c->m_bytes_out, memory_order_relaxed);
         o->busy_events = atomic_load_explicit(&c->m_busy, memory_order_relaxed);
+        o->read_pauses = atomic_load_explicit(&c->m_read_pauses, memory_order_relaxed);
         pthread_mutex_lock(&c->mu);
         o->visible = c->published;
         o->creation = c->creation;

@@ -137,8 +137,9 @@ struct dist_peer {
     atomic_uint_fast64_t seq;
     atomic_uint_fast64_t out_frames; /* frames sent or queued (ticks are skipped when it moves) */
     /* metrics (dist_connections): bytes of frames received and handed to the connection,
-    ** messages (control messages) in and out, busy episodes of the output queue */
-    atomic_uint_fast64_t m_bytes_in, m_bytes_out, m_msgs_in, m_msgs_out, m_busy;
+    ** messages (control messages) in and out, busy episodes of the output queue, times reading
+    ** stopped because the decoders' queue was over its bound */
+    atomic_uint_fast64_t m_bytes_in, m_bytes_out, m_msgs_in, m_msgs_out, m_busy, m_read_pauses;
     bool busy; /* (mu) in a busy episode: the queue passed BUSY_LIMIT, not yet drained */
     uint64_t busy_logged_ns; /* (mu) when the last busy line was logged */
     uint64_t busy_unlogged;  /* (mu) episodes since then */

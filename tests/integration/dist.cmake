@@ -34,6 +34,15 @@ if(DIST_INT_ERL)
       LABELS "dist;integration"
       ENVIRONMENT "GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;ERL=${ERL_EXECUTABLE};ERLC=${ERLC_EXECUTABLE};DIST_PROBE=$<TARGET_FILE:dist-probe>;DIST_SANITIZED=${DIST_SANITIZED}")
   endforeach()
+  # a Girder node built on libnode + dist that counts what erl sends it (decoder queue bound)
+  add_executable(rxqueue ${CMAKE_CURRENT_LIST_DIR}/dist/rxqueue.c)
+  target_link_libraries(rxqueue PRIVATE girder_dist girder_node)
+  set_target_properties(rxqueue PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  add_test(NAME dist-int-rxqueue COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/dist/rxqueue.sh)
+  set_tests_properties(dist-int-rxqueue PROPERTIES
+    TIMEOUT 120
+    LABELS "dist;integration"
+    ENVIRONMENT "GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;ERL=${ERL_EXECUTABLE};ERLC=${ERLC_EXECUTABLE};RXQUEUE=$<TARGET_FILE:rxqueue>;DIST_SANITIZED=${DIST_SANITIZED}")
   # one minute of soak here; `make soak` runs thirty (scripts/run-soak.sh)
   set_tests_properties(dist-int-soak PROPERTIES TIMEOUT 300)
 endif()

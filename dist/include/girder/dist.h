@@ -227,6 +227,8 @@ typedef struct dist_conn_info {
     size_t out_queue;             /* bytes waiting in the output queue now */
     uint64_t busy_events; /* times the output queue passed 8 MiB and senders waited (each also
                           ** an event=busy_dist_port log line, at most one per 10 s) */
+    uint64_t read_pauses; /* times reading from the peer stopped because the messages waiting
+                          ** for the decoder threads passed max_message bytes (backpressure) */
 } dist_conn_info;
 /* Fills out[0..max) with the current connections (in no particular order); returns how many
 ** there are, which may be more than max. */

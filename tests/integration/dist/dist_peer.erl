@@ -8,7 +8,7 @@
          spawn_monitor_procs/1, die_after/2, stall_responsive/1, builtins/1, old_pid/1,
          global_hub/1, global_join/1, latency_until/1, reconnect_cycles/1,
          soak_honest/1, soak_churn/1, atom_count/1, fresh_atoms/1,
-         busy_flood/1, monitored_by_demonitor/1, drain_sink/1, drain_send/1]).
+         busy_flood/1, monitored_by_demonitor/1, drain_sink/1, drain_send/1, big_send/1]).
 
 %% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -795,3 +795,16 @@ drain_send([G, File]) ->
     {echo, G} ! {Sink, {big, binary:copy(<<7>>, 20000000)}},
     {echo, G} ! {self(), sent},
     receive sent -> ok after 20000 -> error(echo_did_not_answer) end.
+
+%% Sends Count messages {big, I, Binary} (Size bytes) to rxsink on G as fast as it can.
+big_send([G, Count0, Size0]) ->
+    Count = list_to_integer(atom_to_list(Count0)),
+    Size = list_to_integer(atom_to_list(Size0)),
+    pong = net_adm:ping(G),
+    Bin = binary:copy(<<"q">>, Size),
+    Ref = monitor(process, {rxsink, G}),
+    [{rxsink, G} ! {big, I, Bin} || I <- lists:seq(1, Count)],
+    %% rxsink ends once it has them all (or gave up): nothing is left unsent when this halts
+    receive {'DOWN', Ref, process, _, Why} -> io:format("SENT ~p, rxsink ended: ~p~n", [Count, Why])
+    after 60000 -> error(rxsink_still_running)
+    end.
