@@ -17,7 +17,10 @@
 ** copy; the position of each such word is noted in a relocation list as it is written. At
 ** the end one allocation of the exact size receives the arena in one memcpy, and the words
 ** of the list have the block's address added. When the arena is a cached block of the class
-** the term turns out to need (size_pred below), that block is the result and no copy is made.
+** the term turns out to need (size_pred below), that block is the result and no copy is made;
+** while the arena is such a block, box words are written as absolute pointers into it (offset
+** + d->base), so that when the prediction holds nothing is relocated at all. Leaving the
+** predicted block (the term outgrows it) turns them back into offsets first (unpredict()).
 **
 ** Bounds: a count of elements that cannot fit in the bytes left is refused before anything
 ** is pushed or allocated, so the slot stack holds at most one entry per input byte, the block
@@ -75,7 +78,8 @@ typedef struct fset {
 typedef struct dec {
     const uint8_t *b, *end; /* the input */
     const etf_decode_opts *opts;
-    uint8_t *arena; /* the block being built; boxed terms in it are offsets */
+    uint8_t *arena; /* the block being built */
+    uintptr_t base; /* added to the offset of a box written into the arena (see build) */
     size_t hp, cap; /* used and allocated bytes of the arena */
     size_t bound;   /* the largest block this input can need */
     uint32_t *rel;  /* arena offsets / 8 of the words holding offsets; cap / 16 entries */
@@ -129,11 +133,19 @@ static inline void set_slot(uint8_t *arena, size_t slot, term_t v)
     memcpy(arena + slot, &v, sizeof v);
 }
 
-/* Writes a boxed term (an offset) at slot and notes it for relocation. */
+/* Writes the box at arena offset v into slot and notes it for relocation. */
 static inline void set_box(dec *d, size_t slot, term_t v)
 {
-    set_slot(d->arena, slot, v);
+    set_slot(d->arena, slot, d->base + v);
     d->rel[d->nrel++] = (uint32_t)(slot >> 3);
+}
+
+/* Leaves the predicted block (see size_pred): its box words become offsets again. */
+static void unpredict(dec *d)
+{
+    uint64_t *words = (uint64_t *)(void *)d->arena;
+    for (size_t i = 0; i < d->nrel; i++) words[d->rel[i]] -= d->base;
+    d->base = 0;
 }
 
 /* ==================================================================== scratch */
@@ -145,6 +157,7 @@ static int arena_grow(dec *d, size_t need)
 {
     if (TERM__UNLIKELY(d->spec != NULL) && d->hp + need <= ARENA_SMALL) {
         /* the predicted block is too small: go on in the stack arena */
+        unpredict(d);
         memcpy(d->small, d->arena, d->hp);
         term__block_free(d->spec, d->spec_cls);
         d->spec = NULL;
@@ -166,6 +179,7 @@ static int arena_grow(dec *d, size_t need)
         term__dealloc(nr, REL_CAP(ncap) * sizeof(uint32_t));
         return fail(d, TERM_ENOMEM, 0);
     }
+    if (d->spec) unpredict(d);
     memcpy(na, d->arena, d->hp);
     memcpy(nr, d->rel, d->nrel * sizeof(uint32_t));
     if (d->arena_heap) {
@@ -777,8 +791,8 @@ static const uint8_t *read_fun(dec *d, const uint8_t *p, term_t *out, size_t *fr
     f->module = module;
     f->old_index = oidx;
     f->old_uniq = ouniq;
-    if (!(oidx & 7)) d->rel[d->nrel++] = (uint32_t)((off + offsetof(box_fun, old_index)) >> 3);
-    if (!(ouniq & 7)) d->rel[d->nrel++] = (uint32_t)((off + offsetof(box_fun, old_uniq)) >> 3);
+    if (!(oidx & 7)) set_box(d, off + offsetof(box_fun, old_index), oidx);
+    if (!(ouniq & 7)) set_box(d, off + offsetof(box_fun, old_uniq), ouniq);
     set_box(d, off + offsetof(box_fun, pid), pid);
     f->arity = arity;
     f->index = index;
@@ -805,6 +819,7 @@ static const uint8_t *build(dec *d)
 {
     const uint8_t *p = d->b, *const end = d->end;
     uint8_t *arena = d->arena;
+    uintptr_t base = d->base;
     uint32_t *rel = d->rel;
     size_t hp = d->hp, *slots = d->slots, ns = 0, scap = d->scap, nrel = d->nrel;
     size_t slot = ROOT_OFF;
@@ -826,6 +841,7 @@ static const uint8_t *build(dec *d)
             d->nrel = nrel;                      \
             if (arena_grow(d, sz_)) return NULL; \
             arena = d->arena;                    \
+            base = d->base;                      \
             rel = d->rel;                        \
         }                                        \
         off = hp;                                \
@@ -850,12 +866,13 @@ static const uint8_t *build(dec *d)
         hp = d->hp;                     \
         nrel = d->nrel;                 \
         arena = d->arena;               \
+        base = d->base;                 \
         rel = d->rel;                   \
     } while (0)
-/* Writes a boxed term (an offset) into slot at and notes it for relocation. */
+/* Writes the box at arena offset v into slot at and notes it for relocation. */
 #define SETBOX(at, v)                        \
     do {                                     \
-        set_slot(arena, (at), (v));          \
+        set_slot(arena, (at), base + (v));   \
         rel[nrel++] = (uint32_t)((at) >> 3); \
     } while (0)
 /* Writes any term into slot at: boxed ones are noted. */
@@ -1213,6 +1230,7 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     d.spec_cls = pc;
     d.small = arena_small;
     d.arena = d.spec ? d.spec : arena_small;
+    d.base = (uintptr_t)d.spec;
     d.cap = d.spec ? term__tc_size(pc) : ARENA_SMALL;
     d.hp = BLK_HDR;
     d.bound = BLK_HDR + 32 * len;
@@ -1264,15 +1282,19 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
         }
         memcpy(blk, d.arena, d.hp);
     }
-    uint64_t *words = (uint64_t *)(void *)blk;
-    size_t i = 0; /* the root is among the words */
-    for (; i + 4 <= d.nrel; i += 4) {
-        words[d.rel[i]] += (uintptr_t)blk;
-        words[d.rel[i + 1]] += (uintptr_t)blk;
-        words[d.rel[i + 2]] += (uintptr_t)blk;
-        words[d.rel[i + 3]] += (uintptr_t)blk;
+    /* box words hold base + offset: relocated unless the arena is the block */
+    uintptr_t delta = (uintptr_t)blk - d.base;
+    if (delta) {
+        uint64_t *words = (uint64_t *)(void *)blk;
+        size_t i = 0; /* the root is among the words */
+        for (; i + 4 <= d.nrel; i += 4) {
+            words[d.rel[i]] += delta;
+            words[d.rel[i + 1]] += delta;
+            words[d.rel[i + 2]] += delta;
+            words[d.rel[i + 3]] += delta;
+        }
+        for (; i < d.nrel; i++) words[d.rel[i]] += delta;
     }
-    for (; i < d.nrel; i++) words[d.rel[i]] += (uintptr_t)blk;
     memcpy(&root, &blk->size, sizeof root);
     atomic_init(&blk->h.rc, 1);
     blk->h.boff = cls;
