@@ -825,7 +825,8 @@ static const uint8_t *build(dec *d)
     size_t slot = ROOT_OFF;
     const uint8_t *start, *q;
     size_t n, m, off, last;
-    term_t v;
+    term_t v;  /* helpers' results: its address goes to functions not inlined */
+    term_t lv; /* leaf()'s results, kept apart so that it can live in a register */
 
 /* Fails with ETRUNC unless k bytes are left. */
 #define NEED(k)                                                  \
@@ -928,8 +929,8 @@ static const uint8_t *build(dec *d)
             SETBOX(slot, off);
             off += sizeof(box_tuple);
             for (; n > 0; n--, off += sizeof(term_t)) {
-                if (!(q = leaf(d, p, end, &v))) break;
-                set_slot(arena, off, v);
+                if (!(q = leaf(d, p, end, &lv))) break;
+                set_slot(arena, off, lv);
                 p = q;
             }
             if (n == 0) break;
@@ -957,8 +958,8 @@ static const uint8_t *build(dec *d)
             off += sizeof(box_map);
 #define KV(j) (off + (((j) >> 1) + ((j)&1) * n) * sizeof(term_t))
             for (m = 0; m < 2 * n; m++) {
-                if (!(q = leaf(d, p, end, &v))) break;
-                set_slot(arena, KV(m), v);
+                if (!(q = leaf(d, p, end, &lv))) break;
+                set_slot(arena, KV(m), lv);
                 p = q;
             }
             if (m == 2 * n) break;
@@ -1007,16 +1008,16 @@ static const uint8_t *build(dec *d)
             for (m = off;; m += sizeof(box_cons)) {
                 put_hdr(arena, m, HW(BOX_CONS, 0, 0, 0));
                 if (m == last) {
-                    if ((q = leaf(d, p, end, &v))) {
-                        set_slot(arena, m + offsetof(box_cons, hd), v);
+                    if ((q = leaf(d, p, end, &lv))) {
+                        set_slot(arena, m + offsetof(box_cons, hd), lv);
                         p = q;
                         m += sizeof(box_cons);
                     }
                     break;
                 }
                 SETBOX(m + offsetof(box_cons, tl), m + sizeof(box_cons));
-                if (!(q = leaf(d, p, end, &v))) break;
-                set_slot(arena, m + offsetof(box_cons, hd), v);
+                if (!(q = leaf(d, p, end, &lv))) break;
+                set_slot(arena, m + offsetof(box_cons, hd), lv);
                 p = q;
             }
             /* the tail is filled last: pushed first (unless it is next), then the heads */
