@@ -820,8 +820,8 @@ static const uint8_t *build(dec *d)
     const uint8_t *p = d->b, *const end = d->end;
     uint8_t *arena = d->arena;
     uintptr_t base = d->base;
-    uint32_t *rel = d->rel;
-    size_t hp = d->hp, *slots = d->slots, ns = 0, scap = d->scap, nrel = d->nrel;
+    uint32_t *relp = d->rel + d->nrel; /* the next relocation entry: one register, not two */
+    size_t hp = d->hp, *slots = d->slots, ns = 0, scap = d->scap;
     size_t slot = ROOT_OFF;
     const uint8_t *start, *q;
     size_t n, m, off, last;
@@ -839,11 +839,11 @@ static const uint8_t *build(dec *d)
         size_t sz_ = align8(size);               \
         if (TERM__UNLIKELY(d->cap - hp < sz_)) { \
             d->hp = hp;                          \
-            d->nrel = nrel;                      \
+            d->nrel = (size_t)(relp - d->rel);   \
             if (arena_grow(d, sz_)) return NULL; \
             arena = d->arena;                    \
             base = d->base;                      \
-            rel = d->rel;                        \
+            relp = d->rel + d->nrel;             \
         }                                        \
         off = hp;                                \
         hp += sz_;                               \
@@ -859,22 +859,21 @@ static const uint8_t *build(dec *d)
         }                                                                                      \
     } while (0)
 /* Calls a helper that may allocate, with the arena state handed over and back. */
-#define HELPER(call)                    \
-    do {                                \
-        d->hp = hp;                     \
-        d->nrel = nrel;                 \
-        if (!(p = (call))) return NULL; \
-        hp = d->hp;                     \
-        nrel = d->nrel;                 \
-        arena = d->arena;               \
-        base = d->base;                 \
-        rel = d->rel;                   \
+#define HELPER(call)                       \
+    do {                                   \
+        d->hp = hp;                        \
+        d->nrel = (size_t)(relp - d->rel); \
+        if (!(p = (call))) return NULL;    \
+        hp = d->hp;                        \
+        arena = d->arena;                  \
+        base = d->base;                    \
+        relp = d->rel + d->nrel;           \
     } while (0)
 /* Writes the box at arena offset v into slot at and notes it for relocation. */
-#define SETBOX(at, v)                        \
-    do {                                     \
-        set_slot(arena, (at), base + (v));   \
-        rel[nrel++] = (uint32_t)((at) >> 3); \
+#define SETBOX(at, v)                      \
+    do {                                   \
+        set_slot(arena, (at), base + (v)); \
+        *relp++ = (uint32_t)((at) >> 3);   \
     } while (0)
 /* Writes any term into slot at: boxed ones are noted. */
 #define SETANY(at, v)                  \
@@ -1130,7 +1129,7 @@ static const uint8_t *build(dec *d)
         slot = slots[--ns];
     }
     d->hp = hp;
-    d->nrel = nrel;
+    d->nrel = (size_t)(relp - d->rel);
     return p;
 trunc:
     return fail(d, TERM_ETRUNC, (size_t)(end - d->b)), NULL;
