@@ -81,7 +81,6 @@ typedef struct dec {
     uint8_t *arena; /* the block being built */
     uintptr_t base; /* added to the offset of a box written into the arena (see build) */
     size_t hp, cap; /* used and allocated bytes of the arena */
-    size_t bound;   /* the largest block this input can need */
     uint32_t *rel;  /* arena offsets / 8 of the words holding offsets; cap / 16 entries */
     size_t nrel;
     size_t *slots; /* arena offsets of the slots still to fill */
@@ -92,13 +91,17 @@ typedef struct dec {
     fset *fs;                /* NULL until the decode meets a new name */
     int err;
     size_t err_off;
-    bool arena_heap, slots_heap, maps_heap;
+    uint8_t heap;      /* HEAP_* bits: what is on the heap (one test at the end) */
     uint8_t *spec;     /* the arena when it is a cached block of a predicted class */
     unsigned spec_cls; /* that class */
     uint8_t *small;    /* the stack arena */
 } dec;
 
 #define REL_CAP(cap) ((cap) / 16)
+
+/* dec.heap: the arena (with its relocation list), the slot stack or the map list moved to
+** the heap; HEAP_FSET: the decode made a set of new atoms. */
+enum { HEAP_ARENA = 1, HEAP_SLOTS = 2, HEAP_MAPS = 4, HEAP_FSET = 8 };
 
 static inline uint64_t load64(const void *p)
 {
@@ -168,7 +171,8 @@ static int arena_grow(dec *d, size_t need)
     if (d->opts && d->opts->max_heap && d->hp + need > d->opts->max_heap)
         return fail(d, GIRDER_EHEAP, 0);
     size_t ncap = d->cap * 2;
-    if (ncap > d->bound) ncap = d->bound;
+    size_t bound = BLK_HDR + 32 * (size_t)(d->end - d->b); /* the largest block it can need */
+    if (ncap > bound) ncap = bound;
     if (d->opts && d->opts->max_heap && ncap > d->opts->max_heap) ncap = d->opts->max_heap;
     if (ncap < d->hp + need) ncap = d->hp + need;
     if (ncap / 8 > UINT32_MAX) return fail(d, TERM_ESIZE, 0); /* boff is 32 bits of words */
@@ -182,7 +186,7 @@ static int arena_grow(dec *d, size_t need)
     if (d->spec) unpredict(d);
     memcpy(na, d->arena, d->hp);
     memcpy(nr, d->rel, d->nrel * sizeof(uint32_t));
-    if (d->arena_heap) {
+    if (d->heap & HEAP_ARENA) {
         term__dealloc(d->arena, d->cap);
         term__dealloc(d->rel, REL_CAP(d->cap) * sizeof(uint32_t));
     } else if (d->spec) {
@@ -192,7 +196,7 @@ static int arena_grow(dec *d, size_t need)
     d->arena = na;
     d->rel = nr;
     d->cap = ncap;
-    d->arena_heap = true;
+    d->heap |= HEAP_ARENA;
     return 0;
 }
 
@@ -206,17 +210,17 @@ static inline size_t d_alloc(dec *d, size_t size)
     return off;
 }
 
-/* Grows a stack of words to hold at least need entries. */
-static int stack_grow(dec *d, size_t **v, size_t *cap, bool *heap, size_t used, size_t need)
+/* Grows a stack of words to hold at least need entries; bit is its HEAP_* bit. */
+static int stack_grow(dec *d, size_t **v, size_t *cap, unsigned bit, size_t used, size_t need)
 {
     size_t ncap = *cap * 2 > need ? *cap * 2 : need;
     size_t *nv = term__alloc(ncap * sizeof(size_t));
     if (!nv) return fail(d, TERM_ENOMEM, 0);
     memcpy(nv, *v, used * sizeof(size_t));
-    if (*heap) term__dealloc(*v, *cap * sizeof(size_t));
+    if (d->heap & bit) term__dealloc(*v, *cap * sizeof(size_t));
     *v = nv;
     *cap = ncap;
-    *heap = true;
+    d->heap |= (uint8_t)bit;
     return 0;
 }
 
@@ -294,6 +298,7 @@ static fset *fset_of(dec *d, size_t off)
         d->fs = term__alloc(sizeof *d->fs);
         if (!d->fs) return fail(d, TERM_ENOMEM, off), NULL;
         memset(d->fs, 0, sizeof *d->fs);
+        d->heap |= HEAP_FSET;
     }
     return d->fs;
 }
@@ -849,14 +854,14 @@ static const uint8_t *build(dec *d)
         hp += sz_;                               \
     } while (0)
 /* Room for k more slots; refuses counts the bytes left cannot hold (one byte a term). */
-#define PUSHN(k)                                                                               \
-    do {                                                                                       \
-        if (TERM__UNLIKELY(ns + (k) > (size_t)(end - p))) goto trunc; /* k <= 2^33 */          \
-        if (TERM__UNLIKELY(ns + (k) > scap)) {                                                 \
-            if (stack_grow(d, &d->slots, &d->scap, &d->slots_heap, ns, ns + (k))) return NULL; \
-            slots = d->slots;                                                                  \
-            scap = d->scap;                                                                    \
-        }                                                                                      \
+#define PUSHN(k)                                                                           \
+    do {                                                                                   \
+        if (TERM__UNLIKELY(ns + (k) > (size_t)(end - p))) goto trunc; /* k <= 2^33 */      \
+        if (TERM__UNLIKELY(ns + (k) > scap)) {                                             \
+            if (stack_grow(d, &d->slots, &d->scap, HEAP_SLOTS, ns, ns + (k))) return NULL; \
+            slots = d->slots;                                                              \
+            scap = d->scap;                                                                \
+        }                                                                                  \
     } while (0)
 /* Calls a helper that may allocate, with the arena state handed over and back. */
 #define HELPER(call)                       \
@@ -947,7 +952,7 @@ static const uint8_t *build(dec *d)
             put_hdr(arena, off, HW(BOX_MAP, 0, 0, n));
             SETBOX(slot, off);
             if (2 * d->nmaps + 2 > d->mcap &&
-                stack_grow(d, &d->maps, &d->mcap, &d->maps_heap, 2 * d->nmaps, 2 * d->nmaps + 2))
+                stack_grow(d, &d->maps, &d->mcap, HEAP_MAPS, 2 * d->nmaps, 2 * d->nmaps + 2))
                 return NULL;
             d->maps[2 * d->nmaps] = off;
             d->maps[2 * d->nmaps + 1] = (size_t)(start - d->b);
@@ -1208,6 +1213,18 @@ static uint8_t *inflate_term(const uint8_t *src, size_t srclen, size_t outlen, i
     return out;
 }
 
+/* Frees what a decode put on the heap (d->heap). */
+static __attribute__((noinline)) void release(dec *d)
+{
+    if (d->heap & HEAP_ARENA) {
+        term__dealloc(d->arena, d->cap);
+        term__dealloc(d->rel, REL_CAP(d->cap) * sizeof(uint32_t));
+    }
+    if (d->heap & HEAP_SLOTS) term__dealloc(d->slots, d->scap * sizeof(size_t));
+    if (d->heap & HEAP_MAPS) term__dealloc(d->maps, d->mcap * sizeof(size_t));
+    if (d->fs) fset_free(d->fs);
+}
+
 /*
 ** Decodes buf[0..len) (no version byte); offsets in errors and *used are shifted by base_off.
 ** The result is an immediate, or a member of one block holding the whole term.
@@ -1233,7 +1250,6 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     d.base = (uintptr_t)d.spec;
     d.cap = d.spec ? term__tc_size(pc) : ARENA_SMALL;
     d.hp = BLK_HDR;
-    d.bound = BLK_HDR + 32 * len;
     d.rel = rel_small;
     d.nrel = 0;
     d.slots = slots_small;
@@ -1245,13 +1261,38 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     d.fs = NULL;
     d.err = 0;
     d.err_off = 0;
-    d.arena_heap = d.slots_heap = d.maps_heap = false;
+    d.heap = 0;
     term_t result = TERM_NONE;
     const uint8_t *stop = build(&d);
     if (!stop) goto out;
     if (stop != d.end && !(opts && opts->allow_trailing) && !used) {
         fail(&d, TERM_ETRAILING, (size_t)(stop - buf));
         goto out;
+    }
+    if (TERM__LIKELY(d.spec != NULL) && term__tc_class(d.hp) == d.spec_cls && !d.heap) {
+        /* The common case, finished here: the term is in the predicted block (so it holds
+        ** boxes: the class of a block of only its header is never predicted, and its words
+        ** are absolute), with no foreign atom and nothing on the heap; the prediction stays
+        ** as it is. */
+        box_block *blk = (box_block *)(void *)d.spec;
+        d.spec = NULL;
+        term_t root;
+        memcpy(&root, &blk->size, sizeof root);
+        uint64_t w[2] = {1 | (uint64_t)d.spec_cls << 32, BOX_BLOCK}; /* rc 1, boff = class */
+        memcpy(blk, w, 16);
+        blk->size = d.hp;
+        if (d.nmaps) {
+            size_t bad_off = 0;
+            int rc = finish_maps(&d, (uint8_t *)blk, &bad_off);
+            if (rc) {
+                term__box_dealloc(&blk->h);
+                fail(&d, rc, bad_off);
+                goto out;
+            }
+        }
+        if (used) *used = base_off + (size_t)(stop - buf);
+        if (err) err->code = 0, err->offset = 0;
+        return root;
     }
     term_t root;
     memcpy(&root, d.arena + ROOT_OFF, sizeof root);
@@ -1318,14 +1359,8 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     /* The reference the caller gets is the block's first reference. */
     result = root;
 out:
-    if (d.arena_heap) {
-        term__dealloc(d.arena, d.cap);
-        term__dealloc(d.rel, REL_CAP(d.cap) * sizeof(uint32_t));
-    }
     if (d.spec) term__block_free(d.spec, d.spec_cls);
-    if (d.slots_heap) term__dealloc(d.slots, d.scap * sizeof(size_t));
-    if (d.maps_heap) term__dealloc(d.maps, d.mcap * sizeof(size_t));
-    if (TERM__UNLIKELY(d.fs != NULL)) fset_free(d.fs);
+    if (TERM__UNLIKELY(d.heap)) release(&d);
     if (d.err) {
         if (err) {
             err->code = d.err;

@@ -133,6 +133,7 @@ static inline term_t term__make_atom(uint32_t index)
 
 /* Branch hints for failure paths on hot loops (bounds, capacity). */
 #define TERM__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define TERM__LIKELY(x)   __builtin_expect(!!(x), 1)
 
 /* Allocation through the hook (term_set_allocator). */
 void *term__alloc(size_t n);

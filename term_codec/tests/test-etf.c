@@ -617,6 +617,31 @@ static void test_size_prediction(void **state)
     for (size_t k = 0; k < sizeof seq / sizeof seq[0]; k++) roundtrip(seq[k], L);
 }
 
+/* Maps decoded into a predicted block (the second decode of a length on): their keys are
+** still sorted, and a duplicate key is still refused (the block given back: ASan's leak check). */
+static void test_size_prediction_maps(void **state)
+{
+    (void)state;
+    /* #{b => 1, a => 2} with its keys out of order, and #{a => 1, a => 2} */
+    const uint8_t unsorted[] = {131, 116, 0, 0, 0, 2, 119, 1, 'b', 97, 1, 119, 1, 'a', 97, 2};
+    const uint8_t sorted[] = {131, 116, 0, 0, 0, 2, 119, 1, 'a', 97, 2, 119, 1, 'b', 97, 1};
+    const uint8_t dup[] = {131, 116, 0, 0, 0, 2, 119, 1, 'a', 97, 1, 119, 1, 'a', 97, 2};
+    for (int round = 0; round < 3; round++) {
+        term_t t = etf_decode(unsorted, sizeof unsorted, NULL, NULL, NULL);
+        assert_true(t != TERM_NONE);
+        etf_buf b = {0};
+        assert_int_equal(etf_encode(t, ETF_ENC_UTF8_ATOMS, &b), 0);
+        assert_int_equal(b.len, sizeof sorted);
+        assert_memory_equal(b.data, sorted, sizeof sorted);
+        etf_buf_free(&b);
+        term_free(t);
+        etf_error e;
+        assert_true(etf_decode(dup, sizeof dup, NULL, NULL, &e) == TERM_NONE);
+        assert_int_equal(e.code, TERM_EDUPKEY);
+        assert_int_equal(e.offset, 1);
+    }
+}
+
 /* Every allocation failure is survived: fail the Nth allocation for every N. */
 static size_t alloc_count, alloc_fail_at;
 static void *failing_alloc(void *ud, void *p, size_t old, size_t n)
@@ -745,6 +770,7 @@ int main(void)
         cmocka_unit_test(test_compression),
         cmocka_unit_test(test_used_and_no_version),
         cmocka_unit_test(test_size_prediction),
+        cmocka_unit_test(test_size_prediction_maps),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_heap_limit),
     };
