@@ -501,27 +501,40 @@ trunc:
 static inline __attribute__((always_inline)) const uint8_t *
 atom_fast(const dec *d, const uint8_t *p, const uint8_t *end, term_t *out)
 {
-    if (end - p < 2 || p[0] != SMALL_ATOM_UTF8_EXT) return NULL;
-    size_t n = p[1];
     const uint8_t *s = p + 2;
-    if (n - 1 >= ACACHE_MAX || (size_t)(end - s) < n) return NULL; /* n - 1 wraps for 0 */
     const acache_ent *e;
-    if (n >= 8) {
-        uint64_t w0 = load64(p + 1), w1 = load64(s + n - 8);
-        e = acache_set(d, w0, w1);
-        if (!acache_hit(e, w0, w1, s, n) && !acache_hit(++e, w0, w1, s, n)) return NULL;
-    } else {
-        uint64_t w0;
-        if (end - p >= 9)
+    uint64_t w0;
+    size_t n;
+    if (TERM__LIKELY(end - p >= 9)) {
+        /* far from the end: a name of up to 7 bytes and its key's 8 bytes are all there */
+        if (p[0] != SMALL_ATOM_UTF8_EXT) return NULL;
+        n = p[1];
+        if (n - 1 < 7) { /* n - 1 wraps for 0 */
             w0 = load64(p + 1) & low_bytes[n + 1];
-        else if ((size_t)(s - d->b) + n >= 8) /* near the end: the 8 bytes ending here */
+            goto short_name;
+        }
+    } else {
+        if (end - p < 2 || p[0] != SMALL_ATOM_UTF8_EXT) return NULL;
+        n = p[1];
+        if (n - 1 < 7) {
+            /* near the end: the 8 bytes ending with the name, when the input has them */
+            if ((size_t)(end - s) < n || (size_t)(s - d->b) + n < 8) return NULL;
             w0 = load64(s + n - 8) >> (56 - 8 * n);
-        else
-            return NULL;
-        /* w0 holds the length byte and the whole name: equal w0, equal name (and w1 is 0) */
-        e = acache_set(d, w0, 0);
-        if (e->w0 != w0 && (++e)->w0 != w0) return NULL;
+            goto short_name;
+        }
     }
+    if (n - 1 >= ACACHE_MAX || (size_t)(end - s) < n) return NULL;
+    /* 8..31 bytes */
+    w0 = load64(p + 1);
+    uint64_t w1 = load64(s + n - 8);
+    e = acache_set(d, w0, w1);
+    if (!acache_hit(e, w0, w1, s, n) && !acache_hit(++e, w0, w1, s, n)) return NULL;
+    *out = e->atom;
+    return s + n;
+short_name:
+    /* w0 holds the length byte and the whole name: equal w0, equal name (and w1 is 0) */
+    e = acache_set(d, w0, 0);
+    if (e->w0 != w0 && (++e)->w0 != w0) return NULL;
     *out = e->atom;
     return s + n;
 }
@@ -541,8 +554,25 @@ static inline const uint8_t *read_atom(dec *d, const uint8_t *p, term_t *out)
 static inline __attribute__((always_inline)) const uint8_t *leaf(const dec *d, const uint8_t *p,
                                                                  const uint8_t *end, term_t *v)
 {
-    if (p == end) return NULL;
     /* tests, not a jump table: the main loop already has one for everything else */
+    if (TERM__LIKELY(end - p >= 9)) { /* far from the end: no leaf needs a bounds check */
+        uint8_t tag = *p;
+        if (tag == SMALL_ATOM_UTF8_EXT) return atom_fast(d, p, end, v);
+        if (tag == SMALL_INTEGER_EXT) {
+            *v = term__make_small(p[1]);
+            return p + 2;
+        }
+        if (tag == INTEGER_EXT) {
+            *v = term__make_small((int32_t)girder__get32(p + 1));
+            return p + 5;
+        }
+        if (tag == NIL_EXT) {
+            *v = TERM_NIL;
+            return p + 1;
+        }
+        return NULL;
+    }
+    if (p == end) return NULL;
     uint8_t tag = *p;
     if (tag == SMALL_ATOM_UTF8_EXT) return atom_fast(d, p, end, v);
     if (tag == SMALL_INTEGER_EXT && end - p >= 2) {
