@@ -350,6 +350,41 @@ static void test_byte_lists(void **state)
     }
 }
 
+/* Byte lists around STRING_EXT's 65,535: up to it one STRING_EXT, past it a LIST_EXT of
+** SMALL_INTEGER_EXTs, as term_to_binary; the buffer grows while the bytes go out. */
+static void test_long_byte_lists(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {100, 65534, 65535, 65536, 70000};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        size_t n = lens[i];
+        term_t l = TERM_NIL;
+        for (size_t j = n; j-- > 0;) l = term_cons(term_small((int64_t)('a' + j % 26)), l);
+        etf_buf b = {0};
+        assert_int_equal(etf_encode(l, 0, &b), 0);
+        if (n <= 65535) {
+            assert_int_equal(b.len, 4 + n);
+            assert_int_equal(b.data[1], 107);
+            assert_int_equal((size_t)b.data[2] << 8 | b.data[3], n);
+            for (size_t j = 0; j < n; j++) assert_int_equal(b.data[4 + j], 'a' + j % 26);
+        } else {
+            assert_int_equal(b.len, 6 + 2 * n + 1);
+            assert_int_equal(b.data[1], 108);
+            for (size_t j = 0; j < n; j++) {
+                assert_int_equal(b.data[6 + 2 * j], 97);
+                assert_int_equal(b.data[7 + 2 * j], 'a' + j % 26);
+            }
+            assert_int_equal(b.data[b.len - 1], 106);
+        }
+        term_t back = etf_decode(b.data, b.len, NULL, NULL, NULL);
+        assert_true(back != TERM_NONE);
+        assert_int_equal(term_compare(back, l), 0);
+        term_free(back);
+        etf_buf_free(&b);
+        term_free(l);
+    }
+}
+
 /* MAP_EXT bytes of atom keys (SMALL_ATOM_UTF8_EXT) in the given order, values 0..n-1. */
 static size_t atom_key_map(uint8_t *b, const char *const *keys, size_t n)
 {
@@ -763,6 +798,7 @@ int main(void)
         cmocka_unit_test(test_atom_cache_names),
         cmocka_unit_test(test_bigs_all_lengths),
         cmocka_unit_test(test_byte_lists),
+        cmocka_unit_test(test_long_byte_lists),
         cmocka_unit_test(test_map_key_order),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_atom_cache_and_budget),
