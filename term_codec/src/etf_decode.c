@@ -1084,7 +1084,7 @@ static const uint8_t *build(dec *d)
             box_bin *b = (box_bin *)(void *)(arena + off);
             b->nbits = n == 0 ? 0 : (uint64_t)n * 8 - (8 - bits);
             b->owner = TERM_NONE;
-            memcpy(b->inl, p, n);
+            term__copy(b->inl, p, n);
             if (bits < 8 && n) b->inl[n - 1] &= (uint8_t)(0xFF << (8 - bits));
             SETBOX(off + offsetof(box_bin, data), off + offsetof(box_bin, inl)); /* data */
             SETBOX(slot, off);

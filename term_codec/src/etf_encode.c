@@ -316,7 +316,7 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
             p += 5;
             if (last) *p++ = (uint8_t)last;
             if (bb->h.aux == 0 && !last)
-                memcpy(p, bb->data, nb);
+                term__copy(p, bb->data, nb);
             else
                 term_bitstring_copy(t, p);
             p += nb;
