@@ -17,7 +17,10 @@
 ** copy; the position of each such word is noted in a relocation list as it is written. At
 ** the end one allocation of the exact size receives the arena in one memcpy, and the words
 ** of the list have the block's address added. When the arena is a cached block of the class
-** the term turns out to need (size_pred below), that block is the result and no copy is made.
+** the term turns out to need (size_pred below), that block is the result and no copy is made;
+** while the arena is such a block, box words are written as absolute pointers into it (offset
+** + d->base), so that when the prediction holds nothing is relocated at all. Leaving the
+** predicted block (the term outgrows it) turns them back into offsets first (unpredict()).
 **
 ** Bounds: a count of elements that cannot fit in the bytes left is refused before anything
 ** is pushed or allocated, so the slot stack holds at most one entry per input byte, the block
@@ -75,9 +78,9 @@ typedef struct fset {
 typedef struct dec {
     const uint8_t *b, *end; /* the input */
     const etf_decode_opts *opts;
-    uint8_t *arena; /* the block being built; boxed terms in it are offsets */
+    uint8_t *arena; /* the block being built */
+    uintptr_t base; /* added to the offset of a box written into the arena (see build) */
     size_t hp, cap; /* used and allocated bytes of the arena */
-    size_t bound;   /* the largest block this input can need */
     uint32_t *rel;  /* arena offsets / 8 of the words holding offsets; cap / 16 entries */
     size_t nrel;
     size_t *slots; /* arena offsets of the slots still to fill */
@@ -88,13 +91,17 @@ typedef struct dec {
     fset *fs;                /* NULL until the decode meets a new name */
     int err;
     size_t err_off;
-    bool arena_heap, slots_heap, maps_heap;
+    uint8_t heap;      /* HEAP_* bits: what is on the heap (one test at the end) */
     uint8_t *spec;     /* the arena when it is a cached block of a predicted class */
     unsigned spec_cls; /* that class */
     uint8_t *small;    /* the stack arena */
 } dec;
 
 #define REL_CAP(cap) ((cap) / 16)
+
+/* dec.heap: the arena (with its relocation list), the slot stack or the map list moved to
+** the heap; HEAP_FSET: the decode made a set of new atoms. */
+enum { HEAP_ARENA = 1, HEAP_SLOTS = 2, HEAP_MAPS = 4, HEAP_FSET = 8 };
 
 static inline uint64_t load64(const void *p)
 {
@@ -129,11 +136,19 @@ static inline void set_slot(uint8_t *arena, size_t slot, term_t v)
     memcpy(arena + slot, &v, sizeof v);
 }
 
-/* Writes a boxed term (an offset) at slot and notes it for relocation. */
+/* Writes the box at arena offset v into slot and notes it for relocation. */
 static inline void set_box(dec *d, size_t slot, term_t v)
 {
-    set_slot(d->arena, slot, v);
+    set_slot(d->arena, slot, d->base + v);
     d->rel[d->nrel++] = (uint32_t)(slot >> 3);
+}
+
+/* Leaves the predicted block (see size_pred): its box words become offsets again. */
+static void unpredict(dec *d)
+{
+    uint64_t *words = (uint64_t *)(void *)d->arena;
+    for (size_t i = 0; i < d->nrel; i++) words[d->rel[i]] -= d->base;
+    d->base = 0;
 }
 
 /* ==================================================================== scratch */
@@ -145,6 +160,7 @@ static int arena_grow(dec *d, size_t need)
 {
     if (TERM__UNLIKELY(d->spec != NULL) && d->hp + need <= ARENA_SMALL) {
         /* the predicted block is too small: go on in the stack arena */
+        unpredict(d);
         memcpy(d->small, d->arena, d->hp);
         term__block_free(d->spec, d->spec_cls);
         d->spec = NULL;
@@ -155,7 +171,8 @@ static int arena_grow(dec *d, size_t need)
     if (d->opts && d->opts->max_heap && d->hp + need > d->opts->max_heap)
         return fail(d, GIRDER_EHEAP, 0);
     size_t ncap = d->cap * 2;
-    if (ncap > d->bound) ncap = d->bound;
+    size_t bound = BLK_HDR + 32 * (size_t)(d->end - d->b); /* the largest block it can need */
+    if (ncap > bound) ncap = bound;
     if (d->opts && d->opts->max_heap && ncap > d->opts->max_heap) ncap = d->opts->max_heap;
     if (ncap < d->hp + need) ncap = d->hp + need;
     if (ncap / 8 > UINT32_MAX) return fail(d, TERM_ESIZE, 0); /* boff is 32 bits of words */
@@ -166,9 +183,10 @@ static int arena_grow(dec *d, size_t need)
         term__dealloc(nr, REL_CAP(ncap) * sizeof(uint32_t));
         return fail(d, TERM_ENOMEM, 0);
     }
+    if (d->spec) unpredict(d);
     memcpy(na, d->arena, d->hp);
     memcpy(nr, d->rel, d->nrel * sizeof(uint32_t));
-    if (d->arena_heap) {
+    if (d->heap & HEAP_ARENA) {
         term__dealloc(d->arena, d->cap);
         term__dealloc(d->rel, REL_CAP(d->cap) * sizeof(uint32_t));
     } else if (d->spec) {
@@ -178,7 +196,7 @@ static int arena_grow(dec *d, size_t need)
     d->arena = na;
     d->rel = nr;
     d->cap = ncap;
-    d->arena_heap = true;
+    d->heap |= HEAP_ARENA;
     return 0;
 }
 
@@ -192,17 +210,17 @@ static inline size_t d_alloc(dec *d, size_t size)
     return off;
 }
 
-/* Grows a stack of words to hold at least need entries. */
-static int stack_grow(dec *d, size_t **v, size_t *cap, bool *heap, size_t used, size_t need)
+/* Grows a stack of words to hold at least need entries; bit is its HEAP_* bit. */
+static int stack_grow(dec *d, size_t **v, size_t *cap, unsigned bit, size_t used, size_t need)
 {
     size_t ncap = *cap * 2 > need ? *cap * 2 : need;
     size_t *nv = term__alloc(ncap * sizeof(size_t));
     if (!nv) return fail(d, TERM_ENOMEM, 0);
     memcpy(nv, *v, used * sizeof(size_t));
-    if (*heap) term__dealloc(*v, *cap * sizeof(size_t));
+    if (d->heap & bit) term__dealloc(*v, *cap * sizeof(size_t));
     *v = nv;
     *cap = ncap;
-    *heap = true;
+    d->heap |= (uint8_t)bit;
     return 0;
 }
 
@@ -280,6 +298,7 @@ static fset *fset_of(dec *d, size_t off)
         d->fs = term__alloc(sizeof *d->fs);
         if (!d->fs) return fail(d, TERM_ENOMEM, off), NULL;
         memset(d->fs, 0, sizeof *d->fs);
+        d->heap |= HEAP_FSET;
     }
     return d->fs;
 }
@@ -482,27 +501,40 @@ trunc:
 static inline __attribute__((always_inline)) const uint8_t *
 atom_fast(const dec *d, const uint8_t *p, const uint8_t *end, term_t *out)
 {
-    if (end - p < 2 || p[0] != SMALL_ATOM_UTF8_EXT) return NULL;
-    size_t n = p[1];
     const uint8_t *s = p + 2;
-    if (n - 1 >= ACACHE_MAX || (size_t)(end - s) < n) return NULL; /* n - 1 wraps for 0 */
     const acache_ent *e;
-    if (n >= 8) {
-        uint64_t w0 = load64(p + 1), w1 = load64(s + n - 8);
-        e = acache_set(d, w0, w1);
-        if (!acache_hit(e, w0, w1, s, n) && !acache_hit(++e, w0, w1, s, n)) return NULL;
-    } else {
-        uint64_t w0;
-        if (end - p >= 9)
+    uint64_t w0;
+    size_t n;
+    if (TERM__LIKELY(end - p >= 9)) {
+        /* far from the end: a name of up to 7 bytes and its key's 8 bytes are all there */
+        if (p[0] != SMALL_ATOM_UTF8_EXT) return NULL;
+        n = p[1];
+        if (n - 1 < 7) { /* n - 1 wraps for 0 */
             w0 = load64(p + 1) & low_bytes[n + 1];
-        else if ((size_t)(s - d->b) + n >= 8) /* near the end: the 8 bytes ending here */
+            goto short_name;
+        }
+    } else {
+        if (end - p < 2 || p[0] != SMALL_ATOM_UTF8_EXT) return NULL;
+        n = p[1];
+        if (n - 1 < 7) {
+            /* near the end: the 8 bytes ending with the name, when the input has them */
+            if ((size_t)(end - s) < n || (size_t)(s - d->b) + n < 8) return NULL;
             w0 = load64(s + n - 8) >> (56 - 8 * n);
-        else
-            return NULL;
-        /* w0 holds the length byte and the whole name: equal w0, equal name (and w1 is 0) */
-        e = acache_set(d, w0, 0);
-        if (e->w0 != w0 && (++e)->w0 != w0) return NULL;
+            goto short_name;
+        }
     }
+    if (n - 1 >= ACACHE_MAX || (size_t)(end - s) < n) return NULL;
+    /* 8..31 bytes */
+    w0 = load64(p + 1);
+    uint64_t w1 = load64(s + n - 8);
+    e = acache_set(d, w0, w1);
+    if (!acache_hit(e, w0, w1, s, n) && !acache_hit(++e, w0, w1, s, n)) return NULL;
+    *out = e->atom;
+    return s + n;
+short_name:
+    /* w0 holds the length byte and the whole name: equal w0, equal name (and w1 is 0) */
+    e = acache_set(d, w0, 0);
+    if (e->w0 != w0 && (++e)->w0 != w0) return NULL;
     *out = e->atom;
     return s + n;
 }
@@ -522,8 +554,25 @@ static inline const uint8_t *read_atom(dec *d, const uint8_t *p, term_t *out)
 static inline __attribute__((always_inline)) const uint8_t *leaf(const dec *d, const uint8_t *p,
                                                                  const uint8_t *end, term_t *v)
 {
-    if (p == end) return NULL;
     /* tests, not a jump table: the main loop already has one for everything else */
+    if (TERM__LIKELY(end - p >= 9)) { /* far from the end: no leaf needs a bounds check */
+        uint8_t tag = *p;
+        if (tag == SMALL_ATOM_UTF8_EXT) return atom_fast(d, p, end, v);
+        if (tag == SMALL_INTEGER_EXT) {
+            *v = term__make_small(p[1]);
+            return p + 2;
+        }
+        if (tag == INTEGER_EXT) {
+            *v = term__make_small((int32_t)girder__get32(p + 1));
+            return p + 5;
+        }
+        if (tag == NIL_EXT) {
+            *v = TERM_NIL;
+            return p + 1;
+        }
+        return NULL;
+    }
+    if (p == end) return NULL;
     uint8_t tag = *p;
     if (tag == SMALL_ATOM_UTF8_EXT) return atom_fast(d, p, end, v);
     if (tag == SMALL_INTEGER_EXT && end - p >= 2) {
@@ -777,8 +826,8 @@ static const uint8_t *read_fun(dec *d, const uint8_t *p, term_t *out, size_t *fr
     f->module = module;
     f->old_index = oidx;
     f->old_uniq = ouniq;
-    if (!(oidx & 7)) d->rel[d->nrel++] = (uint32_t)((off + offsetof(box_fun, old_index)) >> 3);
-    if (!(ouniq & 7)) d->rel[d->nrel++] = (uint32_t)((off + offsetof(box_fun, old_uniq)) >> 3);
+    if (!(oidx & 7)) set_box(d, off + offsetof(box_fun, old_index), oidx);
+    if (!(ouniq & 7)) set_box(d, off + offsetof(box_fun, old_uniq), ouniq);
     set_box(d, off + offsetof(box_fun, pid), pid);
     f->arity = arity;
     f->index = index;
@@ -805,12 +854,14 @@ static const uint8_t *build(dec *d)
 {
     const uint8_t *p = d->b, *const end = d->end;
     uint8_t *arena = d->arena;
-    uint32_t *rel = d->rel;
-    size_t hp = d->hp, *slots = d->slots, ns = 0, scap = d->scap, nrel = d->nrel;
+    uintptr_t base = d->base;
+    uint32_t *relp = d->rel + d->nrel; /* the next relocation entry: one register, not two */
+    size_t hp = d->hp, *slots = d->slots, ns = 0, scap = d->scap;
     size_t slot = ROOT_OFF;
     const uint8_t *start, *q;
     size_t n, m, off, last;
-    term_t v;
+    term_t v;  /* helpers' results: its address goes to functions not inlined */
+    term_t lv; /* leaf()'s results, kept apart so that it can live in a register */
 
 /* Fails with ETRUNC unless k bytes are left. */
 #define NEED(k)                                                  \
@@ -823,40 +874,41 @@ static const uint8_t *build(dec *d)
         size_t sz_ = align8(size);               \
         if (TERM__UNLIKELY(d->cap - hp < sz_)) { \
             d->hp = hp;                          \
-            d->nrel = nrel;                      \
+            d->nrel = (size_t)(relp - d->rel);   \
             if (arena_grow(d, sz_)) return NULL; \
             arena = d->arena;                    \
-            rel = d->rel;                        \
+            base = d->base;                      \
+            relp = d->rel + d->nrel;             \
         }                                        \
         off = hp;                                \
         hp += sz_;                               \
     } while (0)
 /* Room for k more slots; refuses counts the bytes left cannot hold (one byte a term). */
-#define PUSHN(k)                                                                               \
-    do {                                                                                       \
-        if (TERM__UNLIKELY(ns + (k) > (size_t)(end - p))) goto trunc; /* k <= 2^33 */          \
-        if (TERM__UNLIKELY(ns + (k) > scap)) {                                                 \
-            if (stack_grow(d, &d->slots, &d->scap, &d->slots_heap, ns, ns + (k))) return NULL; \
-            slots = d->slots;                                                                  \
-            scap = d->scap;                                                                    \
-        }                                                                                      \
+#define PUSHN(k)                                                                           \
+    do {                                                                                   \
+        if (TERM__UNLIKELY(ns + (k) > (size_t)(end - p))) goto trunc; /* k <= 2^33 */      \
+        if (TERM__UNLIKELY(ns + (k) > scap)) {                                             \
+            if (stack_grow(d, &d->slots, &d->scap, HEAP_SLOTS, ns, ns + (k))) return NULL; \
+            slots = d->slots;                                                              \
+            scap = d->scap;                                                                \
+        }                                                                                  \
     } while (0)
 /* Calls a helper that may allocate, with the arena state handed over and back. */
-#define HELPER(call)                    \
-    do {                                \
-        d->hp = hp;                     \
-        d->nrel = nrel;                 \
-        if (!(p = (call))) return NULL; \
-        hp = d->hp;                     \
-        nrel = d->nrel;                 \
-        arena = d->arena;               \
-        rel = d->rel;                   \
+#define HELPER(call)                       \
+    do {                                   \
+        d->hp = hp;                        \
+        d->nrel = (size_t)(relp - d->rel); \
+        if (!(p = (call))) return NULL;    \
+        hp = d->hp;                        \
+        arena = d->arena;                  \
+        base = d->base;                    \
+        relp = d->rel + d->nrel;           \
     } while (0)
-/* Writes a boxed term (an offset) into slot at and notes it for relocation. */
-#define SETBOX(at, v)                        \
-    do {                                     \
-        set_slot(arena, (at), (v));          \
-        rel[nrel++] = (uint32_t)((at) >> 3); \
+/* Writes the box at arena offset v into slot at and notes it for relocation. */
+#define SETBOX(at, v)                      \
+    do {                                   \
+        set_slot(arena, (at), base + (v)); \
+        *relp++ = (uint32_t)((at) >> 3);   \
     } while (0)
 /* Writes any term into slot at: boxed ones are noted. */
 #define SETANY(at, v)                  \
@@ -911,8 +963,8 @@ static const uint8_t *build(dec *d)
             SETBOX(slot, off);
             off += sizeof(box_tuple);
             for (; n > 0; n--, off += sizeof(term_t)) {
-                if (!(q = leaf(d, p, end, &v))) break;
-                set_slot(arena, off, v);
+                if (!(q = leaf(d, p, end, &lv))) break;
+                set_slot(arena, off, lv);
                 p = q;
             }
             if (n == 0) break;
@@ -930,7 +982,7 @@ static const uint8_t *build(dec *d)
             put_hdr(arena, off, HW(BOX_MAP, 0, 0, n));
             SETBOX(slot, off);
             if (2 * d->nmaps + 2 > d->mcap &&
-                stack_grow(d, &d->maps, &d->mcap, &d->maps_heap, 2 * d->nmaps, 2 * d->nmaps + 2))
+                stack_grow(d, &d->maps, &d->mcap, HEAP_MAPS, 2 * d->nmaps, 2 * d->nmaps + 2))
                 return NULL;
             d->maps[2 * d->nmaps] = off;
             d->maps[2 * d->nmaps + 1] = (size_t)(start - d->b);
@@ -940,8 +992,8 @@ static const uint8_t *build(dec *d)
             off += sizeof(box_map);
 #define KV(j) (off + (((j) >> 1) + ((j)&1) * n) * sizeof(term_t))
             for (m = 0; m < 2 * n; m++) {
-                if (!(q = leaf(d, p, end, &v))) break;
-                set_slot(arena, KV(m), v);
+                if (!(q = leaf(d, p, end, &lv))) break;
+                set_slot(arena, KV(m), lv);
                 p = q;
             }
             if (m == 2 * n) break;
@@ -990,16 +1042,16 @@ static const uint8_t *build(dec *d)
             for (m = off;; m += sizeof(box_cons)) {
                 put_hdr(arena, m, HW(BOX_CONS, 0, 0, 0));
                 if (m == last) {
-                    if ((q = leaf(d, p, end, &v))) {
-                        set_slot(arena, m + offsetof(box_cons, hd), v);
+                    if ((q = leaf(d, p, end, &lv))) {
+                        set_slot(arena, m + offsetof(box_cons, hd), lv);
                         p = q;
                         m += sizeof(box_cons);
                     }
                     break;
                 }
                 SETBOX(m + offsetof(box_cons, tl), m + sizeof(box_cons));
-                if (!(q = leaf(d, p, end, &v))) break;
-                set_slot(arena, m + offsetof(box_cons, hd), v);
+                if (!(q = leaf(d, p, end, &lv))) break;
+                set_slot(arena, m + offsetof(box_cons, hd), lv);
                 p = q;
             }
             /* the tail is filled last: pushed first (unless it is next), then the heads */
@@ -1032,7 +1084,7 @@ static const uint8_t *build(dec *d)
             box_bin *b = (box_bin *)(void *)(arena + off);
             b->nbits = n == 0 ? 0 : (uint64_t)n * 8 - (8 - bits);
             b->owner = TERM_NONE;
-            memcpy(b->inl, p, n);
+            term__copy(b->inl, p, n);
             if (bits < 8 && n) b->inl[n - 1] &= (uint8_t)(0xFF << (8 - bits));
             SETBOX(off + offsetof(box_bin, data), off + offsetof(box_bin, inl)); /* data */
             SETBOX(slot, off);
@@ -1112,7 +1164,7 @@ static const uint8_t *build(dec *d)
         slot = slots[--ns];
     }
     d->hp = hp;
-    d->nrel = nrel;
+    d->nrel = (size_t)(relp - d->rel);
     return p;
 trunc:
     return fail(d, TERM_ETRUNC, (size_t)(end - d->b)), NULL;
@@ -1191,6 +1243,18 @@ static uint8_t *inflate_term(const uint8_t *src, size_t srclen, size_t outlen, i
     return out;
 }
 
+/* Frees what a decode put on the heap (d->heap). */
+static __attribute__((noinline)) void release(dec *d)
+{
+    if (d->heap & HEAP_ARENA) {
+        term__dealloc(d->arena, d->cap);
+        term__dealloc(d->rel, REL_CAP(d->cap) * sizeof(uint32_t));
+    }
+    if (d->heap & HEAP_SLOTS) term__dealloc(d->slots, d->scap * sizeof(size_t));
+    if (d->heap & HEAP_MAPS) term__dealloc(d->maps, d->mcap * sizeof(size_t));
+    if (d->fs) fset_free(d->fs);
+}
+
 /*
 ** Decodes buf[0..len) (no version byte); offsets in errors and *used are shifted by base_off.
 ** The result is an immediate, or a member of one block holding the whole term.
@@ -1213,9 +1277,9 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     d.spec_cls = pc;
     d.small = arena_small;
     d.arena = d.spec ? d.spec : arena_small;
+    d.base = (uintptr_t)d.spec;
     d.cap = d.spec ? term__tc_size(pc) : ARENA_SMALL;
     d.hp = BLK_HDR;
-    d.bound = BLK_HDR + 32 * len;
     d.rel = rel_small;
     d.nrel = 0;
     d.slots = slots_small;
@@ -1227,13 +1291,38 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     d.fs = NULL;
     d.err = 0;
     d.err_off = 0;
-    d.arena_heap = d.slots_heap = d.maps_heap = false;
+    d.heap = 0;
     term_t result = TERM_NONE;
     const uint8_t *stop = build(&d);
     if (!stop) goto out;
     if (stop != d.end && !(opts && opts->allow_trailing) && !used) {
         fail(&d, TERM_ETRAILING, (size_t)(stop - buf));
         goto out;
+    }
+    if (TERM__LIKELY(d.spec != NULL) && term__tc_class(d.hp) == d.spec_cls && !d.heap) {
+        /* The common case, finished here: the term is in the predicted block (so it holds
+        ** boxes: the class of a block of only its header is never predicted, and its words
+        ** are absolute), with no foreign atom and nothing on the heap; the prediction stays
+        ** as it is. */
+        box_block *blk = (box_block *)(void *)d.spec;
+        d.spec = NULL;
+        term_t root;
+        memcpy(&root, &blk->size, sizeof root);
+        uint64_t w[2] = {1 | (uint64_t)d.spec_cls << 32, BOX_BLOCK}; /* rc 1, boff = class */
+        memcpy(blk, w, 16);
+        blk->size = d.hp;
+        if (d.nmaps) {
+            size_t bad_off = 0;
+            int rc = finish_maps(&d, (uint8_t *)blk, &bad_off);
+            if (rc) {
+                term__box_dealloc(&blk->h);
+                fail(&d, rc, bad_off);
+                goto out;
+            }
+        }
+        if (used) *used = base_off + (size_t)(stop - buf);
+        if (err) err->code = 0, err->offset = 0;
+        return root;
     }
     term_t root;
     memcpy(&root, d.arena + ROOT_OFF, sizeof root);
@@ -1264,15 +1353,19 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
         }
         memcpy(blk, d.arena, d.hp);
     }
-    uint64_t *words = (uint64_t *)(void *)blk;
-    size_t i = 0; /* the root is among the words */
-    for (; i + 4 <= d.nrel; i += 4) {
-        words[d.rel[i]] += (uintptr_t)blk;
-        words[d.rel[i + 1]] += (uintptr_t)blk;
-        words[d.rel[i + 2]] += (uintptr_t)blk;
-        words[d.rel[i + 3]] += (uintptr_t)blk;
+    /* box words hold base + offset: relocated unless the arena is the block */
+    uintptr_t delta = (uintptr_t)blk - d.base;
+    if (delta) {
+        uint64_t *words = (uint64_t *)(void *)blk;
+        size_t i = 0; /* the root is among the words */
+        for (; i + 4 <= d.nrel; i += 4) {
+            words[d.rel[i]] += delta;
+            words[d.rel[i + 1]] += delta;
+            words[d.rel[i + 2]] += delta;
+            words[d.rel[i + 3]] += delta;
+        }
+        for (; i < d.nrel; i++) words[d.rel[i]] += delta;
     }
-    for (; i < d.nrel; i++) words[d.rel[i]] += (uintptr_t)blk;
     memcpy(&root, &blk->size, sizeof root);
     atomic_init(&blk->h.rc, 1);
     blk->h.boff = cls;
@@ -1296,14 +1389,8 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     /* The reference the caller gets is the block's first reference. */
     result = root;
 out:
-    if (d.arena_heap) {
-        term__dealloc(d.arena, d.cap);
-        term__dealloc(d.rel, REL_CAP(d.cap) * sizeof(uint32_t));
-    }
     if (d.spec) term__block_free(d.spec, d.spec_cls);
-    if (d.slots_heap) term__dealloc(d.slots, d.scap * sizeof(size_t));
-    if (d.maps_heap) term__dealloc(d.maps, d.mcap * sizeof(size_t));
-    if (TERM__UNLIKELY(d.fs != NULL)) fset_free(d.fs);
+    if (TERM__UNLIKELY(d.heap)) release(&d);
     if (d.err) {
         if (err) {
             err->code = d.err;

@@ -256,17 +256,29 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
         case BOX_CONS: {
             /* Optimistically a string: bytes go out as they come and are widened into
             ** SMALL_INTEGER_EXTs in place if the list turns out not to be one. */
-            size_t at = (size_t)(p - o->data), k = 0;
+            size_t at = (size_t)(p - o->data), k;
             p += 3;
             term_t x = t;
-            while (term__box_type(x) == BOX_CONS && k < 65535) {
-                term_t h = ((const box_cons *)term__box(x))->hd;
-                /* a small integer 0..255 is 0..255 << 2 | 1: one mask tells */
-                if ((h & ~(term_t)0x3FC) != 1) break;
-                if (p == lim) ENSURE(1);
-                *p++ = (uint8_t)(h >> 2);
-                k++;
-                x = ((const box_cons *)term__box(x))->tl;
+            {
+                /* stop: where the room or the 65,535 bytes of a STRING_EXT end, whichever is
+                ** first; one test per byte for both */
+                uint8_t *s0 = p, *stop = (size_t)(lim - p) > 65535 ? p + 65535 : lim;
+                while (term_is_boxed(x)) {
+                    const box_cons *c = (const box_cons *)term__box(x);
+                    if (c->h.type != BOX_CONS) break;
+                    term_t h = c->hd;
+                    /* a small integer 0..255 is 0..255 << 2 | 1: one mask tells */
+                    if ((h & ~(term_t)0x3FC) != 1) break;
+                    if (TERM__UNLIKELY(p == stop)) {
+                        if (p - s0 == 65535) break;
+                        ENSURE(1);
+                        s0 = o->data + at + 3;
+                        stop = (size_t)(lim - s0) > 65535 ? s0 + 65535 : lim;
+                    }
+                    *p++ = (uint8_t)(h >> 2);
+                    x = c->tl;
+                }
+                k = (size_t)(p - s0);
             }
             uint8_t *h = o->data + at;
             if (x == TERM_NIL) {
@@ -304,7 +316,7 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
             p += 5;
             if (last) *p++ = (uint8_t)last;
             if (bb->h.aux == 0 && !last)
-                memcpy(p, bb->data, nb);
+                term__copy(p, bb->data, nb);
             else
                 term_bitstring_copy(t, p);
             p += nb;

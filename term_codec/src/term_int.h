@@ -133,6 +133,37 @@ static inline term_t term__make_atom(uint32_t index)
 
 /* Branch hints for failure paths on hot loops (bounds, capacity). */
 #define TERM__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define TERM__LIKELY(x)   __builtin_expect(!!(x), 1)
+
+/* Copies n bytes that do not overlap, the short ones (binaries of a message: names, ids,
+** hashes) inline as two possibly overlapping loads and stores each reading and writing only
+** inside [0, n), instead of a call to memcpy that costs more than such a copy. */
+static inline void term__copy(void *dst, const void *src, size_t n)
+{
+    uint8_t *d = (uint8_t *)dst;
+    const uint8_t *s = (const uint8_t *)src;
+    uint64_t a, b;
+    if (n > 16) {
+        if (n > 32) {
+            memcpy(d, s, n);
+            return;
+        }
+        uint64_t c, e;
+        memcpy(&a, s, 8), memcpy(&b, s + 8, 8);
+        memcpy(&c, s + n - 16, 8), memcpy(&e, s + n - 8, 8);
+        memcpy(d, &a, 8), memcpy(d + 8, &b, 8);
+        memcpy(d + n - 16, &c, 8), memcpy(d + n - 8, &e, 8);
+    } else if (n >= 8) {
+        memcpy(&a, s, 8), memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8), memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, s, 4), memcpy(&y, s + n - 4, 4);
+        memcpy(d, &x, 4), memcpy(d + n - 4, &y, 4);
+    } else {
+        for (size_t i = 0; i < n; i++) d[i] = s[i];
+    }
+}
 
 /* Allocation through the hook (term_set_allocator). */
 void *term__alloc(size_t n);

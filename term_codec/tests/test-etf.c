@@ -350,6 +350,41 @@ static void test_byte_lists(void **state)
     }
 }
 
+/* Byte lists around STRING_EXT's 65,535: up to it one STRING_EXT, past it a LIST_EXT of
+** SMALL_INTEGER_EXTs, as term_to_binary; the buffer grows while the bytes go out. */
+static void test_long_byte_lists(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {100, 65534, 65535, 65536, 70000};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        size_t n = lens[i];
+        term_t l = TERM_NIL;
+        for (size_t j = n; j-- > 0;) l = term_cons(term_small((int64_t)('a' + j % 26)), l);
+        etf_buf b = {0};
+        assert_int_equal(etf_encode(l, 0, &b), 0);
+        if (n <= 65535) {
+            assert_int_equal(b.len, 4 + n);
+            assert_int_equal(b.data[1], 107);
+            assert_int_equal((size_t)b.data[2] << 8 | b.data[3], n);
+            for (size_t j = 0; j < n; j++) assert_int_equal(b.data[4 + j], 'a' + j % 26);
+        } else {
+            assert_int_equal(b.len, 6 + 2 * n + 1);
+            assert_int_equal(b.data[1], 108);
+            for (size_t j = 0; j < n; j++) {
+                assert_int_equal(b.data[6 + 2 * j], 97);
+                assert_int_equal(b.data[7 + 2 * j], 'a' + j % 26);
+            }
+            assert_int_equal(b.data[b.len - 1], 106);
+        }
+        term_t back = etf_decode(b.data, b.len, NULL, NULL, NULL);
+        assert_true(back != TERM_NONE);
+        assert_int_equal(term_compare(back, l), 0);
+        term_free(back);
+        etf_buf_free(&b);
+        term_free(l);
+    }
+}
+
 /* MAP_EXT bytes of atom keys (SMALL_ATOM_UTF8_EXT) in the given order, values 0..n-1. */
 static size_t atom_key_map(uint8_t *b, const char *const *keys, size_t n)
 {
@@ -617,6 +652,31 @@ static void test_size_prediction(void **state)
     for (size_t k = 0; k < sizeof seq / sizeof seq[0]; k++) roundtrip(seq[k], L);
 }
 
+/* Maps decoded into a predicted block (the second decode of a length on): their keys are
+** still sorted, and a duplicate key is still refused (the block given back: ASan's leak check). */
+static void test_size_prediction_maps(void **state)
+{
+    (void)state;
+    /* #{b => 1, a => 2} with its keys out of order, and #{a => 1, a => 2} */
+    const uint8_t unsorted[] = {131, 116, 0, 0, 0, 2, 119, 1, 'b', 97, 1, 119, 1, 'a', 97, 2};
+    const uint8_t sorted[] = {131, 116, 0, 0, 0, 2, 119, 1, 'a', 97, 2, 119, 1, 'b', 97, 1};
+    const uint8_t dup[] = {131, 116, 0, 0, 0, 2, 119, 1, 'a', 97, 1, 119, 1, 'a', 97, 2};
+    for (int round = 0; round < 3; round++) {
+        term_t t = etf_decode(unsorted, sizeof unsorted, NULL, NULL, NULL);
+        assert_true(t != TERM_NONE);
+        etf_buf b = {0};
+        assert_int_equal(etf_encode(t, ETF_ENC_UTF8_ATOMS, &b), 0);
+        assert_int_equal(b.len, sizeof sorted);
+        assert_memory_equal(b.data, sorted, sizeof sorted);
+        etf_buf_free(&b);
+        term_free(t);
+        etf_error e;
+        assert_true(etf_decode(dup, sizeof dup, NULL, NULL, &e) == TERM_NONE);
+        assert_int_equal(e.code, TERM_EDUPKEY);
+        assert_int_equal(e.offset, 1);
+    }
+}
+
 /* Every allocation failure is survived: fail the Nth allocation for every N. */
 static size_t alloc_count, alloc_fail_at;
 static void *failing_alloc(void *ud, void *p, size_t old, size_t n)
@@ -738,6 +798,7 @@ int main(void)
         cmocka_unit_test(test_atom_cache_names),
         cmocka_unit_test(test_bigs_all_lengths),
         cmocka_unit_test(test_byte_lists),
+        cmocka_unit_test(test_long_byte_lists),
         cmocka_unit_test(test_map_key_order),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_atom_cache_and_budget),
@@ -745,6 +806,7 @@ int main(void)
         cmocka_unit_test(test_compression),
         cmocka_unit_test(test_used_and_no_version),
         cmocka_unit_test(test_size_prediction),
+        cmocka_unit_test(test_size_prediction_maps),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_heap_limit),
     };
