@@ -183,7 +183,8 @@ typedef struct nd_proc {
     uint32_t id;
     term_t pid;
     _Atomic(nd_sig *) outer;     /* senders push here (LIFO); ND__CLOSED once dead */
-    _Atomic int64_t outer_msgs;  /* messages waiting in outer (process_info; see nd__push) */
+    _Atomic uint64_t pushed;     /* messages ever pushed to outer (senders; see nd__push) */
+    _Atomic uint64_t drained;    /* of those, taken into the inner queue (the owner only) */
     _Atomic size_t nmsg;         /* messages in the inner queue (written by the owner only) */
     _Atomic uint32_t mbox_limit; /* passing it applies mbox_policy; UINT32_MAX: no limit */
     _Atomic uint32_t mbox_hwm;   /* the longest queue a sender has seen */

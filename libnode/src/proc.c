@@ -397,7 +397,7 @@ static __attribute__((noinline)) bool push_msg_over(nd_proc *p, nd_sig *s, uint6
 {
     int act = nd__mbox_over(p, len);
     if (act == MBX_DROP) {
-        atomic_fetch_sub_explicit(&p->outer_msgs, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&p->pushed, 1, memory_order_relaxed);
         return false;
     }
     nd_sig *h = atomic_load_explicit(&p->outer, memory_order_relaxed);
@@ -424,13 +424,16 @@ static __attribute__((noinline)) bool push_msg_over(nd_proc *p, nd_sig *s, uint6
 __attribute__((noinline)) bool nd__push(nd_proc *p, nd_sig *s)
 {
     if (s->kind == SIG_MSG) {
-        /* The messages not yet drained, for process_info: counted before the push and taken
-        ** off by the drain that takes them, both atomically. With the inner queue's length
-        ** (same cache line) it gives the queue's length, checked against the longest seen and
-        ** the limit (acquire: pairs with the drain's release, see nd__drain). */
-        int64_t before = atomic_fetch_add_explicit(&p->outer_msgs, 1, memory_order_acquire);
-        uint64_t len =
-            (uint64_t)(before + 1) + atomic_load_explicit(&p->nmsg, memory_order_relaxed);
+        /* The queue's length, checked against the longest seen and the limit: the messages
+        ** pushed and not yet drained (the senders count them in atomically; the owner counts
+        ** what its drains take, without a locked operation) plus the inner queue's (same cache
+        ** line). `drained` is read first (acquire: pairs with the drain's release, see
+        ** nd__drain): every message it counts was counted in `pushed` before this sender's
+        ** own, so `before` is never below it, and one it counts is already in nmsg: a message
+        ** is counted twice at worst, never zero times, so a limit is never overrun. */
+        uint64_t d = atomic_load_explicit(&p->drained, memory_order_acquire);
+        uint64_t before = atomic_fetch_add_explicit(&p->pushed, 1, memory_order_relaxed);
+        uint64_t len = before + 1 - d + atomic_load_explicit(&p->nmsg, memory_order_relaxed);
         if (ND__UNLIKELY(len > atomic_load_explicit(&p->mbox_hwm, memory_order_relaxed) ||
                          len > atomic_load_explicit(&p->mbox_limit, memory_order_relaxed)))
             return push_msg_over(p, s, len);
@@ -1064,13 +1067,16 @@ void nd__drain(nd_proc *p)
             p->pending = r;
         }
         if (n) {
-            /* into the inner count first, then out of the outer one (release, paired with the
+            /* into the inner count first, then into the drained count (release, paired with the
             ** senders' acquire): a sender in between counts these messages twice, never zero
-            ** times, so a mailbox limit is never overrun */
+            ** times, so a mailbox limit is never overrun. Only the owner writes either: plain
+            ** additions, no locked operation */
             atomic_store_explicit(&p->nmsg,
                                   atomic_load_explicit(&p->nmsg, memory_order_relaxed) + (size_t)n,
                                   memory_order_relaxed);
-            atomic_fetch_sub_explicit(&p->outer_msgs, n, memory_order_release);
+            atomic_store_explicit(
+                &p->drained, atomic_load_explicit(&p->drained, memory_order_relaxed) + (uint64_t)n,
+                memory_order_release);
         }
     }
     while (p->pending) {
@@ -1266,7 +1272,8 @@ static int spawn_internal(nd_entry_fn fn, void *arg, const nd_spawn_opts *opts, 
     atomic_store_explicit(&p->serial, serial, memory_order_relaxed);
     p->pid = pid;
     atomic_store_explicit(&p->outer, NULL, memory_order_relaxed);
-    atomic_store_explicit(&p->outer_msgs, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->pushed, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->drained, 0, memory_order_relaxed);
     p->in_head = p->in_tail = p->mark = p->pending = NULL;
     atomic_store_explicit(&p->nmsg, 0, memory_order_relaxed);
     atomic_store_explicit(&p->mbox_limit, nd__mbox_limit_of(opts->mailbox_limit),
@@ -1777,9 +1784,10 @@ int nd_process_info(term_t pid, nd_proc_info *info)
                    : st == PS_RUNNABLE                    ? ND_ST_RUNNABLE
                    : st == PS_WAITING || st == PS_PARKING ? ND_ST_WAITING
                                                           : ND_ST_EXITING;
-    int64_t outer = atomic_load_explicit(&q->outer_msgs, memory_order_relaxed);
-    info->message_queue_len =
-        atomic_load_explicit(&q->nmsg, memory_order_relaxed) + (outer > 0 ? (size_t)outer : 0);
+    /* drained first (acquire): pushed is then never below it (see nd__push) */
+    uint64_t drained = atomic_load_explicit(&q->drained, memory_order_acquire);
+    uint64_t outer = atomic_load_explicit(&q->pushed, memory_order_relaxed) - drained;
+    info->message_queue_len = atomic_load_explicit(&q->nmsg, memory_order_relaxed) + outer;
     info->reductions = atomic_load_explicit(&q->total_reds, memory_order_relaxed);
     info->trap_exit = atomic_load(&q->trap);
     term_t name = atomic_load(&q->name);
