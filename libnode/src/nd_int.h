@@ -243,7 +243,14 @@ bool nd__pid_is_local(term_t pid);
 bool nd__push(nd_proc *p, nd_sig *sig);
 /* Sends a signal to a pid term (local or remote); handles the dead-target answers. */
 void nd__send_sig(nd_proc *self, term_t to, nd_sig *sig);
-void nd__drain(nd_proc *p);
+/* Moves what senders pushed to p into its inner queue and handles the signals among them (the
+** owner only). Inline for the common empty case: a process that goes to wait drains first. */
+void nd__drain_slow(nd_proc *p);
+static inline void nd__drain(nd_proc *p)
+{
+    if (p->pending || atomic_load_explicit(&p->outer, memory_order_relaxed) != NULL)
+        nd__drain_slow(p);
+}
 _Noreturn void nd__proc_exit(nd_proc *p, term_t reason);
 void nd__proc_start(void *arg); /* coroutine entry */
 void nd__make_runnable(nd_proc *p);

@@ -1042,9 +1042,8 @@ static void handle_sig(nd_proc *p, nd_sig *s)
     nd__sig_free(s);
 }
 
-void nd__drain(nd_proc *p)
+void nd__drain_slow(nd_proc *p)
 {
-    if (!p->pending && atomic_load_explicit(&p->outer, memory_order_relaxed) == NULL) return;
     if (!p->pending) {
         /* reversed into arrival order, the messages counted on the way */
         nd_sig *l = atomic_exchange(&p->outer, NULL), *last = l, *r = NULL;
