@@ -290,23 +290,30 @@ bool nd__pid_is_local(term_t pid)
     return node_is_local(pi.node, pi.creation);
 }
 
-/* Takes a reference on a live local process, or returns NULL (dead, stale, remote, not a pid). */
-nd_proc *nd__proc_get(term_t pid)
+/* Takes a reference on the live process of a local pid's fields, or returns NULL (dead,
+** stale). */
+static inline nd_proc *proc_ref(const term_pid_info *pi)
 {
-    term_pid_info pi;
-    if (term_pid_get(pid, &pi) != 0 || !node_is_local(pi.node, pi.creation)) return NULL;
-    nd_proc *p = nd__proc_slot(pi.id);
+    nd_proc *p = nd__proc_slot(pi->id);
     if (!p) return NULL;
     uint32_t r = atomic_load_explicit(&p->refs, memory_order_acquire);
     do {
         if (r == 0) return NULL;
     } while (!atomic_compare_exchange_weak_explicit(&p->refs, &r, r + 1, memory_order_acquire,
                                                     memory_order_acquire));
-    if (atomic_load_explicit(&p->serial, memory_order_acquire) != pi.serial) {
+    if (atomic_load_explicit(&p->serial, memory_order_acquire) != pi->serial) {
         nd__proc_put(p);
         return NULL;
     }
     return p;
+}
+
+/* Takes a reference on a live local process, or returns NULL (dead, stale, remote, not a pid). */
+nd_proc *nd__proc_get(term_t pid)
+{
+    term_pid_info pi;
+    if (term_pid_get(pid, &pi) != 0 || !node_is_local(pi.node, pi.creation)) return NULL;
+    return proc_ref(&pi);
 }
 
 /* Iterates over live processes (shutdown). */
@@ -1487,8 +1494,10 @@ static int send_remote(nd_proc *self, term_t to, term_t msg)
 int nd_send(term_t to, term_t msg)
 {
     nd_proc *self = nd__self();
-    if (term_is_pid(to)) {
-        nd_proc *q = nd__proc_get(to);
+    term_pid_info pi; /* one look at the pid's fields: its type, its node, its slot */
+    if (term_pid_get(to, &pi) == 0) {
+        bool local = node_is_local(pi.node, pi.creation);
+        nd_proc *q = local ? proc_ref(&pi) : NULL;
         if (q) {
             nd_sig *s = nd__msg_new(msg);
             if (!s) {
@@ -1498,7 +1507,7 @@ int nd_send(term_t to, term_t msg)
             if (nd__tracing()) s->tid = nd__ev_send(q, to, s->payload, TERM_NONE);
             if (!nd__push(q, s)) nd__sig_free(s);
             nd__proc_put(q);
-        } else if (nd__pid_is_local(to)) {
+        } else if (local) {
             term_free(msg);
         } else {
             int rc = send_remote(self, to, msg);
