@@ -177,13 +177,16 @@ struct nd_waiter;
 
 typedef struct nd_proc {
     /* first cache line: what a sender touches */
-    _Atomic uint32_t refs;  /* 1 while alive + one per sender holding it; slot freed at 0 */
+    /* low 32 bits (ND__REFS): references, 1 while alive + one per sender holding it; the slot
+    ** is freed at 0. High 32 bits: messages ever pushed to outer, mod 2^32 (see nd__push). One
+    ** word, so that nd_send takes its reference and counts its message in one locked operation */
+    _Atomic uint64_t rc;
     _Atomic uint32_t state; /* PS_* */
     _Atomic uint32_t serial;
     uint32_t id;
     term_t pid;
     _Atomic(nd_sig *) outer;     /* senders push here (LIFO); ND__CLOSED once dead */
-    _Atomic int64_t outer_msgs;  /* messages waiting in outer (process_info; see nd__push) */
+    _Atomic uint64_t drained;    /* messages taken from outer into the inner queue (owner) */
     _Atomic size_t nmsg;         /* messages in the inner queue (written by the owner only) */
     _Atomic uint32_t mbox_limit; /* passing it applies mbox_policy; UINT32_MAX: no limit */
     _Atomic uint32_t mbox_hwm;   /* the longest queue a sender has seen */
@@ -224,6 +227,10 @@ typedef struct nd_proc {
 
 #define ND__CLOSED ((nd_sig *)(uintptr_t)1)
 
+#define ND__REFS(rc)   ((uint32_t)(rc))         /* the references in an nd_proc's rc */
+#define ND__PUSHED(rc) ((uint32_t)((rc) >> 32)) /* the messages pushed, mod 2^32 */
+#define ND__PUSH1      ((uint64_t)1 << 32)
+
 enum { WHY_YIELD = 1, WHY_WAIT, WHY_HIBERNATE, WHY_EXIT };
 
 /* Aliases (alias.c). */
@@ -240,9 +247,20 @@ void nd__slot_cache_drain(struct nd_sched *s); /* s's free slots back to the tab
 bool nd__pid_is_local(term_t pid);
 /* Pushes a signal (consumed) to p; false if p is dead (sig not consumed). Wakes p. */
 bool nd__push(nd_proc *p, nd_sig *sig);
+/* nd__push for a message whose sender took its reference on p and counted the message in with
+** one CAS on p->rc (nd_send): d is p->drained as read before that CAS, rc what it replaced.
+** false: not queued (p dead or the message dropped); the caller frees s and drops its reference. */
+bool nd__push_counted(nd_proc *p, nd_sig *s, uint64_t d, uint64_t rc);
 /* Sends a signal to a pid term (local or remote); handles the dead-target answers. */
 void nd__send_sig(nd_proc *self, term_t to, nd_sig *sig);
-void nd__drain(nd_proc *p);
+/* Moves what senders pushed to p into its inner queue and handles the signals among them (the
+** owner only). Inline for the common empty case: a process that goes to wait drains first. */
+void nd__drain_slow(nd_proc *p);
+static inline void nd__drain(nd_proc *p)
+{
+    if (p->pending || atomic_load_explicit(&p->outer, memory_order_relaxed) != NULL)
+        nd__drain_slow(p);
+}
 _Noreturn void nd__proc_exit(nd_proc *p, term_t reason);
 void nd__proc_start(void *arg); /* coroutine entry */
 void nd__make_runnable(nd_proc *p);

@@ -266,7 +266,7 @@ static __attribute__((noinline)) void slot_release(nd_proc *p)
 
 void nd__proc_put(nd_proc *p)
 {
-    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1) slot_release(p);
+    if (ND__REFS(atomic_fetch_sub_explicit(&p->rc, 1, memory_order_acq_rel)) == 1) slot_release(p);
 }
 
 static bool node_is_local(term_t node, uint32_t creation)
@@ -290,23 +290,57 @@ bool nd__pid_is_local(term_t pid)
     return node_is_local(pi.node, pi.creation);
 }
 
+/* Takes a reference on the live process of a local pid's fields, or returns NULL (dead,
+** stale). */
+static inline nd_proc *proc_ref(const term_pid_info *pi)
+{
+    nd_proc *p = nd__proc_slot(pi->id);
+    if (!p) return NULL;
+    uint64_t r = atomic_load_explicit(&p->rc, memory_order_acquire);
+    do {
+        if (ND__REFS(r) == 0) return NULL;
+    } while (!atomic_compare_exchange_weak_explicit(&p->rc, &r, r + 1, memory_order_acquire,
+                                                    memory_order_acquire));
+    if (atomic_load_explicit(&p->serial, memory_order_acquire) != pi->serial) {
+        nd__proc_put(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Drops a reference and takes back n - 1 counted in with it (nd__PUSH1 for a message). */
+static inline void proc_put_n(nd_proc *p, uint64_t n)
+{
+    if (ND__REFS(atomic_fetch_sub_explicit(&p->rc, n, memory_order_acq_rel)) == 1) slot_release(p);
+}
+
+/* proc_ref for a message to the process (nd_send): the same CAS takes the reference and counts
+** the message in as pushed (nd__push_counted). *d: the drained count, read before; *rc: the
+** word the CAS replaced. */
+static inline nd_proc *proc_ref_counted(const term_pid_info *pi, uint64_t *d, uint64_t *rc)
+{
+    nd_proc *p = nd__proc_slot(pi->id);
+    if (!p) return NULL;
+    *d = atomic_load_explicit(&p->drained, memory_order_acquire);
+    uint64_t r = atomic_load_explicit(&p->rc, memory_order_acquire);
+    do {
+        if (ND__REFS(r) == 0) return NULL;
+    } while (!atomic_compare_exchange_weak_explicit(&p->rc, &r, r + 1 + ND__PUSH1,
+                                                    memory_order_acquire, memory_order_acquire));
+    if (atomic_load_explicit(&p->serial, memory_order_acquire) != pi->serial) {
+        proc_put_n(p, 1 + ND__PUSH1); /* a reused slot: its count back as it was */
+        return NULL;
+    }
+    *rc = r;
+    return p;
+}
+
 /* Takes a reference on a live local process, or returns NULL (dead, stale, remote, not a pid). */
 nd_proc *nd__proc_get(term_t pid)
 {
     term_pid_info pi;
     if (term_pid_get(pid, &pi) != 0 || !node_is_local(pi.node, pi.creation)) return NULL;
-    nd_proc *p = nd__proc_slot(pi.id);
-    if (!p) return NULL;
-    uint32_t r = atomic_load_explicit(&p->refs, memory_order_acquire);
-    do {
-        if (r == 0) return NULL;
-    } while (!atomic_compare_exchange_weak_explicit(&p->refs, &r, r + 1, memory_order_acquire,
-                                                    memory_order_acquire));
-    if (atomic_load_explicit(&p->serial, memory_order_acquire) != pi.serial) {
-        nd__proc_put(p);
-        return NULL;
-    }
-    return p;
+    return proc_ref(&pi);
 }
 
 /* Iterates over live processes (shutdown). */
@@ -319,11 +353,11 @@ void nd__kill_all(void)
     for (uint32_t id = 1; id < n; id++) {
         nd_proc *p = nd__proc_slot(id);
         if (!p) continue;
-        uint32_t r = atomic_load(&p->refs);
+        uint64_t r = atomic_load(&p->rc);
         do {
-            if (r == 0) break;
-        } while (!atomic_compare_exchange_weak(&p->refs, &r, r + 1));
-        if (r == 0) continue;
+            if (ND__REFS(r) == 0) break;
+        } while (!atomic_compare_exchange_weak(&p->rc, &r, r + 1));
+        if (ND__REFS(r) == 0) continue;
         nd_sig *s = nd__sig_new(SIG_EXIT2);
         if (s) {
             s->payload = nd__a_kill;
@@ -354,12 +388,12 @@ term_t nd_processes(void)
     for (uint32_t id = n; id-- > 1;) {
         nd_proc *p = nd__proc_slot(id);
         if (!p) continue;
-        uint32_t r = atomic_load_explicit(&p->refs, memory_order_acquire);
+        uint64_t r = atomic_load_explicit(&p->rc, memory_order_acquire);
         do {
-            if (r == 0) break;
-        } while (!atomic_compare_exchange_weak_explicit(&p->refs, &r, r + 1, memory_order_acquire,
+            if (ND__REFS(r) == 0) break;
+        } while (!atomic_compare_exchange_weak_explicit(&p->rc, &r, r + 1, memory_order_acquire,
                                                         memory_order_acquire));
-        if (r == 0) continue;
+        if (ND__REFS(r) == 0) continue;
         if (atomic_load(&p->state) != PS_EXITING && atomic_load(&p->state) != PS_FREE)
             out = term_cons(term_dup(p->pid), out);
         nd__proc_put(p);
@@ -397,7 +431,7 @@ static __attribute__((noinline)) bool push_msg_over(nd_proc *p, nd_sig *s, uint6
 {
     int act = nd__mbox_over(p, len);
     if (act == MBX_DROP) {
-        atomic_fetch_sub_explicit(&p->outer_msgs, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&p->rc, ND__PUSH1, memory_order_relaxed);
         return false;
     }
     nd_sig *h = atomic_load_explicit(&p->outer, memory_order_relaxed);
@@ -417,38 +451,57 @@ static __attribute__((noinline)) bool push_msg_over(nd_proc *p, nd_sig *s, uint6
     return true;
 }
 
+/* The queue length len (this message included) against the longest seen and the limit, then
+** the push and the wake-up. Reads the scheduler thread-local: only for frames that never
+** switch stacks (a caller that did could resume on another thread). */
+static inline bool push_msg(nd_proc *p, nd_sig *s, uint64_t len)
+{
+    if (ND__UNLIKELY(len > atomic_load_explicit(&p->mbox_hwm, memory_order_relaxed) ||
+                     len > atomic_load_explicit(&p->mbox_limit, memory_order_relaxed)))
+        return push_msg_over(p, s, len);
+    nd_sig *h = atomic_load_explicit(&p->outer, memory_order_relaxed);
+    do {
+        if (h == ND__CLOSED) return false;
+        s->next = h;
+    } while (!atomic_compare_exchange_weak(&p->outer, &h, s));
+    nd_sched *cs = nd__cur_sched;
+    if (ND__LIKELY(cs != NULL))
+        atomic_store_explicit(&cs->cnt[CNT_MSG_IN],
+                              atomic_load_explicit(&cs->cnt[CNT_MSG_IN], memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(&nd__rt.obs.fcnt[CNT_MSG_IN], 1, memory_order_relaxed);
+    nd__make_runnable_on(cs, p);
+    return true;
+}
+
 /*
-** Not inlined: it reads the scheduler thread-local directly, which is only safe in a frame that
-** never switches stacks (a caller that did could resume on another thread).
+** The queue's length, checked against the longest seen and the limit: the messages pushed and
+** not yet drained (the senders count them in atomically in rc's high half, mod 2^32; the owner
+** counts what its drains take, without a locked operation) plus the inner queue's (same cache
+** line). `drained` is read before the count-in (acquire: pairs with the drain's release, see
+** nd__drain): every message it counts was counted in before this sender's own, so the pushed
+** count is never below it, and one it counts is already in nmsg: a message is counted twice at
+** worst, never zero times, so a limit is never overrun.
 */
+static inline uint64_t queue_len(nd_proc *p, uint64_t d, uint64_t rc)
+{
+    uint32_t outer = ND__PUSHED(rc) + 1 - (uint32_t)d;
+    return (uint64_t)outer + atomic_load_explicit(&p->nmsg, memory_order_relaxed);
+}
+
+__attribute__((noinline)) bool nd__push_counted(nd_proc *p, nd_sig *s, uint64_t d, uint64_t rc)
+{
+    return push_msg(p, s, queue_len(p, d, rc));
+}
+
+/* Not inlined: it reads the scheduler thread-local (see push_msg). */
 __attribute__((noinline)) bool nd__push(nd_proc *p, nd_sig *s)
 {
     if (s->kind == SIG_MSG) {
-        /* The messages not yet drained, for process_info: counted before the push and taken
-        ** off by the drain that takes them, both atomically. With the inner queue's length
-        ** (same cache line) it gives the queue's length, checked against the longest seen and
-        ** the limit (acquire: pairs with the drain's release, see nd__drain). */
-        int64_t before = atomic_fetch_add_explicit(&p->outer_msgs, 1, memory_order_acquire);
-        uint64_t len =
-            (uint64_t)(before + 1) + atomic_load_explicit(&p->nmsg, memory_order_relaxed);
-        if (ND__UNLIKELY(len > atomic_load_explicit(&p->mbox_hwm, memory_order_relaxed) ||
-                         len > atomic_load_explicit(&p->mbox_limit, memory_order_relaxed)))
-            return push_msg_over(p, s, len);
-        nd_sig *h = atomic_load_explicit(&p->outer, memory_order_relaxed);
-        do {
-            if (h == ND__CLOSED) return false;
-            s->next = h;
-        } while (!atomic_compare_exchange_weak(&p->outer, &h, s));
-        nd_sched *cs = nd__cur_sched;
-        if (ND__LIKELY(cs != NULL))
-            atomic_store_explicit(&cs->cnt[CNT_MSG_IN],
-                                  atomic_load_explicit(&cs->cnt[CNT_MSG_IN], memory_order_relaxed) +
-                                      1,
-                                  memory_order_relaxed);
-        else
-            atomic_fetch_add_explicit(&nd__rt.obs.fcnt[CNT_MSG_IN], 1, memory_order_relaxed);
-        nd__make_runnable_on(cs, p);
-        return true;
+        uint64_t d = atomic_load_explicit(&p->drained, memory_order_acquire);
+        uint64_t rc = atomic_fetch_add_explicit(&p->rc, ND__PUSH1, memory_order_relaxed);
+        return push_msg(p, s, queue_len(p, d, rc));
     }
     /* Removals need no prompt attention: they wait for the next wake-up (a DEMONITOR after every
     ** server call would otherwise wake the server a second time). Read before publishing: once
@@ -1039,9 +1092,8 @@ static void handle_sig(nd_proc *p, nd_sig *s)
     nd__sig_free(s);
 }
 
-void nd__drain(nd_proc *p)
+void nd__drain_slow(nd_proc *p)
 {
-    if (!p->pending && atomic_load_explicit(&p->outer, memory_order_relaxed) == NULL) return;
     if (!p->pending) {
         /* reversed into arrival order, the messages counted on the way */
         nd_sig *l = atomic_exchange(&p->outer, NULL), *last = l, *r = NULL;
@@ -1064,13 +1116,16 @@ void nd__drain(nd_proc *p)
             p->pending = r;
         }
         if (n) {
-            /* into the inner count first, then out of the outer one (release, paired with the
+            /* into the inner count first, then into the drained count (release, paired with the
             ** senders' acquire): a sender in between counts these messages twice, never zero
-            ** times, so a mailbox limit is never overrun */
+            ** times, so a mailbox limit is never overrun. Only the owner writes either: plain
+            ** additions, no locked operation */
             atomic_store_explicit(&p->nmsg,
                                   atomic_load_explicit(&p->nmsg, memory_order_relaxed) + (size_t)n,
                                   memory_order_relaxed);
-            atomic_fetch_sub_explicit(&p->outer_msgs, n, memory_order_release);
+            atomic_store_explicit(
+                &p->drained, atomic_load_explicit(&p->drained, memory_order_relaxed) + (uint64_t)n,
+                memory_order_release);
         }
     }
     while (p->pending) {
@@ -1259,14 +1314,14 @@ static int spawn_internal(nd_entry_fn fn, void *arg, const nd_spawn_opts *opts, 
     uint32_t serial = atomic_load_explicit(&p->serial, memory_order_relaxed) + 1;
     term_t pid = term_pid(nd_node(), p->id, serial, nd_creation());
     if (pid == TERM_NONE) {
-        atomic_store(&p->refs, 1);
+        atomic_store(&p->rc, 1);
         nd__proc_put(p);
         return ND_ENOMEM;
     }
     atomic_store_explicit(&p->serial, serial, memory_order_relaxed);
     p->pid = pid;
     atomic_store_explicit(&p->outer, NULL, memory_order_relaxed);
-    atomic_store_explicit(&p->outer_msgs, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->drained, 0, memory_order_relaxed); /* pushed: with rc, below */
     p->in_head = p->in_tail = p->mark = p->pending = NULL;
     atomic_store_explicit(&p->nmsg, 0, memory_order_relaxed);
     atomic_store_explicit(&p->mbox_limit, nd__mbox_limit_of(opts->mailbox_limit),
@@ -1305,7 +1360,7 @@ static int spawn_internal(nd_entry_fn fn, void *arg, const nd_spawn_opts *opts, 
     p->naliases = 0;
     p->alias_prune_at = 64;
     atomic_store(&p->state, PS_RUNNABLE);
-    atomic_store_explicit(&p->refs, 1, memory_order_release);
+    atomic_store_explicit(&p->rc, 1, memory_order_release); /* one reference, none pushed */
     atomic_fetch_add(&nd__rt.live, 1);
     if (opts->name != TERM_NONE) {
         int rc = nd_register(opts->name, pid);
@@ -1481,18 +1536,21 @@ static int send_remote(nd_proc *self, term_t to, term_t msg)
 int nd_send(term_t to, term_t msg)
 {
     nd_proc *self = nd__self();
-    if (term_is_pid(to)) {
-        nd_proc *q = nd__proc_get(to);
+    term_pid_info pi; /* one look at the pid's fields: its type, its node, its slot */
+    if (term_pid_get(to, &pi) == 0) {
+        bool local = node_is_local(pi.node, pi.creation);
+        uint64_t d, was;
+        nd_proc *q = local ? proc_ref_counted(&pi, &d, &was) : NULL;
         if (q) {
             nd_sig *s = nd__msg_new(msg);
             if (!s) {
-                nd__proc_put(q);
+                proc_put_n(q, 1 + ND__PUSH1);
                 return ND_ENOMEM;
             }
             if (nd__tracing()) s->tid = nd__ev_send(q, to, s->payload, TERM_NONE);
-            if (!nd__push(q, s)) nd__sig_free(s);
+            if (!nd__push_counted(q, s, d, was)) nd__sig_free(s);
             nd__proc_put(q);
-        } else if (nd__pid_is_local(to)) {
+        } else if (local) {
             term_free(msg);
         } else {
             int rc = send_remote(self, to, msg);
@@ -1777,9 +1835,11 @@ int nd_process_info(term_t pid, nd_proc_info *info)
                    : st == PS_RUNNABLE                    ? ND_ST_RUNNABLE
                    : st == PS_WAITING || st == PS_PARKING ? ND_ST_WAITING
                                                           : ND_ST_EXITING;
-    int64_t outer = atomic_load_explicit(&q->outer_msgs, memory_order_relaxed);
-    info->message_queue_len =
-        atomic_load_explicit(&q->nmsg, memory_order_relaxed) + (outer > 0 ? (size_t)outer : 0);
+    /* drained first (acquire): the pushed count is then never below it (see nd__push) */
+    uint64_t drained = atomic_load_explicit(&q->drained, memory_order_acquire);
+    uint32_t outer =
+        ND__PUSHED(atomic_load_explicit(&q->rc, memory_order_relaxed)) - (uint32_t)drained;
+    info->message_queue_len = atomic_load_explicit(&q->nmsg, memory_order_relaxed) + outer;
     info->reductions = atomic_load_explicit(&q->total_reds, memory_order_relaxed);
     info->trap_exit = atomic_load(&q->trap);
     term_t name = atomic_load(&q->name);
@@ -1844,12 +1904,12 @@ void nd__debug_dump(void)
     }
     for (uint32_t id = 1; id < nd__rt.next_id; id++) {
         nd_proc *p = nd__proc_slot(id);
-        if (!p || atomic_load(&p->refs) == 0) continue;
+        if (!p || ND__REFS(atomic_load(&p->rc)) == 0) continue;
         fprintf(stderr,
                 "proc %u.%u refs=%u state=%u why=%u tmo_idx=%d deadline_in=%lld outer=%p "
                 "inner=%zu stack=%p trap=%d\n",
-                id, atomic_load(&p->serial), atomic_load(&p->refs), atomic_load(&p->state), p->why,
-                p->tmo.idx,
+                id, atomic_load(&p->serial), ND__REFS(atomic_load(&p->rc)), atomic_load(&p->state),
+                p->why, p->tmo.idx,
                 p->tmo.deadline == ND__NO_DEADLINE ? -1LL : (long long)(p->tmo.deadline - now),
                 (void *)atomic_load(&p->outer), atomic_load(&p->nmsg), (void *)p->stack,
                 (int)atomic_load(&p->trap));

@@ -23,7 +23,7 @@ static size_t slot_of(term_t name)
 static bool entry_live(const reg_ent *e)
 {
     nd_proc *p = e->proc;
-    return atomic_load(&p->refs) != 0 && atomic_load(&p->serial) == e->serial &&
+    return ND__REFS(atomic_load(&p->rc)) != 0 && atomic_load(&p->serial) == e->serial &&
            atomic_load(&p->state) != PS_EXITING;
 }
 
@@ -143,10 +143,10 @@ nd_proc *nd__whereis_proc(term_t name)
     reg_ent *e = find(name);
     if (e) {
         nd_proc *p = e->proc;
-        uint32_t r = atomic_load(&p->refs);
-        while (r && !atomic_compare_exchange_weak(&p->refs, &r, r + 1))
+        uint64_t r = atomic_load(&p->rc);
+        while (ND__REFS(r) && !atomic_compare_exchange_weak(&p->rc, &r, r + 1))
             ;
-        if (r) {
+        if (ND__REFS(r)) {
             if (atomic_load(&p->serial) == e->serial)
                 q = p;
             else

@@ -31,7 +31,7 @@ uint64_t nd__deadline(int64_t timeout_ms)
 ** thieves take from the head with a CAS. Slots are atomics so thieves may read them racily.
 */
 /* Returns the queue's length with p in it (as the owner sees it), or 0 if it is full. */
-static uint32_t rq_push(nd_runq *q, nd_proc *p)
+static inline uint32_t rq_push(nd_runq *q, nd_proc *p)
 {
     uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
     uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
@@ -41,7 +41,7 @@ static uint32_t rq_push(nd_runq *q, nd_proc *p)
     return t + 1 - h;
 }
 
-static nd_proc *rq_pop(nd_runq *q)
+static inline nd_proc *rq_pop(nd_runq *q)
 {
     for (;;) {
         uint32_t h = atomic_load_explicit(&q->head, memory_order_acquire);
@@ -370,26 +370,32 @@ static void *watchdog_main(void *arg)
 ** (fresh context at nd__proc_start). false when no stack could be had (p goes to the global
 ** queue to be tried later).
 */
-static bool prepare(nd_sched *s, nd_proc *p)
+/* prepare() for a process without a stack: a parked one gets its own back, a new or
+** hibernated one a fresh one. */
+static __attribute__((noinline)) bool prepare_stack(nd_sched *s, nd_proc *p)
+{
+    if (atomic_load_explicit(&p->parked, memory_order_relaxed)) {
+        nd__stack_unpark(p);
+        return true;
+    }
+    nd_stack *st = nd__stack_get(s, p->stack_size);
+    if (!st) {
+        atomic_store(&p->state, PS_RUNNABLE);
+        gq_push(p);
+        return false;
+    }
+    p->stack = st;
+    atomic_store_explicit(&p->held_stack, st->size, memory_order_relaxed);
+    nd__ctx_make(&p->ctx, st->lo, st->size, nd__proc_start, p);
+    return true;
+}
+
+/* Inline: it runs once per process switch (see nd__switch_out). */
+static inline bool prepare(nd_sched *s, nd_proc *p)
 {
     atomic_store_explicit(&p->state, PS_RUNNING, memory_order_relaxed);
     p->reds = (int32_t)nd__rt.cfg.reductions;
-    if (!p->stack) {
-        if (atomic_load_explicit(&p->parked, memory_order_relaxed)) {
-            nd__stack_unpark(p);
-            goto ready;
-        }
-        nd_stack *st = nd__stack_get(s, p->stack_size);
-        if (!st) {
-            atomic_store(&p->state, PS_RUNNABLE);
-            gq_push(p);
-            return false;
-        }
-        p->stack = st;
-        atomic_store_explicit(&p->held_stack, st->size, memory_order_relaxed);
-        nd__ctx_make(&p->ctx, st->lo, st->size, nd__proc_start, p);
-    }
-ready:
+    if (ND__UNLIKELY(!p->stack) && !prepare_stack(s, p)) return false;
     s->current = p;
     p->sched_idx = s->idx;
     atomic_store_explicit(&s->cur_serial, atomic_load_explicit(&p->serial, memory_order_relaxed),
@@ -410,7 +416,7 @@ ready:
 ** wherever the switch landed (scheduler loop, another process, a new process), because only
 ** once p's context is saved may p be published as waiting or runnable, or its stack freed.
 */
-void nd__finish_prev(nd_sched *s)
+static inline __attribute__((always_inline)) void finish_prev(nd_sched *s)
 {
     nd_proc *p = s->prev;
     if (!p) return;
@@ -458,6 +464,11 @@ void nd__finish_prev(nd_sched *s)
     }
 }
 
+void nd__finish_prev(nd_sched *s)
+{
+    finish_prev(s);
+}
+
 /* How many process-to-process switches a scheduler makes before passing through its loop
 ** (timers, the global queue, stealing). */
 #define ND__DIRECT_MAX 64
@@ -500,7 +511,7 @@ void nd__switch_out(nd_proc *p, int why)
         atomic_store_explicit(&s->cur_id, 0, memory_order_relaxed);
         nd__ctx_switch(&p->ctx, &s->ctx, dying);
     }
-    nd__finish_prev(nd__sched_get());
+    finish_prev(nd__sched_get());
 }
 
 /* Runs p (and whatever it switches to directly) until control comes back to the loop. */
@@ -509,7 +520,7 @@ static void run(nd_sched *s, nd_proc *p)
     if (!prepare(s, p)) return;
     s->direct = 0;
     nd__ctx_switch(&s->ctx, &p->ctx, false);
-    nd__finish_prev(s);
+    finish_prev(s);
 }
 
 static nd_proc *steal(nd_sched *s)

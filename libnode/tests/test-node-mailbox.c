@@ -291,6 +291,73 @@ static void test_info(void **state)
     nd_test_run(body_info, NULL, "normal");
 }
 
+/* Waits for one message, then checks it is `ok` and that nothing else came (the stale sends of
+** body_stale_slot must not reach it). */
+static void slot_heir(void *arg)
+{
+    term_t m;
+    nd_receive(ND_INFINITY, &m);
+    term_t rest;
+    bool more = nd_receive(0, &rest) == 0;
+    if (more) term_free(rest);
+    nd_send((term_t)(uintptr_t)arg, term_tuplev(2, m, more ? A("more") : A("none")));
+}
+
+/*
+** A send to a pid whose slot a new process now has (nd_send takes its reference and counts the
+** message in with one CAS, then finds the serial changed): nothing is delivered, and the count
+** it took is given back, so the new process's queue length stays right.
+*/
+static void body_stale_slot(void *arg)
+{
+    term_t self = nd_self();
+    for (int attempt = 0; attempt < 200; attempt++) {
+        term_t old;
+        assert_int_equal(nd_spawn(blocker, NULL, NULL, &old), 0);
+        term_pid_info oi;
+        assert_int_equal(term_pid_get(old, &oi), 0);
+        nd_send(old, A("go"));
+        while (nd_is_alive(old)) nd_sleep(1);
+        nd_sleep(2); /* the slot is freed once the exit's scheduler drops the last reference */
+        term_t heir[16];
+        int n = 0, hit = -1;
+        for (; n < 16; n++) {
+            assert_int_equal(nd_spawn(slot_heir, (void *)(uintptr_t)self, NULL, &heir[n]), 0);
+            term_pid_info hi;
+            assert_int_equal(term_pid_get(heir[n], &hi), 0);
+            if (hi.id == oi.id) {
+                assert_true(hi.serial != oi.serial);
+                hit = n++;
+                break;
+            }
+        }
+        if (hit >= 0) {
+            for (int i = 0; i < 1000; i++) assert_int_equal(nd_send(old, A("stale")), 0);
+            nd_proc_info info;
+            assert_int_equal(nd_process_info(heir[hit], &info), 0);
+            assert_int_equal(info.message_queue_len, 0);
+            nd_proc_info_free(&info);
+        }
+        for (int i = 0; i < n; i++) {
+            nd_send(heir[i], A("ok"));
+            term_t m;
+            assert_int_equal(nd_receive(5000, &m), 0);
+            assert_true(term_is_tuple(m) && term_tuple_elem(m, 0) == A("ok") &&
+                        term_tuple_elem(m, 1) == A("none"));
+            term_free(m);
+            term_free(heir[i]);
+        }
+        term_free(old);
+        if (hit >= 0) return;
+    }
+    fail_msg("no slot was reused in 200 attempts");
+}
+
+static void test_stale_slot(void **state)
+{
+    nd_test_run(body_stale_slot, NULL, "normal");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_many_senders), cmocka_unit_test(test_marker),
         cmocka_unit_test(test_fair),         cmocka_unit_test(test_info),
         cmocka_unit_test(test_timeout_busy), cmocka_unit_test(test_timeout_flood),
+        cmocka_unit_test(test_stale_slot),
     };
     return cmocka_run_group_tests(tests, nd_test_setup, nd_test_teardown);
 }
