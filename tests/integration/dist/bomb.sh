@@ -1,14 +1,16 @@
 #!/bin/sh
 # A peer's 65 KB message that inflates to 64 MiB of strings (2 GB of list cells): refused by the
 # memory limit of a decoded message, decoded off the loop, so another peer's round trips stay
-# under 100 ms, and the daemon's memory stays bounded.
+# under 250 ms, and the daemon's memory stays bounded. (Measured on a 2-vCPU VM: 2 ms at worst
+# with the decode off the loop; 714 ms with the bomb decoded on the loop, the bug this guards
+# against. 250 leaves room for a loaded machine's pauses and still catches it.)
 . "$(dirname "$0")/lib.sh"
 : "${DIST_PROBE:?}"
 start_epmd
 compile_peer
 start_girder g1
 G1=$(node g1)
-MAXMS=100; [ "${DIST_SANITIZED:-0}" = 1 ] && MAXMS=600
+MAXMS=250; [ "${DIST_SANITIZED:-0}" = 1 ] && MAXMS=600
 peer_bg b latency_until "$G1" "$TMP/bomb-done" "$MAXMS"
 wait_for 20 grep -q READY "$TMP/b.out" || { cat "$TMP/b.out"; fail "peer b not ready"; }
 rss() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
