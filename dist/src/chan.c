@@ -736,7 +736,7 @@ dist_sm *dist__sm_new(const dist_sm_config *cfg, const dist_sm_owner *owner, dis
     sm->cfg = *cfg;
     if (!sm->cfg.tick_intensity) sm->cfg.tick_intensity = 4;
     if (sm->cfg.setup_ms <= 0) sm->cfg.setup_ms = 7000;
-    if (!sm->cfg.max_message) sm->cfg.max_message = (size_t)256 << 20;
+    if (!sm->cfg.max_message) sm->cfg.max_message = DIST__DEFAULT_MAX_MESSAGE;
     if (!sm->cfg.max_handshakes_per_addr) sm->cfg.max_handshakes_per_addr = 32;
     if (!sm->cfg.max_handshakes) sm->cfg.max_handshakes = 256;
     snprintf(sm->name, sizeof sm->name, "%s", cfg->name);

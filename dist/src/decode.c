@@ -107,9 +107,10 @@ static bool enqueue(dconn *c, rxjob *j)
     bool start = !c->dq_busy;
     c->dq_busy = true;
     bool over = c->dq_bytes > dist__st->cfg.max_message;
-    if (over && !c->dq_paused)
+    if (over && !c->dq_paused) { /* a new pause */
+        c->dq_paused = true;
         atomic_fetch_add_explicit(&c->m_read_pauses, 1, memory_order_relaxed);
-    if (over) c->dq_paused = true;
+    }
     pthread_mutex_unlock(&c->dq_mu);
     if (start) submit(c);
     return !over;

@@ -292,6 +292,9 @@ int dist__acache_apply(dist_acache *a, etf_buf *b);
 */
 long dist__acache_frame(dist_acache *a, const term_t *el, size_t n, etf_buf *b, size_t gap);
 
+/* dist_config.max_message when left 0 */
+#define DIST__DEFAULT_MAX_MESSAGE ((size_t)256 << 20)
+
 void dist__rx_init(dist_rx *rx, size_t max_message, size_t max_heap, size_t max_new_atoms,
                    bool hdr_cache);
 void dist__rx_free(dist_rx *rx);

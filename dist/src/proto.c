@@ -12,7 +12,7 @@ void dist__rx_init(dist_rx *rx, size_t max_message, size_t max_heap, size_t max_
                    bool hdr_cache)
 {
     memset(rx, 0, sizeof *rx);
-    rx->max_message = max_message ? max_message : (size_t)256 << 20;
+    rx->max_message = max_message ? max_message : DIST__DEFAULT_MAX_MESSAGE;
     rx->max_heap = max_heap ? max_heap : rx->max_message;
     rx->max_new_atoms = max_new_atoms ? max_new_atoms : 100000;
     rx->budget = &rx->own_budget;

@@ -247,7 +247,7 @@ int dist__core_start(const dist_config *cfg)
     st->cfg.cookie = NULL;
     /* the documented default, here once: the decoders' queue bound reads it too (left at 0, a
     ** connection stopped reading after every message queued for the decoders) */
-    if (!st->cfg.max_message) st->cfg.max_message = (size_t)256 << 20;
+    if (!st->cfg.max_message) st->cfg.max_message = DIST__DEFAULT_MAX_MESSAGE;
     st->ticktime_s = cfg->ticktime_s ? cfg->ticktime_s : 60;
     st->frag_size = cfg->frag_size ? cfg->frag_size : 65536;
     st->flags = DIST_OUR_FLAGS | (cfg->hidden ? 0 : DFLAG_PUBLISHED);

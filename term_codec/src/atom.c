@@ -172,9 +172,8 @@ static long insert_locked(const char *s, size_t len, uint32_t h, bool latin1, bo
     memset(e->name, 0, nbytes);
     if (len) memcpy(e->name, s, len);
     atomic_store_explicit(&chunks[ci][idx & (CHUNK_SIZE - 1)], e, memory_order_release);
-    /* The count before the slot: a reader that finds the name in the table must also find the
-    ** index below the count, or term_atom_name() would answer NULL for an atom it was just given.
-   */
+    /* The count before the slot: a reader that finds the name must also find its index below
+    ** the count, or term_atom_name() would answer NULL for an atom it was just given. */
     atomic_store_explicit(&natoms, idx + 1, memory_order_release);
     size_t i = h & slot_mask;
     while (atomic_load_explicit(&slots[i], memory_order_relaxed) != 0) i = (i + 1) & slot_mask;

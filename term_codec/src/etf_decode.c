@@ -1213,6 +1213,29 @@ static int finish_maps(const dec *d, uint8_t *blk, size_t *off)
     return 0;
 }
 
+/* Makes the built block a block box of class cls holding size bytes (reference count 1: the
+** caller's) and returns its root, which the walk left in the size word. */
+static inline term_t seal_block(box_block *blk, uint32_t cls, size_t size)
+{
+    term_t root;
+    memcpy(&root, &blk->size, sizeof root);
+    uint64_t w[2] = {1 | (uint64_t)cls << 32, BOX_BLOCK}; /* rc 1, boff = class, the rest 0 */
+    memcpy(blk, w, 16);
+    blk->size = size;
+    return root;
+}
+
+/* finish_maps() on the sealed block; on a failure the block is freed and the decode fails. */
+static inline bool maps_ok(dec *d, box_block *blk)
+{
+    size_t bad_off = 0;
+    int rc = finish_maps(d, (uint8_t *)blk, &bad_off);
+    if (!rc) return true;
+    term__box_dealloc(&blk->h);
+    fail(d, rc, bad_off);
+    return false;
+}
+
 /* Inflates a compressed term into a fresh buffer of exactly the declared size. */
 static uint8_t *inflate_term(const uint8_t *src, size_t srclen, size_t outlen, int *err)
 {
@@ -1306,20 +1329,8 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
         ** as it is. */
         box_block *blk = (box_block *)(void *)d.spec;
         d.spec = NULL;
-        term_t root;
-        memcpy(&root, &blk->size, sizeof root);
-        uint64_t w[2] = {1 | (uint64_t)d.spec_cls << 32, BOX_BLOCK}; /* rc 1, boff = class */
-        memcpy(blk, w, 16);
-        blk->size = d.hp;
-        if (d.nmaps) {
-            size_t bad_off = 0;
-            int rc = finish_maps(&d, (uint8_t *)blk, &bad_off);
-            if (rc) {
-                term__box_dealloc(&blk->h);
-                fail(&d, rc, bad_off);
-                goto out;
-            }
-        }
+        term_t root = seal_block(blk, d.spec_cls, d.hp);
+        if (d.nmaps && !maps_ok(&d, blk)) goto out;
         if (used) *used = base_off + (size_t)(stop - buf);
         if (err) err->code = 0, err->offset = 0;
         return root;
@@ -1366,21 +1377,8 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
         }
         for (; i < d.nrel; i++) words[d.rel[i]] += delta;
     }
-    memcpy(&root, &blk->size, sizeof root);
-    atomic_init(&blk->h.rc, 1);
-    blk->h.boff = cls;
-    blk->h.type = BOX_BLOCK;
-    blk->h.flags = 0;
-    blk->h.aux = 0;
-    blk->h.n = 0;
-    blk->size = d.hp;
-    size_t bad_off = 0;
-    int rc = finish_maps(&d, (uint8_t *)blk, &bad_off);
-    if (rc) {
-        term__box_dealloc(&blk->h);
-        fail(&d, rc, bad_off);
-        goto out;
-    }
+    root = seal_block(blk, cls, d.hp);
+    if (!maps_ok(&d, blk)) goto out;
     if (TERM__UNLIKELY(atoms_at != 0)) { /* the set's references become the block's */
         memcpy((uint8_t *)blk + atoms_at, d.fs->v, d.fs->n * sizeof(term_t));
         blk->h.n = (uint32_t)d.fs->n;
