@@ -290,48 +290,33 @@ bool nd__pid_is_local(term_t pid)
     return node_is_local(pi.node, pi.creation);
 }
 
-/* Takes a reference on the live process of a local pid's fields, or returns NULL (dead,
-** stale). */
-static inline nd_proc *proc_ref(const term_pid_info *pi)
-{
-    nd_proc *p = nd__proc_slot(pi->id);
-    if (!p) return NULL;
-    uint64_t r = atomic_load_explicit(&p->rc, memory_order_acquire);
-    do {
-        if (ND__REFS(r) == 0) return NULL;
-    } while (!atomic_compare_exchange_weak_explicit(&p->rc, &r, r + 1, memory_order_acquire,
-                                                    memory_order_acquire));
-    if (atomic_load_explicit(&p->serial, memory_order_acquire) != pi->serial) {
-        nd__proc_put(p);
-        return NULL;
-    }
-    return p;
-}
-
-/* Drops a reference and takes back n - 1 counted in with it (nd__PUSH1 for a message). */
+/* Drops a reference and takes back n - 1 counted in with it (ND__PUSH1 for a message). */
 static inline void proc_put_n(nd_proc *p, uint64_t n)
 {
     if (ND__REFS(atomic_fetch_sub_explicit(&p->rc, n, memory_order_acq_rel)) == 1) slot_release(p);
 }
 
-/* proc_ref for a message to the process (nd_send): the same CAS takes the reference and counts
-** the message in as pushed (nd__push_counted). *d: the drained count, read before; *rc: the
-** word the CAS replaced. */
-static inline nd_proc *proc_ref_counted(const term_pid_info *pi, uint64_t *d, uint64_t *rc)
+/*
+** Takes a reference on the live process of a local pid's fields, or returns NULL (dead,
+** stale): adds `add` to its rc in one CAS, 1 for a reference, 1 + ND__PUSH1 for a reference and
+** a message counted in as pushed (nd_send, then nd__push_counted). Optional: *d the drained
+** count, read before the CAS; *rc the word the CAS replaced.
+*/
+static inline nd_proc *proc_ref(const term_pid_info *pi, uint64_t add, uint64_t *d, uint64_t *rc)
 {
     nd_proc *p = nd__proc_slot(pi->id);
     if (!p) return NULL;
-    *d = atomic_load_explicit(&p->drained, memory_order_acquire);
+    if (d) *d = atomic_load_explicit(&p->drained, memory_order_acquire);
     uint64_t r = atomic_load_explicit(&p->rc, memory_order_acquire);
     do {
         if (ND__REFS(r) == 0) return NULL;
-    } while (!atomic_compare_exchange_weak_explicit(&p->rc, &r, r + 1 + ND__PUSH1,
-                                                    memory_order_acquire, memory_order_acquire));
+    } while (!atomic_compare_exchange_weak_explicit(&p->rc, &r, r + add, memory_order_acquire,
+                                                    memory_order_acquire));
     if (atomic_load_explicit(&p->serial, memory_order_acquire) != pi->serial) {
-        proc_put_n(p, 1 + ND__PUSH1); /* a reused slot: its count back as it was */
+        proc_put_n(p, add); /* a reused slot: its rc back as it was */
         return NULL;
     }
-    *rc = r;
+    if (rc) *rc = r;
     return p;
 }
 
@@ -340,7 +325,7 @@ nd_proc *nd__proc_get(term_t pid)
 {
     term_pid_info pi;
     if (term_pid_get(pid, &pi) != 0 || !node_is_local(pi.node, pi.creation)) return NULL;
-    return proc_ref(&pi);
+    return proc_ref(&pi, 1, NULL, NULL);
 }
 
 /* Iterates over live processes (shutdown). */
@@ -1540,7 +1525,7 @@ int nd_send(term_t to, term_t msg)
     if (term_pid_get(to, &pi) == 0) {
         bool local = node_is_local(pi.node, pi.creation);
         uint64_t d, was;
-        nd_proc *q = local ? proc_ref_counted(&pi, &d, &was) : NULL;
+        nd_proc *q = local ? proc_ref(&pi, 1 + ND__PUSH1, &d, &was) : NULL;
         if (q) {
             nd_sig *s = nd__msg_new(msg);
             if (!s) {

@@ -365,11 +365,6 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
-/*
-** Makes p the running process of s: state, budget, watchdog info, and a stack if it has none
-** (fresh context at nd__proc_start). false when no stack could be had (p goes to the global
-** queue to be tried later).
-*/
 /* prepare() for a process without a stack: a parked one gets its own back, a new or
 ** hibernated one a fresh one. */
 static __attribute__((noinline)) bool prepare_stack(nd_sched *s, nd_proc *p)
@@ -390,7 +385,11 @@ static __attribute__((noinline)) bool prepare_stack(nd_sched *s, nd_proc *p)
     return true;
 }
 
-/* Inline: it runs once per process switch (see nd__switch_out). */
+/*
+** Makes p the running process of s: state, budget, watchdog info, and a stack if it has none
+** (fresh context at nd__proc_start). false when no stack could be had (p goes to the global
+** queue to be tried later). Inline: it runs once per process switch (see nd__switch_out).
+*/
 static inline bool prepare(nd_sched *s, nd_proc *p)
 {
     atomic_store_explicit(&p->state, PS_RUNNING, memory_order_relaxed);
