@@ -266,6 +266,13 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
                 while (term_is_boxed(x)) {
                     const box_cons *c = (const box_cons *)term__box(x);
                     if (c->h.type != BOX_CONS) break;
+                    size_t r = c->h.n; /* a run of string cells from here (see box_cons) */
+                    if (r > 1 && r <= (size_t)(stop - p)) {
+                        for (size_t i = 0; i < r; i++) p[i] = (uint8_t)(c[i].hd >> 2);
+                        p += r;
+                        x = c[r - 1].tl;
+                        continue;
+                    }
                     term_t h = c->hd;
                     /* a small integer 0..255 is 0..255 << 2 | 1: one mask tells */
                     if ((h & ~(term_t)0x3FC) != 1) break;

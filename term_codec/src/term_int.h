@@ -54,6 +54,10 @@ typedef struct {
     term_box h;
     term_t e[];
 } box_tuple;
+/* h.n = 0, or the length of a string run starting at this cell: this cell and the h.n - 1
+** following it in memory each hold a small integer 0..255 as head, and each but the last has
+** the next as tail. Only the decoder makes runs (from STRING_EXT); the encoder copies a run's
+** bytes without testing each cell. Terms are immutable, so a run stays one. */
 typedef struct {
     term_box h;
     term_t hd, tl;

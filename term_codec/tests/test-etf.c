@@ -385,6 +385,77 @@ static void test_long_byte_lists(void **state)
     }
 }
 
+/* Encodes t and checks the bytes against want[0..n); buf is the buffer to encode into. */
+static void assert_bytes(term_t t, etf_buf *b, const uint8_t *want, size_t n)
+{
+    b->len = 0;
+    assert_int_equal(etf_encode(t, 0, b), 0);
+    assert_int_equal(b->len, n);
+    assert_memory_equal(b->data, want, n);
+}
+
+/* A decoded STRING_EXT is a run of cells the encoder copies at once (box_cons): the run, any
+** suffix of it, and lists that reach it through other cells encode as term_to_binary would
+** ([$x | "hello"] is a string, [1000 | "hello"] is not), including a run that no longer fits
+** STRING_EXT's 65,535 bytes once a cell is put in front, and runs longer than the room left
+** in the output buffer. */
+static void test_decoded_string_runs(void **state)
+{
+    (void)state;
+    static const uint8_t hello[] = {131, 107, 0, 5, 'h', 'e', 'l', 'l', 'o'};
+    static const uint8_t ello[] = {131, 107, 0, 4, 'e', 'l', 'l', 'o'};
+    static const uint8_t xhello[] = {131, 107, 0, 6, 'x', 'h', 'e', 'l', 'l', 'o'};
+    static const uint8_t big_hello[] = {131, 108, 0,  0,   0,  6,   98, 0,   0,  3,   232,
+                                        97,  'h', 97, 'e', 97, 'l', 97, 'l', 97, 'o', 106};
+    etf_buf b = {0};
+    term_t t = dec(hello, sizeof hello);
+    assert_bytes(t, &b, hello, sizeof hello);
+    assert_bytes(term_tl(t), &b, ello, sizeof ello);
+    term_t x = term_cons(term_small('x'), term_dup(t));
+    assert_bytes(x, &b, xhello, sizeof xhello);
+    term_free(x);
+    x = term_cons(term_small(1000), term_dup(t));
+    assert_bytes(x, &b, big_hello, sizeof big_hello);
+    term_free(x);
+    /* in a tuple, between other elements: {"hello", "hello", 7} */
+    static const uint8_t tup[] = {131, 104, 3, 107, 0,   5,   'h', 'e', 'l', 'l', 'o',
+                                  107, 0,   5, 'h', 'e', 'l', 'l', 'o', 97,  7};
+    term_t tt = dec(tup, sizeof tup);
+    assert_bytes(tt, &b, tup, sizeof tup);
+    term_free(tt);
+    term_free(t);
+    etf_buf_free(&b);
+
+    /* 65,535 bytes: one STRING_EXT, into an empty buffer and into one with room for it all */
+    size_t n = 65535;
+    uint8_t *in = malloc(4 + n), *want = malloc(6 + 2 * (n + 1) + 1);
+    assert_non_null(in);
+    assert_non_null(want);
+    in[0] = 131, in[1] = 107, in[2] = 0xFF, in[3] = 0xFF;
+    for (size_t i = 0; i < n; i++) in[4 + i] = (uint8_t)('a' + i % 26);
+    t = dec(in, 4 + n);
+    etf_buf small = {0}, roomy = {0};
+    assert_bytes(t, &small, in, 4 + n);
+    assert_int_equal(etf_buf_reserve(&roomy, 2 * n + 64), 0);
+    assert_bytes(t, &roomy, in, 4 + n);
+    /* one more cell in front: 65,536 bytes are a LIST_EXT of SMALL_INTEGER_EXTs */
+    size_t k = 0;
+    want[k++] = 131, want[k++] = 108;
+    want[k++] = 0, want[k++] = 1, want[k++] = 0, want[k++] = 0;
+    want[k++] = 97, want[k++] = '!';
+    for (size_t i = 0; i < n; i++) want[k++] = 97, want[k++] = in[4 + i];
+    want[k++] = 106;
+    x = term_cons(term_small('!'), term_dup(t));
+    assert_bytes(x, &small, want, k);
+    assert_bytes(x, &roomy, want, k);
+    term_free(x);
+    term_free(t);
+    etf_buf_free(&small);
+    etf_buf_free(&roomy);
+    free(in);
+    free(want);
+}
+
 /* MAP_EXT bytes of atom keys (SMALL_ATOM_UTF8_EXT) in the given order, values 0..n-1. */
 static size_t atom_key_map(uint8_t *b, const char *const *keys, size_t n)
 {
@@ -799,6 +870,7 @@ int main(void)
         cmocka_unit_test(test_bigs_all_lengths),
         cmocka_unit_test(test_byte_lists),
         cmocka_unit_test(test_long_byte_lists),
+        cmocka_unit_test(test_decoded_string_runs),
         cmocka_unit_test(test_map_key_order),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_atom_cache_and_budget),
