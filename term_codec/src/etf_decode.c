@@ -11,28 +11,27 @@
 /*
 ** One pass walks the bytes in pre-order with an explicit stack of slots still to fill (no C
 ** recursion, whatever the nesting), checks every tag and length against the bytes left, and
-** builds the boxes as it goes into a scratch arena: on the C stack for small terms, on the
-** heap beyond. The arena is laid out exactly as the final block will be, and every boxed
-** term in it is written as its offset from the block start, so growing the arena is a plain
-** copy; the position of each such word is noted in a relocation list as it is written. At
-** the end one allocation of the exact size receives the arena in one memcpy, and the words
-** of the list have the block's address added. When the arena is a cached block of the class
-** the term turns out to need (size_pred below), that block is the result and no copy is made;
-** while the arena is such a block, box words are written as absolute pointers into it (offset
-** + d->base), so that when the prediction holds nothing is relocated at all. Leaving the
-** predicted block (the term outgrows it) turns them back into offsets first (unpredict()).
+** builds the boxes as it goes into an arena laid out exactly as the final block will be,
+** with every box word an absolute pointer into the arena. The arena is first a cached block
+** of the class the last input of this length needed (size_pred below): when the prediction
+** holds, that block is the result and nothing is copied or relocated. Otherwise the arena is
+** on the C stack for small terms and on the heap beyond, and at the end one allocation of the
+** exact size receives it in one memcpy. Whenever the arena moves (the predicted block or the
+** stack arena is outgrown, the heap arena doubles, the final copy), relocate() walks the
+** boxes built so far by their headers and moves each word that points into the old arena;
+** no list of such words is kept while building, which keeps the hot loop's stores to one per
+** box word. Slots not filled yet are walked too: whatever they hold is moved or not, and
+** they are written before anything reads them.
 **
 ** Bounds: a count of elements that cannot fit in the bytes left is refused before anything
 ** is pushed or allocated, so the slot stack holds at most one entry per input byte, the block
 ** at most 32 bytes per input byte (a cons cell per STRING_EXT byte), and the arena, which
-** doubles, at most twice that while decoding. The relocation list has one 4-byte entry per
-** box at most (a binary's data pointer being the second of a 40-byte box), so it is sized
-** as a sixteenth of the arena and never checked.
+** doubles, at most twice that while decoding.
 **
 ** Foreign atoms (new names past the atom budget, with opts->foreign_atoms) are boxes of their
 ** own, outside the arena: the decode keeps one reference to each distinct one in a set keyed
 ** by name, and hands them to the block, which lists them in its last words and drops them
-** when it is freed. Words that point at them are absolute pointers, never relocated. A
+** when it is freed. Words that point at them lie outside every arena, so never move. A
 ** distinct name takes at least 3 input bytes, and its atom 26 bytes plus the name padded to at
 ** least 32, plus a word in the block: the bounds above still hold.
 */
@@ -79,11 +78,8 @@ typedef struct dec {
     const uint8_t *b, *end; /* the input */
     const etf_decode_opts *opts;
     uint8_t *arena; /* the block being built */
-    uintptr_t base; /* added to the offset of a box written into the arena (see build) */
     size_t hp, cap; /* used and allocated bytes of the arena */
-    uint32_t *rel;  /* arena offsets / 8 of the words holding offsets; cap / 16 entries */
-    size_t nrel;
-    size_t *slots; /* arena offsets of the slots still to fill */
+    size_t *slots;  /* arena offsets of the slots still to fill */
     size_t scap;
     size_t *maps;            /* pairs: arena offset of a map box, input offset of its tag */
     size_t nmaps, mcap;      /* mcap counts words */
@@ -97,9 +93,7 @@ typedef struct dec {
     uint8_t *small;    /* the stack arena */
 } dec;
 
-#define REL_CAP(cap) ((cap) / 16)
-
-/* dec.heap: the arena (with its relocation list), the slot stack or the map list moved to
+/* dec.heap: the arena, the slot stack or the map list moved to
 ** the heap; HEAP_FSET: the decode made a set of new atoms. */
 enum { HEAP_ARENA = 1, HEAP_SLOTS = 2, HEAP_MAPS = 4, HEAP_FSET = 8 };
 
@@ -141,32 +135,104 @@ static inline void set_slot(uint8_t *arena, size_t slot, term_t v)
     memcpy(arena + slot, &v, sizeof v);
 }
 
-/* Writes the box at arena offset v into slot and notes it for relocation. */
+/* Writes the box at arena offset v into slot. */
 static inline void set_box(dec *d, size_t slot, term_t v)
 {
-    set_slot(d->arena, slot, d->base + v);
-    d->rel[d->nrel++] = (uint32_t)(slot >> 3);
+    set_slot(d->arena, slot, term__from_box(d->arena + v));
 }
 
-/* Leaves the predicted block (see size_pred): its box words become offsets again. */
-static void unpredict(dec *d)
+/* Moves the word at w by delta when it points into [old, old + cap): a box of the arena, or a
+** binary's data. Immediates are not multiples of 8, other pointers are outside. */
+static inline void move_word(uint64_t *w, uintptr_t old, size_t cap, uintptr_t delta)
 {
-    uint64_t *words = (uint64_t *)(void *)d->arena;
-    for (size_t i = 0; i < d->nrel; i++) words[d->rel[i]] -= d->base;
-    d->base = 0;
+    if ((*w & 7) == 0 && *w - old < cap) *w += delta;
+}
+
+/*
+** The arena was copied from old (cap bytes) to blk: moves the root and every box word of the
+** boxes in [BLK_HDR, end) by delta (blk - old). Boxes are walked by their headers, which the
+** builder writes as it allocates each box, before anything else is allocated.
+*/
+static __attribute__((noinline)) void relocate(uint8_t *blk, size_t end, uintptr_t old, size_t cap,
+                                               uintptr_t delta)
+{
+    move_word((uint64_t *)(void *)(blk + ROOT_OFF), old, cap, delta);
+    for (size_t off = BLK_HDR; off < end;) {
+        term_box *b = (term_box *)(void *)(blk + off);
+        uint64_t *w = (uint64_t *)(void *)(b + 1); /* the words after the header */
+        size_t nw = 0, size;                       /* w[0..nw) are terms */
+        switch (b->type) {
+        case BOX_TUPLE:
+            nw = b->n;
+            size = sizeof(box_tuple) + nw * 8;
+            break;
+        case BOX_CONS:
+            nw = 2;
+            size = sizeof(box_cons);
+            break;
+        case BOX_MAP:
+            nw = 2 * (size_t)b->n;
+            size = sizeof(box_map) + nw * 8;
+            break;
+        case BOX_BIN: {
+            box_bin *x = (box_bin *)b;
+            uint64_t data = (uint64_t)(uintptr_t)x->data;
+            move_word(&data, old, cap, delta);
+            x->data = (const uint8_t *)(uintptr_t)data;
+            size = align8(sizeof(box_bin) + (size_t)((x->nbits + 7) / 8));
+            break;
+        }
+        case BOX_FLOAT:
+            size = sizeof(box_float);
+            break;
+        case BOX_BIG:
+            size = sizeof(box_big) + (size_t)b->n * 8;
+            break;
+        case BOX_PID:
+            nw = 1; /* node */
+            size = sizeof(box_pid);
+            break;
+        case BOX_REF:
+            nw = 1;
+            size = sizeof(box_ref);
+            break;
+        case BOX_PORT:
+            nw = 1;
+            size = sizeof(box_port);
+            break;
+        case BOX_EXPORT:
+            nw = 2; /* module, function */
+            size = sizeof(box_export);
+            break;
+        case BOX_FUN: {
+            box_fun *x = (box_fun *)b;
+            move_word(&x->module, old, cap, delta);
+            move_word(&x->old_index, old, cap, delta);
+            move_word(&x->old_uniq, old, cap, delta);
+            move_word(&x->pid, old, cap, delta);
+            w = x->free;
+            nw = b->n;
+            size = sizeof(box_fun) + nw * 8;
+            break;
+        }
+        default: /* the builder makes no other box */
+            abort();
+        }
+        for (size_t i = 0; i < nw; i++) move_word(&w[i], old, cap, delta);
+        off += size;
+    }
 }
 
 /* ==================================================================== scratch */
 
-/* Makes room for need (a multiple of 8) more bytes at d->hp, with the relocation list to
-** match. The arena holds offsets, so moving it is a copy (slots still to fill move as the
-** bytes they are). */
+/* Makes room for need (a multiple of 8) more bytes at d->hp: a copy of the arena, relocated. */
 static int arena_grow(dec *d, size_t need)
 {
     if (TERM__UNLIKELY(d->spec != NULL) && d->hp + need <= ARENA_SMALL) {
         /* the predicted block is too small: go on in the stack arena */
-        unpredict(d);
         memcpy(d->small, d->arena, d->hp);
+        relocate(d->small, d->hp, (uintptr_t)d->arena, d->cap,
+                 (uintptr_t)d->small - (uintptr_t)d->arena);
         term__block_free(d->spec, d->spec_cls);
         d->spec = NULL;
         d->arena = d->small;
@@ -182,24 +248,16 @@ static int arena_grow(dec *d, size_t need)
     if (ncap < d->hp + need) ncap = d->hp + need;
     if (ncap / 8 > UINT32_MAX) return fail(d, TERM_ESIZE, 0); /* boff is 32 bits of words */
     uint8_t *na = term__alloc(ncap);
-    uint32_t *nr = term__alloc(REL_CAP(ncap) * sizeof(uint32_t));
-    if (!na || !nr) {
-        term__dealloc(na, ncap);
-        term__dealloc(nr, REL_CAP(ncap) * sizeof(uint32_t));
-        return fail(d, TERM_ENOMEM, 0);
-    }
-    if (d->spec) unpredict(d);
+    if (!na) return fail(d, TERM_ENOMEM, 0);
     memcpy(na, d->arena, d->hp);
-    memcpy(nr, d->rel, d->nrel * sizeof(uint32_t));
+    relocate(na, d->hp, (uintptr_t)d->arena, d->cap, (uintptr_t)na - (uintptr_t)d->arena);
     if (d->heap & HEAP_ARENA) {
         term__dealloc(d->arena, d->cap);
-        term__dealloc(d->rel, REL_CAP(d->cap) * sizeof(uint32_t));
     } else if (d->spec) {
         term__block_free(d->spec, d->spec_cls);
         d->spec = NULL;
     }
     d->arena = na;
-    d->rel = nr;
     d->cap = ncap;
     d->heap |= HEAP_ARENA;
     return 0;
@@ -859,8 +917,6 @@ static const uint8_t *build(dec *d)
 {
     const uint8_t *p = d->b, *const end = d->end;
     uint8_t *arena = d->arena;
-    uintptr_t base = d->base;
-    uint32_t *relp = d->rel + d->nrel; /* the next relocation entry: one register, not two */
     size_t hp = d->hp, *slots = d->slots, ns = 0, scap = d->scap;
     size_t slot = ROOT_OFF;
     const uint8_t *start, *q;
@@ -879,11 +935,8 @@ static const uint8_t *build(dec *d)
         size_t sz_ = align8(size);               \
         if (TERM__UNLIKELY(d->cap - hp < sz_)) { \
             d->hp = hp;                          \
-            d->nrel = (size_t)(relp - d->rel);   \
             if (arena_grow(d, sz_)) return NULL; \
             arena = d->arena;                    \
-            base = d->base;                      \
-            relp = d->rel + d->nrel;             \
         }                                        \
         off = hp;                                \
         hp += sz_;                               \
@@ -899,22 +952,15 @@ static const uint8_t *build(dec *d)
         }                                                                                  \
     } while (0)
 /* Calls a helper that may allocate, with the arena state handed over and back. */
-#define HELPER(call)                       \
-    do {                                   \
-        d->hp = hp;                        \
-        d->nrel = (size_t)(relp - d->rel); \
-        if (!(p = (call))) return NULL;    \
-        hp = d->hp;                        \
-        arena = d->arena;                  \
-        base = d->base;                    \
-        relp = d->rel + d->nrel;           \
+#define HELPER(call)                    \
+    do {                                \
+        d->hp = hp;                     \
+        if (!(p = (call))) return NULL; \
+        hp = d->hp;                     \
+        arena = d->arena;               \
     } while (0)
-/* Writes the box at arena offset v into slot at and notes it for relocation. */
-#define SETBOX(at, v)                      \
-    do {                                   \
-        set_slot(arena, (at), base + (v)); \
-        *relp++ = (uint32_t)((at) >> 3);   \
-    } while (0)
+/* Writes the box at arena offset v into slot at. */
+#define SETBOX(at, v) set_slot(arena, (at), term__from_box(arena + (v)))
 /* Writes any term into slot at: boxed ones are noted. */
 #define SETANY(at, v)                  \
     do {                               \
@@ -1023,20 +1069,17 @@ static const uint8_t *build(dec *d)
             ** box_cons): its four words and relocation entry come from running values. */
             uint8_t *c = arena + off;
             uint64_t w0 = (uint64_t)off << 29, w1 = HW(BOX_CONS, 0, 0, n);
-            term_t tl = base + off + sizeof(box_cons);
-            uint32_t r = (uint32_t)((off + offsetof(box_cons, tl)) >> 3);
+            term_t tl = term__from_box(c + sizeof(box_cons));
             for (size_t i = 0; i + 1 < n; i++, c += sizeof(box_cons)) {
                 store64(c, w0);
                 store64(c + 8, w1);
                 store64(c + 16, term__make_small(s[i]));
                 store64(c + 24, tl);
-                relp[i] = r + 4 * (uint32_t)i;
                 w0 += (uint64_t)(sizeof(box_cons) / 8) << 32;
                 w1 -= (uint64_t)1 << 32;
                 tl += sizeof(box_cons);
                 __asm__("" : "+r"(c)); /* no vectorising: 16-byte lanes cost more here */
             }
-            relp += n - 1;
             store64(c, w0);
             store64(c + 8, w1);
             store64(c + 16, term__make_small(s[n - 1]));
@@ -1183,7 +1226,6 @@ static const uint8_t *build(dec *d)
         slot = slots[--ns];
     }
     d->hp = hp;
-    d->nrel = (size_t)(relp - d->rel);
     return p;
 trunc:
     return fail(d, TERM_ETRUNC, (size_t)(end - d->b)), NULL;
@@ -1288,10 +1330,7 @@ static uint8_t *inflate_term(const uint8_t *src, size_t srclen, size_t outlen, i
 /* Frees what a decode put on the heap (d->heap). */
 static __attribute__((noinline)) void release(dec *d)
 {
-    if (d->heap & HEAP_ARENA) {
-        term__dealloc(d->arena, d->cap);
-        term__dealloc(d->rel, REL_CAP(d->cap) * sizeof(uint32_t));
-    }
+    if (d->heap & HEAP_ARENA) term__dealloc(d->arena, d->cap);
     if (d->heap & HEAP_SLOTS) term__dealloc(d->slots, d->scap * sizeof(size_t));
     if (d->heap & HEAP_MAPS) term__dealloc(d->maps, d->mcap * sizeof(size_t));
     if (d->fs) fset_free(d->fs);
@@ -1305,7 +1344,6 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
                            size_t *used, etf_error *err, size_t base_off)
 {
     _Alignas(16) uint8_t arena_small[ARENA_SMALL];
-    uint32_t rel_small[REL_CAP(ARENA_SMALL)];
     size_t slots_small[SLOTS_SMALL], maps_small[2 * MAPS_SMALL];
     /* field by field: a designated initialiser zeroes the gaps with a string store, whose
     ** start-up costs more than the few words it clears */
@@ -1319,11 +1357,8 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     d.spec_cls = pc;
     d.small = arena_small;
     d.arena = d.spec ? d.spec : arena_small;
-    d.base = (uintptr_t)d.spec;
     d.cap = d.spec ? term__tc_size(pc) : ARENA_SMALL;
     d.hp = BLK_HDR;
-    d.rel = rel_small;
-    d.nrel = 0;
     d.slots = slots_small;
     d.scap = SLOTS_SMALL;
     d.maps = maps_small;
@@ -1382,19 +1417,9 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
             goto out;
         }
         memcpy(blk, d.arena, d.hp);
-    }
-    /* box words hold base + offset: relocated unless the arena is the block */
-    uintptr_t delta = (uintptr_t)blk - d.base;
-    if (delta) {
-        uint64_t *words = (uint64_t *)(void *)blk;
-        size_t i = 0; /* the root is among the words */
-        for (; i + 4 <= d.nrel; i += 4) {
-            words[d.rel[i]] += delta;
-            words[d.rel[i + 1]] += delta;
-            words[d.rel[i + 2]] += delta;
-            words[d.rel[i + 3]] += delta;
-        }
-        for (; i < d.nrel; i++) words[d.rel[i]] += delta;
+        /* the foreign atoms' words, not filled yet, are not boxes */
+        relocate((uint8_t *)blk, atoms_at ? atoms_at : d.hp, (uintptr_t)d.arena, d.cap,
+                 (uintptr_t)blk - (uintptr_t)d.arena);
     }
     root = seal_block(blk, cls, d.hp);
     if (!maps_ok(&d, blk)) goto out;
