@@ -1366,8 +1366,7 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     d.mcap = 2 * MAPS_SMALL;
     d.acache = acache;
     d.fs = NULL;
-    d.err = 0;
-    d.err_off = 0;
+    d.err = 0; /* d.err_off is set with it */
     d.heap = 0;
     term_t result = TERM_NONE;
     const uint8_t *stop = build(&d);

@@ -756,6 +756,204 @@ static void test_arena_moves(void **state)
     }
 }
 
+/* ---------------------------------------------------------------- containers of mixed elements */
+
+/* Input bytes built by hand, so that the decoder is checked against no other code of ours. */
+typedef struct bb {
+    uint8_t b[16384];
+    size_t n;
+} bb;
+
+static void bb_put(bb *x, const void *p, size_t n)
+{
+    assert_true(x->n + n <= sizeof x->b);
+    memcpy(x->b + x->n, p, n);
+    x->n += n;
+}
+static void bb_u8(bb *x, uint8_t v)
+{
+    bb_put(x, &v, 1);
+}
+static void bb_u32(bb *x, uint32_t v)
+{
+    uint8_t w[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    bb_put(x, w, 4);
+}
+static void bb_atom(bb *x, const char *a)
+{
+    bb_u8(x, 119);
+    bb_u8(x, (uint8_t)strlen(a));
+    bb_put(x, a, strlen(a));
+}
+static void bb_tuple(bb *x, uint32_t n)
+{
+    if (n < 256) {
+        bb_u8(x, 104);
+        bb_u8(x, (uint8_t)n);
+    } else {
+        bb_u8(x, 105);
+        bb_u32(x, n);
+    }
+}
+static void bb_float(bb *x, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, 8);
+    bb_u8(x, 70);
+    bb_u32(x, (uint32_t)(v >> 32));
+    bb_u32(x, (uint32_t)v);
+}
+/* <<0, 1, ..., n - 1>> (mod 256) */
+static void bb_bin(bb *x, uint32_t n)
+{
+    bb_u8(x, 109);
+    bb_u32(x, n);
+    for (uint32_t i = 0; i < n; i++) bb_u8(x, (uint8_t)i);
+}
+/* 1 bsl 64 + v, a SMALL_BIG_EXT of 9 bytes */
+static void bb_big(bb *x, uint8_t v)
+{
+    const uint8_t b[] = {110, 9, 0, v, 0, 0, 0, 0, 0, 0, 0, 1};
+    bb_put(x, b, sizeof b);
+}
+/* <'n@h':7.ID.3> */
+static void bb_pid(bb *x, uint32_t id)
+{
+    bb_u8(x, 88);
+    bb_atom(x, "n@h");
+    bb_u32(x, id);
+    bb_u32(x, 3);
+    bb_u32(x, 7);
+}
+
+/* x (with its version byte) decodes to the term the text t denotes, and back to x. */
+static void check_decodes_to(const bb *x, const char *t)
+{
+    term_parse_error pe;
+    term_t want = term_parse(t, strlen(t), NULL, &pe);
+    if (want == TERM_NONE) fail_msg("bad expected term at %zu: %s", pe.offset, pe.what);
+    term_t got = dec(x->b, x->n);
+    if (!term_equal(got, want)) {
+        char *g = term_to_string(got, TERM_PRINT_W);
+        fail_msg("decoded %s, expected %s", g, t);
+    }
+    etf_buf out = {0};
+    assert_int_equal(etf_encode(got, ETF_ENC_UTF8_ATOMS, &out), 0);
+    assert_int_equal(out.len, x->n);
+    assert_memory_equal(out.data, x->b, x->n);
+    etf_buf_free(&out);
+    term_free(got);
+    term_free(want);
+}
+
+/* Boxed scalars among the leaves of a tuple (floats, binaries, bignums, pids), at its start,
+** middle and end, one after the other, and runs of them cut by containers at several depths. */
+static void test_tuple_scalars_and_containers(void **state)
+{
+    (void)state;
+    bb x = {.b = {131}, .n = 1};
+    /* {point, 1.5, -2.25, 3.0e10, ok} */
+    bb_tuple(&x, 5), bb_atom(&x, "point"), bb_float(&x, 1.5), bb_float(&x, -2.25);
+    bb_float(&x, 3.0e10), bb_atom(&x, "ok");
+    check_decodes_to(&x, "{point, 1.5, -2.25, 3.0e10, ok}");
+    /* scalars first and last, a leaf between them */
+    x.n = 1;
+    bb_tuple(&x, 4), bb_bin(&x, 3), bb_big(&x, 5), bb_u8(&x, 97), bb_u8(&x, 9);
+    bb_pid(&x, 42);
+    check_decodes_to(&x, "{<<0,1,2>>, 18446744073709551621, 9, <'n@h':7.42.3>}");
+    /* {a, 0.5, {b, 1.5, {c, 2.5, <<0>>}, 3.5, [4.5, d | 5.5]}, 6.5, <<>>, e}: runs cut by
+    ** tuples and a list at three depths, each going on after the container ends */
+    x.n = 1;
+    bb_tuple(&x, 6), bb_atom(&x, "a"), bb_float(&x, 0.5);
+    bb_tuple(&x, 5), bb_atom(&x, "b"), bb_float(&x, 1.5);
+    bb_tuple(&x, 3), bb_atom(&x, "c"), bb_float(&x, 2.5), bb_bin(&x, 1);
+    bb_float(&x, 3.5);
+    bb_u8(&x, 108), bb_u32(&x, 2), bb_float(&x, 4.5), bb_atom(&x, "d"), bb_float(&x, 5.5);
+    bb_float(&x, 6.5), bb_bin(&x, 0), bb_atom(&x, "e");
+    check_decodes_to(&x, "{a, 0.5, {b, 1.5, {c, 2.5, <<0>>}, 3.5, [4.5, d | 5.5]}, 6.5, <<>>, e}");
+    /* a map and a list cutting a run, scalars on both sides */
+    x.n = 1;
+    bb_tuple(&x, 5), bb_float(&x, 1.0);
+    bb_u8(&x, 116), bb_u32(&x, 1), bb_atom(&x, "k"), bb_float(&x, 2.0);
+    bb_pid(&x, 1);
+    bb_u8(&x, 108), bb_u32(&x, 1), bb_pid(&x, 2), bb_u8(&x, 106);
+    bb_big(&x, 0);
+    check_decodes_to(&x,
+                     "{1.0, #{k => 2.0}, <'n@h':7.1.3>, [<'n@h':7.2.3>], 18446744073709551616}");
+    /* tuples nested 200 deep, each {F, Inner, F}: every level's run resumes after the next */
+    x.n = 1;
+    char *want = malloc(200 * 16 + 8), *w = want;
+    for (int i = 0; i < 200; i++) {
+        bb_tuple(&x, 3), bb_float(&x, i + 0.5);
+        w += sprintf(w, "{%d.5, ", i);
+    }
+    bb_u8(&x, 106), w += sprintf(w, "[]");
+    for (int i = 199; i >= 0; i--) {
+        bb_float(&x, i + 0.25);
+        w += sprintf(w, ", %d.25}", i);
+    }
+    check_decodes_to(&x, want);
+    free(want);
+}
+
+/* A tuple whose scalars outgrow the 2 KB stack arena in the middle of the tuple: the slots
+** still to fill move with the arena. */
+static void test_tuple_arena_growth(void **state)
+{
+    (void)state;
+    bb x = {.b = {131}, .n = 1};
+    enum { N = 300 }; /* 300 floats of 24 bytes: 7.2 KB of boxes */
+    char *want = malloc(N * 32 + 32), *w = want;
+    bb_tuple(&x, N + 2), bb_atom(&x, "t"), w += sprintf(w, "{t");
+    for (int i = 0; i < N; i++) {
+        if (i % 50 == 7) {
+            bb_bin(&x, 40), w += sprintf(w, ", <<");
+            for (int k = 0; k < 40; k++) w += sprintf(w, k ? ",%d" : "%d", k);
+            w += sprintf(w, ">>");
+        } else {
+            bb_float(&x, i * 0.5 + 0.25), w += sprintf(w, ", %.2f", i * 0.5 + 0.25);
+        }
+    }
+    bb_tuple(&x, 2), bb_float(&x, 1.75), bb_atom(&x, "z"), w += sprintf(w, ", {1.75, z}}");
+    assert_true(x.n > 2048);
+    check_decodes_to(&x, want); /* twice: the second decode builds in a predicted block */
+    check_decodes_to(&x, want);
+    free(want);
+}
+
+/* Truncated in the middle of a tuple, at every byte; and counts no input can hold. */
+static void test_tuple_truncated_and_hostile(void **state)
+{
+    (void)state;
+    bb x = {.b = {131}, .n = 1};
+    bb_tuple(&x, 6), bb_atom(&x, "a"), bb_float(&x, 0.5), bb_bin(&x, 3);
+    bb_tuple(&x, 2), bb_float(&x, 1.5), bb_pid(&x, 9);
+    bb_big(&x, 1), bb_float(&x, 2.5);
+    for (size_t n = 1; n < x.n; n++) expect_error(x.b, n, TERM_ETRUNC, n);
+    check_decodes_to(&x, "{a, 0.5, <<0,1,2>>, {1.5, <'n@h':7.9.3>}, 18446744073709551617, 2.5}");
+    /* a float's 9 bytes then an arity larger than the bytes left, at depth 2 */
+    x.n = 1;
+    bb_tuple(&x, 3), bb_float(&x, 0.5), bb_tuple(&x, 200), bb_float(&x, 1.5);
+    bb_float(&x, 2.5);
+    expect_error(x.b, x.n, TERM_ETRUNC, x.n);
+    /* arities that only the bytes after their parent's can refuse: {F, {F, ...}, F, F} */
+    x.n = 1;
+    bb_tuple(&x, 4), bb_float(&x, 0.5), bb_tuple(&x, 3), bb_float(&x, 1.5);
+    expect_error(x.b, x.n, TERM_ETRUNC, x.n);
+    x.n = 1;
+    bb_tuple(&x, 3), bb_float(&x, 0.5), bb_u8(&x, 105), bb_u32(&x, 0xFFFFFFFF);
+    bb_float(&x, 1.5);
+    expect_error(x.b, x.n, TERM_ESIZE, 12);
+    /* a bad float and an unknown tag in the middle of a run */
+    x.n = 1;
+    bb_tuple(&x, 3), bb_float(&x, 0.5), bb_u8(&x, 70), bb_u32(&x, 0x7FF00000), bb_u32(&x, 0);
+    bb_u8(&x, 106);
+    expect_error(x.b, x.n, TERM_EFLOAT, 12);
+    x.n = 1;
+    bb_tuple(&x, 3), bb_float(&x, 0.5), bb_u8(&x, 200), bb_u8(&x, 106);
+    expect_error(x.b, x.n, TERM_ETAG, 12);
+}
+
 static void test_size_prediction(void **state)
 {
     (void)state;
@@ -936,6 +1134,9 @@ int main(void)
         cmocka_unit_test(test_size_prediction_maps),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_heap_limit),
+        cmocka_unit_test(test_tuple_scalars_and_containers),
+        cmocka_unit_test(test_tuple_arena_growth),
+        cmocka_unit_test(test_tuple_truncated_and_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
