@@ -36,4 +36,10 @@ main() ->
   p("port29", binary_to_term(<<131,120,100,0,5,"a@b.c",0,0,0,0,16#10,0,0,0,0,0,0,3>>)),
   p("keyorder", #{2 => a, 1.5 => b, -0.0 => c, {1.5} => d, {2} => e, 1 => f}),
   p("nested_closure", nest(7)),
+  %% leaves (floats, binaries, bignums, pids, refs, ports, funs) amid the immediates of a
+  %% tuple, as map values, as list heads and tails, and nested
+  p("leaf_tuple", {a, 1.5, <<1,2,3>>, 1 bsl 70, Pid, Ref, Port, fun lists:map/2, <<5:3>>, b, 7}),
+  p("leaf_map", #{a => 2.5, b => <<"xyz">>, c => -(1 bsl 80), d => Pid, e => Ref, f => x, 1.0 => <<>>}),
+  p("leaf_list", [1.5, <<7>>, 1 bsl 65, Pid, Ref, a, 2 | 0.5]),
+  p("leaf_nested", {x, [{1.0, <<>>}, #{k => [3.0 | Pid]}], Pid, {Ref, [<<"b">>]}, -2.0}),
   ok.

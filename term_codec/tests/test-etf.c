@@ -569,6 +569,67 @@ static void test_atom_cache_and_budget(void **state)
 }
 
 /* A million-deep nest decodes, encodes, compares and frees without C recursion. */
+/* Leaves of 1 KB in a tuple, as map values and as list heads, encoded after a prefix into a
+** buffer that starts small: the output grows in the middle of each run, and the bytes are
+** the ones term_to_binary gives (built here by hand: BINARY_EXT, MAP_EXT, LIST_EXT). */
+static void test_leaves_grow_buffer(void **state)
+{
+    (void)state;
+    enum { N = 40, SZ = 1024 };
+    static uint8_t data[N][SZ];
+    term_t el[N], el2[N], el3[N], keys[N]; /* the builders consume their elements */
+    for (size_t i = 0; i < N; i++) {
+        for (size_t j = 0; j < SZ; j++) data[i][j] = (uint8_t)(i * 31 + j);
+        el[i] = term_binary(data[i], SZ);
+        el2[i] = term_dup(el[i]);
+        el3[i] = term_dup(el[i]);
+        keys[i] = term_int((int64_t)i);
+    }
+    term_t tup = term_tuple(N, el), lst = term_list(N, el2), map = term_map(N, keys, el3);
+    for (int kind = 0; kind < 3; kind++) {
+        etf_buf b = {0};
+        assert_int_equal(etf_buf_reserve(&b, 3), 0);
+        memcpy(b.data, "pre", 3); /* the encoding is appended after what is there */
+        b.len = 3;
+        size_t cap0 = b.cap;
+        term_t t = kind == 0 ? tup : kind == 1 ? lst : map;
+        assert_int_equal(etf_encode(t, 0, &b), 0);
+        assert_true(b.cap > cap0);
+        /* expected: 131, the header, then per element (key 97 i for the map) 109 len32 bytes */
+        size_t n = 3, want = 3 + 1 + (kind == 0 ? 2 : 5) + N * (5 + SZ) + (kind == 1) +
+                             (kind == 2 ? N * 2 : 0);
+        assert_int_equal(b.len, want);
+        assert_memory_equal(b.data, "pre", 3);
+        assert_int_equal(b.data[n++], 131);
+        if (kind == 0) {
+            assert_int_equal(b.data[n++], 104);
+            assert_int_equal(b.data[n++], N);
+        } else {
+            assert_int_equal(b.data[n], kind == 1 ? 108 : 116);
+            const uint8_t cnt[4] = {0, 0, 0, N};
+            assert_memory_equal(b.data + n + 1, cnt, 4);
+            n += 5;
+        }
+        for (size_t i = 0; i < N; i++) {
+            if (kind == 2) {
+                assert_int_equal(b.data[n++], 97);
+                assert_int_equal(b.data[n++], i);
+            }
+            const uint8_t hdr[5] = {109, 0, 0, SZ >> 8, SZ & 255};
+            assert_memory_equal(b.data + n, hdr, 5);
+            assert_memory_equal(b.data + n + 5, data[i], SZ);
+            n += 5 + SZ;
+        }
+        if (kind == 1) assert_int_equal(b.data[n++], 106);
+        assert_int_equal(n, b.len);
+        assert_int_equal(etf_encoded_size(t, 0), (long long)(want - 3));
+        etf_buf_free(&b);
+    }
+    term_free(tup);
+    term_free(lst);
+    term_free(map);
+}
+
 static void test_deep_nesting(void **state)
 {
     (void)state;
@@ -1127,6 +1188,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_atom_cache_and_budget),
         cmocka_unit_test(test_deep_nesting),
+        cmocka_unit_test(test_leaves_grow_buffer),
         cmocka_unit_test(test_compression),
         cmocka_unit_test(test_used_and_no_version),
         cmocka_unit_test(test_size_prediction),
