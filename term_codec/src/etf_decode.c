@@ -961,7 +961,7 @@ static const uint8_t *build(dec *d)
     } while (0)
 /* Writes the box at arena offset v into slot at. */
 #define SETBOX(at, v) set_slot(arena, (at), term__from_box(arena + (v)))
-/* Writes any term into slot at: boxed ones are noted. */
+/* Writes any term into slot at: a boxed one (an arena offset) as a pointer. */
 #define SETANY(at, v)                  \
     do {                               \
         term_t v_ = (v);               \
@@ -1066,7 +1066,7 @@ static const uint8_t *build(dec *d)
             ALLOC(n * sizeof(box_cons));
             SETBOX(slot, off);
             /* Cell i's header counts the n - i string cells from it to the end (see
-            ** box_cons): its four words and relocation entry come from running values. */
+            ** box_cons): its four words come from running values. */
             uint8_t *c = arena + off;
             uint64_t w0 = (uint64_t)off << 29, w1 = HW(BOX_CONS, 0, 0, n);
             term_t tl = term__from_box(c + sizeof(box_cons));
