@@ -5,20 +5,24 @@ set -eu
 build=${1:-build}
 found=0
 lines=$(mktemp /tmp/run-bench-XXXXXX)
-trap 'rm -f "$lines" "$lines.one"' EXIT
+trap 'rm -f "$lines" "$lines.one" "$lines.err"' EXIT
 echo "run-bench: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores," \
   "Linux $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for b in "$build"/bin/bench-*; do
   [ -x "$b" ] || continue
   found=1
   echo "== $(basename "$b") (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-  "$b" >"$lines.one" || echo "run-bench: $(basename "$b") exited with an error" >&2
+  # stderr still goes to stderr; a copy keeps each side's spread for the summary
+  { "$b" 2>&1 >"$lines.one" || echo "run-bench: $(basename "$b") exited with an error"; } |
+    tee -a "$lines.err" >&2
   cat "$lines.one"
   cat "$lines.one" >>"$lines"
 done
 [ "$found" = 1 ] || { echo "run-bench: no benchmarks built in $build/bin" >&2; exit 1; }
 
-# Targets of issue 15 (ratio = how many times better Girder is); the others have none.
+# Targets of issue 15 (ratio = how many times better Girder is); the others have none. The
+# spread column is the larger of the two sides' (max - min) / median over the rounds: a run
+# whose rounds spread far (the host's load changed under it) says little about the code.
 echo
 echo "== summary (load $(cut -d' ' -f1-3 /proc/loadavg))"
 awk '
@@ -26,7 +30,16 @@ BEGIN {
   t["ring"] = 3; t["spawn_exit"] = 3; t["call_latency"] = 2.5; t["etf_codec"] = 2.5
   t["dist_tcp_throughput"] = 3; t["dist_roundtrip"] = 1.5; t["dist_nodedown_latency"] = 2
   t["idle_process_memory"] = 4; t["idle_process_memory_plain"] = 1
-  printf "%-28s %14s %14s %-10s %7s %7s %s\n", "benchmark", "girder", "erlang", "unit", "ratio", "target", "met?"
+  printf "%-28s %14s %14s %-10s %7s %7s %-4s %s\n", "benchmark", "girder", "erlang", "unit", "ratio", "target", "met?", "spread"
+}
+# "NAME SIDE: rounds...; median M, min A, max B, spread S% of the median" from the stderr copy
+# (for etf_codec, the wall-clock lines): the larger spread of the two sides, per name
+FILENAME == ARGV[1] {
+  if ($0 !~ /spread [0-9.]+% of the median$/) next
+  n = $1; if ($2 == "(cpu)") next
+  s = $0; sub(/.*spread /, "", s); sub(/%.*/, "", s)
+  if (!(n in sp) || s + 0 > sp[n] + 0) sp[n] = s
+  next
 }
 $1 == "BENCH" {
   name = $2; g = ""; e = ""; u = ""; r = ""
@@ -41,5 +54,6 @@ $1 == "BENCH" {
   if (target == "") met = "-"
   else if (r == "none" || r == "") met = "no (no ratio)"
   else met = (r + 0 >= target) ? "yes" : "no"
-  printf "%-28s %14s %14s %-10s %7s %7s %s\n", name, g, e, u, r, (target == "" ? "-" : ">= " target), met
-}' "$lines"
+  printf "%-28s %14s %14s %-10s %7s %7s %-4s %s\n", name, g, e, u, r, (target == "" ? "-" : ">= " target), met,
+    (name in sp) ? sp[name] "%" : "-"
+}' "$lines.err" "$lines"
