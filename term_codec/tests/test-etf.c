@@ -11,6 +11,8 @@
 
 #include <girder/term.h>
 
+#include "arena_moves.h"
+
 typedef struct vec {
     const char *name;
     const uint8_t *bytes;
@@ -776,35 +778,13 @@ static void test_arena_moves(void **state)
 {
     (void)state;
     for (size_t i = 0; i < NVEC; i++) {
-        const uint8_t *body = vectors[i].bytes + 1;
-        size_t blen = vectors[i].len - 1;
-        for (size_t pad = 0; pad < 5000; pad += pad < 2600 ? 24 : 200) {
-            size_t len = 6 + 5 + pad + blen + 5 + 2 * (4 + blen) + 1;
-            uint8_t *in = malloc(len), *lone = malloc(len);
+        for (size_t pad = 0; pad < MOVES_PAD_END; pad = moves_next_pad(pad)) {
+            uint8_t *lone = NULL;
+            size_t len = 0;
+            uint8_t *in = moves_input(vectors[i].bytes, vectors[i].len, pad, &lone, &len);
             assert_non_null(in);
-            assert_non_null(lone);
-            size_t k = 0;
-            in[k++] = 131, in[k++] = 108, in[k++] = 0, in[k++] = 0, in[k++] = 0, in[k++] = 3;
-            in[k++] = 109;
-            in[k++] = (uint8_t)(pad >> 24), in[k++] = (uint8_t)(pad >> 16);
-            in[k++] = (uint8_t)(pad >> 8), in[k++] = (uint8_t)pad;
-            for (size_t j = 0; j < pad; j++) in[k++] = (uint8_t)(j * 7);
-            memcpy(in + k, body, blen), k += blen;
-            in[k++] = 116, in[k++] = 0, in[k++] = 0, in[k++] = 0, in[k++] = 2;
-            for (uint8_t key = 'a'; key <= 'b'; key++) {
-                in[k++] = 100, in[k++] = 0, in[k++] = 1, in[k++] = key;
-                memcpy(in + k, body, blen), k += blen;
-            }
-            in[k++] = 106;
-            assert_int_equal(k, len);
-            size_t n = len - 6;
-            lone[0] = 131, lone[1] = 109;
-            lone[2] = (uint8_t)(n >> 24), lone[3] = (uint8_t)(n >> 16);
-            lone[4] = (uint8_t)(n >> 8), lone[5] = (uint8_t)n;
-            memset(lone + 6, 'x', n);
-            term_t t = dec(lone, len);
-            term_free(t);
-            t = dec(in, len);
+            term_free(dec(lone, len));
+            term_t t = dec(in, len);
             etf_buf b = {0};
             assert_int_equal(etf_encode(t, 0, &b), 0);
             if (b.len != len || memcmp(b.data, in, len) != 0)
