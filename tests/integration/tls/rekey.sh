@@ -36,10 +36,13 @@ log "g1 went through $NA re-keys ($KIND) started by a"
 [ "$NA" -ge 3 ] || fail "only $NA re-keys seen on a's connection"
 
 log "Girder dials erl, which re-keys as the TLS server"
-ERL_ARGS=$(tls_args "$TMP/rekey.conf") start_erl e
+# -connect_all false on e and c: otherwise e's global, told of g1 by c, dials g1 at the same
+# time as g1 dials e, and the attempt e drops shows in g1's log as a handshake cut short (seen
+# under TSan with two tests at a time)
+ERL_ARGS="$(tls_args "$TMP/rekey.conf") -connect_all false" start_erl e
 PE=$(dist_port e)
 [ -n "$PE" ] || fail "no port for e"
-ERL_ARGS=$(tls_args "$TMP/tls.conf") tpeer c rekey_dialled "$G1" "$(node e)" >/dev/null
+ERL_ARGS="$(tls_args "$TMP/tls.conf") -connect_all false" tpeer c rekey_dialled "$G1" "$(node e)" >/dev/null
 grep -q "^PASS rekey_dialled" "$TMP/c.out" || { cat "$TMP/c.out"; fail "10 MB over the connection g1 dialled"; }
 grep -q "event=tls_up peer=127.0.0.1:$PE role=client version=$WANT " "$TMP/g1.log" ||
     fail "g1 did not dial e over $WANT"
