@@ -1,5 +1,6 @@
-/* Inputs that make the decoder's arena move at every point of an erl vector's boxes, shared by
-** test-etf (interned atoms) and test-term-foreign (every atom foreign). */
+/* Inputs that make the decoder's arena move at every point of an erl vector's boxes, and the
+** check over them, shared by test-etf (interned atoms) and test-term-foreign (every atom
+** foreign). Included after cmocka.h and girder/term.h. */
 #ifndef GIRDER_TEST_ARENA_MOVES_H
 #define GIRDER_TEST_ARENA_MOVES_H
 
@@ -52,6 +53,35 @@ static inline uint8_t *moves_input(const uint8_t *v, size_t vlen, size_t pad, ui
     *lone = lo;
     *len = n;
     return in;
+}
+
+/* A decoder under test: the term of in[0..len), or TERM_NONE with *e set. */
+typedef term_t (*moves_decoder)(const uint8_t *in, size_t len, etf_error *e);
+
+/* For every pad: the lone binary decoded (etf_decode), then the padded list with decode, which
+** must succeed and re-encode to exactly its input; name says which vector failed. */
+static inline void moves_check(const char *name, const uint8_t *v, size_t vlen,
+                               moves_decoder decode)
+{
+    for (size_t pad = 0; pad < MOVES_PAD_END; pad = moves_next_pad(pad)) {
+        uint8_t *lone = NULL;
+        size_t len = 0;
+        uint8_t *in = moves_input(v, vlen, pad, &lone, &len);
+        assert_non_null(in);
+        term_free(etf_decode(lone, len, NULL, NULL, NULL));
+        etf_error e = {0, 0};
+        term_t t = decode(in, len, &e);
+        if (t == TERM_NONE)
+            fail_msg("%s after a pad of %zu: error %d at %zu", name, pad, e.code, e.offset);
+        etf_buf b = {0};
+        assert_int_equal(etf_encode(t, 0, &b), 0);
+        if (b.len != len || memcmp(b.data, in, len) != 0)
+            fail_msg("%s after a pad of %zu: the bytes differ", name, pad);
+        etf_buf_free(&b);
+        term_free(t);
+        free(in);
+        free(lone);
+    }
 }
 
 #endif
