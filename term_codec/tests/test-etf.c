@@ -396,6 +396,32 @@ static void assert_bytes(term_t t, etf_buf *b, const uint8_t *want, size_t n)
     assert_memory_equal(b->data, want, n);
 }
 
+/* Every length from 1 to 70 (the decoder builds cells two at a time and the encoder copies
+** them four at a time, each with a rest): the cells hold the bytes in order, and the string
+** and each of its suffixes encode as their own STRING_EXT, so every cell's run count is
+** right. */
+static void test_string_lengths(void **state)
+{
+    (void)state;
+    uint8_t in[4 + 70], want[4 + 70];
+    etf_buf b = {0};
+    for (size_t n = 1; n <= 70; n++) {
+        in[0] = 131, in[1] = 107, in[2] = 0, in[3] = (uint8_t)n;
+        for (size_t i = 0; i < n; i++) in[4 + i] = (uint8_t)(n * 7 + i * 13);
+        term_t t = dec(in, 4 + n), x = t;
+        for (size_t k = 0; k < n; k++, x = term_tl(x)) {
+            assert_true(term_is_cons(x));
+            assert_int_equal(term_small_value(term_hd(x)), in[4 + k]);
+            want[0] = 131, want[1] = 107, want[2] = 0, want[3] = (uint8_t)(n - k);
+            memcpy(want + 4, in + 4 + k, n - k);
+            assert_bytes(x, &b, want, 4 + n - k);
+        }
+        assert_true(x == TERM_NIL);
+        term_free(t);
+    }
+    etf_buf_free(&b);
+}
+
 /* A decoded STRING_EXT is a run of cells the encoder copies at once (box_cons): the run, any
 ** suffix of it, and lists that reach it through other cells encode as term_to_binary would
 ** ([$x | "hello"] is a string, [1000 | "hello"] is not), including a run that no longer fits
@@ -1153,6 +1179,7 @@ int main(void)
         cmocka_unit_test(test_byte_lists),
         cmocka_unit_test(test_long_byte_lists),
         cmocka_unit_test(test_decoded_string_runs),
+        cmocka_unit_test(test_string_lengths),
         cmocka_unit_test(test_map_key_order),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_atom_cache_and_budget),
