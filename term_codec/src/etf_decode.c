@@ -1187,6 +1187,28 @@ static const uint8_t *build(dec *d)
             n = p[1];
             p += 3;
             NEED(n);
+            /* Up to two limbs with a non-zero top byte (what erts writes) in place; the rest,
+            ** and magnitudes too close to the input's start for one backward load, by
+            ** read_big(). */
+            if (n - 1 < 16 && p[n - 1] != 0 && (n >= 8 || (size_t)(p - d->b) + n >= 8)) {
+                bool neg = start[2] != 0;
+                uint64_t lo = n >= 8 ? load64(p) : load64(p + n - 8) >> (64 - 8 * n);
+                if (n <= 8 && lo <= (uint64_t)TERM_SMALL_MAX + neg) {
+                    set_slot(arena, slot, term__make_small(neg ? (int64_t)(0 - lo) : (int64_t)lo));
+                    p += n;
+                    break;
+                }
+                m = n > 8 ? 2 : 1; /* limbs */
+                ALLOC(sizeof(box_big) + m * 8);
+                put_hdr(arena, off, HW(BOX_BIG, neg ? BOXF_NEG : 0, 0, m));
+                store64(arena + off + offsetof(box_big, limbs), lo);
+                if (m == 2)
+                    store64(arena + off + offsetof(box_big, limbs) + 8,
+                            load64(p + n - 8) >> (64 - 8 * (n - 8)));
+                SETBOX(slot, off);
+                p += n;
+                break;
+            }
             HELPER(read_big(d, p, n, start[2] != 0, &v));
             SETANY(slot, v);
             break;

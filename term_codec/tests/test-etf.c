@@ -952,6 +952,75 @@ static void test_tuple_scalars_and_containers(void **state)
     free(want);
 }
 
+/* SMALL_BIG_EXT of 1 to 16 bytes, both signs, is read in place; the same magnitude with a
+** zero top byte (not what erts writes, but valid) goes the general way. Both must give the
+** same integer, the fitting ones small (2^61 - 1 and -2^61 are, 2^61 and -2^61 - 1 are not),
+** and re-encode as the normalised input; 300 of them in a list outgrow the stack arena. */
+static void test_small_big_forms(void **state)
+{
+    (void)state;
+    uint8_t in[8 + 17], pad[8 + 18];
+    etf_buf b = {0};
+    uint32_t seed = 12345;
+    for (size_t n = 1; n <= 16; n++)
+        for (int neg = 0; neg <= 1; neg++)
+            for (int r = 0; r < 6; r++) {
+                /* bare (the magnitude 3 bytes into the term: too close to the start for one
+                ** backward load when n < 5) or as {Big} (5 bytes in) */
+                bool tup = r & 1;
+                size_t h = tup ? 3 : 1, len = h + 3 + n; /* h: where the 110 tag is */
+                in[0] = 131, in[1] = 104, in[2] = 1;
+                in[h] = 110, in[h + 1] = (uint8_t)n, in[h + 2] = (uint8_t)neg;
+                uint8_t *m = in + h + 3;
+                for (size_t i = 0; i < n; i++)
+                    m[i] = (uint8_t)((seed = seed * 1103515245 + 12345) >> 16);
+                if (m[n - 1] == 0) m[n - 1] = 1;
+                if (n == 8 && r >= 4) { /* 2^61 - 1, 2^61 */
+                    memset(m, r == 4 ? 0xFF : 0, 7);
+                    m[7] = r == 4 ? 0x1F : 0x20;
+                }
+                memcpy(pad, in, len);
+                pad[h + 1] = (uint8_t)(n + 1);
+                pad[len] = 0; /* a zero top byte: the general way */
+                /* from exact-size copies: a load before the input's start is a heap
+                ** overflow under ASan */
+                uint8_t *ci = malloc(len), *cp = malloc(len + 1);
+                assert_non_null(ci);
+                assert_non_null(cp);
+                memcpy(ci, in, len);
+                memcpy(cp, pad, len + 1);
+                term_t t = dec(ci, len), u = dec(cp, len + 1);
+                free(ci);
+                free(cp);
+                assert_int_equal(term_compare_exact(t, u), 0);
+                term_t x = tup ? term_tuple_elem(t, 0) : t;
+                bool fits = n < 8 || (n == 8 && (m[7] < 0x20 || (neg && r == 5)));
+                assert_int_equal(term_is_small(x), fits);
+                if (n == 8 && r == 4)
+                    assert_true(term_small_value(x) == (neg ? -TERM_SMALL_MAX : TERM_SMALL_MAX));
+                if (n == 8 && r == 5 && neg) assert_true(term_small_value(x) == TERM_SMALL_MIN);
+                if (!fits) assert_bytes(t, &b, in, len);
+                term_free(t);
+                term_free(u);
+            }
+    /* [Big, ...] of 300 two-limb magnitudes: 300 boxes of 32 bytes, past the stack arena */
+    size_t cnt = 300, len = 1 + 5 + cnt * 19 + 1;
+    uint8_t *lst = malloc(len), *q = lst;
+    assert_non_null(lst);
+    *q++ = 131, *q++ = 108, *q++ = 0, *q++ = 0, *q++ = (uint8_t)(cnt >> 8), *q++ = (uint8_t)cnt;
+    for (size_t i = 0; i < cnt; i++) {
+        *q++ = 110, *q++ = 16, *q++ = (uint8_t)(i & 1);
+        for (size_t j = 0; j < 16; j++) *q++ = j == 15 ? (uint8_t)(0x80 | i) : (uint8_t)(i + j);
+    }
+    *q++ = 106;
+    assert_int_equal((size_t)(q - lst), len);
+    term_t t = dec(lst, len);
+    assert_bytes(t, &b, lst, len);
+    term_free(t);
+    free(lst);
+    etf_buf_free(&b);
+}
+
 /* A tuple whose scalars outgrow the 2 KB stack arena in the middle of the tuple: the slots
 ** still to fill move with the arena. */
 static void test_tuple_arena_growth(void **state)
@@ -1194,6 +1263,7 @@ int main(void)
         cmocka_unit_test(test_heap_limit),
         cmocka_unit_test(test_tuple_scalars_and_containers),
         cmocka_unit_test(test_tuple_arena_growth),
+        cmocka_unit_test(test_small_big_forms),
         cmocka_unit_test(test_tuple_truncated_and_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
