@@ -14,6 +14,7 @@
 */
 #define SLACK 40
 _Static_assert(SLACK >= 3 + TERM__ATOM_PAD, "an atom of up to TERM__ATOM_PAD bytes fits SLACK");
+_Static_assert(SLACK >= 3 + 16, "a two-limb SMALL_BIG_EXT fits SLACK");
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "etf_encode.c stores bignum limbs as little-endian bytes"
@@ -352,10 +353,22 @@ static int encode_body(etf_buf *o, term_t t, unsigned flags)
             p = put_atom(p, a, flags);
             goto next;
         }
-        case BOX_BIG:
+        case BOX_BIG: {
+            const uint64_t *l = ((const box_big *)b)->limbs;
+            if (n - 1 < 2 && l[n - 1] != 0) { /* one or two limbs, normalised: SLACK covers it */
+                size_t nb = (n - 1) * 8 + (size_t)(71 - __builtin_clzll(l[n - 1])) / 8;
+                p[0] = SMALL_BIG_EXT;
+                p[1] = (uint8_t)nb;
+                p[2] = (b->flags & BOXF_NEG) != 0;
+                memcpy(p + 3, l, 8);
+                if (n == 2) memcpy(p + 11, l + 1, 8);
+                p += 3 + nb;
+                goto next;
+            }
             ENSURE(6 + 8 * (size_t)n);
-            p = put_magnitude(p, b->flags & BOXF_NEG, ((const box_big *)b)->limbs, n);
+            p = put_magnitude(p, b->flags & BOXF_NEG, l, n);
             goto next;
+        }
         case BOX_PID: {
             const box_pid *x = (const box_pid *)b;
             ENSURE(13 + atom_room(atom_entry(x->node)));
