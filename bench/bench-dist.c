@@ -261,13 +261,13 @@ static double erl_scale_tp(const char *target, long n, int senders, size_t size)
 }
 
 /* The matrix: 1, 4, 16 senders x 1 KB, 64 KB messages, Girder<->Girder and erl<->erl in
-** interleaved rounds (BENCH_SCALE_ROUNDS, default 1: heavy); SCALE lines on stdout. */
+** interleaved rounds (bs_scale_rounds()); medians and spreads on stderr, SCALE lines (the
+** medians) on stdout. */
 static void scale_matrix(const char *gname, const char *erecv)
 {
     static const int senders[] = {1, 4, 16};
     static const size_t sizes[] = {1024, 65536};
-    int rounds = getenv("BENCH_SCALE_ROUNDS") ? atoi(getenv("BENCH_SCALE_ROUNDS")) : 1;
-    if (rounds < 1 || rounds > 64) rounds = 1;
+    int rounds = bs_scale_rounds();
     char full[320];
     snprintf(full, sizeof full, "%s@%s", gname, host);
     /* BENCH_SCALE_SIZE (for profilers): only the cells of that message size */
@@ -289,11 +289,13 @@ static void scale_matrix(const char *gname, const char *erecv)
                         senders[k], sizes[z], g[r], g[r] * (double)sizes[z] / 1e6, e[r],
                         e[r] * (double)sizes[z] / 1e6, bs_load());
             }
-            double gm = g[0] > 0 ? bs_median(g, rounds) : -1;
-            double em = e[0] > 0 ? bs_median(e, rounds) : -1;
-            printf("SCALE dist_throughput senders=%d size=%zu girder_msgs_s=%.0f "
+            char name[64];
+            snprintf(name, sizeof name, "scale_dist_%ds_%zub", senders[k], sizes[z]);
+            double gm = bs_side(name, "girder", g, rounds, "msgs/s");
+            double em = bs_side(name, "erlang", e, rounds, "msgs/s");
+            printf("SCALE dist_throughput senders=%d size=%zu rounds=%d girder_msgs_s=%.0f "
                    "erlang_msgs_s=%.0f girder_mb_s=%.1f erlang_mb_s=%.1f\n",
-                   senders[k], sizes[z], gm, em, gm * (double)sizes[z] / 1e6,
+                   senders[k], sizes[z], rounds, gm, em, gm * (double)sizes[z] / 1e6,
                    em * (double)sizes[z] / 1e6);
             fflush(stdout);
         }

@@ -214,9 +214,7 @@ int main(int argc, char **argv)
             if (!*p) break;
         }
     }
-    /* heavy: one run per side and size unless BENCH_SCALE_ROUNDS says more */
-    int rounds = getenv("BENCH_SCALE_ROUNDS") ? atoi(getenv("BENCH_SCALE_ROUNDS")) : 1;
-    if (rounds < 1 || rounds > 64) rounds = 1;
+    int rounds = bs_scale_rounds();
     for (int s = 0; s < nsizes; s++) {
         double g[64], e[64];
         for (int r = 0; r < rounds; r++) {
@@ -226,9 +224,12 @@ int main(int argc, char **argv)
             fprintf(stderr, "%ld monitors: girder %.1f ms, erlang %.1f ms (load %s)\n", sizes[s],
                     g[r], e[r], bs_load());
         }
-        double gm = g[0] > 0 ? bs_median(g, rounds) : -1;
-        double em = e[0] > 0 ? bs_median(e, rounds) : -1;
-        printf("SCALE monitors_nodedown n=%ld girder_ms=%.1f erlang_ms=%.1f\n", sizes[s], gm, em);
+        char name[64];
+        snprintf(name, sizeof name, "scale_monitors_%ld", sizes[s]);
+        double gm = bs_side(name, "girder", g, rounds, "ms");
+        double em = bs_side(name, "erlang", e, rounds, "ms");
+        printf("SCALE monitors_nodedown n=%ld rounds=%d girder_ms=%.1f erlang_ms=%.1f\n", sizes[s],
+               rounds, gm, em);
         fflush(stdout);
         if (sizes[s] == 100000) {
             fprintf(stderr, "scale_monitors_100k: load at the end %s\n", bs_load());

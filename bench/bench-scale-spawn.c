@@ -100,35 +100,49 @@ int main(int argc, char **argv)
             if (!*p) break;
         }
     }
-    /* heavy: one round per side and size unless BENCH_SCALE_ROUNDS says more */
-    int rounds = getenv("BENCH_SCALE_ROUNDS") ? atoi(getenv("BENCH_SCALE_ROUNDS")) : 1;
-    if (rounds < 1 || rounds > 64) rounds = 1;
+    int rounds = bs_scale_rounds();
     fprintf(stderr, "%10s %6s | %12s %12s %10s | %12s %12s %10s\n", "N", "round", "girder s",
             "bytes/proc", "stop s", "erlang s", "bytes/proc", "stop s");
     for (int i = 0; i < nsizes; i++) {
-        double gs[64], es[64];
+        /* [0] spawn time, [1] resident bytes per process, [2] stop time; rows are rounds */
+        double gv[3][64], ev[3][64];
         for (int r = 0; r < rounds; r++) {
             double g[3] = {-1, -1, -1}, e[3] = {-1, -1, -1};
+            char ecmd[sizeof dir + 256];
             snprintf(cmd, sizeof cmd, "exec %s --round %ld", exe, sizes[i]);
-            if (!triple(cmd, g)) g[0] = -1;
-            snprintf(cmd, sizeof cmd,
+            snprintf(ecmd, sizeof ecmd,
                      "exec erl -noshell +P 2000000 -pa %s -eval 'libnode_bench:scale_spawn(%ld), "
                      "halt().'",
                      dir, sizes[i]);
-            if (!erl_ok || !triple(cmd, e)) e[0] = -1;
+            /* interleaved: odd rounds start with erl */
+            if (r % 2 && (!erl_ok || !triple(ecmd, e))) e[0] = -1;
+            if (!triple(cmd, g)) g[0] = -1;
+            if (!(r % 2) && (!erl_ok || !triple(ecmd, e))) e[0] = -1;
             fprintf(stderr, "%10ld %6d | %12.4f %12.0f %10.4f | %12.4f %12.0f %10.4f  (load %s)\n",
                     sizes[i], r + 1, g[0], g[1], g[2], e[0], e[1], e[2], bs_load());
-            printf("SCALE spawn_wait n=%ld girder_s=%.4f girder_bytes=%.0f girder_stop_s=%.4f "
-                   "erlang_s=%.4f erlang_bytes=%.0f erlang_stop_s=%.4f\n",
-                   sizes[i], g[0], g[1], g[2], e[0], e[1], e[2]);
-            fflush(stdout);
-            gs[r] = g[0];
-            es[r] = e[0];
+            for (int f = 0; f < 3; f++) {
+                gv[f][r] = g[0] > 0 ? g[f] : -1;
+                ev[f][r] = e[0] > 0 ? e[f] : -1;
+            }
         }
+        /* median and spread of each figure, each side; the SCALE line has the medians */
+        static const char *what[3] = {"spawn", "bytes_per_process", "stop"};
+        static const char *unit[3] = {"s", "bytes", "s"};
+        double gm[3], em[3];
+        for (int f = 0; f < 3; f++) {
+            char name[64];
+            snprintf(name, sizeof name, "scale_%s_%ld", what[f], sizes[i]);
+            gm[f] = bs_side(name, "girder", gv[f], rounds, unit[f]);
+            em[f] = bs_side(name, "erlang", ev[f], rounds, unit[f]);
+        }
+        printf("SCALE spawn_wait n=%ld rounds=%d girder_s=%.4f girder_bytes=%.0f "
+               "girder_stop_s=%.4f erlang_s=%.4f erlang_bytes=%.0f erlang_stop_s=%.4f\n",
+               sizes[i], rounds, gm[0], gm[1], gm[2], em[0], em[1], em[2]);
+        fflush(stdout);
         if (sizes[i] == 1000000) {
-            double gm = bs_side("scale_spawn_1m", "girder", gs, rounds, "s");
-            double em = bs_side("scale_spawn_1m", "erlang", es, rounds, "s");
-            bs_print("scale_spawn_1m", gm, em, "s", false);
+            double g1 = bs_side("scale_spawn_1m", "girder", gv[0], rounds, "s");
+            double e1 = bs_side("scale_spawn_1m", "erlang", ev[0], rounds, "s");
+            bs_print("scale_spawn_1m", g1, e1, "s", false);
         }
     }
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -65,6 +65,15 @@ static inline double bs_median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* Rounds per side of a scale benchmark: BENCH_SCALE_ROUNDS (1..64), by default 5 like every
+** other benchmark (they are heavy: BENCH_SCALE_ROUNDS=1 for a quick look). */
+static inline int bs_scale_rounds(void)
+{
+    const char *v = getenv("BENCH_SCALE_ROUNDS");
+    int r = v ? atoi(v) : 5;
+    return r < 1 || r > 64 ? 5 : r;
+}
+
 /* Summarises one side's rounds on stderr ("girder: median M, min..max, spread S%") and returns
 ** the median, or -1 when a round failed (a value <= 0) or there was none. */
 static inline double bs_side(const char *name, const char *side, const double *rounds, int n,
