@@ -1,4 +1,5 @@
 /* BENCH call_latency: round trip of a server call (microseconds), vs gen_server:call. */
+#include "bench_args.h"
 #include "nd_bench.h"
 
 #define N 200000
@@ -29,8 +30,20 @@ static void bench(void *arg)
     term_free(srv);
 }
 
-int main(void)
+static const char usage[] =
+    "usage: bench-call-latency [-h | --help]\n"
+    "Server calls: 200,000 calls to a server that replies pong, after 1,000 warm-up calls\n"
+    "(microseconds per call), Girder's nd_call against gen_server:call, rounds interleaved.\n"
+    "One BENCH line (call_latency) on stdout, the machine and every round on stderr.\n"
+    "\n"
+    "Environment:\n" BA_ENV_ROUNDS
+    "  ND_BENCH_NO_ERLANG=1    no Erlang side (its figure says failed, no ratio)\n"
+    "  ND_BENCH_STATS=1        also Girder's context switches and steals on stderr\n" BA_ENV_LIBNODE
+    "erl and erlc are run from PATH. See bench/README.md.\n";
+
+int main(int argc, char **argv)
 {
+    ba_check(argc, argv, usage, NULL);
     bs_machine("bench-call-latency");
     if (nd_init(NULL) != 0) return 1;
     nb_erl e = nb_erl_start("libnode_bench:call_latency1(200000)", "");

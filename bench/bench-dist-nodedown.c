@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_args.h"
 #include "bench_child.h"
 #include "bench_stats.h"
 
@@ -163,8 +164,24 @@ static double one_run(bool erlang, int i)
     return ms;
 }
 
+static const char usage[] =
+    "usage: bench-dist-nodedown [-h | --help]\n"
+    "Node-down latency: kill -9 of a node -> time until a process on another node that links to\n"
+    "and monitors one there (trapping exits) has both noconnection signals (ms); Girder pairs\n"
+    "against erl pairs, a fresh pair per run, on a private port mapper, runs interleaved.\n"
+    "One BENCH line (dist_nodedown_latency) on stdout, every run on stderr.\n"
+    "  --victim NAME PORT      (internal) the Girder node that is killed\n"
+    "  --watch NAME VICTIM PORT  (internal) the Girder node that watches VICTIM\n"
+    "\n"
+    "Environment:\n"
+    "  BENCH_NODEDOWN_RUNS=N   runs per side (default 9, at most 64)\n" BA_ENV_LIBNODE
+    "erl and erlc are run from PATH, girder-epmd from this program's directory.\n"
+    "See bench/README.md.\n";
+
 int main(int argc, char **argv)
 {
+    static const ba_mode modes[] = {{"--victim", 2, 2}, {"--watch", 3, 3}, {NULL, 0, 0}};
+    ba_check(argc, argv, usage, modes);
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (k <= 0) return 1;
     exe[k] = 0;

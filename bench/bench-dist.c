@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_args.h"
 #include "bench_child.h"
 #include "bench_stats.h"
 
@@ -342,8 +343,47 @@ static bench_child erl_server(const char *kind, const char *target, long n)
     return bench_spawn_io(cmd);
 }
 
+/* Usage of each build: the TCP and TLS pairs, or the scale matrix. */
+#define USAGE_NODE                                                                                \
+    "  --node NAME PORT [OPTFILE]  (internal) the receiving Girder node, on the port mapper at\n" \
+    "                          PORT (over TLS with erl's OPTFILE)\n"
+#define USAGE_TAIL                                                                                \
+    BA_ENV_LIBNODE "erl and erlc are run from PATH, girder-epmd from this program's directory.\n" \
+                   "See bench/README.md.\n"
+#if defined BENCH_SCALE_DIST
+static const char usage[] =
+    "usage: bench-scale-dist [-h | --help]\n"
+    "A cost curve: 1, 4 and 16 sender processes share 160,000 messages of 1 KB, or 8,000 of\n"
+    "64 KB, to one sink over one connection (msgs/s, MB/s), Girder<->Girder against erl<->erl on\n"
+    "a private port mapper. One SCALE line per cell on stdout, node logs on stderr.\n" USAGE_NODE
+    "\n"
+    "Environment:\n"
+    "  BENCH_SCALE_ROUNDS=N    rounds per side and cell (default 1, at most 64)\n"
+    "  BENCH_SCALE_SIZE=BYTES  only the cells of that message size (1024 or 65536)\n"
+    "  BENCH_DIST_GIRDER_ONLY=1  no erl senders (their figures are -1)\n" USAGE_TAIL;
+#else
+static const char usage[] =
+#ifdef BENCH_TLS
+    "usage: bench-dist-tls [-h | --help]\n"
+    "Distribution over mutual TLS (certificates made for the run by\n"
+    "tests/integration/tls/make-certs.sh): throughput of {hello, 12345, <<32 bytes>>} messages\n"
+#else
+    "usage: bench-dist-tcp [-h | --help]\n"
+    "Distribution over TCP: throughput of {hello, 12345, <<32 bytes>>} messages\n"
+#endif
+    "(msgs/s) and ping-pong round trip (us), Girder<->Girder against erl<->erl on a private port\n"
+    "mapper, rounds interleaved; before them Girder->erl and erl->Girder, one run each.\n"
+    "Two BENCH lines and two INFO lines on stdout, node logs on stderr.\n" USAGE_NODE "\n"
+    "Environment:\n" BA_ENV_ROUNDS
+    "  BENCH_DIST_MSGS=N       messages per throughput round (default 300000)\n"
+    "  BENCH_DIST_RT=N         round trips per round (default 20000)\n"
+    "  BENCH_DIST_GIRDER_ONLY=1  Girder<->Girder alone: no erl side, no ratio\n" USAGE_TAIL;
+#endif
+
 int main(int argc, char **argv)
 {
+    static const ba_mode modes[] = {{"--node", 2, 3}, {NULL, 0, 0}};
+    ba_check(argc, argv, usage, modes);
     char exe[PATH_MAX];
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (k <= 0) return 1;

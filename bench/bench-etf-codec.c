@@ -3,6 +3,7 @@
 #include <ei.h>
 
 #include <errno.h>
+#include <getopt.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_args.h"
 #include "bench_stats.h"
 
 /*
@@ -364,18 +366,21 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-static void usage(void)
-{
-    fprintf(
-        stderr,
-        "usage: bench-etf-codec [-t SECONDS | -n PASSES] [-k wall|cpu] [-c CORPUS | -w CORPUS]\n"
-        "  -t S     time each side for about S seconds in all (default 1.5)\n"
-        "  -n N     one round of exactly N passes per side (for profilers)\n"
-        "  -k CLOCK wall (default) or cpu: the clock the BENCH line reports\n"
-        "  -c FILE  use a corpus file instead of generating one with erl\n"
-        "  -w FILE  generate the corpus with erl and keep it in FILE\n"
-        "  ERL=path chooses the erl program (default: erl on PATH)\n");
-}
+static const char usage[] =
+    "usage: bench-etf-codec [-t SECONDS | -n PASSES] [-k wall|cpu] [-c CORPUS | -w CORPUS]\n"
+    "       bench-etf-codec -h | --help\n"
+    "Term codec: decode+encode of one mixed ETF corpus made by a real erl (768 items), Girder's\n"
+    "term_codec against Erlang's C library ei, in this process (items/s), rounds alternating.\n"
+    "One BENCH line (etf_codec) on stdout, every round on stderr.\n"
+    "  -t S     time each side for about S seconds in all (default 1.5)\n"
+    "  -n N     one round of exactly N passes per side (for profilers)\n"
+    "  -k CLOCK wall (default) or cpu: the clock the BENCH line reports\n"
+    "  -c FILE  use a corpus file instead of generating one with erl\n"
+    "  -w FILE  generate the corpus with erl and keep it in FILE\n"
+    "\n"
+    "Environment:\n"
+    "  ERL=PATH  the erl program that makes the corpus (default: erl on PATH)\n"
+    "See bench/README.md.\n";
 
 int main(int argc, char **argv)
 {
@@ -383,9 +388,12 @@ int main(int argc, char **argv)
     long fixed = 0;
     bool use_cpu = false;
     const char *use = NULL, *keep = NULL;
-    int opt;
-    bs_machine("bench-etf-codec");
-    while ((opt = getopt(argc, argv, "t:n:k:c:w:h")) != -1) {
+    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int opt, at;
+    opterr = 0; /* the messages are ours (bench_args.h) */
+    /* "+": options end at the first argument that is none (no reordering), so the argument
+    ** getopt_long is on is always argv[at] */
+    while ((at = optind, opt = getopt_long(argc, argv, "+:t:n:k:c:w:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 't':
             seconds = atof(optarg);
@@ -394,10 +402,8 @@ int main(int argc, char **argv)
             fixed = atol(optarg);
             break;
         case 'k':
-            if (strcmp(optarg, "cpu") != 0 && strcmp(optarg, "wall") != 0) {
-                usage();
-                return 2;
-            }
+            if (strcmp(optarg, "cpu") != 0 && strcmp(optarg, "wall") != 0)
+                ba_usage_error(argv, "-k takes wall or cpu, not '%s'", optarg);
             use_cpu = strcmp(optarg, "cpu") == 0;
             break;
         case 'c':
@@ -406,15 +412,22 @@ int main(int argc, char **argv)
         case 'w':
             keep = optarg;
             break;
-        default:
-            usage();
-            return opt == 'h' ? 0 : 2;
+        case 'h':
+            ba_help(usage);
+            break;
+        case ':':
+            ba_usage_error(argv, "option '-%c' needs a value", optopt);
+        default: /* an unknown option: a long one whole, a short one alone */
+            if (!strncmp(argv[at], "--", 2) || !optopt)
+                ba_usage_error(argv, "unknown option '%s'", argv[at]);
+            ba_usage_error(argv, "unknown option '-%c'", optopt);
         }
     }
-    if (seconds <= 0 || fixed < 0 || (use && keep)) {
-        usage();
-        return 2;
-    }
+    if (optind < argc) ba_usage_error(argv, "unexpected argument '%s'", argv[optind]);
+    if (seconds <= 0) ba_usage_error(argv, "-t takes a number of seconds above 0");
+    if (fixed < 0) ba_usage_error(argv, "-n takes a count of passes, 0 or more");
+    if (use && keep) ba_usage_error(argv, "-c and -w exclude each other");
+    bs_machine("bench-etf-codec");
 
     corpus c;
     char tmp[] = "/tmp/girder-bench-etf-XXXXXX";

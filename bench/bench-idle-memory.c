@@ -1,6 +1,7 @@
 /* BENCH idle_process_memory: bytes per idle process over 1,000,000 server-behaviour processes,
 ** and per plain process blocked in receive (idle_process_memory_plain, after the settle period
 ** in which idle stacks are parked), vs Erlang. */
+#include "bench_args.h"
 #include "nd_bench.h"
 #include <girder/node_obs.h>
 #include <stdatomic.h>
@@ -137,8 +138,22 @@ static double girder_round(const char *exe, const char *kind)
     return v;
 }
 
+static const char usage[] =
+    "usage: bench-idle-memory [-h | --help]\n"
+    "Resident bytes per idle process: 1,000,000 server-behaviour processes against as many idle\n"
+    "gen_servers, and plain processes blocked in receive against as many Erlang ones; every\n"
+    "round of either side in a fresh process. Two BENCH lines (idle_process_memory,\n"
+    "idle_process_memory_plain) on stdout, details on stderr. Heavy: minutes.\n"
+    "  --round server|plain    (internal) one Girder round in this process: prints bytes\n"
+    "\n"
+    "Environment:\n" BA_ENV_ROUNDS "  BENCH_IDLE_PLAIN=N      plain processes (default 25000)\n"
+    "  ND_BENCH_NO_ERLANG=1    no Erlang side (its figures say failed, no ratio)\n" BA_ENV_LIBNODE
+    "erl and erlc are run from PATH. See bench/README.md.\n";
+
 int main(int argc, char **argv)
 {
+    static const ba_mode modes[] = {{"--round", 1, 1}, {NULL, 0, 0}};
+    ba_check(argc, argv, usage, modes);
     if (getenv("BENCH_IDLE_PLAIN")) n_plain = atol(getenv("BENCH_IDLE_PLAIN"));
     if (argc == 3 && !strcmp(argv[1], "--round")) {
         nd_config c = {0};

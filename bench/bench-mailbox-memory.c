@@ -1,4 +1,5 @@
 /* BENCH mailbox_message_memory: bytes per queued small message ({msg, I}), Girder vs Erlang. */
+#include "bench_args.h"
 #include "nd_bench.h"
 #include <malloc.h>
 #include <unistd.h>
@@ -73,8 +74,19 @@ static void bench(void *arg)
     term_free(p);
 }
 
-int main(void)
+static const char usage[] =
+    "usage: bench-mailbox-memory [-h | --help]\n"
+    "Bytes per queued message: 1,000,000 {msg, I} sent to a process that never receives;\n"
+    "Girder: malloc's bytes in use, Erlang: process_info(P, memory). One run per side.\n"
+    "One BENCH line (mailbox_message_memory) on stdout, details on stderr.\n"
+    "\n"
+    "Environment:\n"
+    "  ND_BENCH_NO_ERLANG=1    no Erlang side (erlang=-1.000, ratio=0.00)\n" BA_ENV_LIBNODE
+    "erl and erlc are run from PATH. See bench/README.md.\n";
+
+int main(int argc, char **argv)
 {
+    ba_check(argc, argv, usage, NULL);
     bs_machine("bench-mailbox-memory");
     if (nd_init(NULL) != 0) return 1;
     nd_run(bench, NULL, ND_INFINITY, NULL);

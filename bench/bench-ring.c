@@ -1,4 +1,5 @@
 /* BENCH ring: 1000 processes pass a token 1000 laps (msgs/s), Girder vs Erlang in the same run. */
+#include "bench_args.h"
 #include "nd_bench.h"
 
 #define N    1000
@@ -42,8 +43,19 @@ static void bench(void *arg)
     term_free(first);
 }
 
-int main(void)
+static const char usage[] =
+    "usage: bench-ring [-h | --help]\n"
+    "Message passing: a ring of 1,000 processes passes a token 1,000 laps (messages/s), Girder\n"
+    "(libnode) against Erlang (bench/erl/libnode_bench.erl), rounds interleaved in one run.\n"
+    "One BENCH line (ring) on stdout, the machine and every round on stderr.\n"
+    "\n"
+    "Environment:\n" BA_ENV_ROUNDS
+    "  ND_BENCH_NO_ERLANG=1    no Erlang side (its figure says failed, no ratio)\n" BA_ENV_LIBNODE
+    "erl and erlc are run from PATH. See bench/README.md.\n";
+
+int main(int argc, char **argv)
 {
+    ba_check(argc, argv, usage, NULL);
     bs_machine("bench-ring");
     if (nd_init(NULL) != 0) return 1;
     nb_erl e = nb_erl_start("libnode_bench:ring1(1000, 1000)", "");

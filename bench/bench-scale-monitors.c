@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench_args.h"
 #include "bench_child.h"
 #include "bench_stats.h"
 
@@ -178,8 +179,25 @@ static double one_run(bool erlang, long n, int i)
     return ms;
 }
 
+static const char usage[] =
+    "usage: bench-scale-monitors [-h | --help]\n"
+    "A cost curve: a node with N waiting processes and a watcher on another node that monitors\n"
+    "them all over one connection; kill -9 of the first node -> time until every DOWN (ms).\n"
+    "Girder pairs against erl pairs on a private port mapper. One SCALE line per size on stdout,\n"
+    "and a BENCH line (scale_monitors_100k) when N = 100000 is among the sizes.\n"
+    "  --victim NAME PORT N    (internal) the Girder node with N processes that is killed\n"
+    "  --watch NAME VICTIM PORT N  (internal) the Girder node that monitors them\n"
+    "\n"
+    "Environment:\n"
+    "  BENCH_SCALE_NS=N,N,...  the sizes (default 1000,10000,100000; at most 8)\n"
+    "  BENCH_SCALE_ROUNDS=N    runs per side and size (default 1, at most 64)\n" BA_ENV_LIBNODE
+    "erl and erlc are run from PATH, girder-epmd from this program's directory.\n"
+    "See bench/README.md.\n";
+
 int main(int argc, char **argv)
 {
+    static const ba_mode modes[] = {{"--victim", 3, 3}, {"--watch", 4, 4}, {NULL, 0, 0}};
+    ba_check(argc, argv, usage, modes);
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (k <= 0) return 1;
     exe[k] = 0;

@@ -1,5 +1,6 @@
 /* SCALE spawn: time and memory to spawn N plain processes that wait in receive, and to stop
 ** them, for N up to 1,000,000, Girder vs Erlang (a cost curve: docs/performance.md). */
+#include "bench_args.h"
 #include "nd_bench.h"
 #include <stdatomic.h>
 #include <unistd.h>
@@ -77,8 +78,24 @@ static bool triple(const char *cmd, double v[3])
     return pclose(f) == 0 && ok;
 }
 
+static const char usage[] =
+    "usage: bench-scale-spawn [-h | --help]\n"
+    "A cost curve: spawn N plain processes that wait in receive, time until all have run,\n"
+    "resident bytes each, then stop them and time until the count is back; Girder against\n"
+    "Erlang, each measurement a fresh process. One SCALE line per size and round on stdout,\n"
+    "and a BENCH line (scale_spawn_1m) when N = 1000000 is among the sizes.\n"
+    "  --round N               (internal) one Girder measurement in this process\n"
+    "\n"
+    "Environment:\n"
+    "  BENCH_SCALE_NS=N,N,...  the sizes (default 10000,100000,1000000; at most 8)\n"
+    "  BENCH_SCALE_ROUNDS=N    rounds per side and size (default 1, at most 64)\n"
+    "  ND_BENCH_NO_ERLANG=1    no Erlang side (its SCALE figures are -1, no ratio)\n" BA_ENV_LIBNODE
+    "erl and erlc are run from PATH. See bench/README.md.\n";
+
 int main(int argc, char **argv)
 {
+    static const ba_mode modes[] = {{"--round", 1, 1}, {NULL, 0, 0}};
+    ba_check(argc, argv, usage, modes);
     if (argc == 3 && !strcmp(argv[1], "--round")) return round_main(atol(argv[2]));
     bs_machine("bench-scale-spawn");
     char exe[4096];

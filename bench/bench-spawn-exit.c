@@ -1,4 +1,5 @@
 /* BENCH spawn_exit: spawn 200,000 processes that exit at once (per second), vs Erlang. */
+#include "bench_args.h"
 #include "nd_bench.h"
 
 #define N 200000
@@ -16,8 +17,19 @@ static void bench(void *arg)
     result = N / (nb_now() - t0);
 }
 
-int main(void)
+static const char usage[] =
+    "usage: bench-spawn-exit [-h | --help]\n"
+    "Spawning: 200,000 processes that exit at once, timed until the count is back (spawns/s),\n"
+    "Girder (libnode) against Erlang (bench/erl/libnode_bench.erl), rounds interleaved.\n"
+    "One BENCH line (spawn_exit) on stdout, the machine and every round on stderr.\n"
+    "\n"
+    "Environment:\n" BA_ENV_ROUNDS
+    "  ND_BENCH_NO_ERLANG=1    no Erlang side (its figure says failed, no ratio)\n" BA_ENV_LIBNODE
+    "erl and erlc are run from PATH. See bench/README.md.\n";
+
+int main(int argc, char **argv)
 {
+    ba_check(argc, argv, usage, NULL);
     bs_machine("bench-spawn-exit");
     if (nd_init(NULL) != 0) return 1;
     nb_erl e = nb_erl_start("libnode_bench:spawn_exit1(200000)", "");

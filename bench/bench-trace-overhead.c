@@ -1,4 +1,5 @@
 /* BENCH trace_overhead: how much slower a message ring runs with every event traced, vs Erlang. */
+#include "bench_args.h"
 #include "nd_bench.h"
 #include <girder/node_obs.h>
 #include <pthread.h>
@@ -95,8 +96,19 @@ static double run(const nd_trace_opts *opts, nd_trace_stats *st)
     return elapsed;
 }
 
-int main(void)
+static const char usage[] =
+    "usage: bench-trace-overhead [-h | --help]\n"
+    "Tracing's cost: a ring of 1,000 processes x 300 laps with tracing off and with every event\n"
+    "recorded (best of 5 each); the slowdown (on / off), Girder against erlang:trace.\n"
+    "One BENCH line (trace_overhead) on stdout, details on stderr.\n"
+    "\n"
+    "Environment:\n"
+    "  ND_BENCH_NO_ERLANG=1    no Erlang side (erlang=-1.000, ratio=0.00)\n" BA_ENV_LIBNODE
+    "erl and erlc are run from PATH. See bench/README.md.\n";
+
+int main(int argc, char **argv)
 {
+    ba_check(argc, argv, usage, NULL);
     bs_machine("bench-trace-overhead");
     if (nd_init(NULL) != 0) return 1;
     nd_trace_opts all = {0}, dflt = {0};

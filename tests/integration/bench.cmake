@@ -1,3 +1,19 @@
-# make bench's summary table (scripts/run-bench.sh), with fake benchmark programs.
+# The benchmarks' tests: make bench's summary table (scripts/run-bench.sh), with fake benchmark
+# programs; every real benchmark program's --help and usage errors.
 add_test(NAME bench-int-run-bench COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/bench/run-bench.sh)
 set_tests_properties(bench-int-run-bench PROPERTIES TIMEOUT 60 LABELS integration)
+
+# Every benchmark program answers --help and -h with its usage at once and refuses an unknown
+# option, before it starts anything. The programs are the executable targets named bench-* that
+# bench/CMakeLists.txt and its bench/<area>.cmake parts define (bench/ is configured before this
+# directory), so a new benchmark is checked without being listed here.
+get_property(_bench_targets DIRECTORY ${CMAKE_SOURCE_DIR}/bench PROPERTY BUILDSYSTEM_TARGETS)
+set(_bench_progs "")
+foreach(_t ${_bench_targets})
+  get_target_property(_type ${_t} TYPE)
+  if(_t MATCHES "^bench-" AND _type STREQUAL "EXECUTABLE")
+    list(APPEND _bench_progs $<TARGET_FILE:${_t}>)
+  endif()
+endforeach()
+add_test(NAME bench-int-help COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/bench/help.sh ${_bench_progs})
+set_tests_properties(bench-int-help PROPERTIES TIMEOUT 120 LABELS integration)
