@@ -358,7 +358,7 @@ static const char usage[] =
     "a private port mapper. One SCALE line per cell on stdout, node logs on stderr.\n" USAGE_NODE
     "\n"
     "Environment:\n"
-    "  BENCH_SCALE_ROUNDS=N    rounds per side and cell (default 1, at most 64)\n"
+    "  BENCH_SCALE_ROUNDS=N    rounds per side and cell (default 5, at most 64)\n"
     "  BENCH_SCALE_SIZE=BYTES  only the cells of that message size (1024 or 65536)\n"
     "  BENCH_DIST_GIRDER_ONLY=1  no erl senders (their figures are -1)\n" USAGE_TAIL;
 #else

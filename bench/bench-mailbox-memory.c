@@ -81,7 +81,7 @@ static const char usage[] =
     "One BENCH line (mailbox_message_memory) on stdout, details on stderr.\n"
     "\n"
     "Environment:\n"
-    "  ND_BENCH_NO_ERLANG=1    no Erlang side (erlang=-1.000, ratio=0.00)\n" BA_ENV_LIBNODE
+    "  ND_BENCH_NO_ERLANG=1    no Erlang side (erlang=failed, ratio=none)\n" BA_ENV_LIBNODE
     "erl and erlc are run from PATH. See bench/README.md.\n";
 
 int main(int argc, char **argv)

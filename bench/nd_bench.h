@@ -106,13 +106,10 @@ static inline void nb_erl_stop(nb_erl *e)
     }
 }
 
+/* bs_print(): a side that failed or did not run (a value <= 0) prints "failed" and no ratio. */
 static inline void nb_print(const char *name, double girder, double erlang, const char *unit,
                             bool higher_is_better)
 {
-    double ratio =
-        erlang > 0 && girder > 0 ? (higher_is_better ? girder / erlang : erlang / girder) : 0;
-    printf("BENCH %s girder=%.3f erlang=%.3f unit=%s ratio=%.2f\n", name, girder, erlang, unit,
-           ratio);
-    fflush(stdout);
+    bs_print(name, girder, erlang, unit, higher_is_better);
 }
 #endif
