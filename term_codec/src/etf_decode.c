@@ -480,8 +480,11 @@ static __attribute__((noinline)) int new_atom(dec *d, const char *name, size_t l
 
 /* Any atom encoding at p, or an atom cache reference: the new position, or NULL with d->err
 ** set. Finds, or creates within the budget, the atom and remembers it in the cache. */
+_Thread_local size_t term__atom_slow_calls;
+
 static const uint8_t *atom_slow(dec *d, const uint8_t *p, term_t *out)
 {
+    term__atom_slow_calls++;
     const uint8_t *start = p, *end = d->end;
     size_t off = (size_t)(start - d->b), n;
     bool utf8;
@@ -580,9 +583,15 @@ atom_fast(const dec *d, const uint8_t *p, const uint8_t *end, term_t *out)
         if (end - p < 2 || p[0] != SMALL_ATOM_UTF8_EXT) return NULL;
         n = p[1];
         if (n - 1 < 7) {
-            /* near the end: the 8 bytes ending with the name, when the input has them */
-            if ((size_t)(end - s) < n || (size_t)(s - d->b) + n < 8) return NULL;
-            w0 = load64(s + n - 8) >> (56 - 8 * n);
+            /* near the end: the 8 bytes ending with the name, when the input has them; a
+            ** short input (a bare atom such as ok as a whole message) byte by byte */
+            if ((size_t)(end - s) < n) return NULL;
+            if ((size_t)(s - d->b) + n >= 8) {
+                w0 = load64(s + n - 8) >> (56 - 8 * n);
+            } else {
+                w0 = n;
+                for (size_t i = 0; i < n; i++) w0 |= (uint64_t)s[i] << (8 * i + 8);
+            }
             goto short_name;
         }
     }

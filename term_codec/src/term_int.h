@@ -296,6 +296,9 @@ term_t term__atom_intern_external(const char *s, size_t len, uint32_t h, bool la
                                   int *err, bool *created);
 /* Looks up a name with its table hash; TERM_NONE if not interned. */
 term_t term__atom_lookup(const char *s, size_t len, uint32_t h);
+/* For tests: how many atoms this thread's decodes took past the per-thread atom cache (the
+** slow path: every encoding but a cached SMALL_ATOM_UTF8_EXT). */
+extern _Thread_local size_t term__atom_slow_calls;
 /* For tests and fuzzing: etf_decode() (without used) where every atom written out, interned
 ** or not, becomes a foreign atom (one per distinct name), so any term has a foreign twin. */
 term_t term__etf_decode_all_foreign(const uint8_t *buf, size_t len, const etf_decode_opts *opts,

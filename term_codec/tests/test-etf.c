@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <girder/term.h>
+#include "../src/term_int.h" /* term__atom_slow_calls */
 
 #include "arena_moves.h"
 
@@ -576,6 +577,38 @@ static void test_errors(void **state)
 }
 
 /* The atom cache and the new-atom budget (used by distribution). */
+/* A short atom in a short input (a bare `ok` as a whole message, {a, 1}) is found in the
+** per-thread atom cache like any other: once a decode has met the name, the next decodes of
+** it take no slow lookup, however close the name lies to the input's start and end. Every
+** name of 1 to 7 bytes, bare and in a pair. */
+static void test_short_inputs_hit_atom_cache(void **state)
+{
+    (void)state;
+    static const char *names[] = {"o", "ok", "abc", "stop", "hello", "normal", "timeout"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        size_t n = strlen(names[k]);
+        uint8_t bare[3 + 7], pair[5 + 7 + 2];
+        bare[0] = 131, bare[1] = 119, bare[2] = (uint8_t)n;
+        memcpy(bare + 3, names[k], n);
+        pair[0] = 131, pair[1] = 104, pair[2] = 2, pair[3] = 119, pair[4] = (uint8_t)n;
+        memcpy(pair + 5, names[k], n);
+        pair[5 + n] = 97, pair[6 + n] = 1; /* {Name, 1} */
+        term_t a = term_atom(names[k]);
+        term_t t = dec(bare, 3 + n); /* the first may take the slow path and fills the cache */
+        assert_true(t == a);
+        size_t before = term__atom_slow_calls;
+        for (int i = 0; i < 3; i++) {
+            t = dec(bare, 3 + n);
+            assert_true(t == a);
+            t = dec(pair, 7 + n);
+            assert_true(term_tuple_elem(t, 0) == a);
+            assert_int_equal(term_small_value(term_tuple_elem(t, 1)), 1);
+            term_free(t);
+        }
+        assert_int_equal(term__atom_slow_calls, before);
+    }
+}
+
 static void test_atom_cache_and_budget(void **state)
 {
     (void)state;
@@ -1252,6 +1285,7 @@ int main(void)
         cmocka_unit_test(test_map_key_order),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_atom_cache_and_budget),
+        cmocka_unit_test(test_short_inputs_hit_atom_cache),
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_leaves_grow_buffer),
         cmocka_unit_test(test_compression),
