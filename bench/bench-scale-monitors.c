@@ -217,6 +217,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/scale-mon-XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
+    bench_tmpdir_at_exit(tmpdir);
     char cmd[2 * PATH_MAX + 256];
     snprintf(cmd, sizeof cmd, "erlc -o %s %s/dist_bench.erl", tmpdir, BENCH_ERL_DIR);
     if (system(cmd) != 0) return 1;

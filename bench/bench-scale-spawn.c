@@ -104,6 +104,7 @@ int main(int argc, char **argv)
     exe[k] = 0;
     char dir[] = "/tmp/nd-scale-XXXXXX";
     if (!mkdtemp(dir)) return 1;
+    bench_tmpdir_at_exit(dir);
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "erlc -o %s %s/libnode_bench.erl", dir, BENCH_ERL_DIR);
     bool erl_ok = !getenv("ND_BENCH_NO_ERLANG") && system(cmd) == 0;

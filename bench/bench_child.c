@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -130,4 +131,23 @@ bench_child bench_start_epmd(const char *bindir, unsigned seed, uint16_t *port)
         }
     }
     return epmd;
+}
+
+static char tmpdir_to_remove[4096];
+
+static void remove_tmpdir(void)
+{
+    if (!tmpdir_to_remove[0]) return;
+    char cmd[sizeof tmpdir_to_remove + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir_to_remove);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmpdir_to_remove);
+    tmpdir_to_remove[0] = 0;
+}
+
+void bench_tmpdir_at_exit(const char *dir)
+{
+    if (strlen(dir) >= sizeof tmpdir_to_remove || strchr(dir, '\'')) return;
+    static bool registered;
+    strcpy(tmpdir_to_remove, dir);
+    if (!registered) registered = atexit(remove_tmpdir) == 0;
 }

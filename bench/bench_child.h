@@ -30,5 +30,9 @@ void bench_stop(bench_child *c, int sig);
 bench_child bench_start_epmd(const char *bindir, unsigned seed, uint16_t *port);
 /* CLOCK_MONOTONIC in seconds. */
 double bench_now(void);
+/* Removes dir (a directory of the benchmark's, from mkdtemp) and its contents when the program
+** leaves through exit() or main's return, by whatever path: a failed erlc or port mapper as
+** well as the end. One directory per program; children leave with _exit() or exec. */
+void bench_tmpdir_at_exit(const char *dir);
 
 #endif

@@ -31,3 +31,11 @@ if(NOT (GIRDER_ASAN OR GIRDER_TSAN))
   add_test(NAME bench-int-no-erlang COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/bench/no-erlang.sh ${_noerl_progs})
   set_tests_properties(bench-int-no-erlang PROPERTIES TIMEOUT 120 LABELS integration)
 endif()
+
+# The distribution benchmarks remove their /tmp directory on an early exit (a failing erlc).
+set(_tmpdir_progs "")
+foreach(_t bench-dist-nodedown bench-dist-tcp bench-dist-tls bench-scale-dist bench-scale-monitors)
+  list(APPEND _tmpdir_progs $<TARGET_FILE:${_t}>)
+endforeach()
+add_test(NAME bench-int-tmpdir COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/bench/tmpdir.sh ${_tmpdir_progs})
+set_tests_properties(bench-int-tmpdir PROPERTIES TIMEOUT 120 LABELS integration)
