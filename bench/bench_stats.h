@@ -9,12 +9,15 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-/* Rounds per side unless BENCH_ROUNDS says otherwise (at least 5: the rule). */
+/* Rounds per side: 5 (the rule the figures are held to), or BENCH_ROUNDS (1..64; fewer than 5
+** only for a quick look, and said so on stderr). */
 static inline int bs_rounds(void)
 {
     const char *s = getenv("BENCH_ROUNDS");
     int n = s ? atoi(s) : 5;
-    return n < 1 ? 5 : n > 64 ? 64 : n;
+    n = n < 1 ? 5 : n > 64 ? 64 : n;
+    if (n < 5) fprintf(stderr, "BENCH_ROUNDS=%d: fewer than the 5 rounds a figure is held to\n", n);
+    return n;
 }
 
 /* The load average now, as "a b c" (or "?"). */
