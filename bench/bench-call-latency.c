@@ -36,10 +36,9 @@ static const char usage[] =
     "(microseconds per call), Girder's nd_call against gen_server:call, rounds interleaved.\n"
     "One BENCH line (call_latency) on stdout, the machine and every round on stderr.\n"
     "\n"
-    "Environment:\n" BA_ENV_ROUNDS
-    "  ND_BENCH_NO_ERLANG=1    no Erlang side (its figure says failed, no ratio)\n"
+    "Environment:\n" BA_ENV_ROUNDS BA_ENV_NO_ERLANG
     "  ND_BENCH_STATS=1        also Girder's context switches and steals on stderr\n" BA_ENV_LIBNODE
-    "erl and erlc are run from PATH. See bench/README.md.\n";
+        BA_ERL_PATH;
 
 int main(int argc, char **argv)
 {

@@ -146,9 +146,9 @@ static const char usage[] =
     "idle_process_memory_plain) on stdout, details on stderr. Heavy: minutes.\n"
     "  --round server|plain    (internal) one Girder round in this process: prints bytes\n"
     "\n"
-    "Environment:\n" BA_ENV_ROUNDS "  BENCH_IDLE_PLAIN=N      plain processes (default 25000)\n"
-    "  ND_BENCH_NO_ERLANG=1    no Erlang side (its figures say failed, no ratio)\n" BA_ENV_LIBNODE
-    "erl and erlc are run from PATH. See bench/README.md.\n";
+    "Environment:\n" BA_ENV_ROUNDS
+    "  BENCH_IDLE_PLAIN=N      plain processes (default 25000)\n" BA_ENV_NO_ERLANG BA_ENV_LIBNODE
+        BA_ERL_PATH;
 
 int main(int argc, char **argv)
 {

@@ -80,9 +80,7 @@ static const char usage[] =
     "Girder: malloc's bytes in use, Erlang: process_info(P, memory). One run per side.\n"
     "One BENCH line (mailbox_message_memory) on stdout, details on stderr.\n"
     "\n"
-    "Environment:\n"
-    "  ND_BENCH_NO_ERLANG=1    no Erlang side (erlang=failed, ratio=none)\n" BA_ENV_LIBNODE
-    "erl and erlc are run from PATH. See bench/README.md.\n";
+    "Environment:\n" BA_ENV_NO_ERLANG BA_ENV_LIBNODE BA_ERL_PATH;
 
 int main(int argc, char **argv)
 {

@@ -49,9 +49,7 @@ static const char usage[] =
     "(libnode) against Erlang (bench/erl/libnode_bench.erl), rounds interleaved in one run.\n"
     "One BENCH line (ring) on stdout, the machine and every round on stderr.\n"
     "\n"
-    "Environment:\n" BA_ENV_ROUNDS
-    "  ND_BENCH_NO_ERLANG=1    no Erlang side (its figure says failed, no ratio)\n" BA_ENV_LIBNODE
-    "erl and erlc are run from PATH. See bench/README.md.\n";
+    "Environment:\n" BA_ENV_ROUNDS BA_ENV_NO_ERLANG BA_ENV_LIBNODE BA_ERL_PATH;
 
 int main(int argc, char **argv)
 {

@@ -90,7 +90,7 @@ static const char usage[] =
     "  BENCH_SCALE_NS=N,N,...  the sizes (default 10000,100000,1000000; at most 8)\n"
     "  BENCH_SCALE_ROUNDS=N    rounds per side and size (default 5, at most 64)\n"
     "  ND_BENCH_NO_ERLANG=1    no Erlang side (its SCALE figures are -1, no ratio)\n" BA_ENV_LIBNODE
-    "erl and erlc are run from PATH. See bench/README.md.\n";
+        BA_ERL_PATH;
 
 int main(int argc, char **argv)
 {

@@ -102,9 +102,7 @@ static const char usage[] =
     "recorded (best of 5 each); the slowdown (on / off), Girder against erlang:trace.\n"
     "One BENCH line (trace_overhead) on stdout, details on stderr.\n"
     "\n"
-    "Environment:\n"
-    "  ND_BENCH_NO_ERLANG=1    no Erlang side (erlang=failed, ratio=none)\n" BA_ENV_LIBNODE
-    "erl and erlc are run from PATH. See bench/README.md.\n";
+    "Environment:\n" BA_ENV_NO_ERLANG BA_ENV_LIBNODE BA_ERL_PATH;
 
 int main(int argc, char **argv)
 {

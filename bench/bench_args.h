@@ -11,6 +11,11 @@
 #define BA_ENV_LIBNODE                                                                      \
     "  ND_SCHEDULERS=N         Girder's scheduler threads (default: one per online core)\n" \
     "  ND_SPIN_US=US           microseconds an idle scheduler spins before sleeping (50)\n"
+/* The libnode benchmarks' switch for running without Erlang (bs_print() then prints failed and
+** no ratio), and the last line of their usage. */
+#define BA_ENV_NO_ERLANG \
+    "  ND_BENCH_NO_ERLANG=1    no Erlang side (its figures say failed, no ratio)\n"
+#define BA_ERL_PATH "erl and erlc are run from PATH. See bench/README.md.\n"
 /* The rounds of bs_rounds() (bench_stats.h). */
 #define BA_ENV_ROUNDS "  BENCH_ROUNDS=N          rounds per side (default 5, at most 64)\n"
 
