@@ -478,10 +478,10 @@ static __attribute__((noinline)) int new_atom(dec *d, const char *name, size_t l
 
 /* ---------------------------------------------------------------- any atom */
 
-/* Any atom encoding at p, or an atom cache reference: the new position, or NULL with d->err
-** set. Finds, or creates within the budget, the atom and remembers it in the cache. */
 _Thread_local size_t term__atom_slow_calls;
 
+/* Any atom encoding at p, or an atom cache reference: the new position, or NULL with d->err
+** set. Finds, or creates within the budget, the atom and remembers it in the cache. */
 static const uint8_t *atom_slow(dec *d, const uint8_t *p, term_t *out)
 {
     term__atom_slow_calls++;
@@ -560,6 +560,16 @@ trunc:
     return fail(d, TERM_ETRUNC, (size_t)(end - d->b)), NULL;
 }
 
+/* The k (1..8) little-endian bytes at s as a word: one load of the 8 bytes that end at s + k
+** when they all lie in the input (from d->b on), else byte by byte. */
+static inline uint64_t load_partial(const dec *d, const uint8_t *s, size_t k)
+{
+    if ((size_t)(s - d->b) + k >= 8) return load64(s + k - 8) >> (64 - 8 * k);
+    uint64_t v = 0;
+    for (size_t i = 0; i < k; i++) v |= (uint64_t)s[i] << (8 * i);
+    return v;
+}
+
 /*
 ** The common case: a SMALL_ATOM_UTF8_EXT (distribution and OTP 26) of 1..31 bytes that is
 ** in the cache. Its end, or NULL for anything else (without error: atom_slow decides).
@@ -583,8 +593,9 @@ atom_fast(const dec *d, const uint8_t *p, const uint8_t *end, term_t *out)
         if (end - p < 2 || p[0] != SMALL_ATOM_UTF8_EXT) return NULL;
         n = p[1];
         if (n - 1 < 7) {
-            /* near the end: the 8 bytes ending with the name, when the input has them; a
-            ** short input (a bare atom such as ok as a whole message) byte by byte */
+            /* near the end: the length byte and the name, in one load when the input has 8
+            ** bytes ending there, else (a bare atom such as ok as a whole message) byte by
+            ** byte (written out: through load_partial() GCC 12's code cost ~8 more per item) */
             if ((size_t)(end - s) < n) return NULL;
             if ((size_t)(s - d->b) + n >= 8) {
                 w0 = load64(s + n - 8) >> (56 - 8 * n);
@@ -666,16 +677,6 @@ static inline __attribute__((always_inline)) const uint8_t *leaf(const dec *d, c
 
 /* A bignum magnitude of n bytes at p (little-endian), normalised to a small integer when it
 ** fits. NULL on allocation failure. */
-/* The k (1..7) little-endian bytes at s as a word: one load of the 8 bytes that end at s + k
-** when they all lie in the input (from d->b on), else byte by byte. */
-static inline uint64_t load_partial(const dec *d, const uint8_t *s, size_t k)
-{
-    if ((size_t)(s - d->b) + k >= 8) return load64(s + k - 8) >> (64 - 8 * k);
-    uint64_t v = 0;
-    for (size_t i = 0; i < k; i++) v |= (uint64_t)s[i] << (8 * i);
-    return v;
-}
-
 static const uint8_t *read_big(dec *d, const uint8_t *p, size_t n, bool neg, term_t *out)
 {
     const uint8_t *m = p;
@@ -1104,7 +1105,6 @@ static const uint8_t *build(dec *d)
                 w0 += dw0;
                 w1 -= dw1;
                 c += sizeof(box_cons);
-                i++;
             }
             store64(c, w0);
             store64(c + 8, w1);
@@ -1196,12 +1196,11 @@ static const uint8_t *build(dec *d)
             n = p[1];
             p += 3;
             NEED(n);
-            /* Up to two limbs with a non-zero top byte (what erts writes) in place; the rest,
-            ** and magnitudes too close to the input's start for one backward load, by
-            ** read_big(). */
-            if (n - 1 < 16 && p[n - 1] != 0 && (n >= 8 || (size_t)(p - d->b) + n >= 8)) {
+            /* Up to two limbs with a non-zero top byte (what erts writes) in place; the rest
+            ** by read_big(). */
+            if (n - 1 < 16 && p[n - 1] != 0) {
                 bool neg = start[2] != 0;
-                uint64_t lo = n >= 8 ? load64(p) : load64(p + n - 8) >> (64 - 8 * n);
+                uint64_t lo = n >= 8 ? load64(p) : load_partial(d, p, n);
                 if (n <= 8 && lo <= (uint64_t)TERM_SMALL_MAX + neg) {
                     set_slot(arena, slot, term__make_small(neg ? (int64_t)(0 - lo) : (int64_t)lo));
                     p += n;
