@@ -222,6 +222,5 @@ int main(int argc, char **argv)
     fprintf(stderr, "dist_nodedown_latency: load at the end %s\n", bs_load());
     bs_print("dist_nodedown_latency", g, e, "ms", false);
     bench_stop(&epmd, SIGTERM);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd) == 0 && g > 0 && e > 0 ? 0 : 1;
+    return bench_tmpdir_remove() == 0 && g > 0 && e > 0 ? 0 : 1;
 }

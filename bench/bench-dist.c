@@ -458,8 +458,7 @@ int main(int argc, char **argv)
     bench_stop(&grecv, SIGTERM);
     bench_stop(&ercv, SIGTERM);
     bench_stop(&epmd, SIGTERM);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : 1;
+    return bench_tmpdir_remove() == 0 ? 0 : 1;
 #endif
 
     /* Girder<->Girder and erl<->erl in interleaved rounds, the side that goes first alternating */
@@ -495,7 +494,5 @@ int main(int argc, char **argv)
     bench_stop(&grecv, SIGTERM);
     bench_stop(&ercv, SIGTERM);
     bench_stop(&epmd, SIGTERM);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    if (system(cmd) != 0) return 1;
-    return 0;
+    return bench_tmpdir_remove() == 0 ? 0 : 1;
 }

@@ -256,6 +256,5 @@ int main(int argc, char **argv)
         }
     }
     bench_stop(&epmd, SIGTERM);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : 1;
+    return bench_tmpdir_remove() == 0 ? 0 : 1;
 }

@@ -135,13 +135,20 @@ bench_child bench_start_epmd(const char *bindir, unsigned seed, uint16_t *port)
 
 static char tmpdir_to_remove[4096];
 
-static void remove_tmpdir(void)
+int bench_tmpdir_remove(void)
 {
-    if (!tmpdir_to_remove[0]) return;
+    if (!tmpdir_to_remove[0]) return 0;
     char cmd[sizeof tmpdir_to_remove + 16];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir_to_remove);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmpdir_to_remove);
+    int rc = system(cmd) == 0 ? 0 : -1;
+    if (rc) fprintf(stderr, "cannot remove %s\n", tmpdir_to_remove);
     tmpdir_to_remove[0] = 0;
+    return rc;
+}
+
+static void remove_tmpdir(void)
+{
+    bench_tmpdir_remove();
 }
 
 void bench_tmpdir_at_exit(const char *dir)

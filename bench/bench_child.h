@@ -34,5 +34,7 @@ double bench_now(void);
 ** leaves through exit() or main's return, by whatever path: a failed erlc or port mapper as
 ** well as the end. One directory per program; children leave with _exit() or exec. */
 void bench_tmpdir_at_exit(const char *dir);
+/* Removes that directory now (the normal end of a benchmark): 0, or -1 if rm failed. */
+int bench_tmpdir_remove(void);
 
 #endif
