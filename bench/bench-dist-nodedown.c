@@ -175,8 +175,7 @@ static const char usage[] =
     "\n"
     "Environment:\n"
     "  BENCH_NODEDOWN_RUNS=N   runs per side (default 9, at most 64)\n" BA_ENV_LIBNODE
-    "erl and erlc are run from PATH, girder-epmd from this program's directory.\n"
-    "See bench/README.md.\n";
+        BA_ERL_EPMD_PATH;
 
 int main(int argc, char **argv)
 {

@@ -347,9 +347,7 @@ static bench_child erl_server(const char *kind, const char *target, long n)
 #define USAGE_NODE                                                                                \
     "  --node NAME PORT [OPTFILE]  (internal) the receiving Girder node, on the port mapper at\n" \
     "                          PORT (over TLS with erl's OPTFILE)\n"
-#define USAGE_TAIL                                                                                \
-    BA_ENV_LIBNODE "erl and erlc are run from PATH, girder-epmd from this program's directory.\n" \
-                   "See bench/README.md.\n"
+#define USAGE_TAIL BA_ENV_LIBNODE BA_ERL_EPMD_PATH
 #if defined BENCH_SCALE_DIST
 static const char usage[] =
     "usage: bench-scale-dist [-h | --help]\n"

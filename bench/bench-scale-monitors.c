@@ -191,8 +191,7 @@ static const char usage[] =
     "Environment:\n"
     "  BENCH_SCALE_NS=N,N,...  the sizes (default 1000,10000,100000; at most 8)\n"
     "  BENCH_SCALE_ROUNDS=N    runs per side and size (default 5, at most 64)\n" BA_ENV_LIBNODE
-    "erl and erlc are run from PATH, girder-epmd from this program's directory.\n"
-    "See bench/README.md.\n";
+        BA_ERL_EPMD_PATH;
 
 int main(int argc, char **argv)
 {

@@ -16,6 +16,10 @@
 #define BA_ENV_NO_ERLANG \
     "  ND_BENCH_NO_ERLANG=1    no Erlang side (its figures say failed, no ratio)\n"
 #define BA_ERL_PATH "erl and erlc are run from PATH. See bench/README.md.\n"
+/* The same for the distribution benchmarks, which also start a port mapper. */
+#define BA_ERL_EPMD_PATH                                                           \
+    "erl and erlc are run from PATH, girder-epmd from this program's directory.\n" \
+    "See bench/README.md.\n"
 /* The rounds of bs_rounds() (bench_stats.h). */
 #define BA_ENV_ROUNDS "  BENCH_ROUNDS=N          rounds per side (default 5, at most 64)\n"
 
