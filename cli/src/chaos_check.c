@@ -804,6 +804,11 @@ static int check_supervisors(ctx *c)
             if (ss && e->t >= sx->t - ss->period_ms * 1000 && e->t <= sx->t) in_window++;
         }
         r->checked[INV_SUP]++;
+        /* a child that failed to start while the supervisor started (its first start, as in
+        ** OTP: {shutdown, {failed_to_start_child, Id, Why}}) ends it at once: not a give-up */
+        if (sx->reason && !strncmp(sx->reason, "{shutdown,{failed_to_start_child,", 33) &&
+            starts <= 3)
+            continue;
         if (ss && in_window <= ss->intensity) {
             snprintf(msg, sizeof msg,
                      "%s: supervisor %s gave up (%s) after %lld restarts in %lld ms; its intensity "
