@@ -56,10 +56,11 @@ void nd__ctx_release(nd_ctx *ctx);
 
 typedef struct nd_stack {
     struct nd_stack *next;
-    void *map;      /* mmap base (the guard page) */
-    size_t mapsize; /* guard + usable */
-    void *lo;       /* usable low end */
-    size_t size;    /* usable bytes */
+    void *map;            /* mmap base (the guard page) */
+    struct nd_slab *slab; /* default-size stacks: the slab it belongs to (stack.c); else NULL */
+    size_t mapsize;       /* guard + usable */
+    void *lo;             /* usable low end */
+    size_t size;          /* usable bytes */
 } nd_stack;
 
 struct nd_sched;
@@ -294,6 +295,7 @@ typedef struct nd_sched {
     unsigned direct; /* process-to-process switches since the loop last ran */
     nd_stack *stack_cache;
     unsigned nstack_cache;
+    struct nd_slab *slab;       /* the slab it takes new stacks from (stack.c; g_mu) */
     uint64_t ref_next, ref_end; /* reference numbers taken from the node's counter (proc.c) */
     unsigned nslots;            /* free process slots cached (proc.c) */
     struct nd_proc *slots[2 * ND__SLOT_BATCH]; /* the newest last */
@@ -451,6 +453,7 @@ typedef struct nd_runtime {
     uint64_t park_ns;
     nd_proc *park_watch;
     _Atomic uint64_t parks, unparks, parked_bytes, park_madvises;
+    _Atomic uint64_t stack_releases; /* madvise calls giving back stacks of exited processes */
     nd_obs obs;
 } nd_runtime;
 

@@ -573,6 +573,7 @@ int nd_metrics_get(nd_metrics *m)
     m->mailbox_reports = atomic_load(&nd__rt.obs.mbox_reports);
     m->mailbox_kills = atomic_load(&nd__rt.obs.mbox_kills);
     m->stack_parks = atomic_load(&nd__rt.parks);
+    m->stack_releases = atomic_load(&nd__rt.stack_releases);
     uint64_t unparks = atomic_load(&nd__rt.unparks);
     m->processes_parked = m->stack_parks > unparks ? m->stack_parks - unparks : 0;
     pthread_mutex_lock(&nd__rt.tab_mu);

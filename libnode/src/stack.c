@@ -73,12 +73,13 @@ static int guard_page(void *m, size_t pg)
 
 /* The descriptor of the stack mapped at m (total bytes, guard page first): it lives at the top of
 ** the stack itself, no separate allocation. Writes it (touching the stack's top page). */
-static nd_stack *stack_desc(void *m, size_t total)
+static nd_stack *stack_desc(void *m, size_t total, struct nd_slab *slab)
 {
     size_t pg = page_size();
     nd_stack *st = (nd_stack *)((char *)m + total - sizeof(nd_stack));
     st->next = NULL;
     st->map = m;
+    st->slab = slab;
     st->mapsize = total;
     st->lo = (char *)m + pg;
     st->size = total - pg - ((sizeof(nd_stack) + 63) & ~(size_t)63);
@@ -99,7 +100,7 @@ static nd_stack *stack_map(size_t size)
         return NULL;
     }
     atomic_fetch_add_explicit(&nd__rt.obs.stack_bytes, total, memory_order_relaxed);
-    return stack_desc(m, total);
+    return stack_desc(m, total, NULL);
 }
 
 static void stack_unmap(nd_stack *st)
@@ -109,33 +110,52 @@ static void stack_unmap(nd_stack *st)
 }
 
 /*
-** Cold default-size stacks (g_mu): mapped and guarded, but holding no memory (never touched, or
-** given back with MADV_DONTNEED), kept as (base) addresses outside the stacks themselves so that
-** none of their pages is touched while they wait. New stacks are mapped SLAB at a time, the
-** rest going here. Spawning processes that keep their stacks cost an mmap per process and an
-** munmap at each exit beyond the hot pools (perf record of bench-scale-spawn: 75 % of its time
-** in mmap, munmap and their page-table and mapping-tree work); now an mmap per SLAB stacks and
-** a madvise per run of adjacent exits beyond the hot pools (release_batch). Cold stacks are
-** virtual address space only (MAP_NORESERVE): after a burst of a million processes about
-** 130 GB of it stays reserved.
+** Default-size stacks come from slabs: one mmap of SLAB stacks, each with its guard installed
+** (spawning processes that keep their stacks cost an mmap per process and an munmap at each
+** exit beyond the hot pools before: perf record of bench-scale-spawn, 75 % of its time in mmap,
+** munmap and their page-table and mapping-tree work). A slab's record (g_mu) says, per stack,
+** whether it is cold (mapped and guarded, holding no memory: never touched, or given back) or
+** pending (freed beyond the hot pools, its pages not given back yet); every other stack of the
+** slab is out (a process's, or in a hot pool). Cold stacks are virtual address space only
+** (MAP_NORESERVE): after a burst of a million processes about 130 GB of it stays reserved.
+**
+** Giving back. Every MADV_DONTNEED that unmaps a page sends a TLB shoot-down to the other CPUs
+** (perf record of bench-scale-spawn --round 100000: 84 % of its stop phase in madvise, two
+** thirds of it in smp_call_function_many_cond and the IPI's native_write_msr), so the cost is
+** per call, not per page. A queue of the last 256 exits, sorted, made runs of 2.3 stacks a
+** call: two schedulers wake and end the processes of one burst in two interleaved orders, so a
+** window of exits is full of holes. Now the stacks wait in their slab: when the last stack of
+** a slab that is out comes back, the whole slab (its cold stacks too: nothing else can take
+** them meanwhile) goes back in one call. Each scheduler hands out stacks from a slab of its
+** own, so that a slab's processes are one scheduler's and end in its order. The watchdog gives
+** back what has waited a whole tick without its slab filling up (<= 20 ms), one call per run of
+** waiting or cold stacks of a slab, and so does an exit that finds more than PEND_MAX stacks
+** waiting, which bounds the memory held back (these pages were resident while their processes
+** lived: holding them a little longer raises no peak).
+** A slab being given back is busy: off the cold list, so none of its stacks is handed out
+** while its pages go, and no one else gives it back at the same time; its stacks that come
+** back meanwhile wait for the next round.
 */
-#define SLAB 64
-static void **g_cold;
-static size_t g_ncold, g_capcold;
+#define SLAB     64
+#define PEND_MAX 1024
 
-/* Adds the stack at m to the cold list (g_mu held); false when the list cannot grow. */
-static bool cold_push(void *m)
-{
-    if (g_ncold == g_capcold) {
-        size_t cap = g_capcold ? g_capcold * 2 : 1024;
-        void **v = realloc(g_cold, cap * sizeof *v);
-        if (!v) return false;
-        g_cold = v;
-        g_capcold = cap;
-    }
-    g_cold[g_ncold++] = m;
-    return true;
-}
+typedef struct nd_slab {
+    char *base;                    /* the first stack's mapping */
+    uint64_t all;                  /* the stacks it has (those whose guards went in) */
+    uint64_t cold, pend;           /* see above; a stack in neither is out */
+    uint64_t giving;               /* while busy: the pending stacks being given back */
+    struct nd_slab *cprev, *cnext; /* on g_cold_slabs: has cold stacks and is not busy */
+    struct nd_slab *pnext;         /* on g_pend_slabs (on_pend): may have pending stacks */
+    struct nd_slab *gnext;         /* on a giver's list (release_all) */
+    bool on_pend, busy;
+    bool aged;              /* no stack came back since the watchdog's last tick (release_all) */
+    struct nd_sched *owner; /* the scheduler whose own slab it is (stack_cold_get), or NULL */
+} nd_slab;
+
+static nd_slab **g_slabs; /* every slab, for the drain */
+static size_t g_nslabs, g_capslabs;
+static nd_slab *g_cold_slabs, *g_pend_slabs;
+static size_t g_npend; /* pending stacks */
 
 /* The bytes of a default-size stack's mapping. */
 static size_t default_total(void)
@@ -145,93 +165,179 @@ static size_t default_total(void)
     return ((usable + pg - 1) & ~(pg - 1)) + pg;
 }
 
-/* A default-size stack from the cold list, or from a new slab whose other stacks go there. */
-static nd_stack *stack_cold_get(void)
+static void cold_link(nd_slab *sl) /* g_mu held; sl has cold stacks, is not busy or listed */
 {
-    size_t total = default_total(), pg = page_size();
-    void *m = NULL;
-    pthread_mutex_lock(&g_mu);
-    if (g_ncold) m = g_cold[--g_ncold];
-    pthread_mutex_unlock(&g_mu);
-    if (m) return stack_desc(m, total);
-    char *slab = mmap(NULL, total * SLAB, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (slab == MAP_FAILED) return NULL;
-    size_t n = 0;
-    for (; n < SLAB; n++)
-        if (guard_page(slab + n * total, pg) != 0) break;
-    if (n < SLAB) munmap(slab + n * total, (SLAB - n) * total); /* unguarded: never used */
-    if (n == 0) return NULL;
-    atomic_fetch_add_explicit(&nd__rt.obs.stack_bytes, total * n, memory_order_relaxed);
-    pthread_mutex_lock(&g_mu);
-    size_t kept = 1;
-    for (; kept < n; kept++)
-        if (!cold_push(slab + kept * total)) break;
-    pthread_mutex_unlock(&g_mu);
-    for (size_t i = kept; i < n; i++) stack_unmap(stack_desc(slab + i * total, total));
-    return stack_desc(slab, total);
+    sl->cprev = NULL;
+    sl->cnext = g_cold_slabs;
+    if (g_cold_slabs) g_cold_slabs->cprev = sl;
+    g_cold_slabs = sl;
+}
+
+static void cold_unlink(nd_slab *sl) /* g_mu held; sl is on the cold list */
+{
+    if (sl->cprev)
+        sl->cprev->cnext = sl->cnext;
+    else
+        g_cold_slabs = sl->cnext;
+    if (sl->cnext) sl->cnext->cprev = sl->cprev;
 }
 
 /*
-** Default-size stacks freed beyond the hot pools, waiting to be given back (g_mu). Giving each
-** back at its exit cost a MADV_DONTNEED per exit, and every such call that unmaps a page sends
-** a TLB shoot-down to the other CPUs (perf record of bench-scale-spawn --round 100000: 38 %
-** of the round in madvise's IPIs, native_write_msr and smp_call_function_many_cond). They are
-** now queued and given back RELEASE_BATCH at a time, in address order, one madvise per run of
-** adjacent stacks (a slab hands them out next to each other, so a burst of exits makes long
-** runs): the same call covers the guards between them, which survive MADV_DONTNEED (as in
-** park_release). A queued stack is on no list that hands stacks out, so none is reused while
-** its pages are given back; it goes cold only after. The queue is emptied when it is full and
-** by the watchdog at each of its ticks (nd__stack_release_pending), so at most RELEASE_BATCH
-** stacks' pages wait, for at most one tick (<= 10 ms). The queue is a heap array handed over
-** whole to whoever gives it back: nd__stack_put runs in nd__finish_prev, which may run on any
-** process's stack (a small one too), so it keeps no batch on the stack.
+** Gives back sl->giving, pending stacks of the busy slab sl (g_mu not held): one madvise per run
+** of its stacks that are pending or cold, from the first one's usable bytes to the last one's
+** end (the guards between them survive MADV_DONTNEED, as in park_release); then they are cold
+** and sl is no longer busy. The pending stacks of a run the kernel refuses are unmapped.
 */
-#define RELEASE_BATCH 256
-static void **g_rel; /* RELEASE_BATCH slots, allocated when first needed */
-static size_t g_nrel;
-
-/* Takes the queue (g_mu held): its array (NULL if none) and, in *n, how many it holds. */
-static void **rel_take(size_t *n)
-{
-    void **v = g_rel;
-    *n = g_nrel;
-    g_rel = NULL;
-    g_nrel = 0;
-    return v;
-}
-
-static int by_addr(const void *a, const void *b)
-{
-    uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Gives back the pages of the n default-size stacks at v (owned by the caller, in no list):
-** one madvise per run of adjacent stacks, from the first one's usable bytes to the last one's
-** end; then they go cold. A run the kernel refuses is unmapped instead. */
-static void release_batch(void **v, size_t n)
+static void slab_release(nd_slab *sl)
 {
     size_t total = default_total(), pg = page_size();
-    qsort(v, n, sizeof *v, by_addr);
-    size_t keep = 0;
-    for (size_t i = 0; i < n;) {
-        size_t j = i + 1;
-        while (j < n && (char *)v[j] == (char *)v[j - 1] + total) j++;
-        char *lo = (char *)v[i] + pg, *hi = (char *)v[j - 1] + total;
-        if (madvise(lo, (size_t)(hi - lo), MADV_DONTNEED) == 0) {
-            memmove(&v[keep], &v[i], (j - i) * sizeof *v);
-            keep += j - i;
-        } else {
-            for (size_t k = i; k < j; k++) stack_unmap(stack_desc(v[k], total));
+    uint64_t mask = sl->giving, span = mask | sl->cold, gone = 0; /* cold is stable while busy */
+    uint64_t calls = 0;
+    for (unsigned i = 0; i < SLAB;) {
+        if (!(mask >> i & 1)) {
+            i++;
+            continue;
         }
-        i = j;
+        unsigned lo = i, hi = i;
+        while (lo > 0 && (span >> (lo - 1) & 1)) lo--;
+        while (hi + 1 < SLAB && (span >> (hi + 1) & 1)) hi++;
+        char *a = sl->base + (size_t)lo * total + pg, *b = sl->base + (size_t)(hi + 1) * total;
+        calls++;
+        if (madvise(a, (size_t)(b - a), MADV_DONTNEED) != 0) {
+            for (unsigned k = lo; k <= hi; k++) {
+                if (!(mask >> k & 1)) continue;
+                munmap(sl->base + (size_t)k * total, total);
+                atomic_fetch_sub_explicit(&nd__rt.obs.stack_bytes, total, memory_order_relaxed);
+                gone |= (uint64_t)1 << k;
+            }
+        }
+        i = hi + 1;
     }
+    atomic_fetch_add_explicit(&nd__rt.stack_releases, calls, memory_order_relaxed);
     pthread_mutex_lock(&g_mu);
-    size_t pushed = 0;
-    while (pushed < keep && cold_push(v[pushed])) pushed++;
+    sl->pend &= ~mask;
+    sl->all &= ~gone;
+    sl->cold = (sl->cold | mask) & ~gone;
+    sl->giving = 0;
+    g_npend -= (size_t)__builtin_popcountll(mask);
+    sl->busy = false;
+    if (sl->cold) cold_link(sl);
+    if (sl->pend && !sl->on_pend) { /* came back while it was busy */
+        sl->on_pend = true;
+        sl->aged = false;
+        sl->pnext = g_pend_slabs;
+        g_pend_slabs = sl;
+    }
     pthread_mutex_unlock(&g_mu);
-    for (size_t k = pushed; k < keep; k++) stack_unmap(stack_desc(v[k], total));
+}
+
+/* Takes sl to give back its pending stacks (g_mu held; sl is not busy). */
+static void slab_take(nd_slab *sl)
+{
+    if (sl->cold) cold_unlink(sl);
+    sl->busy = true;
+    sl->aged = false;
+    sl->giving = sl->pend;
+}
+
+/*
+** Gives back the pending stacks of the slabs that are not busy (those that are: their giver
+** lists them again if stacks came back meanwhile). By the watchdog (all false), only those of
+** slabs that were already waiting at its last tick: the others are marked and left one tick to
+** fill up, because while two schedulers end a burst of processes a slab fills in two
+** interleaved orders, and giving it back half full costs a call per hole.
+*/
+static void release_all(bool all)
+{
+    nd_slab *todo = NULL, *keep = NULL;
+    pthread_mutex_lock(&g_mu);
+    nd_slab *l = g_pend_slabs;
+    while (l) {
+        nd_slab *n = l->pnext;
+        if (l->pend && !l->busy && !all && !l->aged) {
+            l->aged = true;
+            l->pnext = keep;
+            keep = l;
+        } else {
+            l->on_pend = false;
+            if (l->pend && !l->busy) {
+                slab_take(l);
+                l->gnext = todo;
+                todo = l;
+            }
+        }
+        l = n;
+    }
+    g_pend_slabs = keep;
+    pthread_mutex_unlock(&g_mu);
+    while (todo) {
+        nd_slab *n = todo->gnext;
+        slab_release(todo);
+        todo = n;
+    }
+}
+
+/* A default-size stack for scheduler s (or NULL) from a slab with cold stacks, or from a new
+** slab. Each scheduler takes from a slab of its own while it has cold stacks: stacks handed
+** out to both schedulers' processes from one slab alternate, and when the two schedulers end
+** such processes at different times the slab waits half full (see above). */
+static nd_stack *stack_cold_get(nd_sched *s)
+{
+    size_t total = default_total(), pg = page_size();
+    pthread_mutex_lock(&g_mu);
+    nd_slab *sl = s ? s->slab : NULL;
+    if (!sl || !sl->cold || sl->busy) {
+        if (sl) sl->owner = NULL;
+        for (sl = g_cold_slabs; sl && sl->owner && sl->owner != s;) sl = sl->cnext;
+        if (!sl) sl = g_cold_slabs; /* only other schedulers' own: share one */
+        if (s) s->slab = sl;
+        if (sl && s) sl->owner = s;
+    }
+    if (sl) {
+        unsigned i = (unsigned)__builtin_ctzll(sl->cold);
+        sl->cold &= sl->cold - 1;
+        if (!sl->cold) cold_unlink(sl);
+        pthread_mutex_unlock(&g_mu);
+        return stack_desc(sl->base + (size_t)i * total, total, sl);
+    }
+    pthread_mutex_unlock(&g_mu);
+    char *base = mmap(NULL, total * SLAB, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (base == MAP_FAILED) return NULL;
+    size_t n = 0;
+    for (; n < SLAB; n++)
+        if (guard_page(base + n * total, pg) != 0) break;
+    if (n < SLAB) munmap(base + n * total, (SLAB - n) * total); /* unguarded: never used */
+    sl = n ? malloc(sizeof *sl) : NULL;
+    pthread_mutex_lock(&g_mu);
+    if (sl && g_nslabs == g_capslabs) {
+        size_t cap = g_capslabs ? 2 * g_capslabs : 64;
+        nd_slab **v = realloc(g_slabs, cap * sizeof *v);
+        if (v) {
+            g_slabs = v;
+            g_capslabs = cap;
+        }
+    }
+    if (!sl || g_nslabs == g_capslabs) {
+        pthread_mutex_unlock(&g_mu);
+        free(sl);
+        if (n) munmap(base, n * total);
+        return NULL;
+    }
+    memset(sl, 0, sizeof *sl);
+    sl->base = base;
+    sl->all = n == 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
+    sl->cold = sl->all & ~(uint64_t)1; /* the first is handed out now */
+    g_slabs[g_nslabs++] = sl;
+    if (s) {
+        if (s->slab) s->slab->owner = NULL;
+        s->slab = sl;
+        sl->owner = s;
+    }
+    if (sl->cold) cold_link(sl);
+    pthread_mutex_unlock(&g_mu);
+    atomic_fetch_add_explicit(&nd__rt.obs.stack_bytes, total * n, memory_order_relaxed);
+    return stack_desc(base, total, sl);
 }
 
 /*
@@ -254,14 +360,15 @@ nd_stack *nd__stack_get(nd_sched *s, size_t size)
         }
         pthread_mutex_unlock(&g_mu);
         if (st) return st;
-        return stack_cold_get();
+        return stack_cold_get(s);
     }
     return stack_map(size + ((sizeof(nd_stack) + 63) & ~(size_t)63));
 }
 
 void nd__stack_put(nd_sched *s, nd_stack *st)
 {
-    if (st->mapsize != default_total()) {
+    nd_slab *sl = st->slab;
+    if (!sl) { /* not of the default size */
         stack_unmap(st);
         return;
     }
@@ -274,39 +381,43 @@ void nd__stack_put(nd_sched *s, nd_stack *st)
         s->nstack_cache++;
         return;
     }
-    /* beyond the hot pools: queued to be given back (release_batch), then cold */
-    void **full = NULL, *m = st->map;
-    size_t n = 0;
-    bool now = false;
+    /* beyond the hot pools: waits in its slab to be given back, then is cold */
+    uint64_t bit = (uint64_t)1 << (((char *)st->map - sl->base) / default_total());
+    bool whole = false, over = false;
     pthread_mutex_lock(&g_mu);
     if (g_nfree < ND__GLOBAL_MAX) {
         st->next = g_free;
         g_free = st;
         g_nfree++;
-    } else if (!g_rel && !(g_rel = malloc(RELEASE_BATCH * sizeof *g_rel))) {
-        now = true; /* no memory for the queue: given back alone, as it comes */
     } else {
-        g_rel[g_nrel++] = m;
-        if (g_nrel == RELEASE_BATCH) full = rel_take(&n);
+        sl->pend |= bit;
+        sl->aged = false;
+        g_npend++;
+        if (!sl->on_pend) {
+            sl->on_pend = true;
+            sl->pnext = g_pend_slabs;
+            g_pend_slabs = sl;
+        }
+        if (!sl->busy && (sl->cold | sl->pend) == sl->all) {
+            slab_take(sl); /* none of it is out: all of it goes back in one call */
+            whole = true;
+        } else {
+            over = g_npend > PEND_MAX;
+        }
     }
     pthread_mutex_unlock(&g_mu);
-    if (now) release_batch(&m, 1);
-    if (full) {
-        release_batch(full, n);
-        free(full);
-    }
+    if (whole)
+        slab_release(sl);
+    else if (over)
+        release_all(true);
 }
 
 void nd__stack_release_pending(void)
 {
-    size_t n = 0;
-    void **v = NULL;
     pthread_mutex_lock(&g_mu);
-    if (g_nrel) v = rel_take(&n);
+    bool any = g_npend != 0;
     pthread_mutex_unlock(&g_mu);
-    if (!v) return;
-    release_batch(v, n);
-    free(v);
+    if (any) release_all(false);
 }
 
 void nd__stack_cache_drain(nd_sched *s)
@@ -329,20 +440,19 @@ void nd__stack_global_drain(void)
     }
     g_nfree = 0;
     size_t total = default_total();
-    for (size_t i = 0; i < g_nrel; i++) {
-        atomic_fetch_sub_explicit(&nd__rt.obs.stack_bytes, total, memory_order_relaxed);
-        munmap(g_rel[i], total);
+    for (size_t i = 0; i < g_nslabs; i++) {
+        nd_slab *sl = g_slabs[i];
+        for (uint64_t m = sl->cold | sl->pend; m; m &= m - 1) {
+            atomic_fetch_sub_explicit(&nd__rt.obs.stack_bytes, total, memory_order_relaxed);
+            munmap(sl->base + (size_t)__builtin_ctzll(m) * total, total);
+        }
+        free(sl);
     }
-    free(g_rel);
-    g_rel = NULL;
-    g_nrel = 0;
-    for (size_t i = 0; i < g_ncold; i++) {
-        atomic_fetch_sub_explicit(&nd__rt.obs.stack_bytes, total, memory_order_relaxed);
-        munmap(g_cold[i], total);
-    }
-    free(g_cold);
-    g_cold = NULL;
-    g_ncold = g_capcold = 0;
+    free(g_slabs);
+    g_slabs = NULL;
+    g_nslabs = g_capslabs = 0;
+    g_cold_slabs = g_pend_slabs = NULL;
+    g_npend = 0;
     pthread_mutex_unlock(&g_mu);
 }
 

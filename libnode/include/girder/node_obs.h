@@ -149,6 +149,7 @@ typedef struct nd_metrics {
     uint64_t mailbox_kills;     /* processes killed with mailbox_overflow */
     uint64_t processes_parked;  /* waiting with their stacks parked (nd_config.park_after_ms) */
     uint64_t stack_parks;       /* stacks parked since the start (each resumed at its next run) */
+    uint64_t stack_releases;    /* system calls that gave back exited processes' stack pages */
     struct {
         uint64_t process_table; /* process slots allocated */
         uint64_t stacks;        /* coroutine stacks mapped (guard pages included) */
