@@ -111,7 +111,8 @@ void dist__node_down_finish(dconn *c, int was, const char *why)
         dlinkrec *r = links;
         links = r->next;
         nd_signal s = {ND_SIG_EXIT, r->remote, r->local, dist__a.noconnection, TERM_NONE, 0};
-        nd_dist_deliver(&s);
+        r->remote = TERM_NONE; /* the signal takes the record's reference */
+        nd_dist_deliver_take(&s);
         dist__link_free(r);
         nl++;
     }
@@ -120,7 +121,10 @@ void dist__node_down_finish(dconn *c, int was, const char *why)
         mons = r->next;
         if (r->dir == MON_OUT) {
             nd_signal s = {ND_SIG_DOWN, r->remote, r->local, dist__a.noconnection, r->ref, 0};
-            if (!sabotage_drop_down(c)) nd_dist_deliver(&s);
+            if (!sabotage_drop_down(c)) { /* the signal takes the record's references */
+                r->remote = r->ref = TERM_NONE;
+                nd_dist_deliver_take(&s);
+            }
         } else if (r->dir == MON_IN) {
             nd_signal s = {ND_SIG_DEMONITOR, r->remote, r->local, TERM_NONE, r->ref, 0};
             nd_dist_deliver(&s);

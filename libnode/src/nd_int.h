@@ -139,7 +139,8 @@ typedef struct nd_rel {
     struct nd_rel **pprev; /* the pointer that points at this record (O(1) removal) */
     struct nd_rel *hnext;  /* chain in the process's index by ref (proc.c: rel_index) */
     uint8_t type;
-    uint8_t gone; /* REL_MONBY: a DEMONITOR for it is queued (set by its sender under `lock`) */
+    uint8_t gone;  /* REL_MONBY: a DEMONITOR for it is queued (set by its sender under `lock`) */
+    uint32_t hash; /* term_hash(ref), while it is in the index (proc.c: relix_put) */
     uint64_t unlinking; /* REL_LINK: 0 = active, else the unlink id in flight */
     term_t pid;         /* the other process */
     term_t ref;         /* monitors */

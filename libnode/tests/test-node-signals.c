@@ -256,6 +256,65 @@ static void test_dist(void **state)
     nd_test_run(body_dist, NULL, "normal");
 }
 
+/* nd_dist_deliver_take: the same signals, the caller's references handed over (ASan's leak
+** check and double-free detection hold it to that: each term given is released exactly once),
+** to a live process, to a dead one, and by name (its fallback path). */
+static void ends_at_once(void *arg)
+{
+    (void)arg;
+}
+
+static void body_dist_take(void *arg)
+{
+    term_t remote = term_pid(A("other@host"), 43, 0, 7);
+    term_t m, ref, dead;
+    nd_set_dist_hook(fake_dist, NULL);
+    nd_trap_exit(true);
+    assert_int_equal(nd_link(remote), 0);
+    assert_int_equal(nd_monitor(remote, &ref), 0);
+    nd_signal ex = {ND_SIG_EXIT, term_dup(remote), nd_self(), A("noconnection"), TERM_NONE, 0};
+    assert_int_equal(nd_dist_deliver_take(&ex), 0);
+    nd_signal dn = {ND_SIG_DOWN, term_dup(remote), nd_self(), A("noconnection"), term_dup(ref), 0};
+    assert_int_equal(nd_dist_deliver_take(&dn), 0);
+    assert_int_equal(nd_receive_if(is_tag, "EXIT", 1000, &m), 0);
+    assert_true(term_equal(term_tuple_elem(m, 1), remote));
+    assert_true(term_tuple_elem(m, 2) == A("noconnection"));
+    term_free(m);
+    assert_int_equal(nd_receive_if(is_tag, "DOWN", 1000, &m), 0);
+    assert_true(term_equal(term_tuple_elem(m, 1), ref));
+    assert_true(term_equal(term_tuple_elem(m, 3), remote));
+    assert_true(term_tuple_elem(m, 4) == A("noconnection"));
+    term_free(m);
+    /* to a dead process: it answers (a DOWN noproc for a monitor, out through the hook) */
+    assert_int_equal(nd_spawn_monitor(ends_at_once, NULL, &dead, &m), 0);
+    term_free(m);
+    assert_int_equal(nd_receive_if(is_tag, "DOWN", 1000, &m), 0);
+    term_free(m);
+    int calls = atomic_load(&hook_calls);
+    term_t r2 = term_ref(A("other@host"), 7, 3, (const uint32_t[]){1, 2, 3});
+    nd_signal mo = {ND_SIG_MONITOR, term_dup(remote), dead, TERM_NONE, r2, 0};
+    assert_int_equal(nd_dist_deliver_take(&mo), 0);
+    assert_int_equal(atomic_load(&hook_calls), calls + 1);
+    assert_int_equal(last.kind, ND_SIG_DOWN);
+    /* by name: a message, through nd_dist_deliver() */
+    assert_int_equal(nd_register(A("take_target"), nd_self()), 0);
+    nd_signal msg = {ND_SIG_MSG,       term_dup(remote),
+                     A("take_target"), term_tuplev(2, A("boxed"), term_dup(remote)),
+                     TERM_NONE,        0};
+    assert_int_equal(nd_dist_deliver_take(&msg), 0);
+    assert_int_equal(nd_receive_if(is_tag, "boxed", 1000, &m), 0);
+    term_free(m);
+    nd_set_dist_hook(NULL, NULL);
+    term_free(dead);
+    term_free(ref);
+    term_free(remote);
+}
+
+static void test_dist_take(void **state)
+{
+    nd_test_run(body_dist_take, NULL, "normal");
+}
+
 /* Signals from a remote process into local ones, and the answers that go back out. */
 #define MAXSIG 16
 static nd_signal seen[MAXSIG];
@@ -453,11 +512,11 @@ static void test_info_lists(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_monitors),   cmocka_unit_test(test_registry),
-        cmocka_unit_test(test_timers),     cmocka_unit_test(test_spawn_opts),
-        cmocka_unit_test(test_dist),       cmocka_unit_test(test_pair_order),
-        cmocka_unit_test(test_info_lists), cmocka_unit_test(test_dist_inbound),
-        cmocka_unit_test(test_queue_len),
+        cmocka_unit_test(test_monitors),     cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_timers),       cmocka_unit_test(test_spawn_opts),
+        cmocka_unit_test(test_dist),         cmocka_unit_test(test_dist_take),
+        cmocka_unit_test(test_pair_order),   cmocka_unit_test(test_info_lists),
+        cmocka_unit_test(test_dist_inbound), cmocka_unit_test(test_queue_len),
     };
     return cmocka_run_group_tests(tests, nd_test_setup, nd_test_teardown);
 }

@@ -53,6 +53,10 @@ GIRDER_API void nd_set_dist_hook(nd_dist_fn fn, void *ud);
 ** dead: the signal then gets Erlang's dead-target answer, sent back through the hook.
 */
 GIRDER_API int nd_dist_deliver(const nd_signal *sig);
+/* The same, taking over the caller's references to sig's from, ref and payload (released
+** whatever the result): a layer that drops its own copies right after, as at a node-down,
+** touches those terms' counts neither to take a reference nor to drop one. */
+GIRDER_API int nd_dist_deliver_take(const nd_signal *sig);
 
 /*
 ** Gives process owner (a local pid) a monitor of target (a pid) under reference ref, as if
