@@ -241,6 +241,16 @@ static void body_dist(void *arg)
     assert_int_equal(nd_dist_deliver(&msg), 0);
     assert_int_equal(nd_receive(1000, &m), 0);
     assert_true(m == A("from_afar"));
+    /* a monitor of a local name nobody holds: a DOWN noproc at once, back through the hook;
+    ** the signal's terms stay the caller's (under ASan a reference not taken is a double free) */
+    int calls = atomic_load(&hook_calls);
+    term_t nref = term_ref(A("other@host"), 7, 3, (const uint32_t[]){7, 8, 9});
+    nd_signal nm = {ND_SIG_MONITOR, remote, A("nobody_here"), TERM_NONE, nref, 0};
+    assert_int_equal(nd_dist_deliver(&nm), 0);
+    assert_int_equal(atomic_load(&hook_calls), calls + 1);
+    assert_int_equal(last.kind, ND_SIG_DOWN);
+    assert_true(term_is_ref(nref) && term_is_pid(remote));
+    term_free(nref);
     /* without a hook a remote link breaks at once with noconnection */
     nd_set_dist_hook(NULL, NULL);
     assert_int_equal(nd_link(remote), 0);
