@@ -191,6 +191,8 @@ static double girder_run(nd_entry_fn fn, const char *node, long n)
 }
 
 #ifdef BENCH_SCALE_DIST
+static long scale_only; /* BENCH_SCALE_SIZE: 0, 1024 or 65536 */
+
 /* ---------------------------------------------------------------- scale: senders x sizes */
 
 /* One round of the scale matrix: `senders` processes share n messages of `size` bytes each
@@ -272,7 +274,7 @@ static void scale_matrix(const char *gname, const char *erecv)
     char full[320];
     snprintf(full, sizeof full, "%s@%s", gname, host);
     /* BENCH_SCALE_SIZE (for profilers): only the cells of that message size */
-    long only = getenv("BENCH_SCALE_SIZE") ? atol(getenv("BENCH_SCALE_SIZE")) : 0;
+    long only = scale_only;
     for (size_t z = 0; z < 2; z++)
         for (size_t k = 0; k < 3; k++) {
             if (only > 0 && (size_t)only != sizes[z]) continue;
@@ -395,8 +397,16 @@ int main(int argc, char **argv)
         if (argc == 5) snprintf(optfile, sizeof optfile, "%s", argv[4]);
         return node_main(argv[2]);
     }
-    if (getenv("BENCH_DIST_MSGS")) n_msgs = atol(getenv("BENCH_DIST_MSGS"));
-    if (getenv("BENCH_DIST_RT")) n_rt = atol(getenv("BENCH_DIST_RT"));
+    n_msgs = bs_env_count("BENCH_DIST_MSGS", n_msgs, 100000000);
+    n_rt = bs_env_count("BENCH_DIST_RT", n_rt, 100000000);
+#ifdef BENCH_SCALE_DIST
+    scale_only = bs_env_count("BENCH_SCALE_SIZE", 0, 65536);
+    if (scale_only && scale_only != 1024 && scale_only != 65536) {
+        fprintf(stderr, "BENCH_SCALE_SIZE=%ld: expected 1024 or 65536\n", scale_only);
+        return 2;
+    }
+    (void)bs_scale_rounds(); /* refused here, before anything starts, if malformed */
+#endif
     bs_machine(argv[0]);
     signal(SIGPIPE, SIG_IGN);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dist-bench-XXXXXX");

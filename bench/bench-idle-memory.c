@@ -154,7 +154,7 @@ int main(int argc, char **argv)
 {
     static const ba_mode modes[] = {{"--round", 1, 1}, {NULL, 0, 0}};
     ba_check(argc, argv, usage, modes);
-    if (getenv("BENCH_IDLE_PLAIN")) n_plain = atol(getenv("BENCH_IDLE_PLAIN"));
+    n_plain = bs_env_count("BENCH_IDLE_PLAIN", n_plain, 10000000);
     if (argc == 3 && !strcmp(argv[1], "--round")) {
         nd_config c = {0};
         c.park_after_ms = PARK_AFTER_MS;

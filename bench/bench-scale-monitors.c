@@ -212,6 +212,9 @@ int main(int argc, char **argv)
         eport = (uint16_t)atoi(argv[4]);
         return watcher_main(argv[2], argv[3], atol(argv[5]));
     }
+    long sizes[8] = {1000, 10000, 100000};
+    int nsizes = bs_scale_sizes(sizes, 3);
+    int rounds = bs_scale_rounds();
     bs_machine("bench-scale-monitors");
     signal(SIGPIPE, SIG_IGN);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/scale-mon-XXXXXX");
@@ -222,17 +225,6 @@ int main(int argc, char **argv)
     if (system(cmd) != 0) return 1;
     bench_child epmd = bench_start_epmd(bindir, (unsigned)getpid() * 17u, &eport);
     if (epmd.pid < 0) return 1;
-    long sizes[8] = {1000, 10000, 100000};
-    int nsizes = 3;
-    const char *ns = getenv("BENCH_SCALE_NS");
-    if (ns) {
-        nsizes = 0;
-        for (const char *p = ns; *p && nsizes < 8; p++) {
-            sizes[nsizes++] = strtol(p, (char **)&p, 10);
-            if (!*p) break;
-        }
-    }
-    int rounds = bs_scale_rounds();
     for (int s = 0; s < nsizes; s++) {
         double g[64], e[64];
         for (int r = 0; r < rounds; r++) {

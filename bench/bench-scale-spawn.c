@@ -97,6 +97,9 @@ int main(int argc, char **argv)
     static const ba_mode modes[] = {{"--round", 1, 1}, {NULL, 0, 0}};
     ba_check(argc, argv, usage, modes);
     if (argc == 3 && !strcmp(argv[1], "--round")) return round_main(atol(argv[2]));
+    long sizes[8] = {10000, 100000, 1000000};
+    int nsizes = bs_scale_sizes(sizes, 3);
+    int rounds = bs_scale_rounds();
     bs_machine("bench-scale-spawn");
     char exe[4096];
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -108,17 +111,6 @@ int main(int argc, char **argv)
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "erlc -o %s %s/libnode_bench.erl", dir, BENCH_ERL_DIR);
     bool erl_ok = !getenv("ND_BENCH_NO_ERLANG") && system(cmd) == 0;
-    const char *ns = getenv("BENCH_SCALE_NS");
-    long sizes[8] = {10000, 100000, 1000000};
-    int nsizes = 3;
-    if (ns) {
-        nsizes = 0;
-        for (const char *p = ns; *p && nsizes < 8; p++) {
-            sizes[nsizes++] = strtol(p, (char **)&p, 10);
-            if (!*p) break;
-        }
-    }
-    int rounds = bs_scale_rounds();
     fprintf(stderr, "%10s %6s | %12s %12s %10s | %12s %12s %10s\n", "N", "round", "girder s",
             "bytes/proc", "stop s", "erlang s", "bytes/proc", "stop s");
     for (int i = 0; i < nsizes; i++) {

@@ -68,13 +68,60 @@ static inline double bs_median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* A whole number in [1, max] from s up to its end or a comma (*end set past it), or -1. */
+static inline long bs_parse_count(const char *s, long max, const char **end)
+{
+    long v = 0;
+    const char *p = s;
+    while (*p >= '0' && *p <= '9') {
+        if (v > (max - (*p - '0')) / 10) return -1;
+        v = v * 10 + (*p++ - '0');
+    }
+    if (p == s || (*p && *p != ',') || v < 1) return -1;
+    *end = p;
+    return v;
+}
+
+/* The environment variable `name` as a whole number in [1, max], or def when it is unset. Any
+** other value is refused before the benchmark starts anything: a message, exit status 2. */
+static inline long bs_env_count(const char *name, long def, long max)
+{
+    const char *v = getenv(name), *end;
+    if (!v) return def;
+    long n = bs_parse_count(v, max, &end);
+    if (n < 0 || *end) {
+        fprintf(stderr, "%s=%s: expected a whole number from 1 to %ld\n", name, v, max);
+        exit(2);
+    }
+    return n;
+}
+
+/* The sizes of a scale benchmark: BENCH_SCALE_NS, up to 8 whole numbers from 1 to 10,000,000
+** separated by commas, else the n defaults already in sizes. Refused as bs_env_count() does. */
+static inline int bs_scale_sizes(long sizes[8], int n)
+{
+    const char *v = getenv("BENCH_SCALE_NS");
+    if (!v) return n;
+    n = 0;
+    for (const char *p = v;; p++) {
+        long x = n < 8 ? bs_parse_count(p, 10000000, &p) : -1;
+        if (x < 0) {
+            fprintf(stderr,
+                    "BENCH_SCALE_NS=%s: expected up to 8 whole numbers from 1 to 10000000, "
+                    "separated by commas\n",
+                    v);
+            exit(2);
+        }
+        sizes[n++] = x;
+        if (!*p) return n;
+    }
+}
+
 /* Rounds per side of a scale benchmark: BENCH_SCALE_ROUNDS (1..64), by default 5 like every
 ** other benchmark (they are heavy: BENCH_SCALE_ROUNDS=1 for a quick look). */
 static inline int bs_scale_rounds(void)
 {
-    const char *v = getenv("BENCH_SCALE_ROUNDS");
-    int r = v ? atoi(v) : 5;
-    return r < 1 || r > 64 ? 5 : r;
+    return (int)bs_env_count("BENCH_SCALE_ROUNDS", 5, 64);
 }
 
 /* Summarises one side's rounds on stderr ("girder: median M, min..max, spread S%") and returns

@@ -39,3 +39,8 @@ foreach(_t bench-dist-nodedown bench-dist-tcp bench-dist-tls bench-scale-dist be
 endforeach()
 add_test(NAME bench-int-tmpdir COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/bench/tmpdir.sh ${_tmpdir_progs})
 set_tests_properties(bench-int-tmpdir PROPERTIES TIMEOUT 120 LABELS integration)
+
+# A malformed count in a benchmark's environment is refused before anything starts.
+add_test(NAME bench-int-env COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/bench/env.sh
+                                       $<TARGET_FILE_DIR:bench-scale-spawn>)
+set_tests_properties(bench-int-env PROPERTIES TIMEOUT 120 LABELS integration)
