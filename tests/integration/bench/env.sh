@@ -6,17 +6,7 @@
 # usage: env.sh BINDIR
 set -u
 BIN=${1:?bindir}
-TMP=$(mktemp -d /tmp/girder-benchenv.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-mkdir "$TMP/fake"
-for t in erl erlc; do
-  printf '#!/bin/sh\ntouch "%s/ran-%s"\nexit 1\n' "$TMP" "$t" > "$TMP/fake/$t"
-  chmod +x "$TMP/fake/$t"
-done
-PATH="$TMP/fake:$PATH" ERL="$TMP/fake/erl"
-export PATH ERL
-failed=0
-fail() { echo "FAIL: $*" >&2; failed=$((failed + 1)); }
+. "$(dirname "$0")/fake-erl.sh"
 
 # refused PROG VAR VALUE
 refused() {
@@ -26,9 +16,7 @@ refused() {
   [ -s "$TMP/out" ] && fail "$1 $2=$3: stdout not empty: $(head -c 200 "$TMP/out")"
   [ "$(wc -l < "$TMP/err")" = 1 ] && grep -q "^$2=" "$TMP/err" ||
     fail "$1 $2=$3: stderr is not one line naming $2: $(head -c 300 "$TMP/err")"
-  for m in "$TMP"/ran-*; do
-    [ -e "$m" ] && fail "$1 $2=$3: ran ${m##*/ran-}" && rm -f "$m"
-  done
+  no_erl_ran "$1 $2=$3"
 }
 
 for v in abc 0 -5 1,,2 10000, 100000000 1,2,3,4,5,6,7,8,9 "1 2"; do

@@ -3,19 +3,7 @@
 # option, at once and before it starts anything: no machine line, no erl, nothing left running.
 set -u
 [ $# -gt 0 ] || { echo "FAIL: no benchmark programs given" >&2; exit 1; }
-TMP=$(mktemp -d /tmp/girder-benchhelp.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-# erl and erlc stand-ins first on PATH (and as ERL): a program that started its Erlang side
-# leaves a mark
-mkdir "$TMP/fake"
-for t in erl erlc; do
-  printf '#!/bin/sh\ntouch "%s/ran-%s"\nexit 1\n' "$TMP" "$t" > "$TMP/fake/$t"
-  chmod +x "$TMP/fake/$t"
-done
-PATH="$TMP/fake:$PATH" ERL="$TMP/fake/erl"
-export PATH ERL
-failed=0
-fail() { echo "FAIL: $*" >&2; failed=$((failed + 1)); }
+. "$(dirname "$0")/fake-erl.sh"
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # run PROG ARG: exit status in $rc, stdout and stderr in $TMP/out and $TMP/err, time in $ms;
@@ -31,9 +19,7 @@ run() {
 # what every run must show: quick, and neither erl nor erlc run
 quick() {
   [ "$ms" -lt 2000 ] || fail "$1 $2: took $ms ms"
-  for m in "$TMP"/ran-*; do
-    [ -e "$m" ] && fail "$1 $2: ran ${m##*/ran-}" && rm -f "$m"
-  done
+  no_erl_ran "$1 $2"
 }
 
 for p in "$@"; do

@@ -4,14 +4,8 @@
 # or scale-mon-* directory behind.
 set -u
 [ $# -gt 0 ] || { echo "FAIL: no benchmark programs given" >&2; exit 1; }
-TMP=$(mktemp -d /tmp/girder-benchtmp.XXXXXX)
-trap 'rm -rf "$TMP"' EXIT
-mkdir "$TMP/fake"
-for t in erl erlc; do printf '#!/bin/sh\nexit 1\n' > "$TMP/fake/$t"; chmod +x "$TMP/fake/$t"; done
-PATH="$TMP/fake:$PATH" ERL="$TMP/fake/erl"
-export PATH ERL
+. "$(dirname "$0")/fake-erl.sh" # an erlc that fails
 count() { ls -d /tmp/dist-bench-* /tmp/dist-nd-bench-* /tmp/scale-mon-* 2>/dev/null | wc -l; }
-failed=0
 for p in "$@"; do
   name=$(basename "$p")
   before=$(count)
