@@ -806,7 +806,8 @@ static int check_supervisors(ctx *c)
         r->checked[INV_SUP]++;
         /* a child that failed to start while the supervisor started (its first start, as in
         ** OTP: {shutdown, {failed_to_start_child, Id, Why}}) ends it at once: not a give-up */
-        if (sx->reason && !strncmp(sx->reason, "{shutdown,{failed_to_start_child,", 33) &&
+        static const char init_failure[] = "{shutdown,{failed_to_start_child,";
+        if (sx->reason && !strncmp(sx->reason, init_failure, sizeof init_failure - 1) &&
             starts <= 3)
             continue;
         if (ss && in_window <= ss->intensity) {

@@ -888,11 +888,13 @@ void nd_set_dist_hook(nd_dist_fn fn, void *ud)
     atomic_store(&nd__rt.dist_fn, fn);
 }
 
+/* The internal kind of each ND_SIG_* (nd_dist_deliver, nd_dist_deliver_take). */
+static const uint32_t sig_kinds[] = {
+    0,          SIG_MSG,        SIG_EXIT,    SIG_EXIT2,     SIG_LINK,
+    SIG_UNLINK, SIG_UNLINK_ACK, SIG_MONITOR, SIG_DEMONITOR, SIG_DOWN};
+
 int nd_dist_deliver(const nd_signal *sig)
 {
-    static const uint32_t kinds[] = {
-        0,          SIG_MSG,        SIG_EXIT,    SIG_EXIT2,     SIG_LINK,
-        SIG_UNLINK, SIG_UNLINK_ACK, SIG_MONITOR, SIG_DEMONITOR, SIG_DOWN};
     if (sig->kind < ND_SIG_MSG || sig->kind > ND_SIG_DOWN) return ND_EINVAL;
     term_t to = sig->to;
     nd_proc *q = NULL;
@@ -930,7 +932,7 @@ int nd_dist_deliver(const nd_signal *sig)
         if (term_pid_get(to, &pi) != 0 || pi.node != nd_node()) return ND_EINVAL;
         /* a pid of an earlier incarnation of this node (another creation): a dead process,
         ** which answers as one (a link gets noproc, a monitor a DOWN noproc), as Erlang does */
-        nd_sig *d = nd__sig_new(kinds[sig->kind]);
+        nd_sig *d = nd__sig_new(sig_kinds[sig->kind]);
         if (!d) return ND_ENOMEM;
         d->from = term_dup(sig->from);
         d->ref = term_dup(sig->ref);
@@ -941,7 +943,7 @@ int nd_dist_deliver(const nd_signal *sig)
     /* a message keeps only its payload (a compact node): holding `from` would keep the
     ** sender's decoded control message alive as long as the message waits */
     nd_sig *s = sig->kind == ND_SIG_MSG ? nd__msg_new(term_dup(sig->payload))
-                                        : nd__sig_new(kinds[sig->kind]);
+                                        : nd__sig_new(sig_kinds[sig->kind]);
     if (!s) {
         term_free(item);
         term_free(owner);
@@ -973,14 +975,11 @@ int nd_dist_deliver(const nd_signal *sig)
 
 int nd_dist_deliver_take(const nd_signal *sig)
 {
-    static const uint32_t kinds[] = {
-        0,          SIG_MSG,        SIG_EXIT,    SIG_EXIT2,     SIG_LINK,
-        SIG_UNLINK, SIG_UNLINK_ACK, SIG_MONITOR, SIG_DEMONITOR, SIG_DOWN};
     /* the common case, a signal other than a message to a live incarnation's pid, as
     ** nd_dist_deliver() does it without the references it would take and the caller drop */
     if (sig->kind > ND_SIG_MSG && sig->kind <= ND_SIG_DOWN && term_is_pid(sig->to) &&
         nd__pid_is_local(sig->to)) {
-        nd_sig *s = nd__sig_new(kinds[sig->kind]);
+        nd_sig *s = nd__sig_new(sig_kinds[sig->kind]);
         if (s) {
             s->payload = sig->payload;
             s->from = sig->from;
