@@ -55,25 +55,28 @@ static rxjob *job_of(dist_rxmsg *m)
     if (!j) return NULL;
     j->m = *m;
     j->bytes = m->len;
-    if (!m->own) {
-        uint8_t *b = malloc(m->len ? m->len : 1);
-        if (!b) {
+    if (m->own == TERM_NONE) {
+        /* the bytes, copied out of the read buffer, are a binary the message's large binaries
+        ** point into (etf_decode_opts.share) */
+        uint8_t *b = term_alloc_raw(m->len ? m->len : 1);
+        if (b) memcpy(b, m->data, m->len);
+        j->m.own = b ? term_binary_adopt(b, m->len) : TERM_NONE;
+        if (j->m.own == TERM_NONE) {
             free(j);
             return NULL;
         }
-        memcpy(b, m->data, m->len);
-        j->m.data = j->m.own = b;
+        j->m.data = term_binary_data(j->m.own);
     }
     if (m->refs && !m->own_refs) {
         etf_atom_cache *r = dist__refs_copy(m->refs, m->nrefs);
         if (!r) {
-            if (!m->own) free(j->m.own);
+            if (m->own == TERM_NONE) term_free(j->m.own);
             free(j);
             return NULL;
         }
         j->m.refs = j->m.own_refs = r;
     }
-    m->own = NULL; /* moved into the job */
+    m->own = TERM_NONE; /* moved into the job */
     m->own_refs = NULL;
     return j;
 }

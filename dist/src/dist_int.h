@@ -268,7 +268,8 @@ typedef struct dist_rxmsg {
     const etf_atom_cache *refs; /* NULL: pass-through, no cache */
     size_t nrefs;               /* entries of refs in use */
     bool versioned;             /* each term starts with 131 */
-    uint8_t *own;
+    term_t own; /* TERM_NONE, or a binary over storage holding data's bytes: large binaries
+                ** in the message are decoded as references into it (etf_decode_opts.share) */
     etf_atom_cache *own_refs; /* holds a reference to each of its nrefs atoms */
 } dist_rxmsg;
 

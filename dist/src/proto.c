@@ -49,7 +49,7 @@ void dist__refs_free(etf_atom_cache *r, size_t n)
 
 static void frag_free(dist_frag *f)
 {
-    free(f->buf);
+    term_free_raw(f->buf, f->cap);
     dist__refs_free(f->refs, f->nrefs);
     free(f);
 }
@@ -190,6 +190,7 @@ int dist__rx_decode(dist_rx *rx, const dist_rxmsg *m, bool allow_compressed, dis
     o.max_uncompressed = rx->max_message;
     o.max_heap = rx->max_heap;
     o.no_compressed = !allow_compressed;
+    o.share = m->own;
     etf_error e = {0};
     size_t used = 0;
     term_t c = etf_decode(m->data, m->len, &o, &used, &e);
@@ -218,9 +219,9 @@ int dist__rx_decode(dist_rx *rx, const dist_rxmsg *m, bool allow_compressed, dis
 
 void dist__rxmsg_release(dist_rxmsg *m)
 {
-    free(m->own);
+    term_free(m->own);
     dist__refs_free(m->own_refs, m->nrefs);
-    m->own = NULL;
+    m->own = TERM_NONE;
     m->own_refs = NULL;
 }
 
@@ -234,20 +235,25 @@ static dist_frag *frag_find(dist_rx *rx, uint64_t seq, dist_frag ***link)
     return NULL;
 }
 
-/* Appends to a sequence in reassembly; all sequences of a connection together hold at most
-** max_message bytes of buffer. */
+/*
+** Appends to a sequence in reassembly; all sequences of a connection together hold at most
+** max_message bytes of buffer. The first fragment's buffer has an eighth more room, so the
+** short last fragment of a message just over the fragment size lands without a copy of the
+** rest; past that it doubles. The finished buffer is trimmed to its length in place (a
+** shrink), and stays alive as long as a binary decoded from it points into it.
+*/
 static int frag_append(dist_rx *rx, dist_frag *fr, const uint8_t *d, size_t n, const char **why)
 {
     if (n == 0) return 0; /* an empty fragment: nothing to add (and buf may still be NULL) */
     if (n > rx->max_message - fr->len) return (*why = "message too large", DIST_EPROTO);
     if (fr->len + n > fr->cap) {
-        size_t nc = fr->cap ? fr->cap : 65536;
+        size_t nc = fr->cap ? fr->cap : ((n + n / 8) | 4095) + 1;
         while (nc < fr->len + n) nc *= 2;
         if (nc > rx->max_message) nc = rx->max_message;
         if (rx->frag_bytes - fr->cap + nc > rx->max_message)
             return (*why = "fragmented messages in reassembly over the message size limit",
                     DIST_EPROTO);
-        uint8_t *nb = realloc(fr->buf, nc);
+        uint8_t *nb = fr->buf ? term_realloc_raw(fr->buf, fr->cap, nc) : term_alloc_raw(nc);
         if (!nb) return (*why = "out of memory", DIST_ENOMEM);
         rx->frag_bytes += nc - fr->cap;
         fr->buf = nb;
@@ -334,7 +340,26 @@ int dist__rx_message(dist_rx *rx, const uint8_t *f, size_t len, dist_rxmsg *m, c
         *link = fr->next;
         rx->nfrags--;
         rx->frag_bytes -= fr->cap;
-        m->data = m->own = fr->buf;
+        /* the message's storage becomes a binary, of its exact size, that its large binaries
+        ** will point into */
+        uint8_t *b = fr->len ? fr->buf : NULL;
+        if (b && fr->len < fr->cap && !(b = term_realloc_raw(fr->buf, fr->cap, fr->len))) {
+            frag_free(fr);
+            return (*why = "out of memory", DIST_ENOMEM);
+        }
+        if (b) {
+            m->own = term_binary_adopt(b, fr->len); /* frees b if it fails */
+        } else {
+            term_free_raw(fr->buf, fr->cap);
+            m->own = term_binary(NULL, 0);
+        }
+        fr->buf = NULL;
+        fr->cap = 0;
+        if (m->own == TERM_NONE) {
+            frag_free(fr);
+            return (*why = "out of memory", DIST_ENOMEM);
+        }
+        m->data = term_binary_data(m->own);
         m->len = fr->len;
         m->refs = m->own_refs = fr->refs;
         m->nrefs = fr->nrefs;

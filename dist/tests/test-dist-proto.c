@@ -415,6 +415,55 @@ static void test_atom_budget_foreign(void **s)
     dist__rx_free(&r);
 }
 
+/* A fragmented message's large binary is not copied out of the reassembled buffer: it points
+** into it, and keeps it alive after the message's own reference is gone. A small one is copied. */
+static void test_fragmented_binary_shared(void **state)
+{
+    (void)state;
+    size_t size = 70000;
+    uint8_t *bytes = malloc(size);
+    for (size_t i = 0; i < size; i++) bytes[i] = (uint8_t)(i * 13);
+    term_t ctl = term_tuplev(4, term_int(DOP_REG_SEND), pid("a@h", 1), A(""), A("sink"));
+    term_t payload = term_tuplev(3, A("big"), term_binary(bytes, size), term_binary(bytes, 100));
+    etf_buf b = {0};
+    assert_int_equal(dist__frame_encode(ctl, payload, DIST_OUR_FLAGS, 65536, 9, &b), 0);
+    dist_rx r;
+    dist__rx_init(&r, 0, 0, 0, true);
+    dist_rxmsg m;
+    int rc = 0, frames = 0;
+    for (size_t pos = 0; pos < b.len; frames++) {
+        size_t len = girder__get32(b.data + pos);
+        const char *why = NULL;
+        rc = dist__rx_message(&r, b.data + pos + 4, len, &m, &why);
+        assert_true(rc >= 0);
+        pos += 4 + len;
+    }
+    assert_int_equal(frames, 2);
+    assert_int_equal(rc, 1);
+    assert_true(m.own != TERM_NONE);
+    assert_int_equal(term_binary_size(m.own), m.len); /* trimmed to the message */
+    const uint8_t *lo = term_binary_data(m.own), *hi = lo + m.len;
+    dist_ctl c;
+    const char *why = NULL;
+    assert_int_equal(dist__rx_decode(&r, &m, false, &c, &why), 0);
+    dist__rxmsg_release(&m); /* the message's reference to the buffer goes */
+    term_t big = term_tuple_elem(c.payload, 1), small = term_tuple_elem(c.payload, 2);
+    const uint8_t *d = term_binary_data(big);
+    assert_true(d >= lo && d + size <= hi);
+    d = term_binary_data(small);
+    assert_false(d >= lo && d < hi);
+    assert_int_equal(term_binary_size(big), size);
+    assert_memory_equal(term_binary_data(big), bytes, size);
+    assert_memory_equal(term_binary_data(small), bytes, 100);
+    assert_true(term_equal(c.payload, payload));
+    dist__ctl_free(&c); /* the buffer's last reference: ASan's leak check sees it freed */
+    dist__rx_free(&r);
+    etf_buf_free(&b);
+    term_free(ctl);
+    term_free(payload);
+    free(bytes);
+}
+
 /* First fragments of several sequences: together their buffers may not pass max_message. */
 static void test_fragment_memory_bound(void **state)
 {
@@ -454,6 +503,7 @@ int main(void)
         cmocka_unit_test(test_atom_budget_disconnect),
         cmocka_unit_test(test_atom_budget_foreign),
         cmocka_unit_test(test_fragment_memory_bound),
+        cmocka_unit_test(test_fragmented_binary_shared),
         cmocka_unit_test_setup_teardown(test_altact_sig_send, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

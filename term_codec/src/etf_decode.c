@@ -36,6 +36,22 @@
 ** least 32, plus a word in the block: the bounds above still hold.
 */
 
+/*
+** This file is compiled twice. As itself it is the decoder. etf_decode_share.c includes it with
+** ETF_DECODE_SHARE set to 1, which makes a second copy of the pass, term__etf_decode_shared(),
+** for etf_decode_opts.share: there a large binary may point into the input's storage instead
+** of being copied. A copy of its own, because one pass that tested for it at run time (or one
+** made twice from a flag in this unit) measured 1-2 % more instructions per term on
+** bench-etf-codec, where no binary is shared. The thread-local tables are one set, this
+** unit's.
+*/
+#ifndef ETF_DECODE_SHARE
+#define ETF_DECODE_SHARE 0
+#define ETF_TLS          __attribute__((visibility("hidden"))) _Thread_local
+#else
+#define ETF_TLS extern __attribute__((visibility("hidden"))) _Thread_local
+#endif
+
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "etf_decode.c writes box headers as little-endian words"
 #endif
@@ -94,8 +110,9 @@ typedef struct dec {
 } dec;
 
 /* dec.heap: the arena, the slot stack or the map list moved to
-** the heap; HEAP_FSET: the decode made a set of new atoms. */
-enum { HEAP_ARENA = 1, HEAP_SLOTS = 2, HEAP_MAPS = 4, HEAP_FSET = 8 };
+** the heap; HEAP_FSET: the decode made a set of new atoms; HEAP_SHARE: a binary points into
+** opts->share's storage (share_owner(), referenced once the block is sealed). */
+enum { HEAP_ARENA = 1, HEAP_SLOTS = 2, HEAP_MAPS = 4, HEAP_FSET = 8, HEAP_SHARE = 16 };
 
 static inline uint64_t load64(const void *p)
 {
@@ -148,6 +165,35 @@ static inline void move_word(uint64_t *w, uintptr_t old, size_t cap, uintptr_t d
     if ((*w & 7) == 0 && *w - old < cap) *w += delta;
 }
 
+#if ETF_DECODE_SHARE
+/* A BINARY_EXT longer than this may point into opts->share (erts, too, makes a binary of more
+** than 64 bytes a reference-counted one) */
+#define SHARE_MIN 64
+
+/* What keeps the bytes of the binary share alive: its owner, or itself. */
+static inline term_t share_owner(term_t share)
+{
+    const box_bin *sb = (const box_bin *)term__box(share);
+    return sb->owner != TERM_NONE ? sb->owner : share;
+}
+
+/* Whether n bytes at p may stay where they are, in opts->share's bytes: they lie inside them
+** and are more than a quarter of them (so what a kept binary holds on to is bounded). Then
+** the storage is to be held (HEAP_SHARE), and its term is returned; else TERM_NONE. */
+static __attribute__((noinline)) term_t can_share(dec *d, const uint8_t *p, size_t n)
+{
+    term_t sh = d->opts->share;
+    if (term__box_type(sh) != BOX_BIN) return TERM_NONE;
+    const box_bin *sb = (const box_bin *)term__box(sh);
+    if (sb->h.aux != 0 || sb->nbits % 8) return TERM_NONE;
+    size_t size = (size_t)(sb->nbits / 8);
+    if (p < sb->data || n > size || (size_t)(p - sb->data) > size - n || n <= size / 4)
+        return TERM_NONE;
+    d->heap |= HEAP_SHARE;
+    return share_owner(sh);
+}
+#endif
+
 /*
 ** The arena was copied from old (cap bytes) to blk: moves the root and every box word of the
 ** boxes in [BLK_HDR, end) by delta (blk - old). Boxes are walked by their headers, which the
@@ -179,7 +225,9 @@ static __attribute__((noinline)) void relocate(uint8_t *blk, size_t end, uintptr
             uint64_t data = (uint64_t)(uintptr_t)x->data;
             move_word(&data, old, cap, delta);
             x->data = (const uint8_t *)(uintptr_t)data;
-            size = align8(sizeof(box_bin) + (size_t)((x->nbits + 7) / 8));
+            size = x->owner != TERM_NONE /* shared: the bytes are elsewhere */
+                       ? sizeof(box_bin)
+                       : align8(sizeof(box_bin) + (size_t)((x->nbits + 7) / 8));
             break;
         }
         case BOX_FLOAT:
@@ -301,7 +349,7 @@ static int stack_grow(dec *d, size_t **v, size_t *cap, unsigned bit, size_t used
 */
 #define ACACHE_BITS 8
 #define ACACHE_MAX  31
-static _Thread_local acache_ent acache[1u << ACACHE_BITS][2];
+ETF_TLS acache_ent term__etf_acache[1u << ACACHE_BITS][2];
 
 static const uint64_t low_bytes[9] = {0,
                                       0xFF,
@@ -333,7 +381,8 @@ static inline bool acache_hit(const acache_ent *e, uint64_t w0, uint64_t w1, con
 /* ---------------------------------------------------------------- foreign atoms */
 
 /* Tests: every atom written out decodes foreign (term__etf_decode_all_foreign()). */
-static _Thread_local bool all_foreign;
+#define all_foreign term__etf_all_foreign
+ETF_TLS bool all_foreign;
 
 /*
 ** Per thread, by input length (mod SIZE_PRED): the class of the block the last decode of that
@@ -344,7 +393,8 @@ static _Thread_local bool all_foreign;
 ** as before, so a block never holds more than its class (the same memory as malloc gave).
 */
 #define SIZE_PRED 256
-static _Thread_local uint8_t size_pred[SIZE_PRED];
+#define size_pred term__etf_size_pred
+ETF_TLS uint8_t size_pred[SIZE_PRED];
 
 static __attribute__((noinline)) void fset_free(fset *fs)
 {
@@ -478,7 +528,9 @@ static __attribute__((noinline)) int new_atom(dec *d, const char *name, size_t l
 
 /* ---------------------------------------------------------------- any atom */
 
+#if !ETF_DECODE_SHARE
 _Thread_local size_t term__atom_slow_calls;
+#endif
 
 /* Any atom encoding at p, or an atom cache reference: the new position, or NULL with d->err
 ** set. Finds, or creates within the budget, the atom and remembers it in the cache. */
@@ -1167,6 +1219,20 @@ static const uint8_t *build(dec *d)
                     return fail(d, TERM_EBITS, (size_t)(start - d->b)), NULL;
             }
             NEED(n);
+#if ETF_DECODE_SHARE
+            term_t own;
+            if (n > SHARE_MIN && bits == 8 && (own = can_share(d, p, n)) != TERM_NONE) {
+                ALLOC(sizeof(box_bin));
+                put_hdr(arena, off, HW(BOX_BIN, 0, 0, 0));
+                box_bin *sb = (box_bin *)(void *)(arena + off);
+                sb->nbits = (uint64_t)n * 8;
+                sb->owner = own;
+                sb->data = p; /* outside the arena: relocations leave it */
+                SETBOX(slot, off);
+                p += n;
+                break;
+            }
+#endif
             ALLOC(sizeof(box_bin) + n);
             put_hdr(arena, off, HW(BOX_BIN, 0, 0, 0));
             box_bin *b = (box_bin *)(void *)(arena + off);
@@ -1344,6 +1410,7 @@ static inline bool maps_ok(dec *d, box_block *blk)
     return false;
 }
 
+#if !ETF_DECODE_SHARE
 /* Inflates a compressed term into a fresh buffer of exactly the declared size. */
 static uint8_t *inflate_term(const uint8_t *src, size_t srclen, size_t outlen, int *err)
 {
@@ -1373,6 +1440,7 @@ static uint8_t *inflate_term(const uint8_t *src, size_t srclen, size_t outlen, i
     }
     return out;
 }
+#endif
 
 /* Frees what a decode put on the heap (d->heap). */
 static __attribute__((noinline)) void release(dec *d)
@@ -1411,7 +1479,7 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     d.maps = maps_small;
     d.nmaps = 0;
     d.mcap = 2 * MAPS_SMALL;
-    d.acache = acache;
+    d.acache = term__etf_acache;
     d.fs = NULL;
     d.err = 0; /* d.err_off is set with it */
     d.heap = 0;
@@ -1447,9 +1515,15 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
         if (TERM__UNLIKELY(d.fs != NULL)) term_dup(root);
         goto out;
     }
-    /* the block's foreign atoms go in its last words, reserved in the arena */
+    /* the block's foreign atoms (and with a shared binary, its storage) go in its last words,
+    ** reserved in the arena */
     size_t atoms_at = 0;
+#if ETF_DECODE_SHARE
+    size_t nheld = (d.fs ? d.fs->n : 0) + (d.heap & HEAP_SHARE ? 1 : 0);
+    if (nheld && !(atoms_at = d_alloc(&d, nheld * 8))) goto out;
+#else
     if (TERM__UNLIKELY(d.fs != NULL) && d.fs->n && !(atoms_at = d_alloc(&d, d.fs->n * 8))) goto out;
+#endif
     uint32_t cls;
     box_block *blk;
     if (d.spec && term__tc_class(d.hp) == d.spec_cls) { /* the prediction held: no copy */
@@ -1470,9 +1544,21 @@ static term_t decode_plain(const uint8_t *buf, size_t len, const etf_decode_opts
     root = seal_block(blk, cls, d.hp);
     if (!maps_ok(&d, blk)) goto out;
     if (TERM__UNLIKELY(atoms_at != 0)) { /* the set's references become the block's */
+#if ETF_DECODE_SHARE
+        term_t *held = (term_t *)(void *)((uint8_t *)blk + atoms_at);
+        size_t k = 0;
+        if (d.fs && d.fs->n) {
+            memcpy(held, d.fs->v, d.fs->n * sizeof(term_t));
+            k = d.fs->n;
+            d.fs->n = 0;
+        }
+        if (d.heap & HEAP_SHARE) held[k++] = term_dup(share_owner(opts->share));
+        blk->h.n = (uint32_t)k;
+#else
         memcpy((uint8_t *)blk + atoms_at, d.fs->v, d.fs->n * sizeof(term_t));
         blk->h.n = (uint32_t)d.fs->n;
         d.fs->n = 0;
+#endif
     }
     /* The reference the caller gets is the block's first reference. */
     result = root;
@@ -1491,6 +1577,13 @@ out:
     return result;
 }
 
+#if ETF_DECODE_SHARE
+term_t term__etf_decode_shared(const uint8_t *buf, size_t len, const etf_decode_opts *opts,
+                               size_t *used, etf_error *err, size_t base_off)
+{
+    return decode_plain(buf, len, opts, used, err, base_off);
+}
+#else
 /* A compressed term (tag 80) at buf + off: checked, inflated, then decoded. Out of line so
 ** that the common path of etf_decode() needs no stack frame. */
 static __attribute__((noinline)) term_t decode_compressed(const uint8_t *buf, size_t len,
@@ -1554,6 +1647,8 @@ term_t etf_decode(const uint8_t *buf, size_t len, const etf_decode_opts *opts, s
         }
         return decode_compressed(buf, len, off, opts, used, err);
     }
+    if (opts && TERM__UNLIKELY(opts->share != TERM_NONE))
+        return term__etf_decode_shared(buf + off, len - off, opts, used, err, off);
     return decode_plain(buf + off, len - off, opts, used, err, off);
 fail:
     if (err) err->code = code, err->offset = 0;
@@ -1565,9 +1660,10 @@ term_t term__etf_decode_all_foreign(const uint8_t *buf, size_t len, const etf_de
 {
     /* the per-thread cache would answer with interned atoms before the slow path is asked,
     ** and nothing enters it meanwhile: foreign atoms are never cached */
-    memset(acache, 0, sizeof acache);
+    memset(term__etf_acache, 0, sizeof term__etf_acache);
     all_foreign = true;
     term_t t = etf_decode(buf, len, opts, NULL, err);
     all_foreign = false;
     return t;
 }
+#endif /* !ETF_DECODE_SHARE */

@@ -55,6 +55,11 @@ void *term_alloc_raw(size_t n)
     return term__alloc(n);
 }
 
+void *term_realloc_raw(void *p, size_t old, size_t n)
+{
+    return term__realloc(p, old, n);
+}
+
 void term_free_raw(void *p, size_t n)
 {
     term__dealloc(p, n);

@@ -299,6 +299,10 @@ term_t term__atom_lookup(const char *s, size_t len, uint32_t h);
 /* For tests: how many atoms this thread's decodes took past the per-thread atom cache (the
 ** slow path: every encoding but a cached SMALL_ATOM_UTF8_EXT). */
 extern _Thread_local size_t term__atom_slow_calls;
+/* etf_decode() with opts->share set (etf_decode_share.c): buf without the version byte, whose
+** offsets in errors and *used are shifted by base_off. */
+term_t term__etf_decode_shared(const uint8_t *buf, size_t len, const etf_decode_opts *opts,
+                               size_t *used, etf_error *err, size_t base_off);
 /* For tests and fuzzing: etf_decode() (without used) where every atom written out, interned
 ** or not, becomes a foreign atom (one per distinct name), so any term has a foreign twin. */
 term_t term__etf_decode_all_foreign(const uint8_t *buf, size_t len, const etf_decode_opts *opts,

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1158,6 +1159,129 @@ static void test_size_prediction_maps(void **state)
     }
 }
 
+/* The storage behind a binary (an adopted buffer's BOX_RAW), its reference count. */
+static uint32_t storage_rc(term_t bin)
+{
+    term_t o = ((const box_bin *)term__box(bin))->owner;
+    return atomic_load(&term__box(o)->rc);
+}
+
+/* Encodes t (consumed) into a buffer from term_alloc_raw(), adopted as a binary. */
+static term_t encode_adopted(term_t t, unsigned flags, const uint8_t **bytes, size_t *len)
+{
+    etf_buf b = {0};
+    assert_int_equal(etf_encode(t, flags, &b), 0);
+    term_free(t);
+    uint8_t *raw = term_alloc_raw(b.len);
+    memcpy(raw, b.data, b.len);
+    *bytes = raw;
+    *len = b.len;
+    etf_buf_free(&b);
+    return term_binary_adopt(raw, *len);
+}
+
+static bool points_into(term_t bin, const uint8_t *buf, size_t len)
+{
+    const uint8_t *d = term_binary_data(bin);
+    return d >= buf && d < buf + len;
+}
+
+/* etf_decode_opts.share: a binary of more than 64 bytes and more than a quarter of the input
+** points into the input's storage, which the decoded term keeps alive; anything else is
+** copied as before. */
+static void test_shared_binaries(void **state)
+{
+    (void)state;
+    uint8_t big[1000], mid[200], small[64];
+    for (size_t i = 0; i < sizeof big; i++) big[i] = (uint8_t)(i * 7);
+    memset(mid, 0xAB, sizeof mid);
+    memset(small, 0x5A, sizeof small);
+    const uint8_t *raw;
+    size_t len;
+    term_t sh =
+        encode_adopted(term_tuplev(4, term_atom("data"), term_binary(big, sizeof big),
+                                   term_binary(mid, sizeof mid), term_binary(small, sizeof small)),
+                       0, &raw, &len);
+    assert_int_equal(storage_rc(sh), 1);
+    etf_decode_opts o = {0};
+    o.share = sh;
+    term_t t = etf_decode(raw, len, &o, NULL, NULL);
+    assert_true(t != TERM_NONE);
+    term_t b1 = term_tuple_elem(t, 1), b2 = term_tuple_elem(t, 2), b3 = term_tuple_elem(t, 3);
+    assert_true(points_into(b1, raw, len));  /* 1000 bytes of ~1300: shared */
+    assert_false(points_into(b2, raw, len)); /* 200: not more than a quarter */
+    assert_false(points_into(b3, raw, len)); /* 64: not more than 64 */
+    assert_int_equal(storage_rc(sh), 2);     /* the block's one reference */
+    /* a sub-binary of the shared one holds the storage too */
+    term_t sub = term_sub_binary(b1, 8, 80);
+    assert_int_equal(storage_rc(sh), 3);
+    term_free(sh); /* the input's own reference goes: its bytes stay while the term lives */
+    assert_int_equal(storage_rc(b1), 2);
+    assert_int_equal(term_binary_size(b1), sizeof big);
+    assert_memory_equal(term_binary_data(b1), big, sizeof big);
+    assert_memory_equal(term_binary_data(b2), mid, sizeof mid);
+    assert_memory_equal(term_binary_data(b3), small, sizeof small);
+    /* the same bytes out as in */
+    etf_buf out = {0};
+    assert_int_equal(etf_encode(t, 0, &out), 0);
+    assert_int_equal(out.len, len);
+    assert_memory_equal(out.data, raw, len);
+    etf_buf_free(&out);
+    term_free(t);
+    assert_int_equal(atomic_load(&term__box(((const box_bin *)term__box(sub))->owner)->rc), 1);
+    assert_memory_equal(term_binary_data(sub), big + 1, 10);
+    term_free(sub); /* the last reference: ASan's leak check sees the storage freed */
+
+    /* input outside the shared storage (a copy of its bytes), or inflated from tag 80: copied */
+    sh =
+        encode_adopted(term_tuplev(2, term_atom("z"), term_binary(mid, sizeof mid)), 0, &raw, &len);
+    uint8_t *copy = malloc(len);
+    memcpy(copy, raw, len);
+    o.share = sh;
+    t = etf_decode(copy, len, &o, NULL, NULL);
+    assert_true(t != TERM_NONE);
+    assert_false(points_into(term_tuple_elem(t, 1), copy, len));
+    assert_int_equal(storage_rc(sh), 1);
+    term_free(t);
+    free(copy);
+    term_free(sh);
+    uint8_t zeros[4000] = {0};
+    sh = encode_adopted(term_binary(zeros, sizeof zeros), ETF_ENC_COMPRESSED, &raw, &len);
+    assert_int_equal(raw[1], 80);
+    o.share = sh;
+    t = etf_decode(raw, len, &o, NULL, NULL);
+    assert_true(t != TERM_NONE);
+    assert_int_equal(term_binary_size(t), sizeof zeros);
+    assert_int_equal(storage_rc(sh), 1);
+    term_free(t);
+    term_free(sh);
+
+    /* the arena moves after the shared binary was built (a long list behind it), and the
+    ** block also holds a foreign atom: both references are the block's */
+    term_t cells[600];
+    for (size_t i = 0; i < 600; i++) cells[i] = term_int((int64_t)(i % 200));
+    sh = encode_adopted(term_tuplev(3, term_binary(big, sizeof big), term_list(600, cells),
+                                    term_atom("share_fq_only_here")),
+                        0, &raw, &len);
+    /* the atom was interned by term_atom() above: make the decode see it as new */
+    etf_decode_stats st;
+    o = (etf_decode_opts){.share = sh, .foreign_atoms = true, .stats = &st};
+    t = term__etf_decode_all_foreign(raw, len, &o, NULL);
+    assert_true(t != TERM_NONE);
+    assert_int_equal(st.foreign, 1);
+    assert_true(points_into(term_tuple_elem(t, 0), raw, len));
+    assert_memory_equal(term_binary_data(term_tuple_elem(t, 0)), big, sizeof big);
+    assert_int_equal(term_list_length(term_tuple_elem(t, 1)), 600);
+    assert_false(term_atom_is_interned(term_tuple_elem(t, 2)));
+    assert_int_equal(storage_rc(sh), 2);
+    term_free(sh);
+    etf_buf again = {0};
+    assert_int_equal(etf_encode(t, 0, &again), 0);
+    assert_int_equal(again.len, len);
+    etf_buf_free(&again);
+    term_free(t);
+}
+
 /* Every allocation failure is survived: fail the Nth allocation for every N. */
 static size_t alloc_count, alloc_fail_at;
 static void *failing_alloc(void *ud, void *p, size_t old, size_t n)
@@ -1295,6 +1419,7 @@ int main(void)
         cmocka_unit_test(test_size_prediction_maps),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_heap_limit),
+        cmocka_unit_test(test_shared_binaries),
         cmocka_unit_test(test_tuple_scalars_and_containers),
         cmocka_unit_test(test_tuple_arena_growth),
         cmocka_unit_test(test_small_big_forms),

@@ -288,6 +288,8 @@ GIRDER_API term_t term_bitstring(const void *data, size_t nbits);
 /* Takes ownership of a buffer allocated through term_alloc_raw(): no copy. */
 GIRDER_API term_t term_binary_adopt(void *data, size_t len);
 GIRDER_API void *term_alloc_raw(size_t n);
+/* Resizes such a buffer from old to n bytes (n > 0): the new pointer, or NULL with p intact. */
+GIRDER_API void *term_realloc_raw(void *p, size_t old, size_t n);
 GIRDER_API void term_free_raw(void *p, size_t n);
 /* A sub-binary sharing bin's bytes: bit offset and bit size within bin (bin borrowed). */
 GIRDER_API term_t term_sub_binary(term_t bin, size_t bit_offset, size_t nbits);
@@ -407,6 +409,11 @@ typedef struct etf_decode_opts {
     bool allow_trailing;         /* do not fail on bytes after the term */
     bool foreign_atoms;          /* past the budget or quota: foreign atoms, not EATOMLIMIT */
     etf_decode_stats *stats;     /* if not NULL: receives the counts of this decode */
+    /* A binary whose bytes hold the whole input (TERM_NONE: none). A BINARY_EXT of more than
+    ** 64 bytes that is also more than a quarter of share's size is then not copied: the
+    ** decoded binary points into share's bytes and the term holds one reference to share's
+    ** storage. (The quarter bounds what a small binary kept alive can hold on to.) */
+    term_t share;
 } etf_decode_opts;
 
 typedef struct etf_error {

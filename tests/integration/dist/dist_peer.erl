@@ -801,9 +801,9 @@ big_send([G, Count0, Size0]) ->
     Count = list_to_integer(atom_to_list(Count0)),
     Size = list_to_integer(atom_to_list(Size0)),
     pong = net_adm:ping(G),
-    Bin = binary:copy(<<"q">>, Size),
     Ref = monitor(process, {rxsink, G}),
-    [{rxsink, G} ! {big, I, Bin} || I <- lists:seq(1, Count)],
+    [{rxsink, G} ! {big, I, <<I:32, (binary:copy(<<"q">>, Size - 8))/binary, I:32>>}
+     || I <- lists:seq(1, Count)],
     %% rxsink ends once it has them all (or gave up): nothing is left unsent when this halts
     receive {'DOWN', Ref, process, _, Why} -> io:format("SENT ~p, rxsink ended: ~p~n", [Count, Why])
     after 60000 -> error(rxsink_still_running)

@@ -11,8 +11,9 @@
 /*
 ** usage: rxqueue NAME COOKIE EPMD_PORT MAX_MESSAGE COUNT SIZE
 ** A process registered as `rxsink` prints READY, then takes COUNT messages {big, I, Binary} (I from
-*1 up,
-** the binary SIZE bytes) within 60 s. Prints one line
+** 1 up; the binary SIZE bytes: I as 32 bits, "q"s, I as 32 bits) within 60 s. It keeps the
+** first message's binary past the message (a binary decoded as a reference into the received
+** frame must keep the frame alive) and checks its bytes again at the end. Prints one line
 **   RESULT received=R in_order=0|1 read_pauses=P
 ** (P: the connection's read_pauses, dist_connections()) and exits 0 when R = COUNT and every
 ** message came in order and whole, else 1. MAX_MESSAGE 0 leaves the default.
@@ -24,10 +25,24 @@ typedef struct job {
     bool in_order;
 } job;
 
+/* The bytes erl's big_send makes for message i. */
+static bool whole(term_t bin, int64_t i)
+{
+    const uint8_t *d = term_binary_data(bin);
+    size_t n = term_binary_size(bin);
+    if (!d || n < 8) return false;
+    uint8_t tag[4] = {(uint8_t)(i >> 24), (uint8_t)(i >> 16), (uint8_t)(i >> 8), (uint8_t)i};
+    if (memcmp(d, tag, 4) != 0 || memcmp(d + n - 4, tag, 4) != 0) return false;
+    for (size_t k = 4; k < n - 4; k++)
+        if (d[k] != 'q') return false;
+    return true;
+}
+
 static void sink(void *arg)
 {
     job *j = arg;
     j->in_order = true;
+    term_t kept = TERM_NONE;
     if (nd_register(term_atom("rxsink"), nd_self()) != 0) return;
     printf("READY\n");
     fflush(stdout);
@@ -39,11 +54,15 @@ static void sink(void *arg)
                   term_tuple_elem(m, 0) == term_atom("big") &&
                   term_get_int64(term_tuple_elem(m, 1), &i) == 0 &&
                   term_is_binary(term_tuple_elem(m, 2)) &&
-                  term_binary_size(term_tuple_elem(m, 2)) == j->size;
+                  term_binary_size(term_tuple_elem(m, 2)) == j->size &&
+                  whole(term_tuple_elem(m, 2), i);
         if (!ok || i != j->received + 1) j->in_order = false;
+        if (ok && i == 1) kept = term_dup(term_tuple_elem(m, 2));
         j->received++;
         term_free(m);
     }
+    if (kept == TERM_NONE || !whole(kept, 1)) j->in_order = false;
+    term_free(kept);
 }
 
 int main(int argc, char **argv)
