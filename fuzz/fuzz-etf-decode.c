@@ -1,4 +1,5 @@
 /* libFuzzer target: ETF decoding of arbitrary bytes, then encode/decode round trips. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,9 +39,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* The first byte picks the options, so the fuzzer explores all of them: 1 atom cache,
     ** 2 no version byte, 4 trailing bytes allowed, 8 a budget of 3 new atoms, 16 foreign
-    ** atoms past the budget (so with 8 clear, every new atom is foreign). */
+    ** atoms past the budget (so with 8 clear, every new atom is foreign), 32 decode once more
+    ** from a copy adopted as a binary, with etf_decode_opts.share. */
     etf_decode_opts o = {0};
+    bool share = false;
     if (size > 0) {
+        share = (data[0] & 32) != 0;
         o.cache = (data[0] & 1) ? &cache : NULL;
         o.no_version = (data[0] & 2) != 0;
         o.allow_trailing = (data[0] & 4) != 0;
@@ -70,6 +74,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             same_term(t, ti);
             term_free(ti);
         }
+    }
+    if (share) {
+        /* Differential: decoding from storage the large binaries may point into gives the
+        ** same term, or fails the same way (atoms t interned are there now, so no budget is
+        ** spent twice); the storage outlives the input's own reference to it. */
+        uint8_t *raw = term_alloc_raw(size ? size : 1);
+        if (!raw) abort();
+        if (size) memcpy(raw, data, size);
+        term_t sh = term_binary_adopt(raw, size);
+        etf_decode_opts os = o;
+        os.share = sh;
+        etf_error es;
+        size_t used_s = 0;
+        term_t ts = etf_decode(raw, size, &os, (o.allow_trailing ? &used_s : NULL), &es);
+        term_free(sh);
+        if (t != TERM_NONE) {
+            if (ts == TERM_NONE || used_s != used) abort();
+            same_term(t, ts);
+        } else if (ts != TERM_NONE) {
+            if (err.code != TERM_EATOMLIMIT) abort();
+        } else if (es.code != err.code && err.code != TERM_EATOMLIMIT) {
+            abort();
+        }
+        term_free(ts);
     }
     if (t == TERM_NONE) {
         if (err.code >= 0 || err.offset > size) abort();
