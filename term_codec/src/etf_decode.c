@@ -225,9 +225,13 @@ static __attribute__((noinline)) void relocate(uint8_t *blk, size_t end, uintptr
             uint64_t data = (uint64_t)(uintptr_t)x->data;
             move_word(&data, old, cap, delta);
             x->data = (const uint8_t *)(uintptr_t)data;
-            size = x->owner != TERM_NONE /* shared: the bytes are elsewhere */
-                       ? sizeof(box_bin)
-                       : align8(sizeof(box_bin) + (size_t)((x->nbits + 7) / 8));
+#if ETF_DECODE_SHARE
+            if (x->owner != TERM_NONE) { /* shared: the bytes are elsewhere */
+                size = sizeof(box_bin);
+                break;
+            }
+#endif
+            size = align8(sizeof(box_bin) + (size_t)((x->nbits + 7) / 8));
             break;
         }
         case BOX_FLOAT:
