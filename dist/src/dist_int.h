@@ -338,6 +338,18 @@ int dist__frame_encode(term_t ctl, term_t payload, uint64_t flags, size_t frag_s
 int dist__frame_encode_v(const term_t *elems, size_t n, term_t payload, uint64_t flags,
                          size_t frag_size, uint64_t seq, etf_buf *out);
 
+/*
+** The fragments of the control tuple elems (n <= 8) and a payload already encoded (without
+** version byte) in out from byte gap to out->len, more than frag_size bytes of it, for a peer
+** with the atom cache header and fragments: the bytes dist__frame_encode_v() makes, built
+** around the payload. The first fragment's payload bytes stay where they are (its length,
+** header and control message go into the gap before them); each later chunk moves right by
+** the headers before it. *at receives the offset the frames start at. DIST_EINVAL when the
+** control message does not fit in the gap (nothing changed), else 0 or ENOMEM.
+*/
+int dist__frame_fragment(const term_t *elems, size_t n, size_t frag_size, uint64_t seq,
+                         etf_buf *out, size_t gap, size_t *at);
+
 /* ================================================================ logging */
 
 /* One structured line "event=... key=value" at a level, through dist_config.log. */

@@ -632,6 +632,47 @@ int dist__frame_encode_v(const term_t *elems, size_t n, term_t payload, uint64_t
     return frame_encode(TERM_NONE, elems, n, payload, flags, frag_size, seq, out);
 }
 
+/* The length and header of fragment k of nfrag (seq) at p, for chunk bytes after it. */
+static void put_frag_header(uint8_t *p, uint64_t k, uint64_t nfrag, uint64_t seq, size_t chunk)
+{
+    size_t hl = k == 0 ? 19 : 18;
+    girder__put32(p, (uint32_t)(hl + chunk));
+    p[4] = 131;
+    p[5] = k == 0 ? 69 : 70;
+    girder__put64(p + 6, seq);
+    girder__put64(p + 14, nfrag - k);
+    if (k == 0) p[22] = 0; /* no atom cache references */
+}
+
+int dist__frame_fragment(const term_t *elems, size_t n, size_t frag_size, uint64_t seq,
+                         etf_buf *out, size_t gap, size_t *at)
+{
+    if (n == 0 || n > 8 || !frag_size || gap > out->len || out->len - gap <= frag_size ||
+        frag_size > UINT32_MAX - 64)
+        return DIST_EINVAL;
+    size_t plen = out->len - gap;
+    uint64_t nfrag = 1 + (plen - frag_size + frag_size - 1) / frag_size;
+    /* the control message, encoded past the payload for now */
+    int rc = enc_ctl(TERM_NONE, elems, n, false, out);
+    size_t cl = out->len - gap - plen;
+    out->len = gap + plen;
+    if (rc) return rc;
+    if (cl + 23 > gap || cl + frag_size > UINT32_MAX - 19) return DIST_EINVAL;
+    size_t total = plen + (size_t)(nfrag - 1) * 22; /* from the first fragment's payload on */
+    size_t start = gap - cl - 23;
+    memcpy(out->data + start + 23, out->data + gap + plen, cl); /* into the gap */
+    if ((rc = etf_buf_reserve(out, total - plen))) return rc;
+    for (uint64_t k = nfrag; k-- > 1;) {
+        size_t off = (size_t)k * frag_size, chunk = plen - off < frag_size ? plen - off : frag_size;
+        memmove(out->data + gap + off + 22 * k, out->data + gap + off, chunk);
+        put_frag_header(out->data + gap + off + 22 * k - 22, k, nfrag, seq, chunk);
+    }
+    put_frag_header(out->data + start, 0, nfrag, seq, cl + frag_size);
+    out->len = gap + total;
+    *at = start;
+    return 0;
+}
+
 static int frame_encode(term_t ctl, const term_t *elems, size_t n, term_t payload, uint64_t flags,
                         size_t frag_size, uint64_t seq, etf_buf *out)
 {
@@ -680,14 +721,8 @@ static int frame_encode(term_t ctl, const term_t *elems, size_t n, term_t payloa
         size_t off = k == 0 ? 0 : first + (size_t)(k - 1) * frag_size;
         size_t chunk = k == 0 ? first : frag_size;
         if (chunk > dlen - off) chunk = dlen - off;
-        size_t hl = k == 0 ? 19 : 18;
-        uint8_t *p = out->data + start + 23 + off + 22 * k - 4 - hl;
-        girder__put32(p, (uint32_t)(hl + chunk));
-        p[4] = 131;
-        p[5] = k == 0 ? 69 : 70;
-        girder__put64(p + 6, seq);
-        girder__put64(p + 14, nfrag - k);
-        if (k == 0) p[22] = 0;
+        put_frag_header(out->data + start + 23 + off + 22 * k - 4 - (k == 0 ? 19 : 18), k, nfrag,
+                        seq, chunk);
     }
     out->len = start + total;
     return 0;

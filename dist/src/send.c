@@ -226,16 +226,17 @@ static int encode_v(dconn *c, const ctlv *v, uint64_t fl, etf_buf *b)
 }
 
 /*
-** A message's encoding into b (empty). With the atom cache header, unless the payload is to be
-** fragmented: only the payload, after CTL_GAP bytes left for the frame's length, header and
-** control message, which dist__acache_frame writes under the lock (*gap = CTL_GAP); the
-** payload is so encoded once, where it is queued from, and never walked again. Otherwise the
-** whole frame (*gap = 0).
+** A message's encoding into b (empty). With the atom cache header: the payload, after CTL_GAP
+** bytes left for the frame's length, header and control message, which dist__acache_frame
+** writes under the lock (*gap = CTL_GAP); the payload is so encoded once, where it is queued
+** from, and never walked again. A payload to be fragmented becomes the fragments around it
+** (dist__frame_fragment: the first fragment's bytes are not moved), which start at *at
+** (*gap = 0). Otherwise the whole frame from 0 (*gap = *at = 0).
 */
 #define CTL_GAP 512
-static int encode_msg(dconn *c, const ctlv *v, uint64_t fl, etf_buf *b, size_t *gap)
+static int encode_msg(dconn *c, const ctlv *v, uint64_t fl, etf_buf *b, size_t *gap, size_t *at)
 {
-    *gap = 0;
+    *gap = *at = 0;
     if (fl & DFLAG_DIST_HDR_ATOM_CACHE) {
         int rc = etf_buf_reserve(b, CTL_GAP);
         if (rc) return rc;
@@ -250,7 +251,13 @@ static int encode_msg(dconn *c, const ctlv *v, uint64_t fl, etf_buf *b, size_t *
             *gap = CTL_GAP;
             return 0;
         }
-        b->len = 0;
+        uint64_t seq = atomic_fetch_add(&c->seq, 1) + 1;
+        rc = dist__frame_fragment(v->e, v->n, frag, seq, b, CTL_GAP, at);
+        if (rc != DIST_EINVAL) {
+            if (rc) b->len = 0;
+            return rc;
+        }
+        b->len = 0; /* a control message too large for the gap: the whole frame again */
     }
     return encode_v(c, v, fl, b);
 }
@@ -312,13 +319,14 @@ static int send_sig(dconn *c, const nd_signal *s0)
     etf_buf *b = tls_get();
     ctlv v = {0};
     uint64_t fl = 0;
-    size_t gap = 0; /* > 0: b holds the payload from gap on, the rest is written under the lock */
+    size_t gap = 0;  /* > 0: b holds the payload from gap on, the rest is written under the lock */
+    size_t from = 0; /* gap == 0: b holds complete frames from here on */
     bool encoded = false;
     int rc = 0;
     if (atomic_load(&c->state) == C_UP) {
         fl = atomic_load(&c->flags);
         bool ok = ctl_elems(s, fl, &v);
-        if (ok && v.n) rc = encode_msg(c, &v, fl, b, &gap);
+        if (ok && v.n) rc = encode_msg(c, &v, fl, b, &gap, &from);
         if (!ok || !v.n || rc) {
             ctlv_done(&v);
             tls_trim();
@@ -341,11 +349,11 @@ static int send_sig(dconn *c, const nd_signal *s0)
             if (!ctl_elems(s, fl, &v)) {
                 rc = DIST_ENOMEM;
             } else if (v.n) {
-                rc = encode_msg(c, &v, fl, b, &gap);
+                rc = encode_msg(c, &v, fl, b, &gap, &from);
                 encoded = true;
             }
         }
-        size_t off = 0;
+        size_t off = from;
         if (!rc && encoded && gap) {
             long at = dist__acache_frame(&c->acache, v.e, v.n, b, gap);
             if (at >= 0) {
@@ -356,7 +364,8 @@ static int send_sig(dconn *c, const nd_signal *s0)
                 rc = encode_v(c, &v, fl, b);
             }
         }
-        if (!rc && encoded && !gap && (fl & DFLAG_DIST_HDR_ATOM_CACHE))
+        /* (fragments made around the payload, from > 0, are not rewritten) */
+        if (!rc && encoded && !gap && !from && (fl & DFLAG_DIST_HDR_ATOM_CACHE))
             rc = dist__acache_apply(&c->acache, b);
         if (!rc && encoded) rc = dist__q_send(c, b, off, &service);
     } else {

@@ -464,6 +464,78 @@ static void test_fragmented_binary_shared(void **state)
     free(bytes);
 }
 
+/* dist__frame_fragment, built around a payload encoded after a gap, makes exactly the bytes of
+** dist__frame_encode_v, at every boundary of the fragment count; a control message that does
+** not fit in the gap is refused with the payload left as it was. */
+static void test_fragment_around_payload(void **state)
+{
+    (void)state;
+    uint8_t *bytes = malloc(5000);
+    for (size_t i = 0; i < 5000; i++) bytes[i] = (uint8_t)(i * 11);
+    term_t el[4] = {term_int(DOP_REG_SEND), pid("a@h", 1), A(""), A("sink")};
+    const size_t frag = 256, gap = 512;
+    /* payloads of one fragment's size, one byte more, two fragments' and one byte more, and
+    ** many fragments (the tuple, the atom and the binary's header take 12 bytes) */
+    size_t sizes[] = {frag - 12, frag - 11, 2 * frag - 12, 2 * frag - 11, 4900};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        term_t payload = term_tuplev(2, A("big"), term_binary(bytes, sizes[i]));
+        etf_buf want = {0}, b = {0};
+        assert_int_equal(dist__frame_encode_v(el, 4, payload, DIST_OUR_FLAGS, frag, 5, &want), 0);
+        assert_int_equal(etf_buf_reserve(&b, gap), 0);
+        b.len = gap;
+        assert_int_equal(etf_encode(payload, ETF_ENC_UTF8_ATOMS | ETF_ENC_NO_VERSION, &b), 0);
+        size_t plen = b.len - gap, at = 99;
+        int rc = dist__frame_fragment(el, 4, frag, 5, &b, gap, &at);
+        if (plen <= frag) {
+            assert_int_equal(rc, DIST_EINVAL); /* one frame: nothing to fragment */
+            assert_int_equal(b.len, gap + plen);
+        } else {
+            assert_int_equal(rc, 0);
+            assert_true(at < gap);
+            assert_int_equal(b.len - at, want.len);
+            assert_memory_equal(b.data + at, want.data, want.len);
+            /* and it decodes, frame by frame, to the message */
+            dist_rx r;
+            dist__rx_init(&r, 0, 0, 0, true);
+            dist_ctl c;
+            int frc = 0, frames = 0;
+            for (size_t pos = at; pos < b.len; frames++) {
+                size_t len = girder__get32(b.data + pos);
+                const char *why = NULL;
+                frc = dist__rx_frame(&r, b.data + pos + 4, len, &c, &why);
+                assert_true(frc >= 0);
+                pos += 4 + len;
+            }
+            assert_int_equal(frc, 1);
+            assert_int_equal(frames, (int)(1 + (plen - frag + frag - 1) / frag));
+            assert_true(term_equal(c.payload, payload));
+            dist__ctl_free(&c);
+            dist__rx_free(&r);
+        }
+        etf_buf_free(&want);
+        etf_buf_free(&b);
+        term_free(payload);
+    }
+    /* a control message longer than the gap: refused, the payload untouched */
+    char name[600];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = 0;
+    term_t long_el[4] = {el[0], el[1], el[2], term_atom(name)};
+    etf_buf b = {0};
+    assert_int_equal(etf_buf_reserve(&b, gap), 0);
+    b.len = gap;
+    term_t payload = term_binary(bytes, 3000);
+    assert_int_equal(etf_encode(payload, ETF_ENC_UTF8_ATOMS | ETF_ENC_NO_VERSION, &b), 0);
+    size_t len = b.len, at = 0;
+    assert_int_equal(dist__frame_fragment(long_el, 4, frag, 5, &b, gap, &at), DIST_EINVAL);
+    assert_int_equal(b.len, len);
+    assert_memory_equal(b.data + gap + 5, bytes, 3000);
+    etf_buf_free(&b);
+    term_free(payload);
+    for (size_t i = 0; i < 4; i++) term_free(el[i]);
+    free(bytes);
+}
+
 /* First fragments of several sequences: together their buffers may not pass max_message. */
 static void test_fragment_memory_bound(void **state)
 {
@@ -504,6 +576,7 @@ int main(void)
         cmocka_unit_test(test_atom_budget_foreign),
         cmocka_unit_test(test_fragment_memory_bound),
         cmocka_unit_test(test_fragmented_binary_shared),
+        cmocka_unit_test(test_fragment_around_payload),
         cmocka_unit_test_setup_teardown(test_altact_sig_send, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
