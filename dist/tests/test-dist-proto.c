@@ -83,6 +83,22 @@ static term_t pid(const char *node, uint32_t id)
     return term_pid(A(node), id, 0, 3);
 }
 
+/* Feeds the frames in b from byte pos on, each after its 4-byte length, to r; the last result
+** (1: a message in *c) and how many frames there were. */
+static int feed_frames(dist_rx *r, const etf_buf *b, size_t pos, dist_ctl *c, int *frames)
+{
+    int rc = 0;
+    for (*frames = 0; pos < b->len; (*frames)++) {
+        size_t len = girder__get32(b->data + pos);
+        const char *why = NULL;
+        rc = dist__rx_frame(r, b->data + pos + 4, len, c, &why);
+        if (rc < 0) fprintf(stderr, "why: %s\n", why);
+        assert_true(rc >= 0);
+        pos += 4 + len;
+    }
+    return rc;
+}
+
 /* Encodes ctl+payload with the given flags and fragment size, decodes frame by frame. */
 static void roundtrip(term_t ctl, term_t payload, uint64_t flags, size_t frag, int want_op)
 {
@@ -100,19 +116,9 @@ static void roundtrip(term_t ctl, term_t payload, uint64_t flags, size_t frag, i
     etf_buf_free(&bv);
     dist_rx r;
     dist__rx_init(&r, 0, 0, 0, (flags & DFLAG_DIST_HDR_ATOM_CACHE) != 0);
-    size_t pos = 0;
-    int rc = 0, frames = 0;
+    int frames = 0;
     dist_ctl c;
-    while (pos < b.len) {
-        uint32_t len = ((uint32_t)b.data[pos] << 24) | ((uint32_t)b.data[pos + 1] << 16) |
-                       ((uint32_t)b.data[pos + 2] << 8) | b.data[pos + 3];
-        const char *why = NULL;
-        rc = dist__rx_frame(&r, b.data + pos + 4, len, &c, &why);
-        if (rc < 0) fprintf(stderr, "why: %s\n", why);
-        assert_true(rc >= 0);
-        pos += 4 + len;
-        frames++;
-    }
+    int rc = feed_frames(&r, &b, 0, &c, &frames);
     if (rc != 1) fprintf(stderr, "frames %d bytes %zu frag %zu\n", frames, b.len, frag);
     assert_int_equal(rc, 1);
     assert_int_equal(c.op, want_op);
@@ -499,15 +505,8 @@ static void test_fragment_around_payload(void **state)
             dist_rx r;
             dist__rx_init(&r, 0, 0, 0, true);
             dist_ctl c;
-            int frc = 0, frames = 0;
-            for (size_t pos = at; pos < b.len; frames++) {
-                size_t len = girder__get32(b.data + pos);
-                const char *why = NULL;
-                frc = dist__rx_frame(&r, b.data + pos + 4, len, &c, &why);
-                assert_true(frc >= 0);
-                pos += 4 + len;
-            }
-            assert_int_equal(frc, 1);
+            int frames = 0;
+            assert_int_equal(feed_frames(&r, &b, at, &c, &frames), 1);
             assert_int_equal(frames, (int)(1 + (plen - frag + frag - 1) / frag));
             assert_true(term_equal(c.payload, payload));
             dist__ctl_free(&c);
