@@ -10,10 +10,10 @@
 /* ================================================================ kept buffers */
 
 /*
-** Written chunks (dist__chunks_free): a frame of 16 KB or more left in the buffer it was encoded in
-*(the queue
-** adopts it), so a stream of large messages takes a new buffer per message from malloc, which
-** hands back pages it had trimmed: their faults were about a quarter of the sending node's
+** Written chunks (dist__chunks_free): a frame of 16 KB or more left in the buffer it was
+** encoded in (the queue adopts it), so a stream of large messages takes a new buffer per
+** message from malloc, which hands back pages it had trimmed: their faults were about a quarter of
+*the sending node's
 ** system time in bench-scale-dist's 64 KB cells. A few such buffers are kept here instead and
 ** the encoders take them back (dist__outbuf_take). Bounded: OUTBUF_KEEP buffers of at most
 ** 1 MiB (what an encoder keeps for itself anyway).

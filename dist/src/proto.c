@@ -264,6 +264,29 @@ static int frag_append(dist_rx *rx, dist_frag *fr, const uint8_t *d, size_t n, c
     return 0;
 }
 
+/* fr's buffer, trimmed to its length in place, as a binary that the message's large binaries
+** will point into; fr holds it no more. TERM_NONE when out of memory (the buffer is freed). */
+static term_t frag_take_buffer(dist_frag *fr)
+{
+    uint8_t *b = fr->buf;
+    size_t cap = fr->cap;
+    fr->buf = NULL;
+    fr->cap = 0;
+    if (fr->len == 0) { /* nothing was appended: b may be NULL */
+        term_free_raw(b, cap);
+        return term_binary(NULL, 0);
+    }
+    if (fr->len < cap) {
+        uint8_t *t = term_realloc_raw(b, cap, fr->len);
+        if (!t) {
+            term_free_raw(b, cap);
+            return TERM_NONE;
+        }
+        b = t;
+    }
+    return term_binary_adopt(b, fr->len); /* frees b if it fails */
+}
+
 static void frag_drop(dist_rx *rx, dist_frag *fr)
 {
     rx->frag_bytes -= fr->cap;
@@ -340,22 +363,7 @@ int dist__rx_message(dist_rx *rx, const uint8_t *f, size_t len, dist_rxmsg *m, c
         *link = fr->next;
         rx->nfrags--;
         rx->frag_bytes -= fr->cap;
-        /* the message's storage becomes a binary, of its exact size, that its large binaries
-        ** will point into */
-        uint8_t *b = fr->len ? fr->buf : NULL;
-        if (b && fr->len < fr->cap && !(b = term_realloc_raw(fr->buf, fr->cap, fr->len))) {
-            frag_free(fr);
-            return (*why = "out of memory", DIST_ENOMEM);
-        }
-        if (b) {
-            m->own = term_binary_adopt(b, fr->len); /* frees b if it fails */
-        } else {
-            term_free_raw(fr->buf, fr->cap);
-            m->own = term_binary(NULL, 0);
-        }
-        fr->buf = NULL;
-        fr->cap = 0;
-        if (m->own == TERM_NONE) {
+        if ((m->own = frag_take_buffer(fr)) == TERM_NONE) {
             frag_free(fr);
             return (*why = "out of memory", DIST_ENOMEM);
         }
@@ -632,10 +640,12 @@ int dist__frame_encode_v(const term_t *elems, size_t n, term_t payload, uint64_t
     return frame_encode(TERM_NONE, elems, n, payload, flags, frag_size, seq, out);
 }
 
-/* The length and header of fragment k of nfrag (seq) at p, for chunk bytes after it. */
-static void put_frag_header(uint8_t *p, uint64_t k, uint64_t nfrag, uint64_t seq, size_t chunk)
+/* The length and header of fragment k of nfrag (seq), written just before its chunk bytes at
+** c (23 bytes before for the first fragment, 22 for the others). */
+static void put_frag_header(uint8_t *c, uint64_t k, uint64_t nfrag, uint64_t seq, size_t chunk)
 {
     size_t hl = k == 0 ? 19 : 18;
+    uint8_t *p = c - 4 - hl;
     girder__put32(p, (uint32_t)(hl + chunk));
     p[4] = 131;
     p[5] = k == 0 ? 69 : 70;
@@ -651,7 +661,7 @@ int dist__frame_fragment(const term_t *elems, size_t n, size_t frag_size, uint64
         frag_size > UINT32_MAX - 64)
         return DIST_EINVAL;
     size_t plen = out->len - gap;
-    uint64_t nfrag = 1 + (plen - frag_size + frag_size - 1) / frag_size;
+    uint64_t nfrag = (plen + frag_size - 1) / frag_size;
     /* the control message, encoded past the payload for now */
     int rc = enc_ctl(TERM_NONE, elems, n, false, out);
     size_t cl = out->len - gap - plen;
@@ -665,9 +675,9 @@ int dist__frame_fragment(const term_t *elems, size_t n, size_t frag_size, uint64
     for (uint64_t k = nfrag; k-- > 1;) {
         size_t off = (size_t)k * frag_size, chunk = plen - off < frag_size ? plen - off : frag_size;
         memmove(out->data + gap + off + 22 * k, out->data + gap + off, chunk);
-        put_frag_header(out->data + gap + off + 22 * k - 22, k, nfrag, seq, chunk);
+        put_frag_header(out->data + gap + off + 22 * k, k, nfrag, seq, chunk);
     }
-    put_frag_header(out->data + start, 0, nfrag, seq, cl + frag_size);
+    put_frag_header(out->data + start + 23, 0, nfrag, seq, cl + frag_size);
     out->len = gap + total;
     *at = start;
     return 0;
@@ -721,8 +731,7 @@ static int frame_encode(term_t ctl, const term_t *elems, size_t n, term_t payloa
         size_t off = k == 0 ? 0 : first + (size_t)(k - 1) * frag_size;
         size_t chunk = k == 0 ? first : frag_size;
         if (chunk > dlen - off) chunk = dlen - off;
-        put_frag_header(out->data + start + 23 + off + 22 * k - 4 - (k == 0 ? 19 : 18), k, nfrag,
-                        seq, chunk);
+        put_frag_header(out->data + start + 23 + off + 22 * k, k, nfrag, seq, chunk);
     }
     out->len = start + total;
     return 0;

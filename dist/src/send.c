@@ -232,13 +232,13 @@ static int encode_v(dconn *c, const ctlv *v, uint64_t fl, etf_buf *b)
 ** bytes left for the frame's length, header and control message, which dist__acache_frame
 ** writes under the lock (*gap = CTL_GAP); the payload is so encoded once, where it is queued
 ** from, and never walked again. A payload to be fragmented becomes the fragments around it
-** (dist__frame_fragment: the first fragment's bytes are not moved), which start at *at
-** (*gap = 0). Otherwise the whole frame from 0 (*gap = *at = 0).
+** (dist__frame_fragment: the first fragment's bytes are not moved), which start at *from
+** (*gap = 0). Otherwise the whole frame from 0 (*gap = *from = 0).
 */
 #define CTL_GAP 512
-static int encode_msg(dconn *c, const ctlv *v, uint64_t fl, etf_buf *b, size_t *gap, size_t *at)
+static int encode_msg(dconn *c, const ctlv *v, uint64_t fl, etf_buf *b, size_t *gap, size_t *from)
 {
-    *gap = *at = 0;
+    *gap = *from = 0;
     if (fl & DFLAG_DIST_HDR_ATOM_CACHE) {
         int rc = etf_buf_reserve(b, CTL_GAP);
         if (rc) return rc;
@@ -254,7 +254,7 @@ static int encode_msg(dconn *c, const ctlv *v, uint64_t fl, etf_buf *b, size_t *
             return 0;
         }
         uint64_t seq = atomic_fetch_add(&c->seq, 1) + 1;
-        rc = dist__frame_fragment(v->e, v->n, frag, seq, b, CTL_GAP, at);
+        rc = dist__frame_fragment(v->e, v->n, frag, seq, b, CTL_GAP, from);
         if (rc != DIST_EINVAL) {
             if (rc) b->len = 0;
             return rc;
