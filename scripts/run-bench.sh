@@ -8,6 +8,15 @@ lines=$(mktemp /tmp/run-bench-XXXXXX)
 trap 'rm -f "$lines" "$lines.one" "$lines.err"' EXIT
 echo "run-bench: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores," \
   "Linux $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+# What this host charges for a system call, a page fault and a wake-up (bench/host-costs.c),
+# before and after: two machines of one kind can differ tenfold in these, and every figure
+# below is made of them.
+host() {
+  [ -x "$build/bin/host-costs" ] || { echo "(host-costs not built)"; return; }
+  "$build/bin/host-costs" 2>/dev/null | sed -n 's/^HOST //p' | grep . || echo "(host-costs failed)"
+}
+host_start=$(host)
+echo "run-bench: host costs at the start: $host_start" >&2
 for b in "$build"/bin/bench-*; do
   [ -x "$b" ] || continue
   found=1
@@ -19,12 +28,15 @@ for b in "$build"/bin/bench-*; do
   cat "$lines.one" >>"$lines"
 done
 [ "$found" = 1 ] || { echo "run-bench: no benchmarks built in $build/bin" >&2; exit 1; }
+host_end=$(host)
 
 # Targets of issue 15 (ratio = how many times better Girder is); the others have none. The
 # spread column is the larger of the two sides' (max - min) / median over the rounds: a run
 # whose rounds spread far (the host's load changed under it) says little about the code.
 echo
 echo "== summary (load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "host costs at the start: $host_start"
+echo "host costs at the end:   $host_end"
 awk '
 BEGIN {
   t["ring"] = 3; t["spawn_exit"] = 3; t["call_latency"] = 2.5; t["etf_codec"] = 2.5

@@ -44,3 +44,9 @@ set_tests_properties(bench-int-tmpdir PROPERTIES TIMEOUT 120 LABELS integration)
 add_test(NAME bench-int-env COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/bench/env.sh
                                        $<TARGET_FILE_DIR:bench-scale-spawn>)
 set_tests_properties(bench-int-env PROPERTIES TIMEOUT 120 LABELS integration)
+
+# host-costs, which make bench runs before and after the benchmarks: its usage and one line of
+# real figures.
+add_test(NAME bench-int-host-costs COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/bench/host-costs.sh
+                                              $<TARGET_FILE:host-costs>)
+set_tests_properties(bench-int-host-costs PROPERTIES TIMEOUT 60 LABELS integration)

@@ -28,13 +28,23 @@ cat > "$TMP/bin/bench-c" <<'B'
 echo "BENCH mailbox_message_memory girder=80.000 erlang=111.998 unit=bytes ratio=1.40"
 exit 3
 B
-chmod +x "$TMP/bin/bench-a" "$TMP/bin/bench-b" "$TMP/bin/bench-c"
+# the host's costs, measured before and after the benchmarks, head the summary
+cat > "$TMP/bin/host-costs" <<'B'
+#!/bin/sh
+echo "host-costs: machine: fake" >&2
+echo "HOST syscall_ns=1018 page_fault_ns=9904 wake_procs_us=24.7 wake_threads_us=25.1"
+B
+chmod +x "$TMP/bin/bench-a" "$TMP/bin/bench-b" "$TMP/bin/bench-c" "$TMP/bin/host-costs"
 sh "$SRC/scripts/run-bench.sh" "$TMP" > "$TMP/out" 2> "$TMP/err" || fail "run-bench.sh exited $?"
 grep -q '^benchmark .* met? spread$' "$TMP/out" || fail "header"
 grep -Eq '^etf_codec +5959860.820 +3542415.055 items/s +1.68 +>= 2.5 no +86.1%$' "$TMP/out" ||
   fail "etf_codec row"
 grep -Eq '^ring +14320931.297 +2354397.867 msgs/s +6.08 +>= 3 yes +12.0%$' "$TMP/out" || fail "ring row"
 grep -Eq '^mailbox_message_memory .* 1.40 +- +- +-$' "$TMP/out" || fail "row without spreads"
+grep -q '^host costs at the start: syscall_ns=1018 page_fault_ns=9904 wake_procs_us=24.7 wake_threads_us=25.1$' "$TMP/out" ||
+  fail "host costs at the start"
+grep -q '^host costs at the end:   syscall_ns=1018 page_fault_ns=9904' "$TMP/out" || fail "host costs at the end"
+grep -q 'host costs at the start: syscall_ns=1018' "$TMP/err" || fail "host costs on stderr"
 grep -q 'bench-c exited with an error' "$TMP/err" || { cat "$TMP/err" >&2; fail "the failed exit"; }
 grep -q 'spread 86.1% of the median' "$TMP/err" || fail "benchmarks' stderr passed on"
 echo "ok"
