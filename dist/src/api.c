@@ -159,6 +159,8 @@ void dist_get_stats(dist_stats *o)
     o->handshakes_failed = ss.handshakes_failed;
     o->protocol_errors = ss.protocol_errors;
     o->tls_failures = ss.layer_failures;
+    if (st->tr && st->tr->ops->reads)
+        st->tr->ops->reads(st->tr, &o->reads_loop_thread, &o->reads_schedulers);
     dist__leave();
 }
 

@@ -1,5 +1,5 @@
-/* The TCP transport: libuv streams, timers and wake-ups on a loop thread; the only libuv user in
- * dist. */
+/* The TCP transport: libuv streams, timers and wake-ups on a loop thread, or on an idle scheduler;
+ * the only libuv user in dist. */
 #include "transport.h"
 #include "dist_int.h"
 
@@ -15,8 +15,14 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <uv.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <girder/epmd.h>
 #include <girder/epmd_uv.h>
+#include <girder/node_dist.h>
 #include <girder_deadline.h>
 
 typedef struct tcp_tr {
@@ -30,7 +36,21 @@ typedef struct tcp_tr {
     pthread_t thread;
     bool running;
     bool registered; /* the first published() went out */
+    /* who runs the loop (see "the loop" below) */
+    pthread_mutex_t run_mu;     /* held by the thread inside uv_run */
+    _Atomic uint32_t mode;      /* LOOP_THREAD, LOOP_WANTED, LOOP_SCHEDS; a futex word */
+    _Atomic bool ended;         /* the loop has nothing left: nobody runs it again */
+    _Atomic uint64_t last_poll; /* when a scheduler last ran the loop (CLOCK_MONOTONIC ns) */
+    _Atomic uint32_t activity;  /* bumped by every read, write done, accept and wake-up */
+    _Atomic int sleepers;       /* schedulers holding the loop to sleep in it (0 or 1) */
+    _Atomic uint64_t reads_thread, reads_scheds; /* reads made by the loop thread, by schedulers */
+    int wake_fd; /* an eventfd: wakes a scheduler asleep in the loop */
+    bool polled; /* this transport is libnode's idle poller */
 } tcp_tr;
+
+enum { LOOP_THREAD, LOOP_WANTED, LOOP_SCHEDS };
+
+static _Thread_local bool on_loop_thread; /* set on the loop's own thread */
 
 /* A lookup in libuv's thread pool: getaddrinfo and the port mapper, which block. */
 typedef struct lookup {
@@ -165,6 +185,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     dist_tr_stream *s = st->data;
     dist_tr *t = &s->t->base;
+    atomic_fetch_add_explicit(&s->t->activity, 1, memory_order_relaxed);
+    if (nread > 0)
+        atomic_fetch_add_explicit(on_loop_thread ? &s->t->reads_thread : &s->t->reads_scheds, 1,
+                                  memory_order_relaxed);
     if (s->closing) return;
     if (nread == 0) {
         if (!buf->base || !buf->len) t->user.read(t->user.ud, s, DIST_ENOMEM);
@@ -199,6 +223,7 @@ static void on_written(uv_write_t *w, int status)
     dist_tr_stream *s = r->s;
     void *req = r->req;
     free(r);
+    atomic_fetch_add_explicit(&s->t->activity, 1, memory_order_relaxed);
     if (s->closing) return; /* cancelled by close(): the user frees what it kept */
     dist_tr *t = &s->t->base;
     t->user.written(t->user.ud, s, status < 0 ? uverr(status) : 0, req);
@@ -237,6 +262,7 @@ static ssize_t tcp_try_write(dist_tr_stream *s, const uint8_t *p, size_t n)
 static void on_connection(uv_stream_t *server, int status)
 {
     tcp_tr *t = server->data;
+    atomic_fetch_add_explicit(&t->activity, 1, memory_order_relaxed);
     if (status < 0) return;
     dist_tr_stream *s = stream_new(t, NULL);
     if (!s) return;
@@ -485,6 +511,7 @@ static void tcp_random(dist_tr *t, void *buf, size_t n)
 static void on_async(uv_async_t *a)
 {
     tcp_tr *t = a->data;
+    atomic_fetch_add_explicit(&t->activity, 1, memory_order_relaxed);
     t->base.user.wake(t->base.user.ud);
 }
 
@@ -493,13 +520,183 @@ static void tcp_wake(dist_tr *t)
     uv_async_send(&T(t)->async);
 }
 
-/* ================================================================ loop */
+static void tcp_reads(dist_tr *bt, uint64_t *on_loop_thread_, uint64_t *on_schedulers)
+{
+    *on_loop_thread_ = atomic_load_explicit(&T(bt)->reads_thread, memory_order_relaxed);
+    *on_schedulers = atomic_load_explicit(&T(bt)->reads_scheds, memory_order_relaxed);
+}
+
+/* ================================================================ the loop */
+
+/*
+** Who runs the loop. The loop thread does (LOOP_THREAD), blocked in epoll_wait between events,
+** except while the node's schedulers have run out of work (LOOP_SCHEDS): a scheduler spinning
+** before it sleeps runs the loop without blocking at every turn of its spin, and one that
+** goes to sleep sleeps in the loop (ppoll on its epoll descriptor and on wake_fd, then one
+** turn of the loop) instead of on its own futex; the loop thread sleeps meanwhile. This is
+** libnode's idle poller (nd_set_idle_poller). A message from another node then wakes the one
+** thread that reads it, delivers it to its own run queue and runs its receiver, where the loop
+** thread would have been woken by the data and then have woken a scheduler: two wake-ups a
+** message, and on a small machine two switches of a core between threads, most of a round
+** trip there (docs/performance.md, dist_roundtrip).
+**   - A spinning scheduler that finds the mode LOOP_THREAD asks for the loop (LOOP_WANTED, and
+**     a wake-up of the loop, which is in epoll_wait); the loop thread, back from uv_run,
+**     switches to LOOP_SCHEDS, lets go of run_mu and sleeps on `mode`. Every change of mode
+**     is a compare-and-swap from the mode its maker saw, so a request withdrawn (LOOP_WANTED
+**     back to LOOP_THREAD) is never granted after it.
+**   - Schedulers take run_mu with trylock, never waiting: one runs the loop at a time.
+**   - A scheduler that goes to sleep on its futex while no other spins or sleeps in the loop
+**     gives the loop back (LOOP_THREAD, and the loop thread is woken).
+**   - A node whose schedulers are all busy running processes has none in the loop: the loop
+**     thread wakes every TAKE_BACK_NS (SLEEPER_CHECK_NS while a scheduler sleeps in the loop)
+**     and takes the loop back when no scheduler sleeps in it and none has run it for
+**     TAKE_BACK_NS. I/O then waits for at most about that long, or SLEEPER_CHECK_NS for a
+**     scheduler that woke from the loop into a long slice.
+**   - Stopping: tcp_join removes the idle poller (no scheduler is inside it once that
+**     returns), gives the loop back and joins the thread, which runs the loop to its end.
+** The loop's callbacks run on whichever thread holds run_mu: never two at once, and each after
+** the last one's writes (the mutex orders them), as on one thread.
+*/
+#define TAKE_BACK_NS     1000000u
+#define SLEEPER_CHECK_NS 10000000u
+
+static void futex_wake_one(_Atomic uint32_t *w)
+{
+    syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Loop thread, not holding run_mu: sleeps while schedulers run the loop, and takes it back
+** when none sleeps in it and none has run it for TAKE_BACK_NS. */
+static void wait_for_loop(tcp_tr *t)
+{
+    while (atomic_load(&t->mode) == LOOP_SCHEDS) {
+        uint32_t ns = atomic_load(&t->sleepers) ? SLEEPER_CHECK_NS : TAKE_BACK_NS;
+        struct timespec ts = {0, (long)ns};
+        syscall(SYS_futex, &t->mode, FUTEX_WAIT_PRIVATE, LOOP_SCHEDS, &ts, NULL, 0);
+        uint64_t now = clock_ns(CLOCK_MONOTONIC);
+        if (!atomic_load(&t->sleepers) && now - atomic_load(&t->last_poll) >= TAKE_BACK_NS) {
+            uint32_t m = LOOP_SCHEDS;
+            atomic_compare_exchange_strong(&t->mode, &m, LOOP_THREAD);
+        }
+    }
+}
 
 static void *loop_main(void *arg)
 {
     tcp_tr *t = arg;
-    uv_run(&t->loop, UV_RUN_DEFAULT);
+    on_loop_thread = true;
+    pthread_mutex_lock(&t->run_mu);
+    while (!atomic_load(&t->ended) && uv_run(&t->loop, UV_RUN_ONCE)) {
+        uint32_t m = LOOP_WANTED;
+        atomic_store(&t->last_poll, clock_ns(CLOCK_MONOTONIC));
+        if (!atomic_compare_exchange_strong(&t->mode, &m, LOOP_SCHEDS)) continue;
+        pthread_mutex_unlock(&t->run_mu);
+        wait_for_loop(t);
+        pthread_mutex_lock(&t->run_mu);
+    }
+    /* nothing is left on the loop: closing handles' callbacks, if a scheduler ended it */
+    while (uv_run(&t->loop, UV_RUN_NOWAIT)) {
+    }
+    atomic_store(&t->ended, true);
+    pthread_mutex_unlock(&t->run_mu);
     return NULL;
+}
+
+/* A turn of the loop without blocking, run_mu held by the caller (a scheduler); true if it
+** did something. */
+static bool sched_turn(tcp_tr *t)
+{
+    uint32_t before = atomic_load_explicit(&t->activity, memory_order_relaxed);
+    if (!uv_run(&t->loop, UV_RUN_NOWAIT)) {
+        /* the loop ended here: its thread finishes and exits */
+        atomic_store(&t->ended, true);
+        atomic_store(&t->mode, LOOP_THREAD);
+        futex_wake_one(&t->mode);
+    }
+    atomic_store(&t->last_poll, clock_ns(CLOCK_MONOTONIC));
+    return atomic_load_explicit(&t->activity, memory_order_relaxed) != before;
+}
+
+/* The idle poller's poll (any scheduler, spinning). */
+static bool sched_poll(void *ud)
+{
+    tcp_tr *t = ud;
+    uint32_t m = atomic_load_explicit(&t->mode, memory_order_relaxed);
+    if (m != LOOP_SCHEDS) {
+        if (m == LOOP_THREAD && !atomic_load(&t->ended) &&
+            atomic_compare_exchange_strong(&t->mode, &m, LOOP_WANTED))
+            uv_async_send(&t->async);
+        return false;
+    }
+    if (pthread_mutex_trylock(&t->run_mu) != 0) return false;
+    bool did = false;
+    if (atomic_load(&t->mode) == LOOP_SCHEDS && !atomic_load(&t->ended)) did = sched_turn(t);
+    pthread_mutex_unlock(&t->run_mu);
+    return did;
+}
+
+/* The idle poller's hold: a scheduler about to sleep may sleep in the loop if schedulers run
+** it and nobody else holds it. */
+static bool sched_hold(void *ud)
+{
+    tcp_tr *t = ud;
+    if (atomic_load(&t->mode) != LOOP_SCHEDS || atomic_load(&t->ended)) return false;
+    if (pthread_mutex_trylock(&t->run_mu) != 0) return false;
+    if (atomic_load(&t->mode) != LOOP_SCHEDS || atomic_load(&t->ended)) {
+        pthread_mutex_unlock(&t->run_mu);
+        return false;
+    }
+    atomic_fetch_add(&t->sleepers, 1);
+    return true;
+}
+
+/* The idle poller's wait (after hold): the loop's descriptor and wake_fd, for up to the
+** earlier of timeout_ns and the loop's next timer. */
+static void sched_wait(void *ud, uint64_t timeout_ns)
+{
+    tcp_tr *t = ud;
+    int lt = uv_backend_timeout(&t->loop);
+    uint64_t to = timeout_ns;
+    if (lt >= 0 && (uint64_t)lt * 1000000u < to) to = (uint64_t)lt * 1000000u;
+    struct pollfd fds[2] = {{uv_backend_fd(&t->loop), POLLIN, 0}, {t->wake_fd, POLLIN, 0}};
+    struct timespec ts = {(time_t)(to / 1000000000u), (long)(to % 1000000000u)};
+    if (ppoll(fds, 2, to == UINT64_MAX ? NULL : &ts, NULL) > 0 && fds[1].revents) {
+        uint64_t v;
+        if (read(t->wake_fd, &v, sizeof v) < 0) { /* drained already */
+        }
+    }
+}
+
+/* The idle poller's release (after hold): a turn of the loop if asked, then run_mu goes. */
+static void sched_release(void *ud, bool turn)
+{
+    tcp_tr *t = ud;
+    if (turn && !atomic_load(&t->ended)) sched_turn(t);
+    atomic_fetch_sub(&t->sleepers, 1);
+    pthread_mutex_unlock(&t->run_mu);
+}
+
+/* The idle poller's wake (any thread): ends a scheduler's sleep in the loop. */
+static void sched_wake(void *ud)
+{
+    tcp_tr *t = ud;
+    uint64_t one = 1;
+    if (write(t->wake_fd, &one, sizeof one) < 0) { /* the counter is full: a wake is pending */
+    }
+}
+
+/* The idle poller's idle: a scheduler goes to sleep on its futex and no other spins; unless one
+** sleeps in the loop, the loop goes back to its thread, and a request not yet granted is
+** withdrawn (the loop thread is awake, or about to be, and keeps the loop). */
+static void sched_idle(void *ud)
+{
+    tcp_tr *t = ud;
+    if (atomic_load(&t->sleepers)) return;
+    uint32_t m = LOOP_SCHEDS;
+    if (atomic_compare_exchange_strong(&t->mode, &m, LOOP_THREAD))
+        futex_wake_one(&t->mode);
+    else if (m == LOOP_WANTED)
+        atomic_compare_exchange_strong(&t->mode, &m, LOOP_THREAD);
 }
 
 static int tcp_run(dist_tr *bt)
@@ -507,6 +704,10 @@ static int tcp_run(dist_tr *bt)
     tcp_tr *t = T(bt);
     if (pthread_create(&t->thread, NULL, loop_main, t) != 0) return DIST_ENOMEM;
     t->running = true;
+    nd_idle_poller p = {sched_poll, sched_hold, sched_wait, sched_release,
+                        sched_wake, sched_idle, t};
+    nd_set_idle_poller(&p);
+    t->polled = true;
     return 0;
 }
 
@@ -523,6 +724,12 @@ static int tcp_join(dist_tr *bt, int64_t timeout_ms)
 {
     tcp_tr *t = T(bt);
     if (!t->running) return 0;
+    if (t->polled) {
+        nd_set_idle_poller(NULL);
+        t->polled = false;
+        atomic_store(&t->mode, LOOP_THREAD);
+        futex_wake_one(&t->mode);
+    }
     if (timeout_ms < 0) {
         pthread_join(t->thread, NULL);
     } else {
@@ -544,6 +751,8 @@ static void tcp_destroy(dist_tr *bt)
         uv_run(&t->loop, UV_RUN_DEFAULT);
         if (uv_loop_close(&t->loop) != 0) return; /* handles still open: leak, never crash */
     }
+    close(t->wake_fd);
+    pthread_mutex_destroy(&t->run_mu);
     free(t);
 }
 
@@ -573,6 +782,7 @@ static const dist_tr_ops tcp_ops = {
     .realtime_ns = tcp_realtime,
     .random = tcp_random,
     .wake = tcp_wake,
+    .reads = tcp_reads,
 };
 
 dist_tr *dist__tcp_new(const dist_tr_user *user, uint16_t epmd_port)
@@ -583,6 +793,13 @@ dist_tr *dist__tcp_new(const dist_tr_user *user, uint16_t epmd_port)
         free(t);
         return NULL;
     }
+    t->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (t->wake_fd < 0) {
+        uv_loop_close(&t->loop);
+        free(t);
+        return NULL;
+    }
+    pthread_mutex_init(&t->run_mu, NULL);
     t->base.ops = &tcp_ops;
     t->base.user = *user;
     t->epmd_port = epmd_port ? epmd_port : epmd_default_port();

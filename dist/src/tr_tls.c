@@ -838,6 +838,12 @@ static void tls_wake(dist_tr *t)
     IN(T(t))->wake(T(t)->inner);
 }
 
+static void tls_reads(dist_tr *t, uint64_t *on_loop_thread, uint64_t *on_schedulers)
+{
+    *on_loop_thread = *on_schedulers = 0;
+    if (IN(T(t))->reads) IN(T(t))->reads(T(t)->inner, on_loop_thread, on_schedulers);
+}
+
 static const dist_tr_ops tls_ops = {
     .name = "tls",
     .handshake_plen = 4,
@@ -865,6 +871,7 @@ static const dist_tr_ops tls_ops = {
     .realtime_ns = tls_realtime,
     .random = tls_random,
     .wake = tls_wake,
+    .reads = tls_reads,
 };
 
 dist_tr *dist__tls_tr_new(dist_tr *inner, struct dist_tls_ctx *server, struct dist_tls_ctx *client,

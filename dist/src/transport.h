@@ -113,6 +113,9 @@ typedef struct dist_tr_ops {
     uint64_t (*realtime_ns)(dist_tr *t); /* wall clock, for log lines */
     void (*random)(dist_tr *t, void *buf, size_t n);
     void (*wake)(dist_tr *t);
+    /* Optional (NULL: the transport has no such threads): reads made on the loop's own thread
+    ** and by idle schedulers running the loop (tr_tcp.c), since the transport was made. */
+    void (*reads)(dist_tr *t, uint64_t *on_loop_thread, uint64_t *on_schedulers);
 } dist_tr_ops;
 
 /* Every transport instance starts with this header. */

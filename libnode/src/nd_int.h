@@ -290,6 +290,8 @@ typedef struct nd_sched {
     nd_runq rq;
     nd_parker *parker;
     _Atomic int parked;
+    _Atomic int in_poll; /* sleeps, or is about to, in the idle poller (not on its parker) */
+    uint64_t turn_since; /* when its idle poller's handling began (0: not in one; own thread) */
     nd_ctx ctx;
     nd_proc *current;
     nd_proc *prev;   /* switched out, its request not yet carried out (nd__finish_prev) */
@@ -425,6 +427,11 @@ typedef struct nd_runtime {
     _Atomic unsigned nidle;
     _Atomic unsigned nspin; /* schedulers spinning before they park (see sched_main) */
     uint64_t spin_ns;       /* how long an idle scheduler spins before parking */
+    /* the idle poller (nd_set_idle_poller): `poller` points at poller_set while one is set;
+    ** poll_inside counts schedulers between reading `poller` and leaving its call */
+    const nd_idle_poller *_Atomic poller;
+    nd_idle_poller poller_set;
+    _Atomic unsigned poll_inside;
     /* global run queue */
     pthread_mutex_t gq_mu;
     nd_proc **gq;

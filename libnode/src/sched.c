@@ -1,5 +1,6 @@
 /* Scheduler threads: run queues with work stealing, parking, reductions, runtime start/stop. */
 #include "nd_int.h"
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -142,6 +143,20 @@ static nd_proc *gq_pop(nd_sched *s)
 
 /* ================================================================ waking */
 
+static void idle_call(int what);
+#define ND__LONG_TURN_NS 50000u
+enum { IDLE_WAKE, IDLE_GIVE_BACK };
+
+/* Wakes o where it sleeps: on its parker, or in the idle poller (in_poll is published before
+** o's parked flag, so whoever took that flag from o sees it). */
+static void sched_unpark(nd_sched *o)
+{
+    if (atomic_load(&o->in_poll))
+        idle_call(IDLE_WAKE);
+    else
+        nd__rt.plat->unpark(nd__rt.plat->ud, o->parker);
+}
+
 /*
 ** Unparks one parked scheduler, if any. Parking publishes `parked` and bumps `nidle` before its
 ** last look for work; a waker publishes work before it looks at `nidle`: one of the two sees
@@ -160,7 +175,7 @@ static void wake_idle(void)
         if (atomic_load_explicit(&o->parked, memory_order_relaxed) == 1 &&
             atomic_compare_exchange_strong(&o->parked, &one, 0)) {
             atomic_fetch_sub(&nd__rt.nidle, 1);
-            nd__rt.plat->unpark(nd__rt.plat->ud, o->parker);
+            sched_unpark(o);
             return;
         }
     }
@@ -189,7 +204,11 @@ void nd__enqueue_on(nd_sched *s, nd_proc *p)
             wake_idle();
             return;
         }
-        if (len >= 2) wake_idle();
+        /* a second runnable process, or one made runnable deep in a long handling of I/O
+        ** (idle poller): an idle scheduler may take it rather than wait behind */
+        if (len >= 2 ||
+            (ND__UNLIKELY(s->turn_since) && nd__now() - s->turn_since > ND__LONG_TURN_NS))
+            wake_idle();
         return;
     }
     gq_push(p);
@@ -590,6 +609,93 @@ static void acct_enter(nd_sched *s, uint32_t st, uint64_t now)
 }
 
 /*
+** The idle poller's calls (nd_set_idle_poller). poll_inside is raised before `poller` is read
+** and lowered after the call, both sequentially consistent, so nd_set_idle_poller(NULL), which
+** clears `poller` and then waits for poll_inside to fall to 0 (waking a sleeper meanwhile),
+** returns only once no call of the old poller is under way or can start. A scheduler that
+** holds the poller for a sleep stays inside from hold() to the end of its sleep().
+*/
+static const nd_idle_poller *poller_enter(void)
+{
+    if (!atomic_load_explicit(&nd__rt.poller, memory_order_relaxed)) return NULL;
+    atomic_fetch_add(&nd__rt.poll_inside, 1);
+    const nd_idle_poller *p = atomic_load(&nd__rt.poller);
+    if (!p) atomic_fetch_sub(&nd__rt.poll_inside, 1);
+    return p;
+}
+
+static void poller_leave(void)
+{
+    atomic_fetch_sub(&nd__rt.poll_inside, 1);
+}
+
+/* One turn of the poller in s's spin: true if it did something. */
+static bool idle_poll(nd_sched *s)
+{
+    const nd_idle_poller *p = poller_enter();
+    if (!p) return false;
+    s->turn_since = nd__now();
+    bool did = p->poll(p->ud);
+    s->turn_since = 0;
+    poller_leave();
+    return did;
+}
+
+static void idle_call(int what)
+{
+    const nd_idle_poller *p = poller_enter();
+    if (!p) return;
+    if (what == IDLE_WAKE)
+        p->wake(p->ud);
+    else
+        p->idle(p->ud);
+    poller_leave();
+}
+
+/* The poller a scheduler about to sleep may sleep in (it stays entered until idle_sleep), or
+** NULL: it sleeps on its parker. */
+static const nd_idle_poller *idle_hold(void)
+{
+    const nd_idle_poller *p = poller_enter();
+    if (p && !p->hold(p->ud)) {
+        poller_leave();
+        p = NULL;
+    }
+    return p;
+}
+
+/* After idle_hold: if wait, sleeps in the poller until I/O, a wake-up or the deadline, and
+** handles what came; then lets go of it. */
+static void idle_sleep(nd_sched *s, const nd_idle_poller *p, uint64_t deadline, bool wait)
+{
+    if (wait) {
+        uint64_t t = UINT64_MAX;
+        if (deadline != ND__NO_DEADLINE) {
+            uint64_t now = nd__now();
+            t = deadline > now ? deadline - now : 0;
+        }
+        p->wait(p->ud, t);
+        s->turn_since = nd__now();
+    }
+    p->release(p->ud, wait);
+    s->turn_since = 0;
+    poller_leave();
+}
+
+void nd_set_idle_poller(const nd_idle_poller *p)
+{
+    const nd_idle_poller *old = atomic_exchange(&nd__rt.poller, NULL);
+    while (atomic_load(&nd__rt.poll_inside)) {
+        if (old) old->wake(old->ud); /* a scheduler asleep in it */
+        struct timespec ts = {0, 20000};
+        nanosleep(&ts, NULL);
+    }
+    if (!p) return;
+    nd__rt.poller_set = *p;
+    atomic_store(&nd__rt.poller, &nd__rt.poller_set);
+}
+
+/*
 ** Before parking, an idle scheduler watches for work for spin_ns (as the BEAM's schedulers
 ** busy-wait): a reply to a message just sent often comes back within tens of microseconds,
 ** and a scheduler that is awake takes it without a wake-up through the parker. While any
@@ -607,6 +713,16 @@ static bool spin(nd_sched *s)
     while (!found && !atomic_load(&nd__rt.stopping_threads)) {
         for (int i = 0; i < 32; i++) cpu_relax();
         found = work_visible(s);
+        if (!found && atomic_load_explicit(&nd__rt.poller, memory_order_relaxed)) {
+            /* A node with I/O to poll: a thread that its I/O woke may be waiting for this
+            ** core (a wake-up after a socket write lands on the writer's core), and the
+            ** reply it would send is what this spin waits for. */
+            sched_yield();
+            if (idle_poll(s)) {
+                found = work_visible(s);
+                until = nd__now() + nd__rt.spin_ns; /* I/O came in: the spin starts over */
+            }
+        }
         if ((now = nd__now()) >= until) break;
     }
     atomic_fetch_sub(&nd__rt.nspin, 1);
@@ -640,19 +756,36 @@ static void *sched_main(void *arg)
             continue;
         }
         if (spin(s)) continue;
+        /* Sleeps in the idle poller if it lets this scheduler (in_poll is published before
+        ** parked, so a waker sees where to wake it), else on its parker; the last spinner
+        ** that does the latter tells the poller, which gives its I/O back. */
+        const nd_idle_poller *ip = idle_hold();
+        if (ip)
+            atomic_store(&s->in_poll, 1);
+        else if (atomic_load(&nd__rt.nspin) == 0)
+            idle_call(IDLE_GIVE_BACK);
         atomic_store(&s->parked, 1);
         atomic_fetch_add(&nd__rt.nidle, 1);
         if (work_visible(s) || atomic_load(&nd__rt.stopping_threads)) {
             int one = 1;
             if (atomic_compare_exchange_strong(&s->parked, &one, 0))
                 atomic_fetch_sub(&nd__rt.nidle, 1);
-            else
+            else if (!ip)
                 nd__rt.plat->park(nd__rt.plat->ud, s->parker, 0); /* eat the token */
+            if (ip) {
+                idle_sleep(s, ip, 0, false);
+                atomic_store(&s->in_poll, 0);
+            }
             acct_enter(s, ACCT_RUN, nd__now());
             continue;
         }
         acct_enter(s, ACCT_IDLE, nd__now());
-        nd__rt.plat->park(nd__rt.plat->ud, s->parker, nd__timers_next());
+        if (ip) {
+            idle_sleep(s, ip, nd__timers_next(), true);
+            atomic_store(&s->in_poll, 0);
+        } else {
+            nd__rt.plat->park(nd__rt.plat->ud, s->parker, nd__timers_next());
+        }
         acct_enter(s, ACCT_RUN, nd__now());
         int one = 1;
         if (atomic_compare_exchange_strong(&s->parked, &one, 0)) atomic_fetch_sub(&nd__rt.nidle, 1);
@@ -808,8 +941,10 @@ int nd_shutdown(int64_t timeout_ms)
         nanosleep(&ts, NULL);
     }
     atomic_store(&nd__rt.stopping_threads, 1);
-    for (unsigned i = 0; i < nd__rt.nsched; i++)
+    for (unsigned i = 0; i < nd__rt.nsched; i++) {
         nd__rt.plat->unpark(nd__rt.plat->ud, nd__rt.scheds[i].parker);
+        if (atomic_load(&nd__rt.scheds[i].in_poll)) idle_call(IDLE_WAKE);
+    }
     for (unsigned i = 0; i < nd__rt.nsched; i++) pthread_join(nd__rt.scheds[i].thread, NULL);
     nd__rt.plat->unpark(nd__rt.plat->ud, nd__rt.watchdog_parker);
     pthread_join(nd__rt.watchdog, NULL);

@@ -43,6 +43,15 @@ if(DIST_INT_ERL)
     TIMEOUT 120
     LABELS "dist;integration"
     ENVIRONMENT "GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;ERL=${ERL_EXECUTABLE};ERLC=${ERLC_EXECUTABLE};RXQUEUE=$<TARGET_FILE:rxqueue>;DIST_SANITIZED=${DIST_SANITIZED}")
+  # a Girder node that echoes erl's round trips and reports which threads read them
+  add_executable(schedpoll ${CMAKE_CURRENT_LIST_DIR}/dist/schedpoll.c)
+  target_link_libraries(schedpoll PRIVATE girder_dist girder_node)
+  set_target_properties(schedpoll PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  add_test(NAME dist-int-schedpoll COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/dist/schedpoll.sh)
+  set_tests_properties(dist-int-schedpoll PROPERTIES
+    TIMEOUT 120
+    LABELS "dist;integration"
+    ENVIRONMENT "GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;ERL=${ERL_EXECUTABLE};ERLC=${ERLC_EXECUTABLE};SCHEDPOLL=$<TARGET_FILE:schedpoll>;DIST_SANITIZED=${DIST_SANITIZED}")
   # one minute of soak here; `make soak` runs thirty (scripts/run-soak.sh)
   set_tests_properties(dist-int-soak PROPERTIES TIMEOUT 300)
 endif()

@@ -213,6 +213,9 @@ typedef struct dist_stats {
     uint64_t msgs_in, msgs_out, bytes_in, bytes_out, ticks_in, ticks_out;
     uint64_t conns_up, conns_down, handshakes_failed, protocol_errors;
     uint64_t tls_failures; /* connections closed for a TLS failure (logged as event=tls_failed) */
+    /* Reads from the connections' sockets made by the transport's loop thread, and by idle
+    ** schedulers running its loop (docs/distribution.md, Threads), since dist_start. */
+    uint64_t reads_loop_thread, reads_schedulers;
 } dist_stats;
 GIRDER_API void dist_get_stats(dist_stats *out);
 

@@ -59,6 +59,44 @@ GIRDER_API int nd_dist_deliver(const nd_signal *sig);
 GIRDER_API int nd_dist_deliver_take(const nd_signal *sig);
 
 /*
+** An idle poller: the distribution layer's I/O, taken by the node's schedulers when they have
+** run out of work, as the BEAM's schedulers poll for I/O themselves. A scheduler spinning before
+** it sleeps (ND_SPIN_US) polls at every turn; one that goes to sleep sleeps in the poller (in
+** its epoll_wait) instead of on its own futex, if the poller lets it. A message from another
+** node then wakes the one thread that reads it and runs its receiver, where an I/O thread
+** would be woken by the data and then wake a scheduler: one wake-up a message, not two.
+**   poll(ud)        at every turn of an idle scheduler's spin (possibly on several schedulers
+**                   at once: the poller serialises them): handles what is ready, without
+**                   blocking; true when it did something (read, wrote, accepted), and the
+**                   spin starts over.
+**   hold(ud)        a scheduler with nothing to do is about to sleep: true if it may sleep in
+**                   the poller; it then holds the poller until its release().
+**   wait(ud, timeout_ns)
+**                   after hold(): waits up to timeout_ns (UINT64_MAX: no limit) for I/O or a
+**                   wake(), handling nothing.
+**   release(ud, turn)
+**                   after hold(): if turn, handles what is ready (as poll); then lets go.
+**   wake(ud)        any thread: ends the wait under way, or the next one, at once.
+**   idle(ud)        the last spinning scheduler sleeps on its own futex (hold() said no): the
+**                   poller gives its I/O back to whoever does it when no scheduler does.
+** Processes that the poller's handling makes runnable go to the handling scheduler's own run
+** queue, and it runs them next; a handling that has taken more than 50 us by then also wakes
+** an idle scheduler to take them. nd_set_idle_poller(NULL) removes the poller and returns once
+** no scheduler is inside one of its calls (it wakes a waiting one); nothing of it is called
+** after that.
+*/
+typedef struct nd_idle_poller {
+    bool (*poll)(void *ud);
+    bool (*hold)(void *ud);
+    void (*wait)(void *ud, uint64_t timeout_ns);
+    void (*release)(void *ud, bool turn);
+    void (*wake)(void *ud);
+    void (*idle)(void *ud);
+    void *ud;
+} nd_idle_poller;
+GIRDER_API void nd_set_idle_poller(const nd_idle_poller *p);
+
+/*
 ** Gives process owner (a local pid) a monitor of target (a pid) under reference ref, as if
 ** owner had called monitor/2 and got ref, without sending a MONITOR signal: the target's side
 ** already holds it (spawn_request's monitor option). From any thread; signals pushed to owner

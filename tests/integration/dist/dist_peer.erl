@@ -8,7 +8,8 @@
          spawn_monitor_procs/1, die_after/2, stall_responsive/1, builtins/1, old_pid/1,
          global_hub/1, global_join/1, latency_until/1, reconnect_cycles/1,
          soak_honest/1, soak_churn/1, atom_count/1, fresh_atoms/1,
-         busy_flood/1, monitored_by_demonitor/1, drain_sink/1, drain_send/1, big_send/1]).
+         busy_flood/1, monitored_by_demonitor/1, drain_sink/1, drain_send/1, big_send/1,
+         roundtrips/1]).
 
 %% erl -noshell -pa DIR -run dist_peer main Case Arg... : prints PASS/FAIL, exits 0/1.
 main([Case | Args]) ->
@@ -808,3 +809,15 @@ big_send([G, Count0, Size0]) ->
     receive {'DOWN', Ref, process, _, Why} -> io:format("SENT ~p, rxsink ended: ~p~n", [Count, Why])
     after 60000 -> error(rxsink_still_running)
     end.
+
+%% N round trips with the Girder node's `echo` process ({self(), I} comes back as I), then done.
+roundtrips([G, N0]) ->
+    N = list_to_integer(atom_to_list(N0)),
+    pong = net_adm:ping(G),
+    [begin
+         {echo, G} ! {self(), I},
+         receive I -> ok after 5000 -> error({no_echo, I}) end
+     end || I <- lists:seq(1, N)],
+    {echo, G} ! {self(), done},
+    receive done -> ok after 5000 -> error(no_done) end,
+    ok.

@@ -1,0 +1,42 @@
+#!/bin/sh
+# Idle schedulers run the distribution loop (docs/distribution.md, Threads): a real erl node
+# makes 2,000 round trips with an echo process on a Girder node. With schedulers spinning before
+# they sleep (the default), they read the messages off the socket themselves — at least 80 % of
+# the reads, and more than the loop thread; with ND_SPIN_US=0 (no spin, so no scheduler ever
+# asks for the loop) the loop thread makes every read and the schedulers none.
+. "$(dirname "$0")/lib.sh"
+: "${SCHEDPOLL:?}"
+start_epmd
+compile_peer
+N=2000
+# run NAME [ENV...]: the Girder node NAME (with ENV), erl's round trips; its RESULT line
+run() {
+    _name=$1
+    shift
+    env "$@" "$SCHEDPOLL" "$_name$SUF" "$COOKIE" "$ERL_EPMD_PORT" >"$TMP/$_name.out" 2>&1 &
+    _pid=$!
+    PIDS="$PIDS $_pid"
+    wait_for 20 grep -q READY "$TMP/$_name.out" || { cat "$TMP/$_name.out"; fail "$_name not ready"; }
+    peer "p_$_name" roundtrips "$(node "$_name")" "$N"
+    passed "p_$_name" roundtrips
+    wait_for 30 sh -c "! kill -0 $_pid" || fail "$_name did not finish"
+    _st=0
+    wait "$_pid" || _st=$?
+    cat "$TMP/$_name.out"
+    [ "$_st" -eq 0 ] || fail "$_name exited with status $_st"
+}
+# field NAME KEY: KEY's value on NAME's RESULT line
+field() { sed -n "s/^RESULT.* $2=\([0-9]*\).*/\1/p" "$TMP/$1.out"; }
+
+run spin
+[ "$(field spin echoed)" = "$N" ] || fail "spin: every round trip must be echoed"
+t=$(field spin reads_loop_thread)
+s=$(field spin reads_schedulers)
+[ "$s" -ge $((N * 8 / 10)) ] || fail "spin: schedulers made $s reads of $N round trips (loop thread $t)"
+[ "$s" -gt "$t" ] || fail "spin: schedulers made $s reads, the loop thread $t"
+
+run nospin ND_SPIN_US=0
+[ "$(field nospin echoed)" = "$N" ] || fail "nospin: every round trip must be echoed"
+[ "$(field nospin reads_schedulers)" = 0 ] || fail "nospin: schedulers read without spinning"
+[ "$(field nospin reads_loop_thread)" -ge "$N" ] || fail "nospin: the loop thread must make every read"
+log "dist schedpoll: ok (spin: schedulers $s reads, loop thread $t)"
