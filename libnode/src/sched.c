@@ -169,20 +169,16 @@ static void wake_idle(void)
     unsigned spinning = atomic_load(&nd__rt.nspin);
     if (spinning > 0 && atomic_load(&nd__rt.gq_count) <= spinning) return;
     if (atomic_load(&nd__rt.nidle) == 0) return;
-    /* one asleep on its parker first: one asleep in the idle poller is doing the node's I/O,
-    ** which would wait while it ran the work */
-    for (int pass = 0; pass < 2; pass++)
-        for (unsigned i = 0; i < nd__rt.nsched; i++) {
-            nd_sched *o = &nd__rt.scheds[i];
-            int one = 1;
-            if (atomic_load_explicit(&o->parked, memory_order_relaxed) == 1 &&
-                (pass || !atomic_load_explicit(&o->in_poll, memory_order_relaxed)) &&
-                atomic_compare_exchange_strong(&o->parked, &one, 0)) {
-                atomic_fetch_sub(&nd__rt.nidle, 1);
-                sched_unpark(o);
-                return;
-            }
+    for (unsigned i = 0; i < nd__rt.nsched; i++) {
+        nd_sched *o = &nd__rt.scheds[i];
+        int one = 1;
+        if (atomic_load_explicit(&o->parked, memory_order_relaxed) == 1 &&
+            atomic_compare_exchange_strong(&o->parked, &one, 0)) {
+            atomic_fetch_sub(&nd__rt.nidle, 1);
+            sched_unpark(o);
+            return;
         }
+    }
 }
 
 /* A timer armed from outside the schedulers may be earlier than every parked deadline. */
@@ -686,18 +682,6 @@ static void idle_sleep(nd_sched *s, const nd_idle_poller *p, uint64_t deadline, 
     poller_leave();
 }
 
-/* A scheduler leaves the idle poller (or its spin) with work to run: when no other scheduler
-** is idle to run the poller meanwhile, its I/O goes back to whoever does it otherwise (a node
-** whose every scheduler is busy would leave it unattended). Not with one scheduler: that one
-** is back in the poller as soon as it runs out of work, and the poller takes its I/O back
-** after a while by itself. */
-static void idle_leave(void)
-{
-    if (!atomic_load_explicit(&nd__rt.poller, memory_order_relaxed) || nd__rt.nsched < 2) return;
-    if (atomic_load(&nd__rt.nidle) == 0 && atomic_load(&nd__rt.nspin) == 0)
-        idle_call(IDLE_GIVE_BACK);
-}
-
 void nd_set_idle_poller(const nd_idle_poller *p)
 {
     const nd_idle_poller *old = atomic_exchange(&nd__rt.poller, NULL);
@@ -771,10 +755,7 @@ static void *sched_main(void *arg)
             run(s, p);
             continue;
         }
-        if (spin(s)) {
-            idle_leave();
-            continue;
-        }
+        if (spin(s)) continue;
         /* Sleeps in the idle poller if it lets this scheduler (in_poll is published before
         ** parked, so a waker sees where to wake it), else on its parker; the last spinner
         ** that does the latter tells the poller, which gives its I/O back. */
@@ -794,7 +775,6 @@ static void *sched_main(void *arg)
             if (ip) {
                 idle_sleep(s, ip, 0, false);
                 atomic_store(&s->in_poll, 0);
-                idle_leave();
             }
             acct_enter(s, ACCT_RUN, nd__now());
             continue;
@@ -809,7 +789,6 @@ static void *sched_main(void *arg)
         acct_enter(s, ACCT_RUN, nd__now());
         int one = 1;
         if (atomic_compare_exchange_strong(&s->parked, &one, 0)) atomic_fetch_sub(&nd__rt.nidle, 1);
-        if (ip) idle_leave();
     }
     nd__stack_cache_drain(s);
     nd__slot_cache_drain(s);

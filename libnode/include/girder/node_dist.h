@@ -77,10 +77,8 @@ GIRDER_API int nd_dist_deliver_take(const nd_signal *sig);
 **   release(ud, turn)
 **                   after hold(): if turn, handles what is ready (as poll); then lets go.
 **   wake(ud)        any thread: ends the wait under way, or the next one, at once.
-**   idle(ud)        no scheduler is left to run the poller: the last spinning one sleeps on
-**                   its own futex (hold() said no), or one leaves the poller with work to run
-**                   while every other is busy too (with two schedulers or more); the poller
-**                   gives its I/O back to whoever does it when no scheduler does.
+**   idle(ud)        the last spinning scheduler sleeps on its own futex (hold() said no): the
+**                   poller gives its I/O back to whoever does it when no scheduler does.
 ** Processes that the poller's handling makes runnable go to the handling scheduler's own run
 ** queue, and it runs them next; a handling that has taken more than 50 us by then also wakes
 ** an idle scheduler to take them. nd_set_idle_poller(NULL) removes the poller and returns once
