@@ -34,24 +34,20 @@ if(DIST_INT_ERL)
       LABELS "dist;integration"
       ENVIRONMENT "GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;ERL=${ERL_EXECUTABLE};ERLC=${ERLC_EXECUTABLE};DIST_PROBE=$<TARGET_FILE:dist-probe>;DIST_SANITIZED=${DIST_SANITIZED}")
   endforeach()
-  # a Girder node built on libnode + dist that counts what erl sends it (decoder queue bound)
-  add_executable(rxqueue ${CMAKE_CURRENT_LIST_DIR}/dist/rxqueue.c)
-  target_link_libraries(rxqueue PRIVATE girder_dist girder_node)
-  set_target_properties(rxqueue PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
-  add_test(NAME dist-int-rxqueue COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/dist/rxqueue.sh)
-  set_tests_properties(dist-int-rxqueue PROPERTIES
-    TIMEOUT 120
-    LABELS "dist;integration"
-    ENVIRONMENT "GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;ERL=${ERL_EXECUTABLE};ERLC=${ERLC_EXECUTABLE};RXQUEUE=$<TARGET_FILE:rxqueue>;DIST_SANITIZED=${DIST_SANITIZED}")
-  # a Girder node that echoes erl's round trips and reports which threads read them
-  add_executable(schedpoll ${CMAKE_CURRENT_LIST_DIR}/dist/schedpoll.c)
-  target_link_libraries(schedpoll PRIVATE girder_dist girder_node)
-  set_target_properties(schedpoll PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
-  add_test(NAME dist-int-schedpoll COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/dist/schedpoll.sh)
-  set_tests_properties(dist-int-schedpoll PROPERTIES
-    TIMEOUT 120
-    LABELS "dist;integration"
-    ENVIRONMENT "GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;ERL=${ERL_EXECUTABLE};ERLC=${ERLC_EXECUTABLE};SCHEDPOLL=$<TARGET_FILE:schedpoll>;DIST_SANITIZED=${DIST_SANITIZED}")
+  # Girder nodes built on libnode + dist, each driven by its script with a real erl:
+  # rxqueue counts what erl sends it (decoder queue bound); schedpoll echoes erl's round trips
+  # and reports which threads read them. The script finds its program in $RXQUEUE / $SCHEDPOLL.
+  foreach(t rxqueue schedpoll)
+    string(TOUPPER ${t} _var)
+    add_executable(${t} ${CMAKE_CURRENT_LIST_DIR}/dist/${t}.c)
+    target_link_libraries(${t} PRIVATE girder_dist girder_node)
+    set_target_properties(${t} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+    add_test(NAME dist-int-${t} COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/dist/${t}.sh)
+    set_tests_properties(dist-int-${t} PROPERTIES
+      TIMEOUT 120
+      LABELS "dist;integration"
+      ENVIRONMENT "GIRDERD=$<TARGET_FILE:girderd>;GIRDER_EPMD=$<TARGET_FILE:girder-epmd>;ERL=${ERL_EXECUTABLE};ERLC=${ERLC_EXECUTABLE};${_var}=$<TARGET_FILE:${t}>;DIST_SANITIZED=${DIST_SANITIZED}")
+  endforeach()
   # one minute of soak here; `make soak` runs thirty (scripts/run-soak.sh)
   set_tests_properties(dist-int-soak PROPERTIES TIMEOUT 300)
 endif()
