@@ -44,8 +44,9 @@ typedef struct tcp_tr {
     _Atomic uint32_t activity;  /* bumped by every read, write done, accept and wake-up */
     _Atomic int sleepers;       /* schedulers holding the loop to sleep in it (0 or 1) */
     _Atomic uint64_t reads_thread, reads_scheds; /* reads made by the loop thread, by schedulers */
-    int wake_fd; /* an eventfd: wakes a scheduler asleep in the loop */
-    bool polled; /* this transport is libnode's idle poller */
+    _Atomic uint64_t bulk_until; /* until then the loop stays on its thread (CLOCK_MONOTONIC ns) */
+    int wake_fd;                 /* an eventfd: wakes a scheduler asleep in the loop */
+    bool polled;                 /* this transport is libnode's idle poller */
 } tcp_tr;
 
 enum { LOOP_THREAD, LOOP_WANTED, LOOP_SCHEDS };
@@ -169,6 +170,16 @@ static void tcp_peer(dist_tr_stream *s, char *buf, size_t cap)
 
 /* ================================================================ reading */
 
+static uint64_t clock_ns(clockid_t id);
+
+/* A read this large is bulk traffic (a large message, or small ones that queued up): reading it
+** on the loop thread overlaps the reading with the work of its receivers on the schedulers,
+** where a scheduler that reads it and then runs them does one after the other (64 KB messages
+** from one sender: 8-11 k/s that way, 16-18 k/s overlapped; docs/performance.md). A round trip
+** of small messages never reads this much at once and stays with the schedulers. */
+#define BULK_READ_BYTES 16384
+#define BULK_HOLD_NS    2000000u
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     dist_tr_stream *s = h->data;
@@ -189,6 +200,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (nread > 0)
         atomic_fetch_add_explicit(on_loop_thread ? &s->t->reads_thread : &s->t->reads_scheds, 1,
                                   memory_order_relaxed);
+    if (nread >= BULK_READ_BYTES)
+        atomic_store_explicit(&s->t->bulk_until, clock_ns(CLOCK_MONOTONIC) + BULK_HOLD_NS,
+                              memory_order_relaxed);
     if (s->closing) return;
     if (nread == 0) {
         if (!buf->base || !buf->len) t->user.read(t->user.ud, s, DIST_ENOMEM);
@@ -552,6 +566,9 @@ static void tcp_reads(dist_tr *bt, uint64_t *on_loop_thread_, uint64_t *on_sched
 **     and takes the loop back when no scheduler sleeps in it and none has run it for
 **     TAKE_BACK_NS. I/O then waits for at most about that long, or SLEEPER_CHECK_NS for a
 **     scheduler that woke from the loop into a long slice.
+**   - Bulk traffic (BULK_READ_BYTES in one read) keeps the loop on its thread for BULK_HOLD_NS
+**     after the last such read: a scheduler that made one gives the loop back at the end of
+**     its turn, and spinning schedulers do not ask for it meanwhile.
 **   - Stopping: tcp_join removes the idle poller (no scheduler is inside it once that
 **     returns), gives the loop back and joins the thread, which runs the loop to its end.
 ** The loop's callbacks run on whichever thread holds run_mu: never two at once, and each after
@@ -613,7 +630,12 @@ static bool sched_turn(tcp_tr *t)
         atomic_store(&t->mode, LOOP_THREAD);
         futex_wake_one(&t->mode);
     }
-    atomic_store(&t->last_poll, clock_ns(CLOCK_MONOTONIC));
+    uint64_t now = clock_ns(CLOCK_MONOTONIC);
+    atomic_store(&t->last_poll, now);
+    if (now < atomic_load_explicit(&t->bulk_until, memory_order_relaxed)) {
+        uint32_t m = LOOP_SCHEDS;
+        if (atomic_compare_exchange_strong(&t->mode, &m, LOOP_THREAD)) futex_wake_one(&t->mode);
+    }
     return atomic_load_explicit(&t->activity, memory_order_relaxed) != before;
 }
 
@@ -624,6 +646,8 @@ static bool sched_poll(void *ud)
     uint32_t m = atomic_load_explicit(&t->mode, memory_order_relaxed);
     if (m != LOOP_SCHEDS) {
         if (m == LOOP_THREAD && !atomic_load(&t->ended) &&
+            clock_ns(CLOCK_MONOTONIC) >=
+                atomic_load_explicit(&t->bulk_until, memory_order_relaxed) &&
             atomic_compare_exchange_strong(&t->mode, &m, LOOP_WANTED))
             uv_async_send(&t->async);
         return false;

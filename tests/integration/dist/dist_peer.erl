@@ -812,11 +812,19 @@ big_send([G, Count0, Size0]) ->
 
 %% N round trips with the Girder node's `echo` process ({self(), I} comes back as I), then done.
 roundtrips([G, N0]) ->
+    roundtrips(G, N0, fun(I) -> I end);
+%% ... each carrying a binary of Size bytes
+roundtrips([G, N0, Size0]) ->
+    Bin = binary:copy(<<7>>, list_to_integer(atom_to_list(Size0))),
+    roundtrips(G, N0, fun(I) -> {I, Bin} end).
+
+roundtrips(G, N0, Msg) ->
     N = list_to_integer(atom_to_list(N0)),
     pong = net_adm:ping(G),
     [begin
-         {echo, G} ! {self(), I},
-         receive I -> ok after 5000 -> error({no_echo, I}) end
+         X = Msg(I),
+         {echo, G} ! {self(), X},
+         receive X -> ok after 5000 -> error({no_echo, I}) end
      end || I <- lists:seq(1, N)],
     {echo, G} ! {self(), done},
     receive done -> ok after 5000 -> error(no_done) end,

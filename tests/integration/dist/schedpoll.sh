@@ -3,13 +3,17 @@
 # makes 2,000 round trips with an echo process on a Girder node. With schedulers spinning before
 # they sleep (the default), they read the messages off the socket themselves — at least 80 % of
 # the reads, and more than the loop thread; with ND_SPIN_US=0 (no spin, so no scheduler ever
-# asks for the loop) the loop thread makes every read and the schedulers none.
+# asks for the loop) the loop thread makes every read and the schedulers none. Round trips of
+# 64 KB messages are bulk traffic: the loop stays on its thread, which makes at least 80 % of
+# their reads (it reads while the schedulers run the receivers).
 . "$(dirname "$0")/lib.sh"
 : "${SCHEDPOLL:?}"
 start_epmd
 compile_peer
 N=2000
-# run NAME [ENV...]: the Girder node NAME (with ENV), erl's round trips; its RESULT line
+SIZE=
+# run NAME [ENV...]: the Girder node NAME (with ENV), erl's N round trips (each with a binary of
+# SIZE bytes if SIZE is set); its RESULT line
 run() {
     _name=$1
     shift
@@ -17,7 +21,8 @@ run() {
     _pid=$!
     PIDS="$PIDS $_pid"
     wait_for 20 grep -q READY "$TMP/$_name.out" || { cat "$TMP/$_name.out"; fail "$_name not ready"; }
-    peer "p_$_name" roundtrips "$(node "$_name")" "$N"
+    # shellcheck disable=SC2086
+    peer "p_$_name" roundtrips "$(node "$_name")" "$N" $SIZE
     passed "p_$_name" roundtrips
     wait_for 30 sh -c "! kill -0 $_pid" || fail "$_name did not finish"
     _st=0
@@ -39,4 +44,11 @@ run nospin ND_SPIN_US=0
 [ "$(field nospin echoed)" = "$N" ] || fail "nospin: every round trip must be echoed"
 [ "$(field nospin reads_schedulers)" = 0 ] || fail "nospin: schedulers read without spinning"
 [ "$(field nospin reads_loop_thread)" -ge "$N" ] || fail "nospin: the loop thread must make every read"
-log "dist schedpoll: ok (spin: schedulers $s reads, loop thread $t)"
+N=500
+SIZE=65536
+run bulk
+[ "$(field bulk echoed)" = "$N" ] || fail "bulk: every round trip must be echoed"
+bt=$(field bulk reads_loop_thread)
+bs=$(field bulk reads_schedulers)
+[ "$bt" -ge $(((bt + bs) * 8 / 10)) ] || fail "bulk: the loop thread made $bt reads, schedulers $bs"
+log "dist schedpoll: ok (spin: schedulers $s reads, loop thread $t; bulk: loop thread $bt, schedulers $bs)"
