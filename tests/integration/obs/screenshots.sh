@@ -20,6 +20,8 @@ GPID=$!
 PIDS="$PIDS $GPID"
 GPIDS="$GPIDS $GPID"
 wait_for 10 registered "g1$SUF" || fail "girderd did not start"
+# its control socket, which girder trace uses, exists once it is ready
+wait_for 10 grep -q event=ready "$TMP/g1.log" || fail "girderd not ready"
 G1=$(node g1)
 "$GIRDER" trace "$G1" --duration 2 --out "$TMP/t.json" --html "$TMP/t.html" &
 TP=$!

@@ -11,6 +11,9 @@ GPID=$!
 PIDS="$PIDS $GPID"
 GPIDS="$GPIDS $GPID"
 wait_for 10 registered "g1$SUF" || fail "girderd g1 did not register"
+# girder trace finds the node by its control socket, which exists once it is ready (it
+# registers with epmd before: under TSan trace came first three times in four)
+wait_for 10 grep -q event=ready "$TMP/g1.log" || fail "girderd g1 not ready"
 G1=$(node g1)
 
 N=10
@@ -20,7 +23,7 @@ TP=$!
 sleep 1
 expect 0 rpc "$G1" obswork ring "[$N, $LAPS]" --cookie "$COOKIE"
 out_has "^ok$"
-wait "$TP" || { cat "$TMP/trace.err"; fail "girder trace exited $?"; }
+wait "$TP" || { st=$?; cat "$TMP/trace.err"; fail "girder trace exited $st"; }
 grep -Eq "^$G1: [0-9]+ events over [0-9.]+ s on 2 schedulers" "$TMP/trace.out" || { cat "$TMP/trace.out"; fail "trace summary"; }
 ok
 
@@ -80,7 +83,7 @@ TP=$!
 sleep 0.7
 ECHO=$("$GIRDER" rpc "$G1" erlang whereis '[echo]' --cookie "$COOKIE")
 expect 0 send "$G1" echo "{$ECHO, hello}" --cookie "$COOKIE"
-wait "$TP" || { cat "$TMP/trace.err"; fail "girder trace --name exited $?"; }
+wait "$TP" || { st=$?; cat "$TMP/trace.err"; fail "girder trace --name exited $st"; }
 "$PY" - "$TMP/e.json" <<'PYEOF' || fail "--name echo recorded other processes' runs"
 import json, sys
 ev = json.load(open(sys.argv[1]))["traceEvents"]
@@ -109,7 +112,7 @@ if command -v "$ERL" >/dev/null 2>&1; then
             [begin C ! {tok, self()}, receive {ack, C} -> ok end end || C <- Ps],
             Me ! done end),
         receive done -> ok after 10000 -> halt(1) end, init:stop()." >>"$TMP/drv.log" 2>&1 || fail "the Erlang workload did not run"
-    wait "$TP" || { cat "$TMP/trace.err"; fail "girder trace of an Erlang node exited $?"; }
+    wait "$TP" || { st=$?; cat "$TMP/trace.err"; fail "girder trace of an Erlang node exited $st"; }
     grep -Eq "^$E1: [0-9]+ events over" "$TMP/trace.out" || { cat "$TMP/trace.out"; fail "trace summary (erl)"; }
     "$PY" - "$TMP/erl.json" <<'PYEOF' || fail "the Erlang trace does not hold the workload"
 import json, sys, collections
