@@ -29,6 +29,10 @@ typedef struct tcp_tr {
     dist_tr base;
     uv_loop_t loop;
     uv_async_t async;
+    uv_prepare_t prep;         /* counts the loop's iterations (iter) */
+    uv_idle_t idle;            /* active while streams wait out their read budget */
+    uint64_t iter;             /* loop iterations so far (run_mu) */
+    dist_tr_stream *throttled; /* streams over their read budget this iteration (run_mu) */
     uv_tcp_t listener;
     bool listening;
     epmd_uv_registration *epmd;
@@ -71,9 +75,13 @@ struct dist_tr_stream {
     uv_tcp_t tcp;
     uv_connect_t creq;
     void *ud;
-    int refs;     /* the handle until closed, plus a lookup in flight */
-    bool closing; /* close() called: no more callbacks */
-    bool reading;
+    int refs;       /* the handle until closed, plus a lookup in flight */
+    bool closing;   /* close() called: no more callbacks */
+    bool reading;   /* the user's wish (tcp_read_start/stop) */
+    bool throttled; /* over its read budget: reads again at the next iteration */
+    dist_tr_stream *next_throttled;
+    uint64_t budget_iter; /* the iteration budget_used counts for */
+    size_t budget_used;   /* bytes read in that iteration */
     int version;
     char peer[80];
 };
@@ -126,10 +134,22 @@ static dist_tr_stream *stream_new(tcp_tr *t, void *ud)
     return s;
 }
 
+static void unthrottle_remove(dist_tr_stream *s)
+{
+    for (dist_tr_stream **pp = &s->t->throttled; *pp; pp = &(*pp)->next_throttled) {
+        if (*pp == s) {
+            *pp = s->next_throttled;
+            break;
+        }
+    }
+    s->throttled = false;
+}
+
 static void tcp_close(dist_tr_stream *s)
 {
     if (!s || s->closing) return;
     s->closing = true;
+    if (s->throttled) unthrottle_remove(s);
     uv_close((uv_handle_t *)&s->tcp, on_stream_closed);
 }
 
@@ -180,6 +200,59 @@ static uint64_t clock_ns(clockid_t id);
 #define BULK_READ_BYTES 16384
 #define BULK_HOLD_NS    2000000u
 
+/* What one stream may read in one iteration of the loop, and in one read. libuv reads a
+** readable stream up to 32 times in a row, each read as large as the buffer given (a whole
+** frame: megabytes), so a peer streaming as fast as it can held every other connection's events
+** back for up to 32 such reads (seconds, where each fresh page of the buffers faults for 10-15
+** us and the sender had filled its socket's buffer: dist-int-frags beside another test). Past
+** this budget the stream stops reading until the next iteration, after the others' events. */
+#define READ_BUDGET (1024 * 1024)
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+
+/* Whoever runs the loop, at each iteration before the poll. */
+static void on_prepare(uv_prepare_t *h)
+{
+    tcp_tr *t = h->data;
+    t->iter++;
+}
+
+/* The iteration after streams went over their budget: they read again (an active idle handle
+** makes the loop poll without waiting, so this comes at once). */
+static void on_idle(uv_idle_t *h)
+{
+    tcp_tr *t = h->data;
+    dist_tr_stream *s = t->throttled;
+    t->throttled = NULL;
+    uv_idle_stop(&t->idle);
+    while (s) {
+        dist_tr_stream *next = s->next_throttled;
+        s->throttled = false;
+        s->next_throttled = NULL;
+        if (s->reading && !s->closing) uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
+        s = next;
+    }
+}
+
+/* After a read of n bytes from s: stops s reading for the rest of this iteration if it went
+** over its budget. */
+static void read_budget(dist_tr_stream *s, size_t n)
+{
+    tcp_tr *t = s->t;
+    if (s->budget_iter != t->iter) {
+        s->budget_iter = t->iter;
+        s->budget_used = 0;
+    }
+    s->budget_used += n;
+    if (s->budget_used < READ_BUDGET || s->throttled || s->closing || !s->reading) return;
+    uv_read_stop((uv_stream_t *)&s->tcp);
+    s->throttled = true;
+    s->next_throttled = t->throttled;
+    t->throttled = s;
+    uv_idle_start(&t->idle, on_idle);
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     dist_tr_stream *s = h->data;
@@ -188,7 +261,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     size_t cap = 0;
     (void)suggested;
     t->user.alloc(t->user.ud, s, &b, &cap);
-    if (cap > UINT32_MAX) cap = UINT32_MAX;
+    if (cap > READ_BUDGET) cap = READ_BUDGET;
     *buf = uv_buf_init((char *)b, (unsigned)cap);
 }
 
@@ -212,11 +285,16 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
                  nread > 0         ? nread
                  : nread == UV_EOF ? DIST_ENOCONN
                                    : uverr((int)nread));
+    if (nread > 0) read_budget(s, (size_t)nread);
 }
 
 static int tcp_read_start(dist_tr_stream *s)
 {
     if (s->reading) return 0;
+    if (s->throttled) { /* reads again at the next iteration */
+        s->reading = true;
+        return 0;
+    }
     int rc = uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
     if (rc == 0) s->reading = true;
     return rc ? uverr(rc) : 0;
@@ -742,6 +820,8 @@ static void tcp_shutdown(dist_tr *bt)
     if (t->epmd) epmd_uv_unregister(t->epmd, on_epmd_closed);
     t->epmd = NULL;
     if (!uv_is_closing((uv_handle_t *)&t->async)) uv_close((uv_handle_t *)&t->async, NULL);
+    if (!uv_is_closing((uv_handle_t *)&t->prep)) uv_close((uv_handle_t *)&t->prep, NULL);
+    if (!uv_is_closing((uv_handle_t *)&t->idle)) uv_close((uv_handle_t *)&t->idle, NULL);
 }
 
 static int tcp_join(dist_tr *bt, int64_t timeout_ms)
@@ -829,6 +909,12 @@ dist_tr *dist__tcp_new(const dist_tr_user *user, uint16_t epmd_port)
     t->epmd_port = epmd_port ? epmd_port : epmd_default_port();
     uv_async_init(&t->loop, &t->async, on_async);
     t->async.data = t;
+    uv_prepare_init(&t->loop, &t->prep);
+    t->prep.data = t;
+    uv_prepare_start(&t->prep, on_prepare);
+    uv_unref((uv_handle_t *)&t->prep); /* counts iterations; keeps no loop alive */
+    uv_idle_init(&t->loop, &t->idle);
+    t->idle.data = t;
     uv_tcp_init(&t->loop, &t->listener);
     t->listener.data = t;
     return &t->base;

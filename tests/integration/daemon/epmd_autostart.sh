@@ -18,10 +18,13 @@ for try in 1 2 3 4 5 6 7 8; do
 done
 ERL_EPMD_PORT=$port "$bin/girderd" --sname "autostart$$" --cookie c > /dev/null 2>&1 &
 gpid=$!
-for i in $(seq 200); do  # up to 20 s: sanitizer builds under load start slowly
-  for p in /proc/[0-9]*; do
-    [ "$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null)" = "girder-epmd -daemon -port $port " ] && epid=${p#/proc/}
-  done
+# up to 20 s: sanitizer builds under load start slowly. The port mapper is the process that
+# listens on the port (ss names it): `girder-epmd -daemon` forks and its parent exits, so a
+# match by command line can find the parent; and a `tr` per process in /proc at every look took
+# more than the test's 60 s in a full make tsan, with the other tests' processes about.
+end=$(( $(date +%s) + 20 ))
+while [ "$(date +%s)" -lt "$end" ]; do
+  epid=$(ss -ltnpH "sport = :$port" 2>/dev/null | sed -n 's/.*"girder-epmd",pid=\([0-9]*\).*/\1/p' | head -1)
   [ -n "$epid" ] && break
   sleep 0.1
 done
