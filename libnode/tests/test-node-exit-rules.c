@@ -154,10 +154,22 @@ static term_t spawn_a(nd_entry_fn fn)
     return pid;
 }
 
+static bool is_down_of(term_t m, void *ud)
+{
+    return term_is_tuple(m) && term_tuple_arity(m) == 5 &&
+           term_tuple_elem(m, 0) == term_atom("DOWN") &&
+           term_equal(term_tuple_elem(m, 1), *(term_t *)ud);
+}
+
+/* A pid whose process has exited: its DOWN came (a fixed sleep was not enough on a loaded
+** machine under TSan, and the scenario then linked to a live process). */
 static term_t dead_pid(void)
 {
-    term_t d = spawn_a(nothing);
-    nd_sleep(5);
+    term_t d = spawn_a(nothing), ref, m;
+    assert_int_equal(nd_monitor(d, &ref), 0);
+    assert_int_equal(nd_receive_if(is_down_of, &ref, 5000, &m), 0);
+    term_free(m);
+    term_free(ref);
     return d;
 }
 
