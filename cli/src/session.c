@@ -475,6 +475,14 @@ static int epmd_names_text(const char *ip, char *out, size_t n)
 ** the port mapper (asked again for the names it has, or the node's port) and the reason dist
 ** logged for the attempt only add detail.
 */
+static void epmd_refused(char *why, size_t n, const char *ip, const char *name)
+{
+    snprintf(why, n,
+             "cannot reach the port mapper at %s:%u for %s: connection refused (no epmd "
+             "listening)",
+             ip, S.epmd_port, name);
+}
+
 void cli_diagnose(term_t node, int rc, char *why, size_t n)
 {
     const char *name = term_atom_name(node, NULL);
@@ -493,10 +501,7 @@ void cli_diagnose(term_t node, int rc, char *why, size_t n)
         return;
     }
     if (rc == EPMD_ECONNREFUSED) {
-        snprintf(why, n,
-                 "cannot reach the port mapper at %s:%u for %s: connection refused (no epmd "
-                 "listening)",
-                 ip, S.epmd_port, name);
+        epmd_refused(why, n, ip, name);
         return;
     }
     if (rc == EPMD_ENOENT) {
@@ -533,6 +538,11 @@ void cli_diagnose(term_t node, int rc, char *why, size_t n)
                      reason[0] ? reason : "the TLS handshake failed");
         return;
     case DIST_ETIMEOUT:
+        /* the attempt failed at the port mapper after --timeout ran out (a slow lookup) */
+        if (strstr(reason, "port mapper lookup") && strstr(reason, "connection refused")) {
+            epmd_refused(why, n, ip, name);
+            return;
+        }
         if (reason[0])
             snprintf(why, n, "cannot connect to %s%s: %s", name, port, reason);
         else
