@@ -124,6 +124,9 @@ void dist__sm_close(dist_sm *sm, dist_peer *p, const char *why);
 void dist__sm_pause(dist_sm *sm, dist_peer *p, bool pause);
 /* Loop thread: true while some connected channel has a write in flight. */
 bool dist__sm_writing(dist_sm *sm);
+/* Loop thread, stopping: logs each connected channel whose write is still in flight (what it
+** held is lost when the channels close). */
+void dist__sm_log_unwritten(dist_sm *sm);
 /* Loop thread: p has output queued; writes it unless a write is in flight. */
 void dist__sm_kick(dist_sm *sm, dist_peer *p);
 /* Loop thread: closes every channel and the tick timer (the owner brought its peers down). */
