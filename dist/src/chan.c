@@ -817,10 +817,11 @@ void dist__sm_log_unwritten(dist_sm *sm)
 {
     for (dchan *ch = sm->chans; ch; ch = ch->next)
         if (ch->phase == CH_UP && ch->writing)
-            sm_log(sm, DIST_LOG_WARNING,
-                   "event=stop_unwritten node=%s unfinished_write_bytes=%zu reason=\"the stop's drain "
-                   "time ran out\"",
-                   node_text(sm, ch->peer), ch->inflight_bytes);
+            sm_log(
+                sm, DIST_LOG_WARNING,
+                "event=stop_unwritten node=%s unfinished_write_bytes=%zu reason=\"the stop's drain "
+                "time ran out\"",
+                node_text(sm, ch->peer), ch->inflight_bytes);
 }
 
 void dist__sm_shutdown(dist_sm *sm)
