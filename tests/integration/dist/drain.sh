@@ -7,14 +7,21 @@
 . "$(dirname "$0")/lib.sh"
 start_epmd
 compile_peer
+
+# stopped_sink SINK SENDER: a sink node SINK (pid in RPID), stopped (SIGSTOP) once ready; SENDER
+# has girderd's echo send it 20 MB; then girderd gets SIGTERM.
+stopped_sink() {
+    start_erl "$1" -run dist_peer main drain_sink "$G1" "$TMP/$1.bin"
+    RPID=$EPID
+    wait_for 20 grep -q READY "$TMP/$1.log" || { cat "$TMP/$1.log"; fail "sink $1 not ready"; }
+    kill -STOP "$RPID"
+    peer "$2" drain_send "$G1" "$TMP/$1.bin"; passed "$2" drain_send
+    kill -TERM "$GPID"
+}
+
 start_girder g1
 G1=$(node g1)
-start_erl r -run dist_peer main drain_sink "$G1" "$TMP/sink.bin"
-RPID=$EPID
-wait_for 20 grep -q READY "$TMP/r.log" || { cat "$TMP/r.log"; fail "sink not ready"; }
-kill -STOP "$RPID"
-peer d drain_send "$G1" "$TMP/sink.bin"; passed d drain_send
-kill -TERM "$GPID"
+stopped_sink r d
 sleep 0.3
 kill -CONT "$RPID"
 wait_for 20 grep -q "^PASS drain_sink" "$TMP/r.log" || { cat "$TMP/r.log"; fail "the queued message was lost"; }
@@ -24,15 +31,10 @@ wait "$GPID"; RC=$?
 
 # the bound: the sink stays stopped; girderd stops within the drain time and names what it cut
 start_girder g1
-start_erl r2 -run dist_peer main drain_sink "$G1" "$TMP/sink2.bin"
-R2PID=$EPID
-wait_for 20 grep -q READY "$TMP/r2.log" || { cat "$TMP/r2.log"; fail "sink r2 not ready"; }
-kill -STOP "$R2PID"
-peer d2 drain_send "$G1" "$TMP/sink2.bin"; passed d2 drain_send
-kill -TERM "$GPID"
-wait_for 15 sh -c "! kill -0 $GPID" || { kill -CONT "$R2PID"; fail "girderd did not stop"; }
+stopped_sink r2 d2
+wait_for 15 sh -c "! kill -0 $GPID" || { kill -CONT "$RPID"; fail "girderd did not stop"; }
 wait "$GPID"; RC=$?
-kill -CONT "$R2PID"
+kill -CONT "$RPID"
 [ "$RC" = 0 ] || fail "girderd exit status $RC"
 grep -q "event=stop_unwritten node=r2$SUF@[^ ]* [a-z_]*_bytes=" "$TMP/g1.log" ||
     fail "girderd stopped with output unwritten for r2 and did not say so"
