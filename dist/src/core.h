@@ -190,7 +190,10 @@ typedef struct dist_state {
     dconn *svc_head;
     atomic_bool stopping;
     bool shut; /* the loop began shutting down (svc_mu) */
-    /* stopping: connections write out what they hold first, for at most drain_ms */
+    /* io_stop asked the loop to stop: connections write out what they hold first, for at most
+    ** drain_ms (both set together: a service turn between dist__core_stop's `stopping` and
+    ** io_stop must not begin the stop with no drain time) */
+    bool stop_asked;            /* (svc_mu) */
     uint64_t drain_ms;          /* (svc_mu) */
     uint64_t drain_deadline_ns; /* (loop) */
     dist_tr_timer *drain;       /* (loop) */

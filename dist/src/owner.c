@@ -271,7 +271,7 @@ static void own_service(void *ud)
     pthread_mutex_lock(&st->svc_mu);
     dconn *list = st->svc_head;
     st->svc_head = NULL;
-    bool stopping = st->stopping, shut = st->shut;
+    bool stopping = st->stop_asked, shut = st->shut;
     uint64_t drain_ms = st->drain_ms;
     if (stopping) st->shut = true;
     for (dconn *c = list; c; c = c->svc_next) c->svc_queued = false;

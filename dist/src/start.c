@@ -196,6 +196,7 @@ static int io_stop(dist_state *st, int64_t timeout_ms)
 {
     pthread_mutex_lock(&st->svc_mu);
     st->stopping = true;
+    st->stop_asked = true;
     /* half the time left, at most 2 s, for the connections to write out what they hold */
     st->drain_ms = timeout_ms < 0 ? 2000 : timeout_ms / 2 < 2000 ? (uint64_t)timeout_ms / 2 : 2000;
     pthread_mutex_unlock(&st->svc_mu);
