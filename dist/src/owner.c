@@ -198,44 +198,40 @@ void dist__shutdown_all(void)
     st->tr->ops->shutdown(st->tr);
 }
 
-/* The drain time ran out: what will not be written is said, per connection (as queued bytes,
-** and as the channel's write in flight). */
-static void log_unwritten(dist_state *st)
+/* Stopping: whether some connection still has output queued; with say, each such connection's
+** queued bytes are logged (the drain time ran out: they will not be written). */
+static bool conns_queued(dist_state *st, bool say)
 {
-    dist__sm_log_unwritten(st->sm);
     dconn *all[256];
     size_t n = table_refs(st, all, 256);
+    bool any = false;
     for (size_t i = 0; i < n; i++) {
         pthread_mutex_lock(&all[i]->mu);
-        size_t q = all[i]->qhead && atomic_load(&all[i]->state) == C_UP
-                       ? atomic_load_explicit(&all[i]->qbytes, memory_order_relaxed)
-                       : 0;
+        bool queued = all[i]->qhead && atomic_load(&all[i]->state) == C_UP;
+        size_t q = atomic_load_explicit(&all[i]->qbytes, memory_order_relaxed);
         pthread_mutex_unlock(&all[i]->mu);
-        if (q)
+        any = any || queued;
+        if (say && queued)
             dist__log(DIST_LOG_WARNING,
                       "event=stop_unwritten node=%s queued_bytes=%zu reason=\"the stop's drain "
                       "time ran out\"",
                       term_atom_name(all[i]->node, NULL), q);
         dist__conn_put(all[i]);
     }
+    return any;
 }
 
-/* Stopping, every few ms: once nothing is queued or being written (or the drain time is up),
-** the connections close. Nobody queues more: the gate is closed. */
+/* Stopping, every few ms: once nothing is queued or being written (or the drain time is up,
+** and what is left is logged), the connections close. Nobody queues more: the gate is closed. */
 static void drain_tick(void *ud)
 {
     dist_state *st = ud;
-    bool busy = dist__sm_writing(st->sm);
-    dconn *all[256];
-    size_t n = busy ? 0 : table_refs(st, all, 256);
-    for (size_t i = 0; i < n; i++) {
-        pthread_mutex_lock(&all[i]->mu);
-        busy = busy || (all[i]->qhead && atomic_load(&all[i]->state) == C_UP);
-        pthread_mutex_unlock(&all[i]->mu);
-        dist__conn_put(all[i]);
-    }
+    bool busy = dist__sm_writing(st->sm) || conns_queued(st, false);
     if (busy && st->tr->ops->now_ns(st->tr) < st->drain_deadline_ns) return;
-    if (busy) log_unwritten(st);
+    if (busy) {
+        dist__sm_log_unwritten(st->sm);
+        conns_queued(st, true);
+    }
     st->tr->ops->timer_free(st->drain);
     st->drain = NULL;
     dist__shutdown_all();
