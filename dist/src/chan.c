@@ -108,7 +108,7 @@ void dist__chunks_free(dist_chunk *ch)
 {
     while (ch) {
         dist_chunk *n = ch->next;
-        dist__outbuf_put(ch->base, (size_t)(ch->data - ch->base) + ch->cap);
+        term_free_raw(ch->base, (size_t)(ch->data - ch->base) + ch->cap);
         free(ch);
         ch = n;
     }

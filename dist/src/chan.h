@@ -37,14 +37,9 @@ typedef struct dist_chunk {
     uint8_t *data;
     uint8_t *base; /* the allocation data lies in (freed with the chunk) */
 } dist_chunk;
+/* Frees the chunks; their allocations (from term_alloc_raw) go back through term_free_raw,
+** which keeps large ones for the encoders (term_cache_release, girder/term.h). Any thread. */
 void dist__chunks_free(dist_chunk *ch);
-/* The owner's: takes a written chunk's allocation (base, cap bytes) to keep for its encoders
-** (dist__outbuf_take, outq.c), or frees it. Any thread. */
-void dist__outbuf_put(uint8_t *base, size_t cap);
-/* A kept buffer as *data (from malloc, cap bytes); false when none is kept. */
-bool dist__outbuf_take(uint8_t **data, size_t *cap);
-/* Frees the kept buffers (when distribution stops). */
-void dist__outbuf_drain(void);
 
 /* What the machine tells the owner when a peer comes up. */
 typedef struct dist_up_info {

@@ -7,62 +7,6 @@
 #define CHUNK_SIZE 65536
 #define BIG_FRAME  16384 /* frames at least this big are queued without a copy */
 
-/* ================================================================ kept buffers */
-
-/*
-** Written chunks (dist__chunks_free): a frame of 16 KB or more left in the buffer it was
-** encoded in (the queue adopts it), so a stream of large messages takes a new buffer per
-** message from malloc, which hands back pages it had trimmed: their faults were about a quarter of
-*the sending node's
-** system time in bench-scale-dist's 64 KB cells. A few such buffers are kept here instead and
-** the encoders take them back (dist__outbuf_take). Bounded: OUTBUF_KEEP buffers of at most
-** 1 MiB (what an encoder keeps for itself anyway).
-*/
-#define OUTBUF_KEEP 4
-#define OUTBUF_MIN  ((size_t)64 << 10)
-#define OUTBUF_MAX  ((size_t)1 << 20)
-static pthread_mutex_t outbuf_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-    uint8_t *data;
-    size_t cap;
-} outbuf[OUTBUF_KEEP];
-static size_t n_outbuf;
-
-void dist__outbuf_put(uint8_t *base, size_t cap)
-{
-    if (base && cap >= OUTBUF_MIN && cap <= OUTBUF_MAX) {
-        pthread_mutex_lock(&outbuf_mu);
-        if (n_outbuf < OUTBUF_KEEP) {
-            outbuf[n_outbuf].data = base;
-            outbuf[n_outbuf++].cap = cap;
-            base = NULL;
-        }
-        pthread_mutex_unlock(&outbuf_mu);
-    }
-    free(base);
-}
-
-bool dist__outbuf_take(uint8_t **data, size_t *cap)
-{
-    bool got = false;
-    pthread_mutex_lock(&outbuf_mu);
-    if (n_outbuf > 0) {
-        n_outbuf--;
-        *data = outbuf[n_outbuf].data;
-        *cap = outbuf[n_outbuf].cap;
-        got = true;
-    }
-    pthread_mutex_unlock(&outbuf_mu);
-    return got;
-}
-
-void dist__outbuf_drain(void)
-{
-    pthread_mutex_lock(&outbuf_mu);
-    while (n_outbuf > 0) free(outbuf[--n_outbuf].data);
-    pthread_mutex_unlock(&outbuf_mu);
-}
-
 /* ================================================================ the output queue */
 
 /* Appends the frames in b (from byte off) to c's queue (mu held): small ones are copied into the
@@ -95,7 +39,7 @@ int dist__q_push(dconn *c, etf_buf *b, size_t off)
     dchunk *t = c->qtail;
     if (!t || t->cap - t->len < len || t->cap != CHUNK_SIZE || t->data != t->base) {
         t = malloc(sizeof *t);
-        if (t) t->data = t->base = malloc(CHUNK_SIZE);
+        if (t) t->data = t->base = term_alloc_raw(CHUNK_SIZE);
         if (!t || !t->data) {
             free(t);
             return DIST_ENOMEM;

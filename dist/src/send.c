@@ -203,8 +203,6 @@ static etf_buf *tls_get(void)
         pthread_setspecific(tls_key, &tls_buf);
         tls_keyed = true;
     }
-    /* the last frame left with the buffer: a written one's, if one is kept */
-    if (!tls_buf.data && dist__outbuf_take(&tls_buf.data, &tls_buf.cap)) tls_buf.len = 0;
     return &tls_buf;
 }
 

@@ -206,7 +206,7 @@ static int io_stop(dist_state *st, int64_t timeout_ms)
     dist__decoders_stop(st); /* they finish their queues: node-downs queued behind messages */
     dist__sm_free(st->sm);
     st->tr->ops->destroy(st->tr);
-    dist__outbuf_drain();
+    term_cache_release();
     st->sm = NULL;
     st->tr = NULL;
     return 0;

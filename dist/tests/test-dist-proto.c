@@ -536,39 +536,6 @@ static void test_fragment_around_payload(void **state)
     free(bytes);
 }
 
-/* Written chunks' buffers of 64 KiB to 1 MiB are kept (at most four) for the encoders; others
-** are freed. (ASan's leak check sees the ones freed, and the drain.) */
-static void test_outbuf_keep(void **state)
-{
-    (void)state;
-    dist__outbuf_drain();
-    uint8_t *d = NULL;
-    size_t cap = 0;
-    assert_false(dist__outbuf_take(&d, &cap));
-    uint8_t *small = malloc(1024), *huge = malloc((2u << 20)), *b[5];
-    dist__outbuf_put(small, 1024);      /* too small to keep */
-    dist__outbuf_put(huge, (2u << 20)); /* too large */
-    assert_false(dist__outbuf_take(&d, &cap));
-    for (int i = 0; i < 5; i++) {
-        b[i] = malloc((size_t)(64 + i) << 10);
-        dist__outbuf_put(b[i], (size_t)(64 + i) << 10);
-    }
-    /* the first four are kept, last in first out; the fifth was freed */
-    for (int i = 3; i >= 0; i--) {
-        assert_true(dist__outbuf_take(&d, &cap));
-        assert_ptr_equal(d, b[i]);
-        assert_int_equal(cap, (size_t)(64 + i) << 10);
-        if (i == 0)
-            dist__outbuf_put(d, cap); /* one goes back, for the drain */
-        else
-            free(d);
-    }
-    assert_true(dist__outbuf_take(&d, &cap));
-    dist__outbuf_put(d, cap);
-    dist__outbuf_drain();
-    assert_false(dist__outbuf_take(&d, &cap));
-}
-
 /* First fragments of several sequences: together their buffers may not pass max_message. */
 static void test_fragment_memory_bound(void **state)
 {
@@ -610,7 +577,6 @@ int main(void)
         cmocka_unit_test(test_fragment_memory_bound),
         cmocka_unit_test(test_fragmented_binary_shared),
         cmocka_unit_test(test_fragment_around_payload),
-        cmocka_unit_test(test_outbuf_keep),
         cmocka_unit_test_setup_teardown(test_altact_sig_send, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

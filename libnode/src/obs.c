@@ -489,16 +489,22 @@ int nd_set_mailbox_limit(size_t limit, nd_mbox_policy policy)
 ** nothing goes back to the system until the heap's top is free (rare with other allocations
 ** above it) or malloc_trim() consolidates the free chunks and madvises their pages away. The
 ** exit of a process that held many messages asks for one trim; the watchdog thread does it,
-** at most every 100 ms, so schedulers never wait for it.
+** at most every 100 ms, so schedulers never wait for it, and gives back the large blocks
+** term_codec keeps first. Those it also gives back after a second in which none was used.
 */
 void nd__obs_tick(void)
 {
-    static ND__TLS uint64_t last;
-    if (!atomic_load_explicit(&nd__rt.obs.trim_wanted, memory_order_relaxed)) return;
+    static ND__TLS uint64_t last, last_idle;
     uint64_t now = nd__now();
+    if (now - last_idle >= 1000000000u) {
+        last_idle = now;
+        term_cache_release_idle();
+    }
+    if (!atomic_load_explicit(&nd__rt.obs.trim_wanted, memory_order_relaxed)) return;
     if (last && now - last < 100000000u) return;
     atomic_store(&nd__rt.obs.trim_wanted, 0);
     last = now;
+    term_cache_release();
 #ifdef __GLIBC__
     malloc_trim(0);
 #endif

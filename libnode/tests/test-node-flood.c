@@ -196,12 +196,38 @@ static void test_rss(void **state)
     nd_test_run(body_rss, NULL, "normal");
 }
 
+/* Large blocks that term_codec keeps for reuse go back once a second passes without use: the
+** watchdog's term_cache_release_idle() (two calls, a second apart, find no use between them). */
+static void body_cache_idle(void *arg)
+{
+    (void)arg;
+    void *b[8];
+    for (int i = 0; i < 8; i++) b[i] = term_alloc_raw(256 << 10);
+    for (int i = 0; i < 8; i++) term_free_raw(b[i], 256 << 10);
+    assert_true(term_cache_bytes() >= (size_t)8 * (256 << 10));
+    int waited = 0;
+    while (term_cache_bytes() > 0 && waited < 5000) {
+        nd_sleep(50);
+        waited += 50;
+    }
+    fprintf(stderr, "kept blocks given back after %d ms\n", waited);
+    assert_int_equal(term_cache_bytes(), 0);
+    assert_true(waited >= 900); /* not before a second without use */
+}
+
+static void test_cache_idle(void **state)
+{
+    (void)state;
+    nd_test_run(body_cache_idle, NULL, "normal");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rss, nd_test_setup, nd_test_teardown),
         cmocka_unit_test_setup_teardown(test_local, nd_test_setup, nd_test_teardown),
         cmocka_unit_test_setup_teardown(test_remote, nd_test_setup, nd_test_teardown),
+        cmocka_unit_test_setup_teardown(test_cache_idle, nd_test_setup, nd_test_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

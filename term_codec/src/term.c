@@ -1,11 +1,13 @@
 /* Term construction, access, reference counting and freeing. */
 #include "term_int.h"
 
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ==================================================================== allocation */
 
@@ -31,23 +33,180 @@ void term_set_allocator(term_alloc_fn fn, void *ud)
     term__hooked = fn != NULL;
 }
 
+/* ==================================================================== large blocks kept */
+
+/*
+** Distribution's large buffers (the frame of a 64 KB message on its way out, a message being
+** reassembled on its way in) are made, filled and freed at the rate of messages, often by
+** different threads, with megabytes in flight (a connection queues up to 8 MB). glibc gives
+** back the pages of a heap's free top past its trim threshold (128 KB, raised with its mmap
+** threshold), and the next buffers fault them in again: 2.4 page faults per message in
+** bench-scale-dist's 64 KB cells, each 11-15 us on a paravirtualised guest, half the node
+** pair's time. So blocks of KEEP_MIN to KEEP_MAX bytes freed with the default allocator are
+** kept here for any thread: at most KEEP_N blocks and KEEP_BYTES in all (the oldest goes back
+** to malloc first), all given back by term_cache_release() or, through
+** term_cache_release_idle(), after a period without use. A request takes the newest kept block
+** that holds it and is at most half as large again; a buffer growing into the range (etf_buf)
+** moves into one.
+*/
+#define KEEP_MIN   ((size_t)32 << 10)
+#define KEEP_MAX   ((size_t)1 << 20)
+#define KEEP_N     512
+#define KEEP_BYTES ((size_t)32 << 20)
+#define KEEP_SCAN  16 /* newest blocks looked at per request */
+#if defined(__SANITIZE_ADDRESS__) || defined(GIRDER_ASAN)
+#define KEEP_POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n)) /* a use after free still shows */
+#define KEEP_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define KEEP_POISON(p, n)   ((void)0)
+#define KEEP_UNPOISON(p, n) ((void)0)
+#endif
+static pthread_mutex_t keep_mu = PTHREAD_MUTEX_INITIALIZER;
+typedef struct kept {
+    void *p;
+    size_t cap;
+} kept;
+static kept keep[KEEP_N]; /* a ring: keep_old is the oldest, keep_n blocks */
+static unsigned keep_old, keep_n;
+static size_t keep_bytes;
+static unsigned long keep_uses, keep_uses_seen; /* takes and puts, for ..._release_idle() */
+
+static inline bool keep_fits(size_t n)
+{
+    return n >= KEEP_MIN && n <= KEEP_MAX;
+}
+
+/* A kept block for n bytes, or NULL. */
+static __attribute__((noinline)) void *keep_take(size_t n)
+{
+    void *p = NULL;
+    size_t cap = 0;
+    pthread_mutex_lock(&keep_mu);
+    for (unsigned k = 0; k < keep_n && k < KEEP_SCAN; k++) {
+        unsigned i = (keep_old + keep_n - 1 - k) % KEEP_N, top = (keep_old + keep_n - 1) % KEEP_N;
+        if (keep[i].cap < n || keep[i].cap > n + n / 2) continue;
+        p = keep[i].p;
+        cap = keep[i].cap;
+        keep_bytes -= cap;
+        keep[i] = keep[top]; /* the newest fills the hole */
+        keep_n--;
+        keep_uses++;
+        break;
+    }
+    pthread_mutex_unlock(&keep_mu);
+    if (p) KEEP_UNPOISON(p, cap);
+    return p;
+}
+
+/* Keeps p (from malloc) if its size is in range, else frees it; frees the oldest kept blocks
+** that no longer fit. */
+static __attribute__((noinline)) void keep_put(void *p)
+{
+    size_t cap = malloc_usable_size(p);
+    kept out[8];
+    unsigned n_out = 0;
+    if (keep_fits(cap)) {
+        KEEP_POISON(p, cap);
+        pthread_mutex_lock(&keep_mu);
+        while (keep_n && n_out < 8 && (keep_n == KEEP_N || keep_bytes + cap > KEEP_BYTES)) {
+            out[n_out++] = keep[keep_old];
+            keep_bytes -= keep[keep_old].cap;
+            keep_old = (keep_old + 1) % KEEP_N;
+            keep_n--;
+        }
+        if (keep_n < KEEP_N && keep_bytes + cap <= KEEP_BYTES) {
+            unsigned i = (keep_old + keep_n++) % KEEP_N;
+            keep[i].p = p;
+            keep[i].cap = cap;
+            keep_bytes += cap;
+            keep_uses++;
+            p = NULL;
+        }
+        pthread_mutex_unlock(&keep_mu);
+        if (p) KEEP_UNPOISON(p, cap);
+    }
+    while (n_out) {
+        n_out--;
+        KEEP_UNPOISON(out[n_out].p, out[n_out].cap);
+        free(out[n_out].p);
+    }
+    free(p);
+}
+
+size_t term_cache_bytes(void)
+{
+    pthread_mutex_lock(&keep_mu);
+    size_t n = keep_bytes;
+    pthread_mutex_unlock(&keep_mu);
+    return n;
+}
+
+static void keep_release_locked(void)
+{
+    while (keep_n) {
+        KEEP_UNPOISON(keep[keep_old].p, keep[keep_old].cap);
+        free(keep[keep_old].p);
+        keep_old = (keep_old + 1) % KEEP_N;
+        keep_n--;
+    }
+    keep_bytes = 0;
+}
+
+void term_cache_release(void)
+{
+    pthread_mutex_lock(&keep_mu);
+    keep_release_locked();
+    pthread_mutex_unlock(&keep_mu);
+}
+
+bool term_cache_release_idle(void)
+{
+    pthread_mutex_lock(&keep_mu);
+    bool idle = keep_uses == keep_uses_seen, any = idle && keep_n > 0;
+    keep_uses_seen = keep_uses;
+    if (any) keep_release_locked();
+    pthread_mutex_unlock(&keep_mu);
+    return any;
+}
+
 void *term__alloc(size_t n)
 {
-    if (alloc_fn == default_alloc) return malloc(n ? n : 1); /* no indirect call when unhooked */
+    if (alloc_fn == default_alloc) { /* no indirect call when unhooked */
+        void *p = keep_fits(n) ? keep_take(n) : NULL;
+        return p ? p : malloc(n ? n : 1);
+    }
     return alloc_fn(alloc_ud, NULL, 0, n ? n : 1);
 }
 
 void *term__realloc(void *p, size_t old, size_t n)
 {
+    if (alloc_fn == default_alloc && n >= KEEP_MIN) {
+        /* a shrink by less than a quarter (a reassembled message trimmed to its length) keeps
+        ** the block whole, so that it fits the next one of its size once kept */
+        if (p && n < old && n >= old - old / 4) return p;
+        void *q = n > old && keep_fits(n) ? keep_take(n) : NULL;
+        if (q) {
+            if (p) {
+                size_t had = malloc_usable_size(p);
+                memcpy(q, p, old < had ? old : had);
+            }
+            term__dealloc(p, old);
+            return q;
+        }
+    }
     return alloc_fn(alloc_ud, p, old, n ? n : 1);
 }
 
 void term__dealloc(void *p, size_t n)
 {
-    if (alloc_fn == default_alloc)
-        free(p);
-    else if (p)
+    if (alloc_fn == default_alloc) {
+        if (p && n >= KEEP_MIN)
+            keep_put(p);
+        else
+            free(p);
+    } else if (p) {
         alloc_fn(alloc_ud, p, n, 0);
+    }
 }
 
 void *term_alloc_raw(size_t n)

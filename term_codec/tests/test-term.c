@@ -492,6 +492,104 @@ static void test_box_cache_hook(void **state)
     assert_int_equal(hk_allocs, 2);
 }
 
+/* Large blocks (32 KB to 1 MiB) freed with the default allocator are kept and handed back to
+** the next request they fit: a plain malloc in between does not get the freed block, the
+** next term_alloc_raw() does. */
+static void test_large_cache_reuse(void **state)
+{
+    (void)state;
+    term_cache_release();
+    assert_int_equal(term_cache_bytes(), 0);
+    uint8_t *p = term_alloc_raw(64 << 10), *guard = term_alloc_raw(64 << 10);
+    memset(p, 1, 64 << 10);
+    term_free_raw(p, 64 << 10);
+    assert_true(term_cache_bytes() >= (64u << 10));
+    void *other = malloc(64 << 10); /* glibc would hand this one the freed chunk */
+    assert_ptr_not_equal(other, p);
+    uint8_t *q = term_alloc_raw(60 << 10); /* 64 KB is at most half as large again */
+    assert_ptr_equal(q, p);
+    assert_int_equal(term_cache_bytes(), 0);
+    q[(60 << 10) - 1] = 2;
+    /* a block more than half as large again as the request is not taken */
+    term_free_raw(q, 60 << 10);
+    uint8_t *r = term_alloc_raw(40 << 10);
+    assert_ptr_not_equal(r, p);
+    term_free_raw(r, 40 << 10);
+    /* blocks below 32 KB or above 1 MiB go straight back */
+    size_t before = term_cache_bytes();
+    term_free_raw(term_alloc_raw(16 << 10), 16 << 10);
+    term_free_raw(term_alloc_raw(2 << 20), 2 << 20);
+    assert_int_equal(term_cache_bytes(), before);
+    free(other);
+    term_free_raw(guard, 64 << 10);
+    term_cache_release();
+    assert_int_equal(term_cache_bytes(), 0);
+}
+
+/* A buffer growing into the range moves into a kept block with its bytes; a shrink by less
+** than a quarter keeps the block whole (its next use then fits it). */
+static void test_large_cache_grow_shrink(void **state)
+{
+    (void)state;
+    term_cache_release();
+    uint8_t *k = term_alloc_raw(128 << 10);
+    term_free_raw(k, 128 << 10);
+    etf_buf b = {0};
+    assert_int_equal(etf_buf_reserve(&b, 100), 0);
+    memcpy(b.data, "girder", 6);
+    b.len = 6;
+    assert_int_equal(etf_buf_reserve(&b, 100 << 10), 0); /* 64 doubled: 128 KB */
+    assert_ptr_equal(b.data, k);
+    assert_memory_equal(b.data, "girder", 6);
+    etf_buf_free(&b);
+    uint8_t *m = term_alloc_raw(72 << 10);
+    assert_ptr_equal(term_realloc_raw(m, 72 << 10, 66 << 10), m); /* kept whole */
+    term_free_raw(m, 66 << 10);
+    assert_ptr_equal(term_alloc_raw(72 << 10), m);        /* and fits a 72 KB request again */
+    uint8_t *h = term_realloc_raw(m, 72 << 10, 40 << 10); /* a real shrink */
+    assert_non_null(h);
+    term_free_raw(h, 40 << 10);
+    term_cache_release();
+}
+
+/* The bound: at most 32 MiB kept, the oldest given back first; term_cache_release_idle()
+** gives everything back only after a call period without use. */
+static void test_large_cache_bound_idle(void **state)
+{
+    (void)state;
+    term_cache_release();
+    enum { N = 600 };
+    void **v = malloc(N * sizeof *v);
+    for (int i = 0; i < N; i++) v[i] = term_alloc_raw(64 << 10);
+    for (int i = 0; i < N; i++) term_free_raw(v[i], 64 << 10);
+    size_t kept = term_cache_bytes();
+    assert_true(kept <= (32u << 20));
+    assert_true(kept >= (32u << 20) - (128u << 10));
+    /* the newest are kept: the last freed comes back first */
+    void *last = term_alloc_raw(64 << 10);
+    assert_ptr_equal(last, v[N - 1]);
+    term_free_raw(last, 64 << 10);
+    free(v);
+    assert_false(term_cache_release_idle()); /* used since the last call */
+    assert_true(term_cache_bytes() > 0);
+    assert_true(term_cache_release_idle()); /* unused for a period: given back */
+    assert_int_equal(term_cache_bytes(), 0);
+    assert_false(term_cache_release_idle());
+}
+
+/* With a hook installed nothing is kept: the hook sees the free. */
+static void test_large_cache_hook(void **state)
+{
+    (void)state;
+    term_cache_release();
+    hk_frees = 0;
+    term_set_allocator(counting_hook, NULL);
+    term_free_raw(term_alloc_raw(64 << 10), 64 << 10);
+    assert_int_equal(hk_frees, 1);
+    term_set_allocator(NULL, NULL);
+    assert_int_equal(term_cache_bytes(), 0);
+}
+
 /* Boxes made on one thread and freed on another, by threads that then exit: each thread's
 ** cache is given back at its exit (ASan's leak check fails otherwise) and no block is shared
 ** between two threads' caches (TSan). */
@@ -561,6 +659,10 @@ int main(void)
         cmocka_unit_test(test_box_cache_reuse),
         cmocka_unit_test(test_box_cache_hook),
         cmocka_unit_test(test_box_cache_threads),
+        cmocka_unit_test(test_large_cache_reuse),
+        cmocka_unit_test(test_large_cache_grow_shrink),
+        cmocka_unit_test(test_large_cache_bound_idle),
+        cmocka_unit_test(test_large_cache_hook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

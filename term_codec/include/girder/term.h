@@ -76,6 +76,14 @@ static inline const char *term_err_name(int err)
 ** realloc semantics: (p, 0) frees; (NULL, n) allocates. Set before creating any term. */
 typedef void *(*term_alloc_fn)(void *ud, void *p, size_t old, size_t n);
 GIRDER_API void term_set_allocator(term_alloc_fn fn, void *ud);
+/* With the default allocator, freed blocks of 32 KB to 1 MiB (large binaries, encode and
+** reassembly buffers) are kept for reuse, at most 32 MiB in all. term_cache_release() gives
+** them back to malloc; term_cache_release_idle() does so only if none was taken or kept since
+** its previous call (true if it gave some back): libnode's watchdog calls it every second. */
+GIRDER_API void term_cache_release(void);
+GIRDER_API bool term_cache_release_idle(void);
+/* Bytes so kept (usable sizes, as malloc reports them). */
+GIRDER_API size_t term_cache_bytes(void);
 
 /* ------------------------------------------------------------------- types */
 
