@@ -76,14 +76,25 @@ static inline bool keep_fits(size_t n)
     return n >= KEEP_MIN && n <= KEEP_MAX;
 }
 
+/* Takes the oldest kept block off the ring (keep_mu held, keep_n > 0). */
+static kept keep_pop_old(void)
+{
+    kept o = keep[keep_old];
+    keep_bytes -= o.cap;
+    keep_old = (keep_old + 1) % KEEP_N;
+    keep_n--;
+    return o;
+}
+
 /* A kept block for n bytes, or NULL. */
 static __attribute__((noinline)) void *keep_take(size_t n)
 {
     void *p = NULL;
     size_t cap = 0;
     pthread_mutex_lock(&keep_mu);
+    unsigned top = (keep_old + keep_n - 1) % KEEP_N;
     for (unsigned k = 0; k < keep_n && k < KEEP_SCAN; k++) {
-        unsigned i = (keep_old + keep_n - 1 - k) % KEEP_N, top = (keep_old + keep_n - 1) % KEEP_N;
+        unsigned i = (keep_old + keep_n - 1 - k) % KEEP_N;
         if (keep[i].cap < n || keep[i].cap > n + n / 2) continue;
         p = keep[i].p;
         cap = keep[i].cap;
@@ -108,12 +119,8 @@ static __attribute__((noinline)) void keep_put(void *p)
     if (keep_fits(cap)) {
         KEEP_POISON(p, cap);
         pthread_mutex_lock(&keep_mu);
-        while (keep_n && n_out < 8 && (keep_n == KEEP_N || keep_bytes + cap > KEEP_BYTES)) {
-            out[n_out++] = keep[keep_old];
-            keep_bytes -= keep[keep_old].cap;
-            keep_old = (keep_old + 1) % KEEP_N;
-            keep_n--;
-        }
+        while (keep_n && n_out < 8 && (keep_n == KEEP_N || keep_bytes + cap > KEEP_BYTES))
+            out[n_out++] = keep_pop_old();
         if (keep_n < KEEP_N && keep_bytes + cap <= KEEP_BYTES) {
             unsigned i = (keep_old + keep_n++) % KEEP_N;
             keep[i].p = p;
@@ -144,12 +151,10 @@ size_t term_cache_bytes(void)
 static void keep_release_locked(void)
 {
     while (keep_n) {
-        KEEP_UNPOISON(keep[keep_old].p, keep[keep_old].cap);
-        free(keep[keep_old].p);
-        keep_old = (keep_old + 1) % KEEP_N;
-        keep_n--;
+        kept o = keep_pop_old();
+        KEEP_UNPOISON(o.p, o.cap);
+        free(o.p);
     }
-    keep_bytes = 0;
 }
 
 void term_cache_release(void)
