@@ -287,15 +287,17 @@ static void release_all(bool all)
 static _Atomic int g_guard_batch = -1;
 
 /*
-** Installs the guards of stacks 1..n-1 of a new slab (stack i's guard is the first page at
-** base + i * total) in one system call where the kernel can (process_madvise with a vector of
+** Installs the guards of the n stacks of a new slab (stack i's guard is the first page at
+** base + i * total): stack 0's alone (guard_page, which also finds out which kind of guard this
+** kernel has), then the others in one system call where the kernel can (process_madvise with a
+*vector of
 ** guard regions): one madvise per stack cost ~1.9 us a stack on the paravirtual guest of
-** docs/performance.md, the vector ~0.7 us. Stack 0's guard is in already (guard_page, which
-** also found out which kind of guard this kernel has). Returns how many stacks from the start
-** are guarded; those past a failure are not.
+** docs/performance.md, the vector ~0.7 us. Returns how many stacks from the start are guarded;
+** those past a failure are not.
 */
 static size_t guards_install(char *base, size_t total, size_t n, size_t pg)
 {
+    if (guard_page(base, pg) != 0) return 0;
     size_t done = 1;
 #if defined(SYS_process_madvise)
     if (atomic_load_explicit(&g_guard_madvise, memory_order_relaxed) == 1 &&
@@ -341,7 +343,7 @@ static nd_stack *stack_cold_get(nd_sched *s)
     char *base = mmap(NULL, total * SLAB, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (base == MAP_FAILED) return NULL;
-    size_t n = guard_page(base, pg) == 0 ? guards_install(base, total, SLAB, pg) : 0;
+    size_t n = guards_install(base, total, SLAB, pg);
     if (n < SLAB) munmap(base + n * total, (SLAB - n) * total); /* unguarded: never used */
     sl = n ? malloc(sizeof *sl) : NULL;
     pthread_mutex_lock(&g_mu);
