@@ -18,43 +18,12 @@
 #define LAPS   300
 #define ROUNDS 5
 
-static void node_loop(void *arg)
-{
-    term_t next = (term_t)(uintptr_t)arg;
-    for (;;) {
-        term_t m;
-        nd_receive(ND_INFINITY, &m);
-        int64_t k = term_small_value(m);
-        nd_send(next, m == term_int(0) ? m : term_int(k - 1));
-        if (k == 0) break;
-    }
-    term_free(next);
-}
-
 static double elapsed;
 
 static void ring(void *arg)
 {
     (void)arg;
-    term_t next = term_dup(nd_self());
-    for (int i = 0; i < N - 1; i++) {
-        term_t pid;
-        nd_spawn(node_loop, (void *)(uintptr_t)next, NULL, &pid);
-        next = pid;
-    }
-    term_t first = next;
-    long hops = (long)N * LAPS;
-    double t0 = nb_now();
-    nd_send(first, term_int(hops - 1));
-    for (;;) {
-        term_t m;
-        nd_receive(ND_INFINITY, &m);
-        int64_t k = term_small_value(m);
-        if (k == 0) break;
-        nd_send(first, term_int(k - 1));
-    }
-    elapsed = nb_now() - t0;
-    term_free(first);
+    elapsed = nb_ring(N, LAPS);
 }
 
 /* The trace tool's side: drains the rings while the ring runs. */

@@ -18,6 +18,52 @@ static inline double nb_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/*
+** The ring of bench-ring and bench-trace-overhead: the caller spawns n - 1 processes in a ring
+** through itself, passes a token round it `laps` times and returns the seconds that took. The
+** token counts the hops down, and the caller is the one that takes the last 0; a further lap of
+** 0 (not timed) then ends every ring process, which would otherwise wait for ever: each round
+** left n - 1 waiting processes behind, whose stacks the next rounds' parking sweeps then gave
+** back while those rounds ran. The Erlang side (libnode_bench:ring1) does the same.
+*/
+static inline void nb_ring_node(void *arg)
+{
+    term_t next = (term_t)(uintptr_t)arg;
+    for (;;) {
+        term_t m;
+        nd_receive(ND_INFINITY, &m);
+        int64_t k = term_small_value(m);
+        nd_send(next, m == term_int(0) ? m : term_int(k - 1));
+        if (k == 0) break;
+    }
+    term_free(next);
+}
+
+static inline double nb_ring(int n, long laps)
+{
+    term_t next = term_dup(nd_self());
+    for (int i = 0; i < n - 1; i++) {
+        term_t pid;
+        nd_spawn(nb_ring_node, (void *)(uintptr_t)next, NULL, &pid);
+        next = pid;
+    }
+    term_t first = next, m;
+    long hops = (long)n * laps;
+    double t0 = nb_now();
+    nd_send(first, term_int(hops - 1));
+    for (;;) {
+        nd_receive(ND_INFINITY, &m);
+        int64_t k = term_small_value(m);
+        if (k == 0) break;
+        nd_send(first, term_int(k - 1));
+    }
+    double t = nb_now() - t0;
+    nd_send(first, term_int(0));
+    nd_receive(ND_INFINITY, &m); /* the 0 back: every ring process has forwarded it and ends */
+    term_free(first);
+    return t;
+}
+
 /* Compiles libnode_bench.erl into a temp dir and evaluates `call` there with `flags`; returns the
 ** number the Erlang function printed, or -1. */
 static inline double nb_erlang(const char *call, const char *flags)
