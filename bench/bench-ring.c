@@ -26,11 +26,13 @@ int main(int argc, char **argv)
     ba_check(argc, argv, usage, NULL);
     bs_machine("bench-ring");
     if (nd_init(NULL) != 0) return 1;
+    size_t base = nd_process_count();
     nb_erl e = nb_erl_start("libnode_bench:ring1(1000, 1000)", "");
     double g[64], er[64];
     int n = nb_interleave(&e, bench, &result, g, er);
+    bool clean = nb_none_left("bench-ring", base);
     nd_shutdown(10000);
     nb_erl_stop(&e);
     bs_report("ring", g, n, er, n, "msgs/s", true);
-    return 0;
+    return clean ? 0 : 1;
 }

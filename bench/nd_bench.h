@@ -64,6 +64,21 @@ static inline double nb_ring(int n, long laps)
     return t;
 }
 
+/* Whether every process the rounds started has ended (nd_process_count() back to `base`,
+** taken after nd_init; the last exits get up to 2 s): says so on stderr if not, since processes
+** left behind would stand in the next rounds' way (their stacks parked while those run). */
+static inline bool nb_none_left(const char *prog, size_t base)
+{
+    for (int i = 0; i < 200 && nd_process_count() > base; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    size_t left = nd_process_count();
+    if (left <= base) return true;
+    fprintf(stderr, "%s: %zu processes of the rounds are still alive\n", prog, left - base);
+    return false;
+}
+
 /* Compiles libnode_bench.erl into a temp dir and evaluates `call` there with `flags`; returns the
 ** number the Erlang function printed, or -1. */
 static inline double nb_erlang(const char *call, const char *flags)
