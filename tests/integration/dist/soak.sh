@@ -60,8 +60,7 @@ MB=16384; LASTONLY=0
 awk -v secs="$SECS" -v mb="$MB" -v lastonly="$LASTONLY" '
     $1 >= secs / 5 && !base { base = 1; r0 = $2; f0 = $3; t0 = $4 }
     base {
-        if (!lastonly && $2 - r0 > dr) dr = $2 - r0
-        if (lastonly) dr = $2 - r0
+        if (lastonly || $2 - r0 > dr) dr = $2 - r0
         if ($3 - f0 > df) df = $3 - f0; if ($4 - t0 > dt) dt = $4 - t0
     }
     END {
